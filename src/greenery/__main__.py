@@ -1,0 +1,3 @@
+from greenery.cli import main
+
+raise SystemExit(main())

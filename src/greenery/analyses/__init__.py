@@ -1,0 +1,40 @@
+"""Named analysis queries over the marts (dbt's "analyses"): one SQL file per question.
+
+Notebooks run them with `frame(con, name)` and show them with `show_sql(name)`, so the SQL a
+reader sees is the SQL that produced the figure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from greenery import db
+
+ANALYSES_DIR = Path(__file__).resolve().parent
+
+
+@cache
+def sql(name: str) -> str:
+    return (ANALYSES_DIR / f"{name}.sql").read_text()
+
+
+def frame(con: duckdb.DuckDBPyConnection, name: str, params: db.Params = None) -> pd.DataFrame:
+    return db.frame(con, sql(name), params)
+
+
+@dataclass(frozen=True)
+class RepeatRate:
+    users: int
+    buyers: int
+    repeat_buyers: int
+    rate: float
+
+
+def repeat_rate(con: duckdb.DuckDBPyConnection) -> RepeatRate:
+    users, buyers, repeat_buyers, rate = db.rows(con, sql("repeat_rate"))[0]
+    return RepeatRate(users, buyers, repeat_buyers, float(rate))

@@ -1,0 +1,141 @@
+"""The raw export's contract: seven tables, their columns and DuckDB types, declared once.
+
+The loader reads with exactly these types (no sniffing), the sample generator writes these
+columns in this order, and the personal-data test collects the columns marked `pii`.
+Timestamps are UTC instants written as ISO 8601 with a `Z`; they are stored as TIMESTAMP in UTC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    pii: bool = False  # personal data: never shown in the book, never carried into marts
+
+
+@dataclass(frozen=True)
+class RawTable:
+    name: str
+    key: str
+    columns: tuple[Column, ...]
+    crlf: bool  # line ending as delivered (the sample reproduces it)
+    final_newline: bool
+
+    @property
+    def file_name(self) -> str:
+        return f"{self.name}.csv"
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+
+def _c(name: str, type_: str = "VARCHAR", pii: bool = False) -> Column:
+    return Column(name, type_, pii)
+
+
+MONEY = "DECIMAL(12,2)"
+TS = "TIMESTAMP"
+
+RAW_TABLES: tuple[RawTable, ...] = (
+    RawTable(
+        "users",
+        "user_id",
+        (
+            _c("user_id"),
+            _c("first_name", pii=True),
+            _c("last_name", pii=True),
+            _c("email", pii=True),
+            _c("phone_number", pii=True),
+            _c("created_at", TS),
+            _c("updated_at", TS),
+            _c("address_id"),
+        ),
+        crlf=True,
+        final_newline=False,
+    ),
+    RawTable(
+        "addresses",
+        "address_id",
+        (
+            _c("address_id"),
+            _c("address", pii=True),
+            _c("zipcode"),  # text: 5 digits, leading zeros kept
+            _c("state"),
+            _c("country"),
+        ),
+        crlf=False,
+        final_newline=False,
+    ),
+    RawTable(
+        "products",
+        "product_id",
+        (_c("product_id"), _c("name"), _c("price", MONEY), _c("inventory", "INTEGER")),
+        crlf=False,
+        final_newline=False,
+    ),
+    RawTable(
+        "promos",
+        "promo_id",
+        (_c("promo_id"), _c("discount", MONEY), _c("status")),
+        crlf=True,
+        final_newline=False,
+    ),
+    RawTable(
+        "orders",
+        "order_id",
+        (
+            _c("order_id"),
+            _c("user_id"),
+            _c("promo_id"),  # the promo's name, empty when no promo was used
+            _c("address_id"),
+            _c("created_at", TS),
+            _c("order_cost", MONEY),
+            _c("shipping_cost", MONEY),
+            _c("order_total", MONEY),
+            _c("tracking_id"),
+            _c("shipping_service"),
+            _c("estimated_delivery_at", TS),
+            _c("delivered_at", TS),
+            _c("status"),
+        ),
+        crlf=False,
+        final_newline=True,
+    ),
+    RawTable(
+        "order_items",
+        "order_id, product_id",
+        (_c("order_id"), _c("product_id"), _c("quantity", "INTEGER")),
+        crlf=True,
+        final_newline=False,
+    ),
+    RawTable(
+        "events",
+        "event_id",
+        (
+            _c("event_id"),
+            _c("session_id"),
+            _c("user_id"),
+            _c("page_url"),
+            _c("created_at", TS),
+            _c("event_type"),
+            _c("order_id"),
+            _c("product_id"),
+        ),
+        crlf=False,
+        final_newline=True,
+    ),
+)
+
+TABLES_BY_NAME = {t.name: t for t in RAW_TABLES}
+
+
+def pii_columns() -> dict[str, list[str]]:
+    """Personal-data columns per raw table."""
+    return {t.name: [c.name for c in t.columns if c.pii] for t in RAW_TABLES if any(c.pii for c in t.columns)}

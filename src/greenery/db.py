@@ -1,0 +1,41 @@
+"""Thin helpers over DuckDB connections.
+
+DuckDB 2.0 keeps a statement's result open until it is read to the end, so every helper here
+reads results completely; values always travel as query parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+Params = Mapping[str, Any] | None
+
+
+def connect(path: Path | str = ":memory:", read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(str(path), read_only=read_only)
+    # Timestamps are stored as UTC; pin the session zone so date parts never shift.
+    con.execute("set timezone = 'UTC'").fetchall()
+    return con
+
+
+def run(con: duckdb.DuckDBPyConnection, sql: str, params: Params = None) -> None:
+    con.execute(sql, params or {}).fetchall()
+
+
+def rows(con: duckdb.DuckDBPyConnection, sql: str, params: Params = None) -> list[tuple]:
+    return con.execute(sql, params or {}).fetchall()
+
+
+def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: Params = None) -> Any:
+    result = rows(con, sql, params)
+    return result[0][0] if result else None
+
+
+def frame(con: duckdb.DuckDBPyConnection, sql: str, params: Params = None) -> pd.DataFrame:
+    """A small, already-aggregated result as a DataFrame."""
+    return con.execute(sql, params or {}).df()

@@ -1,0 +1,231 @@
+"""The project's models and data tests, read from the SQL files and the YAML beside them.
+
+Each layer folder under models/ holds one SQL file per model (named after the table it makes),
+the SQL assertions that guard it, and one YAML file documenting both. Dependencies are read from
+the SQL with DuckDB's own parser, so the build order can never drift from the code.
+"""
+
+from __future__ import annotations
+
+import graphlib
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import duckdb
+import yaml
+
+from greenery.config import MODELS_DIR
+from greenery.contract import TABLES_BY_NAME
+
+LAYERS = ("staging", "intermediate", "marts")
+SEVERITIES = ("error", "warn")
+GENERIC_TESTS = ("unique", "not_null", "relationships", "accepted_values")
+
+
+class ManifestError(Exception):
+    """The models or their YAML contradict each other (a project bug, not bad data)."""
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    layer: str  # staging, intermediate or marts
+    area: str | None  # core, marketing or product for marts
+    path: Path
+    sql: str
+    description: str
+    grain: str
+    key: tuple[str, ...]
+    columns: dict[str, str]  # documented column -> description
+    depends_on: frozenset[str]  # other models
+    reads_raw: frozenset[str]  # raw tables
+
+    @property
+    def key_sql(self) -> str:
+        """An expression naming a row of this model, for listing failing rows."""
+        parts = [f'"{k}"::varchar' for k in self.key]
+        return parts[0] if len(parts) == 1 else f"concat_ws(' / ', {', '.join(parts)})"
+
+    @property
+    def folder(self) -> str:
+        return f"{self.layer}/{self.area}" if self.area else self.layer
+
+
+@dataclass(frozen=True)
+class DataTest:
+    name: str
+    kind: str  # a generic kind or "assertion"
+    model: str
+    column: str | None
+    severity: str
+    rationale: str
+    sql: str  # returns the failing rows; the first column names each one
+    params: dict = field(default_factory=dict, hash=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    models: dict[str, Model]
+    tests: list[DataTest]
+
+    def build_order(self) -> list[Model]:
+        sorter = graphlib.TopologicalSorter({m.name: m.depends_on for m in self.models.values()})
+        sorter.prepare()
+        order: list[str] = []
+        while sorter.is_active():
+            ready = sorted(sorter.get_ready())  # deterministic among independent models
+            order.extend(ready)
+            sorter.done(*ready)
+        return [self.models[name] for name in order]
+
+    def edges(self) -> list[tuple[str, str]]:
+        """(upstream, downstream) pairs, raw tables named `raw.<table>`."""
+        pairs = []
+        for model in self.models.values():
+            pairs += [(f"raw.{t}", model.name) for t in sorted(model.reads_raw)]
+            pairs += [(up, model.name) for up in sorted(model.depends_on)]
+        return pairs
+
+
+def table_references(sql: str) -> set[str]:
+    """Tables a query reads, as `name` or `schema.name` (CTE names excluded), by DuckDB's parser."""
+    names = duckdb.get_table_names(sql, qualified=True)
+    return {name.split(" AS ")[0].strip().strip('"') for name in names}
+
+
+def _severity(config: dict, where: str) -> tuple[str, str]:
+    severity = config.get("severity", "error")
+    rationale = (config.get("rationale") or "").strip()
+    if severity not in SEVERITIES:
+        raise ManifestError(f"{where}: severity must be one of {SEVERITIES}, not {severity!r}")
+    if not rationale:
+        raise ManifestError(f"{where}: every data test needs a one-line rationale")
+    return severity, rationale
+
+
+def _generic_test(model: Model, column: str, kind: str, config: dict, where: str) -> DataTest:
+    severity, rationale = _severity(config, where)
+    col, table, key = f'"{column}"', model.name, model.key_sql
+    params: dict = {}
+    if kind == "unique":
+        sql = f"select {col}::varchar from {table} where {col} is not null group by {col} having count(*) > 1"
+    elif kind == "not_null":
+        sql = f"select {key} from {table} where {col} is null"
+    elif kind == "relationships":
+        parent, field_ = config["to"], config.get("field", column)
+        sql = (
+            f"select {key} from {table} as child where child.{col} is not null and not exists "
+            f'(select 1 from {parent} as parent where parent."{field_}" = child.{col})'
+        )
+    elif kind == "accepted_values":
+        params = {"accepted": [str(v) for v in config["values"]]}
+        sql = f"select {key} from {table} where {col} is not null and not list_contains($accepted, {col}::varchar)"
+    else:
+        raise ManifestError(f"{where}: unknown data test {kind!r}; use one of {GENERIC_TESTS} or an assertion")
+    suffix = f"__{config['to']}" if kind == "relationships" else ""
+    return DataTest(f"{kind}_{table}_{column}{suffix}", kind, table, column, severity, rationale, sql, params)
+
+
+def _read_folder(folder: Path, models_dir: Path) -> tuple[list[Model], list[DataTest]]:
+    yml_files = sorted(folder.glob("_*.yml"))
+    if len(yml_files) != 1:
+        raise ManifestError(f"{folder}: expected one _<folder>.yml documenting its models, found {len(yml_files)}")
+    doc = yaml.safe_load(yml_files[0].read_text()) or {}
+    relative = folder.relative_to(models_dir).parts
+    layer, area = relative[0], (relative[1] if len(relative) > 1 else None)
+    sql_files = {p.stem: p for p in folder.glob("*.sql")}
+    declared_models = {m["name"]: m for m in doc.get("models", [])}
+    declared_tests = {t["name"]: t for t in doc.get("data_tests", [])}
+    undeclared = set(sql_files) - set(declared_models) - set(declared_tests)
+    missing = (set(declared_models) | set(declared_tests)) - set(sql_files)
+    if undeclared or missing:
+        raise ManifestError(
+            f"{yml_files[0]}: SQL files and YAML disagree "
+            f"(undocumented: {sorted(undeclared)}, documented without SQL: {sorted(missing)})"
+        )
+
+    models = []
+    for name, entry in declared_models.items():
+        sql = sql_files[name].read_text()
+        refs = table_references(sql)
+        raw = {r.split(".", 1)[1] for r in refs if r.startswith("raw.")}
+        for field_ in ("description", "grain", "key"):
+            if not entry.get(field_):
+                raise ManifestError(f"{yml_files[0]}: model {name} needs a {field_}")
+        key = entry["key"]
+        models.append(
+            Model(
+                name=name,
+                layer=layer,
+                area=area,
+                path=sql_files[name],
+                sql=sql,
+                description=entry["description"].strip(),
+                grain=entry["grain"].strip(),
+                key=tuple(key if isinstance(key, list) else [key]),
+                columns={c["name"]: (c.get("description") or "").strip() for c in entry.get("columns", [])},
+                depends_on=frozenset(r for r in refs if not r.startswith("raw.")),
+                reads_raw=frozenset(raw),
+            )
+        )
+
+    tests = [t for model in models for t in _column_tests(model, declared_models[model.name], yml_files[0])]
+    for name, entry in declared_tests.items():
+        severity, rationale = _severity(entry, f"{yml_files[0]}: {name}")
+        tests.append(
+            DataTest(name, "assertion", entry["model"], entry.get("column"), severity, rationale,
+                     sql_files[name].read_text())
+        )
+    return models, tests
+
+
+def _column_tests(model: Model, entry: dict, where: Path) -> list[DataTest]:
+    tests = []
+    for column in entry.get("columns", []):
+        for test in column.get("data_tests", []):
+            kind, config = next(iter(test.items())) if isinstance(test, dict) else (test, {})
+            tests.append(_generic_test(model, column["name"], kind, config or {}, f"{where}: {model.name}.{column['name']}"))
+    return tests
+
+
+def _check(manifest: Manifest) -> None:
+    rank = {layer: i for i, layer in enumerate(LAYERS)}
+    for model in manifest.models.values():
+        unknown = model.depends_on - set(manifest.models)
+        if unknown:
+            raise ManifestError(f"{model.path}: reads unknown table(s) {sorted(unknown)}")
+        bad_raw = model.reads_raw - set(TABLES_BY_NAME)
+        if bad_raw:
+            raise ManifestError(f"{model.path}: reads unknown raw table(s) {sorted(bad_raw)}")
+        if model.reads_raw and model.layer != "staging":
+            raise ManifestError(f"{model.path}: only staging models read raw tables")
+        if model.layer == "staging" and model.depends_on:
+            raise ManifestError(f"{model.path}: staging models read raw tables only")
+        for upstream in map(manifest.models.get, model.depends_on):
+            upward = rank[upstream.layer] > rank[model.layer]
+            sideways_mart = model.layer == "marts" and upstream.layer == "marts" and upstream.area not in ("core", model.area)
+            if upward or sideways_mart:
+                raise ManifestError(f"{model.path}: {model.folder} may not read {upstream.folder}/{upstream.name}")
+    for test in manifest.tests:
+        if test.model not in manifest.models:
+            raise ManifestError(f"data test {test.name} guards unknown model {test.model}")
+    names = [t.name for t in manifest.tests]
+    if len(names) != len(set(names)):
+        raise ManifestError("two data tests share a name")
+
+
+@cache
+def load_manifest(models_dir: Path = MODELS_DIR) -> Manifest:
+    models: dict[str, Model] = {}
+    tests: list[DataTest] = []
+    for yml in sorted(models_dir.rglob("_*.yml")):
+        folder_models, folder_tests = _read_folder(yml.parent, models_dir)
+        for model in folder_models:
+            if model.name in models:
+                raise ManifestError(f"{model.path}: a model named {model.name} already exists")
+            models[model.name] = model
+        tests += folder_tests
+    manifest = Manifest(models, tests)
+    _check(manifest)
+    return manifest

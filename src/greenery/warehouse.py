@@ -1,0 +1,151 @@
+"""`greenery build`: choose the data, load it, build every model, run every data test.
+
+The warehouse is written to a temporary file beside the target and moved over it only when
+the build is complete and no error-level test failed, so the previous warehouse stays usable
+until a better one exists. A build that fails its data tests is kept as `<name>.rejected.duckdb`
+for inspection.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from greenery import __version__, config, db
+from greenery.contract import RAW_TABLES
+from greenery.datatests import TestResult, run_tests, store_results, summarize, write_json
+from greenery.errors import DataTestFailure
+from greenery.load import LoadReport, load_export
+from greenery.locking import exclusive
+from greenery.manifest import Manifest, load_manifest
+from greenery.sample import SAMPLE_MARKER, ensure_sample
+
+
+@dataclass(frozen=True)
+class DataSource:
+    path: Path
+    chosen_by: str  # how it was chosen: --data-dir, $GREENERY_DATA_DIR, data/raw or default sample
+    sample: dict | None  # the generator's settings when the data is a generated sample
+
+    @property
+    def kind(self) -> str:
+        return "sample" if self.sample else "export"
+
+    @property
+    def label(self) -> str:
+        if self.sample:
+            return f"the generated sample (seed {self.sample['seed']}, scale {self.sample['scale']:g})"
+        return "a Greenery export"
+
+
+def _is_complete_export(folder: Path) -> bool:
+    return all((folder / t.file_name).is_file() for t in RAW_TABLES)
+
+
+def choose_data(data_dir: str | os.PathLike | None = None, log=print) -> DataSource:
+    """--data-dir, else $GREENERY_DATA_DIR, else data/raw/ when complete, else the generated sample."""
+    if data_dir:
+        path, chosen_by = Path(data_dir).expanduser(), "--data-dir"
+    elif config.env_path("GREENERY_DATA_DIR"):
+        path, chosen_by = config.env_path("GREENERY_DATA_DIR"), "$GREENERY_DATA_DIR"
+    elif _is_complete_export(config.RAW_DIR):
+        path, chosen_by = config.RAW_DIR, "data/raw/"
+    else:
+        path, chosen_by = config.SAMPLE_DIR, "default: no export in --data-dir, $GREENERY_DATA_DIR or data/raw/"
+        if ensure_sample(path):
+            log(f"No export found: generated a sample into {path}")
+    marker = path / SAMPLE_MARKER
+    sample = json.loads(marker.read_text()) if marker.is_file() else None
+    return DataSource(path.resolve(), chosen_by, sample)
+
+
+@dataclass
+class BuildResult:
+    source: DataSource
+    warehouse: Path
+    loaded: LoadReport
+    model_rows: dict[str, int]
+    tests: list[TestResult]
+    seconds: float
+    info: dict = field(default_factory=dict)
+
+    @property
+    def summary(self) -> dict[str, int]:
+        return summarize(self.tests)
+
+
+def build_models(con: duckdb.DuckDBPyConnection, manifest: Manifest) -> dict[str, int]:
+    rows = {}
+    for model in manifest.build_order():
+        db.run(con, f"create or replace table {model.name} as {model.sql}")
+        rows[model.name] = db.scalar(con, f"select count(*) from {model.name}")
+    return rows
+
+
+def _store_build_info(con: duckdb.DuckDBPyConnection, source: DataSource, loaded: LoadReport) -> dict:
+    span = db.rows(con, "select min(created_at), max(created_at) from stg_events")[0]
+    orders = db.rows(con, "select min(created_at), max(created_at) from stg_orders")[0]
+    info = {
+        "data_kind": source.kind,
+        "data_label": source.label,
+        "data_dir": str(source.path),
+        "chosen_by": source.chosen_by,
+        "built_at": datetime.now(UTC).replace(microsecond=0).isoformat(),
+        "greenery_version": __version__,
+        "first_event_at": span[0],
+        "last_event_at": span[1],
+        "first_order_at": orders[0],
+        "last_order_at": orders[1],
+        "rows_read": loaded.total_rows,
+    }
+    db.run(
+        con,
+        """
+        create or replace table build_info as
+        select $data_kind as data_kind, $data_label as data_label, $data_dir as data_dir,
+               $chosen_by as chosen_by, $built_at::timestamptz as built_at,
+               $greenery_version as greenery_version,
+               $first_event_at::timestamp as first_event_at, $last_event_at::timestamp as last_event_at,
+               $first_order_at::timestamp as first_order_at, $last_order_at::timestamp as last_order_at,
+               $rows_read::bigint as rows_read
+        """,
+        info,
+    )
+    db.run(con, "create or replace table raw_row_counts (table_name varchar, row_count bigint)")
+    con.executemany("insert into raw_row_counts values (?, ?)", list(loaded.rows.items()))
+    return info
+
+
+def build(source: DataSource, warehouse: Path, manifest: Manifest | None = None) -> BuildResult:
+    """Build the warehouse at `warehouse` from `source`; raise InputError or DataTestFailure."""
+    manifest = manifest or load_manifest()
+    started = time.perf_counter()
+    with exclusive(warehouse, "the warehouse"):
+        building = warehouse.with_name(f".{warehouse.name}.building")
+        building.unlink(missing_ok=True)
+        con = db.connect(building)
+        try:
+            loaded = load_export(con, source.path)
+            model_rows = build_models(con, manifest)
+            tests = run_tests(con, manifest.tests)
+            store_results(con, tests)
+            info = _store_build_info(con, source, loaded)
+            con.close()
+        except BaseException:
+            con.close()
+            building.unlink(missing_ok=True)
+            raise
+        result = BuildResult(source, warehouse, loaded, model_rows, tests, 0.0, info)
+        write_json(config.run_results_path(warehouse), tests, info)
+        if result.summary["fail"]:
+            building.replace(warehouse.with_name(f"{warehouse.stem}.rejected{warehouse.suffix}"))
+            raise DataTestFailure(result)
+        building.replace(warehouse)
+    result.seconds = time.perf_counter() - started
+    return result

@@ -1,0 +1,95 @@
+"""Every exit code of `greenery`, and what each run prints about the data it used."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from greenery import cli, config
+from greenery.errors import ExitCode
+from shop import write_shop
+
+
+@pytest.fixture
+def no_data_anywhere(tmp_path, monkeypatch):
+    """A checkout with nothing in data/raw and no $GREENERY_DATA_DIR."""
+    monkeypatch.delenv("GREENERY_DATA_DIR", raising=False)
+    monkeypatch.setattr(config, "RAW_DIR", tmp_path / "data" / "raw")
+    monkeypatch.setattr(config, "SAMPLE_DIR", tmp_path / "data" / "sample")
+    return tmp_path
+
+
+def test_help_lists_the_commands():
+    done = subprocess.run([sys.executable, "-m", "greenery", "--help"], capture_output=True, text=True)
+    assert done.returncode == 0
+    assert all(word in done.stdout for word in ("build", "sample", "report", "Exit codes"))
+
+
+def test_build_ok_prints_models_and_tests(shop_dir, tmp_path, capsys):
+    code = cli.main(["build", "--data-dir", str(shop_dir), "--warehouse", str(tmp_path / "w.duckdb")])
+    out = capsys.readouterr().out
+    assert code == ExitCode.OK == 0
+    assert f"Data: {shop_dir}" in out and "Read 47 rows from 7 files" in out
+    assert "marts/marketing/dim_user_order_history" in out and "Data tests:" in out
+    assert "0 failed" in out
+
+
+def test_build_without_data_uses_the_generated_sample_and_says_so(no_data_anywhere, capsys):
+    code = cli.main(["build", "--warehouse", str(no_data_anywhere / "w.duckdb")])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "No export found: generated a sample" in out
+    assert "the generated sample (seed 42, scale 1)" in out
+
+
+def test_environment_variable_chooses_the_data(shop_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("GREENERY_DATA_DIR", str(shop_dir))
+    assert cli.main(["build", "--warehouse", str(tmp_path / "w.duckdb")]) == 0
+    assert "chosen by $GREENERY_DATA_DIR" in capsys.readouterr().out
+
+
+def test_error_level_failure_exits_1_and_names_the_test(tmp_path, capsys):
+    def edit(rows):
+        rows["orders"][1]["order_total"] = "99.0"
+
+    export = write_shop(tmp_path / "bad", edit)
+    code = cli.main(["build", "--data-dir", str(export), "--warehouse", str(tmp_path / "w.duckdb")])
+    captured = capsys.readouterr()
+    assert code == ExitCode.DATA_TEST_FAILED == 1
+    assert "FAIL assert_order_total_adds_up (stg_orders): 1 row(s), e.g. o2" in captured.out
+    assert "Build stopped" in captured.err
+
+
+def test_missing_column_exits_2_naming_file_and_column(shop_dir, tmp_path):
+    """Removing a column from a copy of orders.csv makes the build exit 2 naming the file and the column."""
+    lines = (shop_dir / "orders.csv").read_text().split("\n")
+    header = lines[0].split(",")
+    drop = header.index("order_total")
+    kept = [",".join(v for i, v in enumerate(line.split(",")) if i != drop) if line else line for line in lines]
+    (shop_dir / "orders.csv").write_text("\n".join(kept))
+    done = subprocess.run(
+        [sys.executable, "-m", "greenery", "build", "--data-dir", str(shop_dir), "--warehouse", str(tmp_path / "w.duckdb")],
+        capture_output=True, text=True,
+    )
+    assert done.returncode == ExitCode.BAD_INPUT == 2
+    error_lines = done.stderr.strip().splitlines()
+    assert error_lines == [f"error: {shop_dir / 'orders.csv'}:1: column 'order_total': expected column is missing from the header"]
+
+
+def test_busy_warehouse_exits_3(shop_dir, tmp_path, capsys):
+    from greenery.locking import exclusive
+
+    warehouse = tmp_path / "w.duckdb"
+    with exclusive(warehouse, "the warehouse"):
+        code = cli.main(["build", "--data-dir", str(shop_dir), "--warehouse", str(warehouse)])
+    assert code == ExitCode.BUSY == 3
+    assert "is being written by greenery (pid" in capsys.readouterr().err
+
+
+def test_sample_command_writes_the_seven_files(tmp_path, capsys):
+    assert cli.main(["sample", "--out", str(tmp_path / "s"), "--scale", "0.5", "--seed", "7"]) == 0
+    assert "seed 7, scale 0.5" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "s").glob("*.csv")) == sorted(
+        ["users.csv", "addresses.csv", "products.csv", "promos.csv", "orders.csv", "order_items.csv", "events.csv"])

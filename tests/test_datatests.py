@@ -1,0 +1,109 @@
+"""Each kind of data test passes on the clean shop and fails, naming the right rows, on a broken one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from greenery import config
+from greenery.errors import DataTestFailure
+from greenery.warehouse import DataSource, build
+from shop import write_shop
+
+
+def build_shop(tmp_path: Path, edit=None):
+    source = DataSource(write_shop(tmp_path / "export", edit), "test", None)
+    return build(source, tmp_path / "w.duckdb")
+
+
+def failing(tmp_path: Path, edit) -> dict[str, tuple[str, int, list[str]]]:
+    """Build the edited shop and return the tests that did not pass."""
+    try:
+        result = build_shop(tmp_path, edit)
+    except DataTestFailure as failure:
+        result = failure.result
+    return {t.name: (t.status, t.failing_rows, t.failing_keys) for t in result.tests if t.status != "pass"}
+
+
+def test_clean_shop_passes_every_test(tmp_path):
+    result = build_shop(tmp_path)
+    assert result.summary == {"pass": len(result.tests), "warn": 0, "fail": 0}
+
+
+def order(rows, order_id):
+    return next(r for r in rows["orders"] if r["order_id"] == order_id)
+
+
+def test_unique_and_relationships(tmp_path):
+    def edit(rows):
+        rows["orders"].append(dict(order(rows, "o6")))  # duplicate order o6
+        rows["order_items"].append({"order_id": "o9", "product_id": "p1", "quantity": "1"})  # unknown order
+
+    failed = failing(tmp_path, edit)
+    assert failed["unique_stg_orders_order_id"] == ("fail", 1, ["o6"])
+    assert failed["relationships_stg_order_items_order_id__stg_orders"] == ("fail", 1, ["o9 / p1"])
+
+
+def test_not_null_and_accepted_values(tmp_path):
+    def edit(rows):
+        order(rows, "o4")["status"] = "lost"
+        rows["events"][0]["session_id"] = ""
+
+    failed = failing(tmp_path, edit)
+    assert failed["accepted_values_stg_orders_order_status"] == ("fail", 1, ["o4"])
+    assert failed["not_null_stg_events_session_id"] == ("fail", 1, ["e01"])
+
+
+def test_order_total_must_add_up(tmp_path):
+    failed = failing(tmp_path, lambda rows: order(rows, "o2").update(order_total="35.0"))  # forgot the promo
+    assert failed["assert_order_total_adds_up"] == ("fail", 1, ["o2"])
+
+
+def test_delivered_before_created(tmp_path):
+    failed = failing(tmp_path, lambda rows: order(rows, "o1").update(delivered_at="2021-02-09T09:00:00Z"))
+    assert failed["assert_delivered_not_before_created"] == ("fail", 1, ["o1"])
+
+
+def test_checkout_without_order(tmp_path):
+    def edit(rows):
+        rows["events"].append({"event_id": "e99", "session_id": "s9", "user_id": "u4", "page_url": "x",
+                               "created_at": "2021-02-11T12:00:00Z", "event_type": "checkout",
+                               "order_id": "o404", "product_id": ""})
+
+    assert failing(tmp_path, edit)["assert_checkout_has_order"] == ("fail", 1, ["e99"])
+
+
+def test_warn_level_failure_still_builds(tmp_path):
+    def edit(rows):
+        order(rows, "o1")["estimated_delivery_at"] = ""
+        rows["addresses"][0]["zipcode"] = "2139"  # lost its leading zero
+
+    result = build_shop(tmp_path, edit)
+    warned = {t.name: t.failing_keys for t in result.tests if t.status == "warn"}
+    assert warned == {"assert_shipped_orders_have_estimate": ["o1"], "assert_zipcode_five_digits": ["a1"]}
+    assert (tmp_path / "w.duckdb").is_file()
+
+
+def test_error_failure_keeps_previous_warehouse_and_writes_json(tmp_path):
+    build_shop(tmp_path)
+    before = (tmp_path / "w.duckdb").read_bytes()
+    with pytest.raises(DataTestFailure):
+        build_shop(tmp_path, lambda rows: order(rows, "o2").update(order_total="35.0"))
+    assert (tmp_path / "w.duckdb").read_bytes() == before
+    assert (tmp_path / "w.rejected.duckdb").is_file()
+    payload = json.loads(config.run_results_path(tmp_path / "w.duckdb").read_text())
+    assert payload["summary"]["fail"] == 1
+    failed = [r for r in payload["results"] if r["status"] == "fail"]
+    assert failed[0]["name"] == "assert_order_total_adds_up"
+    assert failed[0]["failing_keys"] == ["o2"] and failed[0]["rationale"]
+
+
+def test_at_most_five_failing_keys_are_listed(tmp_path):
+    def edit(rows):
+        for r in rows["orders"]:
+            r["status"] = "unknown"
+
+    assert failing(tmp_path, edit)["accepted_values_stg_orders_order_status"] == (
+        "fail", 6, ["o1", "o2", "o3", "o4", "o5"])

@@ -1,0 +1,104 @@
+"""The loader on every quirk of the real export, and on input it must refuse."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from greenery import db
+from greenery.errors import InputError
+from greenery.load import load_export
+
+
+def load(folder: Path):
+    con = db.connect()
+    report = load_export(con, folder)
+    return con, report
+
+
+def test_line_endings_and_missing_final_newlines_as_delivered(shop_dir):
+    # users/promos/order_items end lines with CRLF, the rest LF; only orders and events end with one.
+    assert b"\r\n" in (shop_dir / "users.csv").read_bytes()
+    assert b"\r\n" not in (shop_dir / "orders.csv").read_bytes()
+    assert not (shop_dir / "users.csv").read_bytes().endswith(b"\n")
+    con, report = load(shop_dir)
+    assert report.rows == {"users": 4, "addresses": 4, "products": 3, "promos": 2, "orders": 6,
+                           "order_items": 8, "events": 20}
+    # No CR leaks into the last column of a CRLF file.
+    assert db.scalar(con, "select count(*) from raw.users where address_id like '%\r%'") == 0
+    assert db.scalar(con, "select address_id from raw.users where user_id = 'u4'") == "a4"
+
+
+def test_zipcode_keeps_leading_zero_as_text(shop_dir):
+    con, _ = load(shop_dir)
+    assert db.scalar(con, "select zipcode from raw.addresses where address_id = 'a1'") == "02139"
+    assert db.scalar(con, "select typeof(zipcode) from raw.addresses limit 1") == "VARCHAR"
+
+
+def test_empty_strings_become_null(shop_dir):
+    con, _ = load(shop_dir)
+    assert db.scalar(con, "select count(*) from raw.orders where promo_id is null") == 4
+    assert db.scalar(con, "select count(*) from raw.orders where promo_id = ''") == 0
+    assert db.scalar(con, "select count(*) from raw.events where product_id is null") == 6
+
+
+def test_promo_names_are_keys(shop_dir):
+    con, _ = load(shop_dir)
+    joined = db.rows(con, "select o.order_id, p.discount from raw.orders o join raw.promos p using (promo_id) order by 1")
+    assert [(o, float(d)) for o, d in joined] == [("o2", 5.0), ("o4", 2.0)]
+
+
+def test_types_come_from_the_contract(shop_dir):
+    con, _ = load(shop_dir)
+    types = dict(db.rows(con, "select column_name, data_type from information_schema.columns "
+                              "where table_schema = 'raw' and table_name = 'orders'"))
+    assert types["created_at"] == "TIMESTAMP"
+    assert types["order_total"] == "DECIMAL(12,2)"
+    assert types["status"] == "VARCHAR"
+    # Z means UTC: the stored value is the instant as written.
+    assert str(db.scalar(con, "select created_at from raw.orders where order_id = 'o3'")) == "2021-02-10 23:59:59"
+
+
+def test_columns_in_another_order_are_read_by_name(tmp_path):
+    from shop import write_shop
+
+    folder = write_shop(tmp_path / "x")
+    lines = (folder / "products.csv").read_text().split("\n")
+    swapped = [",".join(reversed(line.split(","))) for line in lines]
+    (folder / "products.csv").write_text("\n".join(swapped))
+    con, _ = load(folder)
+    assert db.rows(con, "select name, price::varchar from raw.products where product_id = 'p2'") == [("Cactus", "20.50")]
+
+
+def test_missing_column_names_file_and_column(shop_dir):
+    text = (shop_dir / "orders.csv").read_text().replace(",shipping_service,", ",carrier,")
+    (shop_dir / "orders.csv").write_text(text)
+    with pytest.raises(InputError) as raised:
+        load(shop_dir)
+    error = raised.value
+    assert (error.file.name, error.line, error.column) == ("orders.csv", 1, "shipping_service")
+
+
+def test_unparseable_value_names_line_and_column(shop_dir):
+    text = (shop_dir / "products.csv").read_text().replace("20.5", "twenty")
+    (shop_dir / "products.csv").write_text(text)
+    with pytest.raises(InputError) as raised:
+        load(shop_dir)
+    assert (raised.value.file.name, raised.value.line, raised.value.column) == ("products.csv", 3, "price")
+    assert "twenty" in str(raised.value)
+
+
+def test_missing_file(shop_dir):
+    (shop_dir / "promos.csv").unlink()
+    with pytest.raises(InputError, match="promos.csv: the file is missing"):
+        load(shop_dir)
+
+
+@pytest.mark.real_export
+def test_real_export_loads_exactly_as_delivered(real_export):
+    con, report = load(real_export)
+    assert report.rows == {"users": 130, "addresses": 150, "products": 30, "promos": 6, "orders": 361,
+                           "order_items": 862, "events": 3553}
+    assert report.warnings == []
+    assert db.scalar(con, "select count(*) from raw.addresses where zipcode like '0%'") > 0

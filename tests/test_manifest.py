@@ -1,0 +1,74 @@
+"""The models' YAML and SQL agree, dependencies come from the SQL, layers read only downward."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from greenery.config import MODELS_DIR
+from greenery.manifest import ManifestError, load_manifest, table_references
+
+
+def test_dependencies_are_read_from_the_sql():
+    sql = "with a as (select * from stg_orders o join raw.users u on o.user_id = u.user_id) select * from a, dim_x"
+    assert table_references(sql) == {"stg_orders", "raw.users", "dim_x"}
+    manifest = load_manifest()
+    assert manifest.models["fct_orders"].depends_on == {"stg_orders", "stg_promos", "int_order_item_totals"}
+    assert manifest.models["stg_orders"].reads_raw == {"orders"}
+
+
+def test_build_order_puts_every_model_after_what_it_reads():
+    manifest = load_manifest()
+    position = {m.name: i for i, m in enumerate(manifest.build_order())}
+    for model in manifest.models.values():
+        assert all(position[up] < position[model.name] for up in model.depends_on), model.name
+
+
+def test_every_model_is_documented_with_grain_and_every_column():
+    for model in load_manifest().models.values():
+        assert model.grain and model.description and model.key, model.name
+        assert model.columns, f"{model.name} documents no columns"
+
+
+def test_every_data_test_has_severity_and_rationale():
+    tests = load_manifest().tests
+    assert len(tests) >= 40
+    assert {t.severity for t in tests} == {"error", "warn"}
+    assert all(len(t.rationale) > 20 for t in tests)
+
+
+def test_one_staging_model_per_raw_table():
+    from greenery.contract import RAW_TABLES
+
+    staging = [m for m in load_manifest().models.values() if m.layer == "staging"]
+    assert sorted(m.name for m in staging) == sorted(f"stg_{t.name}" for t in RAW_TABLES)
+
+
+def _copy_models(tmp_path):
+    target = tmp_path / "models"
+    shutil.copytree(MODELS_DIR, target)
+    load_manifest.cache_clear()
+    return target
+
+
+def test_undocumented_sql_file_is_refused(tmp_path):
+    models = _copy_models(tmp_path)
+    (models / "marts/core/fct_new.sql").write_text("select * from fct_orders")
+    with pytest.raises(ManifestError, match="undocumented: \\['fct_new'\\]"):
+        load_manifest(models)
+
+
+def test_a_mart_reading_raw_is_refused(tmp_path):
+    models = _copy_models(tmp_path)
+    (models / "marts/core/dim_products.sql").write_text("select * from raw.products")
+    with pytest.raises(ManifestError, match="only staging models read raw tables"):
+        load_manifest(models)
+
+
+def test_marketing_may_not_read_product(tmp_path):
+    models = _copy_models(tmp_path)
+    path = models / "marts/marketing/fct_order_promos.sql"
+    path.write_text(path.read_text().replace("select * from fct_orders", "select * from fct_orders, fct_sessions"))
+    with pytest.raises(ManifestError, match="marts/marketing may not read marts/product/fct_sessions"):
+        load_manifest(models)

@@ -1,0 +1,149 @@
+"""Every model on the hand-made shop (tests/shop.py); the arithmetic is in the comments."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+import pytest
+
+from greenery import db
+
+
+def table(con, sql: str) -> dict:
+    """Rows keyed by their first column."""
+    result = con.execute(sql)
+    names = [d[0] for d in result.description]
+    return {row[0]: dict(zip(names, row, strict=True)) for row in result.fetchall()}
+
+
+def test_staging_renames_and_keeps_every_row(shop_db):
+    counts = dict(db.rows(shop_db, """
+        select 'users', count(*) from stg_users union all select 'addresses', count(*) from stg_addresses
+        union all select 'products', count(*) from stg_products union all select 'promos', count(*) from stg_promos
+        union all select 'orders', count(*) from stg_orders union all select 'items', count(*) from stg_order_items
+        union all select 'events', count(*) from stg_events"""))
+    assert counts == {"users": 4, "addresses": 4, "products": 3, "promos": 2, "orders": 6, "items": 8, "events": 20}
+    product = table(shop_db, "select * from stg_products")["p2"]
+    assert product == {"product_id": "p2", "product_name": "Cactus", "price_usd": Decimal("20.50"), "inventory": 0}
+    assert db.scalar(shop_db, "select order_status from stg_orders where order_id = 'o2'") == "shipped"
+    assert db.scalar(shop_db, "select discount_usd from stg_promos where promo_id = 'Spring sale'") == Decimal("5")
+
+
+def test_int_order_item_totals(shop_db):
+    totals = table(shop_db, "select * from int_order_item_totals")
+    # o2: p2 x1 (20.50) + p3 x2 (10.50) = 31.00 over 2 products, 3 units.
+    assert totals["o2"] == {"order_id": "o2", "product_count": 2, "unit_count": 3, "items_amount_usd": Decimal("31.00")}
+    # o5: p1 (10.00) + p2 (20.50) = 30.50.
+    assert totals["o5"]["items_amount_usd"] == Decimal("30.50")
+    assert len(totals) == 6
+
+
+def test_dim_users_has_location_and_no_personal_data(shop_db):
+    users = table(shop_db, "select * from dim_users")
+    assert set(users) == {"u1", "u2", "u3", "u4"}
+    assert users["u1"]["zipcode"] == "02139"  # the leading zero survives
+    assert users["u1"]["state"] == "Massachusetts"
+    assert not {"first_name", "last_name", "email", "phone_number", "street_address"} & set(users["u1"])
+
+
+def test_fct_orders(shop_db):
+    orders = table(shop_db, "select * from fct_orders")
+    o1, o2, o3, o4 = orders["o1"], orders["o2"], orders["o3"], orders["o4"]
+    # o1: promised 02-12 09:00, delivered 02-13 09:00 -> 3 days to delivery, 1 day late.
+    assert (o1["days_to_delivery"], o1["days_late"], o1["was_delivered_late"]) == (3.0, 1.0, True)
+    # o3: delivered 02-12 23:59:59, promised a day later -> 2 days, -1 (early).
+    assert (o3["days_to_delivery"], o3["days_late"], o3["was_delivered_late"]) == (2.0, -1.0, False)
+    # o2 is shipped, not delivered: no delivery figures.
+    assert (o2["days_to_delivery"], o2["was_delivered_late"]) == (None, None)
+    assert (o2["has_promo"], o2["discount_usd"], o2["product_count"], o2["unit_count"]) == (True, Decimal("5"), 2, 3)
+    assert (o1["has_promo"], o1["discount_usd"]) == (False, Decimal("0"))
+    # u3 ordered o4 (02-10 12:00), o5 (02-11 08:00), o6 (02-11 20:00).
+    assert [orders[o]["user_order_number"] for o in ("o4", "o5", "o6")] == [1, 2, 3]
+    assert (o4["promo_id"], o4["discount_usd"]) == ("gone", Decimal("2"))
+    assert [orders[o]["user_order_number"] for o in ("o1", "o2", "o3")] == [1, 2, 1]
+
+
+def test_fct_order_items_prices_each_line(shop_db):
+    items = db.rows(shop_db, "select order_id, product_id, user_id, line_amount_usd from fct_order_items order by 1, 2")
+    assert items[:3] == [("o1", "p1", "u1", Decimal("20.00")), ("o2", "p2", "u1", Decimal("20.50")),
+                         ("o2", "p3", "u1", Decimal("10.50"))]
+    assert db.scalar(shop_db, "select sum(line_amount_usd) from fct_order_items") == Decimal("117.75")  # 20+31+21+10+30.5+5.25
+
+
+def test_fct_events_flags_shipping_notices(shop_db):
+    counts = dict(db.rows(shop_db, "select is_shopper_event, count(*) from fct_events group by 1"))
+    assert counts == {True: 18, False: 2}  # two package_shipped events
+
+
+def test_dim_user_order_history(shop_db):
+    users = table(shop_db, "select * from dim_user_order_history")
+    u1, u2, u3, u4 = (users[u] for u in ("u1", "u2", "u3", "u4"))
+    assert (u1["order_count"], u1["lifetime_spend_usd"], u1["promo_order_count"]) == (2, Decimal("55.00"), 1)
+    assert u1["first_order_at"] == datetime(2021, 2, 10, 9, 0)
+    assert u1["last_order_at"] == datetime(2021, 2, 11, 15, 30)
+    # u3: 10.50 + 33.50 + 6.25 = 50.25, one promo order worth 2.
+    assert (u3["order_count"], u3["lifetime_spend_usd"], u3["lifetime_discount_usd"]) == (3, Decimal("50.25"), Decimal("2"))
+    assert [users[u]["order_count_band"] for u in ("u1", "u2", "u3", "u4")] == ["2", "1", "3", "0"]
+    assert (u2["is_buyer"], u2["is_repeat_buyer"]) == (True, False)
+    assert (u4["is_buyer"], u4["order_count"], u4["lifetime_spend_usd"]) == (False, 0, Decimal("0"))
+
+
+def test_repeat_rate_on_the_shop(shop_db):
+    # Buyers u1, u2, u3; repeat buyers u1 (2 orders) and u3 (3): 2 / 3.
+    from greenery.analyses import repeat_rate
+
+    rate = repeat_rate(shop_db)
+    assert (rate.repeat_buyers, rate.buyers, rate.users) == (2, 3, 4)
+    assert rate.rate == pytest.approx(2 / 3)
+
+
+def test_fct_order_promos(shop_db):
+    promos = table(shop_db, "select * from fct_order_promos")
+    assert (promos["o2"]["promo_id"], promos["o2"]["promo_status"], promos["o2"]["discount_usd"]) == (
+        "Spring sale", "active", Decimal("5"))
+    assert (promos["o4"]["promo_status"], promos["o1"]["promo_status"]) == ("inactive", None)
+
+
+def test_fct_first_orders(shop_db):
+    first = table(shop_db, "select * from fct_first_orders")
+    assert set(first) == {"u1", "u2", "u3"}  # u4 never ordered
+    u1, u2, u3 = first["u1"], first["u2"], first["u3"]
+    # u1's first order o1: Wednesday 09:00, 25.00, delivered a day late; before it, session s1
+    # had 2 page views and 1 cart add (the 20:00 shipping notice is later and not the shopper's).
+    assert (u1["order_id"], u1["hour_utc"], u1["weekday"], u1["order_total_usd"]) == ("o1", 9, "Wednesday", Decimal("25.00"))
+    assert (u1["was_delivered_late"], u1["days_late"], u1["is_repeat_buyer"]) == (True, 1.0, True)
+    assert (u1["sessions_before"], u1["page_views_before"], u1["add_to_carts_before"]) == (1, 2, 1)
+    # u2: o3 at 23:59:59, early by a day, never came back.
+    assert (u2["hour_utc"], u2["was_delivered_late"], u2["is_repeat_buyer"], u2["unit_count"]) == (23, False, False, 4)
+    # u3: o4 with promo "gone", still preparing: no delivery figures; s6 before it.
+    assert (u3["has_promo"], u3["promo_id"], u3["days_to_delivery"], u3["order_count"]) == (True, "gone", None, 3)
+    assert (u3["sessions_before"], u3["page_views_before"], u3["add_to_carts_before"]) == (1, 1, 1)
+
+
+def test_fct_sessions(shop_db):
+    sessions = table(shop_db, "select * from fct_sessions")
+    assert len(sessions) == 6
+    s1 = sessions["s1"]
+    # s1 runs 08:50:00 to the checkout at 08:59:59 (599 s); the 20:00 shipping notice is not the shopper's.
+    assert s1["duration_minutes"] == pytest.approx(599 / 60)
+    assert (s1["page_views"], s1["add_to_carts"], s1["checkouts"], s1["order_id"]) == (2, 1, 1, "o1")
+    assert (s1["products_viewed"], s1["products_added"], s1["products_touched"]) == (2, 1, 2)
+    s2 = sessions["s2"]
+    assert (s2["page_views"], s2["products_viewed"], s2["has_add_to_cart"], s2["has_checkout"]) == (2, 1, False, False)
+    assert s2["duration_minutes"] == 5.0
+    # s3 added p3 without viewing it: touched 2, viewed 1.
+    assert (sessions["s3"]["products_viewed"], sessions["s3"]["products_touched"]) == (1, 2)
+    assert sum(s["has_checkout"] for s in sessions.values()) == 4  # s1, s3, s4, s6
+    assert sum(s["has_add_to_cart"] for s in sessions.values()) == 5  # all but s2
+
+
+def test_fct_session_products(shop_db):
+    rows = {(r[0], r[1]): r[2:] for r in db.rows(shop_db, """
+        select session_id, product_id, was_viewed, was_added_to_cart, was_ordered, quantity_ordered
+        from fct_session_products""")}
+    assert rows[("s1", "p1")] == (True, True, True, 2)
+    assert rows[("s1", "p3")] == (True, False, False, 0)
+    assert rows[("s3", "p3")] == (False, True, True, 2)  # added and ordered without a view
+    assert rows[("s5", "p1")] == (True, True, False, 0)  # the abandoned cart
+    assert len(rows) == 8  # s1: p1, p3; s2: p2; s3: p2, p3; s4: p3; s5: p1; s6: p1
