@@ -45,3 +45,13 @@ def real_export() -> Path:
     if folder is None:
         pytest.skip("the real export is absent: neither $GREENERY_DATA_DIR nor ../shared/greenery holds it")
     return folder
+
+
+def pytest_sessionstart(session):
+    """nbval re-runs tests/baselines/*.ipynb against the sample, never against a configured export."""
+    import tempfile
+
+    from greenery.baselines import build_sample_warehouse
+
+    folder = Path(tempfile.mkdtemp(prefix="greenery-nbval-"))
+    os.environ["GREENERY_WAREHOUSE"] = str(build_sample_warehouse(folder))

@@ -6,6 +6,7 @@ or a short aggregate query, and shows the small result as a table or chart with 
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from pathlib import Path
@@ -19,6 +20,7 @@ from IPython.display import Markdown, display
 from greenery import analyses, config
 
 GREEN, GREY, RED = "#2e7d32", "#9e9e9e", "#c62828"
+_TABLE_IDS = itertools.count(1)
 
 
 def open_warehouse(warehouse: str | os.PathLike | None = None,
@@ -60,8 +62,10 @@ def glue(name: str, value, display_it: bool = False) -> None:
 
 
 def say(text: str) -> None:
-    """Prose computed from the data (a takeaway, a caveat with figures in it)."""
-    display(Markdown(text))
+    """Prose computed from the data (a takeaway, a caveat with figures in it).
+
+    Dollar signs are escaped: the book reads $...$ as mathematics."""
+    display(Markdown(text.replace("$", r"\$")))
 
 
 def show_sql(name: str) -> None:
@@ -70,7 +74,8 @@ def show_sql(name: str) -> None:
 
 def table(frame: pd.DataFrame, formats: dict[str, str] | None = None) -> None:
     """A small result as an HTML table without the index."""
-    styled = frame.style.hide(axis="index")
+    # Numbered ids instead of pandas' random ones, so re-running a chapter gives identical HTML.
+    styled = frame.style.hide(axis="index").set_uuid(f"t{next(_TABLE_IDS)}")
     if formats:
         styled = styled.format(formats, na_rep="–")
     display(styled)
@@ -117,7 +122,8 @@ def rate_chart(frame: pd.DataFrame, label: str, title: str, xlabel: str, overall
     ax = ax or plt.subplots(figsize=(7.5, 0.45 * len(frame) + 1.2))[1]
     y = range(len(frame))
     values = frame[rate] * 100
-    errors = [values - frame[f"{rate}_low"] * 100, frame[f"{rate}_high"] * 100 - values]
+    # Wilson bounds can sit a rounding error past the rate itself: whiskers are never negative.
+    errors = [(values - frame[f"{rate}_low"] * 100).clip(lower=0), (frame[f"{rate}_high"] * 100 - values).clip(lower=0)]
     ax.barh(list(y), values, color=GREEN, alpha=0.85, xerr=errors, ecolor="#333333", capsize=3)
     labels = [f"{g}  (n={n:,})" for g, n in zip(frame[label], frame[count], strict=True)] if count else frame[label]
     ax.set_yticks(list(y), labels)
@@ -129,3 +135,74 @@ def rate_chart(frame: pd.DataFrame, label: str, title: str, xlabel: str, overall
     ax.set_xlabel(xlabel)
     ax.set_title(title, loc="left")
     return ax
+
+
+def compare_segments(frame: pd.DataFrame, title: str, order: list[str] | None = None,
+                     overall: float | None = None) -> None:
+    """Table, chart and takeaway for repeat rates across segments of one indicator.
+
+    The takeaway names the largest gap between two segments of at least 5 buyers and its
+    95 % interval; an interval that includes zero means the data cannot tell the segments apart.
+    """
+    frame = with_rates(frame, "repeat_buyers", "buyers")
+    if order:
+        frame = frame.set_index("segment").reindex([s for s in order if s in set(frame["segment"])]).reset_index()
+    shown = frame.assign(interval=[f"{100 * lo:.0f}-{100 * hi:.0f} %" for lo, hi in zip(frame["rate_low"], frame["rate_high"], strict=True)])
+    table(shown[["segment", "buyers", "repeat_buyers", "rate", "interval"]].rename(columns={
+        "segment": "Segment", "buyers": "Buyers", "repeat_buyers": "Repeat buyers", "rate": "Repeat rate",
+        "interval": "95 % interval"}), {"Repeat rate": "{:.1%}"})
+    rate_chart(frame, "segment", title, "Repeat rate (% of buyers in the segment)", overall, count="buyers")
+    plt.show()
+    gap = largest_gap(frame)
+    if gap is None:
+        say("**Takeaway:** too few buyers in all but one segment to compare.")
+        return
+    verdict = ("the interval excludes zero, so the gap is unlikely to be chance alone" if gap["low"] > 0
+               else "the interval includes zero, so this data cannot tell the two apart")
+    say(f"**Takeaway:** {gap['high_segment']} ({gap['high_rate']:.0%} of {gap['high_buyers']}) vs "
+        f"{gap['low_segment']} ({gap['low_rate']:.0%} of {gap['low_buyers']}): a gap of "
+        f"{100 * gap['gap']:.0f} points, 95 % interval {100 * gap['low']:.0f} to {100 * gap['high']:.0f} "
+        f"points; {verdict}.")
+
+
+def largest_gap(frame: pd.DataFrame, min_buyers: int = 5) -> dict | None:
+    """The segments (of at least `min_buyers`) with the highest and lowest repeat rates, and the
+    95 % interval of the difference between them; None when fewer than two segments qualify."""
+    sized = frame[frame["buyers"] >= min_buyers]
+    if len(sized) < 2:
+        return None
+    rates = sized["repeat_buyers"] / sized["buyers"]
+    high, low = sized.loc[rates.idxmax()], sized.loc[rates.idxmin()]
+    k1, n1, k2, n2 = int(high.repeat_buyers), int(high.buyers), int(low.repeat_buyers), int(low.buyers)
+    lo, hi = difference_interval(k1, n1, k2, n2)
+    return {"high_segment": high.segment, "high_rate": k1 / n1, "high_buyers": n1,
+            "low_segment": low.segment, "low_rate": k2 / n2, "low_buyers": n2,
+            "gap": k1 / n1 - k2 / n2, "low": lo, "high": hi}
+
+
+def indicator_answer(indicators: pd.DataFrame, rate) -> str:
+    """The indicators chapter's answer, in words, from the per-indicator segment counts."""
+    gaps = {name: largest_gap(group) for name, group in indicators.groupby("indicator")}
+    clear = {name: g for name, g in gaps.items() if g and g["low"] > 0}
+    named = {name: name.replace("_", " ") for name in gaps}
+    if clear:
+        findings = "; ".join(
+            f"**{named[n]}** ({g['high_segment']}: {g['high_rate']:.0%} vs {g['low_segment']}: "
+            f"{g['low_rate']:.0%}, a gap of {100 * g['gap']:.0f} points, 95 % interval "
+            f"{100 * g['low']:.0f} to {100 * g['high']:.0f})"
+            for n, g in sorted(clear.items(), key=lambda item: -item[1]["gap"]))
+        answer = f"Gaps too large to be chance alone: {findings}."
+    else:
+        answer = "No indicator separates repeat from one-time buyers by more than chance can explain."
+    rest = ", ".join(sorted(named[n] for n in gaps if n not in clear))
+    censored = ("Time left in the export is censoring, not behaviour: buyers whose first order came near "
+                "its end had no time to order again, so read every other indicator with it in mind."
+                if "time_left_in_export" in clear else "")
+    return (f"**Answer.** Of {rate.buyers:,} buyers, {rate.repeat_buyers:,} ({rate.rate:.1%}) ordered again. "
+            f"{answer} For the others ({rest}) this data cannot tell the segments apart. {censored}").strip()
+
+
+def strongest_indicator(indicators: pd.DataFrame) -> str:
+    """The indicator with the largest gap between segments, in words."""
+    gaps = [(g["gap"], name) for name, group in indicators.groupby("indicator") if (g := largest_gap(group))]
+    return max(gaps)[1].replace("_", " ") if gaps else "none (too few buyers per segment to compare)"

@@ -36,6 +36,7 @@ class Model:
     sql: str
     description: str
     grain: str
+    serves: str  # marts: the questions it answers
     key: tuple[str, ...]
     columns: dict[str, str]  # documented column -> description
     depends_on: frozenset[str]  # other models
@@ -61,6 +62,7 @@ class DataTest:
     severity: str
     rationale: str
     sql: str  # returns the failing rows; the first column names each one
+    handling: str = ""  # what the models do with rows that fail (for the data-tests chapter)
     params: dict = field(default_factory=dict, hash=False, compare=False)
 
 
@@ -124,7 +126,8 @@ def _generic_test(model: Model, column: str, kind: str, config: dict, where: str
     else:
         raise ManifestError(f"{where}: unknown data test {kind!r}; use one of {GENERIC_TESTS} or an assertion")
     suffix = f"__{config['to']}" if kind == "relationships" else ""
-    return DataTest(f"{kind}_{table}_{column}{suffix}", kind, table, column, severity, rationale, sql, params)
+    name = f"{kind}_{table}_{column}{suffix}"
+    return DataTest(name, kind, table, column, severity, rationale, sql, (config.get("handling") or "").strip(), params)
 
 
 def _read_folder(folder: Path, models_dir: Path) -> tuple[list[Model], list[DataTest]]:
@@ -163,6 +166,7 @@ def _read_folder(folder: Path, models_dir: Path) -> tuple[list[Model], list[Data
                 sql=sql,
                 description=entry["description"].strip(),
                 grain=entry["grain"].strip(),
+                serves=(entry.get("serves") or "").strip(),
                 key=tuple(key if isinstance(key, list) else [key]),
                 columns={c["name"]: (c.get("description") or "").strip() for c in entry.get("columns", [])},
                 depends_on=frozenset(r for r in refs if not r.startswith("raw.")),
@@ -175,7 +179,7 @@ def _read_folder(folder: Path, models_dir: Path) -> tuple[list[Model], list[Data
         severity, rationale = _severity(entry, f"{yml_files[0]}: {name}")
         tests.append(
             DataTest(name, "assertion", entry["model"], entry.get("column"), severity, rationale,
-                     sql_files[name].read_text())
+                     sql_files[name].read_text(), (entry.get("handling") or "").strip())
         )
     return models, tests
 

@@ -81,10 +81,14 @@ class BuildResult:
 
 
 def build_models(con: duckdb.DuckDBPyConnection, manifest: Manifest) -> dict[str, int]:
+    """Create every model's table in dependency order; record row counts in `model_runs`."""
     rows = {}
     for model in manifest.build_order():
         db.run(con, f"create or replace table {model.name} as {model.sql}")
         rows[model.name] = db.scalar(con, f"select count(*) from {model.name}")
+    db.run(con, "create or replace table model_runs (model varchar, folder varchar, row_count bigint)")
+    con.executemany("insert into model_runs values (?, ?, ?)",
+                    [(name, manifest.models[name].folder, n) for name, n in rows.items()])
     return rows
 
 
