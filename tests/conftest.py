@@ -4,10 +4,10 @@ import os
 from pathlib import Path
 
 import pytest
+from shop import write_shop
 
 from greenery import db
 from greenery.warehouse import DataSource, build
-from shop import write_shop
 
 SHARED_EXPORT = Path(__file__).resolve().parents[1].parent / "shared" / "greenery"
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from shop import write_shop
 
 from greenery import config
 from greenery.errors import ExitCode
 from greenery.report import notebook_entries, publish, read_notebook
-from shop import write_shop
 
 
 def code_sources(nb) -> list[str]:

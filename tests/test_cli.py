@@ -6,10 +6,10 @@ import subprocess
 import sys
 
 import pytest
+from shop import write_shop
 
 from greenery import cli, config
 from greenery.errors import ExitCode
-from shop import write_shop
 
 
 @pytest.fixture

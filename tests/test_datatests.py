@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from shop import write_shop
 
 from greenery import config
 from greenery.errors import DataTestFailure
 from greenery.warehouse import DataSource, build
-from shop import write_shop
 
 
 def build_shop(tmp_path: Path, edit=None):

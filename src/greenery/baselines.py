@@ -45,7 +45,8 @@ def main() -> None:
             nb = execute(entry, target, parameters={})
             nbformat.write(strip_run_metadata(nb), target)
             print(f"wrote {target.relative_to(config.ROOT)}")
-    stale = {p.name for p in config.BASELINES_DIR.glob("*.ipynb")} - {f"{Path(e).name}.ipynb" for e in notebook_entries()}
+    expected = {f"{Path(e).name}.ipynb" for e in notebook_entries()}
+    stale = {p.name for p in config.BASELINES_DIR.glob("*.ipynb")} - expected
     for name in sorted(stale):
         (config.BASELINES_DIR / name).unlink()
         print(f"removed {name} (no longer in _toc.yml)")

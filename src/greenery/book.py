@@ -147,7 +147,8 @@ def compare_segments(frame: pd.DataFrame, title: str, order: list[str] | None = 
     frame = with_rates(frame, "repeat_buyers", "buyers")
     if order:
         frame = frame.set_index("segment").reindex([s for s in order if s in set(frame["segment"])]).reset_index()
-    shown = frame.assign(interval=[f"{100 * lo:.0f}-{100 * hi:.0f} %" for lo, hi in zip(frame["rate_low"], frame["rate_high"], strict=True)])
+    bounds = zip(frame["rate_low"], frame["rate_high"], strict=True)
+    shown = frame.assign(interval=[f"{100 * lo:.0f}-{100 * hi:.0f} %" for lo, hi in bounds])
     table(shown[["segment", "buyers", "repeat_buyers", "rate", "interval"]].rename(columns={
         "segment": "Segment", "buyers": "Buyers", "repeat_buyers": "Repeat buyers", "rate": "Repeat rate",
         "interval": "95 % interval"}), {"Repeat rate": "{:.1%}"})

@@ -17,7 +17,7 @@ DATA_HELP = "the export's folder (default: $GREENERY_DATA_DIR, else data/raw/, e
 
 
 def _print_build(result, out=print) -> None:
-    source, loaded = result.source, result.loaded
+    loaded = result.loaded
     counts = ", ".join(f"{name} {rows:,}" for name, rows in loaded.rows.items())
     out(f"Read {loaded.total_rows:,} rows from {len(loaded.rows)} files: {counts}")
     for warning in loaded.warnings:

@@ -189,7 +189,8 @@ def _column_tests(model: Model, entry: dict, where: Path) -> list[DataTest]:
     for column in entry.get("columns", []):
         for test in column.get("data_tests", []):
             kind, config = next(iter(test.items())) if isinstance(test, dict) else (test, {})
-            tests.append(_generic_test(model, column["name"], kind, config or {}, f"{where}: {model.name}.{column['name']}"))
+            where_ = f"{where}: {model.name}.{column['name']}"
+            tests.append(_generic_test(model, column["name"], kind, config or {}, where_))
     return tests
 
 
@@ -208,7 +209,8 @@ def _check(manifest: Manifest) -> None:
             raise ManifestError(f"{model.path}: staging models read raw tables only")
         for upstream in map(manifest.models.get, model.depends_on):
             upward = rank[upstream.layer] > rank[model.layer]
-            sideways_mart = model.layer == "marts" and upstream.layer == "marts" and upstream.area not in ("core", model.area)
+            sideways_mart = (model.layer == "marts" and upstream.layer == "marts"
+                             and upstream.area not in ("core", model.area))
             if upward or sideways_mart:
                 raise ManifestError(f"{model.path}: {model.folder} may not read {upstream.folder}/{upstream.name}")
     for test in manifest.tests:

@@ -7,10 +7,12 @@ the published one. Any failure leaves the previous book exactly as it was.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -50,11 +52,39 @@ def read_notebook(entry: str) -> nbformat.NotebookNode:
     return jupytext.read(config.ROOT / f"{entry}.md")
 
 
+@contextlib.contextmanager
+def _kernel_stderr_filtered():
+    """The kernel inherits our stderr; drop its start-up notice about TCP transport, keep the rest."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            for line in capture.read().decode(errors="replace").splitlines():
+                if "Kernel is running over TCP without encryption" not in line:
+                    print(line, file=sys.stderr)
+
+
 def execute(entry: str, output: Path, parameters: dict, cwd: Path = config.ROOT) -> nbformat.NotebookNode:
     """Run one chapter with papermill; a failure names the notebook and the cell."""
     output.parent.mkdir(parents=True, exist_ok=True)
+    with _kernel_stderr_filtered():
+        nb = _run_papermill(entry, output, parameters, cwd)
+    for cell in nb.cells:  # papermill's injected parameters hold local paths: never shown
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            cell.metadata["tags"] = [*cell.metadata["tags"], "remove-cell"]
+    nbformat.write(nb, output)
+    return nb
+
+
+def _run_papermill(entry: str, output: Path, parameters: dict, cwd: Path) -> nbformat.NotebookNode:
     try:
-        nb = papermill.execute_notebook(
+        return papermill.execute_notebook(
             read_notebook(entry), str(output), parameters=parameters, kernel_name="python3",
             progress_bar=False, cwd=str(cwd),
         )
@@ -64,11 +94,6 @@ def execute(entry: str, output: Path, parameters: dict, cwd: Path = config.ROOT)
             f"{entry}.md: cell In [{error.exec_count}] ({first_line.strip()[:60]}...) raised "
             f"{error.ename}: {error.evalue}"
         ) from None
-    for cell in nb.cells:  # papermill's injected parameters hold local paths: never shown
-        if "injected-parameters" in cell.metadata.get("tags", []):
-            cell.metadata["tags"] = [*cell.metadata["tags"], "remove-cell"]
-    nbformat.write(nb, output)
-    return nb
 
 
 def render(stage: Path) -> Path:
@@ -136,10 +161,8 @@ def publish(data_dir=None, out=None, warehouse=None, log=print) -> int:
             parameters = {"data_dir": str(source.path), "warehouse": str(warehouse_path)}
             for number, entry in enumerate(entries, start=1):
                 started = time.perf_counter()
-                log(f"[{number}/{len(entries)}] {entry}.md ...", end="", flush=True) if log is print else None
                 execute(entry, stage / f"{entry}.ipynb", parameters)
-                if log is print:
-                    log(f" {time.perf_counter() - started:.1f} s")
+                log(f"[{number}/{len(entries)}] {entry}.md executed in {time.perf_counter() - started:.1f} s")
             log("Rendering the book with jupyter-book ...")
             html = render(stage)
             swap_into_place(html, published)
