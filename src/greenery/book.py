@@ -15,7 +15,7 @@ import duckdb
 import matplotlib
 import matplotlib.pyplot as plt
 import pandas as pd
-from IPython.display import Markdown, display
+from IPython.display import HTML, Markdown, display
 
 from greenery import analyses, config
 
@@ -78,7 +78,7 @@ def table(frame: pd.DataFrame, formats: dict[str, str] | None = None) -> None:
     styled = frame.style.hide(axis="index").set_uuid(f"t{next(_TABLE_IDS)}")
     if formats:
         styled = styled.format(formats, na_rep="–")
-    display(styled)
+    display(HTML(styled.to_html()))  # HTML only: a Styler's own text form holds a memory address
 
 
 def pct(value: float | None, digits: int = 1) -> str:

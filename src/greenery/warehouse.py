@@ -92,6 +92,13 @@ def build_models(con: duckdb.DuckDBPyConnection, manifest: Manifest) -> dict[str
     return rows
 
 
+def build_time() -> datetime:
+    """Now, or $SOURCE_DATE_EPOCH when set (the reproducible-builds convention the baselines use)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    now = datetime.fromtimestamp(int(epoch), UTC) if epoch else datetime.now(UTC)
+    return now.replace(microsecond=0)
+
+
 def _store_build_info(con: duckdb.DuckDBPyConnection, source: DataSource, loaded: LoadReport) -> dict:
     span = db.rows(con, "select min(created_at), max(created_at) from stg_events")[0]
     orders = db.rows(con, "select min(created_at), max(created_at) from stg_orders")[0]
@@ -100,7 +107,7 @@ def _store_build_info(con: duckdb.DuckDBPyConnection, source: DataSource, loaded
         "data_label": source.label,
         "data_dir": str(source.path),
         "chosen_by": source.chosen_by,
-        "built_at": datetime.now(UTC).replace(microsecond=0).isoformat(),
+        "built_at": build_time().isoformat(),
         "greenery_version": __version__,
         "first_event_at": span[0],
         "last_event_at": span[1],

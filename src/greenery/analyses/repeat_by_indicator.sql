@@ -18,7 +18,7 @@ segmented as (
             when first_orders.hour_utc < 18 then '12-17 h'
             else '18-23 h'
         end as hour_of_day,
-        first_orders.weekday as weekday,
+        first_orders.weekday,
         case
             when date_diff('hour', first_orders.created_at, window_end.last_order_at) < 12 then 'under 12 h'
             when date_diff('hour', first_orders.created_at, window_end.last_order_at) < 24 then '12-23 h'
@@ -62,8 +62,8 @@ segmented as (
 long as (
     unpivot segmented
     on
-        hour_of_day, weekday, time_left_in_export, promo, delivery, page_views, cart_adds,
-        sessions, order_value, products
+        hour_of_day, weekday, time_left_in_export, promo, delivery, page_views, cart_adds,  -- noqa: LT02
+        sessions, order_value, products  -- noqa: LT02
     into name indicator value segment
 ),
 

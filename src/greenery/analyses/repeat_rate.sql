@@ -7,7 +7,7 @@ users as (
 
 final as (
     select
-        count(*) as users,
+        count(*) as users,  -- noqa: RF04
         count(*) filter (where order_count >= 1) as buyers,
         count(*) filter (where order_count >= 2) as repeat_buyers,
         repeat_buyers / buyers as repeat_rate

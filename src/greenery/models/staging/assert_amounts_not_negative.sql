@@ -30,8 +30,10 @@ negative_products as (
 
 final as (
     select * from negative_orders
-    union all select * from negative_items
-    union all select * from negative_products
+    union all
+    select * from negative_items
+    union all
+    select * from negative_products
 )
 
 select * from final

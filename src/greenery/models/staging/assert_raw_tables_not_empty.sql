@@ -2,15 +2,22 @@
 with
 
 counts as (
-    select 'users' as table_name, count(*) as row_count from stg_users
-    union all select 'products', count(*) from stg_products
-    union all select 'orders', count(*) from stg_orders
-    union all select 'order_items', count(*) from stg_order_items
-    union all select 'events', count(*) from stg_events
+    select
+        (select count(*) from stg_users) as users,  -- noqa: RF04
+        (select count(*) from stg_products) as products,
+        (select count(*) from stg_orders) as orders,
+        (select count(*) from stg_order_items) as order_items,
+        (select count(*) from stg_events) as events
+),
+
+per_table as (
+    unpivot counts
+    on users, products, orders, order_items, events
+    into name table_name value row_count
 ),
 
 final as (
-    select table_name from counts
+    select table_name from per_table
     where row_count = 0
 )
 

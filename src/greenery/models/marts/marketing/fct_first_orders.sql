@@ -28,7 +28,7 @@ browsing_before as (
     inner join events
         on
             first_orders.user_id = events.user_id
-            and events.created_at <= first_orders.created_at
+            and first_orders.created_at >= events.created_at
             and events.is_shopper_event
     group by first_orders.user_id
 ),
@@ -39,7 +39,7 @@ final as (
         first_orders.order_id,
         first_orders.created_at,
         hour(first_orders.created_at) as hour_utc,
-        dayname(first_orders.created_at) as weekday,
+        dayname(first_orders.created_at) as weekday,  -- noqa: RF04
         first_orders.order_total_usd,
         first_orders.product_count,
         first_orders.unit_count,
