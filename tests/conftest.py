@@ -11,6 +11,9 @@ from greenery.warehouse import DataSource, build
 
 SHARED_EXPORT = Path(__file__).resolve().parents[1].parent / "shared" / "greenery"
 
+# Tests never write the checkout's own history; tests of history pass their own path.
+os.environ["GREENERY_HISTORY"] = str(Path(__import__("tempfile").mkdtemp(prefix="greenery-history-")) / "h.duckdb")
+
 
 def real_export_dir() -> Path | None:
     """The real export: $GREENERY_DATA_DIR, else ../shared/greenery; None when neither exists."""

@@ -18,7 +18,6 @@ from greenery.report import execute, notebook_entries
 from greenery.sample import generate
 from greenery.warehouse import DataSource, build
 
-
 BASELINE_EPOCH = "1613174400"  # 2021-02-13T00:00:00Z: the baselines' fixed build time
 
 
@@ -29,7 +28,8 @@ def build_sample_warehouse(folder: Path) -> Path:
     export = folder / "sample"
     generate(export, config.SAMPLE_SCALE, config.SAMPLE_SEED)
     warehouse = folder / "baseline.duckdb"
-    build(DataSource(export, "baseline", {"seed": config.SAMPLE_SEED, "scale": config.SAMPLE_SCALE}), warehouse)
+    source = DataSource(export, "baseline", {"seed": config.SAMPLE_SEED, "scale": config.SAMPLE_SCALE})
+    build(source, warehouse, history=folder / "history.duckdb")  # a first build: nothing to compare yet
     return warehouse
 
 

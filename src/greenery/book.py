@@ -68,8 +68,10 @@ def say(text: str) -> None:
     display(Markdown(text.replace("$", r"\$")))
 
 
-def show_sql(name: str) -> None:
-    display(Markdown(f"```sql\n{analyses.sql(name).strip()}\n```"))
+def show_sql(name: str, collapsed: bool = False) -> None:
+    """Show an analysis's SQL; long ones folded in a dropdown the reader can open."""
+    block = f"```sql\n{analyses.sql(name).strip()}\n```"
+    display(Markdown(f"::::{{dropdown}} The SQL: {name}.sql\n{block}\n::::" if collapsed else block))
 
 
 def table(frame: pd.DataFrame, formats: dict[str, str] | None = None) -> None:
@@ -130,7 +132,7 @@ def rate_chart(frame: pd.DataFrame, label: str, title: str, xlabel: str, overall
     ax.invert_yaxis()
     if overall is not None:
         ax.axvline(overall * 100, color=RED, linestyle="--", linewidth=1, label=f"all buyers: {overall * 100:.1f} %")
-        ax.legend(loc="lower right", frameon=False)
+        ax.legend(loc="lower right", bbox_to_anchor=(1, 1), frameon=False)
     ax.set_xlim(0, 100)
     ax.set_xlabel(xlabel)
     ax.set_title(title, loc="left")

@@ -55,3 +55,10 @@ def warehouse_path(explicit: str | os.PathLike | None = None) -> Path:
 def run_results_path(warehouse: Path) -> Path:
     """The JSON result of the data tests, written beside its warehouse."""
     return warehouse.with_name(f"{warehouse.stem}.run_results.json")
+
+
+def history_path(explicit: str | os.PathLike | None = None) -> Path:
+    """--history, else $GREENERY_HISTORY, else data/history/history.duckdb."""
+    if explicit:
+        return Path(explicit).expanduser()
+    return env_path("GREENERY_HISTORY") or HISTORY_PATH

@@ -6,6 +6,7 @@ reads results completely; values always travel as query parameters.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,12 +24,17 @@ def connect(path: Path | str = ":memory:", read_only: bool = False) -> duckdb.Du
     return con
 
 
+def _used(sql: str, params: Params) -> dict:
+    """The parameters `sql` refers to: DuckDB refuses any it does not use, and callers often share one dict."""
+    return {name: value for name, value in (params or {}).items() if re.search(rf"\${name}\b", sql)}
+
+
 def run(con: duckdb.DuckDBPyConnection, sql: str, params: Params = None) -> None:
-    con.execute(sql, params or {}).fetchall()
+    con.execute(sql, _used(sql, params)).fetchall()
 
 
 def rows(con: duckdb.DuckDBPyConnection, sql: str, params: Params = None) -> list[tuple]:
-    return con.execute(sql, params or {}).fetchall()
+    return con.execute(sql, _used(sql, params)).fetchall()
 
 
 def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: Params = None) -> Any:
@@ -38,4 +44,4 @@ def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: Params = None) -> A
 
 def frame(con: duckdb.DuckDBPyConnection, sql: str, params: Params = None) -> pd.DataFrame:
     """A small, already-aggregated result as a DataFrame."""
-    return con.execute(sql, params or {}).df()
+    return con.execute(sql, _used(sql, params)).df()

@@ -21,6 +21,7 @@ from greenery import __version__, config, db
 from greenery.contract import RAW_TABLES
 from greenery.datatests import TestResult, run_tests, store_results, summarize, write_json
 from greenery.errors import DataTestFailure
+from greenery.history import record_build
 from greenery.load import LoadReport, load_export
 from greenery.locking import exclusive
 from greenery.manifest import Manifest, load_manifest
@@ -133,9 +134,15 @@ def _store_build_info(con: duckdb.DuckDBPyConnection, source: DataSource, loaded
     return info
 
 
-def build(source: DataSource, warehouse: Path, manifest: Manifest | None = None) -> BuildResult:
-    """Build the warehouse at `warehouse` from `source`; raise InputError or DataTestFailure."""
+def build(source: DataSource, warehouse: Path, manifest: Manifest | None = None,
+          history: Path | None = None) -> BuildResult:
+    """Build the warehouse at `warehouse` from `source`; raise InputError or DataTestFailure.
+
+    A build that passes its error-level tests is recorded in the history (`history`, default
+    $GREENERY_HISTORY or data/history/history.duckdb) before the new warehouse is moved in place.
+    """
     manifest = manifest or load_manifest()
+    history = history or config.history_path()
     started = time.perf_counter()
     with exclusive(warehouse, "the warehouse"):
         building = warehouse.with_name(f".{warehouse.name}.building")
@@ -147,6 +154,9 @@ def build(source: DataSource, warehouse: Path, manifest: Manifest | None = None)
             tests = run_tests(con, manifest.tests)
             store_results(con, tests)
             info = _store_build_info(con, source, loaded)
+            if not summarize(tests)["fail"]:
+                record_build(con, history, datetime.fromisoformat(info["built_at"]), source.kind, source.label,
+                             loaded.total_rows)
             con.close()
         except BaseException:
             con.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from types import SimpleNamespace
 
 import duckdb
 import pandas as pd
@@ -25,6 +26,12 @@ def sql(name: str) -> str:
 
 def frame(con: duckdb.DuckDBPyConnection, name: str, params: db.Params = None) -> pd.DataFrame:
     return db.frame(con, sql(name), params)
+
+
+def record(con: duckdb.DuckDBPyConnection, name: str, params: db.Params = None) -> SimpleNamespace:
+    """The one row of a single-row analysis, each value keeping its column's type."""
+    rows = frame(con, name, params).to_dict("records")
+    return SimpleNamespace(**rows[0])
 
 
 @dataclass(frozen=True)

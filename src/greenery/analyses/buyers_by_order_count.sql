@@ -1,12 +1,18 @@
--- Buyers by how many orders they placed: 1, 2, 3, 4 or more.
+-- Buyers by how many orders they placed, the last band open-ended ($top_band or more).
 with
 
 users as (
     select * from dim_user_order_history
 ),
 
-buyers as (
-    select * from users
+banded as (
+    select
+        least(order_count, $top_band) as band_order,
+        case
+            when order_count >= $top_band then $top_band::varchar || '+'
+            else order_count::varchar
+        end as order_count_band
+    from users
     where is_buyer
 ),
 
@@ -15,9 +21,9 @@ final as (
         order_count_band,
         count(*) as buyers,
         count(*) / sum(count(*)) over () as share_of_buyers
-    from buyers
-    group by order_count_band
-    order by order_count_band
+    from banded
+    group by band_order, order_count_band
+    order by band_order
 )
 
 select * from final

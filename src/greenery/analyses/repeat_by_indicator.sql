@@ -61,9 +61,7 @@ segmented as (
 
 long as (
     unpivot segmented
-    on
-        hour_of_day, weekday, time_left_in_export, promo, delivery, page_views, cart_adds,  -- noqa: LT02
-        sessions, order_value, products  -- noqa: LT02
+    on columns(* exclude (is_repeat_buyer))
     into name indicator value segment
 ),
 

@@ -1,0 +1,147 @@
+"""History across builds: type-2 snapshots in a DuckDB file that no build ever replaces.
+
+After a build passes its error-level tests, each snapshot declared in snapshots/_snapshots.yml
+is brought up to date in one transaction: a row whose checked columns changed gets its open
+version closed (valid_to = this build's time) and a new version opened; a new row gets its first
+version; a row gone from the export is closed. The differences against the previous build of the
+same kind of data (export or sample) are then written into the warehouse (`history_builds`,
+`history_changes`) for the "what changed" chapter. The first build has nothing to compare with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cache
+from pathlib import Path
+
+import duckdb
+import yaml
+
+from greenery import db
+from greenery.locking import exclusive
+
+SNAPSHOTS_FILE = Path(__file__).resolve().parent / "snapshots" / "_snapshots.yml"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    name: str
+    source: str
+    key: str
+    check_columns: tuple[str, ...]
+    description: str
+
+    @property
+    def row_hash(self) -> str:
+        if not self.check_columns:
+            return "''"
+        fields = ", ".join(f"'{c}': {c}" for c in self.check_columns)
+        return f"md5(to_json({{{fields}}})::varchar)"
+
+
+@cache
+def snapshots() -> tuple[Snapshot, ...]:
+    entries = yaml.safe_load(SNAPSHOTS_FILE.read_text())["snapshots"]
+    return tuple(Snapshot(e["name"], e["source"], e["key"], tuple(e["check_columns"]), e["description"].strip())
+                 for e in entries)
+
+
+def _ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    db.run(con, """
+        create table if not exists history.builds (
+            build_id integer, built_at timestamptz, data_kind varchar, data_label varchar, rows_read bigint)
+    """)
+    for snap in snapshots():
+        columns = ", ".join(f"{c}" for c in snap.check_columns)
+        select_columns = f"{snap.key}, {columns}" if columns else snap.key
+        db.run(con, f"""
+            create table if not exists history.{snap.name} as
+            select {select_columns}, ''::varchar as row_hash, ''::varchar as data_kind,
+                   null::timestamptz as valid_from, null::timestamptz as valid_to
+            from {snap.source} limit 0
+        """)
+
+
+def _apply(con: duckdb.DuckDBPyConnection, snap: Snapshot, params: dict) -> None:
+    """Close versions that changed or vanished, then open versions for new and changed rows."""
+    current = f"(select *, {snap.row_hash} as row_hash from {snap.source})"
+    db.run(con, f"""
+        update history.{snap.name} as h set valid_to = $now
+        where h.valid_to is null and h.data_kind = $kind and not exists (
+            select 1 from {current} as c where c.{snap.key} = h.{snap.key} and c.row_hash = h.row_hash)
+    """, params)
+    columns = ", ".join((snap.key, *snap.check_columns))
+    db.run(con, f"""
+        insert into history.{snap.name}
+        select {columns}, c.row_hash, $kind, $now, null
+        from {current} as c
+        where not exists (
+            select 1 from history.{snap.name} as h
+            where h.valid_to is null and h.data_kind = $kind and h.{snap.key} = c.{snap.key}
+              and h.row_hash = c.row_hash)
+    """, params)
+
+
+def _write_changes(con: duckdb.DuckDBPyConnection, params: dict) -> None:
+    """This build's differences from the previous one of the same data kind, into the warehouse."""
+    db.run(con, """
+        create or replace table history_builds as
+        select * from history.builds where data_kind = $kind order by build_id
+    """, params)
+    parts = []
+    for snap in snapshots():
+        parts.append(f"""
+            select '{snap.name}' as snapshot, coalesce(after.{snap.key}, before.{snap.key})::varchar as key,
+                   case when before.{snap.key} is null then 'new'
+                        when after.{snap.key} is null then 'removed' else 'changed' end as change,
+                   case when before.{snap.key} is not null then {_json(snap, 'before')} end as before,
+                   case when after.{snap.key} is not null then {_json(snap, 'after')} end as after
+            from (select * from history.{snap.name} where data_kind = $kind and valid_from = $now) as after
+            full join (select * from history.{snap.name} where data_kind = $kind and valid_to = $now) as before
+                on after.{snap.key} = before.{snap.key}
+        """)
+    db.run(con, f"""
+        create or replace table history_changes as
+        select * from ({' union all '.join(parts)})
+        where $previous_exists
+    """, params)
+
+
+def _json(snap: Snapshot, alias: str) -> str:
+    """The checked columns of one version, as JSON (an empty object for insert-only snapshots)."""
+    if not snap.check_columns:
+        return "'{}'::json"
+    return "to_json({" + ", ".join(f"'{c}': {alias}.{c}" for c in snap.check_columns) + "})"
+
+
+def record_build(con: duckdb.DuckDBPyConnection, history_path: Path, built_at: datetime, data_kind: str,
+                 data_label: str, rows_read: int) -> None:
+    """Update the history from the warehouse being built (`con`) and store this build's changes in it."""
+    history_path.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive(history_path, "the history"):
+        db.run(con, "attach $path as history", {"path": str(history_path)})
+        try:
+            db.run(con, "begin transaction")
+            _ensure_schema(con)
+            previous, last = db.rows(con, "select count(*), max(built_at) from history.builds where data_kind = $kind",
+                                     {"kind": data_kind})[0]
+            # Versions are stamped with the build time; it must move forward for valid_from/valid_to to order.
+            now = built_at if last is None or built_at > last else last + timedelta(seconds=1)
+            params = {"now": now, "kind": data_kind}
+            build_id = db.scalar(con, "select coalesce(max(build_id), 0) + 1 from history.builds")
+            db.run(con, "insert into history.builds values ($id, $now, $kind, $label, $rows)",
+                   {"id": build_id, "now": now, "kind": data_kind, "label": data_label, "rows": rows_read})
+            for snap in snapshots():
+                _apply(con, snap, params)
+            db.run(con, "commit")
+        except BaseException:
+            db.run(con, "rollback")
+            db.run(con, "detach history")
+            raise
+        # DuckDB lets one transaction write to one database: the history commits first, whole, then
+        # the warehouse (not yet published) receives this build's changes.
+        try:
+            _write_changes(con, {**params, "previous_exists": previous > 0})
+        finally:
+            db.run(con, "detach history")

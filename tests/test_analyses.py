@@ -1,0 +1,101 @@
+"""The chapters' queries (src/greenery/analyses) on the hand-made shop; arithmetic in the comments."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+import pytest
+
+from greenery import analyses, db
+
+
+def records(con, name, params=None) -> list[dict]:
+    return analyses.frame(con, name, params).to_dict("records")
+
+
+def test_repeat_rate_sql_is_what_the_chapter_shows(shop_db):
+    assert analyses.frame(shop_db, "repeat_rate").iloc[0].to_dict() == {
+        "users": 4, "buyers": 3, "repeat_buyers": 2, "repeat_rate": pytest.approx(2 / 3)}
+
+
+@pytest.mark.parametrize("top_band, expected", [
+    (4, [("1", 1), ("2", 1), ("3", 1)]),  # u2 once, u1 twice, u3 three times; nobody 4+
+    (3, [("1", 1), ("2", 1), ("3+", 1)]),
+    (2, [("1", 1), ("2+", 2)]),
+])
+def test_buyers_by_order_count(shop_db, top_band, expected):
+    rows = records(shop_db, "buyers_by_order_count", {"top_band": top_band})
+    assert [(r["order_count_band"], r["buyers"]) for r in rows] == expected
+
+
+def test_operations_overview(shop_db):
+    o = records(shop_db, "operations_overview")[0]
+    assert (o["user_count"], o["buyer_count"], o["order_count"]) == (4, 3, 6)
+    # Orders fall in 6 distinct hours; the span runs from the 02-10 09:00 hour to the 02-11 20:00 hour: 36 hours.
+    assert (o["hours_with_orders"], o["hours_in_span"]) == (6, 36)
+    assert o["orders_per_hour_with_orders"] == 1.0
+    assert o["orders_per_hour_of_span"] == pytest.approx(6 / 36)
+    assert o["revenue_usd"] == Decimal("126.25")  # 25 + 30 + 21 + 10.5 + 33.5 + 6.25
+    # Sessions start at 08:50, 23:50, 11:58 (02-10) and 10:00, 15:20, 12:00 (02-11): 6 hours, span 08h..15h next day = 32.
+    assert (o["session_count"], o["hours_with_sessions"], o["session_hours_in_span"]) == (6, 6, 32)
+
+
+def test_activity_by_hour_fills_empty_hours(shop_db):
+    rows = records(shop_db, "activity_by_hour")
+    assert len(rows) == 37  # 02-10 08:00 (s1) to 02-11 20:00 (o6): 16 hours on the 10th + 21 on the 11th
+    by_hour = {r["hour_utc"]: (r["orders"], r["sessions"]) for r in rows}
+    assert by_hour[datetime(2021, 2, 10, 8)] == (0, 1)  # s1 starts, o1 comes at 09:00
+    assert by_hour[datetime(2021, 2, 10, 9)] == (1, 0)
+    assert by_hour[datetime(2021, 2, 10, 11)] == (0, 1)  # s6 starts at 11:58; o4 is the 12:00 hour
+    assert sum(o for o, _ in by_hour.values()) == 6 and sum(s for _, s in by_hour.values()) == 6
+
+
+def test_orders_by_day(shop_db):
+    assert [(r["order_date"].date() if hasattr(r["order_date"], "date") else r["order_date"], r["orders"], r["revenue_usd"])
+            for r in records(shop_db, "orders_by_day")] == [
+        (date(2021, 2, 10), 3, Decimal("56.50")),  # o1 25 + o3 21 + o4 10.50
+        (date(2021, 2, 11), 3, Decimal("69.75")),  # o2 30 + o5 33.50 + o6 6.25
+    ]
+
+
+def test_delivery_by_carrier(shop_db):
+    rows = {r["carrier"]: r for r in records(shop_db, "delivery_by_carrier")}
+    assert set(rows) == {"ups", "usps"}  # only o1 and o3 were delivered
+    assert (rows["ups"]["mean_days_to_delivery"], rows["ups"]["mean_days_late"], rows["ups"]["late"]) == (3.0, 1.0, 1)
+    assert (rows["usps"]["median_days_to_delivery"], rows["usps"]["on_time_or_early"]) == (2.0, 1)
+    assert [(r["days_to_delivery"], r["orders"]) for r in records(shop_db, "delivery_days")] == [(2, 1), (3, 1)]
+
+
+def test_funnel(shop_db):
+    rows = records(shop_db, "funnel")
+    assert [(r["step"], r["sessions"]) for r in rows] == [
+        ("All sessions", 6), ("Viewed a product", 6), ("Added to cart", 5), ("Checked out", 4)]
+    assert rows[3]["share_of_all_sessions"] == pytest.approx(4 / 6)  # overall conversion
+    assert rows[2]["sessions_lost"] == 1  # s2 only looked
+    assert rows[3]["share_of_previous_step"] == pytest.approx(4 / 5)  # s5 abandoned its cart
+
+
+def test_product_conversion(shop_db):
+    rows = {r["product_name"]: r for r in records(shop_db, "product_conversion")}
+    # Fern (p1): viewed in s1, s5, s6; ordered in s1 and s6 -> 2/3.
+    assert (rows["Fern"]["sessions_viewed"], rows["Fern"]["sessions_ordered"]) == (3, 2)
+    assert rows["Fern"]["conversion_rate"] == pytest.approx(2 / 3)
+    # Orchid (p3): viewed in s1 and s4, ordered in s4 (s3 ordered it without viewing: not counted) -> 1/2.
+    assert (rows["Orchid"]["sessions_viewed"], rows["Orchid"]["sessions_added"], rows["Orchid"]["sessions_ordered"]) == (2, 1, 1)
+    assert rows["Cactus"]["conversion_rate"] == pytest.approx(1 / 2)  # viewed s2, s3; ordered s3
+    assert list(rows)[0] == "Fern"  # ranked by conversion
+
+
+def test_promos(shop_db):
+    rows = {r["promo"]: r for r in records(shop_db, "promos")}
+    # "gone" on o4, u3's first of three orders: u3 ordered again after it.
+    assert (rows["gone"]["orders"], rows["gone"]["buyers"], rows["gone"]["buyers_who_ordered_again"]) == (1, 1, 1)
+    assert rows["gone"]["discount_given_usd"] == Decimal("2")
+    # "Spring sale" on o2, u1's last order: not (yet) followed by another.
+    assert (rows["Spring sale"]["orders"], rows["Spring sale"]["buyers_who_ordered_again"]) == (1, 0)
+    assert rows["Spring sale"]["revenue_usd"] == Decimal("30.00")
+
+
+def test_fct_product_conversion_covers_unviewed_products(shop_db):
+    assert db.scalar(shop_db, "select count(*) from fct_product_conversion") == 3

@@ -1,0 +1,100 @@
+"""History across builds: type-2 versions, the changes of the latest build, nothing lost on failure."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from shop import write_shop
+
+from greenery import db
+from greenery.errors import DataTestFailure
+from greenery.warehouse import DataSource, build
+
+
+def ship(rows, order_ids=("o4", "o5", "o6")):
+    for row in rows["orders"]:
+        if row["order_id"] in order_ids:
+            row.update(status="shipped", tracking_id=f"t-{row['order_id']}", shipping_service="dhl",
+                       estimated_delivery_at="2021-02-15T12:00:00Z")
+
+
+@pytest.fixture
+def builder(tmp_path):
+    history = tmp_path / "history.duckdb"
+
+    def build_shop(name, edit=None):
+        source = DataSource(write_shop(tmp_path / name, edit), "test", None)
+        build(source, tmp_path / "w.duckdb", history=history)
+        return db.connect(tmp_path / "w.duckdb", read_only=True)
+
+    return build_shop, history
+
+
+def test_first_build_has_nothing_to_compare(builder):
+    build_shop, _ = builder
+    con = build_shop("first")
+    assert db.scalar(con, "select count(*) from history_builds") == 1
+    assert db.scalar(con, "select count(*) from history_changes") == 0
+
+
+def test_three_orders_shipped_are_exactly_what_changed(builder):
+    build_shop, history = builder
+    build_shop("first").close()
+    con = build_shop("second", ship)
+    changes = db.rows(con, """
+        select key, change, before->>'order_status', after->>'order_status'
+        from history_changes where snapshot = 'orders_snapshot' order by key""")
+    assert changes == [("o4", "changed", "preparing", "shipped"), ("o5", "changed", "preparing", "shipped"),
+                       ("o6", "changed", "preparing", "shipped")]
+    assert db.scalar(con, "select count(*) from history_changes where snapshot <> 'orders_snapshot'") == 0
+    con.close()
+    kept = db.connect(history, read_only=True)
+    versions = db.rows(kept, """select order_id, order_status, valid_to is null from orders_snapshot
+                               where order_id in ('o4', 'o5', 'o6') order by order_id, valid_from""")
+    assert versions == [("o4", "preparing", False), ("o4", "shipped", True), ("o5", "preparing", False),
+                        ("o5", "shipped", True), ("o6", "preparing", False), ("o6", "shipped", True)]
+    assert db.scalar(kept, "select count(*) from orders_snapshot") == 9  # 6 first versions + 3 new ones
+
+
+def test_new_rows_inventory_and_an_unchanged_rebuild(builder):
+    build_shop, _ = builder
+    build_shop("first").close()
+
+    def grow(rows):
+        rows["products"][0]["inventory"] = "3"
+        rows["users"].append({**rows["users"][3], "user_id": "u5", "email": "x@example.com"})
+        rows["events"].append({**rows["events"][-1], "event_id": "e99", "created_at": "2021-02-11T23:00:00Z"})
+
+    con = build_shop("second", grow)
+    found = {(s, k, c) for s, k, c in db.rows(con, "select snapshot, key, change from history_changes")}
+    assert found == {("products_snapshot", "p1", "changed"), ("users_snapshot", "u5", "new"),
+                     ("events_snapshot", "e99", "new")}
+    before, after = db.rows(con, "select before, after from history_changes where key = 'p1'")[0]
+    assert (json.loads(before)["inventory"], json.loads(after)["inventory"]) == (5, 3)
+    con.close()
+    con = build_shop("third", grow)  # the same data again
+    assert db.scalar(con, "select count(*) from history_changes") == 0
+    assert db.scalar(con, "select count(*) from history_builds") == 3
+
+
+def test_failed_build_leaves_history_untouched(builder, tmp_path):
+    build_shop, history = builder
+    build_shop("first").close()
+    before = history.read_bytes()
+
+    def broken(rows):
+        ship(rows)
+        rows["orders"][0]["order_total"] = "1.0"
+
+    with pytest.raises(DataTestFailure):
+        build_shop("broken", broken)
+    assert history.read_bytes() == before
+
+
+def test_personal_data_never_enters_history(builder):
+    build_shop, history = builder
+    build_shop("first").close()
+    kept = db.connect(history, read_only=True)
+    columns = {c for (c,) in db.rows(kept, "select column_name from information_schema.columns")}
+    assert not columns & {"first_name", "last_name", "email", "phone_number", "street_address"}
