@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -78,14 +79,35 @@ def test_missing_column_exits_2_naming_file_and_column(shop_dir, tmp_path):
     assert error_lines == [f"error: {shop_dir / 'orders.csv'}:1: column 'order_total': expected column is missing from the header"]
 
 
-def test_busy_warehouse_exits_3(shop_dir, tmp_path, capsys):
+def run_greenery(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "greenery", *args], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("command", ["build", "report"])
+def test_a_second_run_on_the_same_warehouse_refuses_with_exit_3(command, shop_dir, tmp_path):
+    """Another process holds the warehouse (as a running build would): the second run writes nothing."""
     from greenery.locking import exclusive
 
     warehouse = tmp_path / "w.duckdb"
     with exclusive(warehouse, "the warehouse"):
-        code = cli.main(["build", "--data-dir", str(shop_dir), "--warehouse", str(warehouse)])
-    assert code == ExitCode.BUSY == 3
-    assert "is being written by greenery (pid" in capsys.readouterr().err
+        done = run_greenery(command, "--data-dir", str(shop_dir), "--warehouse", str(warehouse))
+    assert done.returncode == ExitCode.BUSY == 3
+    assert done.stderr.strip().splitlines() == [
+        f"error: the warehouse {warehouse} is being written by greenery (pid {os.getpid()}); "
+        "wait for it to finish, or use another output path"]
+    assert not warehouse.exists()
+
+
+def test_a_second_report_on_the_same_book_refuses_with_exit_3(shop_dir, tmp_path):
+    from greenery.locking import exclusive
+
+    book = tmp_path / "book"
+    with exclusive(book, "the book"):
+        done = run_greenery("report", "--data-dir", str(shop_dir), "--out", str(book),
+                            "--warehouse", str(tmp_path / "w.duckdb"))
+    assert done.returncode == 3
+    assert "the book" in done.stderr and "is being written by greenery" in done.stderr
+    assert not (tmp_path / "w.duckdb").exists() and not book.exists()
 
 
 def test_sample_command_writes_the_seven_files(tmp_path, capsys):

@@ -14,7 +14,7 @@ from pathlib import Path
 import nbformat
 
 from greenery import config
-from greenery.report import execute, notebook_entries
+from greenery.report import execute, notebook_entries, notebook_path, quiet_kernel_notices
 from greenery.sample import generate
 from greenery.warehouse import DataSource, build
 
@@ -45,11 +45,11 @@ def strip_run_metadata(nb: nbformat.NotebookNode, name: str) -> nbformat.Noteboo
 
 def main() -> None:
     config.BASELINES_DIR.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, quiet_kernel_notices():
         os.environ["GREENERY_WAREHOUSE"] = str(build_sample_warehouse(Path(tmp)))
         for entry in notebook_entries():
             target = config.BASELINES_DIR / f"{Path(entry).name}.ipynb"
-            nb = execute(entry, target, parameters={})
+            nb = execute(notebook_path(entry), target, parameters={})
             nbformat.write(strip_run_metadata(nb, Path(entry).name), target)
             print(f"wrote {target.relative_to(config.ROOT)}")
     expected = {f"{Path(e).name}.ipynb" for e in notebook_entries()}

@@ -16,7 +16,7 @@ from greenery.errors import DataTestFailure, ExitCode, GreeneryError
 DATA_HELP = "the export's folder (default: $GREENERY_DATA_DIR, else data/raw/, else a generated sample)"
 
 
-def _print_build(result, out=print) -> None:
+def print_build(result, out=print) -> None:
     loaded = result.loaded
     counts = ", ".join(f"{name} {rows:,}" for name, rows in loaded.rows.items())
     out(f"Read {loaded.total_rows:,} rows from {len(loaded.rows)} files: {counts}")
@@ -47,11 +47,11 @@ def cmd_build(args: argparse.Namespace) -> int:
     try:
         result = build(source, warehouse)
     except DataTestFailure as failure:
-        _print_build(failure.result)
+        print_build(failure.result)
         print(f"Build stopped: error-level data tests failed; the previous warehouse at {warehouse} is kept.",
               file=sys.stderr)
         return ExitCode.DATA_TEST_FAILED
-    _print_build(result)
+    print_build(result)
     print(f"Warehouse: {warehouse} (built in {result.seconds:.2f} s)")
     return ExitCode.OK
 

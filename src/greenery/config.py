@@ -34,8 +34,10 @@ TOC_PATH = ROOT / "_toc.yml"
 BOOK_CONFIG_PATH = ROOT / "_config.yml"
 BUILD_DIR = ROOT / "_build"
 HTML_DIR = BUILD_DIR / "html"  # the published book
+CACHE_DIR = BUILD_DIR / "cache"  # executed chapters kept by fingerprint, reused when nothing changed
 BASELINES_DIR = ROOT / "tests" / "baselines"
 
+SAMPLE_MARKER = "sample.json"  # written beside a generated sample's CSVs: its seed, scale and version
 SAMPLE_SEED = 42
 SAMPLE_SCALE = 1.0
 

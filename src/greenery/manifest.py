@@ -20,6 +20,7 @@ from greenery.contract import TABLES_BY_NAME
 
 LAYERS = ("staging", "intermediate", "marts")
 SEVERITIES = ("error", "warn")
+MATERIALIZATIONS = ("table", "view")
 GENERIC_TESTS = ("unique", "not_null", "relationships", "accepted_values")
 
 
@@ -41,6 +42,7 @@ class Model:
     columns: dict[str, str]  # documented column -> description
     depends_on: frozenset[str]  # other models
     reads_raw: frozenset[str]  # raw tables
+    materialized: str = "table"  # view: recomputed when read (staging renames cost nothing that way)
 
     @property
     def key_sql(self) -> str:
@@ -137,6 +139,7 @@ def _read_folder(folder: Path, models_dir: Path) -> tuple[list[Model], list[Data
     doc = yaml.safe_load(yml_files[0].read_text()) or {}
     relative = folder.relative_to(models_dir).parts
     layer, area = relative[0], (relative[1] if len(relative) > 1 else None)
+    folder_materialized = doc.get("materialized", "table")
     sql_files = {p.stem: p for p in folder.glob("*.sql")}
     declared_models = {m["name"]: m for m in doc.get("models", [])}
     declared_tests = {t["name"]: t for t in doc.get("data_tests", [])}
@@ -157,6 +160,9 @@ def _read_folder(folder: Path, models_dir: Path) -> tuple[list[Model], list[Data
             if not entry.get(field_):
                 raise ManifestError(f"{yml_files[0]}: model {name} needs a {field_}")
         key = entry["key"]
+        materialized = entry.get("materialized", folder_materialized)
+        if materialized not in MATERIALIZATIONS:
+            raise ManifestError(f"{yml_files[0]}: {name}: materialized must be one of {MATERIALIZATIONS}")
         models.append(
             Model(
                 name=name,
@@ -171,6 +177,7 @@ def _read_folder(folder: Path, models_dir: Path) -> tuple[list[Model], list[Data
                 columns={c["name"]: (c.get("description") or "").strip() for c in entry.get("columns", [])},
                 depends_on=frozenset(r for r in refs if not r.startswith("raw.")),
                 reads_raw=frozenset(raw),
+                materialized=materialized,
             )
         )
 

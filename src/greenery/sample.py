@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from greenery.config import SAMPLE_MARKER
 from greenery.contract import RAW_TABLES, TABLES_BY_NAME
 
-SAMPLE_MARKER = "sample.json"
 GENERATOR_VERSION = 1
 USERS_PER_SCALE = 130
-CHUNK_USERS = 20_000
+CHUNK_USERS = 2_000
 
 WINDOW_START = np.datetime64("2021-02-10T00:00:00", "s")
 WINDOW_SECONDS = 2 * 86_400  # orders fall in two days, like the real export

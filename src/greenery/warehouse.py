@@ -11,13 +11,15 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 
-from greenery import __version__, config, db
+from greenery import __version__, config, db, fingerprint
 from greenery.contract import RAW_TABLES
 from greenery.datatests import TestResult, run_tests, store_results, summarize, write_json
 from greenery.errors import DataTestFailure
@@ -25,7 +27,6 @@ from greenery.history import record_build
 from greenery.load import LoadReport, load_export
 from greenery.locking import exclusive
 from greenery.manifest import Manifest, load_manifest
-from greenery.sample import SAMPLE_MARKER, ensure_sample
 
 
 @dataclass(frozen=True)
@@ -58,10 +59,12 @@ def choose_data(data_dir: str | os.PathLike | None = None, log=print) -> DataSou
     elif _is_complete_export(config.RAW_DIR):
         path, chosen_by = config.RAW_DIR, "data/raw/"
     else:
+        from greenery.sample import ensure_sample  # numpy and pandas: only when a sample is needed
+
         path, chosen_by = config.SAMPLE_DIR, "default: no export in --data-dir, $GREENERY_DATA_DIR or data/raw/"
         if ensure_sample(path):
             log(f"No export found: generated a sample into {path}")
-    marker = path / SAMPLE_MARKER
+    marker = path / config.SAMPLE_MARKER
     sample = json.loads(marker.read_text()) if marker.is_file() else None
     return DataSource(path.resolve(), chosen_by, sample)
 
@@ -75,6 +78,7 @@ class BuildResult:
     tests: list[TestResult]
     seconds: float
     info: dict = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per step, for `make bench`
 
     @property
     def summary(self) -> dict[str, int]:
@@ -82,10 +86,10 @@ class BuildResult:
 
 
 def build_models(con: duckdb.DuckDBPyConnection, manifest: Manifest) -> dict[str, int]:
-    """Create every model's table in dependency order; record row counts in `model_runs`."""
+    """Create every model (table or view) in dependency order; record row counts in `model_runs`."""
     rows = {}
     for model in manifest.build_order():
-        db.run(con, f"create or replace table {model.name} as {model.sql}")
+        db.run(con, f"create or replace {model.materialized} {model.name} as {model.sql}")
         rows[model.name] = db.scalar(con, f"select count(*) from {model.name}")
     db.run(con, "create or replace table model_runs (model varchar, folder varchar, row_count bigint)")
     con.executemany("insert into model_runs values (?, ?, ?)",
@@ -100,7 +104,33 @@ def build_time() -> datetime:
     return now.replace(microsecond=0)
 
 
-def _store_build_info(con: duckdb.DuckDBPyConnection, source: DataSource, loaded: LoadReport) -> dict:
+@contextmanager
+def _timed(timings: dict[str, float], step: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[step] = round(time.perf_counter() - started, 4)
+
+
+def built_fingerprint(warehouse: Path) -> str | None:
+    """The fingerprint of the export and code a warehouse was built from; None if it cannot be read."""
+    if not warehouse.is_file():
+        return None
+    try:
+        con = db.connect(warehouse, read_only=True)
+    except duckdb.Error:
+        return None
+    try:
+        return db.scalar(con, "select fingerprint from build_info")
+    except duckdb.Error:
+        return None
+    finally:
+        con.close()
+
+
+def _store_build_info(con: duckdb.DuckDBPyConnection, source: DataSource, loaded: LoadReport,
+                      inputs: str) -> dict:
     span = db.rows(con, "select min(created_at), max(created_at) from stg_events")[0]
     orders = db.rows(con, "select min(created_at), max(created_at) from stg_orders")[0]
     info = {
@@ -115,6 +145,7 @@ def _store_build_info(con: duckdb.DuckDBPyConnection, source: DataSource, loaded
         "first_order_at": orders[0],
         "last_order_at": orders[1],
         "rows_read": loaded.total_rows,
+        "fingerprint": inputs,
     }
     db.run(
         con,
@@ -125,7 +156,7 @@ def _store_build_info(con: duckdb.DuckDBPyConnection, source: DataSource, loaded
                $greenery_version as greenery_version,
                $first_event_at::timestamp as first_event_at, $last_event_at::timestamp as last_event_at,
                $first_order_at::timestamp as first_order_at, $last_order_at::timestamp as last_order_at,
-               $rows_read::bigint as rows_read
+               $rows_read::bigint as rows_read, $fingerprint as fingerprint
         """,
         info,
     )
@@ -144,26 +175,34 @@ def build(source: DataSource, warehouse: Path, manifest: Manifest | None = None,
     manifest = manifest or load_manifest()
     history = history or config.history_path()
     started = time.perf_counter()
+    timings: dict[str, float] = {}
     with exclusive(warehouse, "the warehouse"):
         building = warehouse.with_name(f".{warehouse.name}.building")
         building.unlink(missing_ok=True)
         con = db.connect(building)
         try:
-            loaded = load_export(con, source.path)
-            model_rows = build_models(con, manifest)
-            tests = run_tests(con, manifest.tests)
-            store_results(con, tests)
-            info = _store_build_info(con, source, loaded)
+            with _timed(timings, "load"):
+                loaded = load_export(con, source.path)
+            with _timed(timings, "fingerprint"):
+                inputs = fingerprint.warehouse(source.path)
+            with _timed(timings, "models"):
+                model_rows = build_models(con, manifest)
+            with _timed(timings, "data tests"):
+                tests = run_tests(con, manifest.tests)
+                store_results(con, tests)
+            info = _store_build_info(con, source, loaded, inputs)
             if not summarize(tests)["fail"]:
-                record_build(con, history, datetime.fromisoformat(info["built_at"]), source.kind, source.label,
-                             loaded.total_rows)
-            con.close()
+                with _timed(timings, "history"):
+                    record_build(con, history, datetime.fromisoformat(info["built_at"]), source.kind,
+                                 source.label, loaded.total_rows)
+            with _timed(timings, "write"):
+                con.close()
         except BaseException:
             con.close()
             building.unlink(missing_ok=True)
             raise
-        result = BuildResult(source, warehouse, loaded, model_rows, tests, 0.0, info)
-        write_json(config.run_results_path(warehouse), tests, info)
+        result = BuildResult(source, warehouse, loaded, model_rows, tests, 0.0, info, timings)
+        write_json(config.run_results_path(warehouse), tests, {**info, "timings": timings})
         if result.summary["fail"]:
             building.replace(warehouse.with_name(f"{warehouse.stem}.rejected{warehouse.suffix}"))
             raise DataTestFailure(result)
