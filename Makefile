@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: report test baselines lint clean help
+.PHONY: report test baselines bench lint clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -26,9 +26,12 @@ test: $(STAMP)  ## unit tests, model fixtures, CLI exit codes and nbval baseline
 baselines: $(STAMP)  ## re-execute the notebooks on the sample into tests/baselines (review the diff)
 	$(BIN)/python -m greenery.baselines
 
+bench: $(STAMP)  ## speed and memory at scales 1, 10, 100 against DuckDB's floor; rewrites README's table
+	$(BIN)/python -m greenery.bench --readme
+
 lint: $(STAMP)  ## ruff on Python, sqlfluff on the models
 	$(BIN)/ruff check src tests
 	$(BIN)/sqlfluff lint src/greenery/models src/greenery/analyses
 
 clean:  ## remove built outputs (never the raw data or the history)
-	rm -rf _build data/warehouse data/sample
+	rm -rf _build data/warehouse data/sample data/bench

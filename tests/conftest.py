@@ -1,18 +1,21 @@
 from __future__ import annotations
 
+import hashlib
 import os
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from shop import write_shop
 
-from greenery import db
+from greenery import config, db
 from greenery.warehouse import DataSource, build
 
 SHARED_EXPORT = Path(__file__).resolve().parents[1].parent / "shared" / "greenery"
 
 # Tests never write the checkout's own history; tests of history pass their own path.
-os.environ["GREENERY_HISTORY"] = str(Path(__import__("tempfile").mkdtemp(prefix="greenery-history-")) / "h.duckdb")
+os.environ["GREENERY_HISTORY"] = str(Path(tempfile.mkdtemp(prefix="greenery-history-")) / "h.duckdb")
 
 
 def real_export_dir() -> Path | None:
@@ -31,7 +34,7 @@ def shop_warehouse(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("shop")
     source = DataSource(write_shop(folder / "export"), "test", None)
     warehouse = folder / "shop.duckdb"
-    build(source, warehouse)
+    build(source, warehouse, history=folder / "history.duckdb")  # a first build, whatever other tests built
     return warehouse
 
 
@@ -50,10 +53,51 @@ def real_export() -> Path:
     return folder
 
 
+def tree_digest(folder: Path) -> str:
+    """Every file's name and bytes under `folder`: equal digests mean a byte-identical tree."""
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+@dataclass
+class PublishedBook:
+    export: Path
+    out: Path
+    warehouse: Path
+    exit_code: int
+    log: list[str] = field(default_factory=list)
+
+    @property
+    def chapters(self) -> Path:
+        return config.chapter_cache_path(self.warehouse)
+
+
+def publish_book(export: Path, root: Path) -> PublishedBook:
+    """`greenery report` into folders whose names hold spaces, quotes and non-ASCII letters."""
+    from greenery.report import publish
+
+    book = PublishedBook(export, root / "the büch's \"site\"" / "html", root / "wäre house's" / "w.duckdb", -1)
+    book.exit_code = publish(data_dir=export, out=book.out, warehouse=book.warehouse,
+                             log=lambda *parts: book.log.append(" ".join(map(str, parts))))
+    return book
+
+
+@pytest.fixture(scope="session")
+def sample_book(tmp_path_factory) -> PublishedBook:
+    """The book published from the default sample (the nbval data), built once for every test that reads it."""
+    from greenery.sample import generate
+
+    root = tmp_path_factory.mktemp("sample-book")
+    export = root / "dätä \"export\" dir's"
+    generate(export, config.SAMPLE_SCALE, config.SAMPLE_SEED)
+    return publish_book(export, root)
+
+
 def pytest_sessionstart(session):
     """nbval re-runs tests/baselines/*.ipynb against the sample, never against a configured export."""
-    import tempfile
-
     from greenery.baselines import build_sample_warehouse
 
     folder = Path(tempfile.mkdtemp(prefix="greenery-nbval-"))

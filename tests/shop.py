@@ -140,12 +140,12 @@ SHOP["events"] = [
     for n, (session, user, at, kind, order, product) in enumerate(_SESSIONS, start=1)
 ]
 
-PERSONAL_VALUES = [
-    value
-    for table, column in [("users", "first_name"), ("users", "last_name"), ("users", "email"),
-                          ("users", "phone_number"), ("addresses", "address")]
-    for value in (row[column] for row in SHOP[table])
-]
+# Full names, emails, phone numbers and street addresses: what must never leave staging.
+PERSONAL_VALUES = (
+    [f"{u['first_name']} {u['last_name']}" for u in SHOP["users"]]
+    + [u[column] for u in SHOP["users"] for column in ("email", "phone_number")]
+    + [a["address"] for a in SHOP["addresses"]]
+)
 
 
 def _quote(value: str) -> str:

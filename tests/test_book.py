@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import nbformat
 import pytest
-from shop import write_shop
+from conftest import tree_digest
 
 from greenery import config
-from greenery.errors import ExitCode
-from greenery.report import notebook_entries, publish, read_notebook
+from greenery.errors import ExitCode, ReportError
+from greenery.report import execute, notebook_entries, publish, read_notebook
 
 
 def code_sources(nb) -> list[str]:
@@ -42,30 +41,74 @@ def test_every_toc_notebook_has_a_baseline_and_no_orphans():
     assert {p.name for p in config.BASELINES_DIR.glob("*.ipynb")} == expected
 
 
-def tree_digest(folder: Path) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(folder.rglob("*")):
-        if path.is_file():
-            digest.update(str(path.relative_to(folder)).encode() + path.read_bytes())
-    return digest.hexdigest()
-
-
-@pytest.mark.slow
-def test_report_publishes_then_keeps_the_last_good_book(tmp_path, monkeypatch):
-    monkeypatch.delenv("GREENERY_WAREHOUSE", raising=False)
-    out, warehouse = tmp_path / "site with space", tmp_path / "w.duckdb"
-    logs: list[str] = []
-    assert publish(data_dir=write_shop(tmp_path / "shop"), out=out, warehouse=warehouse,
-                   log=lambda *a, **k: logs.append(" ".join(map(str, a)))) == ExitCode.OK
-    pages = {p.relative_to(out).as_posix() for p in out.rglob("*.html")}
+def test_report_publishes_every_chapter_and_says_which_data(sample_book):
+    assert sample_book.exit_code == ExitCode.OK, sample_book.log
+    pages = {p.relative_to(sample_book.out).as_posix() for p in sample_book.out.rglob("*.html")}
     assert {f"{e}.html" for e in notebook_entries()} <= pages
-    assert "99.84" not in (out / "notebooks" / "summary.html").read_text()
-    before = tree_digest(out)
+    summary = (sample_book.out / "notebooks" / "summary.html").read_text()
+    assert "the generated sample (seed 42, scale 1)" in summary and "not from Greenery" in summary
+    assert any(line.startswith("Published:") for line in sample_book.log)
 
-    def break_totals(rows):
-        rows["orders"][0]["order_total"] = "1.0"
 
-    bad = write_shop(tmp_path / "bad", break_totals)
-    assert publish(data_dir=bad, out=out, warehouse=warehouse, log=logs.append) == ExitCode.DATA_TEST_FAILED
-    assert tree_digest(out) == before
-    assert any("Not published" in line for line in logs)
+def test_an_unchanged_rerun_reuses_everything(sample_book):
+    before = tree_digest(sample_book.out)
+    logs: list[str] = []
+    assert publish(data_dir=sample_book.export, out=sample_book.out, warehouse=sample_book.warehouse,
+                   log=logs.append) == ExitCode.OK
+    assert any("Warehouse up to date" in line for line in logs)
+    assert any("Book up to date" in line for line in logs)
+    assert tree_digest(sample_book.out) == before
+
+
+def test_a_failed_render_exits_4_and_keeps_the_last_good_book(sample_book, monkeypatch, capsys):
+    """Chapters reused from the cache, then Sphinx fails: nothing of the new book is published."""
+    from greenery import cli, fingerprint, report
+
+    def fail(stage):
+        raise ReportError("jupyter-book could not render the book:\nWARNING: a broken cross-reference")
+
+    monkeypatch.setattr(fingerprint, "book", lambda *args: "a book never published")
+    monkeypatch.setattr(report, "render", fail)
+    before = tree_digest(sample_book.out)
+    code = cli.main(["report", "--data-dir", str(sample_book.export), "--out", str(sample_book.out),
+                     "--warehouse", str(sample_book.warehouse)])
+    assert code == ExitCode.REPORT_FAILED == 4
+    assert "error: jupyter-book could not render the book" in capsys.readouterr().err
+    assert tree_digest(sample_book.out) == before
+    assert not list(sample_book.out.parent.glob(".html.staging-*"))
+
+
+def test_a_failing_cell_is_named_with_its_notebook(tmp_path):
+    broken = tmp_path / "broken.md"
+    broken.write_text(read_notebook_text("notebooks/repeat_rate").replace(
+        "book.setup()", "book.setup()\n1 / 0", 1))
+    with pytest.raises(ReportError, match=r"broken.md: cell In \[\d+\] \(from greenery import analyses, book.*"
+                                          r"raised ZeroDivisionError: division by zero"):
+        execute(broken, tmp_path / "out.ipynb", {"warehouse": "unused.duckdb"})
+
+
+def read_notebook_text(entry: str) -> str:
+    return (config.ROOT / f"{entry}.md").read_text()
+
+
+def test_fingerprints_change_with_what_a_chapter_depends_on(tmp_path):
+    from greenery import fingerprint
+
+    notebook = tmp_path / "chapter.md"
+    notebook.write_text("# A chapter")
+    key = fingerprint.chapter("warehouse-1", notebook, {"warehouse": "w.duckdb"})
+    assert fingerprint.chapter("warehouse-1", notebook, {"warehouse": "w.duckdb"}) == key
+    assert fingerprint.chapter("warehouse-2", notebook, {"warehouse": "w.duckdb"}) != key
+    assert fingerprint.chapter("warehouse-1", notebook, {"warehouse": "other.duckdb"}) != key
+    notebook.write_text("# A chapter, edited")
+    assert fingerprint.chapter("warehouse-1", notebook, {"warehouse": "w.duckdb"}) != key
+
+
+def test_the_warehouse_fingerprint_follows_the_data(shop_dir):
+    from greenery import fingerprint
+
+    key = fingerprint.warehouse(shop_dir)
+    (shop_dir / "orders.csv").touch()  # a new timestamp, the same bytes: nothing to redo
+    assert fingerprint.warehouse(shop_dir) == key
+    (shop_dir / "orders.csv").write_bytes((shop_dir / "orders.csv").read_bytes().replace(b"preparing", b"shipped", 1))
+    assert fingerprint.warehouse(shop_dir) != key

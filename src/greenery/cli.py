@@ -27,7 +27,7 @@ def print_build(result, out=print) -> None:
     models = load_manifest().models
     out(f"Models ({len(result.model_rows)}), in build order:")
     for name, rows in result.model_rows.items():
-        out(f"  {models[name].folder + '/' + name:<48} {rows:>10,} rows")
+        out(f"  {models[name].folder + '/' + name:<48} " + (f"{rows:>10,} rows" if rows is not None else "      view"))
     summary = result.summary
     out(f"Data tests: {summary['pass']} passed, {summary['warn']} warned, {summary['fail']} failed")
     for test in result.tests:

@@ -34,7 +34,6 @@ TOC_PATH = ROOT / "_toc.yml"
 BOOK_CONFIG_PATH = ROOT / "_config.yml"
 BUILD_DIR = ROOT / "_build"
 HTML_DIR = BUILD_DIR / "html"  # the published book
-CACHE_DIR = BUILD_DIR / "cache"  # executed chapters kept by fingerprint, reused when nothing changed
 BASELINES_DIR = ROOT / "tests" / "baselines"
 
 SAMPLE_MARKER = "sample.json"  # written beside a generated sample's CSVs: its seed, scale and version
@@ -57,6 +56,11 @@ def warehouse_path(explicit: str | os.PathLike | None = None) -> Path:
 def run_results_path(warehouse: Path) -> Path:
     """The JSON result of the data tests, written beside its warehouse."""
     return warehouse.with_name(f"{warehouse.stem}.run_results.json")
+
+
+def chapter_cache_path(warehouse: Path) -> Path:
+    """Executed chapters kept by fingerprint beside the warehouse they read, reused when nothing changed."""
+    return warehouse.with_name(f"{warehouse.stem}.chapters")
 
 
 def history_path(explicit: str | os.PathLike | None = None) -> Path:

@@ -9,7 +9,9 @@ data-quality chapter reads.
 from __future__ import annotations
 
 import json
+import queue
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -48,8 +50,23 @@ def run_test(con: duckdb.DuckDBPyConnection, test: DataTest) -> TestResult:
                       status, int(count), list(keys))
 
 
-def run_tests(con: duckdb.DuckDBPyConnection, tests: list[DataTest]) -> list[TestResult]:
-    return [run_test(con, test) for test in tests]
+def run_tests(cursors: list[duckdb.DuckDBPyConnection], tests: list[DataTest]) -> list[TestResult]:
+    """Every test, in declaration order. Tests only read, so they run side by side, one per cursor
+    (`con.cursor()`, each a connection of its own: most tests are small queries whose time is spent
+    waiting, not computing)."""
+    free: queue.SimpleQueue[duckdb.DuckDBPyConnection] = queue.SimpleQueue()
+    for cursor in cursors:
+        free.put(cursor)
+
+    def run(test: DataTest) -> TestResult:
+        cursor = free.get()
+        try:
+            return run_test(cursor, test)
+        finally:
+            free.put(cursor)
+
+    with ThreadPoolExecutor(max_workers=len(cursors)) as pool:
+        return list(pool.map(run, tests))
 
 
 def summarize(results: list[TestResult]) -> dict[str, int]:
@@ -58,19 +75,13 @@ def summarize(results: list[TestResult]) -> dict[str, int]:
 
 
 def store_results(con: duckdb.DuckDBPyConnection, results: list[TestResult]) -> None:
-    db.run(
-        con,
-        """
-        create or replace table data_test_results (
-            name varchar, kind varchar, model varchar, column_name varchar, severity varchar,
-            rationale varchar, status varchar, failing_rows bigint, failing_keys varchar[]
-        )
-        """,
-    )
-    con.executemany(
-        "insert into data_test_results values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [list(asdict(r).values()) for r in results],
-    )
+    """The results as the warehouse's `data_test_results` table, in one statement."""
+    columns = {"name": "varchar", "kind": "varchar", "model": "varchar", "column_name": "varchar",
+               "severity": "varchar", "rationale": "varchar", "status": "varchar", "failing_rows": "bigint",
+               "failing_keys": "varchar[]"}
+    values = {name: [getattr(r, "column" if name == "column_name" else name) for r in results] for name in columns}
+    selected = ", ".join(f"unnest(${name}::{kind}[]) as {name}" for name, kind in columns.items())
+    db.run(con, f"create or replace table data_test_results as select {selected}", values)
 
 
 def write_json(path: Path, results: list[TestResult], build_info: dict) -> None:

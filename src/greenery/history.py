@@ -10,6 +10,7 @@ same kind of data (export or sample) are then written into the warehouse (`histo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
@@ -20,6 +21,7 @@ import yaml
 
 from greenery import db
 from greenery.locking import exclusive
+from greenery.manifest import YAML_LOADER
 
 SNAPSHOTS_FILE = Path(__file__).resolve().parent / "snapshots" / "_snapshots.yml"
 
@@ -31,6 +33,11 @@ class Snapshot:
     key: str
     check_columns: tuple[str, ...]
     description: str
+    hash_key: bool = False  # keep a 128-bit md5 of the key instead of its text (many rows, never shown)
+
+    @property
+    def key_expression(self) -> str:
+        return f"md5_number({self.key})" if self.hash_key else self.key
 
     @property
     def row_hash(self) -> str:
@@ -42,8 +49,9 @@ class Snapshot:
 
 @cache
 def snapshots() -> tuple[Snapshot, ...]:
-    entries = yaml.safe_load(SNAPSHOTS_FILE.read_text())["snapshots"]
-    return tuple(Snapshot(e["name"], e["source"], e["key"], tuple(e["check_columns"]), e["description"].strip())
+    entries = yaml.load(SNAPSHOTS_FILE.read_text(), Loader=YAML_LOADER)["snapshots"]
+    return tuple(Snapshot(e["name"], e["source"], e["key"], tuple(e["check_columns"]), e["description"].strip(),
+                          bool(e.get("hash_key", False)))
                  for e in entries)
 
 
@@ -53,8 +61,7 @@ def _ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
             build_id integer, built_at timestamptz, data_kind varchar, data_label varchar, rows_read bigint)
     """)
     for snap in snapshots():
-        columns = ", ".join(f"{c}" for c in snap.check_columns)
-        select_columns = f"{snap.key}, {columns}" if columns else snap.key
+        select_columns = ", ".join((f"{snap.key_expression} as {snap.key}", *snap.check_columns))
         db.run(con, f"""
             create table if not exists history.{snap.name} as
             select {select_columns}, ''::varchar as row_hash, ''::varchar as data_kind,
@@ -63,23 +70,34 @@ def _ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         """)
 
 
-def _apply(con: duckdb.DuckDBPyConnection, snap: Snapshot, params: dict) -> None:
+def _stage_current(con: duckdb.DuckDBPyConnection, snap: Snapshot) -> str:
+    """The export's rows of a snapshot with their hashes, computed once (a temporary table)."""
+    current = f"current_{snap.name}"
+    columns = ", ".join((f"{snap.key_expression} as {snap.key}", *snap.check_columns))
+    db.run(con, f"create or replace temp table {current} as select {columns}, {snap.row_hash} as row_hash "
+                f"from {snap.source}")
+    return current
+
+
+def _apply(con: duckdb.DuckDBPyConnection, snap: Snapshot, current: str, params: dict) -> None:
     """Close versions that changed or vanished, then open versions for new and changed rows."""
-    current = f"(select *, {snap.row_hash} as row_hash from {snap.source})"
+    open_versions = db.scalar(con, f"select count(*) from history.{snap.name} "
+                                   "where valid_to is null and data_kind = $kind", params)
+    if not open_versions:  # the first build of this kind of data: every row is new
+        db.run(con, f"insert into history.{snap.name} select *, $kind, $now, null from {current}", params)
+        return
     db.run(con, f"""
         update history.{snap.name} as h set valid_to = $now
         where h.valid_to is null and h.data_kind = $kind and not exists (
             select 1 from {current} as c where c.{snap.key} = h.{snap.key} and c.row_hash = h.row_hash)
     """, params)
-    columns = ", ".join((snap.key, *snap.check_columns))
     db.run(con, f"""
         insert into history.{snap.name}
-        select {columns}, c.row_hash, $kind, $now, null
+        select c.*, $kind, $now, null
         from {current} as c
-        where not exists (
-            select 1 from history.{snap.name} as h
-            where h.valid_to is null and h.data_kind = $kind and h.{snap.key} = c.{snap.key}
-              and h.row_hash = c.row_hash)
+        anti join (
+            select {snap.key}, row_hash from history.{snap.name} where valid_to is null and data_kind = $kind
+        ) as h on c.{snap.key} = h.{snap.key} and c.row_hash = h.row_hash
     """, params)
 
 
@@ -116,10 +134,15 @@ def _json(snap: Snapshot, alias: str) -> str:
 
 
 def record_build(con: duckdb.DuckDBPyConnection, history_path: Path, built_at: datetime, data_kind: str,
-                 data_label: str, rows_read: int) -> None:
-    """Update the history from the warehouse being built (`con`) and store this build's changes in it."""
+                 data_label: str, rows_read: int, keep: Callable[[], bool] = lambda: True) -> bool:
+    """Update the history from the warehouse being built (`con`) and store this build's changes in it.
+
+    The new versions are written in one transaction, committed only if `keep()` says so once they
+    are ready (the build passed its error-level tests); otherwise nothing is kept. Returns whether
+    the build was recorded."""
     history_path.parent.mkdir(parents=True, exist_ok=True)
     with exclusive(history_path, "the history"):
+        current = {snap.name: _stage_current(con, snap) for snap in snapshots()}
         db.run(con, "attach $path as history", {"path": str(history_path)})
         try:
             db.run(con, "begin transaction")
@@ -133,7 +156,11 @@ def record_build(con: duckdb.DuckDBPyConnection, history_path: Path, built_at: d
             db.run(con, "insert into history.builds values ($id, $now, $kind, $label, $rows)",
                    {"id": build_id, "now": now, "kind": data_kind, "label": data_label, "rows": rows_read})
             for snap in snapshots():
-                _apply(con, snap, params)
+                _apply(con, snap, current[snap.name], params)
+            if not keep():
+                db.run(con, "rollback")
+                db.run(con, "detach history")
+                return False
             db.run(con, "commit")
         except BaseException:
             db.run(con, "rollback")
@@ -145,3 +172,4 @@ def record_build(con: duckdb.DuckDBPyConnection, history_path: Path, built_at: d
             _write_changes(con, {**params, "previous_exists": previous > 0})
         finally:
             db.run(con, "detach history")
+        return True

@@ -2,14 +2,21 @@
 
 Checks made here, each failing with one line naming file, line and column (exit code 2):
 the file exists, is not empty and is UTF-8; its header holds every contract column (extra columns
-are ignored with a warning, columns in another order are read by name); every value parses as
-its declared type (DuckDB reports the line of the first that does not).
+are ignored with a warning, columns in another order are read by name); every row has as many
+values as the header; every value parses as its declared type. The line named is the one an
+editor shows, also after a quoted value that spans lines.
+
+One deviation is repaired rather than refused: a timestamp written with a UTC offset
+(`2021-02-10T11:00:00+02:00`) names its instant exactly, so it is converted to UTC with a
+warning. A timestamp with no zone at all is refused: which instant it means is unknown.
 """
 
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -19,6 +26,9 @@ from greenery.contract import RAW_TABLES, TIMESTAMP_FORMAT, RawTable
 from greenery.errors import InputError
 
 UTF8_BOM = b"\xef\xbb\xbf"
+OFFSET_TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
+OFFSET_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{2}:?\d{2}")
+ZONELESS_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?")
 
 
 @dataclass
@@ -59,26 +69,103 @@ def _check_header(table: RawTable, path: Path, header: list[str], report: LoadRe
         report.warnings.append(f"{path}:1: ignored column(s) not in the contract: {', '.join(extra)}")
 
 
-def _first_reject(con: duckdb.DuckDBPyConnection, rejects: str) -> tuple[int, str, str, str] | None:
-    found = db.rows(
-        con, f"select line, column_name, error_type, error_message from {rejects} order by line limit 1"
-    )
-    return found[0] if found else None
+@dataclass(frozen=True)
+class Reject:
+    """A value DuckDB could not read, as its rejects table records it."""
+
+    line_start: int  # byte offset of the row's first line in the file
+    column: str | None
+    error_type: str
+    message: str
+
+    @property
+    def value(self) -> str:
+        message = self.message
+        return message.split('string "', 1)[-1].split('" to', 1)[0] if 'string "' in message else ""
 
 
-def _describe_reject(error_type: str, message: str, column_type: str | None) -> str:
-    if error_type == "CAST":
-        value = message.split('string "', 1)[-1].split('" to', 1)[0] if 'string "' in message else ""
-        shown = value if len(value) <= 40 else value[:37] + "..."
-        expected = "a UTC timestamp like 2021-02-11T23:30:33Z" if column_type == "TIMESTAMP" else column_type
-        return f"cannot read '{shown}' as {expected}"
-    if error_type == "INVALID ENCODING":
-        return "the bytes are not valid UTF-8"
-    if error_type == "MISSING COLUMNS":
-        return "the row has fewer values than the header (truncated line?)"
-    if error_type == "TOO MANY COLUMNS":
-        return "the row has more values than the header"
-    return f"{error_type.lower()}: {message.splitlines()[0]}"
+def _rejects(con: duckdb.DuckDBPyConnection, rejects: str) -> list[Reject]:
+    found = db.rows(con, f"""
+        select line_byte_position, column_name, error_type, error_message
+        from {rejects} order by line_byte_position, column_idx""")
+    return [Reject(int(start), column, kind, message) for start, column, kind, message in found]
+
+
+def physical_line(path: Path, byte_offset: int) -> int:
+    """The line an editor shows for a byte offset (DuckDB counts rows, which differ after a quoted newline)."""
+    with path.open("rb") as handle:
+        return handle.read(byte_offset).count(b"\n") + 1
+
+
+def _is_offset_timestamp(reject: Reject, types: dict[str, str]) -> bool:
+    if reject.error_type != "CAST" or types.get(reject.column) != "TIMESTAMP":
+        return False
+    if not OFFSET_TIMESTAMP.fullmatch(reject.value):
+        return False
+    try:
+        datetime.fromisoformat(reject.value)  # a real date and time, not 2021-02-30
+    except ValueError:
+        return False
+    return True
+
+
+def _describe(reject: Reject, types: dict[str, str], header: list[str]) -> tuple[str | None, str]:
+    """The column to name and the reason, in words an analyst can act on."""
+    value = reject.value if len(reject.value) <= 40 else reject.value[:37] + "..."
+    column_type = types.get(reject.column)
+    if reject.error_type == "CAST" and column_type == "TIMESTAMP":
+        if ZONELESS_TIMESTAMP.fullmatch(reject.value):
+            return reject.column, (f"timestamp '{value}' has no time zone: expected Z (UTC) or an offset "
+                                   "such as +02:00, so the instant it means is unknown")
+        return reject.column, f"cannot read '{value}' as a timestamp like 2021-02-11T23:30:33Z"
+    if reject.error_type == "CAST":
+        return reject.column, f"cannot read '{value}' as {column_type}"
+    if reject.error_type == "INVALID ENCODING":
+        return reject.column, "the bytes are not valid UTF-8"
+    if reject.error_type == "MISSING COLUMNS":
+        return reject.column, "the row has fewer values than the header (truncated line?)"
+    if reject.error_type == "TOO MANY COLUMNS":
+        return header[-1], "the row has more values than the header, after this last column"
+    if reject.error_type == "UNQUOTED VALUE" or "unterminated quote" in reject.message:
+        return reject.column, "a quoted value is never closed (unterminated quote)"
+    return reject.column, f"{reject.error_type.lower()}: {reject.message.splitlines()[0]}"
+
+
+def _read(con: duckdb.DuckDBPyConnection, table: RawTable, path: Path, columns: dict[str, str],
+          rejects: str) -> None:
+    """raw.<table> from the file: every column the file has, in its order (the reader is positional),
+    typed as `columns` says; rows that do not parse go to the `rejects` table."""
+    select = ", ".join(f'"{name}"' for name in table.column_names)
+    try:
+        db.run(
+            con,
+            f"""
+            create or replace table raw.{table.name} as
+            select {select}
+            from read_csv(
+                $path, header = true, auto_detect = false, columns = $columns, delim = ',',
+                quote = '"', escape = '"', timestampformat = $timestamp_format, encoding = 'utf-8',
+                store_rejects = true, rejects_table = '{rejects}', rejects_scan = '{rejects}_scan'
+            )
+            """,
+            {"path": str(path), "columns": columns, "timestamp_format": TIMESTAMP_FORMAT},
+        )
+    except duckdb.Error as error:  # what the rejects table cannot hold: the file as a whole is unreadable
+        raise InputError(path, None, None, f"cannot be read as CSV: {str(error).splitlines()[0]}") from None
+
+
+def _convert_offset_timestamps(con: duckdb.DuckDBPyConnection, table: RawTable, path: Path,
+                               header: list[str], types: dict[str, str], rejects: str) -> None:
+    """Re-read the file with its timestamps as text and turn every `+hh:mm` offset into UTC."""
+    timestamps = [name for name in table.column_names if types[name] == "TIMESTAMP"]
+    _read(con, table, path, {name: "VARCHAR" if name in timestamps else types.get(name, "VARCHAR")
+                             for name in header}, rejects)
+    converted = ", ".join(
+        f'coalesce(try_strptime("{name}", $utc), try_strptime("{name}", $offset)::timestamp) as "{name}"'
+        for name in timestamps)
+    db.run(con, f"create or replace table raw.{table.name} as "
+                f"select * replace ({converted}) from raw.{table.name}",
+           {"utc": TIMESTAMP_FORMAT, "offset": OFFSET_TIMESTAMP_FORMAT})
 
 
 def load_table(con: duckdb.DuckDBPyConnection, table: RawTable, data_dir: Path, report: LoadReport) -> int:
@@ -89,27 +176,19 @@ def load_table(con: duckdb.DuckDBPyConnection, table: RawTable, data_dir: Path, 
     _check_header(table, path, header, report)
 
     types = {c.name: c.type for c in table.columns}
-    # Read every column the file has, in its order (the reader is positional), typed by the contract.
-    columns = {name: types.get(name, "VARCHAR") for name in header}
     rejects = f"rejects_{table.name}"
-    select = ", ".join(f'"{name}"' for name in table.column_names)
-    db.run(
-        con,
-        f"""
-        create or replace table raw.{table.name} as
-        select {select}
-        from read_csv(
-            $path, header = true, auto_detect = false, columns = $columns, delim = ',',
-            quote = '"', escape = '"', timestampformat = $timestamp_format, encoding = 'utf-8',
-            store_rejects = true, rejects_table = '{rejects}', rejects_scan = '{rejects}_scan'
-        )
-        """,
-        {"path": str(path), "columns": columns, "timestamp_format": TIMESTAMP_FORMAT},
-    )
-    first = _first_reject(con, rejects)
-    if first:
-        line, column, error_type, message = first
-        raise InputError(path, int(line), column, _describe_reject(error_type, message, types.get(column)))
+    _read(con, table, path, {name: types.get(name, "VARCHAR") for name in header}, rejects)
+    found = _rejects(con, rejects)
+    fatal = next((r for r in found if not _is_offset_timestamp(r, types)), None)
+    if fatal:
+        column, reason = _describe(fatal, types, header)
+        raise InputError(path, physical_line(path, fatal.line_start), column, reason)
+    if found:  # every value DuckDB refused is a timestamp with an explicit UTC offset: exact, so converted
+        _convert_offset_timestamps(con, table, path, header, types, rejects)
+        first = found[0]
+        report.warnings.append(
+            f"{path}:{physical_line(path, first.line_start)}: column '{first.column}': {len(found):,} timestamp(s) "
+            "carry a UTC offset instead of Z; converted to UTC")
     rows = db.scalar(con, f"select count(*) from raw.{table.name}")
     report.rows[table.name] = rows
     return rows

@@ -18,6 +18,7 @@ import yaml
 from greenery.config import MODELS_DIR
 from greenery.contract import TABLES_BY_NAME
 
+YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser where built in: 5x faster
 LAYERS = ("staging", "intermediate", "marts")
 SEVERITIES = ("error", "warn")
 MATERIALIZATIONS = ("table", "view")
@@ -136,7 +137,7 @@ def _read_folder(folder: Path, models_dir: Path) -> tuple[list[Model], list[Data
     yml_files = sorted(folder.glob("_*.yml"))
     if len(yml_files) != 1:
         raise ManifestError(f"{folder}: expected one _<folder>.yml documenting its models, found {len(yml_files)}")
-    doc = yaml.safe_load(yml_files[0].read_text()) or {}
+    doc = yaml.load(yml_files[0].read_text(), Loader=YAML_LOADER) or {}
     relative = folder.relative_to(models_dir).parts
     layer, area = relative[0], (relative[1] if len(relative) > 1 else None)
     folder_materialized = doc.get("materialized", "table")

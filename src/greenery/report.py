@@ -191,7 +191,7 @@ def read_stamp(published: Path) -> dict:
 class ChapterCache:
     """Executed chapters kept by fingerprint, so an unchanged chapter is never run twice."""
 
-    def __init__(self, folder: Path = config.CACHE_DIR / "chapters"):
+    def __init__(self, folder: Path):
         self.folder = folder
 
     def path(self, entry: str, key: str) -> Path:
@@ -302,10 +302,12 @@ def publish(data_dir=None, out=None, warehouse=None, log=print) -> int:
             log(f"Book up to date (same chapters, same data): {published / 'index.html'}")
             return ExitCode.OK
 
+        # We hold the book's lock: any staging folder left beside it is from a run that was killed.
+        for leftover in published.parent.glob(f".{published.name}.staging-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
         stage = published.with_name(f".{published.name}.staging-{os.getpid()}")
-        shutil.rmtree(stage, ignore_errors=True)
         stage.mkdir(parents=True)
-        cache = ChapterCache()
+        cache = ChapterCache(config.chapter_cache_path(warehouse_path))
         try:
             _stage_sources(stage)
             timings = _execute_chapters(entries, stage, parameters, keys, cache, log)

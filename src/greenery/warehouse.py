@@ -12,6 +12,7 @@ import json
 import os
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -74,7 +75,7 @@ class BuildResult:
     source: DataSource
     warehouse: Path
     loaded: LoadReport
-    model_rows: dict[str, int]
+    model_rows: dict[str, int | None]  # None for a view
     tests: list[TestResult]
     seconds: float
     info: dict = field(default_factory=dict)
@@ -85,15 +86,20 @@ class BuildResult:
         return summarize(self.tests)
 
 
-def build_models(con: duckdb.DuckDBPyConnection, manifest: Manifest) -> dict[str, int]:
-    """Create every model (table or view) in dependency order; record row counts in `model_runs`."""
-    rows = {}
+def build_models(con: duckdb.DuckDBPyConnection, manifest: Manifest) -> dict[str, int | None]:
+    """Create every model in dependency order; record them with the row counts of tables in `model_runs`.
+
+    A view is not counted: counting it would compute it, which is what making it a view avoids."""
+    rows: dict[str, int | None] = {}
     for model in manifest.build_order():
         db.run(con, f"create or replace {model.materialized} {model.name} as {model.sql}")
-        rows[model.name] = db.scalar(con, f"select count(*) from {model.name}")
-    db.run(con, "create or replace table model_runs (model varchar, folder varchar, row_count bigint)")
-    con.executemany("insert into model_runs values (?, ?, ?)",
-                    [(name, manifest.models[name].folder, n) for name, n in rows.items()])
+        counted = model.materialized == "table"
+        rows[model.name] = db.scalar(con, f"select count(*) from {model.name}") if counted else None
+    db.run(con, "create or replace table model_runs (model varchar, folder varchar, materialized varchar, "
+                "row_count bigint)")
+    con.executemany("insert into model_runs values (?, ?, ?, ?)",
+                    [(name, manifest.models[name].folder, manifest.models[name].materialized, n)
+                     for name, n in rows.items()])
     return rows
 
 
@@ -113,6 +119,11 @@ def _timed(timings: dict[str, float], step: str) -> Iterator[None]:
         timings[step] = round(time.perf_counter() - started, 4)
 
 
+def _timed_call(timings: dict[str, float], step: str, function, *args):
+    with _timed(timings, step):
+        return function(*args)
+
+
 def built_fingerprint(warehouse: Path) -> str | None:
     """The fingerprint of the export and code a warehouse was built from; None if it cannot be read."""
     if not warehouse.is_file():
@@ -130,7 +141,7 @@ def built_fingerprint(warehouse: Path) -> str | None:
 
 
 def _store_build_info(con: duckdb.DuckDBPyConnection, source: DataSource, loaded: LoadReport,
-                      inputs: str) -> dict:
+                      inputs: str, built_at: datetime) -> dict:
     span = db.rows(con, "select min(created_at), max(created_at) from stg_events")[0]
     orders = db.rows(con, "select min(created_at), max(created_at) from stg_orders")[0]
     info = {
@@ -138,7 +149,7 @@ def _store_build_info(con: duckdb.DuckDBPyConnection, source: DataSource, loaded
         "data_label": source.label,
         "data_dir": str(source.path),
         "chosen_by": source.chosen_by,
-        "built_at": build_time().isoformat(),
+        "built_at": built_at.isoformat(),
         "greenery_version": __version__,
         "first_event_at": span[0],
         "last_event_at": span[1],
@@ -181,20 +192,34 @@ def build(source: DataSource, warehouse: Path, manifest: Manifest | None = None,
         building.unlink(missing_ok=True)
         con = db.connect(building)
         try:
-            with _timed(timings, "load"):
-                loaded = load_export(con, source.path)
-            with _timed(timings, "fingerprint"):
-                inputs = fingerprint.warehouse(source.path)
-            with _timed(timings, "models"):
-                model_rows = build_models(con, manifest)
-            with _timed(timings, "data tests"):
-                tests = run_tests(con, manifest.tests)
-                store_results(con, tests)
-            info = _store_build_info(con, source, loaded, inputs)
-            if not summarize(tests)["fail"]:
+            # The export is hashed (for `greenery report` to reuse this build) while DuckDB loads it.
+            with ThreadPoolExecutor(max_workers=1) as hasher:
+                hashed = hasher.submit(fingerprint.warehouse, source.path)
+                # One transaction: a file database pays for each commit, and a build is all or nothing anyway.
+                db.run(con, "begin transaction")
+                with _timed(timings, "load"):
+                    loaded = load_export(con, source.path)
+                with _timed(timings, "models"):
+                    model_rows = build_models(con, manifest)
+                with _timed(timings, "commit"):
+                    db.run(con, "commit")
+                inputs = hashed.result()
+            # The tests read the committed warehouse on cursors of their own while the history is
+            # prepared on this connection; it is kept only if no error-level test failed.
+            built_at = build_time()
+            cursors = [con.cursor() for _ in range(os.cpu_count() or 1)]
+            with ThreadPoolExecutor(max_workers=1) as tester:
+                tested = tester.submit(_timed_call, timings, "data tests", run_tests, cursors, manifest.tests)
                 with _timed(timings, "history"):
-                    record_build(con, history, datetime.fromisoformat(info["built_at"]), source.kind,
-                                 source.label, loaded.total_rows)
+                    record_build(con, history, built_at, source.kind, source.label, loaded.total_rows,
+                                 keep=lambda: not summarize(tested.result())["fail"])
+                tests = tested.result()
+            for cursor in cursors:
+                cursor.close()
+            db.run(con, "begin transaction")
+            store_results(con, tests)
+            info = _store_build_info(con, source, loaded, inputs, built_at)
+            db.run(con, "commit")
             with _timed(timings, "write"):
                 con.close()
         except BaseException:

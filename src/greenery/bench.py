@@ -1,0 +1,217 @@
+"""`make bench`: what the report costs as the data grows, against DuckDB's own floor.
+
+For each scale the same generated export is used by every step, each step a separate process:
+
+- sample: `greenery sample` writing the export;
+- floor: DuckDB alone loading the seven CSVs into tables of a database file (read_csv, nothing else);
+- build: `greenery build` (load with types and checks, every model, every data test, the history);
+- report, cold: `greenery report` with no warehouse, no executed chapters and no book yet;
+- report, unchanged: the same command again, with the same data and code.
+
+Each step's wall time, CPU time (its own and its children's) and peak memory are measured: the
+largest single process (the kernel's own count, exact) and all of its processes together
+(sampled every 20 ms). Results are printed, written to data/bench/bench.csv, checked against the
+targets, and with --readme written into README.md's Performance section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from greenery import config
+
+BENCH_DIR = config.DATA_DIR / "bench"
+README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+FLOOR = """
+import sys, duckdb
+export, database = sys.argv[1], sys.argv[2]
+con = duckdb.connect(database)
+for table in ("users", "addresses", "products", "promos", "orders", "order_items", "events"):
+    con.execute(f"create table {table} as select * from read_csv($path)", {"path": f"{export}/{table}.csv"})
+con.close()
+"""
+
+
+@dataclass
+class Measure:
+    scale: str
+    step: str
+    wall_s: float
+    cpu_s: float
+    rss_largest_mb: float
+    rss_all_mb: float
+    floor_ratio: float | None = None
+
+
+def _tree_rss(pid: int) -> int:
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    total = 0
+    for process in processes:
+        with contextlib.suppress(psutil.Error):  # a process may end between listing and reading it
+            total += process.memory_info().rss
+    return total
+
+
+def measure(scale: str, step: str, command: list[str], env: dict[str, str]) -> Measure:
+    """Run `command` to the end and measure it; a failing step stops the benchmark."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    peak = 0
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not stop.is_set():
+            peak = max(peak, _tree_rss(process.pid))
+            stop.wait(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    output = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    stop.set()
+    sampler.join()
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        sys.exit(f"bench: {step} at scale {scale} failed (exit {process.returncode}):\n{output.decode()[-3000:]}")
+    largest = usage.ru_maxrss / 1024
+    return Measure(scale, step, round(wall, 2), round(usage.ru_utime + usage.ru_stime, 2), round(largest),
+                   round(max(peak / 2**20, largest)))
+
+
+def run_scale(scale: str, export: Path | None, folder: Path, env: dict[str, str]) -> list[Measure]:
+    """Every step on one export; `export` None means: generate the sample at this scale."""
+    greenery = [sys.executable, "-m", "greenery"]
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    env = {**env, "GREENERY_HISTORY": str(folder / "history.duckdb")}
+    results = []
+    if export is None:
+        export = folder / "export"
+        results.append(measure(scale, "sample", [*greenery, "sample", "--out", str(export), "--scale", scale], env))
+    floor = measure(scale, "floor: DuckDB loads the CSVs",
+                    [sys.executable, "-c", FLOOR, str(export), str(folder / "floor.duckdb")], env)
+    results.append(floor)
+    build = [*greenery, "build", "--data-dir", str(export), "--warehouse", str(folder / "build.duckdb")]
+    results.append(measure(scale, "greenery build", build, env))
+    report = [*greenery, "report", "--data-dir", str(export), "--warehouse", str(folder / "report.duckdb"),
+              "--out", str(folder / "html")]
+    results.append(measure(scale, "greenery report, cold", report, env))
+    results.append(measure(scale, "greenery report, unchanged", report, env))
+    for result in results:
+        result.floor_ratio = round(result.wall_s / floor.wall_s, 2) if result.step != "sample" else None
+    return results
+
+
+def where_the_time_goes(folder: Path) -> list[str]:
+    """The build's and the cold report's own timings, step by step (written by the runs themselves)."""
+    build = json.loads((folder / "build.run_results.json").read_text())["build"]["timings"]
+    lines = ["build: " + ", ".join(f"{step} {seconds:.2f} s" for step, seconds in build.items())]
+    stamp = folder / "html" / ".greenery-book.json"
+    if stamp.is_file():
+        seconds = json.loads(stamp.read_text())["seconds"]
+        chapters = sorted(((s, Path(e).name) for e, s in seconds.items() if e != "render"), reverse=True)
+        lines.append(f"report: render {seconds.get('render', 0):.1f} s; chapters (run two at a time) "
+                     + ", ".join(f"{name} {s:.1f} s" for s, name in chapters))
+    return lines
+
+
+def check_targets(results: list[Measure]) -> list[str]:
+    def find(scale: str, step: str) -> Measure | None:
+        return next((r for r in results if r.scale == scale and r.step.startswith(step)), None)
+
+    checks = []
+    top = max((r.scale for r in results if r.scale != "real"), key=float, default=None)
+    if top:
+        build, report = find(top, "greenery build"), find(top, "greenery report, cold")
+        checks.append((f"build ÷ floor at scale {top}", f"{build.floor_ratio:.2f}", "≤ 2.0", build.floor_ratio <= 2.0))
+        checks.append((f"peak memory of greenery report at scale {top}, all processes",
+                       f"{report.rss_all_mb:,.0f} MB", "≤ 1,024 MB", report.rss_all_mb <= 1024))
+    for scale in sorted({r.scale for r in results}, key=lambda s: (s == "real", s)):
+        cold, warm = find(scale, "greenery report, cold"), find(scale, "greenery report, unchanged")
+        checks.append((f"unchanged report ÷ cold report, scale {scale}", f"{warm.wall_s / cold.wall_s:.2f}",
+                       "≤ 0.25", warm.wall_s / cold.wall_s <= 0.25))
+    real_build, real_report = find("real", "greenery build"), find("real", "greenery report, cold")
+    if real_build:
+        checks.append(("greenery build on the real export", f"{real_build.wall_s:.2f} s", "≤ 1.5 s",
+                       real_build.wall_s <= 1.5))
+        checks.append(("greenery report on the real export", f"{real_report.wall_s:.1f} s", "≤ 30 s",
+                       real_report.wall_s <= 30))
+    return [f"| {what} | {value} | {target} | {'met' if ok else 'MISSED'} |" for what, value, target, ok in checks]
+
+
+def markdown(results: list[Measure], targets: list[str], notes: list[str]) -> str:
+    lines = ["| scale | step | wall (s) | CPU (s) | peak RSS, largest process (MB) | peak RSS, all processes (MB) "
+             "| × floor |", "|---|---|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r.scale} | {r.step} | {r.wall_s:.2f} | {r.cpu_s:.2f} | {r.rss_largest_mb:,.0f} | "
+              f"{r.rss_all_mb:,.0f} | {'' if r.floor_ratio is None else f'{r.floor_ratio:.2f}'} |" for r in results]
+    lines += ["", "| target | measured | wanted | |", "|---|---:|---:|---|", *targets, ""]
+    lines += [f"- {note}" for note in notes]
+    return "\n".join(lines)
+
+
+def update_readme(table: str, machine: str) -> None:
+    readme = config.ROOT / "README.md"
+    text = readme.read_text()
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    readme.write_text(f"{head}{README_START}\n{machine}\n\n{table}\n{README_END}{tail}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m greenery.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scales", nargs="+", default=["1", "10", "100"], help="sample scales (default 1 10 100)")
+    parser.add_argument("--out", type=Path, default=BENCH_DIR, help=f"work folder (default {BENCH_DIR})")
+    parser.add_argument("--readme", action="store_true", help="write the table into README.md's Performance section")
+    args = parser.parse_args(argv)
+
+    env = {k: v for k, v in os.environ.items() if k not in {"GREENERY_DATA_DIR", "GREENERY_WAREHOUSE",
+                                                             "SOURCE_DATE_EPOCH"}}
+    results, notes = [], []
+    runs = [(scale, None) for scale in args.scales]
+    real = os.environ.get("GREENERY_DATA_DIR") or (config.ROOT.parent / "shared" / "greenery")
+    if (Path(real) / "orders.csv").is_file():
+        runs.append(("real", Path(real).resolve()))
+    for scale, export in runs:
+        print(f"bench: scale {scale} ...", flush=True)
+        folder = args.out / f"scale-{scale}"
+        results += run_scale(scale, export, folder, env)
+        notes += [f"scale {scale}, {line}" for line in where_the_time_goes(folder)]
+
+    targets = check_targets(results)
+    machine = (f"Measured by `make bench` on {time.strftime('%Y-%m-%d')}: {os.cpu_count()} cores, "
+               f"Python {sys.version.split()[0]}, DuckDB {__import__('duckdb').__version__}.")
+    table = markdown(results, targets, notes)
+    print(f"\n{machine}\n\n{table}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    with (args.out / "bench.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(asdict(results[0])))
+        writer.writeheader()
+        writer.writerows(asdict(r) for r in results)
+    print(f"\nwritten: {args.out / 'bench.csv'}")
+    if args.readme:
+        update_readme(table, machine)
+        print("written: README.md (Performance)")
+
+
+if __name__ == "__main__":
+    main()
