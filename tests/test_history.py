@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
+from decimal import Decimal
 
 import pytest
 from shop import write_shop
 
-from greenery import db
+from greenery import analyses, db
 from greenery.errors import DataTestFailure
 from greenery.warehouse import DataSource, build
 
@@ -73,6 +75,12 @@ def test_new_rows_inventory_and_an_unchanged_rebuild(builder):
                      ("events_snapshot", e99, "new")}
     before, after = db.rows(con, "select before, after from history_changes where key = 'p1'")[0]
     assert (json.loads(before)["inventory"], json.loads(after)["inventory"]) == (5, 3)
+    assert analyses.frame(con, "product_changes").to_dict("records") == [
+        {"product_name": "Fern", "inventory_before": 5, "inventory_now": 3, "price_before_usd": Decimal("10.00"),
+         "price_now_usd": Decimal("10.00")}]
+    assert sorted(map(tuple, analyses.frame(con, "changes_by_table").values.tolist())) == [
+        ("events_snapshot", "new", 1), ("products_snapshot", "changed", 1), ("users_snapshot", "new", 1)]
+    assert analyses.frame(con, "status_moves", {"shown": 10}).empty
     con.close()
     con = build_shop("third", grow)  # the same data again
     assert db.scalar(con, "select count(*) from history_changes") == 0
@@ -99,3 +107,35 @@ def test_personal_data_never_enters_history(builder):
     kept = db.connect(history, read_only=True)
     columns = {c for (c,) in db.rows(kept, "select column_name from information_schema.columns")}
     assert not columns & {"first_name", "last_name", "email", "phone_number", "street_address"}
+
+
+def test_the_chapter_lists_exactly_the_three_shipped_orders(builder, tmp_path):
+    """Done when: a build, then one on a copy where three orders went from preparing to shipped."""
+    from greenery.report import execute, notebook_path
+
+    build_shop, _ = builder
+    build_shop("first").close()
+    build_shop("second", ship).close()
+    chapter = execute(notebook_path("notebooks/what_changed"), tmp_path / "what_changed.ipynb",
+                      {"warehouse": str(tmp_path / "w.duckdb")})
+    shown = "\n".join(str(output.get("data", {}).get("text/html", "")) + str(output.get("data", {}).get("text/markdown", ""))
+                      for cell in chapter.cells for output in cell.get("outputs", []))
+    assert "**3 orders changed status**" in shown
+    move = re.search(r">preparing</td>\s*<td[^>]*>shipped</td>\s*<td[^>]*>3</td>\s*<td[^>]*>o4, o5, o6</td>", shown)
+    assert move, "the move preparing -> shipped, 3 orders: o4, o5, o6"
+    assert not any(f">{order}" in shown for order in ("o1", "o2", "o3"))
+
+
+def test_a_history_from_other_snapshots_is_refused_and_left_alone(builder):
+    """A history written by an older definition (event ids as text) is never mixed with new versions."""
+    from greenery.errors import HistoryError
+
+    build_shop, history = builder
+    con = db.connect(history)
+    con.execute("create table events_snapshot (event_id varchar, row_hash varchar, data_kind varchar, "
+                "valid_from timestamptz, valid_to timestamptz)")
+    con.close()
+    before = history.read_bytes()
+    with pytest.raises(HistoryError, match="events_snapshot was written by another version of the snapshots"):
+        build_shop("first")
+    assert history.read_bytes() == before

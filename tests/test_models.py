@@ -147,3 +147,11 @@ def test_fct_session_products(shop_db):
     assert rows[("s3", "p3")] == (False, True, True, 2)  # added and ordered without a view
     assert rows[("s5", "p1")] == (True, True, False, 0)  # the abandoned cart
     assert len(rows) == 8  # s1: p1, p3; s2: p2; s3: p2, p3; s4: p3; s5: p1; s6: p1
+
+
+def test_dim_promos(shop_db):
+    promos = table(shop_db, "select * from dim_promos")
+    assert promos == {
+        "Spring sale": {"promo_id": "Spring sale", "discount_usd": Decimal("5"), "promo_status": "active", "is_active": True},
+        "gone": {"promo_id": "gone", "discount_usd": Decimal("2"), "promo_status": "inactive", "is_active": False},
+    }

@@ -118,7 +118,8 @@ def run_scale(scale: str, export: Path | None, folder: Path, env: dict[str, str]
     results.append(measure(scale, "greenery report, cold", report, env))
     results.append(measure(scale, "greenery report, unchanged", report, env))
     for result in results:
-        result.floor_ratio = round(result.wall_s / floor.wall_s, 2) if result.step != "sample" else None
+        if result.step.startswith(("floor", "greenery build")):
+            result.floor_ratio = round(result.wall_s / floor.wall_s, 2)
     return results
 
 

@@ -83,6 +83,15 @@ def table(frame: pd.DataFrame, formats: dict[str, str] | None = None) -> None:
     display(HTML(styled.to_html()))  # HTML only: a Styler's own text form holds a memory address
 
 
+def order_window(con: duckdb.DuckDBPyConnection) -> str:
+    """How long the export's orders span, in words ("1.9 days"), for prose that depends on it."""
+    first, last = con.execute("select first_order_at, last_order_at from build_info").fetchall()[0]
+    if first is None:
+        return "no orders"
+    hours = (last - first).total_seconds() / 3600
+    return f"{hours:.0f} hours" if hours < 48 else f"{hours / 24:.1f} days"
+
+
 def pct(value: float | None, digits: int = 1) -> str:
     return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.{digits}f} %"
 

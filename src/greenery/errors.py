@@ -11,7 +11,7 @@ class ExitCode(IntEnum):
     DATA_TEST_FAILED = 1  # an error-level data test failed: nothing is published
     BAD_INPUT = 2  # the export is unusable: one line names file, line and column
     BUSY = 3  # another greenery run holds the same warehouse or book output
-    REPORT_FAILED = 4  # a notebook or the book render failed: the last good book is kept
+    REPORT_FAILED = 4  # a notebook, the book render or the history failed: the last good book is kept
 
 
 class GreeneryError(Exception):
@@ -49,4 +49,10 @@ class BusyError(GreeneryError):
 
 
 class ReportError(GreeneryError):
+    exit_code = ExitCode.REPORT_FAILED
+
+
+class HistoryError(GreeneryError):
+    """The history file does not match the snapshots' definition; nothing was written to it."""
+
     exit_code = ExitCode.REPORT_FAILED

@@ -20,6 +20,7 @@ import duckdb
 import yaml
 
 from greenery import db
+from greenery.errors import HistoryError
 from greenery.locking import exclusive
 from greenery.manifest import YAML_LOADER
 
@@ -55,19 +56,32 @@ def snapshots() -> tuple[Snapshot, ...]:
                  for e in entries)
 
 
-def _ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+def _columns(con: duckdb.DuckDBPyConnection, catalog: str, table: str) -> list[tuple[str, str]]:
+    return db.rows(con, "select column_name, data_type from information_schema.columns "
+                        "where table_catalog = $catalog and table_name = $table order by ordinal_position",
+                   {"catalog": catalog, "table": table})
+
+
+def _ensure_schema(con: duckdb.DuckDBPyConnection, history_path: Path) -> None:
+    """Create the history's tables on first use; refuse a file whose tables no longer match the snapshots."""
     db.run(con, """
         create table if not exists history.builds (
             build_id integer, built_at timestamptz, data_kind varchar, data_label varchar, rows_read bigint)
     """)
-    for snap in snapshots():
-        select_columns = ", ".join((f"{snap.key_expression} as {snap.key}", *snap.check_columns))
-        db.run(con, f"""
-            create table if not exists history.{snap.name} as
-            select {select_columns}, ''::varchar as row_hash, ''::varchar as data_kind,
-                   null::timestamptz as valid_from, null::timestamptz as valid_to
-            from {snap.source} limit 0
-        """)
+    for snap, current in ((snap, f"current_{snap.name}") for snap in snapshots()):
+        expected = [*_columns(con, "temp", current),
+                    ("data_kind", "VARCHAR"), ("valid_from", "TIMESTAMP WITH TIME ZONE"),
+                    ("valid_to", "TIMESTAMP WITH TIME ZONE")]
+        found = _columns(con, "history", snap.name)
+        if not found:
+            db.run(con, f"create table history.{snap.name} as "
+                        f"select *, ''::varchar as data_kind, null::timestamptz as valid_from, "
+                        f"null::timestamptz as valid_to from {current} limit 0")
+        elif found != expected:
+            raise HistoryError(
+                f"{history_path}: table {snap.name} was written by another version of the snapshots "
+                f"(columns {found}, expected {expected}); move the file aside to start a new history"
+            )
 
 
 def _stage_current(con: duckdb.DuckDBPyConnection, snap: Snapshot) -> str:
@@ -146,7 +160,7 @@ def record_build(con: duckdb.DuckDBPyConnection, history_path: Path, built_at: d
         db.run(con, "attach $path as history", {"path": str(history_path)})
         try:
             db.run(con, "begin transaction")
-            _ensure_schema(con)
+            _ensure_schema(con, history_path)
             previous, last = db.rows(con, "select count(*), max(built_at) from history.builds where data_kind = $kind",
                                      {"kind": data_kind})[0]
             # Versions are stamped with the build time; it must move forward for valid_from/valid_to to order.

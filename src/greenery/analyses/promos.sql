@@ -10,7 +10,7 @@ users as (
 ),
 
 promos as (
-    select * from stg_promos
+    select * from dim_promos
 ),
 
 used as (
