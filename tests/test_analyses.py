@@ -99,3 +99,12 @@ def test_promos(shop_db):
 
 def test_fct_product_conversion_covers_unviewed_products(shop_db):
     assert db.scalar(shop_db, "select count(*) from fct_product_conversion") == 3
+
+
+def test_promo_overview_counts_each_promo_buyer_once(shop_db):
+    overview = records(shop_db, "promo_overview")[0]
+    # o2 (u1, Spring sale, u1's 2nd and last order) and o4 (u3, gone, u3's 1st of 3): 2 promo orders and buyers,
+    # of whom only u3 ordered after the promo; discounts 5 + 2; promo revenue 30.00 + 10.50.
+    assert (overview["orders"], overview["promo_orders"], overview["promo_buyers"]) == (6, 2, 2)
+    assert overview["promo_buyers_who_ordered_again"] == 1
+    assert (overview["discount_given_usd"], overview["promo_revenue_usd"]) == (Decimal("7"), Decimal("40.50"))

@@ -78,6 +78,10 @@ def table(frame: pd.DataFrame, formats: dict[str, str] | None = None) -> None:
     """A small result as an HTML table without the index."""
     # Numbered ids instead of pandas' random ones, so re-running a chapter gives identical HTML.
     styled = frame.style.hide(axis="index").set_uuid(f"t{next(_TABLE_IDS)}")
+    words = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])
+             and not pd.api.types.is_datetime64_any_dtype(frame[c])]
+    if words:  # numbers and dates align right (the book's CSS), words left
+        styled = styled.set_properties(subset=words, **{"text-align": "left"})
     if formats:
         styled = styled.format(formats, na_rep="–")
     display(HTML(styled.to_html()))  # HTML only: a Styler's own text form holds a memory address
@@ -128,7 +132,7 @@ def with_rates(frame: pd.DataFrame, successes: str, trials: str, name: str = "ra
 
 
 def rate_chart(frame: pd.DataFrame, label: str, title: str, xlabel: str, overall: float | None = None,
-               rate: str = "rate", count: str | None = None, ax=None):
+               rate: str = "rate", count: str | None = None, ax=None, overall_label: str = "all buyers"):
     """Horizontal bars of a rate per group with 95 % interval whiskers and the group's size."""
     ax = ax or plt.subplots(figsize=(7.5, 0.45 * len(frame) + 1.2))[1]
     y = range(len(frame))
@@ -139,12 +143,13 @@ def rate_chart(frame: pd.DataFrame, label: str, title: str, xlabel: str, overall
     labels = [f"{g}  (n={n:,})" for g, n in zip(frame[label], frame[count], strict=True)] if count else frame[label]
     ax.set_yticks(list(y), labels)
     ax.invert_yaxis()
-    if overall is not None:
-        ax.axvline(overall * 100, color=RED, linestyle="--", linewidth=1, label=f"all buyers: {overall * 100:.1f} %")
-        ax.legend(loc="lower right", bbox_to_anchor=(1, 1), frameon=False)
     ax.set_xlim(0, 100)
     ax.set_xlabel(xlabel)
-    ax.set_title(title, loc="left")
+    ax.set_title(title, loc="left", pad=16)
+    if overall is not None:  # the reference line is labelled where it meets the top of the chart
+        ax.axvline(overall * 100, color=RED, linestyle="--", linewidth=1)
+        ax.text(overall * 100, 1.01, f"{overall_label}: {overall * 100:.1f} %", transform=ax.get_xaxis_transform(),
+                ha="center", va="bottom", fontsize=8, color=RED)
     return ax
 
 
@@ -209,12 +214,16 @@ def indicator_answer(indicators: pd.DataFrame, rate) -> str:
     rest = ", ".join(sorted(named[n] for n in gaps if n not in clear))
     censored = ("Time left in the export is censoring, not behaviour: buyers whose first order came near "
                 "its end had no time to order again, so read every other indicator with it in mind."
-                if "time_left_in_export" in clear else "")
+                if CENSORING in clear else "")
     return (f"**Answer.** Of {rate.buyers:,} buyers, {rate.repeat_buyers:,} ({rate.rate:.1%}) ordered again. "
             f"{answer} For the others ({rest}) this data cannot tell the segments apart. {censored}").strip()
 
 
+CENSORING = "time_left_in_export"  # an artefact of where the export ends, not a trait of the buyer
+
+
 def strongest_indicator(indicators: pd.DataFrame) -> str:
-    """The indicator with the largest gap between segments, in words."""
-    gaps = [(g["gap"], name) for name, group in indicators.groupby("indicator") if (g := largest_gap(group))]
+    """The buyer trait with the largest gap between segments, in words (censoring left aside)."""
+    gaps = [(g["gap"], name) for name, group in indicators.groupby("indicator")
+            if name != CENSORING and (g := largest_gap(group))]
     return max(gaps)[1].replace("_", " ") if gaps else "none (too few buyers per segment to compare)"
