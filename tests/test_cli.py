@@ -115,3 +115,11 @@ def test_sample_command_writes_the_seven_files(tmp_path, capsys):
     assert "seed 7, scale 0.5" in capsys.readouterr().out
     assert sorted(p.name for p in (tmp_path / "s").glob("*.csv")) == sorted(
         ["users.csv", "addresses.csv", "products.csv", "promos.csv", "orders.csv", "order_items.csv", "events.csv"])
+
+
+def test_a_data_dir_that_does_not_exist_exits_2_in_one_line(tmp_path):
+    missing = tmp_path / "no export here"
+    done = run_greenery("build", "--data-dir", str(missing), "--warehouse", str(tmp_path / "w.duckdb"))
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"error: {missing}: no such folder: expected the export's seven CSV files here"]

@@ -196,6 +196,8 @@ def load_table(con: duckdb.DuckDBPyConnection, table: RawTable, data_dir: Path, 
 
 def load_export(con: duckdb.DuckDBPyConnection, data_dir: Path) -> LoadReport:
     """Load all seven tables into schema `raw`; raise InputError at the first unusable value."""
+    if not data_dir.is_dir():
+        raise InputError(data_dir, None, None, "no such folder: expected the export's seven CSV files here")
     report = LoadReport(data_dir=data_dir)
     db.run(con, "create schema if not exists raw")
     for table in RAW_TABLES:
