@@ -28,13 +28,16 @@ def print_build(result, out=print) -> None:
     out(f"Models ({len(result.model_rows)}), in build order:")
     for name, rows in result.model_rows.items():
         out(f"  {models[name].folder + '/' + name:<48} " + (f"{rows:>10,} rows" if rows is not None else "      view"))
+    out(f"Data tests ({len(result.tests)}), passed first:")
+    for test in sorted(result.tests, key=lambda t: (t.status != "pass", t.status == "fail")):
+        if test.status == "pass":
+            out(f"  PASS {test.name} ({test.model})")
+            continue
+        keys = ", ".join(test.failing_keys)
+        out(f"  {test.status.upper():4} {test.name} ({test.model}): {test.failing_rows:,} row(s), e.g. {keys}")
+        out(f"       assumption: {test.rationale}")
     summary = result.summary
     out(f"Data tests: {summary['pass']} passed, {summary['warn']} warned, {summary['fail']} failed")
-    for test in result.tests:
-        if test.status != "pass":
-            keys = ", ".join(test.failing_keys)
-            out(f"  {test.status.upper():4} {test.name} ({test.model}): {test.failing_rows:,} row(s), e.g. {keys}")
-            out(f"       assumption: {test.rationale}")
     out(f"Results: {config.run_results_path(result.warehouse)}")
 
 

@@ -278,6 +278,8 @@ def _warehouse_for(source, warehouse_path: Path, log: Callable[..., None]) -> st
 
 
 def publish(data_dir=None, out=None, warehouse=None, log=print) -> int:
+    """`greenery report`: returns the exit code of a run that decided (0, or 1 when a data test
+    failed); raises InputError, BusyError or ReportError for the others (see greenery.errors)."""
     from greenery.cli import print_build
     from greenery.warehouse import choose_data
 

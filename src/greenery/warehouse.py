@@ -176,6 +176,40 @@ def _store_build_info(con: duckdb.DuckDBPyConnection, source: DataSource, loaded
     return info
 
 
+def _load_and_model(con: duckdb.DuckDBPyConnection, source: DataSource, manifest: Manifest,
+                    timings: dict[str, float]) -> tuple[LoadReport, dict[str, int | None], str]:
+    """Load the export and build every model in one transaction (a file database pays for each
+    commit, and a build is all or nothing anyway), hashing the export meanwhile so that
+    `greenery report` can reuse this build. Returns what was loaded, the models' rows, the fingerprint."""
+    with ThreadPoolExecutor(max_workers=1) as hasher:
+        hashed = hasher.submit(fingerprint.warehouse, source.path)
+        db.run(con, "begin transaction")
+        with _timed(timings, "load"):
+            loaded = load_export(con, source.path)
+        with _timed(timings, "models"):
+            model_rows = build_models(con, manifest)
+        with _timed(timings, "commit"):
+            db.run(con, "commit")
+        return loaded, model_rows, hashed.result()
+
+
+def _test_and_record(con: duckdb.DuckDBPyConnection, manifest: Manifest, history: Path, source: DataSource,
+                     loaded: LoadReport, built_at: datetime, timings: dict[str, float]) -> list[TestResult]:
+    """Run the data tests on cursors of their own while the history is prepared on `con`; the history
+    keeps this build only if no error-level test failed."""
+    cursors = [con.cursor() for _ in range(os.cpu_count() or 1)]  # opened here: `con` stays on one thread
+    try:
+        with ThreadPoolExecutor(max_workers=1) as tester:
+            tested = tester.submit(_timed_call, timings, "data tests", run_tests, cursors, manifest.tests)
+            with _timed(timings, "history"):
+                record_build(con, history, built_at, source.kind, source.label, loaded.total_rows,
+                             keep=lambda: not summarize(tested.result())["fail"])
+            return tested.result()
+    finally:
+        for cursor in cursors:
+            cursor.close()
+
+
 def build(source: DataSource, warehouse: Path, manifest: Manifest | None = None,
           history: Path | None = None) -> BuildResult:
     """Build the warehouse at `warehouse` from `source`; raise InputError or DataTestFailure.
@@ -192,30 +226,9 @@ def build(source: DataSource, warehouse: Path, manifest: Manifest | None = None,
         building.unlink(missing_ok=True)
         con = db.connect(building)
         try:
-            # The export is hashed (for `greenery report` to reuse this build) while DuckDB loads it.
-            with ThreadPoolExecutor(max_workers=1) as hasher:
-                hashed = hasher.submit(fingerprint.warehouse, source.path)
-                # One transaction: a file database pays for each commit, and a build is all or nothing anyway.
-                db.run(con, "begin transaction")
-                with _timed(timings, "load"):
-                    loaded = load_export(con, source.path)
-                with _timed(timings, "models"):
-                    model_rows = build_models(con, manifest)
-                with _timed(timings, "commit"):
-                    db.run(con, "commit")
-                inputs = hashed.result()
-            # The tests read the committed warehouse on cursors of their own while the history is
-            # prepared on this connection; it is kept only if no error-level test failed.
+            loaded, model_rows, inputs = _load_and_model(con, source, manifest, timings)
             built_at = build_time()
-            cursors = [con.cursor() for _ in range(os.cpu_count() or 1)]
-            with ThreadPoolExecutor(max_workers=1) as tester:
-                tested = tester.submit(_timed_call, timings, "data tests", run_tests, cursors, manifest.tests)
-                with _timed(timings, "history"):
-                    record_build(con, history, built_at, source.kind, source.label, loaded.total_rows,
-                                 keep=lambda: not summarize(tested.result())["fail"])
-                tests = tested.result()
-            for cursor in cursors:
-                cursor.close()
+            tests = _test_and_record(con, manifest, history, source, loaded, built_at, timings)
             db.run(con, "begin transaction")
             store_results(con, tests)
             info = _store_build_info(con, source, loaded, inputs, built_at)
