@@ -69,9 +69,14 @@ def _shown(path: Path) -> str:
     return str(path.relative_to(config.ROOT)) if path.is_relative_to(config.ROOT) else str(path)
 
 
+# What kernels print to our stderr on every run, errors or not: the start-up notice about TCP, and
+# the log line of the SIGINT jupyter_client always sends a kernel before shutting it down.
+KERNEL_NOISE = ("Kernel is running over TCP without encryption", "KeyboardInterrupt caught in kernel")
+
+
 @contextlib.contextmanager
 def quiet_kernel_notices():
-    """The kernel inherits our stderr; drop its start-up notice about TCP transport, keep the rest."""
+    """The kernels inherit our stderr; drop their routine notices (KERNEL_NOISE), keep the rest."""
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile(mode="w+b") as capture:
@@ -83,7 +88,7 @@ def quiet_kernel_notices():
             os.close(saved)
             capture.seek(0)
             for line in capture.read().decode(errors="replace").splitlines():
-                if "Kernel is running over TCP without encryption" not in line:
+                if not any(noise in line for noise in KERNEL_NOISE):
                     print(line, file=sys.stderr)
 
 
