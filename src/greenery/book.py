@@ -88,7 +88,7 @@ def table(frame: pd.DataFrame, formats: dict[str, str] | None = None) -> None:
 
 
 def order_window(con: duckdb.DuckDBPyConnection) -> str:
-    """How long the export's orders span, in words ("1.9 days"), for prose that depends on it."""
+    """How long the export's orders span, in words ("47 hours", "3.5 days"), for prose that depends on it."""
     first, last = con.execute("select first_order_at, last_order_at from build_info").fetchall()[0]
     if first is None:
         return "no orders"

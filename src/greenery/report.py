@@ -271,7 +271,7 @@ def _warehouse_for(source, warehouse_path: Path, log: Callable[..., None]) -> st
     if built_fingerprint(warehouse_path) == wanted:
         log(f"Warehouse up to date (same export, same code): reusing {warehouse_path}")
         return wanted
-    result = build(source, warehouse_path)
+    result = build(source, warehouse_path, inputs=wanted)  # the export is hashed once per run
     summary = result.summary
     log(f"Warehouse built in {result.seconds:.2f} s: {result.loaded.total_rows:,} rows read, "
         f"{len(result.model_rows)} models, tests {summary['pass']} passed / {summary['warn']} warned / "

@@ -177,12 +177,13 @@ def _store_build_info(con: duckdb.DuckDBPyConnection, source: DataSource, loaded
 
 
 def _load_and_model(con: duckdb.DuckDBPyConnection, source: DataSource, manifest: Manifest,
-                    timings: dict[str, float]) -> tuple[LoadReport, dict[str, int | None], str]:
+                    timings: dict[str, float], inputs: str | None) -> tuple[LoadReport, dict[str, int | None], str]:
     """Load the export and build every model in one transaction (a file database pays for each
-    commit, and a build is all or nothing anyway), hashing the export meanwhile so that
-    `greenery report` can reuse this build. Returns what was loaded, the models' rows, the fingerprint."""
+    commit, and a build is all or nothing anyway), hashing the export meanwhile (unless the caller
+    already did) so that `greenery report` can reuse this build. Returns what was loaded, the
+    models' rows, the fingerprint."""
     with ThreadPoolExecutor(max_workers=1) as hasher:
-        hashed = hasher.submit(fingerprint.warehouse, source.path)
+        hashed = hasher.submit(lambda: inputs or fingerprint.warehouse(source.path))
         db.run(con, "begin transaction")
         with _timed(timings, "load"):
             loaded = load_export(con, source.path)
@@ -211,9 +212,10 @@ def _test_and_record(con: duckdb.DuckDBPyConnection, manifest: Manifest, history
 
 
 def build(source: DataSource, warehouse: Path, manifest: Manifest | None = None,
-          history: Path | None = None) -> BuildResult:
+          history: Path | None = None, inputs: str | None = None) -> BuildResult:
     """Build the warehouse at `warehouse` from `source`; raise InputError or DataTestFailure.
 
+    `inputs` is the export's fingerprint when the caller has computed it (`greenery report` has).
     A build that passes its error-level tests is recorded in the history (`history`, default
     $GREENERY_HISTORY or data/history/history.duckdb) before the new warehouse is moved in place.
     """
@@ -226,7 +228,7 @@ def build(source: DataSource, warehouse: Path, manifest: Manifest | None = None,
         building.unlink(missing_ok=True)
         con = db.connect(building)
         try:
-            loaded, model_rows, inputs = _load_and_model(con, source, manifest, timings)
+            loaded, model_rows, inputs = _load_and_model(con, source, manifest, timings, inputs)
             built_at = build_time()
             tests = _test_and_record(con, manifest, history, source, loaded, built_at, timings)
             db.run(con, "begin transaction")
