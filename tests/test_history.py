@@ -111,7 +111,7 @@ def test_personal_data_never_enters_history(builder):
 
 def test_the_chapter_lists_exactly_the_three_shipped_orders(builder, tmp_path):
     """Done when: a build, then one on a copy where three orders went from preparing to shipped."""
-    from greenery.report import execute, notebook_path
+    from greenery.chapters import execute, notebook_path
 
     build_shop, _ = builder
     build_shop("first").close()

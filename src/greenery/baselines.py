@@ -9,27 +9,28 @@ from __future__ import annotations
 
 import os
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import nbformat
 
 from greenery import config
-from greenery.report import execute, notebook_entries, notebook_path, quiet_kernel_notices
+from greenery.chapters import execute, name_of, notebook_entries, notebook_path
 from greenery.sample import generate
 from greenery.warehouse import DataSource, build
 
-BASELINE_EPOCH = "1613174400"  # 2021-02-13T00:00:00Z: the baselines' fixed build time
+BASELINE_BUILD_TIME = datetime(2021, 2, 13, tzinfo=UTC)  # the baselines' fixed build time
 
 
 def build_sample_warehouse(folder: Path) -> Path:
     """The nbval reference data: the default sample (seed 42, scale 1), whatever export is configured,
     built at a fixed time so that re-executed chapters match their baselines to the byte."""
-    os.environ["SOURCE_DATE_EPOCH"] = BASELINE_EPOCH
     export = folder / "sample"
     generate(export, config.SAMPLE_SCALE, config.SAMPLE_SEED)
     warehouse = folder / "baseline.duckdb"
     source = DataSource(export, "baseline", {"seed": config.SAMPLE_SEED, "scale": config.SAMPLE_SCALE})
-    build(source, warehouse, history=folder / "history.duckdb")  # a first build: nothing to compare yet
+    build(source, warehouse, history=folder / "history.duckdb", built_at=BASELINE_BUILD_TIME,
+          log=lambda *_: None)  # a first build: nothing to compare yet
     return warehouse
 
 
@@ -45,14 +46,16 @@ def strip_run_metadata(nb: nbformat.NotebookNode, name: str) -> nbformat.Noteboo
 
 def main() -> None:
     config.BASELINES_DIR.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp, quiet_kernel_notices():
+    with tempfile.TemporaryDirectory() as tmp:
+        # The kernels find the warehouse as nbval's will: through $GREENERY_WAREHOUSE, so that the
+        # baselines hold no injected cell with a path of this run.
         os.environ["GREENERY_WAREHOUSE"] = str(build_sample_warehouse(Path(tmp)))
         for entry in notebook_entries():
-            target = config.BASELINES_DIR / f"{Path(entry).name}.ipynb"
+            target = config.BASELINES_DIR / f"{name_of(entry)}.ipynb"
             nb = execute(notebook_path(entry), target, parameters={})
-            nbformat.write(strip_run_metadata(nb, Path(entry).name), target)
+            nbformat.write(strip_run_metadata(nb, name_of(entry)), target)
             print(f"wrote {target.relative_to(config.ROOT)}")
-    expected = {f"{Path(e).name}.ipynb" for e in notebook_entries()}
+    expected = {f"{name_of(e)}.ipynb" for e in notebook_entries()}
     stale = {p.name for p in config.BASELINES_DIR.glob("*.ipynb")} - expected
     for name in sorted(stale):
         (config.BASELINES_DIR / name).unlink()

@@ -25,14 +25,12 @@ _TABLE_IDS = itertools.count(1)
 
 def open_warehouse(warehouse: str | os.PathLike | None = None,
                    data_dir: str | os.PathLike | None = None) -> duckdb.DuckDBPyConnection:
-    """A read-only connection to the warehouse, building it first when it does not exist yet."""
-    path = config.warehouse_path(warehouse)
-    if not Path(path).is_file():
-        from greenery.warehouse import build, choose_data
-
-        build(choose_data(data_dir), path)
+    """A read-only connection to the built warehouse (`data_dir` is only named in the hint)."""
     from greenery import db
 
+    path = config.warehouse_path(warehouse)
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"no warehouse at {path}: run `greenery build` (or `greenery report`) first")
     return db.connect(path, read_only=True)
 
 

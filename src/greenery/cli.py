@@ -1,60 +1,51 @@
 """The `greenery` command: build the warehouse, generate a sample, publish the report.
 
-Exit codes (see README): 0 success, 1 an error-level data test failed, 2 unusable input,
-3 another run holds the same output, 4 a notebook or the book render failed.
+This module alone turns outcomes into exit codes (greenery.errors.ExitCode, documented in the
+README) and prints them: one line on stderr for every failure, a traceback only with --debug.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import signal
 import sys
+import traceback
 from pathlib import Path
 
 from greenery import config
-from greenery.errors import DataTestFailure, ExitCode, GreeneryError
+from greenery.errors import DataTestFailure, ExitCode, GreeneryError, Interrupted
 
 DATA_HELP = "the export's folder (default: $GREENERY_DATA_DIR, else data/raw/, else a generated sample)"
+EXIT_CODES = ("Exit codes: 0 ok, 1 data test failed, 2 bad input or argument, 3 busy, 4 report failed, "
+              "5 unexpected error, 130/143 interrupted.")
 
 
-def print_build(result, out=print) -> None:
-    loaded = result.loaded
-    counts = ", ".join(f"{name} {rows:,}" for name, rows in loaded.rows.items())
-    out(f"Read {loaded.total_rows:,} rows from {len(loaded.rows)} files: {counts}")
-    for warning in loaded.warnings:
-        out(f"  warning: {warning}")
-    from greenery.manifest import load_manifest
+def _print_failure(failure: DataTestFailure, what_is_kept: str) -> None:
+    from greenery.warehouse import summary_lines
 
-    models = load_manifest().models
-    out(f"Models ({len(result.model_rows)}), in build order:")
-    for name, rows in result.model_rows.items():
-        out(f"  {models[name].folder + '/' + name:<48} " + (f"{rows:>10,} rows" if rows is not None else "      view"))
-    out(f"Data tests ({len(result.tests)}), passed first:")
-    for test in sorted(result.tests, key=lambda t: (t.status != "pass", t.status == "fail")):
-        if test.status == "pass":
-            out(f"  PASS {test.name} ({test.model})")
-            continue
-        keys = ", ".join(test.failing_keys)
-        out(f"  {test.status.upper():4} {test.name} ({test.model}): {test.failing_rows:,} row(s), e.g. {keys}")
-        out(f"       assumption: {test.rationale}")
-    summary = result.summary
-    out(f"Data tests: {summary['pass']} passed, {summary['warn']} warned, {summary['fail']} failed")
-    out(f"Results: {config.run_results_path(result.warehouse)}")
+    for line in summary_lines(failure.result):
+        print(line)
+    print(f"Build stopped: error-level data tests failed; {what_is_kept}", file=sys.stderr)
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from greenery.warehouse import build, choose_data
+    from greenery.locking import exclusive
+    from greenery.outputs import check_warehouse_target
+    from greenery.warehouse import build, choose_data, summary_lines
 
-    source = choose_data(args.data_dir)
-    print(f"Data: {source.path} ({source.label}; chosen by {source.chosen_by})")
-    warehouse = config.warehouse_path(args.warehouse)
-    try:
-        result = build(source, warehouse)
-    except DataTestFailure as failure:
-        print_build(failure.result)
-        print(f"Build stopped: error-level data tests failed; the previous warehouse at {warehouse} is kept.",
-              file=sys.stderr)
-        return ExitCode.DATA_TEST_FAILED
-    print_build(result)
+    warehouse = config.warehouse_path(args.warehouse).absolute()
+    check_warehouse_target(warehouse)
+    with exclusive(warehouse, "the warehouse"):
+        source = choose_data(args.data_dir)
+        print(f"Data: {source.path} ({source.label}; chosen by {source.chosen_by})")
+        try:
+            result = build(source, warehouse, built_at=config.pinned_build_time())
+        except DataTestFailure as failure:
+            _print_failure(failure, f"the previous warehouse at {warehouse} is kept.")
+            return ExitCode.DATA_TEST_FAILED
+    for line in summary_lines(result):
+        print(line)
     print(f"Warehouse: {warehouse} (built in {result.seconds:.2f} s)")
     return ExitCode.OK
 
@@ -71,37 +62,86 @@ def cmd_sample(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from greenery.report import publish
 
-    return publish(data_dir=args.data_dir, out=args.out, warehouse=args.warehouse)
+    try:
+        publish(data_dir=args.data_dir, out=args.out, warehouse=args.warehouse, analysis=args.param,
+                timeout=args.chapter_timeout, built_at=config.pinned_build_time())
+    except DataTestFailure as failure:
+        _print_failure(failure, "the warehouse and the book are unchanged.")
+        print(f"Not published: the book at {Path(args.out or config.HTML_DIR)} is unchanged.")
+        return ExitCode.DATA_TEST_FAILED
+    return ExitCode.OK
+
+
+def _positive_finite(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number above 0, got {text!r}")
+    return value
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="greenery", description=__doc__.split("\n\n")[0],
-                                  epilog="Exit codes: 0 ok, 1 data test failed, 2 bad input, 3 busy, 4 report failed.")
+    top = argparse.ArgumentParser(prog="greenery", description=__doc__.split("\n\n")[0], epilog=EXIT_CODES)
+    top.add_argument("--debug", action="store_true", help="on an unexpected error, print the traceback")
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    build = commands.add_parser("build", help="load the export, build all models, run all data tests")
+    build = commands.add_parser("build", help="load the export, build all models, run all data tests",
+                                epilog=EXIT_CODES)
     build.add_argument("--data-dir", help=DATA_HELP)
-    build.add_argument("--warehouse", help=f"the DuckDB file to write (default: {config.WAREHOUSE_PATH})")
+    build.add_argument("--warehouse", help=f"the DuckDB file to write (default: {config.WAREHOUSE_PATH}); "
+                                           "only a missing file or a warehouse greenery built")
     build.set_defaults(run=cmd_build)
 
-    sample = commands.add_parser("sample", help="write a Greenery-shaped sample export")
+    sample = commands.add_parser("sample", help="write a Greenery-shaped sample export", epilog=EXIT_CODES)
     sample.add_argument("--out", required=True, help="folder to write the seven CSV files into")
-    sample.add_argument("--scale", type=float, default=1.0, help="1 is about the real export's size (default 1)")
+    sample.add_argument("--scale", type=_positive_finite, default=config.SAMPLE_SCALE,
+                        help="1 is about the real export's size (default 1)")
     sample.add_argument("--seed", type=int, default=config.SAMPLE_SEED, help="same seed, same bytes (default 42)")
     sample.set_defaults(run=cmd_sample)
 
-    report = commands.add_parser("report", help="build the warehouse, run the notebooks, publish the book")
+    report = commands.add_parser("report", help="build the warehouse, run the notebooks, publish the book",
+                                 epilog=EXIT_CODES)
     report.add_argument("--data-dir", help=DATA_HELP)
-    report.add_argument("--out", help=f"where the book is published (default: {config.HTML_DIR})")
+    report.add_argument("--out", help=f"where the book is published (default: {config.HTML_DIR}); only a "
+                                      "missing or empty folder, or a book greenery published")
     report.add_argument("--warehouse", help=f"the DuckDB file to write (default: {config.WAREHOUSE_PATH})")
+    report.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                        help="set a chapter parameter (repeatable), e.g. --param follow_up_hours=24")
+    report.add_argument("--chapter-timeout", type=_positive_finite, default=config.CHAPTER_TIMEOUT,
+                        metavar="SECONDS", help=f"stop a chapter that runs longer (default {config.CHAPTER_TIMEOUT})")
     report.set_defaults(run=cmd_report)
     return top
 
 
+def _on_signal(signum, frame):
+    name = signal.Signals(signum).name
+    raise Interrupted(name, ExitCode.TERMINATED if signum == signal.SIGTERM else ExitCode.INTERRUPTED)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = parser().parse_args(argv)  # bad arguments: usage and exit 2 (argparse)
+    previous = signal.signal(signal.SIGTERM, _on_signal)
     try:
         return int(args.run(args))
     except GreeneryError as error:
         print(f"error: {error}", file=sys.stderr)
         return int(error.exit_code)
+    except (Interrupted, KeyboardInterrupt) as stop:
+        name, code = (stop.signal_name, stop.exit_code) if isinstance(stop, Interrupted) else (
+            "SIGINT", ExitCode.INTERRUPTED)
+        print(f"stopped by {name}: child processes and temporary files removed; the last good outputs are kept",
+              file=sys.stderr)
+        return int(code)
+    except Exception as error:  # a full disk, a bug: one line, and the traceback on request
+        if args.debug:
+            traceback.print_exc()
+        where = f" ({error.filename})" if isinstance(error, OSError) and error.filename else ""
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error).splitlines()[0] \
+            if str(error) else ""
+        print(f"error: unexpected {type(error).__name__}{where}: {reason} (run with --debug for the traceback)",
+              file=sys.stderr)
+        return int(ExitCode.UNEXPECTED)
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -8,10 +8,13 @@ GREENERY_WAREHOUSE), which is how the notebooks and the nbval baselines find the
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-MODELS_DIR = PACKAGE_DIR / "models"
+MODELS_DIR = PACKAGE_DIR / "models"  # the SQL models and their YAML, one folder per layer
+SNAPSHOTS_FILE = PACKAGE_DIR / "snapshots" / "_snapshots.yml"  # which tables keep a type-2 history
+ANALYSES_DIR = PACKAGE_DIR / "analyses"  # the named queries the chapters run and show
 
 
 def _find_root() -> Path:
@@ -28,22 +31,57 @@ RAW_DIR = DATA_DIR / "raw"  # an export an analyst drops in; read, never written
 SAMPLE_DIR = DATA_DIR / "sample"  # the generated sample, rebuilt when missing
 WAREHOUSE_PATH = DATA_DIR / "warehouse" / "greenery.duckdb"
 HISTORY_PATH = DATA_DIR / "history" / "history.duckdb"  # survives rebuilds; never replaced
-NOTEBOOKS_DIR = ROOT / "notebooks"
 BOOK_DIR = ROOT / "book"  # static pages and assets of the book
 TOC_PATH = ROOT / "_toc.yml"
 BOOK_CONFIG_PATH = ROOT / "_config.yml"
 BUILD_DIR = ROOT / "_build"
 HTML_DIR = BUILD_DIR / "html"  # the published book
 BASELINES_DIR = ROOT / "tests" / "baselines"
+BENCH_DIR = DATA_DIR / "bench"  # `make bench`: generated exports and bench.csv
+SHARED_EXPORT = ROOT.parent / "shared" / "greenery"  # where the real export sits beside a checkout (CI)
+BOOK_STAMP = ".greenery-book.json"  # inside a published book: its fingerprints and the files it wrote
 
 SAMPLE_MARKER = "sample.json"  # written beside a generated sample's CSVs: its seed, scale and version
 SAMPLE_SEED = 42
 SAMPLE_SCALE = 1.0
 
+CHAPTER_TIMEOUT = 600  # seconds one chapter may run before it is stopped and reported (exit 4)
+
 
 def env_path(name: str) -> Path | None:
+    """A path from the environment; unset and empty are the same (nothing chosen)."""
     value = os.environ.get(name)
     return Path(value).expanduser() if value else None
+
+
+def data_dir_choice(explicit: str | os.PathLike | None = None) -> tuple[Path, str] | None:
+    """Which export to read and why: --data-dir, else $GREENERY_DATA_DIR, else data/raw/ when it holds
+    the seven files; None means none was given (the caller falls back to the generated sample)."""
+    from greenery.contract import RAW_TABLES
+
+    if explicit is not None:
+        if not str(explicit).strip():
+            from greenery.errors import UsageError
+
+            raise UsageError("--data-dir is empty: name the export's folder, or leave the option out")
+        return Path(explicit).expanduser(), "--data-dir"
+    if env_path("GREENERY_DATA_DIR"):
+        return env_path("GREENERY_DATA_DIR"), "$GREENERY_DATA_DIR"
+    if all((RAW_DIR / t.file_name).is_file() for t in RAW_TABLES):
+        return RAW_DIR, "data/raw/"
+    return None
+
+
+def real_export_dir() -> Path | None:
+    """The real export for tests and benchmarks: $GREENERY_DATA_DIR, else ../shared/greenery; None if absent."""
+    candidate = env_path("GREENERY_DATA_DIR") or SHARED_EXPORT
+    return candidate if (candidate / "orders.csv").is_file() else None
+
+
+def pinned_build_time() -> datetime | None:
+    """$SOURCE_DATE_EPOCH (the reproducible-builds convention), read once by the command line."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    return datetime.fromtimestamp(int(epoch), UTC) if epoch else None
 
 
 def warehouse_path(explicit: str | os.PathLike | None = None) -> Path:
@@ -56,6 +94,21 @@ def warehouse_path(explicit: str | os.PathLike | None = None) -> Path:
 def run_results_path(warehouse: Path) -> Path:
     """The JSON result of the data tests, written beside its warehouse."""
     return warehouse.with_name(f"{warehouse.stem}.run_results.json")
+
+
+def rejected_path(warehouse: Path) -> Path:
+    """A build that failed an error-level data test, kept for inspection."""
+    return warehouse.with_name(f"{warehouse.stem}.rejected{warehouse.suffix}")
+
+
+def building_path(warehouse: Path) -> Path:
+    """Where a warehouse is built before it is moved over the published one."""
+    return warehouse.with_name(f".{warehouse.name}.building")
+
+
+def lock_path(target: Path) -> Path:
+    """The lock file beside an output (greenery.locking)."""
+    return target.with_name(target.name + ".lock")
 
 
 def chapter_cache_path(warehouse: Path) -> Path:

@@ -1,4 +1,7 @@
-"""Exit codes of the `greenery` command and the errors that map to them (documented in README)."""
+"""Exit codes of the `greenery` command and the typed errors behind them (documented in README).
+
+Library code raises these; only `greenery.cli.main` turns them into exit codes and one line on stderr.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +12,16 @@ from pathlib import Path
 class ExitCode(IntEnum):
     OK = 0  # success; warn-level data test failures are listed
     DATA_TEST_FAILED = 1  # an error-level data test failed: nothing is published
-    BAD_INPUT = 2  # the export is unusable: one line names file, line and column
-    BUSY = 3  # another greenery run holds the same warehouse or book output
-    REPORT_FAILED = 4  # a notebook, the book render or the history failed: the last good book is kept
+    BAD_INPUT = 2  # the export or an argument is unusable: one line says which and why; nothing is touched
+    BUSY = 3  # another greenery run holds the same warehouse, history or book
+    REPORT_FAILED = 4  # a chapter failed or timed out, the render failed, or the history file is unusable
+    UNEXPECTED = 5  # anything else (a full disk, a bug): one line, `--debug` shows the traceback
+    INTERRUPTED = 130  # SIGINT (Ctrl-C): children stopped, temporary files removed, last good outputs kept
+    TERMINATED = 143  # SIGTERM: the same
 
 
 class GreeneryError(Exception):
-    exit_code: ExitCode = ExitCode.REPORT_FAILED
+    exit_code: ExitCode = ExitCode.UNEXPECTED
 
 
 class InputError(GreeneryError):
@@ -31,6 +37,12 @@ class InputError(GreeneryError):
         where = f"{self.file}:{self.line}" if self.line else f"{self.file}"
         column = f" column '{self.column}':" if self.column else ""
         return f"{where}:{column} {self.reason}"
+
+
+class UsageError(GreeneryError):
+    """An argument names something the tool must not or cannot use (a folder it did not make, a bad value)."""
+
+    exit_code = ExitCode.BAD_INPUT
 
 
 class DataTestFailure(GreeneryError):
@@ -53,6 +65,14 @@ class ReportError(GreeneryError):
 
 
 class HistoryError(GreeneryError):
-    """The history file does not match the snapshots' definition; nothing was written to it."""
+    """The history file cannot be used (another layout, or not a history at all); nothing was written to it."""
 
     exit_code = ExitCode.REPORT_FAILED
+
+
+class Interrupted(BaseException):  # noqa: N818 - a signal, like KeyboardInterrupt, not an error
+    """SIGINT or SIGTERM arrived: unwind (finally blocks clean up), then exit 130 or 143."""
+
+    def __init__(self, signal_name: str, exit_code: ExitCode):
+        self.signal_name, self.exit_code = signal_name, exit_code
+        super().__init__(signal_name)

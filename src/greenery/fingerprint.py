@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterable
+from datetime import datetime
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -65,9 +65,10 @@ def export(data_dir: Path) -> str:
     return _digest(_file_parts((data_dir / t.file_name for t in RAW_TABLES), data_dir))
 
 
-def warehouse(data_dir: Path) -> str:
+def warehouse(data_dir: Path, pinned_build_time: datetime | None = None) -> str:
     """What a build's result depends on: the export, the code, and a pinned build time if any."""
-    return combine("warehouse", export(data_dir), code(), os.environ.get("SOURCE_DATE_EPOCH", ""))
+    pinned = pinned_build_time.isoformat() if pinned_build_time else ""
+    return combine("warehouse", export(data_dir), code(), pinned)
 
 
 def chapter(warehouse_fingerprint: str, notebook: Path, parameters: dict) -> str:

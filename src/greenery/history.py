@@ -6,10 +6,18 @@ version closed (valid_to = this build's time) and a new version opened; a new ro
 version; a row gone from the export is closed. The differences against the previous build of the
 same kind of data (export or sample) are then written into the warehouse (`history_builds`,
 `history_changes`) for the "what changed" chapter. The first build has nothing to compare with.
+
+The history and the warehouse commit together. A build is recorded as `pending`, with the path
+of the warehouse it belongs to; the rename that publishes that warehouse is the commit point,
+after which the build is marked `published`. A run killed in between leaves a pending build:
+the next build finds it (`reconcile`) and marks it published if its warehouse was moved in,
+else undoes it exactly (its versions carry its own timestamp), so comparisons are always made
+with the last published build and no manual step is ever needed.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,11 +28,13 @@ import duckdb
 import yaml
 
 from greenery import db
+from greenery.config import SNAPSHOTS_FILE
 from greenery.errors import HistoryError
-from greenery.locking import exclusive
 from greenery.manifest import YAML_LOADER
+from greenery.outputs import check_history
 
-SNAPSHOTS_FILE = Path(__file__).resolve().parent / "snapshots" / "_snapshots.yml"
+BUILDS_COLUMNS = [("build_id", "INTEGER"), ("built_at", "TIMESTAMP WITH TIME ZONE"), ("data_kind", "VARCHAR"),
+                  ("data_label", "VARCHAR"), ("rows_read", "BIGINT"), ("warehouse", "VARCHAR"), ("state", "VARCHAR")]
 
 
 @dataclass(frozen=True)
@@ -64,10 +74,12 @@ def _columns(con: duckdb.DuckDBPyConnection, catalog: str, table: str) -> list[t
 
 def _ensure_schema(con: duckdb.DuckDBPyConnection, history_path: Path) -> None:
     """Create the history's tables on first use; refuse a file whose tables no longer match the snapshots."""
-    db.run(con, """
-        create table if not exists history.builds (
-            build_id integer, built_at timestamptz, data_kind varchar, data_label varchar, rows_read bigint)
-    """)
+    found = _columns(con, "history", "builds")
+    if not found:
+        db.run(con, "create table history.builds (" + ", ".join(f"{n} {t}" for n, t in BUILDS_COLUMNS) + ")")
+    elif found != BUILDS_COLUMNS:
+        raise HistoryError(f"{history_path}: table builds was written by another version of greenery "
+                           f"(columns {found}); move the file aside to start a new history")
     for snap, current in ((snap, f"current_{snap.name}") for snap in snapshots()):
         expected = [*_columns(con, "temp", current),
                     ("data_kind", "VARCHAR"), ("valid_from", "TIMESTAMP WITH TIME ZONE"),
@@ -119,7 +131,9 @@ def _write_changes(con: duckdb.DuckDBPyConnection, params: dict) -> None:
     """This build's differences from the previous one of the same data kind, into the warehouse."""
     db.run(con, """
         create or replace table history_builds as
-        select * from history.builds where data_kind = $kind order by build_id
+        select build_id, built_at, data_kind, data_label, rows_read from history.builds
+        where data_kind = $kind and (state = 'published' or build_id = $build_id)
+        order by build_id
     """, params)
     parts = []
     for snap in snapshots():
@@ -147,43 +161,126 @@ def _json(snap: Snapshot, alias: str) -> str:
     return "to_json({" + ", ".join(f"'{c}': {alias}.{c}" for c in snap.check_columns) + "})"
 
 
-def record_build(con: duckdb.DuckDBPyConnection, history_path: Path, built_at: datetime, data_kind: str,
-                 data_label: str, rows_read: int, keep: Callable[[], bool] = lambda: True) -> bool:
+def _attach(con: duckdb.DuckDBPyConnection, history_path: Path) -> None:
+    check_history(history_path)
+    history_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        db.run(con, "attach $path as history", {"path": str(history_path)})
+    except duckdb.Error as error:
+        raise HistoryError(f"{history_path}: cannot be opened as a history file ({str(error).splitlines()[0]}); "
+                           "move it aside to start a new history") from None
+
+
+def _published_build_id(warehouse: str) -> int | None:
+    """The build id stored in a published warehouse, or None if it cannot be read."""
+    path = Path(warehouse)
+    if not path.is_file():
+        return None
+    try:
+        other = db.connect(path, read_only=True)
+    except duckdb.Error:
+        return None
+    try:
+        return db.scalar(other, "select build_id from build_info")
+    except duckdb.Error:
+        return None
+    finally:
+        other.close()
+
+
+def _undo(con: duckdb.DuckDBPyConnection, build_id: int, built_at: datetime, kind: str) -> None:
+    """Remove a pending build exactly: its new versions go, the versions it closed are open again."""
+    params = {"now": built_at, "kind": kind}
+    for snap in snapshots():
+        db.run(con, f"delete from history.{snap.name} where data_kind = $kind and valid_from = $now", params)
+        db.run(con, f"update history.{snap.name} set valid_to = null where data_kind = $kind and valid_to = $now",
+               params)
+    db.run(con, "delete from history.builds where build_id = $id", {"id": build_id})
+
+
+def reconcile(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Settle builds left pending by a run that stopped between recording and publishing (see module doc).
+    Returns one line per settled build, for the log."""
+    settled = []
+    pending = db.rows(con, "select build_id, built_at, data_kind, warehouse from history.builds "
+                           "where state = 'pending' order by build_id desc")
+    for build_id, built_at, kind, warehouse in pending:
+        if _published_build_id(warehouse) == build_id:
+            db.run(con, "update history.builds set state = 'published' where build_id = $id", {"id": build_id})
+            settled.append(f"history: build {build_id} was published before its run stopped; recorded as published")
+        else:
+            _undo(con, build_id, built_at, kind)
+            settled.append(f"history: build {build_id} was never published (its run stopped); undone")
+    return settled
+
+
+def record_build(con: duckdb.DuckDBPyConnection, history_path: Path, warehouse: Path, built_at: datetime,
+                 data_kind: str, data_label: str, rows_read: int, keep: Callable[[], bool] = lambda: True,
+                 log: Callable[[str], None] = print) -> int | None:
     """Update the history from the warehouse being built (`con`) and store this build's changes in it.
 
-    The new versions are written in one transaction, committed only if `keep()` says so once they
-    are ready (the build passed its error-level tests); otherwise nothing is kept. Returns whether
-    the build was recorded."""
-    history_path.parent.mkdir(parents=True, exist_ok=True)
-    with exclusive(history_path, "the history"):
-        current = {snap.name: _stage_current(con, snap) for snap in snapshots()}
-        db.run(con, "attach $path as history", {"path": str(history_path)})
-        try:
-            db.run(con, "begin transaction")
-            _ensure_schema(con, history_path)
-            previous, last = db.rows(con, "select count(*), max(built_at) from history.builds where data_kind = $kind",
-                                     {"kind": data_kind})[0]
-            # Versions are stamped with the build time; it must move forward for valid_from/valid_to to order.
-            now = built_at if last is None or built_at > last else last + timedelta(seconds=1)
-            params = {"now": now, "kind": data_kind}
-            build_id = db.scalar(con, "select coalesce(max(build_id), 0) + 1 from history.builds")
-            db.run(con, "insert into history.builds values ($id, $now, $kind, $label, $rows)",
-                   {"id": build_id, "now": now, "kind": data_kind, "label": data_label, "rows": rows_read})
-            for snap in snapshots():
-                _apply(con, snap, current[snap.name], params)
-            if not keep():
-                db.run(con, "rollback")
-                db.run(con, "detach history")
-                return False
-            db.run(con, "commit")
-        except BaseException:
+    The caller holds the history's lock. Builds left pending by a stopped run are settled first.
+    The new versions are written in one transaction as a `pending` build, committed only if
+    `keep()` says so once they are ready (the build passed its error-level tests). Returns the
+    build's id, or None when it was not kept; `mark_published` completes it once its warehouse
+    is in place, `forget` undoes it if publishing fails."""
+    current = {snap.name: _stage_current(con, snap) for snap in snapshots()}
+    _attach(con, history_path)
+    try:
+        db.run(con, "begin transaction")
+        _ensure_schema(con, history_path)
+        for line in reconcile(con):
+            log(line)
+        previous, last = db.rows(con, "select count(*) filter (where state = 'published'), max(built_at) "
+                                      "from history.builds where data_kind = $kind", {"kind": data_kind})[0]
+        # Versions are stamped with the build time; it must move forward for valid_from/valid_to to order.
+        now = built_at if last is None or built_at > last else last + timedelta(seconds=1)
+        params = {"now": now, "kind": data_kind}
+        build_id = db.scalar(con, "select coalesce(max(build_id), 0) + 1 from history.builds")
+        db.run(con, "insert into history.builds values ($id, $now, $kind, $label, $rows, $warehouse, 'pending')",
+               {"id": build_id, "now": now, "kind": data_kind, "label": data_label, "rows": rows_read,
+                "warehouse": str(warehouse)})
+        for snap in snapshots():
+            _apply(con, snap, current[snap.name], params)
+        if not keep():
             db.run(con, "rollback")
-            db.run(con, "detach history")
-            raise
+            return None
+        db.run(con, "commit")
         # DuckDB lets one transaction write to one database: the history commits first, whole, then
         # the warehouse (not yet published) receives this build's changes.
-        try:
-            _write_changes(con, {**params, "previous_exists": previous > 0})
-        finally:
+        _write_changes(con, {**params, "build_id": build_id, "previous_exists": previous > 0})
+        return build_id
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):
+            db.run(con, "rollback")
+        raise
+    finally:
+        with contextlib.suppress(duckdb.Error):
             db.run(con, "detach history")
-        return True
+
+
+def _settle(history_path: Path, build_id: int, undo: bool) -> None:
+    con = db.connect()
+    try:
+        _attach(con, history_path)
+        db.run(con, "begin transaction")
+        if undo:
+            row = db.rows(con, "select built_at, data_kind from history.builds where build_id = $id and "
+                               "state = 'pending'", {"id": build_id})
+            if row:
+                _undo(con, build_id, *row[0])
+        else:
+            db.run(con, "update history.builds set state = 'published' where build_id = $id", {"id": build_id})
+        db.run(con, "commit")
+    finally:
+        con.close()
+
+
+def mark_published(history_path: Path, build_id: int) -> None:
+    """The build's warehouse is in place: the build becomes the one the next build compares with."""
+    _settle(history_path, build_id, undo=False)
+
+
+def forget(history_path: Path, build_id: int) -> None:
+    """Publishing failed: undo the pending build (a later `reconcile` would do the same)."""
+    _settle(history_path, build_id, undo=True)

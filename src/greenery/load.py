@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import re
+import stat
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -42,12 +43,33 @@ class LoadReport:
         return sum(self.rows.values())
 
 
+def check_export_files(data_dir: Path) -> None:
+    """The folder exists and each of the seven files is a regular file, before anything opens one
+    (a FIFO or a device would block or never end)."""
+    if not data_dir.is_dir():
+        raise InputError(data_dir, None, None, "no such folder: expected the export's seven CSV files here")
+    for table in RAW_TABLES:
+        path = data_dir / table.file_name
+        if not path.exists():
+            raise InputError(path, None, None, "the file is missing from the export")
+        mode = path.stat().st_mode
+        if not stat.S_ISREG(mode):
+            kind = "a FIFO" if stat.S_ISFIFO(mode) else "a folder" if stat.S_ISDIR(mode) else "a device or socket"
+            raise InputError(path, None, None, f"is {kind}, not a regular file: the export's files must be plain files")
+
+
+HEADER_LIMIT = 1 << 20  # a header longer than 1 MiB is not a header
+
+
 def read_header(path: Path) -> list[str]:
     """The header row's column names, or an InputError naming what is wrong with it."""
     with path.open("rb") as handle:
-        first = handle.readline()
+        first = handle.readline(HEADER_LIMIT)
     if not first.strip():
         raise InputError(path, 1, None, "the file is empty: expected a header row")
+    if b"\r" in first.rstrip(b"\r\n"):
+        raise InputError(path, 1, None, "lines end with a carriage return alone (classic Mac OS); "
+                                        "save the file with LF or CRLF line endings")
     first = first.removeprefix(UTF8_BOM)
     try:
         text = first.decode("utf-8")
@@ -109,17 +131,22 @@ def _is_offset_timestamp(reject: Reject, types: dict[str, str]) -> bool:
     return True
 
 
-def _describe(reject: Reject, types: dict[str, str], header: list[str]) -> tuple[str | None, str]:
-    """The column to name and the reason, in words an analyst can act on."""
+def _describe(reject: Reject, types: dict[str, str], header: list[str],
+              quote_values: bool) -> tuple[str | None, str]:
+    """The column to name and the reason, in words an analyst can act on.
+
+    Values are quoted only from files without personal data: in a row that lost a separator, a
+    phone number or an email can land in any column, so such files' values are never echoed."""
     value = reject.value if len(reject.value) <= 40 else reject.value[:37] + "..."
+    shown = f"'{value}'" if quote_values else "a value (not shown: the file holds personal data)"
     column_type = types.get(reject.column)
     if reject.error_type == "CAST" and column_type == "TIMESTAMP":
         if ZONELESS_TIMESTAMP.fullmatch(reject.value):
-            return reject.column, (f"timestamp '{value}' has no time zone: expected Z (UTC) or an offset "
+            return reject.column, (f"timestamp {shown} has no time zone: expected Z (UTC) or an offset "
                                    "such as +02:00, so the instant it means is unknown")
-        return reject.column, f"cannot read '{value}' as a timestamp like 2021-02-11T23:30:33Z"
+        return reject.column, f"cannot read {shown} as a timestamp like 2021-02-11T23:30:33Z"
     if reject.error_type == "CAST":
-        return reject.column, f"cannot read '{value}' as {column_type}"
+        return reject.column, f"cannot read {shown} as {column_type}"
     if reject.error_type == "INVALID ENCODING":
         return reject.column, "the bytes are not valid UTF-8"
     if reject.error_type == "MISSING COLUMNS":
@@ -128,7 +155,7 @@ def _describe(reject: Reject, types: dict[str, str], header: list[str]) -> tuple
         return header[-1], "the row has more values than the header, after this last column"
     if reject.error_type == "UNQUOTED VALUE" or "unterminated quote" in reject.message:
         return reject.column, "a quoted value is never closed (unterminated quote)"
-    return reject.column, f"{reject.error_type.lower()}: {reject.message.splitlines()[0]}"
+    return reject.column, f"the row cannot be read ({reject.error_type.lower()})"
 
 
 def _read(con: duckdb.DuckDBPyConnection, table: RawTable, path: Path, columns: dict[str, str],
@@ -151,7 +178,9 @@ def _read(con: duckdb.DuckDBPyConnection, table: RawTable, path: Path, columns: 
             {"path": str(path), "columns": columns, "timestamp_format": TIMESTAMP_FORMAT},
         )
     except duckdb.Error as error:  # what the rejects table cannot hold: the file as a whole is unreadable
-        raise InputError(path, None, None, f"cannot be read as CSV: {str(error).splitlines()[0]}") from None
+        personal = any(c.pii for c in table.columns)  # DuckDB's message may quote a row
+        detail = "" if personal else f": {str(error).splitlines()[0]}"
+        raise InputError(path, None, None, f"cannot be read as CSV{detail}") from None
 
 
 def _convert_offset_timestamps(con: duckdb.DuckDBPyConnection, table: RawTable, path: Path,
@@ -170,8 +199,6 @@ def _convert_offset_timestamps(con: duckdb.DuckDBPyConnection, table: RawTable, 
 
 def load_table(con: duckdb.DuckDBPyConnection, table: RawTable, data_dir: Path, report: LoadReport) -> int:
     path = data_dir / table.file_name
-    if not path.is_file():
-        raise InputError(path, None, None, "the file is missing from the export")
     header = read_header(path)
     _check_header(table, path, header, report)
 
@@ -181,7 +208,7 @@ def load_table(con: duckdb.DuckDBPyConnection, table: RawTable, data_dir: Path, 
     found = _rejects(con, rejects)
     fatal = next((r for r in found if not _is_offset_timestamp(r, types)), None)
     if fatal:
-        column, reason = _describe(fatal, types, header)
+        column, reason = _describe(fatal, types, header, quote_values=not any(c.pii for c in table.columns))
         raise InputError(path, physical_line(path, fatal.line_start), column, reason)
     if found:  # every value DuckDB refused is a timestamp with an explicit UTC offset: exact, so converted
         _convert_offset_timestamps(con, table, path, header, types, rejects)
@@ -196,8 +223,7 @@ def load_table(con: duckdb.DuckDBPyConnection, table: RawTable, data_dir: Path, 
 
 def load_export(con: duckdb.DuckDBPyConnection, data_dir: Path) -> LoadReport:
     """Load all seven tables into schema `raw`; raise InputError at the first unusable value."""
-    if not data_dir.is_dir():
-        raise InputError(data_dir, None, None, "no such folder: expected the export's seven CSV files here")
+    check_export_files(data_dir)
     report = LoadReport(data_dir=data_dir)
     db.run(con, "create schema if not exists raw")
     for table in RAW_TABLES:

@@ -2,12 +2,14 @@
 
 The warehouse is written to a temporary file beside the target and moved over it only when
 the build is complete and no error-level test failed, so the previous warehouse stays usable
-until a better one exists. A build that fails its data tests is kept as `<name>.rejected.duckdb`
-for inspection.
+until a better one exists; the history follows that rename (greenery.history). A build that
+fails its data tests is kept as `<name>.rejected.duckdb` for inspection. Only a missing file or
+a warehouse this tool built is ever written over (greenery.outputs).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -21,13 +23,14 @@ from pathlib import Path
 import duckdb
 
 from greenery import __version__, config, db, fingerprint
-from greenery.contract import RAW_TABLES
 from greenery.datatests import TestResult, run_tests, store_results, summarize, write_json
 from greenery.errors import DataTestFailure
-from greenery.history import record_build
-from greenery.load import LoadReport, load_export
+from greenery.faults import checkpoint
+from greenery.history import forget, mark_published, record_build
+from greenery.load import LoadReport, check_export_files, load_export
 from greenery.locking import exclusive
 from greenery.manifest import Manifest, load_manifest
+from greenery.outputs import check_warehouse_target
 
 
 @dataclass(frozen=True)
@@ -47,24 +50,18 @@ class DataSource:
         return "a Greenery export"
 
 
-def _is_complete_export(folder: Path) -> bool:
-    return all((folder / t.file_name).is_file() for t in RAW_TABLES)
-
-
 def choose_data(data_dir: str | os.PathLike | None = None, log=print) -> DataSource:
-    """--data-dir, else $GREENERY_DATA_DIR, else data/raw/ when complete, else the generated sample."""
-    if data_dir:
-        path, chosen_by = Path(data_dir).expanduser(), "--data-dir"
-    elif config.env_path("GREENERY_DATA_DIR"):
-        path, chosen_by = config.env_path("GREENERY_DATA_DIR"), "$GREENERY_DATA_DIR"
-    elif _is_complete_export(config.RAW_DIR):
-        path, chosen_by = config.RAW_DIR, "data/raw/"
+    """The export config.data_dir_choice names, else the generated sample (made when missing)."""
+    choice = config.data_dir_choice(data_dir)
+    if choice:
+        path, chosen_by = choice
     else:
         from greenery.sample import ensure_sample  # numpy and pandas: only when a sample is needed
 
         path, chosen_by = config.SAMPLE_DIR, "default: no export in --data-dir, $GREENERY_DATA_DIR or data/raw/"
         if ensure_sample(path):
             log(f"No export found: generated a sample into {path}")
+    check_export_files(path)
     marker = path / config.SAMPLE_MARKER
     sample = json.loads(marker.read_text()) if marker.is_file() else None
     return DataSource(path.resolve(), chosen_by, sample)
@@ -103,13 +100,6 @@ def build_models(con: duckdb.DuckDBPyConnection, manifest: Manifest) -> dict[str
     return rows
 
 
-def build_time() -> datetime:
-    """Now, or $SOURCE_DATE_EPOCH when set (the reproducible-builds convention the baselines use)."""
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    now = datetime.fromtimestamp(int(epoch), UTC) if epoch else datetime.now(UTC)
-    return now.replace(microsecond=0)
-
-
 @contextmanager
 def _timed(timings: dict[str, float], step: str) -> Iterator[None]:
     started = time.perf_counter()
@@ -124,8 +114,9 @@ def _timed_call(timings: dict[str, float], step: str, function, *args):
         return function(*args)
 
 
-def built_fingerprint(warehouse: Path) -> str | None:
-    """The fingerprint of the export and code a warehouse was built from; None if it cannot be read."""
+def built_identity(warehouse: Path) -> tuple[str, int | None] | None:
+    """The fingerprint of the export and code a warehouse was built from, and its build id in the
+    history (what its "what changed" tables compare with); None if it cannot be read."""
     if not warehouse.is_file():
         return None
     try:
@@ -133,15 +124,40 @@ def built_fingerprint(warehouse: Path) -> str | None:
     except duckdb.Error:
         return None
     try:
-        return db.scalar(con, "select fingerprint from build_info")
-    except duckdb.Error:
+        return tuple(db.rows(con, "select fingerprint, build_id from build_info")[0])
+    except (duckdb.Error, IndexError):
         return None
     finally:
         con.close()
 
 
+def summary_lines(result: BuildResult) -> list[str]:
+    """What a build read, made and found, in the words both `greenery build` and `greenery report` print."""
+    loaded = result.loaded
+    counts = ", ".join(f"{name} {rows:,}" for name, rows in loaded.rows.items())
+    lines = [f"Read {loaded.total_rows:,} rows from {len(loaded.rows)} files: {counts}"]
+    lines += [f"  warning: {warning}" for warning in loaded.warnings]
+    models = load_manifest().models
+    lines.append(f"Models ({len(result.model_rows)}), in build order:")
+    for name, rows in result.model_rows.items():
+        size = f"{rows:>10,} rows" if rows is not None else "      view"
+        lines.append(f"  {models[name].folder + '/' + name:<48} {size}")
+    lines.append(f"Data tests ({len(result.tests)}), passed first:")
+    for test in sorted(result.tests, key=lambda t: (t.status != "pass", t.status == "fail")):
+        if test.status == "pass":
+            lines.append(f"  PASS {test.name} ({test.model})")
+            continue
+        keys = ", ".join(test.failing_keys)
+        lines.append(f"  {test.status.upper():4} {test.name} ({test.model}): {test.failing_rows:,} row(s), e.g. {keys}")
+        lines.append(f"       assumption: {test.rationale}")
+    summary = result.summary
+    lines.append(f"Data tests: {summary['pass']} passed, {summary['warn']} warned, {summary['fail']} failed")
+    lines.append(f"Results: {config.run_results_path(result.warehouse)}")
+    return lines
+
+
 def _store_build_info(con: duckdb.DuckDBPyConnection, source: DataSource, loaded: LoadReport,
-                      inputs: str, built_at: datetime) -> dict:
+                      inputs: str, built_at: datetime, build_id: int | None) -> dict:
     span = db.rows(con, "select min(created_at), max(created_at) from stg_events")[0]
     orders = db.rows(con, "select min(created_at), max(created_at) from stg_orders")[0]
     info = {
@@ -157,6 +173,7 @@ def _store_build_info(con: duckdb.DuckDBPyConnection, source: DataSource, loaded
         "last_order_at": orders[1],
         "rows_read": loaded.total_rows,
         "fingerprint": inputs,
+        "build_id": build_id,
     }
     db.run(
         con,
@@ -167,7 +184,7 @@ def _store_build_info(con: duckdb.DuckDBPyConnection, source: DataSource, loaded
                $greenery_version as greenery_version,
                $first_event_at::timestamp as first_event_at, $last_event_at::timestamp as last_event_at,
                $first_order_at::timestamp as first_order_at, $last_order_at::timestamp as last_order_at,
-               $rows_read::bigint as rows_read, $fingerprint as fingerprint
+               $rows_read::bigint as rows_read, $fingerprint as fingerprint, $build_id::integer as build_id
         """,
         info,
     )
@@ -177,13 +194,14 @@ def _store_build_info(con: duckdb.DuckDBPyConnection, source: DataSource, loaded
 
 
 def _load_and_model(con: duckdb.DuckDBPyConnection, source: DataSource, manifest: Manifest,
-                    timings: dict[str, float], inputs: str | None) -> tuple[LoadReport, dict[str, int | None], str]:
+                    timings: dict[str, float], inputs: str | None,
+                    pinned: datetime | None) -> tuple[LoadReport, dict[str, int | None], str]:
     """Load the export and build every model in one transaction (a file database pays for each
     commit, and a build is all or nothing anyway), hashing the export meanwhile (unless the caller
     already did) so that `greenery report` can reuse this build. Returns what was loaded, the
     models' rows, the fingerprint."""
     with ThreadPoolExecutor(max_workers=1) as hasher:
-        hashed = hasher.submit(lambda: inputs or fingerprint.warehouse(source.path))
+        hashed = hasher.submit(lambda: inputs or fingerprint.warehouse(source.path, pinned))
         db.run(con, "begin transaction")
         with _timed(timings, "load"):
             loaded = load_export(con, source.path)
@@ -194,58 +212,75 @@ def _load_and_model(con: duckdb.DuckDBPyConnection, source: DataSource, manifest
         return loaded, model_rows, hashed.result()
 
 
-def _test_and_record(con: duckdb.DuckDBPyConnection, manifest: Manifest, history: Path, source: DataSource,
-                     loaded: LoadReport, built_at: datetime, timings: dict[str, float]) -> list[TestResult]:
+def _test_and_record(con: duckdb.DuckDBPyConnection, manifest: Manifest, history: Path, warehouse: Path,
+                     source: DataSource, loaded: LoadReport, built_at: datetime,
+                     timings: dict[str, float], log) -> tuple[list[TestResult], int | None]:
     """Run the data tests on cursors of their own while the history is prepared on `con`; the history
-    keeps this build only if no error-level test failed."""
+    keeps this build (pending until its warehouse is published) only if no error-level test failed."""
     cursors = [con.cursor() for _ in range(os.cpu_count() or 1)]  # opened here: `con` stays on one thread
     try:
         with ThreadPoolExecutor(max_workers=1) as tester:
             tested = tester.submit(_timed_call, timings, "data tests", run_tests, cursors, manifest.tests)
             with _timed(timings, "history"):
-                record_build(con, history, built_at, source.kind, source.label, loaded.total_rows,
-                             keep=lambda: not summarize(tested.result())["fail"])
-            return tested.result()
+                build_id = record_build(con, history, warehouse, built_at, source.kind, source.label,
+                                        loaded.total_rows, keep=lambda: not summarize(tested.result())["fail"],
+                                        log=log)
+            return tested.result(), build_id
     finally:
         for cursor in cursors:
             cursor.close()
 
 
 def build(source: DataSource, warehouse: Path, manifest: Manifest | None = None,
-          history: Path | None = None, inputs: str | None = None) -> BuildResult:
-    """Build the warehouse at `warehouse` from `source`; raise InputError or DataTestFailure.
+          history: Path | None = None, inputs: str | None = None, built_at: datetime | None = None,
+          log=print) -> BuildResult:
+    """Build the warehouse at `warehouse` from `source`; raise InputError, UsageError or DataTestFailure.
 
-    `inputs` is the export's fingerprint when the caller has computed it (`greenery report` has).
-    A build that passes its error-level tests is recorded in the history (`history`, default
-    $GREENERY_HISTORY or data/history/history.duckdb) before the new warehouse is moved in place.
+    The caller holds the warehouse's lock (greenery.cli, greenery.report). `inputs` is the export's
+    fingerprint when the caller has computed it; `built_at` pins the build time (reproducible builds),
+    else now. The build is recorded in the history (`history`, default $GREENERY_HISTORY or
+    data/history/history.duckdb) as pending, and marked published once the new warehouse is in place.
     """
     manifest = manifest or load_manifest()
     history = history or config.history_path()
+    pinned, built_at = built_at, (built_at or datetime.now(UTC)).replace(microsecond=0)
+    check_warehouse_target(warehouse)
     started = time.perf_counter()
     timings: dict[str, float] = {}
-    with exclusive(warehouse, "the warehouse"):
-        building = warehouse.with_name(f".{warehouse.name}.building")
-        building.unlink(missing_ok=True)
+    building = config.building_path(warehouse)
+    building.unlink(missing_ok=True)  # we hold the warehouse's lock: a leftover is from a killed run
+    with exclusive(history, "the history"):
         con = db.connect(building)
+        build_id = None
         try:
-            loaded, model_rows, inputs = _load_and_model(con, source, manifest, timings, inputs)
-            built_at = build_time()
-            tests = _test_and_record(con, manifest, history, source, loaded, built_at, timings)
+            checkpoint("load")
+            loaded, model_rows, inputs = _load_and_model(con, source, manifest, timings, inputs, pinned)
+            checkpoint("tests")
+            tests, build_id = _test_and_record(con, manifest, history, warehouse, source, loaded, built_at,
+                                               timings, log)
+            checkpoint("history")
             db.run(con, "begin transaction")
             store_results(con, tests)
-            info = _store_build_info(con, source, loaded, inputs, built_at)
+            info = _store_build_info(con, source, loaded, inputs, built_at, build_id)
             db.run(con, "commit")
             with _timed(timings, "write"):
                 con.close()
+            result = BuildResult(source, warehouse, loaded, model_rows, tests, 0.0, info, timings)
+            write_json(config.run_results_path(warehouse), tests, {**info, "timings": timings})
+            if result.summary["fail"]:
+                building.replace(config.rejected_path(warehouse))
+                raise DataTestFailure(result)
+            checkpoint("publish warehouse")
+            building.replace(warehouse)  # the commit point: the history follows it
+            build_id, published = None, build_id
         except BaseException:
             con.close()
             building.unlink(missing_ok=True)
+            if build_id is not None:
+                with contextlib.suppress(Exception):
+                    forget(history, build_id)
             raise
-        result = BuildResult(source, warehouse, loaded, model_rows, tests, 0.0, info, timings)
-        write_json(config.run_results_path(warehouse), tests, {**info, "timings": timings})
-        if result.summary["fail"]:
-            building.replace(warehouse.with_name(f"{warehouse.stem}.rejected{warehouse.suffix}"))
-            raise DataTestFailure(result)
-        building.replace(warehouse)
+        checkpoint("mark published")
+        mark_published(history, published)
     result.seconds = time.perf_counter() - started
     return result

@@ -1,0 +1,280 @@
+"""The chapters: their order (_toc.yml), their parameters, and executing them with papermill.
+
+Each chapter is a jupytext notebook executed by papermill in a process of its own, with a kernel
+of its own from this very environment (never another environment's `python3` kernelspec), at
+most `workers` at a time and each within a time limit. A chapter that fails or runs out of time
+is reported by name and cell, and every process it started is stopped. A chapter that finished
+is cached at once by fingerprint, so a rerun after any failure or signal does not redo it.
+
+`python -m greenery.chapters SOURCE OUTPUT PARAMETERS_JSON TIMEOUT` is the child process.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+
+import yaml
+
+from greenery import atomic, config
+from greenery.errors import ReportError, UsageError
+from greenery.processes import kill_tree
+
+KERNEL_NAME = "greenery-python3"
+ERROR_PREFIX = "greenery-chapter-error: "  # how a child reports its one-line error to the parent
+# What kernels print to stderr on every run, errors or not: the start-up notice about TCP, and
+# the log line of the SIGINT jupyter_client always sends a kernel before shutting it down.
+KERNEL_NOISE = ("Kernel is running over TCP without encryption", "KeyboardInterrupt caught in kernel")
+
+
+def toc_entries(toc_path: Path = config.TOC_PATH) -> list[str]:
+    """Every page of the book, in reading order, as written in _toc.yml (no extension)."""
+    toc = yaml.safe_load(toc_path.read_text())
+    entries = [toc["root"]]
+
+    def walk(items):
+        for item in items or []:
+            if "file" in item:
+                entries.append(item["file"])
+            walk(item.get("sections"))
+            walk(item.get("chapters"))
+
+    for part in toc.get("parts", []):
+        walk(part.get("chapters"))
+    walk(toc.get("chapters"))
+    return entries
+
+
+def notebook_entries() -> list[str]:
+    return [e for e in toc_entries() if (config.ROOT / f"{e}.md").is_file() and e.startswith("notebooks/")]
+
+
+def notebook_path(entry: str) -> Path:
+    return config.ROOT / f"{entry}.md"
+
+
+def name_of(entry: str) -> str:
+    return Path(entry).name
+
+
+def read_notebook(entry: str):
+    import jupytext
+
+    return jupytext.read(notebook_path(entry))
+
+
+@cache
+def declared_parameters(entry: str) -> dict[str, object]:
+    """The names and default values a chapter's `parameters` cell declares (simple literals only)."""
+    notebook = read_notebook(entry)
+    cell = next((c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])), None)
+    declared: dict[str, object] = {}
+    for statement in ast.parse(cell.source).body if cell else []:
+        if isinstance(statement, ast.Assign) and len(statement.targets) == 1 and isinstance(
+                statement.targets[0], ast.Name):
+            declared[statement.targets[0].id] = ast.literal_eval(statement.value)
+    return declared
+
+
+def _parse_value(name: str, text: str, default: object) -> object:
+    """`text` as the type of the chapter's default; UsageError when it is not one."""
+    try:
+        if isinstance(default, bool):
+            if text.lower() not in {"true", "false"}:
+                raise ValueError
+            return text.lower() == "true"
+        if isinstance(default, int):
+            return int(text)
+        if isinstance(default, float):
+            value = float(text)
+            if value != value or value in (float("inf"), float("-inf")):
+                raise ValueError
+            return value
+    except ValueError:
+        raise UsageError(f"--param {name}={text}: expected {type(default).__name__} "
+                         f"(the default is {default!r})") from None
+    return text
+
+
+def analysis_parameters(given: list[str], entries: list[str]) -> dict[str, object]:
+    """`--param NAME=VALUE` options, checked against the chapters' parameters cells and typed like
+    their defaults. An unknown name or a value of the wrong type is a UsageError (exit 2)."""
+    reserved = {"data_dir", "warehouse"}  # set by `greenery report` itself
+    declared: dict[str, object] = {}
+    for entry in entries:
+        declared.update({k: v for k, v in declared_parameters(entry).items() if k not in reserved})
+    values: dict[str, object] = {}
+    for option in given:
+        name, equals, text = option.partition("=")
+        name = name.strip()
+        if not equals or not name:
+            raise UsageError(f"--param {option}: expected NAME=VALUE")
+        if name not in declared:
+            known = ", ".join(sorted(declared)) or "none"
+            raise UsageError(f"--param {name}: no chapter declares this parameter (known: {known})")
+        values[name] = _parse_value(name, text.strip(), declared[name])
+    return values
+
+
+def chapter_parameters(entry: str, common: dict, analysis: dict) -> dict:
+    """What papermill injects into one chapter: the common ones and the analysis values it declares."""
+    declared = declared_parameters(entry)
+    return {**common, **{k: v for k, v in analysis.items() if k in declared}}
+
+
+_kernel_folder: tempfile.TemporaryDirectory | None = None
+
+
+def own_kernel() -> str:
+    """A kernelspec that runs this interpreter, found first on JUPYTER_PATH (removed at exit)."""
+    global _kernel_folder
+    if _kernel_folder is None:
+        _kernel_folder = tempfile.TemporaryDirectory(prefix="greenery-kernel-")
+        spec = Path(_kernel_folder.name) / "kernels" / KERNEL_NAME
+        spec.mkdir(parents=True)
+        (spec / "kernel.json").write_text(json.dumps({
+            "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": "Python 3", "language": "python"}))
+        os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [_kernel_folder.name,
+                                                                   os.environ.get("JUPYTER_PATH")]))
+    return KERNEL_NAME
+
+
+def _shown(path: Path) -> str:
+    return str(path.relative_to(config.ROOT)) if path.is_relative_to(config.ROOT) else str(path)
+
+
+def execute(source: Path, output: Path, parameters: dict, timeout: float = config.CHAPTER_TIMEOUT):
+    """Run one chapter (a jupytext file) with papermill in this process; a failure names the notebook and cell."""
+    import jupytext
+    import nbformat
+    import papermill
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        nb = papermill.execute_notebook(
+            jupytext.read(source), str(output), parameters=parameters, kernel_name=own_kernel(),
+            progress_bar=False, cwd=str(config.ROOT), execution_timeout=int(timeout),
+        )
+    except papermill.PapermillExecutionError as error:
+        first_line = next((line for line in error.source.splitlines() if line.strip()), "")
+        raise ReportError(
+            f"{_shown(source)}: cell In [{error.exec_count}] ({first_line.strip()[:60]}...) raised "
+            f"{error.ename}: {str(error.evalue).splitlines()[0] if error.evalue else ''}"
+        ) from None
+    for cell in nb.cells:  # papermill's injected parameters hold local paths: never shown
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            cell.metadata["tags"] = [*cell.metadata["tags"], "remove-cell"]
+    nbformat.write(nb, output)
+    return nb
+
+
+class ChapterCache:
+    """Executed chapters kept by fingerprint, so an unchanged chapter is never run twice."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def path(self, entry: str, key: str) -> Path:
+        return self.folder / f"{name_of(entry)}-{key[:24]}.ipynb"
+
+    def get(self, entry: str, key: str) -> Path | None:
+        found = self.path(entry, key)
+        return found if found.is_file() else None
+
+    def put(self, entry: str, key: str, executed: Path) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for old in self.folder.glob(f"{name_of(entry)}-*.ipynb"):  # one version per chapter is enough
+            old.unlink(missing_ok=True)
+        atomic.copy_file(executed, self.path(entry, key))
+
+
+def _relay(stderr: str) -> None:
+    """What a chapter's processes printed, less the kernels' routine notices and our error line."""
+    for line in stderr.splitlines():
+        if line.strip() and not line.startswith(ERROR_PREFIX) and not any(n in line for n in KERNEL_NOISE):
+            print(line, file=sys.stderr)
+
+
+def run_all(entries: list[str], stage: Path, parameters: dict[str, dict], keys: dict[str, str],
+            cache: ChapterCache, log: Callable[..., None], timeout: float = config.CHAPTER_TIMEOUT,
+            workers: int | None = None) -> dict[str, float]:
+    """Execute the chapters that changed, `workers` at a time (default: one per core); reuse the rest.
+
+    Chapters only read the warehouse, so they are independent. The first failure or timeout stops
+    the run; on any exit (failure, timeout, signal) every chapter process and its kernel is stopped."""
+    timings: dict[str, float] = {}
+    todo = []
+    for entry in entries:
+        target = stage / f"{entry}.ipynb"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        cached = cache.get(entry, keys[entry])
+        if cached:
+            atomic.copy_file(cached, target)
+        else:
+            todo.append(entry)
+    if len(todo) < len(entries):
+        log(f"{len(entries) - len(todo)} of {len(entries)} chapters unchanged: reused")
+    workers = max(1, min(len(todo), workers or os.cpu_count() or 1))
+    logs = stage / ".logs"
+    logs.mkdir(exist_ok=True)
+    running: dict[str, tuple[subprocess.Popen, float, Path]] = {}
+    waiting = list(todo)
+    try:
+        while waiting or running:
+            while waiting and len(running) < workers:
+                entry = waiting.pop(0)
+                err = logs / f"{name_of(entry)}.err"
+                with err.open("w") as handle:
+                    command = [sys.executable, "-m", "greenery.chapters", str(notebook_path(entry)),
+                               str(stage / f"{entry}.ipynb"), json.dumps(parameters[entry]), str(timeout)]
+                    running[entry] = (subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=handle,
+                                                       stdin=subprocess.DEVNULL), time.monotonic(), err)
+            time.sleep(0.05)
+            for entry, (process, started, err) in list(running.items()):
+                seconds = time.monotonic() - started
+                if process.poll() is None:
+                    if seconds > timeout:
+                        kill_tree(process.pid)
+                        del running[entry]
+                        raise ReportError(f"{_shown(notebook_path(entry))}: still running after {timeout:g} s "
+                                          "(the chapter time limit, --chapter-timeout); stopped")
+                    continue
+                del running[entry]
+                stderr = err.read_text(errors="replace")
+                _relay(stderr)
+                if process.returncode != 0:
+                    reported = [line.removeprefix(ERROR_PREFIX) for line in stderr.splitlines()
+                                if line.startswith(ERROR_PREFIX)]
+                    raise ReportError(reported[-1] if reported else
+                                      f"{_shown(notebook_path(entry))}: the chapter's process ended with "
+                                      f"code {process.returncode}")
+                cache.put(entry, keys[entry], stage / f"{entry}.ipynb")
+                timings[entry] = round(seconds, 2)
+                log(f"[{len(timings)}/{len(todo)}] {name_of(entry)}.md executed in {seconds:.1f} s")
+    finally:
+        for process, _, _ in running.values():
+            kill_tree(process.pid)
+    return timings
+
+
+def _child(argv: list[str]) -> int:
+    source, output, parameters, timeout = argv
+    try:
+        execute(Path(source), Path(output), json.loads(parameters), float(timeout))
+    except ReportError as error:
+        print(ERROR_PREFIX + str(error).replace("\n", " "), file=sys.stderr)
+        return 4
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_child(sys.argv[1:]))

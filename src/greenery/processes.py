@@ -1,0 +1,48 @@
+"""Child processes that always end: a whole process tree is stopped on failure, timeout or signal.
+
+A chapter runs in a process of its own that starts a kernel of its own; jupyter-book starts
+Sphinx. When `greenery` stops early, every descendant is stopped with it (SIGTERM, then SIGKILL
+after a short grace), found through psutil whatever session or process group it runs in.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Sequence
+
+import psutil
+
+GRACE_SECONDS = 3.0
+
+
+def kill_tree(pid: int, grace: float = GRACE_SECONDS) -> None:
+    """Stop `pid` and every process below it: SIGTERM, then SIGKILL for those still running after `grace`."""
+    try:
+        root = psutil.Process(pid)
+        tree = [*root.children(recursive=True), root]
+    except psutil.NoSuchProcess:
+        return
+    for process in tree:
+        try:
+            process.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(tree, timeout=grace)
+    for process in alive:
+        try:
+            process.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(alive, timeout=grace)
+
+
+def run(command: Sequence[str], timeout: float | None = None) -> subprocess.CompletedProcess:
+    """`subprocess.run` with output captured, whose whole tree is stopped if we are interrupted or time out."""
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except BaseException:
+            kill_tree(process.pid)
+            process.communicate()
+            raise
+        return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
