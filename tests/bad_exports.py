@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -197,6 +198,27 @@ def zip_lost_leading_zero(export: Path) -> None:
     set_value("addresses.csv", 2, "zipcode", "2139")(export)
 
 
+def promos_as_fifo(export: Path) -> None:
+    """A named pipe where a file should be: reading it would block for ever."""
+    (export / "promos.csv").unlink()
+    os.mkfifo(export / "promos.csv")
+
+
+def cr_only_line_endings(export: Path) -> None:
+    data = CsvFile.read(export / "products.csv")
+    data.eol = "\r"
+    data.write()
+
+
+def phone_number_in_timestamp(export: Path) -> None:
+    """A hand edit that pasted the phone number into created_at: the message must not repeat it."""
+    data = CsvFile.read(export / "users.csv")
+    row = data.row(2)
+    row["created_at"] = row["phone_number"]
+    data.set_row(2, row)
+    data.write()
+
+
 def switch_to_crlf(export: Path) -> None:
     data = CsvFile.read(export / "orders.csv")
     data.eol = "\r\n"
@@ -227,6 +249,10 @@ CASES: list[Case] = [
          "unterminated quote", "products.csv", 3, "name"),
     Case("too_many_values", replace_bytes("promos.csv", b"active\r\n", b"active,oops\r\n"), 2,
          "more values than the header", "promos.csv", 2, "status"),
+    Case("file_is_a_fifo", promos_as_fifo, 2, "is a FIFO, not a regular file", "promos.csv"),
+    Case("cr_only_line_endings", cr_only_line_endings, 2, "carriage return alone", "products.csv", 1),
+    Case("personal_value_in_wrong_column", phone_number_in_timestamp, 2, "not shown: the file holds personal data",
+         "users.csv", 2, "created_at"),
     # The export reads, but breaks an assumption the figures rest on: exit 1, nothing published.
     Case("header_only_file", header_only, 1, "assert_raw_tables_not_empty"),
     Case("duplicate_primary_key", duplicate_order, 1, "unique_stg_orders_order_id"),
@@ -237,6 +263,10 @@ CASES: list[Case] = [
     Case("negative_price", set_value("products.csv", 4, "price", "-12.5"), 1, "assert_amounts_not_negative"),
     Case("negative_quantity", set_value("order_items.csv", 3, "quantity", "-2"), 1, "assert_amounts_not_negative"),
     Case("delivered_before_created", delivered_before_created, 1, "assert_delivered_not_before_created"),
+    Case("event_in_year_one", set_value("events.csv", 2, "created_at", "0001-01-01T00:00:00Z"), 1,
+         "assert_timestamps_plausible"),
+    Case("order_in_1900", set_value("orders.csv", 3, "created_at", "1900-02-10T10:00:00Z"), 1,
+         "assert_timestamps_plausible"),
     # Figures stay right: exit 0, the book is published and the warning is listed.
     Case("extra_column", edit_header("products.csv", lambda h: [*h, "gift_note"]), 0,
          "ignored column(s) not in the contract: gift_note"),

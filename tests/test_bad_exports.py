@@ -26,6 +26,22 @@ def good_export(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module")
+def personal_values(good_export) -> set[str]:
+    """Every personal value of the good export (the contract's flags say which columns)."""
+    import csv
+
+    from greenery.contract import RAW_TABLES
+
+    values = set()
+    for table in RAW_TABLES:
+        personal = [c.name for c in table.columns if c.pii]
+        if personal:
+            with (good_export / table.file_name).open(newline="") as handle:
+                values |= {row[c] for row in csv.DictReader(handle) for c in personal if row[c]}
+    return values
+
+
 def expected_error_line(case, export: Path) -> str:
     path = export / case.file
     line = len(CsvFile.read(path).lines) if case.line == LAST_LINE else case.line
@@ -34,7 +50,8 @@ def expected_error_line(case, export: Path) -> str:
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.exit_code], ids=lambda c: c.name)
-def test_a_failing_case_exits_with_its_code_and_publishes_nothing(case, good_export, sample_book, tmp_path, capsys):
+def test_a_failing_case_exits_with_its_code_and_publishes_nothing(case, good_export, sample_book, tmp_path, capsys,
+                                                                  personal_values):
     assert sample_book.exit_code == 0
     export = make(case, good_export, tmp_path)
     book_before, warehouse_before = tree_digest(sample_book.out), sample_book.warehouse.read_bytes()
@@ -51,6 +68,9 @@ def test_a_failing_case_exits_with_its_code_and_publishes_nothing(case, good_exp
         assert "Not published" in captured.out
     assert tree_digest(sample_book.out) == book_before
     assert sample_book.warehouse.read_bytes() == warehouse_before
+    printed = captured.out + captured.err
+    leaked = [value for value in personal_values if re.search(rf"(?<!\w){re.escape(value)}(?!\w)", printed)]
+    assert not leaked, "a personal value was printed"
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if not c.exit_code], ids=lambda c: c.name)

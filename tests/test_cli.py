@@ -123,3 +123,76 @@ def test_a_data_dir_that_does_not_exist_exits_2_in_one_line(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         f"error: {missing}: no such folder: expected the export's seven CSV files here"]
+
+
+@pytest.mark.parametrize("scale", ["0", "nan", "-1", "inf", "lots"])
+def test_a_bad_scale_is_an_argument_error(scale, tmp_path):
+    done = subprocess.run([sys.executable, "-m", "greenery", "sample", "--out", str(tmp_path / "s"), "--scale", scale],
+                          capture_output=True, text=True)
+    assert done.returncode == ExitCode.BAD_INPUT == 2
+    assert "usage:" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "s").exists()
+
+
+def test_an_empty_data_dir_is_refused_not_replaced_by_the_sample(tmp_path, capsys):
+    assert cli.main(["build", "--data-dir", "", "--warehouse", str(tmp_path / "w.duckdb")]) == ExitCode.BAD_INPUT
+    assert capsys.readouterr().err.strip() == "error: --data-dir is empty: name the export's folder, or leave the option out"
+
+
+def test_an_unexpected_error_has_its_own_code_one_line_and_a_hint(shop_dir, tmp_path, monkeypatch, capsys):
+    from greenery import warehouse
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("something nobody planned for")
+
+    monkeypatch.setattr(warehouse, "build", broken)
+    args = ["build", "--data-dir", str(shop_dir), "--warehouse", str(tmp_path / "w.duckdb")]
+    assert cli.main(args) == ExitCode.UNEXPECTED == 5
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: unexpected RuntimeError: something nobody planned for (run with --debug for the traceback)"]
+    assert cli.main(["--debug", *args]) == 5
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_a_corrupt_history_file_exits_4_and_is_left_alone(shop_dir, tmp_path, monkeypatch, capsys):
+    history = tmp_path / "h.duckdb"
+    history.write_bytes(b"this is not a database")
+    monkeypatch.setenv("GREENERY_HISTORY", str(history))
+    code = cli.main(["build", "--data-dir", str(shop_dir), "--warehouse", str(tmp_path / "w.duckdb")])
+    assert code == ExitCode.REPORT_FAILED == 4
+    assert "not a greenery history file" in capsys.readouterr().err
+    assert history.read_bytes() == b"this is not a database" and not (tmp_path / "w.duckdb").exists()
+
+
+def test_a_full_disk_while_publishing_exits_5_and_keeps_the_book(sample_book, monkeypatch, capsys):
+    import errno
+
+    from conftest import tree_digest
+
+    from greenery import atomic, fingerprint
+
+    def full(new, published):
+        raise OSError(errno.ENOSPC, "No space left on device", str(published))
+
+    monkeypatch.setattr(fingerprint, "book", lambda *args: "a book never published")
+    monkeypatch.setattr(atomic, "swap_folder", full)
+    before = tree_digest(sample_book.out)
+    code = cli.main(["report", "--data-dir", str(sample_book.export), "--out", str(sample_book.out),
+                     "--warehouse", str(sample_book.warehouse)])
+    assert code == ExitCode.UNEXPECTED
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: unexpected OSError") and "No space left on device" in line
+    assert tree_digest(sample_book.out) == before
+    assert not list(sample_book.out.parent.glob(".html.staging-*"))
+
+
+@pytest.mark.parametrize("option,says", [
+    ("no_such_parameter=1", "no chapter declares this parameter"),
+    ("missing-equals", "expected NAME=VALUE"),
+])
+def test_a_bad_param_is_refused_before_any_work(option, says, shop_dir, tmp_path, capsys):
+    code = cli.main(["report", "--data-dir", str(shop_dir), "--out", str(tmp_path / "book"),
+                     "--warehouse", str(tmp_path / "w.duckdb"), "--param", option])
+    assert code == ExitCode.BAD_INPUT
+    assert says in capsys.readouterr().err
+    assert not (tmp_path / "w.duckdb").exists()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import re
 from pathlib import Path
 
 import duckdb
@@ -17,7 +18,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import HTML, Markdown, display
 
-from greenery import analyses, config
+from greenery import analyses, config, escape
 
 GREEN, GREY, RED = "#2e7d32", "#9e9e9e", "#c62828"
 _TABLE_IDS = itertools.count(1)
@@ -47,6 +48,7 @@ def setup() -> None:
         "axes.titleweight": "bold",
         "axes.titlesize": 12,
         "font.size": 10,
+        "text.parse_math": False,  # labels come from the data: a `$` is a dollar sign, never mathtext
     })
     set_matplotlib_formats("svg", metadata={"Date": None}, bbox_inches="tight")
     pd.set_option("display.max_rows", 60)
@@ -56,14 +58,15 @@ def glue(name: str, value, display_it: bool = False) -> None:
     """Store a value for the book to paste into prose ({glue:text}`name`, or `chapter.ipynb::name`)."""
     from myst_nb import glue as myst_glue
 
-    myst_glue(name, value, display=display_it)
+    myst_glue(name, escape.plain(value) if isinstance(value, str) else value, display=display_it)
 
 
 def say(text: str) -> None:
     """Prose computed from the data (a takeaway, a caveat with figures in it).
 
-    Dollar signs are escaped: the book reads $...$ as mathematics."""
-    display(Markdown(text.replace("$", r"\$")))
+    Values from the export must be wrapped in `escape.markdown` by the caller (a name is data, not
+    markup). Dollar signs not already escaped are escaped: the book reads $...$ as mathematics."""
+    display(Markdown(re.sub(r"(?<!\\)\$", r"\\$", text)))
 
 
 def show_sql(name: str, collapsed: bool = False) -> None:
@@ -75,13 +78,17 @@ def show_sql(name: str, collapsed: bool = False) -> None:
 def table(frame: pd.DataFrame, formats: dict[str, str] | None = None) -> None:
     """A small result as an HTML table without the index."""
     # Numbered ids instead of pandas' random ones, so re-running a chapter gives identical HTML.
+    frame = frame.rename(columns=escape.plain)
+    texts = [c for c in frame.columns if frame[c].dtype == object]
+    frame = frame.assign(**{c: frame[c].map(lambda v: escape.plain(v) if isinstance(v, str) else v) for c in texts})
     styled = frame.style.hide(axis="index").set_uuid(f"t{next(_TABLE_IDS)}")
+    styled = styled.format(escape="html").format_index(escape="html", axis=1)  # data is text, never markup
     words = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])
              and not pd.api.types.is_datetime64_any_dtype(frame[c])]
     if words:  # numbers and dates align right (the book's CSS), words left
         styled = styled.set_properties(subset=words, **{"text-align": "left"})
     if formats:
-        styled = styled.format(formats, na_rep="–")
+        styled = styled.format(formats, na_rep="–", escape="html")
     display(HTML(styled.to_html()))  # HTML only: a Styler's own text form holds a memory address
 
 
@@ -138,7 +145,8 @@ def rate_chart(frame: pd.DataFrame, label: str, title: str, xlabel: str, overall
     # Wilson bounds can sit a rounding error past the rate itself: whiskers are never negative.
     errors = [(values - frame[f"{rate}_low"] * 100).clip(lower=0), (frame[f"{rate}_high"] * 100 - values).clip(lower=0)]
     ax.barh(list(y), values, color=GREEN, alpha=0.85, xerr=errors, ecolor="#333333", capsize=3)
-    labels = [f"{g}  (n={n:,})" for g, n in zip(frame[label], frame[count], strict=True)] if count else frame[label]
+    labels = [f"{escape.plain(g)}  (n={n:,})" for g, n in zip(frame[label], frame[count], strict=True)] if count \
+        else [escape.plain(g) for g in frame[label]]
     ax.set_yticks(list(y), labels)
     ax.invert_yaxis()
     ax.set_xlim(0, 100)

@@ -26,7 +26,8 @@ import yaml
 
 from greenery import atomic, config
 from greenery.errors import ReportError, UsageError
-from greenery.processes import kill_tree
+from greenery.faults import checkpoint
+from greenery.processes import die_with_parent, kill_tree
 
 KERNEL_NAME = "greenery-python3"
 ERROR_PREFIX = "greenery-chapter-error: "  # how a child reports its one-line error to the parent
@@ -236,8 +237,9 @@ def run_all(entries: list[str], stage: Path, parameters: dict[str, dict], keys: 
                 with err.open("w") as handle:
                     command = [sys.executable, "-m", "greenery.chapters", str(notebook_path(entry)),
                                str(stage / f"{entry}.ipynb"), json.dumps(parameters[entry]), str(timeout)]
-                    running[entry] = (subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=handle,
-                                                       stdin=subprocess.DEVNULL), time.monotonic(), err)
+                    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=handle,
+                                             stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
+                    running[entry] = (child, time.monotonic(), err)
             time.sleep(0.05)
             for entry, (process, started, err) in list(running.items()):
                 seconds = time.monotonic() - started
@@ -258,6 +260,7 @@ def run_all(entries: list[str], stage: Path, parameters: dict[str, dict], keys: 
                                       f"{_shown(notebook_path(entry))}: the chapter's process ended with "
                                       f"code {process.returncode}")
                 cache.put(entry, keys[entry], stage / f"{entry}.ipynb")
+                checkpoint("chapters")
                 timings[entry] = round(seconds, 2)
                 log(f"[{len(timings)}/{len(todo)}] {name_of(entry)}.md executed in {seconds:.1f} s")
     finally:

@@ -7,12 +7,23 @@ after a short grace), found through psutil whatever session or process group it 
 
 from __future__ import annotations
 
+import ctypes
+import signal
 import subprocess
 from collections.abc import Sequence
 
 import psutil
 
 GRACE_SECONDS = 3.0
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """For `preexec_fn`: the child is killed when its parent dies, even by SIGKILL (Linux; elsewhere a no-op)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (AttributeError, OSError):
+        pass
 
 
 def kill_tree(pid: int, grace: float = GRACE_SECONDS) -> None:
@@ -38,7 +49,8 @@ def kill_tree(pid: int, grace: float = GRACE_SECONDS) -> None:
 
 def run(command: Sequence[str], timeout: float | None = None) -> subprocess.CompletedProcess:
     """`subprocess.run` with output captured, whose whole tree is stopped if we are interrupted or time out."""
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          preexec_fn=die_with_parent) as process:
         try:
             stdout, stderr = process.communicate(timeout=timeout)
         except BaseException:

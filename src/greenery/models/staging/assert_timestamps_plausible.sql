@@ -1,0 +1,74 @@
+-- Every timestamp lies after 2000 and is not cut off from the rest of the export by more than a year
+-- without any activity: a year-1 event or a year-2999 order is a typo, and every time series would
+-- stretch across centuries to reach it. Days, not instants, are compared: the gaps are cheap to find.
+with
+
+users as (
+    select * from stg_users
+),
+
+orders as (
+    select * from stg_orders
+),
+
+events as (
+    select * from stg_events
+),
+
+stamps as (
+    select 'stg_users.created_at ' || user_id as what, created_at as stamped_at from users
+    union all
+    select 'stg_users.updated_at ' || user_id, updated_at from users
+    union all
+    select 'stg_orders.created_at ' || order_id, created_at from orders
+    union all
+    select 'stg_orders.estimated_delivery_at ' || order_id, estimated_delivery_at from orders
+    union all
+    select 'stg_orders.delivered_at ' || order_id, delivered_at from orders
+    union all
+    select 'stg_events.created_at ' || event_id, created_at from events
+),
+
+days as (
+    select
+        date_trunc('day', stamped_at) as stamped_on,
+        count(*) as stamps
+    from stamps
+    where stamped_at is not null
+    group by stamped_on
+),
+
+gaps as (
+    select
+        stamped_on,
+        stamps,
+        coalesce(date_diff('day', lag(stamped_on) over (order by stamped_on), stamped_on) > 365, false)
+            as starts_new_period
+    from days
+),
+
+periods as (
+    select
+        stamped_on,
+        stamps,
+        sum(starts_new_period::integer) over (order by stamped_on) as period
+    from gaps
+),
+
+main_period as (
+    select period from periods
+    group by period
+    order by sum(stamps) desc, period asc
+    limit 1
+),
+
+final as (
+    select stamps.what
+    from stamps
+    inner join periods on date_trunc('day', stamps.stamped_at) = periods.stamped_on
+    where
+        stamps.stamped_at < timestamp '2000-01-01'
+        or periods.period != (select main_period.period from main_period)
+)
+
+select * from final

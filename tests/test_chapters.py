@@ -1,0 +1,41 @@
+"""Chapter parameters from the command line: checked against the parameters cells, typed like their defaults."""
+
+from __future__ import annotations
+
+import pytest
+
+from greenery import chapters
+from greenery.errors import UsageError
+
+
+@pytest.mark.parametrize("text,default,expected", [
+    ("48", 24, 48), ("0.01", 0.05, 0.01), ("true", False, True), ("False", True, False), ("all", "shoppers", "all"),
+])
+def test_a_value_takes_the_type_of_the_default(text, default, expected):
+    value = chapters._parse_value("p", text, default)
+    assert value == expected and type(value) is type(expected)
+
+
+@pytest.mark.parametrize("text,default", [("forty", 24), ("2.5", 24), ("nan", 0.05), ("inf", 0.05), ("yes", True)])
+def test_a_value_of_another_type_is_refused(text, default):
+    with pytest.raises(UsageError, match=f"--param p={text}: expected {type(default).__name__}"):
+        chapters._parse_value("p", text, default)
+
+
+def test_declared_parameters_are_read_from_the_parameters_cell(tmp_path, monkeypatch):
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / "x.md").write_text(
+        "---\njupytext:\n  text_representation:\n    extension: .md\n    format_name: myst\n---\n\n# X\n\n"
+        "```{code-cell} ipython3\n:tags: [parameters]\n\ndata_dir = None\nfollow_up_hours = 24  # why\n"
+        "alpha = 0.05\n```\n")
+    monkeypatch.setattr(chapters.config, "ROOT", tmp_path)
+    chapters.declared_parameters.cache_clear()
+    try:
+        assert chapters.declared_parameters("notebooks/x") == {"data_dir": None, "follow_up_hours": 24, "alpha": 0.05}
+        assert chapters.analysis_parameters(["follow_up_hours=48"], ["notebooks/x"]) == {"follow_up_hours": 48}
+        assert chapters.chapter_parameters("notebooks/x", {"warehouse": "w"}, {"follow_up_hours": 48, "other": 1}) \
+            == {"warehouse": "w", "follow_up_hours": 48}
+        with pytest.raises(UsageError, match="no chapter declares this parameter"):
+            chapters.analysis_parameters(["data_dir=/elsewhere"], ["notebooks/x"])  # set by greenery itself
+    finally:
+        chapters.declared_parameters.cache_clear()
