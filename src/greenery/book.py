@@ -79,7 +79,7 @@ def table(frame: pd.DataFrame, formats: dict[str, str] | None = None) -> None:
     """A small result as an HTML table without the index."""
     # Numbered ids instead of pandas' random ones, so re-running a chapter gives identical HTML.
     frame = frame.rename(columns=escape.plain)
-    texts = [c for c in frame.columns if frame[c].dtype == object]
+    texts = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
     frame = frame.assign(**{c: frame[c].map(lambda v: escape.plain(v) if isinstance(v, str) else v) for c in texts})
     styled = frame.style.hide(axis="index").set_uuid(f"t{next(_TABLE_IDS)}")
     styled = styled.format(escape="html").format_index(escape="html", axis=1)  # data is text, never markup
