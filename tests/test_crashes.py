@@ -16,7 +16,7 @@ from conftest import tree_digest
 from greenery import db
 from greenery.sample import generate
 
-BUILD_STAGES = ["load", "tests", "history", "publish warehouse", "mark published"]
+BUILD_STAGES = ["load", "models", "tests", "history", "publish warehouse", "mark published"]
 
 
 def greenery(args: list[str], state: Path, crash_at: str | None = None) -> subprocess.CompletedProcess:

@@ -139,3 +139,43 @@ def test_a_history_from_other_snapshots_is_refused_and_left_alone(builder):
     with pytest.raises(HistoryError, match="events_snapshot was written by another version of the snapshots"):
         build_shop("first")
     assert history.read_bytes() == before
+
+
+def test_rebuilding_an_earlier_export_compares_with_the_build_in_between(builder, tmp_path):
+    """report A, build B, report A: the last build shows B -> A, and chapters are keyed by the build."""
+    from greenery.warehouse import built_identity
+
+    build_shop, _ = builder
+    build_shop("a").close()
+    first = built_identity(tmp_path / "w.duckdb")
+    build_shop("b", ship).close()
+    con = build_shop("a")
+    moves = db.rows(con, "select key, before->>'order_status', after->>'order_status' from history_changes "
+                         "where snapshot = 'orders_snapshot' order by key")
+    assert moves == [("o4", "shipped", "preparing"), ("o5", "shipped", "preparing"), ("o6", "shipped", "preparing")]
+    again = built_identity(tmp_path / "w.duckdb")
+    assert again[0] == first[0] and again[1] != first[1]  # same export and code, another build: chapters rerun
+
+
+def test_a_build_that_failed_to_publish_is_undone_and_not_compared_with(builder, tmp_path, monkeypatch):
+    """The history never records a build whose warehouse was not moved in (here: the rename fails)."""
+    from pathlib import Path
+
+    build_shop, history = builder
+    build_shop("a").close()
+    real_replace = Path.replace
+
+    def full_disk(self, target):
+        if Path(target).name == "w.duckdb":
+            raise OSError(28, "No space left on device")
+        return real_replace(self, target)
+
+    monkeypatch.setattr(Path, "replace", full_disk)
+    with pytest.raises(OSError):
+        build_shop("b", ship)
+    monkeypatch.undo()
+    kept = db.connect(history, read_only=True)
+    assert db.rows(kept, "select build_id, state from builds order by build_id") == [(1, "published")]
+    kept.close()
+    con = build_shop("c", ship)
+    assert db.scalar(con, "select count(*) from history_changes") == 3  # compared with a, not with b

@@ -205,6 +205,7 @@ def _load_and_model(con: duckdb.DuckDBPyConnection, source: DataSource, manifest
         db.run(con, "begin transaction")
         with _timed(timings, "load"):
             loaded = load_export(con, source.path)
+        checkpoint("models")
         with _timed(timings, "models"):
             model_rows = build_models(con, manifest)
         with _timed(timings, "commit"):
