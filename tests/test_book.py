@@ -9,8 +9,8 @@ import pytest
 from conftest import tree_digest
 
 from greenery import config
-from greenery.errors import ExitCode, ReportError
 from greenery.chapters import execute, notebook_entries, read_notebook
+from greenery.errors import ExitCode, ReportError
 from greenery.report import publish
 
 

@@ -7,6 +7,7 @@ after a short grace), found through psutil whatever session or process group it 
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import signal
 import subprocess
@@ -20,10 +21,8 @@ _PR_SET_PDEATHSIG = 1
 
 def die_with_parent() -> None:
     """For `preexec_fn`: the child is killed when its parent dies, even by SIGKILL (Linux; elsewhere a no-op)."""
-    try:
+    with contextlib.suppress(AttributeError, OSError):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (AttributeError, OSError):
-        pass
 
 
 def kill_tree(pid: int, grace: float = GRACE_SECONDS) -> None:
@@ -34,16 +33,12 @@ def kill_tree(pid: int, grace: float = GRACE_SECONDS) -> None:
     except psutil.NoSuchProcess:
         return
     for process in tree:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             process.terminate()
-        except psutil.NoSuchProcess:
-            pass
     _, alive = psutil.wait_procs(tree, timeout=grace)
     for process in alive:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             process.kill()
-        except psutil.NoSuchProcess:
-            pass
     psutil.wait_procs(alive, timeout=grace)
 
 

@@ -16,17 +16,35 @@ events as (
 ),
 
 stamps as (
-    select 'stg_users.created_at ' || user_id as what, created_at as stamped_at from users
+    select
+        'stg_users.created_at ' || user_id as what,
+        created_at as stamped_at
+    from users
     union all
-    select 'stg_users.updated_at ' || user_id, updated_at from users
+    select
+        'stg_users.updated_at ' || user_id as what,
+        updated_at as stamped_at
+    from users
     union all
-    select 'stg_orders.created_at ' || order_id, created_at from orders
+    select
+        'stg_orders.created_at ' || order_id as what,
+        created_at as stamped_at
+    from orders
     union all
-    select 'stg_orders.estimated_delivery_at ' || order_id, estimated_delivery_at from orders
+    select
+        'stg_orders.estimated_delivery_at ' || order_id as what,
+        estimated_delivery_at as stamped_at
+    from orders
     union all
-    select 'stg_orders.delivered_at ' || order_id, delivered_at from orders
+    select
+        'stg_orders.delivered_at ' || order_id as what,
+        delivered_at as stamped_at
+    from orders
     union all
-    select 'stg_events.created_at ' || event_id, created_at from events
+    select
+        'stg_events.created_at ' || event_id as what,
+        created_at as stamped_at
+    from events
 ),
 
 days as (
