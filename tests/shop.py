@@ -14,7 +14,7 @@ import copy
 from collections.abc import Callable
 from pathlib import Path
 
-from greenery.contract import RAW_TABLES
+from greenery.contract import RAW_TABLES, personal_values
 
 Rows = dict[str, list[dict[str, str]]]
 
@@ -141,11 +141,7 @@ SHOP["events"] = [
 ]
 
 # Full names, emails, phone numbers and street addresses: what must never leave staging.
-PERSONAL_VALUES = (
-    [f"{u['first_name']} {u['last_name']}" for u in SHOP["users"]]
-    + [u[column] for u in SHOP["users"] for column in ("email", "phone_number")]
-    + [a["address"] for a in SHOP["addresses"]]
-)
+PERSONAL_VALUES = sorted(personal_values(SHOP))
 
 
 def _quote(value: str) -> str:

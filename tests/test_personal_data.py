@@ -16,19 +16,16 @@ import pytest
 from conftest import publish_book
 from shop import PERSONAL_VALUES
 
-from greenery import config, db
+from greenery import config, contract, db
 
 
 def personal_values(export: Path) -> set[str]:
-    """Every full name, email, phone number and street address in an export."""
-    def rows(name):
-        with (export / f"{name}.csv").open(encoding="utf-8-sig", newline="") as handle:
+    """Every full name, email, phone number and street address in an export (the contract's flags)."""
+    def rows(table):
+        with (export / table.file_name).open(encoding="utf-8-sig", newline="") as handle:
             return list(csv.DictReader(handle))
 
-    users, addresses = rows("users"), rows("addresses")
-    values = {f"{u['first_name']} {u['last_name']}" for u in users}
-    values |= {u["email"] for u in users} | {u["phone_number"] for u in users} | {a["address"] for a in addresses}
-    return {v for v in values if v.strip()}
+    return contract.personal_values({t.name: rows(t) for t in contract.RAW_TABLES})
 
 
 def spellings(value: str) -> set[bytes]:

@@ -1,12 +1,14 @@
 """The raw export's contract: seven tables, their columns and DuckDB types, declared once.
 
 The loader reads with exactly these types (no sniffing), the sample generator writes these
-columns in this order, and the personal-data test collects the columns marked `pii`.
+columns in this order, and the personal-data tests search outputs for the values of the columns
+marked `pii` (the only list of them).
 Timestamps are UTC instants written as ISO 8601 with a `Z`; they are stored as TIMESTAMP in UTC.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
@@ -136,6 +138,16 @@ RAW_TABLES: tuple[RawTable, ...] = (
 TABLES_BY_NAME = {t.name: t for t in RAW_TABLES}
 
 
-def pii_columns() -> dict[str, list[str]]:
-    """Personal-data columns per raw table."""
-    return {t.name: [c.name for c in t.columns if c.pii] for t in RAW_TABLES if any(c.pii for c in t.columns)}
+def personal_values(rows: Mapping[str, Iterable[Mapping[str, str]]]) -> set[str]:
+    """Every personal value in an export's rows (table name -> rows as dicts), by the `pii` flags above:
+    the flagged `*_name` columns of a row joined into a full name, every other flagged value as is.
+    The personal-data tests search outputs for exactly these."""
+    values: set[str] = set()
+    for table in RAW_TABLES:
+        flagged = [c.name for c in table.columns if c.pii]
+        names = [c for c in flagged if c.endswith("_name")]
+        for row in rows.get(table.name, []):
+            if names:
+                values.add(" ".join(row[c] for c in names))
+            values |= {row[c] for c in flagged if c not in names}
+    return {v for v in values if v.strip()}
