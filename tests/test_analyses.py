@@ -9,7 +9,6 @@ import pytest
 
 from greenery import analyses, db
 
-
 # The chapters' default unusual-traffic thresholds: nobody in the shop comes near them.
 TRAFFIC = {"max_sessions_per_hour": 10, "max_sessions_per_account": 50}
 

@@ -26,12 +26,14 @@ def rules_table(rules: pd.DataFrame) -> pd.DataFrame:
     named = rules[rules["rule"].isin(list(RULES))]
     return pd.DataFrame({
         "Rule": named["rule"],
-        "Flags an account with": [RULES[r].format(threshold=t) for r, t in zip(named["rule"], named["threshold"], strict=True)],
+        "Flags an account with": [RULES[r].format(threshold=t)
+                                  for r, t in zip(named["rule"], named["threshold"], strict=True)],
         "Accounts flagged": named["flagged_accounts"],
         "Their sessions": [fmt.count(v) for v in named["flagged_sessions"]],
         "Measure": [MEASURES[r] for r in named["rule"]],
         "Largest among the other accounts": [fmt.count(v) for v in named["largest_among_others"]],
-        "Smallest among the flagged": [fmt.count(v) if pd.notna(v) else fmt.DASH for v in named["smallest_among_flagged"]],
+        "Smallest among the flagged": [fmt.count(v) if pd.notna(v) else fmt.DASH
+                                       for v in named["smallest_among_flagged"]],
     })
 
 

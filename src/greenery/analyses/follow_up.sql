@@ -13,33 +13,33 @@ windows as (
     from first_orders
 ),
 
-final as (
+judged as (
+    -- Each buyer against each window: followed for it, back within it, parcel before the next chance.
     select
         windows.follow_up_hours,
-        count(*) as buyers,
-        count(*) filter (where first_orders.hours_left_in_export >= windows.follow_up_hours) as buyers_followed,
-        count(*) filter (
-            where
-                first_orders.hours_left_in_export >= windows.follow_up_hours
-                and first_orders.hours_to_second_order <= windows.follow_up_hours
-        ) as repeat_buyers_within,
-        count(*) filter (
-            where
-                first_orders.hours_left_in_export >= windows.follow_up_hours
-                and first_orders.is_repeat_buyer
-        ) as repeat_buyers_ever,
-        count(*) filter (
-            where
-                first_orders.hours_left_in_export >= windows.follow_up_hours
-                and first_orders.days_to_delivery is not null
-                and 24 * first_orders.days_to_delivery < least(
-                    coalesce(first_orders.hours_to_second_order, windows.follow_up_hours), windows.follow_up_hours
-                )
-        ) as delivered_before_next_chance
+        first_orders.hours_left_in_export >= windows.follow_up_hours as is_followed,
+        coalesce(first_orders.hours_to_second_order <= windows.follow_up_hours, false) as is_back_within,
+        first_orders.is_repeat_buyer,
+        coalesce(
+            24 * first_orders.days_to_delivery
+            < least(coalesce(first_orders.hours_to_second_order, windows.follow_up_hours), windows.follow_up_hours),
+            false
+        ) as has_parcel_first
     from windows
     cross join first_orders
-    group by windows.follow_up_hours
-    order by windows.follow_up_hours
+),
+
+final as (
+    select
+        follow_up_hours,
+        count(*) as buyers,
+        count(*) filter (where is_followed) as buyers_followed,
+        count(*) filter (where is_followed and is_back_within) as repeat_buyers_within,
+        count(*) filter (where is_followed and is_repeat_buyer) as repeat_buyers_ever,
+        count(*) filter (where is_followed and has_parcel_first) as delivered_before_next_chance
+    from judged
+    group by follow_up_hours
+    order by follow_up_hours
 )
 
 select * from final

@@ -41,7 +41,7 @@ final as (
     select
         rule,
         any_value(threshold) as threshold,
-        count(*) as accounts,
+        count(*) as accounts,  -- noqa: RF04
         sum(sessions) as sessions,
         count(*) filter (where is_flagged) as flagged_accounts,
         coalesce(sum(sessions) filter (where is_flagged), 0) as flagged_sessions,

@@ -10,13 +10,14 @@ events as (
     select * from stg_events
 ),
 
+moments as (
+    select created_at as happened_at from events
+    union all
+    select created_at from orders
+),
+
 last_activity as (
-    select max(happened_at) as last_recorded_at
-    from (
-        select created_at as happened_at from events
-        union all
-        select created_at from orders
-    )
+    select max(happened_at) as last_recorded_at from moments
 ),
 
 final as (
