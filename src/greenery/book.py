@@ -70,7 +70,9 @@ def say(text: str) -> None:
 
 def show_sql(name: str, collapsed: bool = False) -> None:
     """Show an analysis's SQL; long ones folded in a dropdown the reader can open."""
-    block = f"```sql\n{analyses.sql(name).strip()}\n```"
+    text = analyses.sql(name).strip()
+    # Pygments' SQL lexer stops at DuckDB's $name parameters (a Sphinx warning); its MySQL lexer reads them.
+    block = f"```{'mysql' if '$' in text else 'sql'}\n{text}\n```"
     display(Markdown(f"::::{{dropdown}} The SQL: {name}.sql\n{block}\n::::" if collapsed else block))
 
 

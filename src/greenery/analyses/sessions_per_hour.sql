@@ -49,7 +49,8 @@ per_hour as (
         definition_order,
         definition,
         hour_utc,
-        count(*) as sessions
+        count(*) as sessions,
+        max(count(*)) over (partition by traffic, definition) as busiest_hour_sessions
     from scoped
     group by traffic, definition_order, definition, hour_utc
 ),
@@ -65,7 +66,7 @@ final as (
         sum(sessions) / (date_diff('hour', min(hour_utc), max(hour_utc)) + 1) as per_hour_of_span,
         median(sessions) as median_hour_with_sessions,
         max(sessions) as busiest_hour_sessions,
-        arg_min(hour_utc, [-sessions, epoch(hour_utc)]) as busiest_hour_utc
+        min(hour_utc) filter (where sessions = busiest_hour_sessions) as busiest_hour_utc  -- the earliest on a tie
     from per_hour
     group by traffic, definition_order, definition
     order by traffic, definition_order
