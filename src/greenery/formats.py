@@ -38,14 +38,15 @@ def points(value, digits: int = 0) -> str:
     if _missing(value):
         return DASH
     text = f"{100 * value:+.{digits}f}"
-    return ("±0" if float(text) == 0 else text.replace("-", "−")) + " points"
+    unit = " point" if abs(float(text)) == 1 else " points"
+    return ("±0" if float(text) == 0 else text.replace("-", "−")) + unit
 
 
 def points_range(low, high, digits: int = 0) -> str:
     """An interval of differences in points: (-0.05, 0.12) -> "−5 to +12 points"."""
     if _missing(low) or _missing(high):
         return DASH
-    return f"{points(low, digits).removesuffix(' points')} to {points(high, digits)}"
+    return f"{points(low, digits).removesuffix(' points').removesuffix(' point')} to {points(high, digits)}"
 
 
 def p_value(value) -> str:
