@@ -1,7 +1,8 @@
 """A tiny hand-made Greenery export whose every figure was worked out by hand.
 
 Four users: u1 orders twice (o1, o2), u2 once (o3), u3 three times (o4, o5, o6), u4 never
-(but abandons a cart). Three products, two promos, six sessions. The expected marts are
+(but abandons a cart). Three products, two promos, six sessions; the last recorded activity
+(o2's shipping notice, 02-14 00:00) comes after every delivery, as in a consistent snapshot. The expected marts are
 spelled out in test_models.py next to the arithmetic that gives them.
 
 `write_shop(folder, edit=...)` writes it in the real export's format (line endings, no final
@@ -122,6 +123,8 @@ _SESSIONS = [
     ("s3", "u1", "2021-02-11T15:21:00Z", "add_to_cart", "", "p2"),
     ("s3", "u1", "2021-02-11T15:22:00Z", "add_to_cart", "", "p3"),
     ("s3", "u1", "2021-02-11T15:29:59Z", "checkout", "o2", ""),
+    # ...and o2's parcel ships on 02-14: the export's last recorded activity, after every delivery in it.
+    ("s3", "u1", "2021-02-14T00:00:00Z", "package_shipped", "o2", ""),
     # s4 (u2): views p3, adds it, checks out o3; ships next morning.
     ("s4", "u2", "2021-02-10T23:50:00Z", "page_view", "", "p3"),
     ("s4", "u2", "2021-02-10T23:55:00Z", "add_to_cart", "", "p3"),

@@ -9,9 +9,12 @@ import pytest
 
 from greenery import analyses, db
 
+# The chapters' default unusual-traffic thresholds: nobody in the shop comes near them.
+TRAFFIC = {"max_sessions_per_hour": 10, "max_sessions_per_account": 50}
+
 
 def records(con, name, params=None) -> list[dict]:
-    return analyses.frame(con, name, params).to_dict("records")
+    return analyses.frame(con, name, {**TRAFFIC, **(params or {})}).to_dict("records")
 
 
 def test_repeat_rate_sql_is_what_the_chapter_shows(shop_db):
@@ -23,6 +26,7 @@ def test_repeat_rate_sql_is_what_the_chapter_shows(shop_db):
     (4, [("1", 1), ("2", 1), ("3", 1)]),  # u2 once, u1 twice, u3 three times; nobody 4+
     (3, [("1", 1), ("2", 1), ("3+", 1)]),
     (2, [("1", 1), ("2+", 2)]),
+    (None, [("1", 1), ("2", 1), ("3", 1)]),  # no pooled band: every order count its own row
 ])
 def test_buyers_by_order_count(shop_db, top_band, expected):
     rows = records(shop_db, "buyers_by_order_count", {"top_band": top_band})
@@ -37,14 +41,25 @@ def test_operations_overview(shop_db):
     assert o["orders_per_hour_with_orders"] == 1.0
     assert o["orders_per_hour_of_span"] == pytest.approx(6 / 36)
     assert o["revenue_usd"] == Decimal("126.25")  # 25 + 30 + 21 + 10.5 + 33.5 + 6.25
+
+
+def test_sessions_per_hour(shop_db):
+    rows = {(r["traffic"], r["definition"]): r for r in records(shop_db, "sessions_per_hour")}
     # Sessions start at 08:50, 23:50, 11:58 (02-10) and 10:00, 15:20, 12:00 (02-11): 6 hours, span 08h..15h next day = 32.
-    assert (o["session_count"], o["hours_with_sessions"], o["session_hours_in_span"]) == (6, 6, 32)
+    # Each ends within the hour it started, so "active in the hour" counts the same; nobody is flagged.
+    for key in [(t, d) for t in ("all traffic", "shoppers") for d in ("started in the hour", "active in the hour")]:
+        r = rows[key]
+        assert (r["session_hours"], r["hours_with_sessions"], r["hours_in_span"], r["busiest_hour_sessions"]) == (6, 6, 32, 1)
+        assert r["per_hour_with_sessions"] == 1.0 and r["per_hour_of_span"] == pytest.approx(6 / 32)
+        assert r["busiest_hour_utc"] == datetime(2021, 2, 10, 8)  # every hour holds one: the earliest
 
 
 def test_activity_by_hour_fills_empty_hours(shop_db):
     rows = records(shop_db, "activity_by_hour")
     assert len(rows) == 37  # 02-10 08:00 (s1) to 02-11 20:00 (o6): 16 hours on the 10th + 21 on the 11th
-    by_hour = {r["hour_utc"]: (r["orders"], r["sessions"]) for r in rows}
+    by_hour = {r["hour_utc"]: (r["orders"], r["sessions_started"]) for r in rows}
+    assert sum(r["flagged_sessions_started"] + r["flagged_sessions_active"] for r in rows) == 0
+    assert all(r["sessions_active"] == r["sessions_started"] for r in rows)  # every session within one hour
     assert by_hour[datetime(2021, 2, 10, 8)] == (0, 1)  # s1 starts, o1 comes at 09:00
     assert by_hour[datetime(2021, 2, 10, 9)] == (1, 0)
     assert by_hour[datetime(2021, 2, 10, 11)] == (0, 1)  # s6 starts at 11:58; o4 is the 12:00 hour
@@ -67,8 +82,9 @@ def test_delivery_by_carrier(shop_db):
     assert [(r["days_to_delivery"], r["orders"]) for r in records(shop_db, "delivery_days")] == [(2, 1), (3, 1)]
 
 
-def test_funnel(shop_db):
-    rows = records(shop_db, "funnel")
+@pytest.mark.parametrize("traffic", ["all traffic", "shoppers"])  # nobody is flagged: the two agree
+def test_funnel(shop_db, traffic):
+    rows = [r for r in records(shop_db, "funnel") if r["traffic"] == traffic]
     assert [(r["step"], r["sessions"]) for r in rows] == [
         ("All sessions", 6), ("Viewed a product", 6), ("Added to cart", 5), ("Checked out", 4)]
     assert rows[3]["share_of_all_sessions"] == pytest.approx(4 / 6)  # overall conversion
@@ -76,15 +92,16 @@ def test_funnel(shop_db):
     assert rows[3]["share_of_previous_step"] == pytest.approx(4 / 5)  # s5 abandoned its cart
 
 
-def test_product_conversion(shop_db):
-    rows = {r["product_name"]: r for r in records(shop_db, "product_conversion")}
+@pytest.mark.parametrize("traffic", ["all traffic", "shoppers"])
+def test_product_conversion(shop_db, traffic):
+    rows = {r["product_name"]: r for r in records(shop_db, "product_conversion") if r["traffic"] == traffic}
     # Fern (p1): viewed in s1, s5, s6; ordered in s1 and s6 -> 2/3.
     assert (rows["Fern"]["sessions_viewed"], rows["Fern"]["sessions_ordered"]) == (3, 2)
     assert rows["Fern"]["conversion_rate"] == pytest.approx(2 / 3)
     # Orchid (p3): viewed in s1 and s4, ordered in s4 (s3 ordered it without viewing: not counted) -> 1/2.
     assert (rows["Orchid"]["sessions_viewed"], rows["Orchid"]["sessions_added"], rows["Orchid"]["sessions_ordered"]) == (2, 1, 1)
     assert rows["Cactus"]["conversion_rate"] == pytest.approx(1 / 2)  # viewed s2, s3; ordered s3
-    assert list(rows)[0] == "Fern"  # ranked by conversion
+    assert list(rows) == ["Cactus", "Fern", "Orchid"]  # by name: ranking is the chapter's call, after its test
 
 
 def test_promos(shop_db):
@@ -108,3 +125,6 @@ def test_promo_overview_counts_each_promo_buyer_once(shop_db):
     assert (overview["orders"], overview["promo_orders"], overview["promo_buyers"]) == (6, 2, 2)
     assert overview["promo_buyers_who_ordered_again"] == 1
     assert (overview["discount_given_usd"], overview["promo_revenue_usd"]) == (Decimal("7"), Decimal("40.50"))
+    # The baseline: orders without a promo are o1 (u1's 1st of 2), o3 (u2's only), o5 and o6 (u3's 2nd and 3rd of 3):
+    # 3 buyers; u1 and u3 ordered after their first such order, u2 did not.
+    assert (overview["no_promo_buyers"], overview["no_promo_buyers_who_ordered_again"]) == (3, 2)

@@ -32,7 +32,7 @@ def test_build_ok_prints_models_and_tests(shop_dir, tmp_path, capsys):
     code = cli.main(["build", "--data-dir", str(shop_dir), "--warehouse", str(tmp_path / "w.duckdb")])
     out = capsys.readouterr().out
     assert code == ExitCode.OK == 0
-    assert f"Data: {shop_dir}" in out and "Read 47 rows from 7 files" in out
+    assert f"Data: {shop_dir}" in out and "Read 48 rows from 7 files" in out
     assert "marts/marketing/dim_user_order_history" in out and "Data tests:" in out
     assert "0 failed" in out
 

@@ -24,7 +24,7 @@ def test_staging_renames_and_keeps_every_row(shop_db):
         union all select 'products', count(*) from stg_products union all select 'promos', count(*) from stg_promos
         union all select 'orders', count(*) from stg_orders union all select 'items', count(*) from stg_order_items
         union all select 'events', count(*) from stg_events"""))
-    assert counts == {"users": 4, "addresses": 4, "products": 3, "promos": 2, "orders": 6, "items": 8, "events": 20}
+    assert counts == {"users": 4, "addresses": 4, "products": 3, "promos": 2, "orders": 6, "items": 8, "events": 21}
     product = table(shop_db, "select * from stg_products")["p2"]
     assert product == {"product_id": "p2", "product_name": "Cactus", "price_usd": Decimal("20.50"), "inventory": 0}
     assert db.scalar(shop_db, "select order_status from stg_orders where order_id = 'o2'") == "shipped"
@@ -75,7 +75,7 @@ def test_fct_order_items_prices_each_line(shop_db):
 
 def test_fct_events_flags_shipping_notices(shop_db):
     counts = dict(db.rows(shop_db, "select is_shopper_event, count(*) from fct_events group by 1"))
-    assert counts == {True: 18, False: 2}  # two package_shipped events
+    assert counts == {True: 18, False: 3}  # three package_shipped events (o1, o3, o2)
 
 
 def test_dim_user_order_history(shop_db):

@@ -6,7 +6,9 @@ name). Behaviour is plausible rather than random: buyers with one and with sever
 sessions that view, add to cart and check out, promos, four carriers, late deliveries, orders
 still being prepared. Two signals are built in so the indicator chapter has something to find:
 a late first delivery lowers the chance of a second order, and a promo on the first order
-raises it. Scale 1 is about the real export's size; users are generated in chunks, so memory
+raises it. Like the real export, each chunk of users holds one account that behaves like a script
+(`_bot_sessions`: 150 browsing-only sessions started within one hour), so the unusual-traffic
+rules have something to flag. Scale 1 is about the real export's size; users are generated in chunks, so memory
 stays bounded at any scale. The same seed and scale give byte-identical files.
 """
 
@@ -22,7 +24,7 @@ import pandas as pd
 from greenery.config import SAMPLE_MARKER
 from greenery.contract import RAW_TABLES, TABLES_BY_NAME
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 USERS_PER_SCALE = 130
 CHUNK_USERS = 2_000
 
@@ -301,6 +303,36 @@ def _events(rng: np.random.Generator, people: dict, shop: dict, sales: dict) -> 
     }
 
 
+BOT_SESSIONS = 150
+BOT_HOUR = 36 * 3_600  # the bot's hour starts 36 hours into the window (Thu 11 Feb 12:00 UTC)
+
+
+def _bot_sessions(rng: np.random.Generator, people: dict, shop: dict) -> dict:
+    """One account (the chunk's first user) starting BOT_SESSIONS sessions within one hour, each
+    one to three page views seconds apart and nothing else: the burst the traffic rules flag."""
+    n = BOT_SESSIONS
+    views = rng.integers(1, 4, size=n)
+    session = np.repeat(np.arange(n), views)
+    index = np.concatenate([np.arange(v) for v in views])
+    start = BOT_HOUR + rng.integers(0, 3_600, size=n)
+    when = start[session] + 3 * index
+    product = shop["_ids"][rng.integers(0, len(shop["_ids"]), size=len(session))]
+    return {
+        "event_id": _uuids(rng, len(session)),
+        "session_id": _uuids(rng, n)[session],
+        "user_id": np.full(len(session), people["users"]["user_id"][0], dtype=object),
+        "page_url": (SITE + "/product/" + product).astype(object),
+        "created_at": _timestamps(when),
+        "event_type": np.full(len(session), "page_view", dtype=object),
+        "order_id": np.full(len(session), "", dtype=object),
+        "product_id": product,
+    }
+
+
+def _with_bot_sessions(events: dict, bot: dict) -> dict:
+    return {name: np.concatenate([events[name], bot[name]]) for name in events}
+
+
 def generate(out: Path, scale: float = 1.0, seed: int = 42) -> dict[str, int]:
     """Write the seven files into `out`; return rows written per table."""
     if scale <= 0:
@@ -321,7 +353,8 @@ def generate(out: Path, scale: float = 1.0, seed: int = 42) -> dict[str, int]:
             sales = _orders(rng, people, shop)
             tables = {"users": people["users"], "addresses": people["addresses"],
                       "orders": sales["orders"], "order_items": sales["order_items"],
-                      "events": _events(rng, people, shop, sales)}
+                      "events": _with_bot_sessions(_events(rng, people, shop, sales), _bot_sessions(
+                          np.random.default_rng([seed, 1 + chunk, 1]), people, shop))}
             for name, columns in tables.items():
                 writers[name].write(columns)
                 rows[name] += len(next(iter(columns.values())))

@@ -1,18 +1,42 @@
--- Orders and unique sessions started in each clock hour of the export (UTC), empty hours included.
+-- Each clock hour of the export (UTC), empty hours included: orders placed, and sessions counted
+-- two ways, each split into shoppers' and flagged accounts' sessions (see unusual_traffic):
+-- started (a session counts in the hour it started) and active (it counts in every clock hour
+-- from its first to its last shopper event).
 with
 
 orders as (
     select * from fct_orders
 ),
 
-sessions as (
-    select * from fct_sessions
+accounts as (
+    select * from fct_account_traffic
+),
+
+session_hours as (
+    select * from fct_session_hours
+),
+
+flags as (
+    select
+        user_id,
+        busiest_hour_sessions > $max_sessions_per_hour
+        or sessions > $max_sessions_per_account as is_flagged
+    from accounts
+),
+
+flagged_hours as (
+    select
+        session_hours.hour_utc,
+        session_hours.is_start_hour,
+        coalesce(flags.is_flagged, false) as is_flagged
+    from session_hours
+    left join flags on session_hours.user_id = flags.user_id
 ),
 
 moments as (
     select orders.created_at as happened_at from orders
     union all
-    select sessions.started_at from sessions
+    select flagged_hours.hour_utc from flagged_hours
 ),
 
 span as (
@@ -37,17 +61,23 @@ orders_per_hour as (
 
 sessions_per_hour as (
     select
-        date_trunc('hour', started_at) as hour_utc,
-        count(distinct session_id) as sessions
-    from sessions
-    group by date_trunc('hour', started_at)
+        hour_utc,
+        count(*) filter (where is_start_hour and not is_flagged) as sessions_started,
+        count(*) filter (where is_start_hour and is_flagged) as flagged_sessions_started,
+        count(*) filter (where not is_flagged) as sessions_active,
+        count(*) filter (where is_flagged) as flagged_sessions_active
+    from flagged_hours
+    group by hour_utc
 ),
 
 final as (
     select
         hours.hour_utc,
         coalesce(orders_per_hour.orders, 0) as orders,
-        coalesce(sessions_per_hour.sessions, 0) as sessions
+        coalesce(sessions_per_hour.sessions_started, 0) as sessions_started,
+        coalesce(sessions_per_hour.flagged_sessions_started, 0) as flagged_sessions_started,
+        coalesce(sessions_per_hour.sessions_active, 0) as sessions_active,
+        coalesce(sessions_per_hour.flagged_sessions_active, 0) as flagged_sessions_active
     from hours
     left join orders_per_hour on hours.hour_utc = orders_per_hour.hour_utc
     left join sessions_per_hour on hours.hour_utc = sessions_per_hour.hour_utc

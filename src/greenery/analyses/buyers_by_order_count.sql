@@ -1,4 +1,5 @@
--- Buyers by how many orders they placed, the last band open-ended ($top_band or more).
+-- Buyers by how many orders they placed; with $top_band set, the last band is open-ended ($top_band
+-- or more); with $top_band null, every order count is its own row (no pooled band).
 with
 
 users as (

@@ -1,4 +1,5 @@
--- Sessions reaching each step of the funnel, and how many each step loses.
+-- Sessions reaching each step of the funnel, and how many each step loses, for all traffic and
+-- for shoppers (without the sessions of accounts flagged as unusual traffic; see unusual_traffic).
 -- A step counts the sessions that also reached every step before it.
 with
 
@@ -6,13 +7,43 @@ sessions as (
     select * from fct_sessions
 ),
 
+accounts as (
+    select * from fct_account_traffic
+),
+
+flags as (
+    select
+        user_id,
+        busiest_hour_sessions > $max_sessions_per_hour
+        or sessions > $max_sessions_per_account as is_flagged
+    from accounts
+),
+
+scopes (traffic) as (
+    values ('all traffic'), ('shoppers')
+),
+
+scoped as (
+    select
+        scopes.traffic,
+        sessions.has_page_view,
+        sessions.has_add_to_cart,
+        sessions.has_checkout
+    from sessions
+    left join flags on sessions.user_id = flags.user_id
+    cross join scopes
+    where scopes.traffic = 'all traffic' or not coalesce(flags.is_flagged, false)
+),
+
 reached as (
     select
+        traffic,
         count(*) as all_sessions,
         count(*) filter (where has_page_view) as viewed_a_product,
         count(*) filter (where has_page_view and has_add_to_cart) as added_to_cart,
         count(*) filter (where has_page_view and has_add_to_cart and has_checkout) as checked_out
-    from sessions
+    from scoped
+    group by traffic
 ),
 
 steps as (
@@ -31,15 +62,17 @@ step_labels (step_number, step, label) as (
 
 final as (
     select
+        steps.traffic,
         step_labels.step_number,
         step_labels.label as step,
         steps.sessions,
-        steps.sessions / first_value(steps.sessions) over (order by step_labels.step_number) as share_of_all_sessions,
-        steps.sessions / lag(steps.sessions) over (order by step_labels.step_number) as share_of_previous_step,
-        lag(steps.sessions) over (order by step_labels.step_number) - steps.sessions as sessions_lost
+        steps.sessions / first_value(steps.sessions) over by_step as share_of_all_sessions,
+        steps.sessions / lag(steps.sessions) over by_step as share_of_previous_step,
+        lag(steps.sessions) over by_step - steps.sessions as sessions_lost
     from steps
     inner join step_labels on steps.step = step_labels.step
-    order by step_labels.step_number
+    window by_step as (partition by steps.traffic order by step_labels.step_number)
+    order by steps.traffic, step_labels.step_number
 )
 
 select * from final

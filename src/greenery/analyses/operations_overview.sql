@@ -1,4 +1,5 @@
--- Headline operations figures, with both denominators for "orders per hour".
+-- Headline operations figures, with both denominators for "orders per hour" (sessions per hour,
+-- with and without flagged traffic, are in sessions_per_hour).
 with
 
 users as (
@@ -7,10 +8,6 @@ users as (
 
 orders as (
     select * from fct_orders
-),
-
-sessions as (
-    select * from fct_sessions
 ),
 
 user_counts as (
@@ -30,15 +27,6 @@ order_hours as (
     from orders
 ),
 
-session_hours as (
-    select
-        count(*) as session_count,
-        count(distinct date_trunc('hour', started_at)) as hours_with_sessions,
-        date_diff('hour', date_trunc('hour', min(started_at)), date_trunc('hour', max(started_at)))
-        + 1 as session_hours_in_span
-    from sessions
-),
-
 final as (
     select
         user_counts.user_count,
@@ -48,15 +36,9 @@ final as (
         order_hours.hours_with_orders,
         order_hours.hours_in_span,
         order_hours.order_count / order_hours.hours_with_orders as orders_per_hour_with_orders,
-        order_hours.order_count / order_hours.hours_in_span as orders_per_hour_of_span,
-        session_hours.session_count,
-        session_hours.hours_with_sessions,
-        session_hours.session_hours_in_span,
-        session_hours.session_count / session_hours.hours_with_sessions as sessions_per_hour_with_sessions,
-        session_hours.session_count / session_hours.session_hours_in_span as sessions_per_hour_of_span
+        order_hours.order_count / order_hours.hours_in_span as orders_per_hour_of_span
     from user_counts
     cross join order_hours
-    cross join session_hours
 )
 
 select * from final

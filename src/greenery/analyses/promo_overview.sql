@@ -1,5 +1,6 @@
 -- Promo use over all orders: orders and distinct buyers with a promo, and how many of those
--- buyers placed an order after their first promo order.
+-- buyers placed an order after their first promo order; and the baseline, the same for orders
+-- without a promo (buyers with one, and how many ordered after their first such order).
 with
 
 orders as (
@@ -16,6 +17,15 @@ promo_buyers as (
         min(user_order_number) as first_promo_order_number
     from orders
     where has_promo
+    group by user_id
+),
+
+plain_buyers as (
+    select
+        user_id,
+        min(user_order_number) as first_plain_order_number
+    from orders
+    where not has_promo
     group by user_id
 ),
 
@@ -38,12 +48,24 @@ buyer_totals as (
     inner join users on promo_buyers.user_id = users.user_id
 ),
 
+plain_buyer_totals as (
+    select
+        count(*) as no_promo_buyers,
+        count(*) filter (
+            where users.order_count > plain_buyers.first_plain_order_number
+        ) as no_promo_buyers_who_ordered_again
+    from plain_buyers
+    inner join users on plain_buyers.user_id = users.user_id
+),
+
 final as (
     select
         order_totals.*,
-        buyer_totals.*
+        buyer_totals.*,
+        plain_buyer_totals.*
     from order_totals
     cross join buyer_totals
+    cross join plain_buyer_totals
 )
 
 select * from final

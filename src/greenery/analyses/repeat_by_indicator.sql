@@ -1,79 +1,118 @@
--- For each candidate indicator, buyers and repeat buyers per segment of their first order.
+-- Equal follow-up: among buyers whose first order left at least $follow_up_hours hours in the
+-- export, buyers and buyers who ordered again within $follow_up_hours hours of it, per segment of
+-- each candidate indicator of their first order. Proxies for time left (weekday, date) are not
+-- indicators. Browsing indicators leave out accounts flagged as unusual traffic; delivery counts
+-- only buyers whose first parcel arrived before they ordered again (or, for those who did not,
+-- before their follow-up ended).
 with
 
 first_orders as (
     select * from fct_first_orders
 ),
 
-window_end as (
-    select max(created_at) as last_order_at from fct_orders
+accounts as (
+    select * from fct_account_traffic
+),
+
+flags as (
+    select
+        user_id,
+        busiest_hour_sessions > $max_sessions_per_hour
+        or sessions > $max_sessions_per_account as is_flagged
+    from accounts
+),
+
+followed as (
+    select
+        first_orders.*,
+        coalesce(flags.is_flagged, false) as is_flagged,
+        coalesce(first_orders.hours_to_second_order <= $follow_up_hours, false) as ordered_again,
+        24 * first_orders.days_to_delivery
+        < least(coalesce(first_orders.hours_to_second_order, $follow_up_hours), $follow_up_hours)
+            as arrived_before_next_chance
+    from first_orders
+    left join flags on first_orders.user_id = flags.user_id
+    where first_orders.hours_left_in_export >= $follow_up_hours
 ),
 
 segmented as (
+    -- A null segment leaves the buyer out of that indicator (UNPIVOT drops nulls).
     select
-        first_orders.is_repeat_buyer,
+        ordered_again,
         case
-            when first_orders.hour_utc < 6 then '00-05 h'
-            when first_orders.hour_utc < 12 then '06-11 h'
-            when first_orders.hour_utc < 18 then '12-17 h'
-            else '18-23 h'
+            when hour_utc < 6 then '00–05 h'
+            when hour_utc < 12 then '06–11 h'
+            when hour_utc < 18 then '12–17 h'
+            else '18–23 h'
         end as hour_of_day,
-        first_orders.weekday,
+        case when has_promo then 'promo' else 'no promo' end as promo,
         case
-            when date_diff('hour', first_orders.created_at, window_end.last_order_at) < 12 then 'under 12 h'
-            when date_diff('hour', first_orders.created_at, window_end.last_order_at) < 24 then '12-23 h'
-            else '24 h or more'
-        end as time_left_in_export,
-        case when first_orders.has_promo then 'promo' else 'no promo' end as promo,
-        case
-            when first_orders.was_delivered_late then 'late'
-            when not first_orders.was_delivered_late then 'on time or early'
-            else 'not yet delivered or no estimate'
+            when not coalesce(arrived_before_next_chance, false) then null
+            when was_delivered_late then 'late'
+            when not was_delivered_late then 'on time or early'
         end as delivery,
         case
-            when first_orders.page_views_before <= 2 then '0-2 views'
-            when first_orders.page_views_before <= 4 then '3-4 views'
+            when is_flagged then null
+            when page_views_before <= 2 then '0–2 views'
+            when page_views_before <= 4 then '3–4 views'
             else '5+ views'
         end as page_views,
         case
-            when first_orders.add_to_carts_before <= 1 then '0-1 adds'
-            when first_orders.add_to_carts_before = 2 then '2 adds'
+            when is_flagged then null
+            when add_to_carts_before <= 1 then '0–1 adds'
+            when add_to_carts_before = 2 then '2 adds'
             else '3+ adds'
         end as cart_adds,
         case
-            when first_orders.sessions_before <= 1 then '1 session'
+            when is_flagged then null
+            when sessions_before <= 1 then '1 session'
             else '2+ sessions'
         end as sessions,
         case
-            when first_orders.order_total_usd < 100 then 'under $100'
-            when first_orders.order_total_usd < 250 then '$100-249'
-            when first_orders.order_total_usd < 500 then '$250-499'
+            when order_total_usd < 100 then 'under $100'
+            when order_total_usd < 250 then '$100–249'
+            when order_total_usd < 500 then '$250–499'
             else '$500+'
         end as order_value,
         case
-            when first_orders.product_count = 1 then '1 product'
-            when first_orders.product_count = 2 then '2 products'
+            when product_count = 1 then '1 product'
+            when product_count = 2 then '2 products'
             else '3+ products'
         end as products
-    from first_orders
-    cross join window_end
+    from followed
 ),
 
 long as (
     unpivot segmented
-    on columns(* exclude (is_repeat_buyer))
+    on columns(* exclude (ordered_again))
     into name indicator value segment
+),
+
+segment_order (indicator, segment, segment_order) as (
+    values
+    ('hour_of_day', '00–05 h', 1), ('hour_of_day', '06–11 h', 2),
+    ('hour_of_day', '12–17 h', 3), ('hour_of_day', '18–23 h', 4),
+    ('promo', 'promo', 1), ('promo', 'no promo', 2),
+    ('delivery', 'on time or early', 1), ('delivery', 'late', 2),
+    ('page_views', '0–2 views', 1), ('page_views', '3–4 views', 2), ('page_views', '5+ views', 3),
+    ('cart_adds', '0–1 adds', 1), ('cart_adds', '2 adds', 2), ('cart_adds', '3+ adds', 3),
+    ('sessions', '1 session', 1), ('sessions', '2+ sessions', 2),
+    ('order_value', 'under $100', 1), ('order_value', '$100–249', 2),
+    ('order_value', '$250–499', 3), ('order_value', '$500+', 4),
+    ('products', '1 product', 1), ('products', '2 products', 2), ('products', '3+ products', 3)
 ),
 
 final as (
     select
-        indicator,
-        segment,
+        long.indicator,
+        long.segment,
+        segment_order.segment_order,
         count(*) as buyers,
-        count(*) filter (where is_repeat_buyer) as repeat_buyers
+        count(*) filter (where long.ordered_again) as repeat_buyers
     from long
-    group by indicator, segment
-    order by indicator, segment
+    inner join segment_order on long.indicator = segment_order.indicator and long.segment = segment_order.segment
+    group by long.indicator, long.segment, segment_order.segment_order
+    order by long.indicator, segment_order.segment_order
 )
 
 select * from final

@@ -17,6 +17,19 @@ first_orders as (
     where user_order_number = 1
 ),
 
+second_orders as (
+    select
+        user_id,
+        created_at as second_order_at
+    from orders
+    where user_order_number = 2
+),
+
+export_end as (
+    -- Follow-up ends with the export's last order: no later order could have been seen.
+    select max(created_at) as last_order_at from orders
+),
+
 browsing_before as (
     -- What the buyer did on the site up to and including the first order's checkout.
     select
@@ -54,10 +67,17 @@ final as (
         coalesce(browsing_before.page_views_before, 0) as page_views_before,
         coalesce(browsing_before.add_to_carts_before, 0) as add_to_carts_before,
         history.order_count,
-        history.is_repeat_buyer
+        history.is_repeat_buyer,
+        second_orders.second_order_at,
+        date_diff('second', first_orders.created_at, second_orders.second_order_at) / 3600.0
+            as hours_to_second_order,
+        date_diff('second', first_orders.created_at, export_end.last_order_at) / 3600.0
+            as hours_left_in_export
     from first_orders
     inner join history on first_orders.user_id = history.user_id
+    cross join export_end
     left join browsing_before on first_orders.user_id = browsing_before.user_id
+    left join second_orders on first_orders.user_id = second_orders.user_id
 )
 
 select * from final

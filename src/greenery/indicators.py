@@ -1,0 +1,171 @@
+"""The repeat-indicators chapter's logic: equal follow-up, one test per indicator, the answer in words.
+
+An indicator splits the buyers of the equal-follow-up cohort into segments by a trait of their
+first order. Each is tested once over all its segments (greenery.stats.independence); the
+p-values are adjusted across every indicator tested (Holm by default), and only an adjusted
+p-value below alpha makes a signal. Effect sizes: Cramér's V over the whole indicator, and each
+segment's repeat rate against the rest of the cohort (Newcombe interval).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from greenery import formats as fmt
+from greenery import stats
+
+# What each indicator is, in words, in the order the chapter presents them.
+TITLES = {
+    "hour_of_day": "hour of day of the first order (UTC)",
+    "promo": "promo on the first order",
+    "delivery": "delivery of the first order against its promise",
+    "page_views": "page views before the first order",
+    "cart_adds": "cart adds before the first order",
+    "sessions": "sessions before the first order",
+    "order_value": "value of the first order",
+    "products": "products in the first order",
+}
+ADJUSTMENTS = {"holm": "Holm's step-down method (family-wise error rate)",
+               "bh": "the Benjamini–Hochberg method (false discovery rate)"}
+MIN_SEGMENT_BUYERS = 5  # an indicator is testable with at least two segments this large
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    hours: int
+    chosen: bool  # True: chosen from the data (the parameter was 0)
+    buyers: int  # all buyers
+    followed: int  # buyers whose first order left at least `hours` in the export
+    repeat_within: int  # of those, buyers who ordered again within `hours`
+    delivered_in_time: int  # of those, buyers whose first parcel arrived before they could order again
+
+    @property
+    def rate(self) -> float:
+        return self.repeat_within / self.followed if self.followed else float("nan")
+
+
+def follow_up(windows: pd.DataFrame, hours: int = 0) -> FollowUp:
+    """The follow-up window: `hours` when given, else the largest whole number of hours that
+    keeps more than half of the buyers (the `follow_up` analysis lists every candidate)."""
+    if windows.empty:
+        return FollowUp(max(hours, 1), hours == 0, 0, 0, 0, 0)
+    if hours <= 0:
+        kept = windows[2 * windows["buyers_followed"] > windows["buyers"]]
+        hours = int(kept["follow_up_hours"].max()) if len(kept) else 1
+    row = windows[windows["follow_up_hours"] == hours]
+    if row.empty:  # longer than anyone was followed: nobody qualifies
+        return FollowUp(hours, False, int(windows["buyers"].iloc[0]), 0, 0, 0)
+    r = row.iloc[0]
+    return FollowUp(hours, False, int(r.buyers), int(r.buyers_followed), int(r.repeat_buyers_within),
+                    int(r.delivered_before_next_chance))
+
+
+def segments(frame: pd.DataFrame) -> pd.DataFrame:
+    """One indicator's segments with rate, Wilson interval, and the difference to the rest of
+    the cohort (everyone in the indicator outside the segment) with its Newcombe interval."""
+    frame = frame.sort_values("segment_order").reset_index(drop=True)
+    total, repeat = int(frame["buyers"].sum()), int(frame["repeat_buyers"].sum())
+    rows = []
+    for r in frame.itertuples():
+        k, n = int(r.repeat_buyers), int(r.buyers)
+        rest_k, rest_n = repeat - k, total - n
+        low, high = stats.wilson(k, n)
+        d_low, d_high = stats.newcombe(k, n, rest_k, rest_n)
+        rows.append({"segment": r.segment, "buyers": n, "repeat_buyers": k, "rate": k / n if n else float("nan"),
+                     "rate_low": low, "rate_high": high, "rest_buyers": rest_n,
+                     "rest_rate": rest_k / rest_n if rest_n else float("nan"),
+                     "difference": (k / n - rest_k / rest_n) if n and rest_n else float("nan"),
+                     "difference_low": d_low, "difference_high": d_high})
+    return pd.DataFrame(rows)
+
+
+def indicator_tests(indicators: pd.DataFrame, alpha: float = 0.05, adjustment: str = "holm") -> pd.DataFrame:
+    """One test per indicator over all its segments, p-values adjusted across the testable ones.
+
+    Columns: indicator, segments, buyers, testable, method, statistic, dof, p_value, p_adjusted,
+    cramers_v, the segment furthest from the rest of the cohort and that difference with its
+    interval, and is_signal (adjusted p below alpha)."""
+    if adjustment not in ADJUSTMENTS:
+        raise ValueError(f"adjustment must be one of {sorted(ADJUSTMENTS)}, not {adjustment!r}")
+    rows = []
+    for name in [n for n in TITLES if n in set(indicators["indicator"])]:
+        group = indicators[indicators["indicator"] == name]
+        table = segments(group)
+        testable = int((table["buyers"] >= MIN_SEGMENT_BUYERS).sum()) >= 2
+        test = stats.independence(list(table["repeat_buyers"]), list(table["buyers"]))
+        testable = testable and test.method != "not testable"
+        furthest = table.loc[table["difference"].abs().fillna(-1).idxmax()]
+        rows.append({"indicator": name, "segments": len(table), "buyers": int(table["buyers"].sum()),
+                     "testable": testable, "method": test.method if testable else "not testable",
+                     "statistic": test.statistic, "dof": test.dof, "p_value": test.p_value if testable else None,
+                     "cramers_v": test.cramers_v, "furthest_segment": furthest.segment,
+                     "difference": furthest.difference, "difference_low": furthest.difference_low,
+                     "difference_high": furthest.difference_high})
+    result = pd.DataFrame(rows)
+    if result.empty:
+        return result.assign(p_adjusted=[], is_signal=[])
+    tested = result["testable"]
+    adjust = stats.holm if adjustment == "holm" else stats.benjamini_hochberg
+    result["p_adjusted"] = None
+    result.loc[tested, "p_adjusted"] = adjust(result.loc[tested, "p_value"].astype(float).tolist())
+    result["is_signal"] = tested & (result["p_adjusted"].astype(float) < alpha)
+    return result
+
+
+def detectable(cohort: FollowUp, alpha: float, tests: int) -> dict:
+    """What this cohort could detect: the smallest gap between two equal halves (80 % power) at
+    alpha, and at the level Holm's first step demands with `tests` tests; and the buyers per
+    group a 10-point gap would need."""
+    half = cohort.followed // 2
+    rate = cohort.rate if 0 < cohort.rate < 1 else 0.5
+    strict = alpha / max(tests, 1)
+    return {"half": half, "gap": stats.detectable_difference(half, half, rate, alpha),
+            "gap_adjusted": stats.detectable_difference(half, half, rate, strict),
+            "needed_for_10_points": stats.buyers_needed(0.10, rate, strict), "rate": rate}
+
+
+def answer(tests: pd.DataFrame, cohort: FollowUp, alpha: float, adjustment: str, reach: dict) -> str:
+    """The chapter's answer in words: signals if the adjusted tests support any, else plainly none."""
+    opening = (f"**Answer.** Compared on equal follow-up ({cohort.hours} hours after the first order, the "
+               f"{fmt.count(cohort.followed)} of {fmt.count(cohort.buyers)} buyers whose first order left that long "
+               f"in the export), {fmt.count(cohort.repeat_within)} ({fmt.pct(cohort.rate)}) ordered again within "
+               f"{cohort.hours} hours. ")
+    tested = tests[tests["testable"]]
+    method = "Holm" if adjustment == "holm" else "Benjamini–Hochberg"
+    if tested.empty:
+        return opening + "No indicator has two segments large enough to test."
+    signals = tested[tested["is_signal"]]
+    if len(signals):
+        named = "; ".join(
+            f"**{TITLES[r.indicator]}** (adjusted p = {fmt.p_value(r.p_adjusted)}; {r.furthest_segment}: "
+            f"{fmt.points(r.difference)} against the rest, 95 % interval "
+            f"{fmt.points_range(r.difference_low, r.difference_high)})" for r in signals.itertuples())
+        rest = len(tested) - len(signals)
+        return (opening + f"Of {len(tested)} indicators tested (one test each, {method}-adjusted at "
+                f"{fmt.pct(alpha, 0)}), {len(signals)} {'is' if len(signals) == 1 else 'are'} distinguishable from "
+                f"chance: {named}. The other {rest} are not. These are associations, not causes.")
+    best = tested.sort_values("p_value").iloc[0]
+    return (opening + f"**No indicator is distinguishable from chance at this sample size**: of {len(tested)} "
+            f"indicators tested (one test each over all its segments, {method}-adjusted at {fmt.pct(alpha, 0)}), "
+            f"the smallest adjusted p-value is {fmt.p_value(best.p_adjusted)} ({TITLES[best.indicator]}). "
+            f"Two equal halves of this cohort ({fmt.count(reach['half'])} buyers each) could only reveal a gap of "
+            f"about {fmt.points(reach['gap']).lstrip('+')} (80 % power); telling a 10-point gap from chance after "
+            f"adjustment would need about {fmt.count(reach['needed_for_10_points'])} buyers per group, each followed "
+            "for the same time: months of orders, not two days.")
+
+
+def verdict_line(tests: pd.DataFrame, adjustment: str, alpha: float) -> str:
+    """One line for the summary."""
+    tested = tests[tests["testable"]] if len(tests) else tests
+    method = "Holm" if adjustment == "holm" else "Benjamini–Hochberg"
+    if tested.empty:
+        return "no indicator could be tested"
+    signals = tested[tested["is_signal"]]
+    if signals.empty:
+        return (f"no indicator is distinguishable from chance at this sample size ({len(tested)} tested on equal "
+                f"follow-up, {method}-adjusted at {fmt.pct(alpha, 0)})")
+    return (f"{', '.join(TITLES[n] for n in signals['indicator'])} "
+            f"({'is' if len(signals) == 1 else 'are'} distinguishable from chance after {method} adjustment, "
+            f"of {len(tested)} tested on equal follow-up)")

@@ -1,0 +1,126 @@
+"""The book's statistics, on top of scipy.stats: intervals, tests, multiple-testing control.
+
+Every function takes plain counts and returns plain numbers, so each is tested on a case
+worked out by hand (tests/test_stats.py). Intervals and tests are two-sided at 95 % (or
+1 - alpha) unless a caller says otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as sps
+
+# Below this expected count in any cell, the chi-square approximation is not trusted and an
+# exact (2 x 2) or Monte Carlo permutation (larger tables) p-value is used instead.
+MIN_EXPECTED = 5
+PERMUTATIONS = 9_999
+
+
+def wilson(successes: int, trials: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion (sound for small samples and rates near 0 or 1)."""
+    if trials == 0:
+        return (math.nan, math.nan)
+    ci = sps.binomtest(int(successes), int(trials)).proportion_ci(confidence_level=confidence, method="wilson")
+    return (float(ci.low), float(ci.high))
+
+
+def newcombe(k1: int, n1: int, k2: int, n2: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Interval of p1 - p2 by Newcombe's hybrid score method (his method 10: two Wilson intervals)."""
+    if not n1 or not n2:
+        return (math.nan, math.nan)
+    p1, p2 = k1 / n1, k2 / n2
+    l1, u1 = wilson(k1, n1, confidence)
+    l2, u2 = wilson(k2, n2, confidence)
+    return (p1 - p2 - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2),
+            p1 - p2 + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2))
+
+
+@dataclass(frozen=True)
+class Test:
+    """One test of independence between segments and an outcome."""
+
+    method: str  # "chi-square", "Fisher's exact" or "permutation (chi-square statistic)"
+    statistic: float  # the chi-square statistic (the odds ratio for Fisher's exact test)
+    dof: int
+    p_value: float
+    cramers_v: float  # effect size: 0 no association, 1 the segment decides the outcome
+
+
+def independence(successes: list[int], trials: list[int], seed: int = 0) -> Test:
+    """Do the success rates differ across segments? One test over all segments at once.
+
+    Chi-square test of the segments x (success, failure) table when every expected count is at
+    least MIN_EXPECTED; otherwise Fisher's exact test for two segments, or a Monte Carlo
+    permutation test of the chi-square statistic (seeded, so the book is reproducible).
+    Segments without buyers are dropped; fewer than two segments, or an outcome that never
+    (or always) happens, cannot be tested: p = 1.
+    """
+    pairs = [(int(k), int(n)) for k, n in zip(successes, trials, strict=True) if n > 0]
+    table = np.array([[k, n - k] for k, n in pairs])
+    if len(pairs) < 2 or table[:, 0].sum() == 0 or table[:, 1].sum() == 0:
+        return Test("not testable", math.nan, 0, 1.0, math.nan)
+    chi2, p, dof, expected = sps.chi2_contingency(table, correction=False)
+    v = float(sps.contingency.association(table, method="cramer"))
+    if expected.min() >= MIN_EXPECTED:
+        return Test("chi-square", float(chi2), int(dof), float(p), v)
+    if len(pairs) == 2:
+        odds, p = sps.fisher_exact(table)
+        return Test("Fisher's exact", float(odds), 1, float(p), v)
+    return Test("permutation (chi-square statistic)", float(chi2), int(dof),
+                _permutation_p(table, float(chi2), seed), v)
+
+
+def _permutation_p(table: np.ndarray, observed: float, seed: int) -> float:
+    """p-value of the chi-square statistic when outcomes are shuffled across buyers (margins fixed),
+    by scipy.stats.permutation_test, vectorised and in batches so memory stays small."""
+    labels = np.repeat(np.arange(len(table)), table.sum(axis=1))
+    outcomes = np.concatenate([np.r_[np.ones(k), np.zeros(f)] for k, f in table])
+    sizes = table.sum(axis=1)
+    expected = sizes * outcomes.mean()
+    onehot = (labels[:, None] == np.arange(len(table))[None, :]).astype(float)
+
+    def statistic(shuffled, axis=-1):
+        k = np.moveaxis(shuffled, axis, -1) @ onehot  # successes per segment, per resample
+        return (((k - expected) ** 2) / expected + ((sizes - k - (sizes - expected)) ** 2) / (sizes - expected)).sum(-1)
+
+    result = sps.permutation_test((outcomes,), statistic, permutation_type="pairings", vectorized=True,
+                                  n_resamples=PERMUTATIONS, batch=1_000, alternative="greater",
+                                  rng=np.random.default_rng(seed))
+    assert abs(result.statistic - observed) < 1e-6 * max(1.0, observed)
+    return float(result.pvalue)
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjustment (controls the family-wise error rate), in the input's order."""
+    p = np.asarray(p_values, dtype=float)
+    m = len(p)
+    order = np.argsort(p, kind="stable")
+    stepped = np.maximum.accumulate((m - np.arange(m)) * p[order])
+    adjusted = np.empty(m)
+    adjusted[order] = np.minimum(stepped, 1.0)
+    return adjusted.tolist()
+
+
+def benjamini_hochberg(p_values: list[float]) -> list[float]:
+    """Benjamini-Hochberg adjustment (controls the false discovery rate), via scipy."""
+    if not len(p_values):
+        return []
+    return sps.false_discovery_control(np.asarray(p_values, dtype=float), method="bh").tolist()
+
+
+def detectable_difference(n1: int, n2: int, rate: float, alpha: float = 0.05, power: float = 0.8) -> float:
+    """Smallest true difference between two proportions near `rate` that groups of n1 and n2
+    would detect with the given power in a two-sided test at level alpha (normal approximation)."""
+    if not n1 or not n2 or not 0 < rate < 1:
+        return math.nan
+    z = sps.norm.ppf(1 - alpha / 2) + sps.norm.ppf(power)
+    return float(z * math.sqrt(rate * (1 - rate) * (1 / n1 + 1 / n2)))
+
+
+def buyers_needed(difference: float, rate: float, alpha: float = 0.05, power: float = 0.8) -> int:
+    """Buyers per group needed to detect `difference` around `rate` (the inverse of the above)."""
+    z = sps.norm.ppf(1 - alpha / 2) + sps.norm.ppf(power)
+    return math.ceil(2 * rate * (1 - rate) * (z / difference) ** 2)

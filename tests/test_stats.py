@@ -1,0 +1,93 @@
+"""greenery.stats on cases worked out by hand (the arithmetic is in the comments; z = 1.96)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from greenery import stats
+
+
+def test_wilson_half():
+    # 5 of 10: p = .5; centre (p + z²/2n) / (1 + z²/n) = .5; half-width
+    # z·sqrt(p(1-p)/n + z²/4n²) / (1 + z²/n) = 1.96·sqrt(.025 + .009604) / 1.38416 = .2634.
+    low, high = stats.wilson(5, 10)
+    assert (low, high) == (pytest.approx(0.2366, abs=1e-4), pytest.approx(0.7634, abs=1e-4))
+
+
+def test_wilson_none_of_ten_is_not_a_zero_width_interval():
+    # 0 of 10: centre = half-width = (z²/2n) / (1 + z²/n) = .19208 / 1.38416 = .13877: 0 to .2775.
+    low, high = stats.wilson(0, 10)
+    assert low == pytest.approx(0, abs=1e-9) and high == pytest.approx(0.2775, abs=1e-4)
+    assert all(math.isnan(b) for b in stats.wilson(0, 0))
+
+
+def test_newcombe_difference():
+    # 5/10 - 0/10 = .5; low .5 - sqrt((.5 - .2366)² + (.2775 - 0)²) = .5 - .3826 = .1174;
+    # high .5 + sqrt((.7634 - .5)² + (0 - 0)²) = .7634.
+    low, high = stats.newcombe(5, 10, 0, 10)
+    assert (low, high) == (pytest.approx(0.1174, abs=1e-3), pytest.approx(0.7634, abs=1e-3))
+
+
+def test_chi_square_when_every_expected_count_is_five_or_more():
+    # 10 of 20 vs 20 of 20: expected 15 successes and 5 failures per segment;
+    # chi² = 25/15 + 25/5 + 25/15 + 25/5 = 13.33 on 1 dof; p = erfc(sqrt(13.33 / 2)) = .00026;
+    # Cramér's V = sqrt(13.33 / 40) = .5774.
+    test = stats.independence([10, 20], [20, 20])
+    assert test.method == "chi-square" and test.dof == 1
+    assert test.statistic == pytest.approx(40 / 3)
+    assert test.p_value == pytest.approx(math.erfc(math.sqrt(20 / 3)))
+    assert test.cramers_v == pytest.approx(math.sqrt(1 / 3))
+
+
+def test_fisher_exact_for_two_small_segments():
+    # 3 of 3 vs 0 of 3: of the C(6, 3) = 20 ways to place the 3 successes, only "all in one
+    # segment" (2 ways, either segment) is as extreme: p = 2 / 20 = .1.
+    test = stats.independence([3, 0], [3, 3])
+    assert test.method == "Fisher's exact" and test.p_value == pytest.approx(0.1)
+
+
+def test_permutation_for_several_small_segments():
+    # 2 successes among three segments of 2: the most extreme table puts both in one segment;
+    # 3 of the C(6, 2) = 15 placements do that: p = 3 / 15 = .2 (Monte Carlo, so within .015).
+    test = stats.independence([2, 0, 0], [2, 2, 2])
+    assert test.method.startswith("permutation") and test.p_value == pytest.approx(0.2, abs=0.015)
+    assert stats.independence([2, 0, 0], [2, 2, 2]).p_value == test.p_value  # seeded: reproducible
+
+
+def test_untestable_tables():
+    assert stats.independence([3], [5]).method == "not testable"  # one segment
+    assert stats.independence([0, 0], [5, 7]).p_value == 1.0  # nobody succeeded
+
+
+def test_holm():
+    # Sorted .01, .03, .04, .5 times 4, 3, 2, 1 = .04, .09, .08, .5; running maximum .04, .09, .09, .5.
+    assert stats.holm([0.01, 0.04, 0.03, 0.5]) == pytest.approx([0.04, 0.09, 0.09, 0.5])
+    assert stats.holm([0.6, 0.9]) == pytest.approx([1.0, 1.0])  # capped at 1
+
+
+def test_benjamini_hochberg():
+    # Sorted .01, .03, .04, .5 times 4/1, 4/2, 4/3, 4/4 = .04, .06, .0533, .5; running minimum
+    # from the top: .04, .0533, .0533, .5.
+    assert stats.benjamini_hochberg([0.01, 0.04, 0.03, 0.5]) == pytest.approx([0.04, 0.16 / 3, 0.16 / 3, 0.5])
+
+
+def test_detectable_difference_and_its_inverse():
+    # z(.975) + z(.8) = 1.95996 + .84162 = 2.80158; sqrt(.5·.5·(1/100 + 1/100)) = .070711: .1981.
+    assert stats.detectable_difference(100, 100, 0.5) == pytest.approx(0.1981, abs=1e-4)
+    # 2·.25·(2.80158 / .2)² = 98.1: 99 buyers per group.
+    assert stats.buyers_needed(0.2, 0.5) == 99
+
+
+def test_number_style():
+    from datetime import datetime
+
+    from greenery import formats as fmt
+
+    assert (fmt.pct(0.798387), fmt.pct(0.798387, 2), fmt.truncated_pct(0.798387)) == ("79.8 %", "79.84 %", "79.83 %")
+    assert fmt.pct_range(0.7234, 0.8612) == "72–86 %"
+    assert (fmt.points(0.031), fmt.points(-0.01), fmt.points(0.0)) == ("+3 points", "−1 point", "±0 points")
+    assert fmt.points_range(-0.05, 0.12) == "−5 to +12 points"
+    assert fmt.hour(datetime(2021, 2, 10, 14)) == "Wed 10 Feb 14:00"
+    assert (fmt.p_value(0.0004), fmt.p_value(0.04567), fmt.pct(None)) == ("< 0.001", "0.0457", "–")
