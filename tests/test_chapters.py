@@ -39,3 +39,23 @@ def test_declared_parameters_are_read_from_the_parameters_cell(tmp_path, monkeyp
             chapters.analysis_parameters(["data_dir=/elsewhere"], ["notebooks/x"])  # set by greenery itself
     finally:
         chapters.declared_parameters.cache_clear()
+
+
+@pytest.mark.parametrize("value,rule,allowed", [
+    ("holm", "one of: holm, bh", True), ("sidak", "one of: holm, bh", False),
+    (0.05, "above 0; below 1", True), (1.0, "above 0; below 1", False), (0.0, "above 0; below 1", False),
+    (0, "at least 0", True), (-1, "at least 0", False), (1, "at least 1", True),
+])
+def test_a_value_outside_the_cells_rule_is_refused(value, rule, allowed):
+    if allowed:
+        chapters._check_rule("p", value, rule)
+    else:
+        with pytest.raises(UsageError, match=f"must be {rule.split(';')[-1].strip()}|must be"):
+            chapters._check_rule("p", value, rule)
+
+
+def test_the_chapters_parameters_have_rules_that_parse():
+    for entry in chapters.notebook_entries():
+        for name, rule in chapters.parameter_rules(entry).items():
+            default = chapters.declared_parameters(entry)[name]
+            chapters._check_rule(name, default, rule)  # every default obeys its own rule

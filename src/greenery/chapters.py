@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -85,6 +86,41 @@ def declared_parameters(entry: str) -> dict[str, object]:
     return declared
 
 
+RULE = re.compile(r"\[([^\]]+)\]\s*$")  # a parameter's allowed values, at the end of its comment
+
+
+@cache
+def parameter_rules(entry: str) -> dict[str, str]:
+    """The allowed values a parameters cell states for a name, in brackets at the end of its comment:
+    `[one of: holm, bh]`, `[at least 1]`, `[above 0; below 1]`."""
+    cell = next((c for c in read_notebook(entry).cells if "parameters" in c.metadata.get("tags", [])), None)
+    rules = {}
+    for line in cell.source.splitlines() if cell else []:
+        name, _, rest = line.partition("=")
+        found = RULE.search(rest.partition("#")[2]) if "#" in rest else None
+        if found:
+            rules[name.strip()] = found.group(1).strip()
+    return rules
+
+
+def _check_rule(name: str, value: object, rule: str) -> None:
+    """Refuse a value the parameters cell's rule does not allow (UsageError, exit 2)."""
+    for part in (p.strip() for p in rule.split(";")):
+        kind, _, bound = part.partition(" ") if not part.startswith("one of:") else ("one of:", "", part[7:])
+        if kind == "one of:":
+            allowed = [a.strip() for a in bound.split(",")]
+            ok = str(value) in allowed
+        elif kind == "at":  # "at least N" / "at most N"
+            which, _, number = bound.partition(" ")
+            ok = value >= float(number) if which == "least" else value <= float(number)
+        elif kind in ("above", "below"):
+            ok = value > float(bound) if kind == "above" else value < float(bound)
+        else:
+            raise ValueError(f"unknown parameter rule {part!r} for {name}")
+        if not ok:
+            raise UsageError(f"--param {name}={value}: must be {part}")
+
+
 def _parse_value(name: str, text: str, default: object) -> object:
     """`text` as the type of the chapter's default; UsageError when it is not one."""
     try:
@@ -110,8 +146,10 @@ def analysis_parameters(given: list[str], entries: list[str]) -> dict[str, objec
     their defaults. An unknown name or a value of the wrong type is a UsageError (exit 2)."""
     reserved = {"data_dir", "warehouse"}  # set by `greenery report` itself
     declared: dict[str, object] = {}
+    rules: dict[str, str] = {}
     for entry in entries:
         declared.update({k: v for k, v in declared_parameters(entry).items() if k not in reserved})
+        rules.update(parameter_rules(entry))
     values: dict[str, object] = {}
     for option in given:
         name, equals, text = option.partition("=")
@@ -122,6 +160,8 @@ def analysis_parameters(given: list[str], entries: list[str]) -> dict[str, objec
             known = ", ".join(sorted(declared)) or "none"
             raise UsageError(f"--param {name}: no chapter declares this parameter (known: {known})")
         values[name] = _parse_value(name, text.strip(), declared[name])
+        if name in rules:
+            _check_rule(name, values[name], rules[name])
     return values
 
 
