@@ -24,10 +24,10 @@ test: $(STAMP)  ## unit tests, model fixtures, CLI exit codes and nbval baseline
 	$(BIN)/python -m pytest
 
 baselines: $(STAMP)  ## re-execute the notebooks on the sample into tests/baselines (review the diff)
-	$(BIN)/python -m greenery.baselines
+	$(BIN)/python -m greenery.tools.baselines
 
 bench: $(STAMP)  ## speed and memory at scales 1, 10, 100 against DuckDB's floor; rewrites README's table
-	$(BIN)/python -m greenery.bench --readme
+	$(BIN)/python -m greenery.tools.bench --readme
 
 lint: $(STAMP)  ## ruff on Python, sqlfluff on the models
 	$(BIN)/ruff check src tests

@@ -10,7 +10,7 @@ import pytest
 from shop import write_shop
 
 from greenery import config, db
-from greenery.warehouse import DataSource, build
+from greenery.warehouse.build import DataSource, build
 
 # Tests never write the checkout's own history; tests of history pass their own path.
 os.environ["GREENERY_HISTORY"] = str(Path(tempfile.mkdtemp(prefix="greenery-history-")) / "h.duckdb")
@@ -84,7 +84,7 @@ def publish_book(export: Path, root: Path) -> PublishedBook:
 @pytest.fixture(scope="session")
 def sample_book(tmp_path_factory) -> PublishedBook:
     """The book published from the default sample (the nbval data), built once for every test that reads it."""
-    from greenery.sample import generate
+    from greenery.tools.sample import generate
 
     root = tmp_path_factory.mktemp("sample-book")
     export = root / "dätä \"export\" dir's"
@@ -94,7 +94,7 @@ def sample_book(tmp_path_factory) -> PublishedBook:
 
 def pytest_sessionstart(session):
     """nbval re-runs tests/baselines/*.ipynb against the sample, never against a configured export."""
-    from greenery.baselines import build_sample_warehouse
+    from greenery.tools.baselines import build_sample_warehouse
 
     folder = Path(tempfile.mkdtemp(prefix="greenery-nbval-"))
     os.environ["GREENERY_WAREHOUSE"] = str(build_sample_warehouse(folder))

@@ -15,7 +15,7 @@ import copy
 from collections.abc import Callable
 from pathlib import Path
 
-from greenery.contract import RAW_TABLES, personal_values
+from greenery.warehouse.contract import RAW_TABLES, personal_values
 
 Rows = dict[str, list[dict[str, str]]]
 

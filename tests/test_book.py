@@ -9,9 +9,9 @@ import pytest
 from conftest import tree_digest
 
 from greenery import config
-from greenery.chapters import execute, notebook_entries, read_notebook
 from greenery.errors import ExitCode, ReportError
 from greenery.report import publish
+from greenery.report.chapters import execute, notebook_entries, read_notebook
 
 
 def code_sources(nb) -> list[str]:
@@ -63,13 +63,15 @@ def test_an_unchanged_rerun_reuses_everything(sample_book):
 
 def test_a_failed_render_exits_4_and_keeps_the_last_good_book(sample_book, monkeypatch, capsys):
     """Chapters reused from the cache, then Sphinx fails: nothing of the new book is published."""
-    from greenery import cli, fingerprint, report
+    from greenery import cli
+    from greenery.outputs import fingerprint
+    from greenery.report import publish as publish_module
 
     def fail(stage):
         raise ReportError("jupyter-book could not render the book:\nWARNING: a broken cross-reference")
 
     monkeypatch.setattr(fingerprint, "book", lambda *args: "a book never published")
-    monkeypatch.setattr(report, "render", fail)
+    monkeypatch.setattr(publish_module, "render", fail)
     before = tree_digest(sample_book.out)
     code = cli.main(["report", "--data-dir", str(sample_book.export), "--out", str(sample_book.out),
                      "--warehouse", str(sample_book.warehouse)])
@@ -93,7 +95,7 @@ def read_notebook_text(entry: str) -> str:
 
 
 def test_fingerprints_change_with_what_a_chapter_depends_on(tmp_path):
-    from greenery import fingerprint
+    from greenery.outputs import fingerprint
 
     notebook = tmp_path / "chapter.md"
     notebook.write_text("# A chapter")
@@ -106,7 +108,7 @@ def test_fingerprints_change_with_what_a_chapter_depends_on(tmp_path):
 
 
 def test_the_warehouse_fingerprint_follows_the_data(shop_dir):
-    from greenery import fingerprint
+    from greenery.outputs import fingerprint
 
     key = fingerprint.warehouse(shop_dir)
     (shop_dir / "orders.csv").touch()  # a new timestamp, the same bytes: nothing to redo

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from greenery import chapters
 from greenery.errors import UsageError
+from greenery.report import chapters
 
 
 @pytest.mark.parametrize("text,default,expected", [

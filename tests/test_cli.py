@@ -86,7 +86,7 @@ def run_greenery(*args: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("command", ["build", "report"])
 def test_a_second_run_on_the_same_warehouse_refuses_with_exit_3(command, shop_dir, tmp_path):
     """Another process holds the warehouse (as a running build would): the second run writes nothing."""
-    from greenery.locking import exclusive
+    from greenery.outputs.locking import exclusive
 
     warehouse = tmp_path / "w.duckdb"
     with exclusive(warehouse, "the warehouse"):
@@ -99,7 +99,7 @@ def test_a_second_run_on_the_same_warehouse_refuses_with_exit_3(command, shop_di
 
 
 def test_a_second_report_on_the_same_book_refuses_with_exit_3(shop_dir, tmp_path):
-    from greenery.locking import exclusive
+    from greenery.outputs.locking import exclusive
 
     book = tmp_path / "book"
     with exclusive(book, "the book"):
@@ -140,12 +140,12 @@ def test_an_empty_data_dir_is_refused_not_replaced_by_the_sample(tmp_path, capsy
 
 
 def test_an_unexpected_error_has_its_own_code_one_line_and_a_hint(shop_dir, tmp_path, monkeypatch, capsys):
-    from greenery import warehouse
+    from greenery.warehouse import build
 
     def broken(*args, **kwargs):
         raise RuntimeError("something nobody planned for")
 
-    monkeypatch.setattr(warehouse, "build", broken)
+    monkeypatch.setattr(build, "build", broken)
     args = ["build", "--data-dir", str(shop_dir), "--warehouse", str(tmp_path / "w.duckdb")]
     assert cli.main(args) == ExitCode.UNEXPECTED == 5
     assert capsys.readouterr().err.strip().splitlines() == [
@@ -169,7 +169,7 @@ def test_a_full_disk_while_publishing_exits_5_and_keeps_the_book(sample_book, mo
 
     from conftest import tree_digest
 
-    from greenery import atomic, fingerprint
+    from greenery.outputs import atomic, fingerprint
 
     def full(new, published):
         raise OSError(errno.ENOSPC, "No space left on device", str(published))

@@ -10,7 +10,7 @@ from shop import write_shop
 
 from greenery import config
 from greenery.errors import DataTestFailure
-from greenery.warehouse import DataSource, build
+from greenery.warehouse.build import DataSource, build
 
 
 def build_shop(tmp_path: Path, edit=None):

@@ -9,9 +9,10 @@ from decimal import Decimal
 import pytest
 from shop import PERSONAL_VALUES, write_shop
 
-from greenery import analyses, db
+from greenery import db
 from greenery.errors import DataTestFailure
-from greenery.warehouse import DataSource, build
+from greenery.report import analyses
+from greenery.warehouse.build import DataSource, build
 
 
 def ship(rows, order_ids=("o4", "o5", "o6")):
@@ -112,7 +113,7 @@ def test_personal_data_never_enters_history(builder):
 
 def test_the_chapter_lists_exactly_the_three_shipped_orders(builder, tmp_path):
     """Done when: a build, then one on a copy where three orders went from preparing to shipped."""
-    from greenery.chapters import execute, notebook_path
+    from greenery.report.chapters import execute, notebook_path
 
     build_shop, _ = builder
     build_shop("first").close()
@@ -144,7 +145,7 @@ def test_a_history_from_other_snapshots_is_refused_and_left_alone(builder):
 
 def test_rebuilding_an_earlier_export_compares_with_the_build_in_between(builder, tmp_path):
     """report A, build B, report A: the last build shows B -> A, and chapters are keyed by the build."""
-    from greenery.warehouse import built_identity
+    from greenery.warehouse.build import built_identity
 
     build_shop, _ = builder
     build_shop("a").close()

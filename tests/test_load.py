@@ -8,7 +8,7 @@ import pytest
 
 from greenery import db
 from greenery.errors import InputError
-from greenery.load import load_export
+from greenery.warehouse.load import load_export
 
 
 def load(folder: Path):

@@ -7,8 +7,9 @@ import json
 import pytest
 from conftest import tree_digest
 
-from greenery import cli, config, outputs
+from greenery import cli, config
 from greenery.errors import ExitCode, UsageError
+from greenery.outputs import ownership
 
 
 def only_line(capsys) -> str:
@@ -72,32 +73,32 @@ def test_a_published_book_with_a_file_added_by_hand_is_refused(tmp_path):
     book.mkdir()
     (book / "index.html").write_text("<p>book</p>")
     (book / config.BOOK_STAMP).write_text(json.dumps({"files": ["index.html"]}))
-    outputs.check_book_target(book)  # ours: may be replaced
+    ownership.check_book_target(book)  # ours: may be replaced
     (book / "minutes.docx").write_text("mine")
     with pytest.raises(UsageError, match=r"holds 1 file\(s\) this tool did not write \(first: minutes.docx\)"):
-        outputs.check_book_target(book)
+        ownership.check_book_target(book)
 
 
 def test_missing_and_empty_folders_are_accepted(tmp_path):
-    outputs.check_book_target(tmp_path / "new" / "html")
+    ownership.check_book_target(tmp_path / "new" / "html")
     (tmp_path / "empty").mkdir()
-    outputs.check_book_target(tmp_path / "empty")
+    ownership.check_book_target(tmp_path / "empty")
 
 
 def test_a_mount_point_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr(outputs.os.path, "ismount", lambda path: True)
+    monkeypatch.setattr(ownership.os.path, "ismount", lambda path: True)
     (tmp_path / "mnt").mkdir()
     with pytest.raises(UsageError, match="is a mount point"):
-        outputs.check_book_target(tmp_path / "mnt")
+        ownership.check_book_target(tmp_path / "mnt")
 
 
 def test_a_leftover_staging_folder_is_removed_only_when_marked_ours(tmp_path):
     book = tmp_path / "html"
-    ours = outputs.new_staging(book, "staging")
+    ours = ownership.new_staging(book, "staging")
     theirs = tmp_path / ".html.staging-notes"
     theirs.mkdir()
     (theirs / "keep.txt").write_text("mine")
-    outputs.remove_leftover_staging(book, "staging")
+    ownership.remove_leftover_staging(book, "staging")
     assert not ours.exists() and (theirs / "keep.txt").read_text() == "mine"
 
 

@@ -16,7 +16,8 @@ import pytest
 from conftest import publish_book
 from shop import PERSONAL_VALUES
 
-from greenery import config, contract, db
+from greenery import config, db
+from greenery.warehouse import contract
 
 
 def personal_values(export: Path) -> set[str]:

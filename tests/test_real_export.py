@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from greenery import db
-from greenery.analyses import repeat_rate
-from greenery.warehouse import DataSource, build
+from greenery.report.analyses import repeat_rate
+from greenery.warehouse.build import DataSource, build
 
 pytestmark = pytest.mark.real_export
 

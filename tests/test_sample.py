@@ -7,9 +7,9 @@ import hashlib
 import pytest
 
 from greenery import db
-from greenery.contract import RAW_TABLES
-from greenery.sample import generate
-from greenery.warehouse import DataSource, build
+from greenery.tools.sample import generate
+from greenery.warehouse.build import DataSource, build
+from greenery.warehouse.contract import RAW_TABLES
 
 
 def digest(folder):

@@ -1,4 +1,4 @@
-"""greenery.stats on cases worked out by hand (the arithmetic is in the comments; z = 1.96)."""
+"""greenery.report.stats on cases worked out by hand (the arithmetic is in the comments; z = 1.96)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from greenery import stats
+from greenery.report import stats
 
 
 def test_wilson_half():
@@ -83,7 +83,7 @@ def test_detectable_difference_and_its_inverse():
 def test_number_style():
     from datetime import datetime
 
-    from greenery import formats as fmt
+    from greenery.report import formats as fmt
 
     assert (fmt.pct(0.798387), fmt.pct(0.798387, 2), fmt.truncated_pct(0.798387)) == ("79.8 %", "79.84 %", "79.83 %")
     assert fmt.pct_range(0.7234, 0.8612) == "72–86 %"

@@ -15,8 +15,9 @@ import pandas as pd
 import pytest
 from shop import write_shop
 
-from greenery import analyses, db, indicators
-from greenery.warehouse import DataSource, build
+from greenery import db
+from greenery.report import analyses, indicators
+from greenery.warehouse.build import DataSource, build
 
 DEFAULTS = {"max_sessions_per_hour": 10, "max_sessions_per_account": 50}
 

@@ -22,7 +22,7 @@ EXIT_CODES = ("Exit codes: 0 ok, 1 data test failed, 2 bad input or argument, 3 
 
 
 def _print_failure(failure: DataTestFailure, what_is_kept: str) -> None:
-    from greenery.warehouse import summary_lines
+    from greenery.warehouse.build import summary_lines
 
     for line in summary_lines(failure.result):
         print(line)
@@ -30,9 +30,9 @@ def _print_failure(failure: DataTestFailure, what_is_kept: str) -> None:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from greenery.locking import exclusive
-    from greenery.outputs import check_warehouse_target
-    from greenery.warehouse import build, choose_data, summary_lines
+    from greenery.outputs.locking import exclusive
+    from greenery.outputs.ownership import check_warehouse_target
+    from greenery.warehouse.build import build, choose_data, summary_lines
 
     warehouse = config.warehouse_path(args.warehouse).absolute()
     check_warehouse_target(warehouse)
@@ -51,7 +51,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from greenery.sample import generate
+    from greenery.tools.sample import generate
 
     rows = generate(Path(args.out), scale=args.scale, seed=args.seed)
     counts = ", ".join(f"{name} {n:,}" for name, n in rows.items())

@@ -1,12 +1,12 @@
 """`greenery report`: build the warehouse, execute the chapters, publish the book.
 
 The story of one run, each step in a module of its own:
-1. check the outputs are ours to write (greenery.outputs) and take their locks (greenery.locking);
+1. check the outputs are ours to write (greenery.outputs) and take their locks (greenery.outputs.locking);
 2. build the warehouse, or reuse it when the export and the code are unchanged (greenery.warehouse);
-3. execute the chapters that changed into a staging folder, reusing the rest (greenery.chapters);
+3. execute the chapters that changed into a staging folder, reusing the rest (greenery.report.chapters);
 4. render the staged book with jupyter-book, Sphinx warnings as errors;
 5. stamp it with what it was made from and the files it holds, and exchange it with the published
-   book in one atomic rename (greenery.atomic).
+   book in one atomic rename (greenery.outputs.atomic).
 Any failure, timeout or signal leaves the previous book exactly as it was.
 """
 
@@ -21,10 +21,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from greenery import atomic, chapters, config, fingerprint, outputs, processes
+from greenery import config
 from greenery.errors import ReportError
 from greenery.faults import checkpoint
-from greenery.locking import exclusive
+from greenery.outputs import atomic, fingerprint, ownership
+from greenery.outputs.locking import exclusive
+from greenery.report import chapters, processes
 
 
 @dataclass
@@ -66,7 +68,7 @@ def _warehouse(source, warehouse_path: Path, built_at: datetime | None, log: Cal
     Returns the key the chapters depend on (the export and code's fingerprint and the build's id in
     the history, so that a "what changed" page is never reused against another history) and the
     BuildResult when a build ran."""
-    from greenery.warehouse import build, built_identity, summary_lines
+    from greenery.warehouse.build import build, built_identity, summary_lines
 
     wanted = fingerprint.warehouse(source.path, built_at)
     identity = built_identity(warehouse_path)
@@ -86,16 +88,16 @@ def publish(data_dir=None, out=None, warehouse=None, analysis: Sequence[str] = (
     """Publish the book; raise a GreeneryError (greenery.errors) when it cannot be.
 
     `analysis` holds `NAME=VALUE` settings for the chapters' parameters cells."""
-    from greenery.warehouse import choose_data
+    from greenery.warehouse.build import choose_data
 
     published = Path(out).expanduser().absolute() if out else config.HTML_DIR
     warehouse_path = config.warehouse_path(warehouse).absolute()
     entries = chapters.notebook_entries()
     values = chapters.analysis_parameters(list(analysis), entries)  # a bad --param stops before any work
-    outputs.check_book_target(published)
-    outputs.check_warehouse_target(warehouse_path)
+    ownership.check_book_target(published)
+    ownership.check_warehouse_target(warehouse_path)
     with exclusive(published, "the book"), exclusive(warehouse_path, "the warehouse"):
-        outputs.check_book_target(published)  # again, now that no other run can change it
+        ownership.check_book_target(published)  # again, now that no other run can change it
         source = choose_data(data_dir, log)
         log(f"Data: {source.path} ({source.label}; chosen by {source.chosen_by})")
         warehouse_key, built = _warehouse(source, warehouse_path, built_at, log)
@@ -104,12 +106,12 @@ def publish(data_dir=None, out=None, warehouse=None, analysis: Sequence[str] = (
         parameters = {e: chapters.chapter_parameters(e, common, values) for e in entries}
         keys = {e: fingerprint.chapter(warehouse_key, chapters.notebook_path(e), parameters[e]) for e in entries}
         book_key = fingerprint.book(keys, book_sources())
-        if outputs.read_stamp(published).get("book") == book_key:
+        if ownership.read_stamp(published).get("book") == book_key:
             log(f"Book up to date (same chapters, same data): {published / 'index.html'}")
             return ReportResult(published, reused=True, build=built)
 
-        outputs.remove_leftover_staging(published, "staging")  # we hold the book's lock: none is in use
-        stage = outputs.new_staging(published, "staging")
+        ownership.remove_leftover_staging(published, "staging")  # we hold the book's lock: none is in use
+        stage = ownership.new_staging(published, "staging")
         cache = chapters.ChapterCache(config.chapter_cache_path(warehouse_path))
         try:
             _stage_sources(stage)
@@ -120,11 +122,11 @@ def publish(data_dir=None, out=None, warehouse=None, analysis: Sequence[str] = (
             html = render(stage)
             timings["render"] = round(time.perf_counter() - started, 2)
             stamp = {"book": book_key, "warehouse": warehouse_key, "chapters": keys, "seconds": timings,
-                     "files": outputs.book_files(html)}
+                     "files": ownership.book_files(html)}
             atomic.write_text(html / config.BOOK_STAMP, json.dumps(stamp, indent=2) + "\n")
             checkpoint("publish book")
             atomic.swap_folder(html, published)
         finally:
-            outputs.remove_staging(stage)
+            ownership.remove_staging(stage)
         log(f"Published: {published / 'index.html'}")
         return ReportResult(published, reused=False, build=built, timings=timings)

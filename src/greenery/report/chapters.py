@@ -6,7 +6,7 @@ most `workers` at a time and each within a time limit. A chapter that fails or r
 is reported by name and cell, and every process it started is stopped. A chapter that finished
 is cached at once by fingerprint, so a rerun after any failure or signal does not redo it.
 
-`python -m greenery.chapters SOURCE OUTPUT PARAMETERS_JSON TIMEOUT` is the child process.
+`python -m greenery.report.chapters SOURCE OUTPUT PARAMETERS_JSON TIMEOUT` is the child process.
 """
 
 from __future__ import annotations
@@ -25,10 +25,11 @@ from pathlib import Path
 
 import yaml
 
-from greenery import atomic, config
+from greenery import config
 from greenery.errors import ReportError, UsageError
 from greenery.faults import checkpoint
-from greenery.processes import die_with_parent, kill_tree
+from greenery.outputs import atomic
+from greenery.report.processes import die_with_parent, kill_tree
 
 KERNEL_NAME = "greenery-python3"
 ERROR_PREFIX = "greenery-chapter-error: "  # how a child reports its one-line error to the parent
@@ -275,7 +276,7 @@ def run_all(entries: list[str], stage: Path, parameters: dict[str, dict], keys: 
                 entry = waiting.pop(0)
                 err = logs / f"{name_of(entry)}.err"
                 with err.open("w") as handle:
-                    command = [sys.executable, "-m", "greenery.chapters", str(notebook_path(entry)),
+                    command = [sys.executable, "-m", "greenery.report.chapters", str(notebook_path(entry)),
                                str(stage / f"{entry}.ipynb"), json.dumps(parameters[entry]), str(timeout)]
                     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=handle,
                                              stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)

@@ -179,7 +179,7 @@ def update_readme(table: str, machine: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m greenery.bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m greenery.tools.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--scales", nargs="+", default=["1", "10", "100"], help="sample scales (default 1 10 100)")
     parser.add_argument("--out", type=Path, default=BENCH_DIR, help=f"work folder (default {BENCH_DIR})")
     parser.add_argument("--readme", action="store_true", help="write the table into README.md's Performance section")

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from greenery.config import SAMPLE_MARKER
-from greenery.contract import RAW_TABLES, TABLES_BY_NAME
+from greenery.warehouse.contract import RAW_TABLES, TABLES_BY_NAME
 
 GENERATOR_VERSION = 2
 USERS_PER_SCALE = 130

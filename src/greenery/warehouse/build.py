@@ -2,7 +2,7 @@
 
 The warehouse is written to a temporary file beside the target and moved over it only when
 the build is complete and no error-level test failed, so the previous warehouse stays usable
-until a better one exists; the history follows that rename (greenery.history). A build that
+until a better one exists; the history follows that rename (greenery.warehouse.history). A build that
 fails its data tests is kept as `<name>.rejected.duckdb` for inspection. Only a missing file or
 a warehouse this tool built is ever written over (greenery.outputs).
 """
@@ -22,15 +22,16 @@ from pathlib import Path
 
 import duckdb
 
-from greenery import __version__, config, db, fingerprint
-from greenery.datatests import TestResult, run_tests, store_results, summarize, write_json
+from greenery import __version__, config, db
 from greenery.errors import DataTestFailure
 from greenery.faults import checkpoint
-from greenery.history import forget, mark_published, record_build
-from greenery.load import LoadReport, check_export_files, load_export
-from greenery.locking import exclusive
-from greenery.manifest import Manifest, load_manifest
-from greenery.outputs import check_warehouse_target
+from greenery.outputs import fingerprint
+from greenery.outputs.locking import exclusive
+from greenery.outputs.ownership import check_warehouse_target
+from greenery.warehouse.datatests import TestResult, run_tests, store_results, summarize, write_json
+from greenery.warehouse.history import forget, mark_published, record_build
+from greenery.warehouse.load import LoadReport, check_export_files, load_export
+from greenery.warehouse.manifest import Manifest, load_manifest
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ def choose_data(data_dir: str | os.PathLike | None = None, log=print) -> DataSou
     if choice:
         path, chosen_by = choice
     else:
-        from greenery.sample import ensure_sample  # numpy and pandas: only when a sample is needed
+        from greenery.tools.sample import ensure_sample  # numpy and pandas: only when a sample is needed
 
         path, chosen_by = config.SAMPLE_DIR, "default: no export in --data-dir, $GREENERY_DATA_DIR or data/raw/"
         if ensure_sample(path):

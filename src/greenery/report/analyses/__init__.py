@@ -8,20 +8,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 from types import SimpleNamespace
 
 import duckdb
 import pandas as pd
 
-from greenery import db
-
-ANALYSES_DIR = Path(__file__).resolve().parent
+from greenery import config, db
 
 
 @cache
 def sql(name: str) -> str:
-    return (ANALYSES_DIR / f"{name}.sql").read_text()
+    return (config.ANALYSES_DIR / f"{name}.sql").read_text()
 
 
 def frame(con: duckdb.DuckDBPyConnection, name: str, params: db.Params = None) -> pd.DataFrame:

@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 
 from greenery import db
-from greenery.manifest import DataTest
+from greenery.warehouse.manifest import DataTest
 
 MAX_FAILING_KEYS = 5
 

@@ -30,8 +30,8 @@ import yaml
 from greenery import db
 from greenery.config import SNAPSHOTS_FILE
 from greenery.errors import HistoryError
-from greenery.manifest import YAML_LOADER
-from greenery.outputs import check_history
+from greenery.outputs.ownership import check_history
+from greenery.warehouse.manifest import YAML_LOADER
 
 BUILDS_COLUMNS = [("build_id", "INTEGER"), ("built_at", "TIMESTAMP WITH TIME ZONE"), ("data_kind", "VARCHAR"),
                   ("data_label", "VARCHAR"), ("rows_read", "BIGINT"), ("warehouse", "VARCHAR"), ("state", "VARCHAR")]

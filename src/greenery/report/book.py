@@ -1,6 +1,6 @@
 """What every chapter notebook uses: the warehouse connection, plot style, glue, SQL display, rate charts.
 
-Notebooks stay thin: a chapter states its question, runs a named analysis (greenery.analyses)
+Notebooks stay thin: a chapter states its question, runs a named analysis (greenery.report.analyses)
 or a short aggregate query, and shows the small result as a table or chart with a takeaway.
 """
 
@@ -18,7 +18,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import HTML, Markdown, display
 
-from greenery import analyses, config, escape, formats, stats
+from greenery import config
+from greenery.report import analyses, escape, formats, stats
 
 GREEN, GREY, RED = "#2e7d32", "#9e9e9e", "#c62828"
 _TABLE_IDS = itertools.count(1)

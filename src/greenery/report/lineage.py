@@ -8,8 +8,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 from matplotlib.patches import FancyArrowPatch
 
-from greenery.contract import RAW_TABLES
-from greenery.manifest import Manifest
+from greenery.warehouse.contract import RAW_TABLES
+from greenery.warehouse.manifest import Manifest
 
 SPACING = 2.9  # between layer columns, in the units of the node boxes (wide enough for the longest name)
 COLUMNS = ["raw", "staging", "intermediate", "marts/core", "marts/marketing", "marts/product"]
