@@ -72,7 +72,7 @@ class PublishedBook:
 
 def publish_book(export: Path, root: Path) -> PublishedBook:
     """`greenery report` into folders whose names hold spaces, quotes and non-ASCII letters."""
-    from greenery.report import publish
+    from greenery.report.publish import publish
 
     book = PublishedBook(export, root / "the büch's \"site\"" / "html", root / "wäre house's" / "w.duckdb", -1)
     publish(data_dir=export, out=book.out, warehouse=book.warehouse,

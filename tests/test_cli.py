@@ -140,12 +140,10 @@ def test_an_empty_data_dir_is_refused_not_replaced_by_the_sample(tmp_path, capsy
 
 
 def test_an_unexpected_error_has_its_own_code_one_line_and_a_hint(shop_dir, tmp_path, monkeypatch, capsys):
-    from greenery.warehouse import build
-
     def broken(*args, **kwargs):
         raise RuntimeError("something nobody planned for")
 
-    monkeypatch.setattr(build, "build", broken)
+    monkeypatch.setattr("greenery.warehouse.build.build", broken)
     args = ["build", "--data-dir", str(shop_dir), "--warehouse", str(tmp_path / "w.duckdb")]
     assert cli.main(args) == ExitCode.UNEXPECTED == 5
     assert capsys.readouterr().err.strip().splitlines() == [

@@ -60,7 +60,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from greenery.report import publish
+    from greenery.report.publish import publish
 
     try:
         publish(data_dir=args.data_dir, out=args.out, warehouse=args.warehouse, analysis=args.param,
