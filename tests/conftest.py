@@ -16,6 +16,8 @@ SHARED_EXPORT = Path(__file__).resolve().parents[1].parent / "shared" / "greener
 
 # Tests never write the checkout's own history; tests of history pass their own path.
 os.environ["GREENERY_HISTORY"] = str(Path(tempfile.mkdtemp(prefix="greenery-history-")) / "h.duckdb")
+# Nor its cache of export digests (fingerprint.export).
+os.environ["GREENERY_DIGEST_CACHE"] = str(Path(tempfile.mkdtemp(prefix="greenery-digests-")) / "digests.json")
 
 
 def real_export_dir() -> Path | None:

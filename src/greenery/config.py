@@ -36,6 +36,8 @@ BUILD_DIR = ROOT / "_build"
 HTML_DIR = BUILD_DIR / "html"  # the published book
 BASELINES_DIR = ROOT / "tests" / "baselines"
 
+# Digests of export files, keyed by what the file system says of each file (see fingerprint.export).
+DIGEST_CACHE_PATH = DATA_DIR / "cache" / "export-digests.json"
 SAMPLE_MARKER = "sample.json"  # written beside a generated sample's CSVs: its seed, scale and version
 SAMPLE_SEED = 42
 SAMPLE_SCALE = 1.0
@@ -51,6 +53,11 @@ def warehouse_path(explicit: str | os.PathLike | None = None) -> Path:
     if explicit:
         return Path(explicit).expanduser()
     return env_path("GREENERY_WAREHOUSE") or WAREHOUSE_PATH
+
+
+def digest_cache_path() -> Path:
+    """$GREENERY_DIGEST_CACHE, else data/cache/export-digests.json."""
+    return env_path("GREENERY_DIGEST_CACHE") or DIGEST_CACHE_PATH
 
 
 def run_results_path(warehouse: Path) -> Path:

@@ -183,7 +183,8 @@ def _load_and_model(con: duckdb.DuckDBPyConnection, source: DataSource, manifest
     already did) so that `greenery report` can reuse this build. Returns what was loaded, the
     models' rows, the fingerprint."""
     with ThreadPoolExecutor(max_workers=1) as hasher:
-        hashed = hasher.submit(lambda: inputs or fingerprint.warehouse(source.path))
+        hashed = hasher.submit(
+            lambda: inputs or _timed_call(timings, "fingerprint", fingerprint.warehouse, source.path))
         db.run(con, "begin transaction")
         with _timed(timings, "load"):
             loaded = load_export(con, source.path)
