@@ -199,13 +199,14 @@ def check_targets(results: list[Measure], steps: dict[str, dict[str, float]]) ->
                            build.floor_ratio <= most))
             floor = find(scale, "floor")
             ratio = build.cpu_s / floor.cpu_s
-            checks.append((f"build ÷ floor at scale {scale}, CPU seconds", f"{ratio:.2f}", f"≤ {most}", ratio <= most))
+            checks.append((f"build ÷ floor at scale {scale}, CPU seconds", f"{ratio:.2f}", "", None))
     if find("100", "greenery build") and find("1000", "greenery build"):
         for step, _, _, ratio in growth(results, steps, "100", "1000"):
             if step.startswith("sample") or step.endswith((": write", ": commit", ": cpu: write")):
                 continue  # the generator is not the report; commit and write are held to a ratio together
+            cpu = "(CPU)" in step or ": cpu: " in step  # shown beside the wall time it explains
             checks.append((f"time(1000) ÷ time(100): {step}", f"{ratio:.1f}", f"≤ {GROWTH_AT_MOST:g}",
-                           ratio <= GROWTH_AT_MOST))
+                           None if cpu else ratio <= GROWTH_AT_MOST))
     report = find("1000", "greenery report, cold")
     if report:
         checks.append(("greenery report at scale 1000, cold", f"{report.wall_s:.1f} s", f"≤ {REPORT_AT_1000_S:g} s",
@@ -228,7 +229,8 @@ def check_targets(results: list[Measure], steps: dict[str, dict[str, float]]) ->
                        real_build.wall_s <= 1.5))
         checks.append(("greenery report on the real export", f"{real_report.wall_s:.1f} s", "≤ 30 s",
                        real_report.wall_s <= 30))
-    return [f"| {what} | {value} | {target} | {'met' if ok else 'MISSED'} |" for what, value, target, ok in checks]
+    verdict = {True: "met", False: "MISSED", None: "for reference"}
+    return [f"| {what} | {value} | {target} | {verdict[ok]} |" for what, value, target, ok in checks]
 
 
 def markdown(results: list[Measure], targets: list[str], notes: list[str], growth_lines: list[str]) -> str:
