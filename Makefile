@@ -26,8 +26,9 @@ test: $(STAMP)  ## unit tests, model fixtures, CLI exit codes and nbval baseline
 baselines: $(STAMP)  ## re-execute the notebooks on the sample into tests/baselines (review the diff)
 	$(BIN)/python -m greenery.tools.baselines
 
-bench: $(STAMP)  ## speed and memory at scales 1, 10, 100 against DuckDB's floor; rewrites README's table
-	$(BIN)/python -m greenery.tools.bench --readme
+SCALES ?= 1 10 100
+bench: $(STAMP)  ## speed and memory at $(SCALES) (SCALES="1 10 100 1000" adds 1000) against DuckDB's floor; rewrites README's table
+	$(BIN)/python -m greenery.tools.bench --scales $(SCALES) --readme
 
 lint: $(STAMP)  ## ruff on Python, sqlfluff on the models
 	$(BIN)/ruff check src tests

@@ -14,6 +14,8 @@ from greenery.warehouse.build import DataSource, build
 
 # Tests never write the checkout's own history; tests of history pass their own path.
 os.environ["GREENERY_HISTORY"] = str(Path(tempfile.mkdtemp(prefix="greenery-history-")) / "h.duckdb")
+# Nor its cache of export digests (fingerprint.export).
+os.environ["GREENERY_DIGEST_CACHE"] = str(Path(tempfile.mkdtemp(prefix="greenery-digests-")) / "digests.json")
 
 
 real_export_dir = config.real_export_dir

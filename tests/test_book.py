@@ -114,3 +114,28 @@ def test_the_warehouse_fingerprint_follows_the_data(shop_dir):
     assert fingerprint.warehouse(shop_dir) == key
     (shop_dir / "orders.csv").write_bytes((shop_dir / "orders.csv").read_bytes().replace(b"preparing", b"shipped", 1))
     assert fingerprint.warehouse(shop_dir) != key
+
+
+def test_an_unchanged_export_is_not_read_again_and_a_changed_one_always_is(shop_dir, tmp_path, monkeypatch):
+    import hashlib
+    import os
+    import time
+
+    from greenery.outputs import fingerprint
+
+    monkeypatch.setenv("GREENERY_DIGEST_CACHE", str(tmp_path / "digests.json"))
+    monkeypatch.setattr(fingerprint, "SETTLED_NS", -10**10)  # the files were just written: trust them anyway
+    reads = []
+    file_digest = hashlib.file_digest
+    monkeypatch.setattr(hashlib, "file_digest", lambda handle, name: reads.append(handle.name) or file_digest(handle, name))
+    key = fingerprint.export(shop_dir)
+    assert len(reads) == 7
+    assert fingerprint.export(shop_dir) == key and len(reads) == 7  # nothing read the second time
+
+    time.sleep(0.05)  # past the file system's clock tick
+    orders = shop_dir / "orders.csv"
+    before = orders.stat()
+    orders.write_bytes(orders.read_bytes().replace(b"preparing", b"prepqring", 1))  # same size
+    os.utime(orders, ns=(before.st_atime_ns, before.st_mtime_ns))  # and the old modification time
+    assert fingerprint.export(shop_dir) != key  # the change time still moved: read again
+    assert reads[-1] == str(orders)

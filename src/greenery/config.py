@@ -41,6 +41,8 @@ BENCH_DIR = DATA_DIR / "bench"  # `make bench`: generated exports and bench.csv
 SHARED_EXPORT = ROOT.parent / "shared" / "greenery"  # where the real export sits beside a checkout (CI)
 BOOK_STAMP = ".greenery-book.json"  # inside a published book: its fingerprints and the files it wrote
 
+# Digests of export files, keyed by what the file system says of each file (see fingerprint.export).
+DIGEST_CACHE_PATH = DATA_DIR / "cache" / "export-digests.json"
 SAMPLE_MARKER = "sample.json"  # written beside a generated sample's CSVs: its seed, scale and version
 SAMPLE_SEED = 42
 SAMPLE_SCALE = 1.0
@@ -91,6 +93,11 @@ def warehouse_path(explicit: str | os.PathLike | None = None) -> Path:
     return env_path("GREENERY_WAREHOUSE") or WAREHOUSE_PATH
 
 
+def digest_cache_path() -> Path:
+    """$GREENERY_DIGEST_CACHE, else data/cache/export-digests.json."""
+    return env_path("GREENERY_DIGEST_CACHE") or DIGEST_CACHE_PATH
+
+
 def run_results_path(warehouse: Path) -> Path:
     """The JSON result of the data tests, written beside its warehouse."""
     return warehouse.with_name(f"{warehouse.stem}.run_results.json")
@@ -121,3 +128,28 @@ def history_path(explicit: str | os.PathLike | None = None) -> Path:
     if explicit:
         return Path(explicit).expanduser()
     return env_path("GREENERY_HISTORY") or HISTORY_PATH
+
+
+# DuckDB's resources, set on purpose rather than left to its defaults (all of the machine's memory,
+# temporary files beside the database). Every connection applies them (db.connect):
+# - threads: one per core, so a query uses the whole machine; $GREENERY_DUCKDB_THREADS lowers it on
+#   a shared machine.
+# - memory_limit: what DuckDB's buffer manager may hold before it spills hash tables, sorts and
+#   pages to disk. 1 GB keeps `greenery report` at 1000x the real export under 2 GB for all its
+#   processes; a larger export spills instead of failing. $GREENERY_DUCKDB_MEMORY (e.g. "4GB")
+#   raises it where memory is plentiful.
+# - temp_directory: where it spills, inside the data folder (never /tmp, which may be a small RAM
+#   disk); $GREENERY_DUCKDB_TEMP moves it.
+# - preserve_insertion_order off: a model is a set, not a sequence (every reader that shows rows
+#   orders them); DuckDB can then write tables in parallel without buffering to keep row order.
+DUCKDB_TEMP_DIR = DATA_DIR / "duckdb_tmp"
+
+
+def duckdb_settings() -> dict[str, object]:
+    """The settings db.connect applies to every DuckDB connection, read from the environment each time."""
+    return {
+        "threads": int(os.environ.get("GREENERY_DUCKDB_THREADS") or os.cpu_count() or 1),
+        "memory_limit": os.environ.get("GREENERY_DUCKDB_MEMORY") or "1GB",
+        "temp_directory": str(env_path("GREENERY_DUCKDB_TEMP") or DUCKDB_TEMP_DIR),
+        "preserve_insertion_order": False,
+    }

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
+from greenery import config
+
 if TYPE_CHECKING:  # pandas is imported by the chapters, not by `greenery build`, which never needs it
     import pandas as pd
 
@@ -20,7 +22,8 @@ Params = Mapping[str, Any] | None
 
 
 def connect(path: Path | str = ":memory:", read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(str(path), read_only=read_only)
+    # Threads, memory limit and where to spill: chosen in config.py, not DuckDB's defaults.
+    con = duckdb.connect(str(path), read_only=read_only, config=config.duckdb_settings())
     # Timestamps are stored as UTC; pin the session zone so date parts never shift.
     con.execute("set timezone = 'UTC'").fetchall()
     return con

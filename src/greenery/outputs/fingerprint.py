@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import time
 from collections.abc import Iterable
 from datetime import datetime
 from functools import cache
@@ -17,6 +19,7 @@ from importlib import metadata
 from pathlib import Path
 
 from greenery import config
+from greenery.outputs import atomic
 from greenery.warehouse.contract import RAW_TABLES
 
 # Libraries whose version can change a figure, a chart or a page.
@@ -60,9 +63,70 @@ def code() -> str:
     return _digest([*_file_parts(files, config.PACKAGE_DIR), *versions])
 
 
+# A digest is reused only for a file whose status last changed this long before the digest was taken:
+# a file written in the same instant as it was hashed could change again without a visible difference
+# in its times (git's "racily clean" rule).
+SETTLED_NS = 2_000_000_000
+
+
+def _identity(stat: os.stat_result) -> list[int]:
+    """What the file system records of a file's content: any write changes the size or the times, and
+    ctime cannot be set back by any program (a copy with preserved mtime still gets a new ctime and inode)."""
+    return [stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns]
+
+
+def _read_cache(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_cache(path: Path, cache: dict) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # atomic: a reader sees the old cache or the new one; a lost update is only a re-hash
+        atomic.write_text(path, json.dumps(cache, indent=0, sort_keys=True))
+    except OSError:
+        pass  # a read-only data folder: the digests are computed each time, nothing else changes
+
+
+def file_digests(files: Iterable[Path]) -> dict[Path, bytes]:
+    """The sha256 of each file, streamed; a digest taken earlier is reused while the file's identity
+    (device, inode, size, modification and change times) is the one it had, so an unchanged export of
+    a gigabyte is recognised without reading it again."""
+    cache_path = config.digest_cache_path()
+    cache, changed, digests = _read_cache(cache_path), False, {}
+    for path in files:
+        key = str(path.resolve())
+        try:
+            stat = path.stat()
+        except FileNotFoundError:  # the loader reports a missing file properly; here it is just different
+            continue
+        entry = cache.get(key)
+        if (entry and entry["identity"] == _identity(stat)
+                and entry["hashed_ns"] - max(stat.st_mtime_ns, stat.st_ctime_ns) > SETTLED_NS):
+            digests[path] = bytes.fromhex(entry["sha256"])
+            continue
+        hashed_ns = time.time_ns()
+        with path.open("rb") as handle:
+            digests[path] = hashlib.file_digest(handle, "sha256").digest()
+        if path.stat().st_ctime_ns == stat.st_ctime_ns:  # not written while it was read
+            cache[key] = {"identity": _identity(stat), "hashed_ns": hashed_ns, "sha256": digests[path].hex()}
+            changed = True
+    if changed:  # entries of files that are gone (an export replaced, a test's folder) are dropped
+        _write_cache(cache_path, {key: entry for key, entry in cache.items() if os.path.exists(key)})
+    return digests
+
+
 def export(data_dir: Path) -> str:
-    """The seven files of an export, by content."""
-    return _digest(_file_parts((data_dir / t.file_name for t in RAW_TABLES), data_dir))
+    """The seven files of an export, by content (each read once, streaming, and only when it changed)."""
+    files = [data_dir / t.file_name for t in RAW_TABLES]
+    digests = file_digests(files)
+    parts = []
+    for path in files:
+        parts += [path.relative_to(data_dir).as_posix().encode(), digests.get(path, b"missing")]
+    return _digest(parts)
 
 
 def warehouse(data_dir: Path, pinned_build_time: datetime | None = None) -> str:

@@ -42,6 +42,7 @@ PLANTS = [
 ]
 PROMOS = [("spring fling", 5, "active"), ("Welcome", 10, "inactive"), ("green-thumb", 15, "active"),
           ("Loyalty", 8, "inactive"), ("flash sale", 20, "inactive"), ("Bundle", 12, "inactive")]
+PROMO_DISCOUNTS = np.array([p[1] for p in PROMOS], dtype=float)
 FIRST_NAMES = ["Ada", "Ben", "Cleo", "Dev", "Esme", "Finn", "Gia", "Hugo", "Iris", "Jon", "Kai", "Lena",
                "Milo", "Nia", "Otto", "Pia", "Quinn", "Rosa", "Sami", "Tess", "Uma", "Vik", "Wren", "Yara"]
 LAST_NAMES = ["Alder", "Birch", "Cedar", "Dahl", "Elm", "Fern", "Grove", "Hazel", "Ivy", "Juniper", "Kale",
@@ -163,6 +164,21 @@ def _people(rng: np.random.Generator, n_users: int, n_extra_addresses: int) -> d
     return {"users": users, "addresses": addresses, "address_ids": address_ids}
 
 
+def _promo_that_fits(promo_index: np.ndarray, order_cost: np.ndarray) -> np.ndarray:
+    """The drawn promo, or the next one in the list whose discount the order's items cover.
+
+    The shop takes a promo's fixed discount off the items, never off shipping: a code worth more
+    than the basket is not accepted (the checkout offers the next code that fits), so an order's
+    total is always items + shipping - discount, at least its shipping, never negative. The
+    cheapest basket (one plant at US$15) covers most codes, so one always fits. No random draw is
+    made here: orders that fitted already keep their code, and the stream of draws is unchanged."""
+    fits = PROMO_DISCOUNTS[None, :] <= order_cost[:, None] + 1e-9  # (orders, promos)
+    offsets = np.arange(len(PROMOS))
+    candidates = (promo_index[:, None] + offsets[None, :]) % len(PROMOS)  # drawn code first, then the next ones
+    first_fit = np.argmax(np.take_along_axis(fits, candidates, axis=1), axis=1)
+    return candidates[np.arange(len(promo_index)), first_fit]
+
+
 def _orders(rng: np.random.Generator, people: dict, shop: dict) -> dict:
     n_users = len(people["users"]["user_id"])
     is_buyer = rng.random(n_users) < 0.95
@@ -186,8 +202,6 @@ def _orders(rng: np.random.Generator, people: dict, shop: dict) -> dict:
     promo = np.where(is_first, np.repeat(first_promo, n_orders), rng.random(n) < 0.1)
 
     promo_index = rng.integers(0, len(PROMOS), size=n)
-    discount = np.where(promo, np.array([p[1] for p in PROMOS], float)[promo_index], 0.0)
-    promo_name = _blank_where(np.array([p[0] for p in PROMOS], dtype=object)[promo_index], ~promo)
 
     # Items: 1-7 distinct products per order.
     k = np.clip(1 + rng.binomial(6, 0.23, size=n), 1, 7)
@@ -197,6 +211,10 @@ def _orders(rng: np.random.Generator, people: dict, shop: dict) -> dict:
     item_product = picks[item_mask]
     quantity = rng.integers(1, 5, size=len(item_order))
     order_cost = np.bincount(item_order, weights=quantity * shop["_prices"][item_product], minlength=n)
+    promo_index = _promo_that_fits(promo_index, order_cost)
+    promo &= PROMO_DISCOUNTS[promo_index] <= order_cost  # always true while the cheapest plant costs US$15
+    discount = np.where(promo, PROMO_DISCOUNTS[promo_index], 0.0)
+    promo_name = _blank_where(np.array([p[0] for p in PROMOS], dtype=object)[promo_index], ~promo)
     shipping = np.round(rng.uniform(0, 10, size=n), 2)
     total = order_cost + shipping - discount
 

@@ -20,16 +20,21 @@ with_delivery as (
     from orders
 ),
 
+numbered as (
+    -- Numbered on the three columns the order needs: a window sorts every column it carries.
+    select
+        order_id,
+        row_number() over (partition by user_id order by created_at, order_id) as user_order_number
+    from orders
+),
+
 final as (
     select
         with_delivery.order_id,
         with_delivery.user_id,
         with_delivery.address_id,
         with_delivery.created_at,
-        row_number() over (
-            partition by with_delivery.user_id
-            order by with_delivery.created_at, with_delivery.order_id
-        ) as user_order_number,
+        numbered.user_order_number,
         with_delivery.order_status,
         with_delivery.promo_id,
         with_delivery.promo_id is not null as has_promo,
@@ -48,6 +53,7 @@ final as (
         with_delivery.days_late,
         with_delivery.days_late > 0 as was_delivered_late
     from with_delivery
+    inner join numbered on with_delivery.order_id = numbered.order_id
     left join promos on with_delivery.promo_id = promos.promo_id
     left join item_totals on with_delivery.order_id = item_totals.order_id
 )
