@@ -70,7 +70,9 @@ def say(text: str) -> None:
 
 def show_sql(name: str, collapsed: bool = False) -> None:
     """Show an analysis's SQL; long ones folded in a dropdown the reader can open."""
-    block = f"```sql\n{analyses.sql(name).strip()}\n```"
+    from greenery.publishing import sql_for_readers
+
+    block = f"```sql\n{sql_for_readers(analyses.sql(name)).strip()}\n```"
     display(Markdown(f"::::{{dropdown}} The SQL: {name}.sql\n{block}\n::::" if collapsed else block))
 
 

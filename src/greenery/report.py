@@ -26,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-from greenery import config, fingerprint
+from greenery import config, fingerprint, publishing
 from greenery.errors import DataTestFailure, ExitCode, ReportError
 from greenery.locking import exclusive
 
@@ -122,17 +122,17 @@ def _run_papermill(source: Path, output: Path, parameters: dict, cwd: Path):
         ) from None
 
 
-def render(stage: Path) -> Path:
-    """jupyter-book build of the staged book, warnings as errors; returns the HTML folder."""
+def render(stage: Path, builder: str = "html") -> Path:
+    """jupyter-book build of the staged book, warnings as errors, nitpicky; returns the output folder."""
     jupyter_book = Path(sys.executable).with_name("jupyter-book")  # the venv's own, never another
-    command = [str(jupyter_book), "build", str(stage), "--builder", "html",
-               "--warningiserror", "--keep-going", "--quiet"]
+    command = [str(jupyter_book), "build", str(stage), "--builder", builder,
+               "--warningiserror", "--nitpick", "--keep-going", "--quiet"]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         details = "\n".join(line for line in (done.stdout + done.stderr).splitlines()
                             if "WARNING" in line or "ERROR" in line or "Error" in line)
         raise ReportError(f"jupyter-book could not render the book:\n{details or done.stderr[-2000:]}")
-    return stage / "_build" / "html"
+    return stage / "_build" / builder
 
 
 def book_sources() -> list[Path]:
@@ -318,11 +318,13 @@ def publish(data_dir=None, out=None, warehouse=None, log=print) -> int:
         try:
             _stage_sources(stage)
             timings = _execute_chapters(entries, stage, parameters, keys, cache, log)
+            provenance = publishing.prepare_stage(stage, entries, parameters, source, warehouse_path)
             log("Rendering the book with jupyter-book ...")
             started = time.perf_counter()
             html = render(stage)
             timings["render"] = round(time.perf_counter() - started, 2)
-            stamp = {"book": book_key, "warehouse": warehouse_key, "chapters": keys, "seconds": timings}
+            stamp = {"book": book_key, "warehouse": warehouse_key, "chapters": keys, "seconds": timings,
+                     "provenance": provenance}
             (html / BOOK_STAMP).write_text(json.dumps(stamp, indent=2) + "\n")
             swap_into_place(html, published)
         finally:
