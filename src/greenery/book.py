@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import HTML, Markdown, display
 
-from greenery import analyses, config
+from greenery import analyses, config, tables
 
 GREEN, GREY, RED = "#2e7d32", "#9e9e9e", "#c62828"
 _TABLE_IDS = itertools.count(1)
@@ -42,13 +42,13 @@ def setup() -> None:
 
     matplotlib.rcParams.update({
         "svg.hashsalt": "greenery",
-        "figure.figsize": (7.5, 3.6),
+        "figure.figsize": (6.4, 3.6),  # with 11 pt text: still about 9 px on a 390 px phone
         "figure.dpi": 100,
         "axes.spines.top": False,
         "axes.spines.right": False,
         "axes.titleweight": "bold",
         "axes.titlesize": 12,
-        "font.size": 10,
+        "font.size": 11,
     })
     set_matplotlib_formats("svg", metadata={"Date": None}, bbox_inches="tight")
     pd.set_option("display.max_rows", 60)
@@ -86,7 +86,9 @@ def table(frame: pd.DataFrame, formats: dict[str, str] | None = None) -> None:
         styled = styled.set_properties(subset=words, **{"text-align": "left"})
     if formats:
         styled = styled.format(formats, na_rep="–")
+    styled = tables.for_every_screen(styled, frame)  # cards on a phone; see greenery.tables
     display(HTML(styled.to_html()))  # HTML only: a Styler's own text form holds a memory address
+    display(HTML(tables.csv_download(frame)))
 
 
 def order_window(con: duckdb.DuckDBPyConnection) -> str:
@@ -136,7 +138,7 @@ def with_rates(frame: pd.DataFrame, successes: str, trials: str, name: str = "ra
 def rate_chart(frame: pd.DataFrame, label: str, title: str, xlabel: str, overall: float | None = None,
                rate: str = "rate", count: str | None = None, ax=None, overall_label: str = "all buyers"):
     """Horizontal bars of a rate per group with 95 % interval whiskers and the group's size."""
-    ax = ax or plt.subplots(figsize=(7.5, 0.45 * len(frame) + 1.2))[1]
+    ax = ax or plt.subplots(figsize=(6.4, 0.5 * len(frame) + 1.3))[1]
     y = range(len(frame))
     values = frame[rate] * 100
     # Wilson bounds can sit a rounding error past the rate itself: whiskers are never negative.

@@ -69,9 +69,11 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from greenery.notify import run_recorded
     from greenery.report import publish
 
-    return publish(data_dir=args.data_dir, out=args.out, warehouse=args.warehouse)
+    return run_recorded(lambda: publish(data_dir=args.data_dir, out=args.out, warehouse=args.warehouse),
+                        out=args.out, warehouse=args.warehouse, data_dir=args.data_dir, notify_url=args.notify)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -94,6 +96,8 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("--data-dir", help=DATA_HELP)
     report.add_argument("--out", help=f"where the book is published (default: {config.HTML_DIR})")
     report.add_argument("--warehouse", help=f"the DuckDB file to write (default: {config.WAREHOUSE_PATH})")
+    report.add_argument("--notify", metavar="URL", help="POST a short JSON message (Slack-compatible `text`) "
+                        "to this webhook when the build is refused, warns or fails")
     report.set_defaults(run=cmd_report)
     return top
 

@@ -141,11 +141,13 @@ def _footer_config(stage: Path, prov: Provenance) -> None:
 
 
 def prepare_stage(stage: Path, entries: list[str], parameters: dict, source, warehouse: Path) -> dict:
-    """Clean every staged chapter and add the provenance; returns the provenance for the book's stamp."""
+    """Clean every staged chapter and add the provenance; returns the provenance for the book's stamp.
+
+    `parameters` is the run's parameters, or a dict of them per entry."""
     prov = provenance(source, warehouse)
-    note = computed_with(parameters, prov)
     for entry in entries:
+        own = parameters[entry] if isinstance(parameters.get(entry), dict) else parameters
         path = stage / f"{entry}.ipynb"
-        nbformat.write(clean(nbformat.read(path, as_version=4), note), path)
+        nbformat.write(clean(nbformat.read(path, as_version=4), computed_with(own, prov)), path)
     _footer_config(stage, prov)
     return prov.as_dict()

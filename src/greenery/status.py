@@ -1,0 +1,124 @@
+"""What the last `greenery report` did, for the people who read the book: status.json and status.html.
+
+Both are written next to the published book folder, never inside it, so that after a refused or
+failed build the book stays byte-identical while the status says a newer export was refused.
+They record when the last attempt ran, its outcome, the data tests' counts and failures (names,
+models and row counts: never rows, keys or values) and which export the published book shows.
+
+Outcomes: `published` (a new book), `unchanged` (nothing to redo), `refused` (an error-level data
+test failed, or the export could not be read: exit 1 or 2), `failed` (a chapter, the render or
+the history failed: exit 4). A run that found another one busy (exit 3) writes nothing: the
+other run will.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+from pathlib import Path
+
+from greenery import config
+from greenery.errors import ExitCode
+
+STATUS_JSON, STATUS_HTML = "status.json", "status.html"
+OUTCOMES = {ExitCode.OK: "published", ExitCode.DATA_TEST_FAILED: "refused", ExitCode.BAD_INPUT: "refused",
+            ExitCode.REPORT_FAILED: "failed"}
+
+
+def paths(published: Path) -> tuple[Path, Path]:
+    return published.parent / STATUS_JSON, published.parent / STATUS_HTML
+
+
+def redact(message: str, hidden: dict[str, str] | None = None) -> str:
+    """One line of an error, safe to show anyone: quoted values (which may come from the data)
+    become '…', and the given paths are replaced by what they stand for."""
+    line = next((part for part in message.splitlines() if part.strip()), "")
+    for path, name in sorted((hidden or {}).items(), key=lambda item: -len(item[0])):
+        if path:
+            line = line.replace(path, name)
+    line = re.sub(r"'[^']*'", "'…'", line)
+    return line[:300]
+
+
+def test_results(warehouse: Path) -> dict | None:
+    """Counts and failures of the last build of `warehouse` (from its run_results.json)."""
+    try:
+        results = json.loads(config.run_results_path(warehouse).read_text())
+    except (OSError, ValueError):
+        return None
+    problems = [{"name": r["name"], "model": r["model"], "severity": r["severity"], "status": r["status"],
+                 "failing_rows": r["failing_rows"]}
+                for r in results.get("results", []) if r.get("status") in ("warn", "fail")]
+    build = results.get("build", {})
+    return {"summary": results.get("summary", {}), "problems": problems,
+            "export": {"label": build.get("data_label"), "built_at": build.get("built_at")}}
+
+
+def describe(exit_code: int, error: str | None, started_at: str, finished_at: str, published: Path,
+             warehouse: Path, book_before: dict, book_after: dict) -> dict:
+    """The status of one attempt, as stored in status.json."""
+    code = ExitCode(exit_code)
+    outcome = OUTCOMES.get(code, "failed")
+    if code == ExitCode.OK and book_after.get("book") == book_before.get("book"):
+        outcome = "unchanged"
+    tests = test_results(warehouse) if code in (ExitCode.OK, ExitCode.DATA_TEST_FAILED) else None
+    reason = {ExitCode.DATA_TEST_FAILED: "error-level data tests failed",
+              ExitCode.BAD_INPUT: "the export could not be read"}.get(code)
+    return {
+        "attempt": {"started_at": started_at, "finished_at": finished_at, "outcome": outcome,
+                    "exit_code": int(code), "reason": reason, "error": error},
+        "tests": tests,
+        "book": {"folder": published.name, "shows": book_after.get("provenance"),
+                 "changed": book_after.get("book") != book_before.get("book")},
+    }
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    temporary.replace(path)
+
+
+def render_html(status: dict) -> str:
+    """A small self-contained page (no script, nothing from another host); every value escaped."""
+    e = html.escape
+    attempt, tests, book = status["attempt"], status["tests"], status["book"]
+    colour = {"published": "#2e7d32", "unchanged": "#2e7d32", "refused": "#c62828", "failed": "#c62828"}
+    lines = [f"<p class='outcome' style='color:{colour.get(attempt['outcome'], '#333')}'>"
+             f"Last attempt: <strong>{e(attempt['outcome'])}</strong> (exit {attempt['exit_code']})"
+             + (f": {e(attempt['reason'])}" if attempt.get("reason") else "") + "</p>",
+             f"<p>Started {e(attempt['started_at'])}, finished {e(attempt['finished_at'])} (UTC).</p>"]
+    if attempt.get("error"):
+        lines.append(f"<p>Error: <code>{e(attempt['error'])}</code></p>")
+    if tests:
+        s = tests["summary"]
+        lines.append(f"<p>Data tests: {s.get('pass', 0)} passed, {s.get('warn', 0)} warned, "
+                     f"{s.get('fail', 0)} failed.</p>")
+        if tests["problems"]:
+            rows = "".join(f"<tr><td>{e(p['status'])}</td><td>{e(p['name'])}</td><td>{e(p['model'])}</td>"
+                           f"<td>{p['failing_rows']:,}</td></tr>" for p in tests["problems"])
+            lines.append("<table><tr><th>Result</th><th>Test</th><th>Model</th><th>Failing rows</th></tr>"
+                         f"{rows}</table>")
+    shows = book.get("shows")
+    if shows:
+        lines.append(f"<p>The <a href='{e(book['folder'])}/index.html'>published book</a> shows "
+                     f"{e(shows['data_label'])} (fingerprint {e(shows['data_fingerprint'])}), built "
+                     f"{e(shows['built_at'])}" + ("" if book["changed"] else ": not changed by this attempt") + ".</p>")
+    else:
+        lines.append("<p>No book has been published yet.</p>")
+    return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            "<title>Greenery report: status</title><style>body{font-family:sans-serif;max-width:46em;margin:2em auto;"
+            "padding:0 1em;line-height:1.5}table{border-collapse:collapse}td,th{padding:.2em .6em;"
+            "border-bottom:1px solid #ddd;text-align:left;overflow-wrap:anywhere}</style></head><body>"
+            "<h1>Greenery report: status</h1>" + "\n".join(lines) + "</body></html>\n")
+
+
+def write(published: Path, status: dict) -> tuple[Path, Path]:
+    json_path, html_path = paths(published)
+    _write_atomically(json_path, json.dumps(status, indent=2, default=str) + "\n")
+    _write_atomically(html_path, render_html(status))
+    return json_path, html_path
