@@ -282,7 +282,7 @@ def _warehouse_for(source, warehouse_path: Path, log: Callable[..., None]) -> st
     return result.info["fingerprint"]
 
 
-def publish(data_dir=None, out=None, warehouse=None, log=print) -> int:
+def publish(data_dir=None, out=None, warehouse=None, log=print, builder: str = "html") -> int:
     """`greenery report`: returns the exit code of a run that decided (0, or 1 when a data test
     failed); raises InputError, BusyError or ReportError for the others (see greenery.errors)."""
     from greenery.cli import print_build
@@ -305,6 +305,8 @@ def publish(data_dir=None, out=None, warehouse=None, log=print) -> int:
         parameters = {"data_dir": str(source.path), "warehouse": str(warehouse_path)}
         keys = {entry: fingerprint.chapter(warehouse_key, notebook_path(entry), parameters) for entry in entries}
         book_key = fingerprint.book(keys, book_sources())
+        if builder != "html":  # another kind of output from the same chapters (`make pdf`: singlehtml)
+            book_key = fingerprint.combine(book_key, builder)
         if read_stamp(published).get("book") == book_key:
             log(f"Book up to date (same chapters, same data): {published / 'index.html'}")
             return ExitCode.OK
@@ -321,7 +323,7 @@ def publish(data_dir=None, out=None, warehouse=None, log=print) -> int:
             provenance = publishing.prepare_stage(stage, entries, parameters, source, warehouse_path)
             log("Rendering the book with jupyter-book ...")
             started = time.perf_counter()
-            html = render(stage)
+            html = render(stage, builder) if builder != "html" else render(stage)
             timings["render"] = round(time.perf_counter() - started, 2)
             stamp = {"book": book_key, "warehouse": warehouse_key, "chapters": keys, "seconds": timings,
                      "provenance": provenance}

@@ -20,6 +20,7 @@ import re
 from pathlib import Path
 
 from greenery import config
+from greenery.publishing import when
 from greenery.errors import ExitCode
 
 STATUS_JSON, STATUS_HTML = "status.json", "status.html"
@@ -42,18 +43,43 @@ def redact(message: str, hidden: dict[str, str] | None = None) -> str:
     return line[:300]
 
 
-def test_results(warehouse: Path) -> dict | None:
-    """Counts and failures of the last build of `warehouse` (from its run_results.json)."""
+def _summary(rows: list[dict]) -> dict:
+    return {kind: sum(r["status"] == kind for r in rows) for kind in ("pass", "warn", "fail")}
+
+
+def _problems(rows: list[dict]) -> list[dict]:
+    return [{key: r[key] for key in ("name", "model", "severity", "status", "failing_rows")}
+            for r in rows if r["status"] in ("warn", "fail")]
+
+
+def refused_results(warehouse: Path) -> dict | None:
+    """Counts and failures of the build just refused: its run_results.json (the warehouse itself was kept)."""
     try:
         results = json.loads(config.run_results_path(warehouse).read_text())
     except (OSError, ValueError):
         return None
-    problems = [{"name": r["name"], "model": r["model"], "severity": r["severity"], "status": r["status"],
-                 "failing_rows": r["failing_rows"]}
-                for r in results.get("results", []) if r.get("status") in ("warn", "fail")]
-    build = results.get("build", {})
-    return {"summary": results.get("summary", {}), "problems": problems,
-            "export": {"label": build.get("data_label"), "built_at": build.get("built_at")}}
+    rows = results.get("results", [])
+    return {"summary": _summary(rows), "problems": _problems(rows)}
+
+
+def published_results(warehouse: Path) -> dict | None:
+    """Counts and failures of the warehouse the book was built from, read from the warehouse itself
+    (its run_results.json may since hold a refused build's)."""
+    from greenery import db
+
+    try:
+        con = db.connect(warehouse, read_only=True)
+    except Exception:  # no warehouse, or not one of ours: nothing to report
+        return None
+    try:
+        names = ("name", "model", "severity", "status", "failing_rows")
+        rows = [dict(zip(names, row, strict=True))
+                for row in db.rows(con, f"select {', '.join(names)} from data_test_results order by name")]
+    except Exception:  # an older warehouse without the table
+        return None
+    finally:
+        con.close()
+    return {"summary": _summary(rows), "problems": _problems(rows)}
 
 
 def describe(exit_code: int, error: str | None, started_at: str, finished_at: str, published: Path,
@@ -63,7 +89,8 @@ def describe(exit_code: int, error: str | None, started_at: str, finished_at: st
     outcome = OUTCOMES.get(code, "failed")
     if code == ExitCode.OK and book_after.get("book") == book_before.get("book"):
         outcome = "unchanged"
-    tests = test_results(warehouse) if code in (ExitCode.OK, ExitCode.DATA_TEST_FAILED) else None
+    tests = {ExitCode.OK: published_results, ExitCode.DATA_TEST_FAILED: refused_results}.get(code, lambda w: None)(
+        warehouse)
     reason = {ExitCode.DATA_TEST_FAILED: "error-level data tests failed",
               ExitCode.BAD_INPUT: "the export could not be read"}.get(code)
     return {
@@ -106,7 +133,7 @@ def render_html(status: dict) -> str:
     if shows:
         lines.append(f"<p>The <a href='{e(book['folder'])}/index.html'>published book</a> shows "
                      f"{e(shows['data_label'])} (fingerprint {e(shows['data_fingerprint'])}), built "
-                     f"{e(shows['built_at'])}" + ("" if book["changed"] else ": not changed by this attempt") + ".</p>")
+                     f"{e(when(shows['built_at']))}" + ("" if book["changed"] else ": not changed by this attempt") + ".</p>")
     else:
         lines.append("<p>No book has been published yet.</p>")
     return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
