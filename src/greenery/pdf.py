@@ -13,6 +13,7 @@ it runs as root and it is missing, and otherwise names it.
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import subprocess
 import sys
@@ -52,6 +53,19 @@ def print_to_pdf(page: Path, pdf: Path, timeout: float = 180) -> Path:
     return pdf
 
 
+def single_page(folder: Path) -> Path:
+    """The one page of a singlehtml build, at the folder's top.
+
+    Sphinx writes it where the root document lives (notebooks/summary.html) but with links relative
+    to the top of the folder (`_static/`, `_images/`), so it is copied up to where those links hold."""
+    redirect = (folder / "index.html").read_text(encoding="utf-8")
+    target = re.search(r'url=([^"]+)"', redirect)
+    page = folder / target.group(1) if target else folder / "index.html"
+    single = folder / "greenery-report.html"
+    shutil.copyfile(page, single)
+    return single
+
+
 def main(argv: list[str] | None = None) -> int:
     from greenery.report import publish
 
@@ -62,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         code = publish(out=SINGLE_HTML_DIR, builder="singlehtml")
         if code != ExitCode.OK:
             return code
-        pdf = print_to_pdf(SINGLE_HTML_DIR / "index.html", PDF_PATH)
+        pdf = print_to_pdf(single_page(SINGLE_HTML_DIR), PDF_PATH)
     except GreeneryError as error:
         print(f"error: {error}", file=sys.stderr)
         return int(error.exit_code)
