@@ -1,6 +1,6 @@
 """Tables of figures that read at every width and offer their numbers: what book.table adds to a Styler.
 
-- **Phone cards.** Each cell carries its column's name as a CSS label (`td.colN::before`), shown
+- **Phone cards.** In a table of four columns or more, each cell carries its column's name as a CSS label (`td.colN::before`), shown
   only on narrow screens by book/_static/greenery.css, where each row becomes a card of
   "label: value" lines: no column is ever cut off to the right.
 - **CSV download.** The numbers behind the table, unformatted, as a `data:` link embedded in the
@@ -17,6 +17,7 @@ import re
 import pandas as pd
 
 _CSV_IDS = itertools.count(1)
+CARDS_FROM = 4  # columns: narrower tables fit a phone as they are
 
 
 def _css_string(text: str) -> str:
@@ -30,7 +31,8 @@ def for_every_screen(styled, frame: pd.DataFrame):
     """Label every cell with its column name (for the phone layout) and mark the table as one."""
     styles = [{"selector": f"td.col{i}::before", "props": [("content", _css_string(name))]}
               for i, name in enumerate(frame.columns)]
-    return styled.set_table_styles(styles, overwrite=False).set_table_attributes('class="greenery-table"')
+    classes = "greenery-table" + (" greenery-cards" if len(frame.columns) >= CARDS_FROM else "")
+    return styled.set_table_styles(styles, overwrite=False).set_table_attributes(f'class="{classes}"')
 
 
 def csv_name(frame: pd.DataFrame, name: str | None = None) -> str:
