@@ -153,7 +153,7 @@ def rate_chart(frame: pd.DataFrame, label: str, title: str, xlabel: str, overall
     if overall is not None:  # the reference line is labelled where it meets the top of the chart
         ax.axvline(overall * 100, color=RED, linestyle="--", linewidth=1)
         ax.text(overall * 100, 1.01, f"{overall_label}: {overall * 100:.1f} %", transform=ax.get_xaxis_transform(),
-                ha="center", va="bottom", fontsize=8, color=RED)
+                ha="center", va="bottom", fontsize=9, color=RED)
     return ax
 
 
