@@ -271,7 +271,8 @@ def test_an_unreadable_export_is_announced_without_its_values_or_paths(sample_bo
 
 
 def test_a_failed_render_is_announced(sample_book, webhook, monkeypatch, capsys):
-    from greenery import fingerprint, report as report_module
+    from greenery import fingerprint
+    from greenery import report as report_module
     from greenery.errors import ReportError
 
     url, received = webhook
@@ -320,3 +321,30 @@ def test_an_unreachable_webhook_changes_nothing_but_a_warning(tmp_path, capsys):
 
 def test_error_lines_lose_quoted_values_and_paths():
     assert status.redact("a 'secret@example.com' value at /x/y\nmore", {"/x/y": "<export>"}) == "a '…' value at <export>"
+
+
+# --- the whole-book PDF
+
+
+def test_the_single_page_is_printed_from_the_top_of_its_folder(tmp_path):
+    """singlehtml writes the root document under notebooks/ with links relative to the folder's top."""
+    from greenery import pdf
+
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "index.html").write_text('<meta http-equiv="Refresh" content="0; url=notebooks/summary.html" />')
+    (tmp_path / "notebooks" / "summary.html").write_text('<link href="_static/x.css"><p>the book</p>')
+    single = pdf.single_page(tmp_path)
+    assert single.parent == tmp_path and "the book" in single.read_text()
+
+
+def test_chromium_prints_a_page_to_pdf(tmp_path):
+    import shutil
+
+    from greenery import pdf
+
+    if not any(shutil.which(name) for name in pdf.BROWSERS):
+        pytest.skip("Chromium is not installed (make pdf installs it or names it)")
+    page = tmp_path / "page.html"
+    page.write_text("<!DOCTYPE html><table><tr><th>A</th><th>B</th></tr><tr><td>1</td><td>2</td></tr></table>")
+    out = pdf.print_to_pdf(page, tmp_path / "out" / "book.pdf")
+    assert out.read_bytes().startswith(b"%PDF") and not list(out.parent.glob(".*.partial"))

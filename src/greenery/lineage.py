@@ -134,7 +134,8 @@ def draw(manifest: Manifest, ax=None):
     ax.set_ylim(0, tallest + 0.05)
     ax.set_aspect("equal")
     ax.axis("off")
-    ax.legend(handles=[Patch(facecolor=colour, edgecolor="#607d8b", label=folder) for folder, colour in COLOURS.items()],
+    legend = [Patch(facecolor=colour, edgecolor="#607d8b", label=folder) for folder, colour in COLOURS.items()]
+    ax.legend(handles=legend,
               loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=6, frameon=False, fontsize=9, handlelength=1.2)
     ax.set_title("Lineage: each arrow points from a table to a model that reads it", loc="left", pad=28)
     return ax

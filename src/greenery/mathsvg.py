@@ -47,7 +47,8 @@ def visit_math(self, node) -> None:
 
 
 def visit_displaymath(self, node) -> None:
-    self.body.append(f'<div class="math-wrapper greenery-displaymath">{image(node.astext(), BLOCK_SIZE, "greenery-math")}</div>')
+    formula = image(node.astext(), BLOCK_SIZE, "greenery-math")
+    self.body.append(f'<div class="math-wrapper greenery-displaymath">{formula}</div>')
     raise nodes.SkipNode
 
 

@@ -42,7 +42,8 @@ def message(state: dict) -> dict:
                 "failed": "Greenery report: the build failed",
                 "published": "Greenery report: published, with data-test warnings",
                 "unchanged": "Greenery report: unchanged"}[attempt["outcome"]]
-    lines = [f"{headline} (exit {attempt['exit_code']}" + (f": {attempt['reason']}" if attempt["reason"] else "") + ")."]
+    reason = f": {attempt['reason']}" if attempt["reason"] else ""
+    lines = [f"{headline} (exit {attempt['exit_code']}{reason})."]
     if summary:
         lines.append(f"Data tests: {summary.get('pass', 0)} passed, {summary.get('warn', 0)} warned, "
                      f"{summary.get('fail', 0)} failed.")

@@ -92,7 +92,8 @@ def when(iso: str) -> str:
 def footer_html(prov: Provenance) -> str:
     """The provenance line at the foot of every page (every value escaped)."""
     parts = [
-        f"Data: {prov.data_label}; fingerprint {prov.data_fingerprint}; warehouse built {when(prov.warehouse_built_at)}",
+        f"Data: {prov.data_label}; fingerprint {prov.data_fingerprint}; "
+        f"warehouse built {when(prov.warehouse_built_at)}",
         f"Code: {prov.code_version}",
         f"Book built {when(prov.built_at)}",
     ]

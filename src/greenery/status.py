@@ -20,8 +20,8 @@ import re
 from pathlib import Path
 
 from greenery import config
-from greenery.publishing import when
 from greenery.errors import ExitCode
+from greenery.publishing import when
 
 STATUS_JSON, STATUS_HTML = "status.json", "status.html"
 OUTCOMES = {ExitCode.OK: "published", ExitCode.DATA_TEST_FAILED: "refused", ExitCode.BAD_INPUT: "refused",
@@ -117,7 +117,7 @@ def render_html(status: dict) -> str:
     lines = [f"<p class='outcome' style='color:{colour.get(attempt['outcome'], '#333')}'>"
              f"Last attempt: <strong>{e(attempt['outcome'])}</strong> (exit {attempt['exit_code']})"
              + (f": {e(attempt['reason'])}" if attempt.get("reason") else "") + "</p>",
-             f"<p>Started {e(attempt['started_at'])}, finished {e(attempt['finished_at'])} (UTC).</p>"]
+             f"<p>Started {e(when(attempt['started_at']))}, finished {e(when(attempt['finished_at']))}.</p>"]
     if attempt.get("error"):
         lines.append(f"<p>Error: <code>{e(attempt['error'])}</code></p>")
     if tests:
@@ -133,14 +133,16 @@ def render_html(status: dict) -> str:
     if shows:
         lines.append(f"<p>The <a href='{e(book['folder'])}/index.html'>published book</a> shows "
                      f"{e(shows['data_label'])} (fingerprint {e(shows['data_fingerprint'])}), built "
-                     f"{e(when(shows['built_at']))}" + ("" if book["changed"] else ": not changed by this attempt") + ".</p>")
+                     f"{e(when(shows['built_at']))}"
+                     + ("" if book["changed"] else ": not changed by this attempt") + ".</p>")
     else:
         lines.append("<p>No book has been published yet.</p>")
     return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
             "<meta name='viewport' content='width=device-width, initial-scale=1'>"
             "<title>Greenery report: status</title><style>body{font-family:sans-serif;max-width:46em;margin:2em auto;"
             "padding:0 1em;line-height:1.5}table{border-collapse:collapse}td,th{padding:.2em .6em;"
-            "border-bottom:1px solid #ddd;text-align:left;overflow-wrap:anywhere}</style></head><body>"
+            "border-bottom:1px solid #ddd;text-align:left;vertical-align:top}td{overflow-wrap:anywhere}"
+            "</style></head><body>"
             "<h1>Greenery report: status</h1>" + "\n".join(lines) + "</body></html>\n")
 
 

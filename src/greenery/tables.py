@@ -1,8 +1,8 @@
 """Tables of figures that read at every width and offer their numbers: what book.table adds to a Styler.
 
-- **Phone cards.** In a table of four columns or more, each cell carries its column's name as a CSS label (`td.colN::before`), shown
-  only on narrow screens by book/_static/greenery.css, where each row becomes a card of
-  "label: value" lines: no column is ever cut off to the right.
+- **Phone cards.** In a table of four columns or more, each cell carries its column's name as a
+  CSS label (`td.colN::before`), shown only on narrow screens by book/_static/greenery.css, where
+  each row becomes a card of "label: value" lines: no column is ever cut off to the right.
 - **CSV download.** The numbers behind the table, unformatted, as a `data:` link embedded in the
   page (it works offline and from `file://`). Tables in this book are aggregates and metadata, never
   raw rows, so the CSV holds what the table shows and nothing more.
@@ -36,10 +36,7 @@ def for_every_screen(styled, frame: pd.DataFrame):
 
 
 def csv_name(frame: pd.DataFrame, name: str | None = None) -> str:
-    if name:
-        stem = name
-    else:
-        stem = "-".join(re.sub(r"[^a-z0-9]+", "-", str(c).lower()).strip("-") for c in frame.columns[:3])
+    stem = name or "-".join(re.sub(r"[^a-z0-9]+", "-", str(c).lower()).strip("-") for c in frame.columns[:3])
     return f"{stem or 'table'}-{next(_CSV_IDS)}.csv"
 
 
