@@ -33,11 +33,11 @@ def svg(latex: str, size: float) -> str:
     return re.sub(r"\s*<metadata>.*?</metadata>", "", buffer.getvalue().decode(), flags=re.S)
 
 
-def image(latex: str, size: float, css_class: str) -> str:
+def image(latex: str, size: float, css_class: str, alt: str | None = None) -> str:
     from html import escape
 
     data = base64.b64encode(svg(latex, size).encode()).decode()
-    return (f'<img class="{css_class}" role="math" alt="{escape(latex.strip())}" '
+    return (f'<img class="{css_class}" role="math" alt="{escape((alt or latex).strip())}" '
             f'src="data:image/svg+xml;base64,{data}"/>')
 
 
@@ -47,7 +47,9 @@ def visit_math(self, node) -> None:
 
 
 def visit_displaymath(self, node) -> None:
-    formula = image(node.astext(), BLOCK_SIZE, "greenery-math")
+    # display style, as LaTeX sets a formula on its own line: fractions at full size
+    latex = node.astext()
+    formula = image(re.sub(r"\\frac\b", r"\\dfrac", latex), BLOCK_SIZE, "greenery-math", alt=latex)
     self.body.append(f'<div class="math-wrapper greenery-displaymath">{formula}</div>')
     raise nodes.SkipNode
 
