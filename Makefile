@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: report test baselines bench lint clean help
+.PHONY: report test baselines bench lint clean help pdf lab
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -33,6 +33,26 @@ bench: $(STAMP)  ## speed and memory at $(SCALES) (SCALES="1 10 100 1000" adds 1
 lint: $(STAMP)  ## ruff on Python, sqlfluff on the models
 	$(BIN)/ruff check src tests
 	$(BIN)/sqlfluff lint src/greenery/models src/greenery/analyses
+
+pdf: $(STAMP)  ## the whole book as one PDF: _build/pdf/greenery-report.pdf (prints with Chromium)
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null \
+	  || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq && apt-get install -y -qq chromium; } \
+	  || { echo "make pdf needs Chromium: apt-get install chromium (or brew install --cask chromium)"; exit 2; }
+	$(BIN)/python -m greenery.report.pdf
+
+LAB_STAMP := $(VENV)/.lab-installed
+$(LAB_STAMP): requirements-lab.txt $(STAMP)
+	$(BIN)/python -m pip install --quiet -r requirements-lab.txt
+	@mkdir -p $(VENV)/share/jupyter/lab/settings
+	@# open the MyST chapters as notebooks (jupytext), not as text
+	@printf '%s\n' '{"@jupyterlab/docmanager-extension:plugin": {"defaultViewers": {"markdown": "Jupytext Notebook", "myst": "Jupytext Notebook"}}}' \
+	  > $(VENV)/share/jupyter/lab/settings/overrides.json
+	@touch $@
+
+lab: $(LAB_STAMP)  ## open the chapters as notebooks in JupyterLab against the built warehouse
+	$(BIN)/greenery build
+	GREENERY_WAREHOUSE=$${GREENERY_WAREHOUSE:-$(CURDIR)/data/warehouse/greenery.duckdb} \
+	  $(BIN)/jupyter lab --notebook-dir=$(CURDIR) $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS) notebooks/summary.md
 
 clean:  ## remove built outputs (never the raw data or the history)
 	rm -rf _build data/warehouse data/sample data/bench

@@ -12,6 +12,8 @@ from shop import write_shop
 from greenery import config, db
 from greenery.warehouse.build import DataSource, build
 
+PATH_MARKER = "zq7-local-path-marker"  # in the folder names of the sample book: never in a published file
+
 # Tests never write the checkout's own history; tests of history pass their own path.
 os.environ["GREENERY_HISTORY"] = str(Path(tempfile.mkdtemp(prefix="greenery-history-")) / "h.duckdb")
 # Nor its cache of export digests (fingerprint.export).
@@ -88,7 +90,7 @@ def sample_book(tmp_path_factory) -> PublishedBook:
     """The book published from the default sample (the nbval data), built once for every test that reads it."""
     from greenery.tools.sample import generate
 
-    root = tmp_path_factory.mktemp("sample-book")
+    root = tmp_path_factory.mktemp(f"sample-book-{PATH_MARKER}")
     export = root / "dätä \"export\" dir's"
     generate(export, config.SAMPLE_SCALE, config.SAMPLE_SEED)
     return publish_book(export, root)

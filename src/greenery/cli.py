@@ -60,16 +60,21 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from greenery.report.notify import run_recorded
     from greenery.report.publish import publish
 
-    try:
+    def run() -> int:
         publish(data_dir=args.data_dir, out=args.out, warehouse=args.warehouse, analysis=args.param,
                 timeout=args.chapter_timeout, built_at=config.pinned_build_time())
+        return ExitCode.OK
+
+    try:
+        return run_recorded(run, out=args.out, warehouse=args.warehouse, data_dir=args.data_dir,
+                            notify_url=args.notify)
     except DataTestFailure as failure:
         _print_failure(failure, "the warehouse and the book are unchanged.")
         print(f"Not published: the book at {Path(args.out or config.HTML_DIR)} is unchanged.")
         return ExitCode.DATA_TEST_FAILED
-    return ExitCode.OK
 
 
 def _positive_finite(text: str) -> float:
@@ -111,6 +116,8 @@ def parser() -> argparse.ArgumentParser:
                         help="set a chapter parameter (repeatable), e.g. --param follow_up_hours=24")
     report.add_argument("--chapter-timeout", type=_positive_finite, default=config.CHAPTER_TIMEOUT,
                         metavar="SECONDS", help=f"stop a chapter that runs longer (default {config.CHAPTER_TIMEOUT})")
+    report.add_argument("--notify", metavar="URL", help="POST a short JSON message (Slack-compatible `text`) "
+                        "to this webhook when the build is refused, warns or fails")
     report.set_defaults(run=cmd_report)
     return top
 

@@ -46,6 +46,15 @@ def read_stamp(book: Path) -> dict:
     return stamp if isinstance(stamp, dict) else {}
 
 
+def record_file(book: Path, name: str) -> None:
+    """Add a file written into a published book after its stamp (the PDF's single page) to the stamp."""
+    from greenery.outputs import atomic
+
+    stamp = read_stamp(book)
+    stamp["files"] = sorted({*stamp.get("files", []), name})
+    atomic.write_text(book / config.BOOK_STAMP, json.dumps(stamp, indent=2) + "\n")
+
+
 def book_files(folder: Path) -> list[str]:
     """Every file under `folder`, as sorted relative POSIX paths (what a book's stamp lists)."""
     return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() or p.is_symlink())

@@ -19,7 +19,7 @@ import pandas as pd
 from IPython.display import HTML, Markdown, display
 
 from greenery import config
-from greenery.report import analyses, escape, formats, stats
+from greenery.report import analyses, escape, formats, stats, tables
 
 GREEN, GREY, RED = "#2e7d32", "#9e9e9e", "#c62828"
 _TABLE_IDS = itertools.count(1)
@@ -42,13 +42,13 @@ def setup() -> None:
 
     matplotlib.rcParams.update({
         "svg.hashsalt": "greenery",
-        "figure.figsize": (7.5, 3.6),
+        "figure.figsize": (6.4, 3.6),  # with 11 pt text: still about 9 px on a 390 px phone
         "figure.dpi": 100,
         "axes.spines.top": False,
         "axes.spines.right": False,
         "axes.titleweight": "bold",
         "axes.titlesize": 12,
-        "font.size": 10,
+        "font.size": 11,
         "text.parse_math": False,  # labels come from the data: a `$` is a dollar sign, never mathtext
     })
     set_matplotlib_formats("svg", metadata={"Date": None}, bbox_inches="tight")
@@ -72,7 +72,9 @@ def say(text: str) -> None:
 
 def show_sql(name: str, collapsed: bool = False) -> None:
     """Show an analysis's SQL; long ones folded in a dropdown the reader can open."""
-    text = analyses.sql(name).strip()
+    from greenery.report.publishing import sql_for_readers
+
+    text = sql_for_readers(analyses.sql(name)).strip()
     # Pygments' SQL lexer stops at DuckDB's $name parameters (a Sphinx warning); its MySQL lexer reads them.
     block = f"```{'mysql' if '$' in text else 'sql'}\n{text}\n```"
     display(Markdown(f"::::{{dropdown}} The SQL: {name}.sql\n{block}\n::::" if collapsed else block))
@@ -92,7 +94,9 @@ def table(frame: pd.DataFrame, formats: dict[str, str] | None = None) -> None:
         styled = styled.set_properties(subset=words, **{"text-align": "left"})
     if formats:
         styled = styled.format(formats, na_rep="–", escape="html")
+    styled = tables.for_every_screen(styled, frame)  # cards on a phone; see greenery.report.tables
     display(HTML(styled.to_html()))  # HTML only: a Styler's own text form holds a memory address
+    display(HTML(tables.csv_download(frame)))
 
 
 def order_window(con: duckdb.DuckDBPyConnection) -> str:
@@ -121,7 +125,7 @@ def with_rates(frame: pd.DataFrame, successes: str, trials: str, name: str = "ra
 def rate_chart(frame: pd.DataFrame, label: str, title: str, xlabel: str, overall: float | None = None,
                rate: str = "rate", count: str | None = None, ax=None, overall_label: str = "all buyers"):
     """Horizontal bars of a rate per group with 95 % interval whiskers and the group's size."""
-    ax = ax or plt.subplots(figsize=(7.5, 0.45 * len(frame) + 1.2))[1]
+    ax = ax or plt.subplots(figsize=(6.4, 0.5 * len(frame) + 1.3))[1]
     y = range(len(frame))
     values = frame[rate] * 100
     # Wilson bounds can sit a rounding error past the rate itself: whiskers are never negative.
@@ -137,5 +141,5 @@ def rate_chart(frame: pd.DataFrame, label: str, title: str, xlabel: str, overall
     if overall is not None:  # the reference line is labelled where it meets the top of the chart
         ax.axvline(overall * 100, color=RED, linestyle="--", linewidth=1)
         ax.text(overall * 100, 1.01, f"{overall_label}: {formats.pct(overall)}", transform=ax.get_xaxis_transform(),
-                ha="center", va="bottom", fontsize=8, color=RED)
+                ha="center", va="bottom", fontsize=9, color=RED)
     return ax

@@ -26,7 +26,7 @@ from greenery.errors import ReportError
 from greenery.faults import checkpoint
 from greenery.outputs import atomic, fingerprint, ownership
 from greenery.outputs.locking import exclusive
-from greenery.report import chapters, processes
+from greenery.report import chapters, processes, publishing
 
 
 @dataclass
@@ -50,16 +50,16 @@ def _stage_sources(stage: Path) -> None:
         shutil.copytree(config.BOOK_DIR, stage / config.BOOK_DIR.name)
 
 
-def render(stage: Path) -> Path:
-    """jupyter-book build of the staged book, warnings as errors; returns the HTML folder."""
+def render(stage: Path, builder: str = "html") -> Path:
+    """jupyter-book build of the staged book, warnings as errors, nitpicky; returns the output folder."""
     jupyter_book = Path(sys.executable).with_name("jupyter-book")  # the venv's own, never another
-    done = processes.run([str(jupyter_book), "build", str(stage), "--builder", "html",
-                          "--warningiserror", "--keep-going", "--quiet"])
+    done = processes.run([str(jupyter_book), "build", str(stage), "--builder", builder,
+                          "--warningiserror", "--nitpick", "--keep-going", "--quiet"])
     if done.returncode != 0:
         details = "\n".join(line for line in (done.stdout + done.stderr).splitlines()
                             if "WARNING" in line or "ERROR" in line or "Error" in line)
         raise ReportError(f"jupyter-book could not render the book:\n{details or done.stderr[-2000:]}")
-    return stage / "_build" / "html"
+    return stage / "_build" / builder
 
 
 def _warehouse(source, warehouse_path: Path, built_at: datetime | None, log: Callable[..., None]):
@@ -84,7 +84,7 @@ def _warehouse(source, warehouse_path: Path, built_at: datetime | None, log: Cal
 
 def publish(data_dir=None, out=None, warehouse=None, analysis: Sequence[str] = (),
             timeout: float = config.CHAPTER_TIMEOUT, built_at: datetime | None = None,
-            log: Callable[..., None] = print) -> ReportResult:
+            log: Callable[..., None] = print, builder: str = "html") -> ReportResult:
     """Publish the book; raise a GreeneryError (greenery.errors) when it cannot be.
 
     `analysis` holds `NAME=VALUE` settings for the chapters' parameters cells."""
@@ -106,6 +106,8 @@ def publish(data_dir=None, out=None, warehouse=None, analysis: Sequence[str] = (
         parameters = {e: chapters.chapter_parameters(e, common, values) for e in entries}
         keys = {e: fingerprint.chapter(warehouse_key, chapters.notebook_path(e), parameters[e]) for e in entries}
         book_key = fingerprint.book(keys, book_sources())
+        if builder != "html":  # another kind of output from the same chapters (`make pdf`: singlehtml)
+            book_key = fingerprint.combine(book_key, builder)
         if ownership.read_stamp(published).get("book") == book_key:
             log(f"Book up to date (same chapters, same data): {published / 'index.html'}")
             return ReportResult(published, reused=True, build=built)
@@ -116,13 +118,14 @@ def publish(data_dir=None, out=None, warehouse=None, analysis: Sequence[str] = (
         try:
             _stage_sources(stage)
             timings = chapters.run_all(entries, stage, parameters, keys, cache, log, timeout)
+            provenance = publishing.prepare_stage(stage, entries, parameters, source, warehouse_path)
             checkpoint("render")
             log("Rendering the book with jupyter-book ...")
             started = time.perf_counter()
-            html = render(stage)
+            html = render(stage, builder) if builder != "html" else render(stage)
             timings["render"] = round(time.perf_counter() - started, 2)
             stamp = {"book": book_key, "warehouse": warehouse_key, "chapters": keys, "seconds": timings,
-                     "files": ownership.book_files(html)}
+                     "provenance": provenance, "files": ownership.book_files(html)}
             atomic.write_text(html / config.BOOK_STAMP, json.dumps(stamp, indent=2) + "\n")
             checkpoint("publish book")
             atomic.swap_folder(html, published)

@@ -1,0 +1,155 @@
+"""What readers get, and nothing else: executed chapters cleaned before the book is rendered.
+
+papermill leaves three things in an executed notebook that are for the machine that ran it, not
+for readers: the injected-parameters cell (local paths of the export and the warehouse), its own
+metadata (`input_path`, `output_path`, timings) and per-cell execution metadata. `prepare_stage`
+removes them from every staged chapter, puts a readable "computed with" note in their place, and
+writes the book's provenance (data, code version, build time) into the footer of every page.
+Nothing here holds a path: the data is named by its label and fingerprint.
+
+The published HTML carries no notebook sources (`html_copy_source: false` in _config.yml, no
+download button): a reader who wants to rerun a chapter follows the book's "How to rerun this
+report" page, which works against their own warehouse.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import subprocess
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import nbformat
+import yaml
+
+from greenery import __version__, config
+
+PATH_PARAMETERS = ("data_dir", "warehouse")  # stand for the data itself: shown as its label, never as paths
+NOTE_TAG = "greenery-computed-with"
+_NOQA = re.compile(r"[ \t]*--[ \t]*noqa\b[^\n]*")
+
+
+def sql_for_readers(sql: str) -> str:
+    """SQL as readers see it: linters' `-- noqa` comments dropped (they speak to sqlfluff, not to people)."""
+    return _NOQA.sub("", sql)
+
+
+@dataclass(frozen=True)
+class Provenance:
+    data_label: str  # "a Greenery export", "the generated sample (seed 42, scale 1)"
+    data_fingerprint: str  # of the export's seven files, by content
+    warehouse_built_at: str  # ISO timestamp of the warehouse build
+    code_version: str  # package version, git commit when known, and the code fingerprint
+    built_at: str  # when this book was rendered (ISO, UTC); pinned by $SOURCE_DATE_EPOCH
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _git_commit() -> str | None:
+    """The checkout's commit (with "+changes" when files differ from it), or None outside git."""
+    try:
+        commit = subprocess.run(["git", "-C", str(config.ROOT), "rev-parse", "--short=10", "HEAD"],
+                                capture_output=True, text=True, timeout=10)
+        if commit.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "-C", str(config.ROOT), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10)
+        return commit.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def build_time() -> datetime:
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    return datetime.fromtimestamp(int(epoch), UTC) if epoch else datetime.now(UTC).replace(microsecond=0)
+
+
+def provenance(source, warehouse: Path) -> Provenance:
+    """What the book shows and how it was made, read from the export and the warehouse's build_info."""
+    from greenery import db
+    from greenery.outputs import fingerprint
+
+    con = db.connect(warehouse, read_only=True)
+    try:
+        label, built_at = db.rows(con, "select data_label, built_at from build_info")[0]
+    finally:
+        con.close()
+    commit = _git_commit()
+    code = f"greenery {__version__}" + (f", commit {commit}" if commit else "") + f", code {fingerprint.code()[:12]}"
+    return Provenance(label, fingerprint.export(source.path)[:12], built_at.astimezone(UTC).isoformat(), code,
+                      build_time().isoformat())
+
+
+def when(iso: str) -> str:
+    """A time as readers read it: "Wed 10 Feb 2021 14:00 UTC"."""
+    moment = datetime.fromisoformat(iso).astimezone(UTC)
+    return f"{moment:%a} {moment.day} {moment:%b %Y %H:%M} UTC"
+
+
+def footer_html(prov: Provenance) -> str:
+    """The provenance line at the foot of every page (every value escaped)."""
+    parts = [
+        f"Data: {prov.data_label}; fingerprint {prov.data_fingerprint}; "
+        f"warehouse built {when(prov.warehouse_built_at)}",
+        f"Code: {prov.code_version}",
+        f"Book built {when(prov.built_at)}",
+    ]
+    return '<p class="greenery-provenance">' + " · ".join(html.escape(p) for p in parts) + "</p>"
+
+
+def computed_with(parameters: dict, prov: Provenance) -> str:
+    """The readable note that replaces papermill's injected cell: the data by name, other parameters by value."""
+    others = {k: v for k, v in parameters.items() if k not in PATH_PARAMETERS}
+    text = (f"Computed with {prov.data_label}; data fingerprint `{prov.data_fingerprint}`; "
+            f"warehouse built {when(prov.warehouse_built_at)}")
+    if others:
+        text += "; parameters " + ", ".join(f"`{name} = {value!r}`" for name, value in sorted(others.items()))
+    return f"```{{admonition}} Computed with\n:class: note greenery-computed-with\n{text}.\n```"
+
+
+def clean(nb: nbformat.NotebookNode, note: str | None = None) -> nbformat.NotebookNode:
+    """Drop papermill's injected cell and metadata and per-cell execution metadata; `note` takes the
+    injected cell's place (or follows the title when there was none)."""
+    nb.metadata.pop("papermill", None)
+    cells, where = [], None
+    for cell in nb.cells:
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags or NOTE_TAG in tags:
+            where = len(cells) if where is None else where
+            continue
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
+        cells.append(cell)
+    if note is not None:
+        if where is None:  # after the title cell
+            where = 1 if cells and cells[0].cell_type == "markdown" else 0
+        marker = nbformat.v4.new_markdown_cell(note, metadata={"tags": [NOTE_TAG]})
+        marker.id = f"{NOTE_TAG}"
+        cells.insert(where, marker)
+    nb.cells = cells
+    return nb
+
+
+def _footer_config(stage: Path, prov: Provenance) -> None:
+    """Add the provenance footer to the staged _config.yml (the checkout's file is never changed)."""
+    path = stage / config.BOOK_CONFIG_PATH.name
+    settings = yaml.safe_load(path.read_text())
+    settings.setdefault("html", {})["extra_footer"] = footer_html(prov)
+    path.write_text(yaml.safe_dump(settings, sort_keys=False, allow_unicode=True))
+
+
+def prepare_stage(stage: Path, entries: list[str], parameters: dict, source, warehouse: Path) -> dict:
+    """Clean every staged chapter and add the provenance; returns the provenance for the book's stamp.
+
+    `parameters` is the run's parameters, or a dict of them per entry."""
+    prov = provenance(source, warehouse)
+    for entry in entries:
+        own = parameters[entry] if isinstance(parameters.get(entry), dict) else parameters
+        path = stage / f"{entry}.ipynb"
+        nbformat.write(clean(nbformat.read(path, as_version=4), computed_with(own, prov)), path)
+    _footer_config(stage, prov)
+    return prov.as_dict()

@@ -1,0 +1,168 @@
+"""What the last `greenery report` did, for the people who read the book: status.json and status.html.
+
+Both are written next to the published book folder, never inside it, so that after a refused or
+failed build the book stays byte-identical while the status says a newer export was refused.
+They record when the last attempt ran, its outcome, the data tests' counts and failures (names,
+models and row counts: never rows, keys or values) and which export the published book shows.
+
+Outcomes: `published` (a new book), `unchanged` (nothing to redo), `refused` (an error-level data
+test failed, or the export could not be read: exit 1 or 2), `failed` (a chapter, the render or
+the history failed: exit 4). A run that found another one busy (exit 3) writes nothing: the
+other run will.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import sys
+from pathlib import Path
+
+from greenery import config
+from greenery.errors import ExitCode
+from greenery.outputs import atomic
+from greenery.report.publishing import when
+
+STATUS_JSON, STATUS_HTML = "status.json", "status.html"
+OUTCOMES = {ExitCode.OK: "published", ExitCode.DATA_TEST_FAILED: "refused", ExitCode.BAD_INPUT: "refused",
+            ExitCode.REPORT_FAILED: "failed"}
+
+
+def paths(published: Path) -> tuple[Path, Path]:
+    return published.parent / STATUS_JSON, published.parent / STATUS_HTML
+
+
+def redact(message: str, hidden: dict[str, str] | None = None) -> str:
+    """One line of an error, safe to show anyone: quoted values (which may come from the data)
+    become '…', and the given paths are replaced by what they stand for."""
+    line = next((part for part in message.splitlines() if part.strip()), "")
+    for path, name in sorted((hidden or {}).items(), key=lambda item: -len(item[0])):
+        if path:
+            line = line.replace(path, name)
+    line = re.sub(r"'[^']*'", "'…'", line)
+    return line[:300]
+
+
+def _summary(rows: list[dict]) -> dict:
+    return {kind: sum(r["status"] == kind for r in rows) for kind in ("pass", "warn", "fail")}
+
+
+def _problems(rows: list[dict]) -> list[dict]:
+    return [{key: r[key] for key in ("name", "model", "severity", "status", "failing_rows")}
+            for r in rows if r["status"] in ("warn", "fail")]
+
+
+def refused_results(warehouse: Path) -> dict | None:
+    """Counts and failures of the build just refused: its run_results.json (the warehouse itself was kept)."""
+    try:
+        results = json.loads(config.run_results_path(warehouse).read_text())
+    except (OSError, ValueError):
+        return None
+    rows = results.get("results", [])
+    return {"summary": _summary(rows), "problems": _problems(rows)}
+
+
+def published_results(warehouse: Path) -> dict | None:
+    """Counts and failures of the warehouse the book was built from, read from the warehouse itself
+    (its run_results.json may since hold a refused build's)."""
+    from greenery import db
+
+    try:
+        con = db.connect(warehouse, read_only=True)
+    except Exception:  # no warehouse, or not one of ours: nothing to report
+        return None
+    try:
+        names = ("name", "model", "severity", "status", "failing_rows")
+        rows = [dict(zip(names, row, strict=True))
+                for row in db.rows(con, f"select {', '.join(names)} from data_test_results order by name")]
+    except Exception:  # an older warehouse without the table
+        return None
+    finally:
+        con.close()
+    return {"summary": _summary(rows), "problems": _problems(rows)}
+
+
+def describe(exit_code: int, error: str | None, started_at: str, finished_at: str, published: Path,
+             warehouse: Path, book_before: dict, book_after: dict) -> dict:
+    """The status of one attempt, as stored in status.json."""
+    code = ExitCode(exit_code)
+    outcome = OUTCOMES.get(code, "failed")
+    if code == ExitCode.OK and book_after.get("book") == book_before.get("book"):
+        outcome = "unchanged"
+    tests = {ExitCode.OK: published_results, ExitCode.DATA_TEST_FAILED: refused_results}.get(code, lambda w: None)(
+        warehouse)
+    reason = {ExitCode.DATA_TEST_FAILED: "error-level data tests failed",
+              ExitCode.BAD_INPUT: "the export could not be read"}.get(code)
+    return {
+        "attempt": {"started_at": started_at, "finished_at": finished_at, "outcome": outcome,
+                    "exit_code": int(code), "reason": reason, "error": error},
+        "tests": tests,
+        "book": {"folder": published.name, "shows": book_after.get("provenance"),
+                 "changed": book_after.get("book") != book_before.get("book")},
+    }
+
+
+def _ours(path: Path) -> bool:
+    """A status file this tool wrote (never replace a file someone else put beside the book)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    if path.suffix == ".json":
+        try:
+            return "attempt" in json.loads(text)
+        except ValueError:
+            return False
+    return "<title>Greenery report: status</title>" in text
+
+
+def render_html(status: dict) -> str:
+    """A small self-contained page (no script, nothing from another host); every value escaped."""
+    e = html.escape
+    attempt, tests, book = status["attempt"], status["tests"], status["book"]
+    colour = {"published": "#2e7d32", "unchanged": "#2e7d32", "refused": "#c62828", "failed": "#c62828"}
+    lines = [f"<p class='outcome' style='color:{colour.get(attempt['outcome'], '#333')}'>"
+             f"Last attempt: <strong>{e(attempt['outcome'])}</strong> (exit {attempt['exit_code']})"
+             + (f": {e(attempt['reason'])}" if attempt.get("reason") else "") + "</p>",
+             f"<p>Started {e(when(attempt['started_at']))}, finished {e(when(attempt['finished_at']))}.</p>"]
+    if attempt.get("error"):
+        lines.append(f"<p>Error: <code>{e(attempt['error'])}</code></p>")
+    if tests:
+        s = tests["summary"]
+        lines.append(f"<p>Data tests: {s.get('pass', 0)} passed, {s.get('warn', 0)} warned, "
+                     f"{s.get('fail', 0)} failed.</p>")
+        if tests["problems"]:
+            rows = "".join(f"<tr><td>{e(p['status'])}</td><td>{e(p['name'])}</td><td>{e(p['model'])}</td>"
+                           f"<td>{p['failing_rows']:,}</td></tr>" for p in tests["problems"])
+            lines.append("<table><tr><th>Result</th><th>Test</th><th>Model</th><th>Failing rows</th></tr>"
+                         f"{rows}</table>")
+    shows = book.get("shows")
+    if shows:
+        lines.append(f"<p>The <a href='{e(book['folder'])}/index.html'>published book</a> shows "
+                     f"{e(shows['data_label'])} (fingerprint {e(shows['data_fingerprint'])}), built "
+                     f"{e(when(shows['built_at']))}"
+                     + ("" if book["changed"] else ": not changed by this attempt") + ".</p>")
+    else:
+        lines.append("<p>No book has been published yet.</p>")
+    return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            "<title>Greenery report: status</title><style>body{font-family:sans-serif;max-width:46em;margin:2em auto;"
+            "padding:0 1em;line-height:1.5}table{border-collapse:collapse}td,th{padding:.2em .6em;"
+            "border-bottom:1px solid #ddd;text-align:left;vertical-align:top}td{overflow-wrap:anywhere}"
+            "</style></head><body>"
+            "<h1>Greenery report: status</h1>" + "\n".join(lines) + "</body></html>\n")
+
+
+def write(published: Path, status: dict) -> tuple[Path, Path] | None:
+    """Both status files, unless a file of that name beside the book is not ours (then a warning, and nothing)."""
+    json_path, html_path = paths(published)
+    foreign = [p for p in (json_path, html_path) if p.exists() and not _ours(p)]
+    if foreign:
+        print(f"warning: {foreign[0]} is not a greenery status file: the status files were not written",
+              file=sys.stderr)
+        return None
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(json_path, json.dumps(status, indent=2, default=str) + "\n")
+    atomic.write_text(html_path, render_html(status))
+    return json_path, html_path

@@ -1,0 +1,48 @@
+"""Tables of figures that read at every width and offer their numbers: what book.table adds to a Styler.
+
+- **Phone cards.** In a table of four columns or more, each cell carries its column's name as a
+  CSS label (`td.colN::before`), shown only on narrow screens by book/_static/greenery.css, where
+  each row becomes a card of "label: value" lines: no column is ever cut off to the right.
+- **CSV download.** The numbers behind the table, unformatted, as a `data:` link embedded in the
+  page (it works offline and from `file://`). Tables in this book are aggregates and metadata, never
+  raw rows, so the CSV holds what the table shows and nothing more.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import re
+
+import pandas as pd
+
+_CSV_IDS = itertools.count(1)
+CARDS_FROM = 4  # columns: narrower tables fit a phone as they are
+
+
+def _css_string(text: str) -> str:
+    """A CSS string literal: quotes and backslashes escaped, line breaks as CSS escapes, no markup."""
+    text = str(text).replace("\\", "\\\\").replace('"', '\\"')
+    text = re.sub(r"[\r\n]+", " ", text)
+    return '"' + text.replace("<", "\\3C ").replace(">", "\\3E ") + '"'
+
+
+def for_every_screen(styled, frame: pd.DataFrame):
+    """Label every cell with its column name (for the phone layout) and mark the table as one."""
+    styles = [{"selector": f"td.col{i}::before", "props": [("content", _css_string(name))]}
+              for i, name in enumerate(frame.columns)]
+    classes = "greenery-table" + (" greenery-cards" if len(frame.columns) >= CARDS_FROM else "")
+    return styled.set_table_styles(styles, overwrite=False).set_table_attributes(f'class="{classes}"')
+
+
+def csv_name(frame: pd.DataFrame, name: str | None = None) -> str:
+    stem = name or "-".join(re.sub(r"[^a-z0-9]+", "-", str(c).lower()).strip("-") for c in frame.columns[:3])
+    return f"{stem or 'table'}-{next(_CSV_IDS)}.csv"
+
+
+def csv_download(frame: pd.DataFrame, name: str | None = None) -> str:
+    """An HTML link that downloads the frame as CSV (UTF-8, no index), embedded in the page itself."""
+    data = base64.b64encode(frame.to_csv(index=False, lineterminator="\n").encode("utf-8")).decode()
+    filename = csv_name(frame, name)
+    return (f'<p class="greenery-csv"><a download="{filename}" href="data:text/csv;charset=utf-8;base64,{data}">'
+            f"Download these numbers (CSV)</a></p>")
