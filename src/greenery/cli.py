@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from greenery import config
+from greenery.engines import add_engine_arguments
 from greenery.errors import DataTestFailure, ExitCode, GreeneryError
 
 DATA_HELP = "the export's folder (default: $GREENERY_DATA_DIR, else data/raw/, else a generated sample)"
@@ -42,13 +43,13 @@ def print_build(result, out=print) -> None:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from greenery.warehouse import build, choose_data
+    from greenery.engines import choose_source, engine_build
 
-    source = choose_data(args.data_dir)
+    source = choose_source(args)  # hook (issue 14): a Spark build may read a URI
     print(f"Data: {source.path} ({source.label}; chosen by {source.chosen_by})")
     warehouse = config.warehouse_path(args.warehouse)
     try:
-        result = build(source, warehouse)
+        result = engine_build(args)(source, warehouse)  # hook (issue 14): DuckDB's build, or Spark's
     except DataTestFailure as failure:
         print_build(failure.result)
         print(f"Build stopped: error-level data tests failed; the previous warehouse at {warehouse} is kept.",
@@ -69,9 +70,11 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from greenery.engines import engine_options
     from greenery.report import publish
 
-    return publish(data_dir=args.data_dir, out=args.out, warehouse=args.warehouse)
+    return publish(data_dir=args.data_dir, out=args.out, warehouse=args.warehouse,
+                   **engine_options(args))  # hook (issue 14)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -82,6 +85,7 @@ def parser() -> argparse.ArgumentParser:
     build = commands.add_parser("build", help="load the export, build all models, run all data tests")
     build.add_argument("--data-dir", help=DATA_HELP)
     build.add_argument("--warehouse", help=f"the DuckDB file to write (default: {config.WAREHOUSE_PATH})")
+    add_engine_arguments(build)  # hook (issue 14)
     build.set_defaults(run=cmd_build)
 
     sample = commands.add_parser("sample", help="write a Greenery-shaped sample export")
@@ -94,6 +98,7 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("--data-dir", help=DATA_HELP)
     report.add_argument("--out", help=f"where the book is published (default: {config.HTML_DIR})")
     report.add_argument("--warehouse", help=f"the DuckDB file to write (default: {config.WAREHOUSE_PATH})")
+    add_engine_arguments(report)  # hook (issue 14)
     report.set_defaults(run=cmd_report)
     return top
 

@@ -68,3 +68,12 @@ def history_path(explicit: str | os.PathLike | None = None) -> Path:
     if explicit:
         return Path(explicit).expanduser()
     return env_path("GREENERY_HISTORY") or HISTORY_PATH
+
+
+def marts_path(explicit: str | os.PathLike | None = None, warehouse: Path | None = None) -> Path:
+    """Where `greenery build --engine spark` lands the marts as Parquet: --marts-dir, else
+    $GREENERY_MARTS_DIR, else beside the warehouse (data/warehouse/greenery.marts/ by default)."""
+    if explicit:
+        return Path(explicit).expanduser()
+    warehouse = warehouse or warehouse_path()
+    return env_path("GREENERY_MARTS_DIR") or warehouse.with_name(f"{warehouse.stem}.marts")

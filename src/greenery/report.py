@@ -263,11 +263,14 @@ def _execute_timed(entry: str, output: Path, parameters: dict) -> tuple[str, flo
     return entry, round(time.perf_counter() - started, 2)
 
 
-def _warehouse_for(source, warehouse_path: Path, log: Callable[..., None]) -> str:
+def _warehouse_for(source, warehouse_path: Path, log: Callable[..., None], engine: str = "duckdb",
+                   spark=None) -> str:
     """Reuse the warehouse if it was built from this export and this code; else build it. Returns its fingerprint."""
-    from greenery.warehouse import build, built_fingerprint
+    from greenery.engines import builder, input_fingerprint  # hook (issue 14): the engine builds, and is hashed
+    from greenery.warehouse import built_fingerprint
 
-    wanted = fingerprint.warehouse(source.path)
+    build = builder(engine, spark, log)
+    wanted = input_fingerprint(engine, source, spark)
     if built_fingerprint(warehouse_path) == wanted:
         log(f"Warehouse up to date (same export, same code): reusing {warehouse_path}")
         return wanted
@@ -282,20 +285,21 @@ def _warehouse_for(source, warehouse_path: Path, log: Callable[..., None]) -> st
     return result.info["fingerprint"]
 
 
-def publish(data_dir=None, out=None, warehouse=None, log=print) -> int:
+def publish(data_dir=None, out=None, warehouse=None, log=print, engine="duckdb", spark=None) -> int:
     """`greenery report`: returns the exit code of a run that decided (0, or 1 when a data test
     failed); raises InputError, BusyError or ReportError for the others (see greenery.errors)."""
     from greenery.cli import print_build
-    from greenery.warehouse import choose_data
 
     published = Path(out).expanduser().resolve() if out else config.HTML_DIR
     warehouse_path = config.warehouse_path(warehouse).resolve()
     # The warehouse is held for the whole run: no other build may replace it while chapters read it.
     with exclusive(published, "the book"), exclusive(warehouse_path, "the warehouse"):
-        source = choose_data(data_dir, log)
+        from greenery.engines import choose_source_for
+
+        source = choose_source_for(engine, data_dir, log)  # hook (issue 14): a Spark build may read a URI
         log(f"Data: {source.path} ({source.label}; chosen by {source.chosen_by})")
         try:
-            warehouse_key = _warehouse_for(source, warehouse_path, log)
+            warehouse_key = _warehouse_for(source, warehouse_path, log, engine, spark)
         except DataTestFailure as failure:
             print_build(failure.result, log)
             log(f"Not published: error-level data tests failed; the book at {published} is unchanged.")

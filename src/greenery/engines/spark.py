@@ -1,0 +1,403 @@
+"""`greenery build --engine spark`: the same models and data tests on Apache Spark, marts as Parquet.
+
+The build, step by step (the DuckDB build's steps, on another engine):
+
+1. **Load**: each raw CSV is read from a path or URI Spark understands (a local folder, or
+   `s3a://`, `abfss://`, `hdfs://` configured through Spark) with every column as text, then cast to
+   the raw contract's type (src/greenery/contract.py; no inference). A value that does not parse is
+   refused (exit 2) naming the file, the column and the value; timestamps with a UTC offset are
+   converted to UTC with a warning, as on DuckDB.
+2. **Models**: every model's DuckDB SQL is transpiled to Spark SQL by sqlglot (greenery.engines.transpile)
+   and registered as a temporary view, in the manifest's build order. Each mart is cast to the
+   column types DuckDB gives the same SQL (found by running the models on empty raw tables) and
+   written as Parquet, so both engines' marts have one schema.
+3. **Warehouse**: the DuckDB file the report reads is made from the Parquet marts, plus the tables
+   the chapters read besides (model_runs, build_info, raw_row_counts, data_test_results and the
+   history's tables), exactly as the DuckDB build makes them.
+4. **Data tests** run on Spark (same SQL, same severities, same JSON) while the history is recorded;
+   an error-level failure stops the build (exit 1) and keeps the previous warehouse and marts.
+
+pyspark is optional (`requirements-spark.txt`, `make spark-test`): nothing here imports it until a
+Spark build starts.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from greenery import config, db, fingerprint
+from greenery.contract import RAW_TABLES, RawTable
+from greenery.datatests import MAX_FAILING_KEYS, TestResult, store_results, summarize, write_json
+from greenery.engines.transpile import raw_view
+from greenery.errors import DataTestFailure, GreeneryError, InputError
+from greenery.history import record_build
+from greenery.load import LoadReport
+from greenery.locking import exclusive
+from greenery.manifest import DataTest, Manifest, ManifestError, load_manifest, spark_sql
+from greenery.warehouse import BuildResult, DataSource, _store_build_info, _timed, build_time
+
+DEFAULT_MASTER = "local[*]"
+TIMESTAMP_PATTERN = "yyyy-MM-dd'T'HH:mm:ssXXX"  # Z or an offset such as +02:00; a zoneless time is refused
+# The DuckDB build reads these staging views for the history and build_info; the Spark build's
+# warehouse holds marts only, so each is read from the mart with the same grain and the columns used.
+SNAPSHOT_SOURCES = {"stg_orders": "fct_orders", "stg_products": "dim_products", "stg_users": "dim_users",
+                    "stg_events": "fct_events"}
+
+
+class SparkUnavailable(GreeneryError):
+    """pyspark or Java is missing: the message says what to install."""
+
+
+@dataclass(frozen=True)
+class SparkOptions:
+    master: str = DEFAULT_MASTER
+    marts_dir: str | None = None  # default: beside the warehouse (config.marts_path)
+    conf: dict[str, str] = field(default_factory=dict)  # extra Spark settings, e.g. for s3a:// credentials
+
+
+def is_uri(location: str | os.PathLike) -> bool:
+    return "://" in str(location)
+
+
+def _join(folder: str | os.PathLike, name: str) -> str:
+    return f"{str(folder).rstrip('/')}/{name}" if is_uri(folder) else str(Path(folder) / name)
+
+
+def uri_source(uri: str) -> DataSource:
+    """An export that lives where only Spark reads it (s3a://, abfss://, hdfs://): taken as given."""
+    return DataSource(uri, "--data-dir", None)  # type: ignore[arg-type]  # a URI, not a local Path
+
+
+def available() -> str | None:
+    """None when a Spark build can start here, else what to install (for skips and messages)."""
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        return "pyspark is not installed: `make spark-test` installs requirements-spark.txt into .venv"
+    if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
+        return "Java is missing: install a JRE 17 (Debian: `apt-get install openjdk-17-jre-headless`)"
+    return None
+
+
+def session(options: SparkOptions):
+    """The Spark session: UTC, ANSI SQL, no web UI; small shuffles when local."""
+    missing = available()
+    if missing:
+        raise SparkUnavailable(missing)
+    from pyspark.sql import SparkSession
+
+    builder = (SparkSession.builder.master(options.master).appName("greenery")
+               .config("spark.sql.session.timeZone", "UTC")
+               .config("spark.sql.ansi.enabled", "true")
+               .config("spark.ui.enabled", "false")
+               .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS"))
+    if options.master.startswith("local"):
+        builder = builder.config("spark.sql.shuffle.partitions", str(max(2, 2 * (os.cpu_count() or 1))))
+    for key, value in options.conf.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+# --- types: DuckDB's names and Spark's
+
+
+def spark_type(duckdb_type: str) -> str:
+    """The Spark type whose Parquet DuckDB reads back as `duckdb_type` (or casts losslessly to it)."""
+    upper = duckdb_type.upper()
+    if upper.startswith("DECIMAL"):
+        return upper.lower()
+    simple = {"VARCHAR": "string", "BIGINT": "bigint", "HUGEINT": "bigint", "INTEGER": "int", "SMALLINT": "smallint",
+              "DOUBLE": "double", "FLOAT": "float", "BOOLEAN": "boolean", "TIMESTAMP": "timestamp_ntz",
+              "DATE": "date"}
+    if upper not in simple:
+        raise ManifestError(f"no Spark type for DuckDB's {duckdb_type}")
+    return simple[upper]
+
+
+def duckdb_schemas(manifest: Manifest) -> dict[str, list[tuple[str, str]]]:
+    """Each model's columns and DuckDB types, from DuckDB itself: the models as views over empty raw tables."""
+    con = db.connect()
+    try:
+        db.run(con, "create schema raw")
+        for table in RAW_TABLES:
+            columns = ", ".join(f'"{c.name}" {c.type}' for c in table.columns)
+            db.run(con, f"create table raw.{table.name} ({columns})")
+        for model in manifest.build_order():
+            db.run(con, f"create view {model.name} as {model.sql}")
+        return {model.name: [tuple(row) for row in db.rows(
+                    con, "select column_name, data_type from information_schema.columns "
+                         "where table_name = $name order by ordinal_position", {"name": model.name})]
+                for model in manifest.build_order()}
+    finally:
+        con.close()
+
+
+# --- load
+
+
+def _read_table(spark, table: RawTable, path: str, report: LoadReport):
+    """raw_<table> as a persisted DataFrame typed by the contract; InputError for what cannot be used."""
+    from pyspark.errors import PySparkException
+    from pyspark.sql import functions as F
+
+    if not is_uri(path) and not Path(path).is_file():
+        raise InputError(path, None, None, "the file is missing from the export")
+    if not is_uri(path) and Path(path).stat().st_size == 0:
+        raise InputError(path, 1, None, "the file is empty: expected a header row")
+    text = (spark.read.option("header", True).option("inferSchema", False).option("multiLine", True)
+            .option("quote", '"').option("escape", '"').option("encoding", "UTF-8").option("mode", "FAILFAST")
+            .csv(path))
+    header = [name.removeprefix("\ufeff").strip() for name in text.columns]
+    text = text.toDF(*header)
+    missing = [name for name in table.column_names if name not in header]
+    if missing:
+        raise InputError(path, 1, missing[0], "expected column is missing from the header")
+    extra = [name for name in header if name not in table.column_names]
+    if extra:
+        report.warnings.append(f"{path}:1: ignored column(s) not in the contract: {', '.join(extra)}")
+
+    typed, texts, checks = [], [], []
+    for column in table.columns:
+        source = F.col(f"`{column.name}`")
+        if column.type == "VARCHAR":
+            typed.append(source.alias(column.name))
+            continue
+        if column.type == "TIMESTAMP":
+            value = F.try_to_timestamp(source, F.lit(TIMESTAMP_PATTERN)).cast("timestamp_ntz")
+        else:
+            value = source.try_cast(spark_type(column.type))
+        typed.append(value.alias(column.name))
+        texts.append(source.alias(f"text {column.name}"))
+    # One pass over the file: the typed rows are kept (models read them several times) beside the
+    # text of the typed columns, which the checks compare them with.
+    wide = text.select(*typed, *texts).persist()
+    for column in table.columns:
+        if column.type == "VARCHAR":
+            continue
+        value, source = F.col(f"`{column.name}`"), F.col(f"`text {column.name}`")
+        checks.append(F.min(F.when(source.isNotNull() & value.isNull(), source)).alias(f"bad {column.name}"))
+        if column.type == "TIMESTAMP":
+            offset = value.isNotNull() & ~source.endswith("Z")
+            checks.append(F.sum(offset.cast("int")).alias(f"offset {column.name}"))
+    try:
+        found = wide.agg(F.count(F.lit(1)).alias("rows"), *checks).collect()[0].asDict()
+    except PySparkException as error:
+        wide.unpersist()
+        reason = str(error).strip().splitlines()[0][:200]
+        raise InputError(path, None, None, f"cannot be read as CSV: {reason}") from None
+    for column in table.columns:
+        bad = found.get(f"bad {column.name}")
+        if bad is not None:
+            shown = bad if len(bad) <= 40 else bad[:37] + "..."
+            what = "a timestamp like 2021-02-11T23:30:33Z (UTC, or with an offset)" if column.type == "TIMESTAMP" \
+                else column.type
+            wide.unpersist()
+            raise InputError(path, None, column.name, f"cannot read '{shown}' as {what}")
+        if found.get(f"offset {column.name}"):
+            report.warnings.append(f"{path}: column '{column.name}': {found[f'offset {column.name}']:,} timestamp(s) "
+                                   "carry a UTC offset instead of Z; converted to UTC")
+    report.rows[table.name] = int(found["rows"])
+    raw = wide.select(*table.column_names)
+    raw.createOrReplaceTempView(raw_view(table.name))
+    return raw
+
+
+def load_export(spark, data_dir: str | os.PathLike) -> LoadReport:
+    if not is_uri(data_dir) and not Path(data_dir).is_dir():
+        raise InputError(data_dir, None, None, "no such folder: expected the export's seven CSV files here")
+    report = LoadReport(data_dir=data_dir)  # type: ignore[arg-type]  # a URI is kept as text
+    for table in RAW_TABLES:
+        _read_table(spark, table, _join(data_dir, table.file_name), report)
+    return report
+
+
+# --- models
+
+
+def build_models(spark, manifest: Manifest, translated: dict[str, str], marts: str,
+                 schemas: dict[str, list[tuple[str, str]]]) -> dict[str, int | None]:
+    """Every model as a Spark view in build order; each mart cast to DuckDB's types and written as
+    Parquet under `marts`, then read back from there (a mart is computed once, as a DuckDB table is)."""
+    from pyspark.sql import functions as F
+
+    rows: dict[str, int | None] = {}
+    for model in manifest.build_order():
+        frame = spark.sql(translated[model.name])
+        expected = [name for name, _ in schemas[model.name]]
+        if [c.lower() for c in frame.columns] != [c.lower() for c in expected]:
+            raise ManifestError(f"{model.path}: Spark gives columns {frame.columns}, DuckDB {expected}")
+        if model.layer == "marts":
+            frame = frame.select(*[F.col(f"`{got}`").cast(spark_type(kind)).alias(name)
+                                   for got, (name, kind) in zip(frame.columns, schemas[model.name], strict=True)])
+            path = _join(marts, model.name)
+            frame.write.mode("overwrite").parquet(path)
+            frame = spark.read.parquet(path)
+        elif model.materialized == "table":
+            frame = frame.persist()
+        frame.createOrReplaceTempView(model.name)
+        rows[model.name] = frame.count() if model.materialized == "table" else None
+    return rows
+
+
+def _copy_marts(con: duckdb.DuckDBPyConnection, manifest: Manifest, marts: str,
+                schemas: dict[str, list[tuple[str, str]]], rows: dict[str, int | None]) -> None:
+    """The marts into the DuckDB warehouse from their Parquet files, typed as the DuckDB build types
+    them; then `model_runs` as the DuckDB build writes it."""
+    for model in manifest.build_order():
+        if model.layer != "marts":
+            continue
+        columns = ", ".join(f'"{name}"::{kind} as "{name}"' for name, kind in schemas[model.name])
+        db.run(con, f"create table {model.name} as select {columns} from read_parquet($files)",
+               {"files": _join(_join(marts, model.name), "*.parquet")})
+    for staging, mart in SNAPSHOT_SOURCES.items():
+        db.run(con, f"create temp view {staging} as select * from {mart}")
+    db.run(con, "create or replace table model_runs (model varchar, folder varchar, materialized varchar, "
+                "row_count bigint)")
+    con.executemany("insert into model_runs values (?, ?, ?, ?)",
+                    [(name, manifest.models[name].folder, manifest.models[name].materialized, n)
+                     for name, n in rows.items()])
+
+
+# --- data tests
+
+
+def run_test(spark, test: DataTest, sql: str) -> TestResult:
+    """One data test on Spark: the failing rows' count and the first keys, as DuckDB reports them
+    (keys as text, sorted, nulls last)."""
+    from pyspark.sql import functions as F
+
+    args = {name: F.array(*[F.lit(v) for v in values]) for name, values in test.params.items()}
+    failing = spark.sql(sql, args=args or None)
+    keys = failing.toDF(*[f"c{i}" for i in range(len(failing.columns))]).select(F.col("c0").cast("string").alias("k"))
+    count = keys.count()
+    first = [row.k for row in keys.orderBy(F.col("k").asc_nulls_last()).limit(MAX_FAILING_KEYS).collect()] \
+        if count else []
+    status = "pass" if count == 0 else ("fail" if test.severity == "error" else "warn")
+    return TestResult(test.name, test.kind, test.model, test.column, test.severity, test.rationale,
+                      status, int(count), first)
+
+
+def run_tests(spark, tests: list[DataTest], translated: dict[str, str], workers: int = 4) -> list[TestResult]:
+    """Every test in declaration order; Spark runs jobs from several threads side by side."""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(lambda t: run_test(spark, t, translated[t.name]), tests))
+
+
+# --- the build
+
+
+def marts_location(options: SparkOptions, warehouse: Path) -> str:
+    return options.marts_dir if options.marts_dir and is_uri(options.marts_dir) \
+        else str(config.marts_path(options.marts_dir, warehouse))
+
+
+def _stage_for(marts: str) -> str:
+    """Where this build writes its marts: beside the published folder (swapped in on success) when
+    local; in place when a URI (object stores have no atomic folder rename)."""
+    if is_uri(marts):
+        return marts
+    folder = Path(marts)
+    return str(folder.with_name(f".{folder.name}.building"))
+
+
+def _publish_marts(stage: str, marts: str) -> None:
+    if stage == marts:
+        return
+    old = Path(marts).with_name(f".{Path(marts).name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if Path(marts).exists():
+        Path(marts).replace(old)
+    Path(stage).replace(marts)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def input_fingerprint(source: DataSource, options: SparkOptions) -> str:
+    """What a Spark build depends on: as the DuckDB build, plus the engine. A URI's contents cannot be
+    hashed here, so a build from one is never reused."""
+    if is_uri(source.path):
+        return fingerprint.combine("spark", str(source.path), str(time.time_ns()))
+    return fingerprint.combine("spark", fingerprint.warehouse(Path(source.path)))
+
+
+def build(source: DataSource, warehouse: Path, options: SparkOptions | None = None,
+          manifest: Manifest | None = None, history: Path | None = None, inputs: str | None = None,
+          log: Callable[..., None] = lambda *_: None) -> BuildResult:
+    """Build on Spark, land the marts as Parquet, and make the DuckDB warehouse from them.
+
+    Same contract as greenery.warehouse.build: InputError for an unusable export, DataTestFailure
+    (after writing the JSON results and keeping `<warehouse>.rejected.duckdb`) for an error-level
+    test failure, and the previous warehouse and marts untouched unless the build succeeds."""
+    options = options or SparkOptions()
+    manifest = manifest or load_manifest()
+    history = history or config.history_path()
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    translated = spark_sql(manifest)
+    schemas = duckdb_schemas(manifest)
+    marts = marts_location(options, warehouse)
+    with exclusive(warehouse, "the warehouse"):
+        with _timed(timings, "spark start"):
+            spark = session(options)
+        log(f"Spark {spark.version} on {options.master}: marts to {marts}")
+        stage = _stage_for(marts)
+        if not is_uri(stage):
+            shutil.rmtree(stage, ignore_errors=True)
+        building = warehouse.with_name(f".{warehouse.name}.building")
+        building.unlink(missing_ok=True)
+        con = db.connect(building)
+        try:
+            with _timed(timings, "load"):
+                loaded = load_export(spark, source.path)
+            inputs = inputs or input_fingerprint(source, options)
+            with _timed(timings, "models"):
+                model_rows = build_models(spark, manifest, translated, stage, schemas)
+            with _timed(timings, "warehouse"):
+                db.run(con, "begin transaction")
+                _copy_marts(con, manifest, stage, schemas, model_rows)
+                db.run(con, "commit")
+            built_at = build_time()
+            with ThreadPoolExecutor(max_workers=1) as tester:
+                tested = tester.submit(lambda: _timed_tests(spark, manifest, translated, timings))
+                with _timed(timings, "history"):
+                    record_build(con, history, built_at, source.kind, source.label, loaded.total_rows,
+                                 keep=lambda: not summarize(tested.result())["fail"])
+                tests = tested.result()
+            db.run(con, "begin transaction")
+            store_results(con, tests)
+            info = _store_build_info(con, source, loaded, inputs, built_at)
+            db.run(con, "commit")
+            with _timed(timings, "write"):
+                con.close()
+        except BaseException:
+            con.close()
+            building.unlink(missing_ok=True)
+            if not is_uri(stage):
+                shutil.rmtree(stage, ignore_errors=True)
+            raise
+        info = {**info, "engine": "spark", "spark_master": options.master, "marts_dir": marts}
+        result = BuildResult(source, warehouse, loaded, model_rows, tests, 0.0, info, timings)
+        write_json(config.run_results_path(warehouse), tests, {**info, "timings": timings})
+        if result.summary["fail"]:
+            building.replace(warehouse.with_name(f"{warehouse.stem}.rejected{warehouse.suffix}"))
+            if not is_uri(stage):
+                shutil.rmtree(stage, ignore_errors=True)
+            raise DataTestFailure(result)
+        _publish_marts(stage, marts)
+        building.replace(warehouse)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _timed_tests(spark, manifest: Manifest, translated: dict[str, str], timings: dict[str, float]):
+    with _timed(timings, "data tests"):
+        return run_tests(spark, manifest.tests, translated)
