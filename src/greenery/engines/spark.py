@@ -39,7 +39,7 @@ from greenery.datatests import MAX_FAILING_KEYS, TestResult, store_results, summ
 from greenery.engines.transpile import raw_view
 from greenery.errors import DataTestFailure, GreeneryError, InputError
 from greenery.history import record_build
-from greenery.load import LoadReport
+from greenery.load import LoadReport, _check_header, read_header
 from greenery.locking import exclusive
 from greenery.manifest import DataTest, Manifest, ManifestError, load_manifest, spark_sql
 from greenery.warehouse import BuildResult, DataSource, _store_build_info, _timed, build_time
@@ -98,9 +98,12 @@ def session(options: SparkOptions):
                .config("spark.sql.session.timeZone", "UTC")
                .config("spark.sql.ansi.enabled", "true")
                .config("spark.ui.enabled", "false")
+               .config("spark.ui.showConsoleProgress", "false")
                .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS"))
-    if options.master.startswith("local"):
-        builder = builder.config("spark.sql.shuffle.partitions", str(max(2, 2 * (os.cpu_count() or 1))))
+    if options.master.startswith("local"):  # one machine: few shuffle partitions, and only the loopback address
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        builder = (builder.config("spark.sql.shuffle.partitions", str(max(2, 2 * (os.cpu_count() or 1))))
+                   .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1"))
     for key, value in options.conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
@@ -150,21 +153,22 @@ def _read_table(spark, table: RawTable, path: str, report: LoadReport):
     from pyspark.errors import PySparkException
     from pyspark.sql import functions as F
 
-    if not is_uri(path) and not Path(path).is_file():
-        raise InputError(path, None, None, "the file is missing from the export")
-    if not is_uri(path) and Path(path).stat().st_size == 0:
-        raise InputError(path, 1, None, "the file is empty: expected a header row")
-    text = (spark.read.option("header", True).option("inferSchema", False).option("multiLine", True)
-            .option("quote", '"').option("escape", '"').option("encoding", "UTF-8").option("mode", "FAILFAST")
-            .csv(path))
-    header = [name.removeprefix("\ufeff").strip() for name in text.columns]
-    text = text.toDF(*header)
-    missing = [name for name in table.column_names if name not in header]
-    if missing:
-        raise InputError(path, 1, missing[0], "expected column is missing from the header")
-    extra = [name for name in header if name not in table.column_names]
-    if extra:
-        report.warnings.append(f"{path}:1: ignored column(s) not in the contract: {', '.join(extra)}")
+    reader = (spark.read.option("header", True).option("multiLine", True).option("quote", '"')
+              .option("escape", '"').option("encoding", "UTF-8").option("mode", "FAILFAST"))
+    if is_uri(path):  # the header is read by Spark: every column as text, named as the header names it
+        text = reader.option("inferSchema", False).csv(path)
+        header = [name.removeprefix("\ufeff").strip() for name in text.columns]
+        text = text.toDF(*header)
+        if not header:
+            raise InputError(path, 1, None, "the file is empty: expected a header row")
+    else:  # the header is checked as the DuckDB loader checks it; Spark is told every column is text
+        from pyspark.sql.types import StringType, StructField, StructType
+
+        if not Path(path).is_file():
+            raise InputError(path, None, None, "the file is missing from the export")
+        header = read_header(Path(path))
+        text = reader.schema(StructType([StructField(name, StringType()) for name in header])).csv(path)
+    _check_header(table, Path(path), header, report)
 
     typed, texts, checks = [], [], []
     for column in table.columns:
