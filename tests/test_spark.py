@@ -123,7 +123,15 @@ def test_every_mart_is_the_same_row_for_row(built):
 
 def test_the_tables_the_chapters_read_besides_marts_are_the_same(built):
     con = _compare(built)
-    for table in ("model_runs", "data_test_results", "raw_row_counts", "history_builds", "history_changes"):
+    # A DuckDB build leaves views uncounted (the marts chapter counts them in the warehouse); a Spark
+    # build's warehouse holds no staging or intermediate views, so it counts every model itself.
+    assert db.scalar(con, "select count(*) from d.model_runs where row_count is null") > 0
+    assert db.scalar(con, "select count(*) from s.model_runs where row_count is null") == 0
+    for model, folder, materialized, rows in db.rows(con, "select * from d.model_runs"):
+        counted = rows if rows is not None else db.scalar(con, f"select count(*) from d.{model}")
+        assert db.rows(con, "select folder, materialized, row_count from s.model_runs where model = $m",
+                       {"m": model}) == [(folder, materialized, counted)], model
+    for table in ("data_test_results", "raw_row_counts", "history_builds", "history_changes"):
         assert _differences(con, f"(select * from d.{table})", f"(select * from s.{table})") == 0, table
     shown = "data_kind, data_label, data_dir, built_at, first_event_at, last_event_at, first_order_at, " \
             "last_order_at, rows_read"

@@ -11,6 +11,7 @@ from sqlglot import exp
 
 from greenery.engines.spark import duckdb_schemas, spark_type
 from greenery.engines.transpile import TranspileError, to_spark
+from greenery.errors import ExitCode
 from greenery.manifest import Manifest, ManifestError, load_manifest, spark_sql
 
 
@@ -63,3 +64,30 @@ def test_marts_are_given_the_types_duckdb_gives_them():
         ["decimal(12,2)", "timestamp_ntz", "bigint", "string"]
     with pytest.raises(ManifestError, match="no Spark type"):
         spark_type("INTERVAL")
+
+
+def test_a_spark_build_without_pyspark_or_java_says_what_to_install(tmp_path, monkeypatch, capsys):
+    from shop import write_shop
+
+    from greenery import cli
+    from greenery.engines import spark
+
+    monkeypatch.setattr(spark, "available", lambda: "Java is missing: install a JRE 17 (Debian: "
+                                                    "`apt-get install openjdk-17-jre-headless`)")
+    code = cli.main(["build", "--engine", "spark", "--data-dir", str(write_shop(tmp_path / "shop")),
+                     "--warehouse", str(tmp_path / "w.duckdb")])
+    assert code == ExitCode.REPORT_FAILED
+    assert "openjdk-17-jre-headless" in capsys.readouterr().err
+    assert not (tmp_path / "w.duckdb").exists()
+
+
+def test_spark_settings_are_key_value_pairs(capsys):
+    from greenery import cli
+
+    args = cli.parser().parse_args(["build", "--engine", "spark", "--spark-conf", "spark.a=b=c",
+                                    "--spark-conf", "spark.x=1", "--spark-master", "spark://h:7077"])
+    assert (args.engine, args.spark_master, dict(args.spark_conf)) == ("spark", "spark://h:7077",
+                                                                       {"spark.a": "b=c", "spark.x": "1"})
+    with pytest.raises(SystemExit):
+        cli.parser().parse_args(["build", "--spark-conf", "no-equals-sign"])
+    assert "expected KEY=VALUE" in capsys.readouterr().err

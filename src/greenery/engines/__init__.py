@@ -26,14 +26,21 @@ def add_engine_arguments(command: argparse.ArgumentParser) -> None:
     command.add_argument("--marts-dir",
                          help="where --engine spark writes the marts as Parquet (default: beside the warehouse, "
                               "<warehouse>.marts/; $GREENERY_MARTS_DIR)")
-    command.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE",
+    command.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE", type=_setting,
                          help="a Spark setting for --engine spark, repeatable (e.g. s3a credentials providers)")
+
+
+def _setting(text: str) -> tuple[str, str]:
+    key, equals, value = text.partition("=")
+    if not equals or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip(), value
 
 
 def _spark_options(args: argparse.Namespace):
     from greenery.engines.spark import SparkOptions
 
-    conf = dict(item.split("=", 1) for item in args.spark_conf)
+    conf = dict(args.spark_conf)
     return SparkOptions(master=args.spark_master, marts_dir=args.marts_dir, conf=conf)
 
 

@@ -231,7 +231,8 @@ def load_export(spark, data_dir: str | os.PathLike) -> LoadReport:
 def build_models(spark, manifest: Manifest, translated: dict[str, str], marts: str,
                  schemas: dict[str, list[tuple[str, str]]]) -> dict[str, int | None]:
     """Every model as a Spark view in build order; each mart cast to DuckDB's types and written as
-    Parquet under `marts`, then read back from there (a mart is computed once, as a DuckDB table is)."""
+    Parquet under `marts`, then read back from there (a mart is computed once, as a DuckDB table is).
+    Returns every model's row count."""
     from pyspark.sql import functions as F
 
     rows: dict[str, int | None] = {}
@@ -249,7 +250,9 @@ def build_models(spark, manifest: Manifest, translated: dict[str, str], marts: s
         elif model.materialized == "table":
             frame = frame.persist()
         frame.createOrReplaceTempView(model.name)
-        rows[model.name] = frame.count() if model.materialized == "table" else None
+        # Every model is counted, views too: the warehouse holds only the marts, so the chapters, which
+        # count a view themselves when model_runs has no count for it, could not count these.
+        rows[model.name] = frame.count()
     return rows
 
 
