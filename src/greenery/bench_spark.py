@@ -80,8 +80,10 @@ def main(argv: list[str] | None = None) -> None:
         notes += said
     from importlib.metadata import version
 
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     machine = (f"Measured by `make bench-spark` on {time.strftime('%Y-%m-%d')}: {os.cpu_count()} cores, "
-               f"Spark {version('pyspark')} on {args.spark_master}, DuckDB {version('duckdb')}.")
+               f"Spark {version('pyspark')} on {args.spark_master}, DuckDB {version('duckdb')}; "
+               f"load average at the end {load} (other work shares these cores: ratios vary between runs).")
     table = markdown(results, notes)
     print(f"\n{machine}\n\n{table}")
     if args.readme:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -92,7 +93,9 @@ def session(options: SparkOptions):
     missing = available()
     if missing:
         raise SparkUnavailable(missing)
-    from pyspark.sql import SparkSession
+    with warnings.catch_warnings():  # pyspark warns that it does not support pandas 3; no pandas is used here
+        warnings.simplefilter("ignore", FutureWarning)
+        from pyspark.sql import SparkSession
 
     builder = (SparkSession.builder.master(options.master).appName("greenery")
                .config("spark.sql.session.timeZone", "UTC")
