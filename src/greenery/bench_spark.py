@@ -50,7 +50,8 @@ def markdown(results: list[Measure], notes: list[str]) -> str:
              "|---|---|---:|---:|---:|---:|"]
     lines += [f"| {r.scale} | {r.step} | {r.wall_s:.2f} | {r.cpu_s:.2f} | {r.rss_all_mb:,.0f} | "
               f"{'' if r.floor_ratio is None else f'{r.floor_ratio:g}'} |" for r in results]
-    lines += ["", *[f"- {note}" for note in notes]]
+    lines += ["", *[f"- {note}" for note in notes], "",
+              "CPU (s) counts the Python process only, not Spark's JVM; the memory column counts both."]
     return "\n".join(lines)
 
 
