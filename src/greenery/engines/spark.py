@@ -80,7 +80,9 @@ def uri_source(uri: str) -> DataSource:
 def available() -> str | None:
     """None when a Spark build can start here, else what to install (for skips and messages)."""
     try:
-        import pyspark  # noqa: F401
+        with warnings.catch_warnings():  # pyspark warns that it does not support pandas 3; no pandas is used here
+            warnings.simplefilter("ignore", FutureWarning)
+            import pyspark  # noqa: F401
     except ImportError:
         return "pyspark is not installed: `make spark-test` installs requirements-spark.txt into .venv"
     if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
