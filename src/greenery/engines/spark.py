@@ -360,6 +360,7 @@ def build(source: DataSource, warehouse: Path, options: SparkOptions | None = No
     with exclusive(warehouse, "the warehouse"):
         with _timed(timings, "spark start"):
             spark = session(options)
+            spark.catalog.clearCache()  # raw tables a previous build in this session kept in memory
         log(f"Spark {spark.version} on {options.master}: marts to {marts}")
         stage = _stage_for(marts)
         if not is_uri(stage):
