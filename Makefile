@@ -6,10 +6,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: report test baselines bench lint clean help pdf lab
+.PHONY: report test baselines bench bench-spark spark-test java lint clean help pdf lab
 
 help:  ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,12 +23,35 @@ report: $(STAMP)  ## build the warehouse and publish the book to _build/html
 test: $(STAMP)  ## unit tests, model fixtures, CLI exit codes and nbval baselines
 	$(BIN)/python -m pytest
 
+SPARK_STAMP := $(VENV)/.spark-installed
+
+$(SPARK_STAMP): $(STAMP) requirements-spark.txt
+	$(BIN)/python -m pip install --quiet -r requirements-spark.txt
+	@touch $@
+
+java:  ## Java 17 for Spark: installed from Debian's packages when missing (as root), else says what to install
+	@if command -v java >/dev/null 2>&1; then \
+	  java -version 2>&1 | head -1; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless; \
+	else \
+	  echo "Spark needs Java 17: install openjdk-17-jre-headless (Debian/Ubuntu: sudo apt-get install" \
+	       "openjdk-17-jre-headless), or any Java 17+ runtime with JAVA_HOME set; then rerun make spark-test"; \
+	  exit 1; \
+	fi
+
+spark-test: $(SPARK_STAMP) java  ## the Spark engine against DuckDB (installs pyspark into .venv, Java if missing)
+	GREENERY_REQUIRE_SPARK=1 $(BIN)/python -m pytest tests/test_transpile.py tests/test_spark.py
+
 baselines: $(STAMP)  ## re-execute the notebooks on the sample into tests/baselines (review the diff)
 	$(BIN)/python -m greenery.tools.baselines
 
 SCALES ?= 1 10 100
 bench: $(STAMP)  ## speed and memory at $(SCALES) (SCALES="1 10 100 1000" adds 1000) against DuckDB's floor; rewrites README's table
 	$(BIN)/python -m greenery.tools.bench --scales $(SCALES) --readme
+
+bench-spark: $(SPARK_STAMP) java  ## Spark local against DuckDB at scales 1, 10, 100; rewrites README's Spark table
+	$(BIN)/python -m greenery.tools.bench_spark --readme
 
 lint: $(STAMP)  ## ruff on Python, sqlfluff on the models
 	$(BIN)/ruff check src tests

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from greenery import config
 from greenery.errors import DataTestFailure, ExitCode, GreeneryError, Interrupted
+from greenery.warehouse.engines import add_engine_arguments
 
 DATA_HELP = "the export's folder (default: $GREENERY_DATA_DIR, else data/raw/, else a generated sample)"
 EXIT_CODES = ("Exit codes: 0 ok, 1 data test failed, 2 bad input or argument, 3 busy, 4 report failed, "
@@ -32,15 +33,16 @@ def _print_failure(failure: DataTestFailure, what_is_kept: str) -> None:
 def cmd_build(args: argparse.Namespace) -> int:
     from greenery.outputs.locking import exclusive
     from greenery.outputs.ownership import check_warehouse_target
-    from greenery.warehouse.build import build, choose_data, summary_lines
+    from greenery.warehouse.build import summary_lines
+    from greenery.warehouse.engines import choose_source, engine_build
 
     warehouse = config.warehouse_path(args.warehouse).absolute()
     check_warehouse_target(warehouse)
     with exclusive(warehouse, "the warehouse"):
-        source = choose_data(args.data_dir)
+        source = choose_source(args)  # a Spark build may read a URI
         print(f"Data: {source.path} ({source.label}; chosen by {source.chosen_by})")
         try:
-            result = build(source, warehouse, built_at=config.pinned_build_time())
+            result = engine_build(args)(source, warehouse, built_at=config.pinned_build_time())
         except DataTestFailure as failure:
             _print_failure(failure, f"the previous warehouse at {warehouse} is kept.")
             return ExitCode.DATA_TEST_FAILED
@@ -62,10 +64,11 @@ def cmd_sample(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from greenery.report.notify import run_recorded
     from greenery.report.publish import publish
+    from greenery.warehouse.engines import engine_options
 
     def run() -> int:
         publish(data_dir=args.data_dir, out=args.out, warehouse=args.warehouse, analysis=args.param,
-                timeout=args.chapter_timeout, built_at=config.pinned_build_time())
+                timeout=args.chapter_timeout, built_at=config.pinned_build_time(), **engine_options(args))
         return ExitCode.OK
 
     try:
@@ -97,6 +100,7 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("--data-dir", help=DATA_HELP)
     build.add_argument("--warehouse", help=f"the DuckDB file to write (default: {config.WAREHOUSE_PATH}); "
                                            "only a missing file or a warehouse greenery built")
+    add_engine_arguments(build)
     build.set_defaults(run=cmd_build)
 
     sample = commands.add_parser("sample", help="write a Greenery-shaped sample export", epilog=EXIT_CODES)
@@ -118,6 +122,7 @@ def parser() -> argparse.ArgumentParser:
                         metavar="SECONDS", help=f"stop a chapter that runs longer (default {config.CHAPTER_TIMEOUT})")
     report.add_argument("--notify", metavar="URL", help="POST a short JSON message (Slack-compatible `text`) "
                         "to this webhook when the build is refused, warns or fails")
+    add_engine_arguments(report)
     report.set_defaults(run=cmd_report)
     return top
 

@@ -153,3 +153,12 @@ def duckdb_settings() -> dict[str, object]:
         "temp_directory": str(env_path("GREENERY_DUCKDB_TEMP") or DUCKDB_TEMP_DIR),
         "preserve_insertion_order": False,
     }
+
+
+def marts_path(explicit: str | os.PathLike | None = None, warehouse: Path | None = None) -> Path:
+    """Where `greenery build --engine spark` lands the marts as Parquet: --marts-dir, else
+    $GREENERY_MARTS_DIR, else beside the warehouse (data/warehouse/greenery.marts/ by default)."""
+    if explicit:
+        return Path(explicit).expanduser()
+    warehouse = warehouse or warehouse_path()
+    return env_path("GREENERY_MARTS_DIR") or warehouse.with_name(f"{warehouse.stem}.marts")

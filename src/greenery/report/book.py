@@ -101,7 +101,8 @@ def table(frame: pd.DataFrame, formats: dict[str, str] | None = None) -> None:
 
 def order_window(con: duckdb.DuckDBPyConnection) -> str:
     """How long the export's orders span, in words ("47 hours", "3.5 days"), for prose that depends on it."""
-    first, last = con.execute("select first_order_at, last_order_at from build_info").fetchall()[0]
+    info = analyses.record(con, "build_info")
+    first, last = info.first_order_at, info.last_order_at
     if first is None:
         return "no orders"
     hours = (last - first).total_seconds() / 3600

@@ -62,15 +62,18 @@ def render(stage: Path, builder: str = "html") -> Path:
     return stage / "_build" / builder
 
 
-def _warehouse(source, warehouse_path: Path, built_at: datetime | None, log: Callable[..., None]):
+def _warehouse(source, warehouse_path: Path, built_at: datetime | None, log: Callable[..., None],
+               engine: str = "duckdb", spark=None):
     """Reuse the warehouse if it was built from this export and this code, else build it.
 
     Returns the key the chapters depend on (the export and code's fingerprint and the build's id in
     the history, so that a "what changed" page is never reused against another history) and the
     BuildResult when a build ran."""
-    from greenery.warehouse.build import build, built_identity, summary_lines
+    from greenery.warehouse.build import built_identity, summary_lines
+    from greenery.warehouse.engines import builder, input_fingerprint
 
-    wanted = fingerprint.warehouse(source.path, built_at)
+    build = builder(engine, spark, log)  # DuckDB's build, or Spark's; the engine is part of the fingerprint
+    wanted = input_fingerprint(engine, source, spark, built_at)
     identity = built_identity(warehouse_path)
     if identity and identity[0] == wanted:
         log(f"Warehouse up to date (same export, same code): reusing {warehouse_path}")
@@ -84,11 +87,12 @@ def _warehouse(source, warehouse_path: Path, built_at: datetime | None, log: Cal
 
 def publish(data_dir=None, out=None, warehouse=None, analysis: Sequence[str] = (),
             timeout: float = config.CHAPTER_TIMEOUT, built_at: datetime | None = None,
-            log: Callable[..., None] = print, builder: str = "html") -> ReportResult:
+            log: Callable[..., None] = print, builder: str = "html", engine: str = "duckdb",
+            spark=None) -> ReportResult:
     """Publish the book; raise a GreeneryError (greenery.errors) when it cannot be.
 
     `analysis` holds `NAME=VALUE` settings for the chapters' parameters cells."""
-    from greenery.warehouse.build import choose_data
+    from greenery.warehouse.engines import choose_source_for
 
     published = Path(out).expanduser().absolute() if out else config.HTML_DIR
     warehouse_path = config.warehouse_path(warehouse).absolute()
@@ -98,9 +102,9 @@ def publish(data_dir=None, out=None, warehouse=None, analysis: Sequence[str] = (
     ownership.check_warehouse_target(warehouse_path)
     with exclusive(published, "the book"), exclusive(warehouse_path, "the warehouse"):
         ownership.check_book_target(published)  # again, now that no other run can change it
-        source = choose_data(data_dir, log)
+        source = choose_source_for(engine, data_dir, log)  # a Spark build may read a URI
         log(f"Data: {source.path} ({source.label}; chosen by {source.chosen_by})")
-        warehouse_key, built = _warehouse(source, warehouse_path, built_at, log)
+        warehouse_key, built = _warehouse(source, warehouse_path, built_at, log, engine, spark)
 
         common = {"data_dir": str(source.path), "warehouse": str(warehouse_path)}
         parameters = {e: chapters.chapter_parameters(e, common, values) for e in entries}

@@ -15,7 +15,6 @@ report" page, which works against their own warehouse.
 from __future__ import annotations
 
 import html
-import os
 import re
 import subprocess
 from dataclasses import asdict, dataclass
@@ -64,8 +63,8 @@ def _git_commit() -> str | None:
 
 
 def build_time() -> datetime:
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    return datetime.fromtimestamp(int(epoch), UTC) if epoch else datetime.now(UTC).replace(microsecond=0)
+    """The book's build time: pinned by $SOURCE_DATE_EPOCH (config.pinned_build_time), else now."""
+    return config.pinned_build_time() or datetime.now(UTC).replace(microsecond=0)
 
 
 def provenance(source, warehouse: Path) -> Provenance:

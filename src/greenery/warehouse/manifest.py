@@ -243,3 +243,20 @@ def load_manifest(models_dir: Path = MODELS_DIR) -> Manifest:
     manifest = Manifest(models, tests)
     _check(manifest)
     return manifest
+
+
+def spark_sql(manifest: Manifest) -> dict[str, str]:
+    """Every model's and data test's SQL as Spark SQL (`greenery build --engine spark`), by name.
+
+    Raises ManifestError naming the file whose SQL does not transpile, or transpiles into something
+    that would mean another thing on Spark (see greenery.engines.transpile)."""
+    from greenery.warehouse.engines.transpile import TranspileError, to_spark  # sqlglot: only when Spark is asked for
+
+    translated = {}
+    for name, sql, where in [*((m.name, m.sql, m.path) for m in manifest.models.values()),
+                             *((t.name, t.sql, f"data test {t.name} on {t.model}") for t in manifest.tests)]:
+        try:
+            translated[name] = to_spark(sql)
+        except TranspileError as error:
+            raise ManifestError(f"{where}: does not transpile to Spark SQL: {error}") from None
+    return translated

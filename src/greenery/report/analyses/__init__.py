@@ -31,6 +31,14 @@ def record(con: duckdb.DuckDBPyConnection, name: str, params: db.Params = None) 
     return SimpleNamespace(**rows[0])
 
 
+def model_rows(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Rows of every model in build order. The build does not count views (counting computes them),
+    so they are counted here; the names come from the build's own list of models, never from data."""
+    runs = frame(con, "model_runs")
+    return {model: int(count) if pd.notna(count) else int(db.scalar(con, f'select count(*) from "{model}"'))
+            for model, count in zip(runs["model"], runs["row_count"], strict=True)}
+
+
 @dataclass(frozen=True)
 class RepeatRate:
     users: int

@@ -13,7 +13,7 @@ final as (
     -- One row per order placed through a checkout event, with the session it closed.
     select
         order_id,
-        any_value(session_id) as session_id,
+        min(session_id) as session_id,
         min(created_at) as checked_out_at
     from checkouts
     where order_id is not null

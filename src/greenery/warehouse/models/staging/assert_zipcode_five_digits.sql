@@ -6,7 +6,7 @@ addresses as (
 
 final as (
     select address_id from addresses
-    where not regexp_full_match(zipcode, '[0-9]{5}')
+    where not regexp_matches(zipcode, '^[0-9]{5}$')
 )
 
 select * from final

@@ -15,8 +15,8 @@ item_totals as (
 with_delivery as (
     select
         *,
-        date_diff('second', created_at, delivered_at) / 86400.0 as days_to_delivery,
-        date_diff('second', estimated_delivery_at, delivered_at) / 86400.0 as days_late
+        cast(date_diff('second', created_at, delivered_at) as double) / 86400 as days_to_delivery,
+        cast(date_diff('second', estimated_delivery_at, delivered_at) as double) / 86400 as days_late
     from orders
 ),
 

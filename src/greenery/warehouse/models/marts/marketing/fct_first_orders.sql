@@ -52,7 +52,7 @@ final as (
         first_orders.order_id,
         first_orders.created_at,
         hour(first_orders.created_at) as hour_utc,
-        dayname(first_orders.created_at) as weekday,  -- noqa: RF04
+        strftime(first_orders.created_at, '%A') as weekday,  -- noqa: RF04
         first_orders.order_total_usd,
         first_orders.product_count,
         first_orders.unit_count,

@@ -17,13 +17,13 @@ shopper_events as (
 per_session as (
     select
         session_id,
-        any_value(user_id) as user_id,
+        min(user_id) as user_id,
         min(created_at) as started_at,
         max(created_at) as ended_at,
         count(*) filter (where event_type = 'page_view') as page_views,
         count(*) filter (where event_type = 'add_to_cart') as add_to_carts,
         count(*) filter (where event_type = 'checkout') as checkouts,
-        any_value(order_id) filter (where event_type = 'checkout') as order_id
+        min(order_id) filter (where event_type = 'checkout') as order_id
     from shopper_events
     group by session_id
 ),
@@ -45,7 +45,7 @@ final as (
         per_session.user_id,
         per_session.started_at,
         per_session.ended_at,
-        date_diff('second', per_session.started_at, per_session.ended_at) / 60.0 as duration_minutes,
+        cast(date_diff('second', per_session.started_at, per_session.ended_at) as double) / 60 as duration_minutes,
         per_session.page_views,
         per_session.add_to_carts,
         per_session.checkouts,

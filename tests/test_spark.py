@@ -1,0 +1,240 @@
+"""Both engines mean the same thing: the hand-made shop and the scale-1 sample built on DuckDB and on
+Spark give the same marts row for row, the same data-test results and JSON, the same history and
+the same book; an error-level failure and an unreadable value stop a Spark build as they stop a
+DuckDB one.
+
+Needs pyspark and Java (`make spark-test` installs them); skipped, saying which is missing, without.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from conftest import tree_digest
+from shop import write_shop
+
+from greenery import cli, config, db
+from greenery.errors import ExitCode
+from greenery.warehouse.build import DataSource
+from greenery.warehouse.build import build as duckdb_build
+from greenery.warehouse.engines.spark import SparkOptions, available
+from greenery.warehouse.engines.spark import build as spark_build
+from greenery.warehouse.manifest import load_manifest
+
+pytestmark = pytest.mark.spark
+MISSING = available()
+if MISSING and os.environ.get("GREENERY_REQUIRE_SPARK"):  # `make spark-test`: Spark must run, not be skipped
+    raise RuntimeError(f"make spark-test cannot run Spark: {MISSING}")
+if MISSING:
+    pytest.skip(f"Spark tests skipped: {MISSING}", allow_module_level=True)
+
+EPOCH = "1700000000"  # both engines stamp their builds with the same time, so history and books compare
+BUILT_AT = datetime.fromtimestamp(int(EPOCH), UTC)
+MARTS = [m.name for m in load_manifest().build_order() if m.layer == "marts"]
+
+
+class Built:
+    """One export built on both engines, each with its own warehouse, history and (Spark) Parquet marts."""
+
+    def __init__(self, root: Path, export: Path):
+        self.root, self.export = root, export
+        self.duckdb = root / "duckdb" / "w.duckdb"
+        self.spark = root / "spark" / "w.duckdb"
+        self.marts = root / "spark" / "marts"
+
+    def history(self, engine: str) -> Path:
+        return self.root / engine / "history.duckdb"
+
+    def build(self) -> Built:
+        source = DataSource(self.export, "--data-dir", None)
+        for path in (self.duckdb, self.spark):
+            path.parent.mkdir(parents=True, exist_ok=True)
+        duckdb_build(source, self.duckdb, history=self.history("duckdb"), built_at=BUILT_AT)
+        spark_build(source, self.spark, SparkOptions(marts_dir=str(self.marts)), history=self.history("spark"),
+                    built_at=BUILT_AT)
+        return self
+
+
+@pytest.fixture(scope="session", autouse=True)
+def pinned_build_time():
+    before = os.environ.get("SOURCE_DATE_EPOCH")
+    os.environ["SOURCE_DATE_EPOCH"] = EPOCH
+    yield
+    if before is None:
+        os.environ.pop("SOURCE_DATE_EPOCH", None)
+    else:
+        os.environ["SOURCE_DATE_EPOCH"] = before
+
+
+@pytest.fixture(scope="session")
+def shop_built(tmp_path_factory, pinned_build_time) -> Built:
+    root = tmp_path_factory.mktemp("engines-shop")
+    return Built(root, write_shop(root / "export")).build()
+
+
+@pytest.fixture(scope="session")
+def sample_built(tmp_path_factory, pinned_build_time) -> Built:
+    from greenery.tools.sample import generate
+
+    root = tmp_path_factory.mktemp("engines-sample")
+    generate(root / "export", config.SAMPLE_SCALE, config.SAMPLE_SEED)
+    return Built(root, root / "export").build()
+
+
+@pytest.fixture(params=["shop", "sample"])
+def built(request) -> Built:
+    return request.getfixturevalue(f"{request.param}_built")
+
+
+def _differences(con, left: str, right: str) -> int:
+    """Rows in one and not the other, as multisets (order-insensitive, duplicates counted)."""
+    return db.scalar(con, f"select (select count(*) from ({left} except all {right})) "
+                          f"+ (select count(*) from ({right} except all {left}))")
+
+
+def _compare(built: Built):
+    con = db.connect()
+    db.run(con, "attach $path as d (read_only)", {"path": str(built.duckdb)})
+    db.run(con, "attach $path as s (read_only)", {"path": str(built.spark)})
+    return con
+
+
+def test_every_mart_is_the_same_row_for_row(built):
+    """The Parquet Spark wrote, cast to the types DuckDB gives each column, equals DuckDB's mart; and
+    so does the warehouse table made from it. Timestamps are UTC instants on both sides."""
+    con = _compare(built)
+    for mart in MARTS:
+        columns = db.rows(con, "select column_name, data_type from information_schema.columns "
+                               "where table_catalog = 'd' and table_name = $t order by ordinal_position", {"t": mart})
+        cast = ", ".join(f'"{name}"::{kind}' for name, kind in columns)
+        files = str(built.marts / mart / "*.parquet")
+        db.run(con, f"create temp table parquet_{mart} as select {cast} from read_parquet($files)", {"files": files})
+        duck, rows = f"(select * from d.{mart})", db.scalar(con, f"select count(*) from d.{mart}")
+        assert rows > 0, f"{mart} is empty: the comparison would prove nothing"
+        assert db.scalar(con, f"select count(*) from parquet_{mart}") == rows, mart
+        assert _differences(con, duck, f"(select * from parquet_{mart})") == 0, f"{mart}: Parquet differs"
+        assert _differences(con, duck, f"(select * from s.{mart})") == 0, f"{mart}: warehouse table differs"
+        spark_columns = db.rows(con, "select column_name, data_type from information_schema.columns "
+                                     "where table_catalog = 's' and table_name = $t order by ordinal_position",
+                                {"t": mart})
+        assert spark_columns == columns, mart
+
+
+def test_the_tables_the_chapters_read_besides_marts_are_the_same(built):
+    con = _compare(built)
+    # A DuckDB build leaves views uncounted (the marts chapter counts them in the warehouse); a Spark
+    # build's warehouse holds no staging or intermediate views, so it counts every model itself.
+    assert db.scalar(con, "select count(*) from d.model_runs where row_count is null") > 0
+    assert db.scalar(con, "select count(*) from s.model_runs where row_count is null") == 0
+    for model, folder, materialized, rows in db.rows(con, "select * from d.model_runs"):
+        counted = rows if rows is not None else db.scalar(con, f"select count(*) from d.{model}")
+        assert db.rows(con, "select folder, materialized, row_count from s.model_runs where model = $m",
+                       {"m": model}) == [(folder, materialized, counted)], model
+    for table in ("data_test_results", "raw_row_counts", "history_builds", "history_changes"):
+        assert _differences(con, f"(select * from d.{table})", f"(select * from s.{table})") == 0, table
+    shown = "data_kind, data_label, data_dir, built_at, first_event_at, last_event_at, first_order_at, " \
+            "last_order_at, rows_read"
+    assert _differences(con, f"(select {shown} from d.build_info)", f"(select {shown} from s.build_info)") == 0
+    for table in ("orders_snapshot", "products_snapshot", "users_snapshot", "events_snapshot", "builds"):
+        db.run(con, "attach if not exists $path as hd (read_only)", {"path": str(built.history("duckdb"))})
+        db.run(con, "attach if not exists $path as hs (read_only)", {"path": str(built.history("spark"))})
+        assert db.scalar(con, f"select count(*) from hd.{table}") > 0, table
+        assert _differences(con, f"(select * from hd.{table})", f"(select * from hs.{table})") == 0, table
+
+
+def test_data_test_results_and_json_are_the_same(built):
+    duck = json.loads(config.run_results_path(built.duckdb).read_text())
+    spark = json.loads(config.run_results_path(built.spark).read_text())
+    assert spark["results"] == duck["results"]
+    assert spark["summary"] == duck["summary"]
+    assert spark["build"]["engine"] == "spark" and spark["build"]["marts_dir"] == str(built.marts)
+
+
+def test_the_sample_warns_on_both_engines_with_the_same_keys(sample_built):
+    """The sample has warn-level findings: the keys listed (first five, sorted) must agree, not just the count."""
+    duck = json.loads(config.run_results_path(sample_built.duckdb).read_text())["results"]
+    warned = [r for r in duck if r["status"] == "warn"]
+    assert warned, "the sample should trip at least one warn-level test"
+    spark = {r["name"]: r for r in json.loads(config.run_results_path(sample_built.spark).read_text())["results"]}
+    for result in warned:
+        assert spark[result["name"]]["failing_keys"] == result["failing_keys"]
+
+
+def _duplicate_order(rows):
+    rows["orders"].append(dict(rows["orders"][0]))
+
+
+def test_an_error_level_failure_stops_a_spark_build_as_on_duckdb(shop_built, tmp_path, capsys):
+    broken = write_shop(tmp_path / "broken", edit=_duplicate_order)
+    warehouse_before, marts_before = shop_built.spark.read_bytes(), tree_digest(shop_built.marts)
+    code = cli.main(["build", "--engine", "spark", "--data-dir", str(broken), "--warehouse", str(shop_built.spark),
+                     "--marts-dir", str(shop_built.marts)])
+    out = capsys.readouterr()
+    assert code == ExitCode.DATA_TEST_FAILED
+    assert "FAIL unique_stg_orders_order_id (stg_orders): 1 row(s), e.g. o1" in out.out
+    assert "the previous warehouse" in out.err
+    assert shop_built.spark.read_bytes() == warehouse_before
+    assert tree_digest(shop_built.marts) == marts_before
+    assert shop_built.spark.with_name("w.rejected.duckdb").is_file()
+    # The same failures, with the same keys, as DuckDB finds in the same export.
+    spark = json.loads(config.run_results_path(shop_built.spark).read_text())["results"]
+    duck_warehouse = tmp_path / "duck" / "w.duckdb"
+    duck_warehouse.parent.mkdir()
+    assert cli.main(["build", "--data-dir", str(broken), "--warehouse", str(duck_warehouse)]) == 1
+    assert json.loads(config.run_results_path(duck_warehouse).read_text())["results"] == spark
+
+
+def test_an_unreadable_value_is_refused_naming_file_column_and_value(tmp_path, capsys):
+    def text_price(rows):
+        rows["products"][1]["price"] = "twelve"
+
+    export = write_shop(tmp_path / "export", edit=text_price)
+    code = cli.main(["build", "--engine", "spark", "--data-dir", str(export),
+                     "--warehouse", str(tmp_path / "w.duckdb"), "--marts-dir", str(tmp_path / "marts")])
+    assert code == ExitCode.BAD_INPUT
+    assert capsys.readouterr().err.strip() == \
+        f"error: {export / 'products.csv'}: column 'price': cannot read 'twelve' as DECIMAL(12,2)"
+    assert not (tmp_path / "w.duckdb").exists() and not (tmp_path / "marts").exists()
+
+
+def test_a_missing_column_is_named_as_on_duckdb(tmp_path, capsys):
+    export = write_shop(tmp_path / "export")
+    text = (export / "orders.csv").read_text().replace("order_total", "total", 1)
+    (export / "orders.csv").write_text(text)
+    code = cli.main(["build", "--engine", "spark", "--data-dir", str(export), "--warehouse", str(tmp_path / "w.duckdb")])
+    assert code == ExitCode.BAD_INPUT
+    assert "orders.csv:1: column 'order_total': expected column is missing from the header" in capsys.readouterr().err
+
+
+def test_offset_timestamps_are_converted_to_utc_as_on_duckdb(tmp_path):
+    def offset(rows):
+        rows["orders"][0]["created_at"] = "2021-02-10T11:00:00+02:00"  # 09:00 UTC, as in the shop
+
+    built = Built(tmp_path, write_shop(tmp_path / "export", edit=offset)).build()
+    con = _compare(built)
+    assert _differences(con, "(select * from d.fct_orders)", "(select * from s.fct_orders)") == 0
+    assert str(db.scalar(con, "select created_at from s.fct_orders where order_id = 'o1'")) == "2021-02-10 09:00:00"
+
+
+@pytest.mark.slow
+def test_a_book_built_with_each_engine_has_the_same_figures(sample_built):
+    """`greenery report --engine spark` publishes the same book as DuckDB: every page, byte for byte
+    (the Spark warehouse above is reused: same export, same code)."""
+    from greenery.report.publish import publish
+
+    books = {}
+    for engine, warehouse in (("duckdb", sample_built.duckdb), ("spark", sample_built.spark)):
+        out, log = sample_built.root / engine / "book", []
+        spark = SparkOptions(marts_dir=str(sample_built.marts)) if engine == "spark" else None
+        publish(data_dir=sample_built.export, out=out, warehouse=warehouse, engine=engine, spark=spark,
+                built_at=BUILT_AT, log=lambda *parts, log=log: log.append(" ".join(map(str, parts))))
+        assert any("reusing" in line for line in log), log  # the build above, not a second one
+        books[engine] = {path.relative_to(out): path.read_bytes() for path in sorted(out.rglob("*.html"))}
+    assert len(books["duckdb"]) >= 9
+    assert books["spark"].keys() == books["duckdb"].keys()
+    differing = [str(page) for page in books["duckdb"] if books["duckdb"][page] != books["spark"][page]]
+    assert not differing
