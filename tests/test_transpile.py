@@ -76,7 +76,7 @@ def test_a_spark_build_without_pyspark_or_java_says_what_to_install(tmp_path, mo
                                                     "`apt-get install openjdk-17-jre-headless`)")
     code = cli.main(["build", "--engine", "spark", "--data-dir", str(write_shop(tmp_path / "shop")),
                      "--warehouse", str(tmp_path / "w.duckdb")])
-    assert code == ExitCode.REPORT_FAILED
+    assert code == ExitCode.BAD_INPUT
     assert "openjdk-17-jre-headless" in capsys.readouterr().err
     assert not (tmp_path / "w.duckdb").exists()
 

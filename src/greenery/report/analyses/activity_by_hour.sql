@@ -41,7 +41,9 @@ moments as (
 
 span as (
     select
-        date_trunc('hour', min(happened_at)) as first_hour,
+        -- at most the last 366 days: the series is bounded whatever the timestamps say
+        greatest(date_trunc('hour', min(happened_at)), date_trunc('hour', max(happened_at)) - interval 366 day)
+            as first_hour,
         date_trunc('hour', max(happened_at)) as last_hour
     from moments
 ),

@@ -37,7 +37,7 @@ from pathlib import Path
 import duckdb
 
 from greenery import config, db
-from greenery.errors import DataTestFailure, GreeneryError, InputError, UsageError
+from greenery.errors import DataTestFailure, ExitCode, GreeneryError, InputError, UsageError
 from greenery.outputs import atomic, fingerprint, ownership
 from greenery.outputs.locking import exclusive
 from greenery.outputs.ownership import check_warehouse_target
@@ -58,7 +58,9 @@ SNAPSHOT_SOURCES = {"stg_orders": "fct_orders", "stg_products": "dim_products", 
 
 
 class SparkUnavailable(GreeneryError):
-    """pyspark or Java is missing: the message says what to install."""
+    """pyspark or Java is missing: `--engine spark` cannot be used here (exit 2); the message says what to install."""
+
+    exit_code = ExitCode.BAD_INPUT
 
 
 @dataclass(frozen=True)
