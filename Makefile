@@ -55,7 +55,7 @@ bench-spark: $(SPARK_STAMP) java  ## Spark local against DuckDB at scales 1, 10,
 
 lint: $(STAMP)  ## ruff on Python, sqlfluff on the models
 	$(BIN)/ruff check src tests
-	$(BIN)/sqlfluff lint src/greenery/models src/greenery/analyses
+	$(BIN)/sqlfluff lint src/greenery/warehouse/models src/greenery/warehouse/data_tests src/greenery/report/analyses
 
 pdf: $(STAMP)  ## the whole book as one PDF: _build/pdf/greenery-report.pdf (prints with Chromium)
 	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null \

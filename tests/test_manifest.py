@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from greenery.config import MODELS_DIR
-from greenery.warehouse.manifest import ManifestError, load_manifest, table_references
+from greenery.warehouse.manifest import ManifestError, data_tests_dir, load_manifest, table_references
 
 
 def test_dependencies_are_read_from_the_sql():
@@ -48,6 +48,7 @@ def test_one_staging_model_per_raw_table():
 def _copy_models(tmp_path):
     target = tmp_path / "models"
     shutil.copytree(MODELS_DIR, target)
+    shutil.copytree(data_tests_dir(MODELS_DIR), data_tests_dir(target))
     load_manifest.cache_clear()
     return target
 
@@ -56,6 +57,13 @@ def test_undocumented_sql_file_is_refused(tmp_path):
     models = _copy_models(tmp_path)
     (models / "marts/core/fct_new.sql").write_text("select * from fct_orders")
     with pytest.raises(ManifestError, match="undocumented: \\['fct_new'\\]"):
+        load_manifest(models)
+
+
+def test_a_singular_test_declared_nowhere_is_refused(tmp_path):
+    models = _copy_models(tmp_path)
+    (data_tests_dir(models) / "assert_forgotten.sql").write_text("select 1 where false")
+    with pytest.raises(ManifestError, match="assert_forgotten.sql is declared under no folder's data_tests"):
         load_manifest(models)
 
 

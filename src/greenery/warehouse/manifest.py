@@ -133,6 +133,11 @@ def _generic_test(model: Model, column: str, kind: str, config: dict, where: str
     return DataTest(name, kind, table, column, severity, rationale, sql, (config.get("handling") or "").strip(), params)
 
 
+def data_tests_dir(models_dir: Path) -> Path:
+    """Where the singular tests' SQL lives: `data_tests/` beside `models/` (dbt's tests/ folder)."""
+    return models_dir.parent / "data_tests"
+
+
 def _read_folder(folder: Path, models_dir: Path) -> tuple[list[Model], list[DataTest]]:
     yml_files = sorted(folder.glob("_*.yml"))
     if len(yml_files) != 1:
@@ -144,8 +149,8 @@ def _read_folder(folder: Path, models_dir: Path) -> tuple[list[Model], list[Data
     sql_files = {p.stem: p for p in folder.glob("*.sql")}
     declared_models = {m["name"]: m for m in doc.get("models", [])}
     declared_tests = {t["name"]: t for t in doc.get("data_tests", [])}
-    undeclared = set(sql_files) - set(declared_models) - set(declared_tests)
-    missing = (set(declared_models) | set(declared_tests)) - set(sql_files)
+    undeclared = set(sql_files) - set(declared_models)
+    missing = set(declared_models) - set(sql_files)
     if undeclared or missing:
         raise ManifestError(
             f"{yml_files[0]}: SQL files and YAML disagree "
@@ -185,9 +190,12 @@ def _read_folder(folder: Path, models_dir: Path) -> tuple[list[Model], list[Data
     tests = [t for model in models for t in _column_tests(model, declared_models[model.name], yml_files[0])]
     for name, entry in declared_tests.items():
         severity, rationale = _severity(entry, f"{yml_files[0]}: {name}")
+        path = data_tests_dir(models_dir) / f"{name}.sql"
+        if not path.is_file():
+            raise ManifestError(f"{yml_files[0]}: data test {name} is declared, but {path} does not exist")
         tests.append(
             DataTest(name, "assertion", entry["model"], entry.get("column"), severity, rationale,
-                     sql_files[name].read_text(), (entry.get("handling") or "").strip())
+                     path.read_text(), (entry.get("handling") or "").strip())
         )
     return models, tests
 
@@ -240,6 +248,10 @@ def load_manifest(models_dir: Path = MODELS_DIR) -> Manifest:
                 raise ManifestError(f"{model.path}: a model named {model.name} already exists")
             models[model.name] = model
         tests += folder_tests
+    declared = {t.name for t in tests if t.kind == "assertion"}
+    orphans = sorted(p.name for p in data_tests_dir(models_dir).glob("*.sql") if p.stem not in declared)
+    if orphans:
+        raise ManifestError(f"{data_tests_dir(models_dir)}: {orphans[0]} is declared under no folder's data_tests")
     manifest = Manifest(models, tests)
     _check(manifest)
     return manifest
