@@ -66,6 +66,17 @@ def test_fct_orders(shop_db):
     assert [orders[o]["user_order_number"] for o in ("o1", "o2", "o3")] == [1, 2, 1]
 
 
+def test_int_order_lines_is_quantity_times_list_price(shop_db):
+    lines = db.rows(shop_db, "select order_id, product_id, quantity, price_usd, line_amount_usd from int_order_lines "
+                             "where order_id in ('o2', 'o3') order by 1, 2")
+    assert lines == [("o2", "p2", 1, Decimal("20.50"), Decimal("20.50")),   # 1 x 20.50
+                     ("o2", "p3", 2, Decimal("5.25"), Decimal("10.50")),    # 2 x 5.25
+                     ("o3", "p3", 4, Decimal("5.25"), Decimal("21.00"))]    # 4 x 5.25
+    totals = db.rows(shop_db, "select order_id, product_count, unit_count, items_amount_usd from int_order_item_totals "
+                              "where order_id = 'o2'")
+    assert totals == [("o2", 2, 3, Decimal("31.00"))]  # 20.50 + 10.50
+
+
 def test_fct_order_items_prices_each_line(shop_db):
     items = db.rows(shop_db, "select order_id, product_id, user_id, line_amount_usd from fct_order_items order by 1, 2")
     assert items[:3] == [("o1", "p1", "u1", Decimal("20.00")), ("o2", "p2", "u1", Decimal("20.50")),
