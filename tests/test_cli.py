@@ -194,3 +194,56 @@ def test_a_bad_param_is_refused_before_any_work(option, says, shop_dir, tmp_path
     assert code == ExitCode.BAD_INPUT
     assert says in capsys.readouterr().err
     assert not (tmp_path / "w.duckdb").exists()
+
+
+@pytest.mark.parametrize("args", [
+    ["build", "--warehouse", ""], ["report", "--out", ""], ["report", "--warehouse", " "],
+    ["sample", "--out", ""], ["sample", "--out", "x", "--seed", "-1"], ["sample", "--out", "x", "--scale", "1e12"],
+])
+def test_an_empty_path_or_out_of_range_value_is_an_argument_error(args, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    done = subprocess.run([sys.executable, "-m", "greenery", *args], capture_output=True, text=True)
+    assert done.returncode == ExitCode.BAD_INPUT
+    assert "usage:" in done.stderr and "Traceback" not in done.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing written, not even a lock
+
+
+def test_sample_never_writes_into_a_folder_it_did_not_make(tmp_path, capsys):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "orders.csv").write_text("my own orders\n")
+    assert cli.main(["sample", "--out", str(mine), "--scale", "0.05"]) == ExitCode.BAD_INPUT
+    assert [p.name for p in mine.iterdir()] == ["orders.csv"] and (mine / "orders.csv").read_text() == "my own orders\n"
+    assert "holds files this tool did not generate" in capsys.readouterr().err
+    ours = tmp_path / "ours"
+    assert cli.main(["sample", "--out", str(ours), "--scale", "0.05"]) == 0
+    assert cli.main(["sample", "--out", str(ours), "--scale", "0.05", "--seed", "7"]) == 0  # its own: replaced
+
+
+def test_an_interrupted_sample_leaves_the_folder_as_it_was(tmp_path, monkeypatch):
+    from greenery.tools import sample
+
+    out = tmp_path / "s"
+    sample.generate(out, 0.05, 42)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def stopped(folder, scale, seed):
+        (folder / "users.csv").write_text("half a file")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sample, "_write", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        sample.generate(out, 0.05, 7)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["s"]  # no staging folder left
+
+
+def test_a_missing_key_is_reported_not_a_crash(shop_dir, tmp_path, capsys):
+    orders = (shop_dir / "orders.csv").read_text().split("\n")
+    orders[1] = "," + orders[1].split(",", 1)[1]  # the first order loses its id
+    (shop_dir / "orders.csv").write_text("\n".join(orders))
+    code = cli.main(["build", "--data-dir", str(shop_dir), "--warehouse", str(tmp_path / "w.duckdb")])
+    captured = capsys.readouterr()
+    assert code == ExitCode.DATA_TEST_FAILED
+    assert "FAIL not_null_stg_orders_order_id (stg_orders): 1 row(s), e.g. (null)" in captured.out
+    assert "no warehouse was written" in captured.err

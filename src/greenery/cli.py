@@ -38,13 +38,15 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     warehouse = config.warehouse_path(args.warehouse).absolute()
     check_warehouse_target(warehouse)
+    source = choose_source(args)  # before the lock: a refused export leaves nothing behind; Spark may read a URI
+    print(f"Data: {source.path} ({source.label}; chosen by {source.chosen_by})")
+    existed = warehouse.exists()
     with exclusive(warehouse, "the warehouse"):
-        source = choose_source(args)  # a Spark build may read a URI
-        print(f"Data: {source.path} ({source.label}; chosen by {source.chosen_by})")
         try:
             result = engine_build(args)(source, warehouse, built_at=config.pinned_build_time())
         except DataTestFailure as failure:
-            _print_failure(failure, f"the previous warehouse at {warehouse} is kept.")
+            _print_failure(failure, f"the previous warehouse at {warehouse} is kept." if existed
+                           else "no warehouse was written.")
             return ExitCode.DATA_TEST_FAILED
     for line in summary_lines(result):
         print(line)
@@ -80,6 +82,30 @@ def cmd_report(args: argparse.Namespace) -> int:
         return ExitCode.DATA_TEST_FAILED
 
 
+def _path(text: str) -> str:
+    """A path option: an empty one is a mistake (a variable that was not set), never the default."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the path is empty: name it, or leave the option out")
+    return text
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {text!r}")
+    return value
+
+
+def _scale(text: str) -> float:
+    value = _positive_finite(text)
+    if value > config.SAMPLE_MAX_SCALE:
+        raise argparse.ArgumentTypeError(f"expected at most {config.SAMPLE_MAX_SCALE:,}, got {text!r}")
+    return value
+
+
 def _positive_finite(text: str) -> float:
     try:
         value = float(text)
@@ -98,24 +124,25 @@ def parser() -> argparse.ArgumentParser:
     build = commands.add_parser("build", help="load the export, build all models, run all data tests",
                                 epilog=EXIT_CODES)
     build.add_argument("--data-dir", help=DATA_HELP)
-    build.add_argument("--warehouse", help=f"the DuckDB file to write (default: {config.WAREHOUSE_PATH}); "
+    build.add_argument("--warehouse", type=_path, help=f"the DuckDB file to write (default: {config.WAREHOUSE_PATH}); "
                                            "only a missing file or a warehouse greenery built")
     add_engine_arguments(build)
     build.set_defaults(run=cmd_build)
 
     sample = commands.add_parser("sample", help="write a Greenery-shaped sample export", epilog=EXIT_CODES)
-    sample.add_argument("--out", required=True, help="folder to write the seven CSV files into")
-    sample.add_argument("--scale", type=_positive_finite, default=config.SAMPLE_SCALE,
-                        help="1 is about the real export's size (default 1)")
-    sample.add_argument("--seed", type=int, default=config.SAMPLE_SEED, help="same seed, same bytes (default 42)")
+    sample.add_argument("--out", required=True, type=_path,
+                        help="folder to write the seven CSV files into: missing, empty, or a sample greenery made")
+    sample.add_argument("--scale", type=_scale, default=config.SAMPLE_SCALE,
+                        help=f"1 is about the real export's size (default 1, at most {config.SAMPLE_MAX_SCALE:,})")
+    sample.add_argument("--seed", type=_seed, default=config.SAMPLE_SEED, help="same seed, same bytes (default 42)")
     sample.set_defaults(run=cmd_sample)
 
     report = commands.add_parser("report", help="build the warehouse, run the notebooks, publish the book",
                                  epilog=EXIT_CODES)
     report.add_argument("--data-dir", help=DATA_HELP)
-    report.add_argument("--out", help=f"where the book is published (default: {config.HTML_DIR}); only a "
+    report.add_argument("--out", type=_path, help=f"where the book is published (default: {config.HTML_DIR}); only a "
                                       "missing or empty folder, or a book greenery published")
-    report.add_argument("--warehouse", help=f"the DuckDB file to write (default: {config.WAREHOUSE_PATH})")
+    report.add_argument("--warehouse", type=_path, help=f"the DuckDB file to write (default: {config.WAREHOUSE_PATH})")
     report.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                         help="set a chapter parameter (repeatable), e.g. --param follow_up_hours=24")
     report.add_argument("--chapter-timeout", type=_positive_finite, default=config.CHAPTER_TIMEOUT,

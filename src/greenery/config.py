@@ -46,6 +46,7 @@ DIGEST_CACHE_PATH = DATA_DIR / "cache" / "export-digests.json"
 SAMPLE_MARKER = "sample.json"  # written beside a generated sample's CSVs: its seed, scale and version
 SAMPLE_SEED = 42
 SAMPLE_SCALE = 1.0
+SAMPLE_MAX_SCALE = 10_000  # about 10 GB of CSV: beyond it a sample is a typo, not a test
 
 CHAPTER_TIMEOUT = 600  # seconds one chapter may run before it is stopped and reported (exit 4)
 

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from greenery import config
-from greenery.errors import ExitCode, GreeneryError
+from greenery.errors import ExitCode, GreeneryError, UsageError
 from greenery.report import status
 from greenery.report.publishing import when
 
@@ -91,6 +91,8 @@ def run_recorded(run, out=None, warehouse=None, data_dir=None, notify_url: str |
     error, raised = None, None
     try:
         code = int(run())
+    except UsageError:  # a refused argument: no attempt was made on any data, nothing to record
+        raise
     except GreeneryError as failure:
         code, error, raised = int(failure.exit_code), status.redact(str(failure), hidden), failure
     except Exception as failure:  # the command line reports it as unexpected (exit 5)

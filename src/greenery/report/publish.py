@@ -100,10 +100,10 @@ def publish(data_dir=None, out=None, warehouse=None, analysis: Sequence[str] = (
     values = chapters.analysis_parameters(list(analysis), entries)  # a bad --param stops before any work
     ownership.check_book_target(published)
     ownership.check_warehouse_target(warehouse_path)
+    source = choose_source_for(engine, data_dir, log)  # before the locks: a refused export leaves nothing
+    log(f"Data: {source.path} ({source.label}; chosen by {source.chosen_by})")
     with exclusive(published, "the book"), exclusive(warehouse_path, "the warehouse"):
         ownership.check_book_target(published)  # again, now that no other run can change it
-        source = choose_source_for(engine, data_dir, log)  # a Spark build may read a URI
-        log(f"Data: {source.path} ({source.label}; chosen by {source.chosen_by})")
         warehouse_key, built = _warehouse(source, warehouse_path, built_at, log, engine, spark)
 
         common = {"data_dir": str(source.path), "warehouse": str(warehouse_path)}

@@ -16,12 +16,16 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from greenery import config
 from greenery.config import SAMPLE_MARKER
+from greenery.errors import UsageError
+from greenery.outputs import atomic, ownership
 from greenery.warehouse.contract import RAW_TABLES, TABLES_BY_NAME
 
 GENERATOR_VERSION = 2
@@ -351,11 +355,45 @@ def _with_bot_sessions(events: dict, bot: dict) -> dict:
     return {name: np.concatenate([events[name], bot[name]]) for name in events}
 
 
+def check_sample_target(out: Path) -> None:
+    """`out` must be missing, empty, or a sample this tool generated (its marker, and nothing but the
+    seven files beside it); anything else is refused (UsageError) and left as it is."""
+    if out.is_symlink():
+        raise UsageError(f"--out {out} is a symbolic link; name the folder itself")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file, not a folder; name a missing or empty folder")
+    if out.is_dir():
+        names = {p.name for p in out.iterdir()}
+        ours = {t.file_name for t in RAW_TABLES} | {SAMPLE_MARKER}
+        if names and (SAMPLE_MARKER not in names or not names <= ours):
+            raise UsageError(f"--out {out} holds files this tool did not generate; "
+                             "name a missing or empty folder, or a sample greenery generated")
+
+
 def generate(out: Path, scale: float = 1.0, seed: int = 42) -> dict[str, int]:
-    """Write the seven files into `out`; return rows written per table."""
-    if scale <= 0:
-        raise ValueError("scale must be positive")
-    out.mkdir(parents=True, exist_ok=True)
+    """Write the seven files into `out`; return rows written per table.
+
+    The files are written into a staging folder beside `out` and swapped in when complete, so an
+    interrupted run leaves `out` as it was; only a folder this tool generated is ever replaced."""
+    if not 0 < scale <= config.SAMPLE_MAX_SCALE:
+        raise UsageError(f"--scale must be above 0 and at most {config.SAMPLE_MAX_SCALE:,}")
+    if seed < 0:
+        raise UsageError("--seed must be 0 or more")
+    out = out.absolute()
+    check_sample_target(out)
+    ownership.remove_leftover_staging(out, "generating")
+    stage = ownership.new_staging(out, "generating")
+    try:
+        rows = _write(stage, scale, seed)
+        (stage / ownership.STAGING_MARKER).unlink()  # the sample holds its seven files and marker only
+        atomic.swap_folder(stage, out)
+    finally:
+        if stage.exists():
+            shutil.rmtree(stage, ignore_errors=True)  # this run's own staging folder
+    return rows
+
+
+def _write(out: Path, scale: float, seed: int) -> dict[str, int]:
     writers = {t.name: _CsvWriter(out, t.name) for t in RAW_TABLES}
     rows = dict.fromkeys(writers, 0)
     try:

@@ -46,8 +46,9 @@ def run_test(con: duckdb.DuckDBPyConnection, test: DataTest) -> TestResult:
         test.params,
     )[0]
     status = "pass" if count == 0 else ("fail" if test.severity == "error" else "warn")
+    keys = ["(null)" if key is None else key for key in keys]  # a missing key is a finding too
     return TestResult(test.name, test.kind, test.model, test.column, test.severity, test.rationale,
-                      status, int(count), list(keys))
+                      status, int(count), keys)
 
 
 def run_tests(cursors: list[duckdb.DuckDBPyConnection], tests: list[DataTest]) -> list[TestResult]:

@@ -23,11 +23,17 @@ def add_engine_arguments(command: argparse.ArgumentParser) -> None:
                          help="where the models run: duckdb (default) or spark (needs pyspark and Java)")
     command.add_argument("--spark-master", default="local[*]",
                          help="Spark master URL for --engine spark (default local[*]; e.g. spark://host:7077, yarn)")
-    command.add_argument("--marts-dir",
+    command.add_argument("--marts-dir", type=_not_empty,
                          help="where --engine spark writes the marts as Parquet (default: beside the warehouse, "
                               "<warehouse>.marts/; $GREENERY_MARTS_DIR)")
     command.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE", type=_setting,
                          help="a Spark setting for --engine spark, repeatable (e.g. s3a credentials providers)")
+
+
+def _not_empty(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the path is empty: name it, or leave the option out")
+    return text
 
 
 def _setting(text: str) -> tuple[str, str]:
