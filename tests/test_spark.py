@@ -143,7 +143,8 @@ def test_the_tables_the_chapters_read_besides_marts_are_the_same(built):
         db.run(con, "attach if not exists $path as hd (read_only)", {"path": str(built.history("duckdb"))})
         db.run(con, "attach if not exists $path as hs (read_only)", {"path": str(built.history("spark"))})
         assert db.scalar(con, f"select count(*) from hd.{table}") > 0, table
-        assert _differences(con, f"(select * from hd.{table})", f"(select * from hs.{table})") == 0, table
+        mine = "* exclude (warehouse)" if table == "builds" else "*"  # each engine's own warehouse path
+        assert _differences(con, f"(select {mine} from hd.{table})", f"(select {mine} from hs.{table})") == 0, table
 
 
 def test_data_test_results_and_json_are_the_same(built):

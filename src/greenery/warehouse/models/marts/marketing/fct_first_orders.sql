@@ -69,9 +69,10 @@ final as (
         history.order_count,
         history.is_repeat_buyer,
         second_orders.second_order_at,
-        date_diff('second', first_orders.created_at, second_orders.second_order_at) / 3600.0
+        -- a double division, as both engines compute it (Spark would divide 3600.0 as a decimal)
+        cast(date_diff('second', first_orders.created_at, second_orders.second_order_at) as double) / 3600
             as hours_to_second_order,
-        date_diff('second', first_orders.created_at, export_end.last_order_at) / 3600.0
+        cast(date_diff('second', first_orders.created_at, export_end.last_order_at) as double) / 3600
             as hours_left_in_export
     from first_orders
     inner join history on first_orders.user_id = history.user_id
