@@ -50,10 +50,11 @@ def points_range(low, high, digits: int = 0) -> str:
 
 
 def p_value(value) -> str:
-    """p = 0.0123 -> "0.0123"; tiny ones as "< 0.001"."""
+    """p = 0.0123 -> "0.0123"; tiny ones as "< 0.001", and those that round to 1 as "> 0.99"
+    (an adjusted p-value capped at 1 is not a certainty of no effect)."""
     if _missing(value):
         return DASH
-    return "< 0.001" if value < 0.001 else f"{value:.3g}"
+    return "< 0.001" if value < 0.001 else "> 0.99" if value > 0.99 else f"{value:.3g}"
 
 
 def hour(value: datetime) -> str:
