@@ -262,7 +262,7 @@ def test_identical_segmentations_are_tested_once():
     # order value .00026 x 3 = .00078; with the duplicate counted m would be 4 and promo .00794 x 3.
     dup = pd.concat([CASE, segments_frame({"cart_adds": [("0–1 adds", 3, 5), ("2 adds", 2, 5)]})])
     tests = indicators.indicator_tests(dup, alpha=0.05, adjustment="holm").set_index("indicator")
-    assert tests.loc["cart_adds", "testable"] and tests.loc["cart_adds", "same_as"] is None
+    assert tests.loc["cart_adds", "testable"] and pd.isna(tests.loc["cart_adds", "same_as"])
     assert not tests.loc["products", "testable"] and tests.loc["products", "same_as"] == "cart_adds"
     assert tests.loc["products", "p_adjusted"] is None
     assert tests.loc["products", "method"] == "same counts as " + indicators.TITLES["cart_adds"]

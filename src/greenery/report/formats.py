@@ -57,6 +57,12 @@ def p_value(value) -> str:
     return "< 0.001" if value < 0.001 else "> 0.99" if value > 0.99 else f"{value:.3g}"
 
 
+def p_is(value) -> str:
+    """"p = 0.0457", "p < 0.001", "p > 0.99": a p-value in a sentence."""
+    text = p_value(value)
+    return "p " + text if text[0] in "<>" else "p = " + text
+
+
 def hour(value: datetime) -> str:
     """A clock hour or moment (UTC): "Wed 10 Feb 14:00"."""
     return DASH if value is None else f"{value:%a %d %b %H:%M}"

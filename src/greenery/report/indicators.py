@@ -142,7 +142,8 @@ def detectable(cohort: FollowUp, alpha: float, tests: int) -> dict:
 
 def answer(tests: pd.DataFrame, cohort: FollowUp, alpha: float, adjustment: str, reach: dict) -> str:
     """The chapter's answer in words: signals if the adjusted tests support any, else plainly none."""
-    opening = (f"**Answer.** Compared on equal follow-up ({cohort.hours} hours after the first order, the "
+    opening = (f"**Answer.** Compared on equal follow-up ({cohort.hours} hours after the first order in the export, "
+               "the "
                f"{fmt.count(cohort.followed)} of {fmt.count(cohort.buyers)} buyers whose first order left that long "
                f"in the export), {fmt.count(cohort.repeat_within)} ({fmt.pct(cohort.rate)}) ordered again within "
                f"{cohort.hours} hours. ")
@@ -153,7 +154,7 @@ def answer(tests: pd.DataFrame, cohort: FollowUp, alpha: float, adjustment: str,
     signals = tested[tested["is_signal"]]
     if len(signals):
         named = "; ".join(
-            f"**{TITLES[r.indicator]}** (adjusted p = {fmt.p_value(r.p_adjusted)}; {r.furthest_segment}: "
+            f"**{TITLES[r.indicator]}** (adjusted {fmt.p_is(r.p_adjusted)}; {r.furthest_segment}: "
             f"{fmt.points(r.difference)} against the rest, 95 % interval "
             f"{fmt.points_range(r.difference_low, r.difference_high)})" for r in signals.itertuples())
         rest = len(tested) - len(signals)
