@@ -129,3 +129,33 @@ def test_promo_overview_counts_each_promo_buyer_once(shop_db):
     # The baseline: orders without a promo are o1 (u1's 1st of 2), o3 (u2's only), o5 and o6 (u3's 2nd and 3rd of 3):
     # 3 buyers; u1 and u3 ordered after their first such order, u2 did not.
     assert (overview["no_promo_buyers"], overview["no_promo_buyers_who_ordered_again"]) == (3, 2)
+
+
+def test_buyer_history(shop_db):
+    # Days from sign-up to the first order in the export (date boundaries crossed):
+    # u1 2020-05-01 -> 2021-02-10: 245 (May-Dec) + 40 = 285; u2 2020-07-15 -> 2021-02-10: 170 + 40 = 210;
+    # u3 2020-11-30 -> 2021-02-10: 32 + 40 = 72. u4 never ordered. Nobody is flagged at the defaults.
+    h = records(shop_db, "buyer_history")[0]
+    assert (h["buyers"], h["min_days_signed_up_before"], h["max_days_signed_up_before"],
+            h["buyers_signed_up_earlier"]) == (3, 72, 285, 3)
+    assert (h["flagged_buyers"], h["flagged_orders"], h["unflagged_buyers"], h["unflagged_repeat_buyers"]) == (0, 0, 3, 2)
+    # With at most 2 sessions per account, u1 (s1, s2, s3) is flagged: 2 orders, a repeat buyer; without
+    # u1 the repeat rate is 1 of 2 (u3 of u2, u3).
+    f = records(shop_db, "buyer_history", {"max_sessions_per_account": 2})[0]
+    assert (f["flagged_buyers"], f["flagged_orders"], f["flagged_repeat_buyers"]) == (1, 2, 1)
+    assert (f["unflagged_buyers"], f["unflagged_repeat_buyers"]) == (2, 1)
+
+
+def test_deliveries_after_export(shop_db):
+    # o1 and o3 were delivered (02-13, 02-12), both before the last activity (o2's notice on 02-14).
+    assert records(shop_db, "deliveries_after_export") == [{"delivered_orders": 2, "delivered_after_export": 0}]
+
+
+def test_cohort_span(shop_db):
+    # Last order o6 at 02-11 20:00: u1 (first order 02-10 09:00) had 35 h left, u3 (12:00) 32 h, u2
+    # (23:59:59) 20 h. With H = 30, u1 (06-11 h) and u3 (12-17 h) are in the cohort.
+    rows = {r["segment"]: (r["buyers"], r["first_at"], r["last_at"])
+            for r in records(shop_db, "cohort_span", {"follow_up_hours": 30})}
+    assert rows == {"all": (2, datetime(2021, 2, 10, 9), datetime(2021, 2, 10, 12)),
+                    "06–11 h": (1, datetime(2021, 2, 10, 9), datetime(2021, 2, 10, 9)),
+                    "12–17 h": (1, datetime(2021, 2, 10, 12), datetime(2021, 2, 10, 12))}

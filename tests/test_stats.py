@@ -91,3 +91,5 @@ def test_number_style():
     assert fmt.points_range(-0.05, 0.12) == "−5 to +12 points"
     assert fmt.hour(datetime(2021, 2, 10, 14)) == "Wed 10 Feb 14:00"
     assert (fmt.p_value(0.0004), fmt.p_value(0.04567), fmt.pct(None)) == ("< 0.001", "0.0457", "–")
+    assert (fmt.p_value(1.0), fmt.p_value(0.995), fmt.p_value(0.99)) == ("> 0.99", "> 0.99", "0.99")
+    assert (fmt.p_is(1.0), fmt.p_is(0.0004), fmt.p_is(0.04567)) == ("p > 0.99", "p < 0.001", "p = 0.0457")

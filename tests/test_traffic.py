@@ -175,7 +175,7 @@ def test_repeat_by_indicator_on_equal_follow_up(shop_db):
     assert got[("hour_of_day", "06–11 h")] == (1, 0) and got[("hour_of_day", "12–17 h")] == (1, 1)
     assert got[("promo", "no promo")] == (1, 0) and got[("promo", "promo")] == (1, 1)
     assert got[("page_views", "0–2 views")] == (2, 1)  # u1 2 views, u3 1
-    assert got[("order_value", "under $100")] == (2, 1)
+    assert got[("order_value", "under US$100")] == (2, 1)
     # No weekday or date (proxies for time left); no delivery: o1's parcel came after 24 h, o4 never shipped.
     assert set(rows["indicator"]) == {"hour_of_day", "promo", "page_views", "cart_adds", "sessions",
                                       "order_value", "products"}
@@ -253,3 +253,23 @@ def test_answer_names_only_supported_signals():
     assert "promo on the first order" in text and "value of the first order" in text
     assert "products in the first order**" not in text
     assert indicators.verdict_line(none, "holm", 0.05).startswith("no indicator is distinguishable from chance")
+
+
+def test_identical_segmentations_are_tested_once():
+    # cart adds 3/5 vs 2/5 is the same table as products 3/5 vs 2/5 (labels aside): one comparison
+    # under two names. Cart adds come first in TITLES and keep the test; products, the later one,
+    # is left out of the family, so m stays 3 as in CASE: promo .00794 x 2 = .01587,
+    # order value .00026 x 3 = .00078; with the duplicate counted m would be 4 and promo .00794 x 3.
+    dup = pd.concat([CASE, segments_frame({"cart_adds": [("0–1 adds", 3, 5), ("2 adds", 2, 5)]})])
+    tests = indicators.indicator_tests(dup, alpha=0.05, adjustment="holm").set_index("indicator")
+    assert tests.loc["cart_adds", "testable"] and pd.isna(tests.loc["cart_adds", "same_as"])
+    assert not tests.loc["products", "testable"] and tests.loc["products", "same_as"] == "cart_adds"
+    assert tests.loc["products", "p_adjusted"] is None
+    assert tests.loc["products", "method"] == "same counts as " + indicators.TITLES["cart_adds"]
+    assert tests.loc["promo", "p_adjusted"] == pytest.approx(2 * 2 / 252)
+    assert tests.loc["order_value", "p_adjusted"] == pytest.approx(3 * 0.000261, rel=0.01)
+    assert tests.loc["cart_adds", "p_adjusted"] == pytest.approx(1.0)
+    # Same counts in a different order are a different segmentation: both tested, m = 4.
+    other = pd.concat([CASE, segments_frame({"cart_adds": [("0–1 adds", 2, 5), ("2 adds", 3, 5)]})])
+    both = indicators.indicator_tests(other, alpha=0.05, adjustment="holm").set_index("indicator")
+    assert both["testable"].sum() == 4 and both.loc["promo", "p_adjusted"] == pytest.approx(3 * 2 / 252)

@@ -50,10 +50,17 @@ def points_range(low, high, digits: int = 0) -> str:
 
 
 def p_value(value) -> str:
-    """p = 0.0123 -> "0.0123"; tiny ones as "< 0.001"."""
+    """p = 0.0123 -> "0.0123"; tiny ones as "< 0.001", and those that round to 1 as "> 0.99"
+    (an adjusted p-value capped at 1 is not a certainty of no effect)."""
     if _missing(value):
         return DASH
-    return "< 0.001" if value < 0.001 else f"{value:.3g}"
+    return "< 0.001" if value < 0.001 else "> 0.99" if value > 0.99 else f"{value:.3g}"
+
+
+def p_is(value) -> str:
+    """"p = 0.0457", "p < 0.001", "p > 0.99": a p-value in a sentence."""
+    text = p_value(value)
+    return "p " + text if text[0] in "<>" else "p = " + text
 
 
 def hour(value: datetime) -> str:

@@ -17,15 +17,16 @@ from greenery.report import formats as fmt
 from greenery.report import stats
 
 # What each indicator is, in words, in the order the chapter presents them.
+# "First order" is the first order *in the export*: orders before the export began are missing.
 TITLES = {
-    "hour_of_day": "hour of day of the first order (UTC)",
-    "promo": "promo on the first order",
-    "delivery": "delivery of the first order against its promise",
-    "page_views": "page views before the first order",
-    "cart_adds": "cart adds before the first order",
-    "sessions": "sessions before the first order",
-    "order_value": "value of the first order",
-    "products": "products in the first order",
+    "hour_of_day": "hour of day of the first order in the export (UTC)",
+    "promo": "promo on the first order in the export",
+    "delivery": "delivery of the first order in the export against its promise",
+    "page_views": "page views up to the first order in the export",
+    "cart_adds": "cart adds up to the first order in the export",
+    "sessions": "sessions up to the first order in the export",
+    "order_value": "value of the first order in the export",
+    "products": "products in the first order in the export",
 }
 ADJUSTMENTS = {"holm": "Holm's step-down method (family-wise error rate)",
                "bh": "the Benjamini–Hochberg method (false discovery rate)"}
@@ -84,21 +85,34 @@ def segments(frame: pd.DataFrame) -> pd.DataFrame:
 def indicator_tests(indicators: pd.DataFrame, alpha: float = 0.05, adjustment: str = "holm") -> pd.DataFrame:
     """One test per indicator over all its segments, p-values adjusted across the testable ones.
 
-    Columns: indicator, segments, buyers, testable, method, statistic, dof, p_value, p_adjusted,
-    cramers_v, the segment furthest from the rest of the cohort and that difference with its
-    interval, and is_signal (adjusted p below alpha)."""
+    Two indicators whose segments hold the same buyers and repeat buyers, segment by segment
+    (say cart adds and products when every buyer added exactly what they bought), are one
+    comparison under two names: the later one is not tested again (`same_as` names the first) and
+    is left out of the adjusted family, so a duplicate cannot make the adjustment stricter.
+
+    Columns: indicator, segments, buyers, testable, same_as, method, statistic, dof, p_value,
+    p_adjusted, cramers_v, the segment furthest from the rest of the cohort and that difference
+    with its interval, and is_signal (adjusted p below alpha)."""
     if adjustment not in ADJUSTMENTS:
         raise ValueError(f"adjustment must be one of {sorted(ADJUSTMENTS)}, not {adjustment!r}")
     rows = []
+    seen = {}  # the segment counts of each indicator tested so far -> its name
     for name in [n for n in TITLES if n in set(indicators["indicator"])]:
         group = indicators[indicators["indicator"] == name]
         table = segments(group)
         testable = int((table["buyers"] >= MIN_SEGMENT_BUYERS).sum()) >= 2
         test = stats.independence(list(table["repeat_buyers"]), list(table["buyers"]))
         testable = testable and test.method != "not testable"
+        counts = tuple(zip(table["buyers"].astype(int), table["repeat_buyers"].astype(int), strict=True))
+        same_as = seen.get(counts) if testable else None
+        if testable and same_as is None:
+            seen[counts] = name
+        method = test.method if testable else "not testable"
+        method = "same counts as " + TITLES[same_as] if same_as else method
+        testable = testable and same_as is None
         furthest = table.loc[table["difference"].abs().fillna(-1).idxmax()]
         rows.append({"indicator": name, "segments": len(table), "buyers": int(table["buyers"].sum()),
-                     "testable": testable, "method": test.method if testable else "not testable",
+                     "testable": testable, "same_as": same_as, "method": method,
                      "statistic": test.statistic, "dof": test.dof, "p_value": test.p_value if testable else None,
                      "cramers_v": test.cramers_v, "furthest_segment": furthest.segment,
                      "difference": furthest.difference, "difference_low": furthest.difference_low,
@@ -128,7 +142,8 @@ def detectable(cohort: FollowUp, alpha: float, tests: int) -> dict:
 
 def answer(tests: pd.DataFrame, cohort: FollowUp, alpha: float, adjustment: str, reach: dict) -> str:
     """The chapter's answer in words: signals if the adjusted tests support any, else plainly none."""
-    opening = (f"**Answer.** Compared on equal follow-up ({cohort.hours} hours after the first order, the "
+    opening = (f"**Answer.** Compared on equal follow-up ({cohort.hours} hours after the first order in the export, "
+               "the "
                f"{fmt.count(cohort.followed)} of {fmt.count(cohort.buyers)} buyers whose first order left that long "
                f"in the export), {fmt.count(cohort.repeat_within)} ({fmt.pct(cohort.rate)}) ordered again within "
                f"{cohort.hours} hours. ")
@@ -139,7 +154,7 @@ def answer(tests: pd.DataFrame, cohort: FollowUp, alpha: float, adjustment: str,
     signals = tested[tested["is_signal"]]
     if len(signals):
         named = "; ".join(
-            f"**{TITLES[r.indicator]}** (adjusted p = {fmt.p_value(r.p_adjusted)}; {r.furthest_segment}: "
+            f"**{TITLES[r.indicator]}** (adjusted {fmt.p_is(r.p_adjusted)}; {r.furthest_segment}: "
             f"{fmt.points(r.difference)} against the rest, 95 % interval "
             f"{fmt.points_range(r.difference_low, r.difference_high)})" for r in signals.itertuples())
         rest = len(tested) - len(signals)

@@ -69,10 +69,10 @@ segmented as (
             else '2+ sessions'
         end as sessions,
         case
-            when order_total_usd < 100 then 'under $100'
-            when order_total_usd < 250 then '$100–249'
-            when order_total_usd < 500 then '$250–499'
-            else '$500+'
+            when order_total_usd < 100 then 'under US$100'
+            when order_total_usd < 250 then 'US$100–249'
+            when order_total_usd < 500 then 'US$250–499'
+            else 'US$500+'
         end as order_value,
         case
             when product_count = 1 then '1 product'
@@ -97,8 +97,8 @@ segment_order (indicator, segment, segment_order) as (
     ('page_views', '0–2 views', 1), ('page_views', '3–4 views', 2), ('page_views', '5+ views', 3),
     ('cart_adds', '0–1 adds', 1), ('cart_adds', '2 adds', 2), ('cart_adds', '3+ adds', 3),
     ('sessions', '1 session', 1), ('sessions', '2+ sessions', 2),
-    ('order_value', 'under $100', 1), ('order_value', '$100–249', 2),
-    ('order_value', '$250–499', 3), ('order_value', '$500+', 4),
+    ('order_value', 'under US$100', 1), ('order_value', 'US$100–249', 2),
+    ('order_value', 'US$250–499', 3), ('order_value', 'US$500+', 4),
     ('products', '1 product', 1), ('products', '2 products', 2), ('products', '3+ products', 3)
 ),
 
