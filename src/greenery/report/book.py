@@ -7,7 +7,6 @@ or a short aggregate query, and shows the small result as a table or chart with 
 from __future__ import annotations
 
 import itertools
-import math
 import os
 import re
 from pathlib import Path
@@ -89,8 +88,8 @@ def table(frame: pd.DataFrame, formats: dict[str, str] | None = None) -> None:
     styled = frame.style.hide(axis="index").set_uuid(f"t{next(_TABLE_IDS)}")
     styled = styled.format(escape="html").format_index(escape="html", axis=1)  # data is text, never markup
     words = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])
-             and not pd.api.types.is_datetime64_any_dtype(frame[c])]
-    if words:  # numbers and dates align right (the book's CSS), words left
+             and not pd.api.types.is_datetime64_any_dtype(frame[c]) and not tables.looks_numeric(frame[c])]
+    if words:  # numbers, dates and figures formatted as text align right (the book's CSS), words left
         styled = styled.set_properties(subset=words, **{"text-align": "left"})
     if formats:
         styled = styled.format(formats, na_rep="–", escape="html")
@@ -110,7 +109,7 @@ def order_window(con: duckdb.DuckDBPyConnection) -> str:
 
 
 def pct(value: float | None, digits: int = 1) -> str:
-    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.{digits}f} %"
+    return formats.pct(value, digits)
 
 
 def with_rates(frame: pd.DataFrame, successes: str, trials: str, name: str = "rate") -> pd.DataFrame:
@@ -138,9 +137,10 @@ def rate_chart(frame: pd.DataFrame, label: str, title: str, xlabel: str, overall
     ax.invert_yaxis()
     ax.set_xlim(0, 100)
     ax.set_xlabel(xlabel)
-    ax.set_title(title, loc="left", pad=16)
-    if overall is not None:  # the reference line is labelled where it meets the top of the chart
+    # the reference line is labelled where it meets the top of the chart, on a line of its own under the title
+    ax.set_title(title, loc="left", pad=28 if overall is not None else 8)
+    if overall is not None:
         ax.axvline(overall * 100, color=RED, linestyle="--", linewidth=1)
-        ax.text(overall * 100, 1.01, f"{overall_label}: {formats.pct(overall)}", transform=ax.get_xaxis_transform(),
-                ha="center", va="bottom", fontsize=9, color=RED)
+        ax.text(overall * 100, 1.0, f"{overall_label}: {formats.pct(overall)}", transform=ax.get_xaxis_transform(),
+                ha="center", va="bottom", fontsize=10, color=RED)
     return ax
