@@ -111,6 +111,15 @@ def computed_with(parameters: dict, prov: Provenance) -> str:
     return f"```{{admonition}} Computed with\n:class: note greenery-computed-with\n{text}.\n```"
 
 
+def _alt_text_to_cell(cell) -> None:
+    """myst-nb takes an image's alt text from its cell's metadata (mystnb.image.alt), not from the output:
+    the charts' alt texts (greenery.report.book.alt_text) are moved there, joined if a cell draws several."""
+    alts = [out.get("metadata", {}).get("image/svg+xml", {}).get("alt") for out in cell.get("outputs", [])]
+    alts = [a for a in alts if a]
+    if alts:
+        cell.metadata.setdefault("mystnb", {}).setdefault("image", {})["alt"] = "; ".join(alts)
+
+
 def clean(nb: nbformat.NotebookNode, note: str | None = None) -> nbformat.NotebookNode:
     """Drop papermill's injected cell and metadata and per-cell execution metadata; `note` takes the
     injected cell's place (or follows the title when there was none)."""
@@ -123,6 +132,7 @@ def clean(nb: nbformat.NotebookNode, note: str | None = None) -> nbformat.Notebo
             continue
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
+        _alt_text_to_cell(cell)
         cells.append(cell)
     if note is not None:
         if where is None:  # after the title cell

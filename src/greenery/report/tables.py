@@ -41,6 +41,13 @@ def for_every_screen(styled, frame: pd.DataFrame):
     """Label every cell with its column name (for the phone layout) and mark the table as one."""
     styles = [{"selector": f"td.col{i}::before", "props": [("content", _css_string(name))]}
               for i, name in enumerate(frame.columns)]
+    for i, name in enumerate(frame.columns):
+        column = frame[name]
+        if i == 0 or not (pd.api.types.is_numeric_dtype(column) or looks_numeric(column)):
+            continue
+        styles.append({"selector": f"th.col{i}", "props": [("text-align", "right")]})  # over its figures
+        if column.astype(str).str.len().max() <= 12:  # "68–100 %", "US$2,664.30": one line, never split
+            styles.append({"selector": f"td.col{i}", "props": [("white-space", "nowrap")]})
     classes = ("greenery-table" + (" greenery-cards" if len(frame.columns) >= CARDS_FROM else "")
                + (" greenery-wide" if len(frame.columns) >= WIDE_FROM else ""))
     return styled.set_table_styles(styles, overwrite=False).set_table_attributes(f'class="{classes}"')
