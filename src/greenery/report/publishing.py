@@ -103,8 +103,8 @@ def footer_html(prov: Provenance) -> str:
 def computed_with(parameters: dict, prov: Provenance) -> str:
     """The readable note that replaces papermill's injected cell: the data by name, other parameters by value."""
     others = {k: v for k, v in parameters.items() if k not in PATH_PARAMETERS}
-    # the admonition's title already says "Computed with": the text goes straight on with the data
-    text = (f"{prov.data_label[:1].upper()}{prov.data_label[1:]}; data fingerprint `{prov.data_fingerprint}`; "
+    # the admonition's title already says "Computed with": the text does not repeat it
+    text = (f"Data: {prov.data_label}; fingerprint `{prov.data_fingerprint}`; "
             f"warehouse built {when(prov.warehouse_built_at)}")
     if others:
         text += "; parameters " + ", ".join(f"`{name} = {value!r}`" for name, value in sorted(others.items()))
