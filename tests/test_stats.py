@@ -85,8 +85,8 @@ def test_number_style():
 
     from greenery.report import formats as fmt
 
-    assert (fmt.pct(0.798387), fmt.pct(0.798387, 2), fmt.truncated_pct(0.798387)) == ("79.8 %", "79.84 %", "79.83 %")
-    assert fmt.pct_range(0.7234, 0.8612) == "72–86 %"
+    assert (fmt.pct(0.798387), fmt.pct(0.798387, 2), fmt.truncated_pct(0.798387)) == ("79.8\u00a0%", "79.84\u00a0%", "79.83\u00a0%")
+    assert fmt.pct_range(0.7234, 0.8612) == "72–86\u00a0%"
     assert (fmt.points(0.031), fmt.points(-0.01), fmt.points(0.0)) == ("+3 points", "−1 point", "±0 points")
     assert fmt.points_range(-0.05, 0.12) == "−5 to +12 points"
     assert fmt.hour(datetime(2021, 2, 10, 14)) == "Wed 10 Feb 14:00"

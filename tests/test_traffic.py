@@ -247,7 +247,7 @@ def test_answer_names_only_supported_signals():
     none = indicators.indicator_tests(CASE[CASE.indicator == "products"], 0.05, "holm")
     text = indicators.answer(none, cohort, 0.05, "holm", reach)
     assert "No indicator is distinguishable from chance at this sample size" in text
-    assert "40 (80.0 %) ordered again within 24 hours" in text
+    assert "40 (80.0\u00a0%) ordered again within 24 hours" in text
     some = indicators.indicator_tests(CASE, 0.05, "holm")
     text = indicators.answer(some, cohort, 0.05, "holm", reach)
     assert "promo on the first order" in text and "value of the first order" in text

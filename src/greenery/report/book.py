@@ -7,7 +7,6 @@ or a short aggregate query, and shows the small result as a table or chart with 
 from __future__ import annotations
 
 import itertools
-import math
 import os
 import re
 from pathlib import Path
@@ -42,17 +41,45 @@ def setup() -> None:
 
     matplotlib.rcParams.update({
         "svg.hashsalt": "greenery",
-        "figure.figsize": (6.4, 3.6),  # with 11 pt text: still about 9 px on a 390 px phone
+        "figure.figsize": (6.4, 3.6),  # with 12 pt text: about 10 px on a phone, where a chart is at least 480 px wide
         "figure.dpi": 100,
         "axes.spines.top": False,
         "axes.spines.right": False,
         "axes.titleweight": "bold",
-        "axes.titlesize": 12,
-        "font.size": 11,
+        "axes.titlesize": 13,
+        "font.size": 12,
         "text.parse_math": False,  # labels come from the data: a `$` is a dollar sign, never mathtext
     })
     set_matplotlib_formats("svg", metadata={"Date": None}, bbox_inches="tight")
+    _charts_with_alt_text()
     pd.set_option("display.max_rows", 60)
+
+
+def alt_text(fig) -> str:
+    """What a chart shows, in words, for readers who cannot see it: its axes' titles and labels."""
+    parts = []
+    for ax in fig.axes:
+        title = next((t for t in (ax.get_title("left"), ax.get_title(), ax.get_title("right")) if t), "")
+        axes = " against ".join(label for label in (ax.get_xlabel(), ax.get_ylabel()) if label)
+        parts.append(f"{title} ({axes})" if title and axes else title or axes)
+    suptitle = fig._suptitle.get_text() if getattr(fig, "_suptitle", None) else ""
+    text = "; ".join([suptitle] * bool(suptitle) + [p for p in parts if p])
+    return "Chart: " + (text or "untitled")
+
+
+def _charts_with_alt_text() -> None:
+    """Each chart's output carries its alt text in its metadata ({"image/svg+xml": {"alt": ...}});
+    greenery.report.publishing.clean hands it to myst-nb, which writes it as the <img alt>."""
+    from IPython import get_ipython
+    from IPython.core.pylabtools import print_figure
+    from matplotlib.figure import Figure
+
+    shell = get_ipython()
+    if shell is None:
+        return
+    shell.display_formatter.formatters["image/svg+xml"].for_type(
+        Figure, lambda fig: (print_figure(fig, "svg", metadata={"Date": None}, bbox_inches="tight"),
+                             {"alt": alt_text(fig)}))
 
 
 def glue(name: str, value, display_it: bool = False) -> None:
@@ -89,8 +116,8 @@ def table(frame: pd.DataFrame, formats: dict[str, str] | None = None) -> None:
     styled = frame.style.hide(axis="index").set_uuid(f"t{next(_TABLE_IDS)}")
     styled = styled.format(escape="html").format_index(escape="html", axis=1)  # data is text, never markup
     words = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])
-             and not pd.api.types.is_datetime64_any_dtype(frame[c])]
-    if words:  # numbers and dates align right (the book's CSS), words left
+             and not pd.api.types.is_datetime64_any_dtype(frame[c]) and not tables.looks_numeric(frame[c])]
+    if words:  # numbers, dates and figures formatted as text align right (the book's CSS), words left
         styled = styled.set_properties(subset=words, **{"text-align": "left"})
     if formats:
         styled = styled.format(formats, na_rep="–", escape="html")
@@ -110,7 +137,7 @@ def order_window(con: duckdb.DuckDBPyConnection) -> str:
 
 
 def pct(value: float | None, digits: int = 1) -> str:
-    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.{digits}f} %"
+    return formats.pct(value, digits)
 
 
 def with_rates(frame: pd.DataFrame, successes: str, trials: str, name: str = "rate") -> pd.DataFrame:
@@ -138,9 +165,10 @@ def rate_chart(frame: pd.DataFrame, label: str, title: str, xlabel: str, overall
     ax.invert_yaxis()
     ax.set_xlim(0, 100)
     ax.set_xlabel(xlabel)
-    ax.set_title(title, loc="left", pad=16)
-    if overall is not None:  # the reference line is labelled where it meets the top of the chart
+    # the reference line is labelled where it meets the top of the chart, on a line of its own under the title
+    ax.set_title(title, loc="left", pad=28 if overall is not None else 8)
+    if overall is not None:
         ax.axvline(overall * 100, color=RED, linestyle="--", linewidth=1)
-        ax.text(overall * 100, 1.01, f"{overall_label}: {formats.pct(overall)}", transform=ax.get_xaxis_transform(),
-                ha="center", va="bottom", fontsize=9, color=RED)
+        ax.text(overall * 100, 1.0, f"{overall_label}: {formats.pct(overall)}", transform=ax.get_xaxis_transform(),
+                ha="center", va="bottom", fontsize=10, color=RED)
     return ax

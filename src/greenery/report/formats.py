@@ -1,6 +1,6 @@
 """How the book writes numbers, in one place: "79.8 %", "72–86 %", "+3.1 points", "Wed 10 Feb 14:00".
 
-One style everywhere: a space before %, ranges with an en dash, thousands with commas,
+One style everywhere: a (no-break) space before %, ranges with an en dash, thousands with commas,
 timestamps as weekday, day, month and clock time (UTC), p-values to three significant places.
 """
 
@@ -10,6 +10,7 @@ import math
 from datetime import datetime
 
 DASH = "–"  # en dash: ranges and missing values
+PCT = "\u00a0%"  # a no-break space before %: a number and its % sign never part at a line end
 
 
 def _missing(value) -> bool:
@@ -23,14 +24,14 @@ def count(value) -> str:
 
 def pct(value, digits: int = 1) -> str:
     """A share as a percentage: 0.7984 -> "79.8 %"."""
-    return DASH if _missing(value) else f"{100 * value:.{digits}f} %"
+    return DASH if _missing(value) else f"{100 * value:.{digits}f}{PCT}"
 
 
 def pct_range(low, high, digits: int = 0) -> str:
     """An interval of shares: (0.72, 0.86) -> "72–86 %"."""
     if _missing(low) or _missing(high):
         return DASH
-    return f"{100 * low:.{digits}f}{DASH}{100 * high:.{digits}f} %"
+    return f"{100 * low:.{digits}f}{DASH}{100 * high:.{digits}f}{PCT}"
 
 
 def points(value, digits: int = 0) -> str:
@@ -88,4 +89,4 @@ def truncated_pct(value, digits: int = 2) -> str:
     if _missing(value):
         return DASH
     scale = 10 ** digits
-    return f"{math.floor(100 * value * scale) / scale:.{digits}f} %"
+    return f"{math.floor(100 * value * scale) / scale:.{digits}f}{PCT}"

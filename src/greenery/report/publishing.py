@@ -103,11 +103,21 @@ def footer_html(prov: Provenance) -> str:
 def computed_with(parameters: dict, prov: Provenance) -> str:
     """The readable note that replaces papermill's injected cell: the data by name, other parameters by value."""
     others = {k: v for k, v in parameters.items() if k not in PATH_PARAMETERS}
-    text = (f"Computed with {prov.data_label}; data fingerprint `{prov.data_fingerprint}`; "
+    # the admonition's title already says "Computed with": the text does not repeat it
+    text = (f"Data: {prov.data_label}; fingerprint `{prov.data_fingerprint}`; "
             f"warehouse built {when(prov.warehouse_built_at)}")
     if others:
         text += "; parameters " + ", ".join(f"`{name} = {value!r}`" for name, value in sorted(others.items()))
     return f"```{{admonition}} Computed with\n:class: note greenery-computed-with\n{text}.\n```"
+
+
+def _alt_text_to_cell(cell) -> None:
+    """myst-nb takes an image's alt text from its cell's metadata (mystnb.image.alt), not from the output:
+    the charts' alt texts (greenery.report.book.alt_text) are moved there, joined if a cell draws several."""
+    alts = [out.get("metadata", {}).get("image/svg+xml", {}).get("alt") for out in cell.get("outputs", [])]
+    alts = [a for a in alts if a]
+    if alts:
+        cell.metadata.setdefault("mystnb", {}).setdefault("image", {})["alt"] = "; ".join(alts)
 
 
 def clean(nb: nbformat.NotebookNode, note: str | None = None) -> nbformat.NotebookNode:
@@ -122,6 +132,7 @@ def clean(nb: nbformat.NotebookNode, note: str | None = None) -> nbformat.Notebo
             continue
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
+        _alt_text_to_cell(cell)
         cells.append(cell)
     if note is not None:
         if where is None:  # after the title cell

@@ -18,6 +18,16 @@ import pandas as pd
 
 _CSV_IDS = itertools.count(1)
 CARDS_FROM = 4  # columns: narrower tables fit a phone as they are
+WIDE_FROM = 7  # columns: smaller type and padding (greenery.css), so every column fits a laptop's page
+# A formatted figure: "1,234", "US$2.50", "79.8 %", "72–86 %", "+9 points", "−10 to +27 points", "< 0.001", "–".
+_FIGURE = re.compile(r"^[<>≤≥±+−-]?\s?(US\$)?[0-9][0-9,.]*(\s?%)?(\s?(–|to)\s?[+−-]?(US\$)?[0-9][0-9,.]*(\s?%)?)?"
+                     r"(\s(points?|h))?$|^–$")
+
+
+def looks_numeric(column: pd.Series) -> bool:
+    """A column of figures already formatted as text (right-aligned like numbers), not of words."""
+    values = [str(v).replace("\u00a0", " ").strip() for v in column.dropna()]
+    return bool(values) and all(_FIGURE.match(v) for v in values) and any(v != "–" for v in values)
 
 
 def _css_string(text: str) -> str:
@@ -31,7 +41,15 @@ def for_every_screen(styled, frame: pd.DataFrame):
     """Label every cell with its column name (for the phone layout) and mark the table as one."""
     styles = [{"selector": f"td.col{i}::before", "props": [("content", _css_string(name))]}
               for i, name in enumerate(frame.columns)]
-    classes = "greenery-table" + (" greenery-cards" if len(frame.columns) >= CARDS_FROM else "")
+    for i, name in enumerate(frame.columns):
+        column = frame[name]
+        if i == 0 or not (pd.api.types.is_numeric_dtype(column) or looks_numeric(column)):
+            continue
+        styles.append({"selector": f"th.col{i}", "props": [("text-align", "right")]})  # over its figures
+        if column.astype(str).str.len().max() <= 12:  # "68–100 %", "US$2,664.30": one line, never split
+            styles.append({"selector": f"td.col{i}", "props": [("white-space", "nowrap")]})
+    classes = ("greenery-table" + (" greenery-cards" if len(frame.columns) >= CARDS_FROM else "")
+               + (" greenery-wide" if len(frame.columns) >= WIDE_FROM else ""))
     return styled.set_table_styles(styles, overwrite=False).set_table_attributes(f'class="{classes}"')
 
 
