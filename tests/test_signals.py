@@ -29,12 +29,22 @@ def start_report(export: Path, root: Path, *extra: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
+def is_kernel(process: psutil.Process) -> bool:
+    """A chapter's kernel: forked by the warm server, whose stand-in is `warm_client.py kernel`, or
+    started on its own (`-m ipykernel_launcher`)."""
+    try:
+        command = " ".join(process.cmdline())
+    except psutil.Error:  # ended meanwhile, or a zombie waiting to be reaped
+        return False
+    return "ipykernel_launcher" in command or "warm_client.py kernel" in command
+
+
 def wait_for_kernels(process: subprocess.Popen, timeout: float = 240) -> list[psutil.Process]:
     """The report's descendants once a chapter's kernel is running."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         tree = psutil.Process(process.pid).children(recursive=True)
-        if any("ipykernel_launcher" in " ".join(p.cmdline()) for p in tree if p.is_running()):
+        if any(is_kernel(p) for p in tree):
             return tree
         assert process.poll() is None, process.communicate()
         time.sleep(0.1)
@@ -64,4 +74,4 @@ def test_a_chapter_over_its_time_limit_is_named_and_stopped(export, tmp_path):
     [line] = stderr.strip().splitlines()
     assert line.startswith("error: notebooks/") and "still running after 0.5 s" in line
     assert not (tmp_path / "book").exists()
-    assert not [p for p in psutil.Process().children(recursive=True) if "ipykernel" in " ".join(p.cmdline())]
+    assert not [p for p in psutil.Process().children(recursive=True) if is_kernel(p)]

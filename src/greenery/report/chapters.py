@@ -15,6 +15,7 @@ import ast
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,6 +30,7 @@ from greenery import config
 from greenery.errors import ReportError, UsageError
 from greenery.faults import checkpoint
 from greenery.outputs import atomic
+from greenery.report import warm
 from greenery.report.processes import die_with_parent, kill_tree
 
 KERNEL_NAME = "greenery-python3"
@@ -182,8 +184,11 @@ def own_kernel() -> str:
         _kernel_folder = tempfile.TemporaryDirectory(prefix="greenery-kernel-")
         spec = Path(_kernel_folder.name) / "kernels" / KERNEL_NAME
         spec.mkdir(parents=True)
+        # Forked from the warm server when `run_all` started one (greenery.report.warm), else a new process.
+        argv = (warm.client_command("kernel", "-f", "{connection_file}") if os.environ.get(warm.SOCKET_ENV)
+                else [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"])
         (spec / "kernel.json").write_text(json.dumps({
-            "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "argv": argv,
             "display_name": "Python 3", "language": "python"}))
         os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [_kernel_folder.name,
                                                                    os.environ.get("JUPYTER_PATH")]))
@@ -270,15 +275,18 @@ def run_all(entries: list[str], stage: Path, parameters: dict[str, dict], keys: 
     logs.mkdir(exist_ok=True)
     running: dict[str, tuple[subprocess.Popen, float, Path]] = {}
     waiting = list(todo)
+    server = None
     try:
+        if todo:
+            server, env = _start_warm_server(logs)
         while waiting or running:
             while waiting and len(running) < workers:
                 entry = waiting.pop(0)
                 err = logs / f"{name_of(entry)}.err"
                 with err.open("w") as handle:
-                    command = [sys.executable, "-m", "greenery.report.chapters", str(notebook_path(entry)),
-                               str(stage / f"{entry}.ipynb"), json.dumps(parameters[entry]), str(timeout)]
-                    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=handle,
+                    command = warm.client_command("chapter", str(notebook_path(entry)), str(stage / f"{entry}.ipynb"),
+                                                  json.dumps(parameters[entry]), str(timeout))
+                    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=handle, env=env,
                                              stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
                     running[entry] = (child, time.monotonic(), err)
             time.sleep(0.05)
@@ -307,10 +315,43 @@ def run_all(entries: list[str], stage: Path, parameters: dict[str, dict], keys: 
     finally:
         for process, _, _ in running.values():
             kill_tree(process.pid)
+        if server:
+            kill_tree(server.pid)  # and every fork still running
+            server.wait()
+            shutil.rmtree(Path(env[warm.SOCKET_ENV]).parent, ignore_errors=True)
     return timings
 
 
-def _child(argv: list[str]) -> int:
+WARM_START_SECONDS = 300  # importing the libraries takes seconds; a server still importing after this is stuck
+
+
+def _start_warm_server(logs: Path) -> tuple[subprocess.Popen, dict[str, str]]:
+    """The warm server (greenery.report.warm), once it accepts forks, and the environment that finds it."""
+    socket_path = Path(tempfile.mkdtemp(prefix="greenery-warm-")) / "s"  # short: a socket's path has < 108 bytes
+    err = logs / "warm.err"
+    with err.open("w") as handle:
+        server = subprocess.Popen([sys.executable, "-m", "greenery.report.warm", str(socket_path)],
+                                  stdout=subprocess.PIPE, stderr=handle, stdin=subprocess.DEVNULL, text=True,
+                                  preexec_fn=die_with_parent)
+    ready = server.stdout.readline().strip() if _readable(server.stdout, WARM_START_SECONDS) else ""
+    if ready != warm.READY:
+        kill_tree(server.pid)
+        server.wait()
+        shutil.rmtree(socket_path.parent, ignore_errors=True)
+        _relay(err.read_text(errors="replace"))
+        raise ReportError(f"the chapters' warm server (greenery.report.warm) did not start within "
+                          f"{WARM_START_SECONDS} s (exit {server.returncode})")
+    return server, {**os.environ, warm.SOCKET_ENV: str(socket_path)}
+
+
+def _readable(stream, timeout: float) -> bool:
+    import select
+
+    return bool(select.select([stream], [], [], timeout)[0])
+
+
+def child(argv: list[str]) -> int:
+    """The chapter runner: execute one chapter; 4 and one error line on stderr if it fails."""
     source, output, parameters, timeout = argv
     try:
         execute(Path(source), Path(output), json.loads(parameters), float(timeout))
@@ -321,4 +362,4 @@ def _child(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(_child(sys.argv[1:]))
+    raise SystemExit(child(sys.argv[1:]))

@@ -1,0 +1,169 @@
+"""Warm start for the chapters: import the heavy libraries once, then fork a process per chapter.
+
+Every chapter runs papermill in a process of its own, and papermill starts a kernel of its own;
+each of those would import papermill, IPython, pandas, matplotlib, scipy and DuckDB again (about
+four CPU seconds a chapter, most of a small chapter's cost). Instead `greenery report` starts one
+server that imports them, then forks: a fork starts with everything imported and nothing else
+shared (the server never opens a database, a kernel or a thread of its own before forking).
+
+Who asks for a fork is a small client (greenery/report/warm_client.py, standard library only):
+the chapter runner's command and the kernelspec's command both run it. It hands the server its
+standard streams, relays signals to the fork, and exits with the fork's exit status, so to
+whoever started it the client behaves as the process it stands for. A fork dies with the server,
+and the server kills a fork whose client is gone (even killed with SIGKILL): stopping the
+server's process tree, which `run_all` does on any exit, stops every fork.
+
+`python -m greenery.report.warm SOCKET` is the server: it prints `ready` once it accepts forks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import signal
+import socket
+import sys
+from pathlib import Path
+
+CLIENT = Path(__file__).with_name("warm_client.py")
+SOCKET_ENV = "GREENERY_WARM_SOCKET"  # where a client finds the server (warm_client.py reads it too)
+READY = "ready"
+
+
+def client_command(role: str, *args: str) -> list[str]:
+    """The command that runs `role` in a fork of the server: `-I -S` start Python without site-packages."""
+    return [sys.executable, "-I", "-S", str(CLIENT), role, *args]
+
+
+def _preload() -> None:
+    """What a chapter and its kernel import, imported once here (never used: no thread, no state)."""
+    # As the kernel would set it before matplotlib is imported; chapters draw with the inline backend.
+    os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    import ipykernel.kernelapp  # noqa: F401
+    import ipykernel.ipkernel  # noqa: F401
+    import jupytext  # noqa: F401
+    import matplotlib.pyplot  # noqa: F401
+    import matplotlib_inline.backend_inline  # noqa: F401
+    import nbformat  # noqa: F401
+    import papermill  # noqa: F401
+    import scipy.stats  # noqa: F401
+
+    import greenery.report.book  # noqa: F401  (pandas, DuckDB, the analyses)
+    import greenery.report.chapters  # noqa: F401
+
+
+def _run_role(role: str, args: list[str]) -> int:
+    """In the fork: become the process the client stands for."""
+    if role == "kernel":  # what `python -m ipykernel_launcher -f CONNECTION_FILE` does
+        from ipykernel.kernelapp import IPKernelApp
+
+        sys.argv = [sys.executable, "-m", "ipykernel_launcher", *args]
+        app = IPKernelApp.instance()
+        app.initialize(args)
+        app.start()
+        return 0
+    if role == "chapter":
+        from greenery.report import chapters
+
+        return chapters.child(args)
+    print(f"greenery.report.warm: unknown role {role!r}", file=sys.stderr)
+    return 2
+
+
+def _fork(connection: socket.socket, listener: socket.socket, others: list[socket.socket]) -> int | None:
+    """Read one request (role, arguments, working folder, environment and three streams) and fork it."""
+    try:
+        message, fds, _, _ = socket.recv_fds(connection, 1 << 20, 3)
+        request = json.loads(message)
+    except (OSError, ValueError):
+        return None
+    if len(fds) != 3:
+        for fd in fds:
+            os.close(fd)
+        return None
+    pid = os.fork()
+    if pid == 0:  # the fork: nothing of the server's but its imports
+        code = 1
+        try:
+            from greenery.report.processes import die_with_parent
+
+            die_with_parent()
+            for sock in (listener, connection, *others):
+                sock.close()
+            for target, fd in enumerate(fds):
+                os.dup2(fd, target)
+                os.close(fd)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.environ.clear()
+            os.environ.update(request["env"])
+            os.chdir(request["cwd"])
+            code = _run_role(request["role"], request["args"])
+        except SystemExit as stop:
+            code = stop.code if isinstance(stop.code, int) else 1
+        except BaseException:  # noqa: BLE001 - a fork must never return into the server's loop
+            import traceback
+
+            traceback.print_exc()
+        finally:
+            with contextlib.suppress(Exception):
+                sys.stdout.flush()
+                sys.stderr.flush()
+            os._exit(code)
+    for fd in fds:
+        os.close(fd)
+    connection.sendall(f"{pid}\n".encode())
+    return pid
+
+
+def _status(wait_status: int) -> int:
+    """A fork's exit status as a shell reports it: its exit code, or 128 + the signal that killed it."""
+    if os.WIFSIGNALED(wait_status):
+        return 128 + os.WTERMSIG(wait_status)
+    return os.WEXITSTATUS(wait_status)
+
+
+def serve(path: str) -> None:
+    _preload()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(16)
+    print(READY, flush=True)
+    forks: dict[socket.socket, int] = {}  # a client's connection -> the fork it stands for
+    waiting: list[socket.socket] = []  # connected, request not read yet
+    while True:
+        readable, _, _ = select.select([listener, *waiting, *forks], [], [], 0.1)
+        for sock in readable:
+            if sock is listener:
+                waiting.append(listener.accept()[0])
+            elif sock in waiting:
+                waiting.remove(sock)
+                pid = _fork(sock, listener, [*waiting, *forks])
+                if pid is None:
+                    sock.close()
+                else:
+                    forks[sock] = pid
+            else:  # a client with a fork running only ever closes its end: it died
+                pid = forks.pop(sock)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                sock.close()
+        while True:  # reap ended forks and tell their clients how they ended
+            try:
+                pid, wait_status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            for sock, fork in list(forks.items()):
+                if fork == pid:
+                    with contextlib.suppress(OSError):
+                        sock.sendall(f"{_status(wait_status)}\n".encode())
+                    sock.close()
+                    del forks[sock]
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1])

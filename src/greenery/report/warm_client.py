@@ -1,0 +1,45 @@
+"""Stand in for a process forked by the warm server (greenery/report/warm.py): standard library only.
+
+`python -I -S warm_client.py ROLE ARGS...` hands the server this process's role, arguments,
+working folder, environment and standard streams; the server forks a process that runs the role
+with them. This process relays the signals it receives to that fork and exits as it exits, so the
+one who started it (the chapter runner, jupyter_client) sees the process it asked for. It dies
+with its parent; the server kills the fork when this process is gone.
+"""
+
+import ctypes
+import json
+import os
+import signal
+import socket
+import sys
+
+SOCKET_ENV = "GREENERY_WARM_SOCKET"
+RELAYED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+
+
+def main(role, args):
+    try:
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the parent
+    except (AttributeError, OSError):
+        pass
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.connect(os.environ[SOCKET_ENV])
+    request = {"role": role, "args": args, "cwd": os.getcwd(), "env": dict(os.environ)}
+    socket.send_fds(server, [json.dumps(request).encode()], [0, 1, 2])
+    replies = server.makefile("r")
+    pid = int(replies.readline())
+    def relay(received, _frame):
+        try:
+            os.kill(pid, received)
+        except ProcessLookupError:  # the fork has just ended: its status is on its way
+            pass
+
+    for number in RELAYED:
+        signal.signal(number, relay)
+    status = replies.readline()
+    return int(status) if status.strip() else 1  # no status: the server is gone, and the fork with it
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], sys.argv[2:]))
