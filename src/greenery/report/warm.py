@@ -41,8 +41,8 @@ def _preload() -> None:
     """What a chapter and its kernel import, imported once here (never used: no thread, no state)."""
     # As the kernel would set it before matplotlib is imported; chapters draw with the inline backend.
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-    import ipykernel.kernelapp  # noqa: F401
     import ipykernel.ipkernel  # noqa: F401
+    import ipykernel.kernelapp  # noqa: F401
     import jupytext  # noqa: F401
     import matplotlib.pyplot  # noqa: F401
     import matplotlib_inline.backend_inline  # noqa: F401

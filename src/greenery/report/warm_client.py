@@ -7,6 +7,7 @@ one who started it (the chapter runner, jupyter_client) sees the process it aske
 with its parent; the server kills the fork when this process is gone.
 """
 
+import contextlib
 import ctypes
 import json
 import os
@@ -19,10 +20,8 @@ RELAYED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.
 
 
 def main(role, args):
-    try:
+    with contextlib.suppress(AttributeError, OSError):
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the parent
-    except (AttributeError, OSError):
-        pass
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.connect(os.environ[SOCKET_ENV])
     request = {"role": role, "args": args, "cwd": os.getcwd(), "env": dict(os.environ)}
@@ -30,10 +29,8 @@ def main(role, args):
     replies = server.makefile("r")
     pid = int(replies.readline())
     def relay(received, _frame):
-        try:
+        with contextlib.suppress(ProcessLookupError):  # the fork has just ended: its status is on its way
             os.kill(pid, received)
-        except ProcessLookupError:  # the fork has just ended: its status is on its way
-            pass
 
     for number in RELAYED:
         signal.signal(number, relay)

@@ -98,8 +98,13 @@ def measure(scale: str, step: str, command: list[str], env: dict[str, str]) -> M
                    round(max(peak / 2**20, largest)))
 
 
-def run_scale(scale: str, export: Path | None, folder: Path, env: dict[str, str], seed: int = 7) -> list[Measure]:
-    """Every step on one export; `export` None means: generate the sample at this scale."""
+GROWN = "greenery build, grown export"
+
+
+def run_scale(scale: str, export: Path | None, folder: Path, env: dict[str, str], seed: int = 7,
+              previous: Path | None = None) -> list[Measure]:
+    """Every step on one export; `export` None means: generate the sample at this scale. `previous`
+    is the folder of the scale below, whose history this scale's grown-export build compares with."""
     greenery = [sys.executable, "-m", "greenery"]
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
@@ -114,6 +119,12 @@ def run_scale(scale: str, export: Path | None, folder: Path, env: dict[str, str]
     results.append(floor)
     build = [*greenery, "build", "--data-dir", str(export), "--warehouse", str(folder / "build.duckdb")]
     results.append(measure(scale, "greenery build", build, env))
+    if previous is not None and (previous / "history.duckdb").is_file():
+        # The export grew since the last build: the history records every new row and the "what
+        # changed" tables list them (the path an unchanged or first build never takes).
+        shutil.copyfile(previous / "history.duckdb", folder / "grown-history.duckdb")
+        grown = [*greenery, "build", "--data-dir", str(export), "--warehouse", str(folder / "grown.duckdb")]
+        results.append(measure(scale, GROWN, grown, {**env, "GREENERY_HISTORY": str(folder / "grown-history.duckdb")}))
     report = [*greenery, "report", "--data-dir", str(export), "--warehouse", str(folder / "report.duckdb"),
               "--out", str(folder / "html")]
     results.append(measure(scale, "greenery report, cold", report, env))
@@ -268,10 +279,12 @@ def main(argv: list[str] | None = None) -> None:
     real = config.real_export_dir()
     if real:
         runs.append(("real", real.resolve()))
+    previous = None
     for scale, export in runs:
         print(f"bench: scale {scale} ...", flush=True)
         folder = args.out / f"scale-{scale}"
-        results += run_scale(scale, export, folder, env, args.seed)
+        results += run_scale(scale, export, folder, env, args.seed, previous if export is None else None)
+        previous = folder
         notes += [f"scale {scale}, {line}" for line in where_the_time_goes(folder)]
         steps[scale] = build_timings(folder)
 

@@ -208,17 +208,22 @@ def _store_build_info(con: duckdb.DuckDBPyConnection, source: DataSource, loaded
 def _load_and_model(con: duckdb.DuckDBPyConnection, source: DataSource, manifest: Manifest,
                     timings: dict[str, float], inputs: str | None,
                     pinned: datetime | None) -> tuple[LoadReport, dict[str, int | None], str]:
-    """Load the export and build every model in one transaction (a file database pays for each
-    commit, and a build is all or nothing anyway), hashing the export meanwhile (unless the caller
-    already did) so that `greenery report` can reuse this build. Returns what was loaded, the
-    models' rows, the fingerprint."""
+    """Load the export, commit, then build every model and commit, hashing the export meanwhile
+    (unless the caller already did) so that `greenery report` can reuse this build. Returns what
+    was loaded, the models' rows, the fingerprint.
+
+    Two transactions, not one: models that read tables still uncommitted in their own transaction
+    read them more slowly (fct_orders took 2.7 s instead of 1.2 s at scale 1000). All or nothing
+    still holds: the file being built is only published when the whole build succeeded."""
     with ThreadPoolExecutor(max_workers=1) as hasher:
         hashed = hasher.submit(
             lambda: inputs or _timed_call(timings, "fingerprint", fingerprint.warehouse, source.path, pinned))
         db.run(con, "begin transaction")
         with _timed(timings, "load"):
             loaded = load_export(con, source.path)
+            db.run(con, "commit")
         checkpoint("models")
+        db.run(con, "begin transaction")
         with _timed(timings, "models"):
             model_rows = build_models(con, manifest)
         with _timed(timings, "commit"):

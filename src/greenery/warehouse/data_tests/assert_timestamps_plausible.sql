@@ -16,33 +16,41 @@ events as (
 ),
 
 stamps as (
+    -- Where each timestamp comes from; its name ('stg_orders.delivered_at <order_id>') is only built
+    -- for the few that fail, not for every event.
     select
-        'stg_users.created_at ' || user_id as what,
+        'stg_users.created_at' as stamp_source,
+        user_id as row_key,
         created_at as stamped_at
     from users
     union all
     select
-        'stg_users.updated_at ' || user_id as what,
+        'stg_users.updated_at' as stamp_source,
+        user_id as row_key,
         updated_at as stamped_at
     from users
     union all
     select
-        'stg_orders.created_at ' || order_id as what,
+        'stg_orders.created_at' as stamp_source,
+        order_id as row_key,
         created_at as stamped_at
     from orders
     union all
     select
-        'stg_orders.estimated_delivery_at ' || order_id as what,
+        'stg_orders.estimated_delivery_at' as stamp_source,
+        order_id as row_key,
         estimated_delivery_at as stamped_at
     from orders
     union all
     select
-        'stg_orders.delivered_at ' || order_id as what,
+        'stg_orders.delivered_at' as stamp_source,
+        order_id as row_key,
         delivered_at as stamped_at
     from orders
     union all
     select
-        'stg_events.created_at ' || event_id as what,
+        'stg_events.created_at' as stamp_source,
+        event_id as row_key,
         created_at as stamped_at
     from events
 ),
@@ -80,13 +88,18 @@ main_period as (
     limit 1
 ),
 
-final as (
-    select stamps.what
-    from stamps
-    inner join periods on date_trunc('day', stamps.stamped_at) = periods.stamped_on
+outlying_days as (
+    select stamped_on
+    from periods
     where
-        stamps.stamped_at < timestamp '2000-01-01'
-        or periods.period != (select main_period.period from main_period)
+        stamped_on < timestamp '2000-01-01'
+        or period != (select main_period.period from main_period)
+),
+
+final as (
+    select stamps.stamp_source || ' ' || stamps.row_key as what
+    from stamps
+    inner join outlying_days on date_trunc('day', stamps.stamped_at) = outlying_days.stamped_on
 )
 
 select * from final
