@@ -15,7 +15,6 @@ import ast
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -253,11 +252,13 @@ def _relay(stderr: str) -> None:
 
 def run_all(entries: list[str], stage: Path, parameters: dict[str, dict], keys: dict[str, str],
             cache: ChapterCache, log: Callable[..., None], timeout: float = config.CHAPTER_TIMEOUT,
-            workers: int | None = None) -> dict[str, float]:
+            workers: int | None = None, server: warm.Server | None = None) -> dict[str, float]:
     """Execute the chapters that changed, `workers` at a time (default: one per core); reuse the rest.
 
     Chapters only read the warehouse, so they are independent. The first failure or timeout stops
-    the run; on any exit (failure, timeout, signal) every chapter process and its kernel is stopped."""
+    the run; on any exit (failure, timeout, signal) every chapter process and its kernel is stopped.
+    Chapters are forked from `server` (greenery.report.warm; the caller stops it), else from a
+    server of this call's own."""
     timings: dict[str, float] = {}
     todo = []
     for entry in entries:
@@ -275,10 +276,10 @@ def run_all(entries: list[str], stage: Path, parameters: dict[str, dict], keys: 
     logs.mkdir(exist_ok=True)
     running: dict[str, tuple[subprocess.Popen, float, Path]] = {}
     waiting = list(todo)
-    server = None
+    own_server = server is None
+    server = server or warm.Server()
     try:
-        if todo:
-            server, env = _start_warm_server(logs)
+        env = server.environment() if todo else {}
         while waiting or running:
             while waiting and len(running) < workers:
                 entry = waiting.pop(0)
@@ -315,49 +316,24 @@ def run_all(entries: list[str], stage: Path, parameters: dict[str, dict], keys: 
     finally:
         for process, _, _ in running.values():
             kill_tree(process.pid)
-        if server:
-            kill_tree(server.pid)  # and every fork still running
-            server.wait()
-            shutil.rmtree(Path(env[warm.SOCKET_ENV]).parent, ignore_errors=True)
+        if own_server:
+            server.stop()  # and every fork still running
     return timings
-
-
-WARM_START_SECONDS = 300  # importing the libraries takes seconds; a server still importing after this is stuck
-
-
-def _start_warm_server(logs: Path) -> tuple[subprocess.Popen, dict[str, str]]:
-    """The warm server (greenery.report.warm), once it accepts forks, and the environment that finds it."""
-    socket_path = Path(tempfile.mkdtemp(prefix="greenery-warm-")) / "s"  # short: a socket's path has < 108 bytes
-    err = logs / "warm.err"
-    with err.open("w") as handle:
-        server = subprocess.Popen([sys.executable, "-m", "greenery.report.warm", str(socket_path)],
-                                  stdout=subprocess.PIPE, stderr=handle, stdin=subprocess.DEVNULL, text=True,
-                                  preexec_fn=die_with_parent)
-    ready = server.stdout.readline().strip() if _readable(server.stdout, WARM_START_SECONDS) else ""
-    if ready != warm.READY:
-        kill_tree(server.pid)
-        server.wait()
-        shutil.rmtree(socket_path.parent, ignore_errors=True)
-        _relay(err.read_text(errors="replace"))
-        raise ReportError(f"the chapters' warm server (greenery.report.warm) did not start within "
-                          f"{WARM_START_SECONDS} s (exit {server.returncode})")
-    return server, {**os.environ, warm.SOCKET_ENV: str(socket_path)}
-
-
-def _readable(stream, timeout: float) -> bool:
-    import select
-
-    return bool(select.select([stream], [], [], timeout)[0])
 
 
 def child(argv: list[str]) -> int:
     """The chapter runner: execute one chapter; 4 and one error line on stderr if it fails."""
+    global _kernel_folder
     source, output, parameters, timeout = argv
     try:
         execute(Path(source), Path(output), json.loads(parameters), float(timeout))
     except ReportError as error:
         print(ERROR_PREFIX + str(error).replace("\n", " "), file=sys.stderr)
         return 4
+    finally:  # now, not at exit: a fork of the warm server ends without running exit handlers
+        if _kernel_folder is not None:
+            _kernel_folder.cleanup()
+            _kernel_folder = None
     return 0
 
 

@@ -26,7 +26,7 @@ from greenery.errors import ReportError
 from greenery.faults import checkpoint
 from greenery.outputs import atomic, fingerprint, ownership
 from greenery.outputs.locking import exclusive
-from greenery.report import chapters, processes, publishing
+from greenery.report import chapters, processes, publishing, warm
 
 
 @dataclass
@@ -63,7 +63,7 @@ def render(stage: Path, builder: str = "html") -> Path:
 
 
 def _warehouse(source, warehouse_path: Path, built_at: datetime | None, log: Callable[..., None],
-               engine: str = "duckdb", spark=None):
+               engine: str = "duckdb", spark=None, before_build: Callable[[], None] = lambda: None):
     """Reuse the warehouse if it was built from this export and this code, else build it.
 
     Returns the key the chapters depend on (the export and code's fingerprint and the build's id in
@@ -78,6 +78,7 @@ def _warehouse(source, warehouse_path: Path, built_at: datetime | None, log: Cal
     if identity and identity[0] == wanted:
         log(f"Warehouse up to date (same export, same code): reusing {warehouse_path}")
         return f"{wanted}:{identity[1]}", None
+    before_build()
     result = build(source, warehouse_path, inputs=wanted, built_at=built_at)  # the export is hashed once per run
     for line in summary_lines(result):
         log(line)
@@ -102,9 +103,10 @@ def publish(data_dir=None, out=None, warehouse=None, analysis: Sequence[str] = (
     ownership.check_warehouse_target(warehouse_path)
     source = choose_source_for(engine, data_dir, log)  # before the locks: a refused export leaves nothing
     log(f"Data: {source.path} ({source.label}; chosen by {source.chosen_by})")
-    with exclusive(published, "the book"), exclusive(warehouse_path, "the warehouse"):
+    with exclusive(published, "the book"), exclusive(warehouse_path, "the warehouse"), warm.Server() as server:
         ownership.check_book_target(published)  # again, now that no other run can change it
-        warehouse_key, built = _warehouse(source, warehouse_path, built_at, log, engine, spark)
+        # A new warehouse means every chapter runs: the server imports their libraries during the build.
+        warehouse_key, built = _warehouse(source, warehouse_path, built_at, log, engine, spark, server.start)
 
         common = {"data_dir": str(source.path), "warehouse": str(warehouse_path)}
         parameters = {e: chapters.chapter_parameters(e, common, values) for e in entries}
@@ -121,7 +123,7 @@ def publish(data_dir=None, out=None, warehouse=None, analysis: Sequence[str] = (
         cache = chapters.ChapterCache(config.chapter_cache_path(warehouse_path))
         try:
             _stage_sources(stage)
-            timings = chapters.run_all(entries, stage, parameters, keys, cache, log, timeout)
+            timings = chapters.run_all(entries, stage, parameters, keys, cache, log, timeout, server=server)
             provenance = publishing.prepare_stage(stage, entries, parameters, source, warehouse_path)
             checkpoint("render")
             log("Rendering the book with jupyter-book ...")

@@ -11,7 +11,7 @@ the chapter runner's command and the kernelspec's command both run it. It hands 
 standard streams, relays signals to the fork, and exits with the fork's exit status, so to
 whoever started it the client behaves as the process it stands for. A fork dies with the server,
 and the server kills a fork whose client is gone (even killed with SIGKILL): stopping the
-server's process tree, which `run_all` does on any exit, stops every fork.
+server's process tree (`Server.stop`, on any exit of `greenery report`) stops every fork.
 
 `python -m greenery.report.warm SOCKET` is the server: it prints `ready` once it accepts forks.
 """
@@ -22,14 +22,77 @@ import contextlib
 import json
 import os
 import select
+import shutil
 import signal
 import socket
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 CLIENT = Path(__file__).with_name("warm_client.py")
 SOCKET_ENV = "GREENERY_WARM_SOCKET"  # where a client finds the server (warm_client.py reads it too)
 READY = "ready"
+
+
+class Server:
+    """The warm server's process: started early (it imports while the warehouse is built), waited for
+    when the first chapter needs it, stopped with every process it forked."""
+
+    START_SECONDS = 300  # importing takes seconds; a server still importing after this is stuck
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen | None = None
+        self.folder: Path | None = None
+        self.ready = False
+
+    def start(self) -> None:
+        from greenery.report.processes import die_with_parent
+
+        if self.process is None:
+            self.folder = Path(tempfile.mkdtemp(prefix="greenery-warm-"))  # short: a socket's path has < 108 bytes
+            with (self.folder / "server.err").open("w") as handle:
+                self.process = subprocess.Popen([sys.executable, "-m", "greenery.report.warm", str(self.socket)],
+                                                stdout=subprocess.PIPE, stderr=handle, stdin=subprocess.DEVNULL,
+                                                text=True, preexec_fn=die_with_parent)
+
+    @property
+    def socket(self) -> Path:
+        return self.folder / "s"
+
+    def environment(self) -> dict[str, str]:
+        """The environment of a client (`client_command`), once the server accepts forks."""
+        from greenery.errors import ReportError
+
+        self.start()
+        if not self.ready:
+            stream = self.process.stdout
+            answer = stream.readline().strip() if select.select([stream], [], [], self.START_SECONDS)[0] else ""
+            if answer != READY:
+                details = (self.folder / "server.err").read_text(errors="replace").strip().splitlines()
+                self.stop()
+                raise ReportError(f"the chapters' warm server (greenery.report.warm) did not start within "
+                                  f"{self.START_SECONDS:g} s" + (f": {details[-1]}" if details else ""))
+            self.ready = True
+        return {**os.environ, SOCKET_ENV: str(self.socket)}
+
+    def stop(self) -> None:
+        from greenery.report.processes import kill_tree
+
+        if self.process is not None:
+            kill_tree(self.process.pid)
+            self.process.wait()
+            self.process.stdout.close()
+            self.process = None
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            self.folder = None
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.stop()
 
 
 def client_command(role: str, *args: str) -> list[str]:
