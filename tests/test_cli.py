@@ -59,7 +59,7 @@ def test_error_level_failure_exits_1_and_names_the_test(tmp_path, capsys):
     code = cli.main(["build", "--data-dir", str(export), "--warehouse", str(tmp_path / "w.duckdb")])
     captured = capsys.readouterr()
     assert code == ExitCode.DATA_TEST_FAILED == 1
-    assert "FAIL assert_order_total_adds_up (stg_orders): 1 row(s), e.g. o2" in captured.out
+    assert "FAIL assert_order_total_adds_up (stg_orders): 1 row, e.g. o2" in captured.out
     assert "Build stopped" in captured.err
 
 
@@ -245,5 +245,5 @@ def test_a_missing_key_is_reported_not_a_crash(shop_dir, tmp_path, capsys):
     code = cli.main(["build", "--data-dir", str(shop_dir), "--warehouse", str(tmp_path / "w.duckdb")])
     captured = capsys.readouterr()
     assert code == ExitCode.DATA_TEST_FAILED
-    assert "FAIL not_null_stg_orders_order_id (stg_orders): 1 row(s), e.g. (null)" in captured.out
+    assert "FAIL not_null_stg_orders_order_id (stg_orders): 1 row, e.g. (null)" in captured.out
     assert "no warehouse was written" in captured.err

@@ -67,6 +67,22 @@ def test_a_singular_test_declared_nowhere_is_refused(tmp_path):
         load_manifest(models)
 
 
+def test_failing_rows_are_counted_in_the_unit_a_test_declares():
+    manifest = load_manifest()
+    assert manifest.failing("assert_user_sessions_plausible", 1) == "1 account"  # one row per account
+    assert manifest.failing("assert_timestamps_plausible", 2) == "2 timestamps"
+    assert manifest.failing("unique_stg_orders_order_id", 1) == "1 row"  # generic tests: rows of their model
+    assert manifest.failing("assert_order_total_adds_up", 1_234) == "1,234 rows"  # no unit declared: rows
+
+
+def test_a_unit_that_is_not_one_word_is_refused(tmp_path):
+    models = _copy_models(tmp_path)
+    staging = models / "staging" / "_staging.yml"
+    staging.write_text(staging.read_text().replace("    unit: account\n", "    unit: <b>accounts</b>\n"))
+    with pytest.raises(ManifestError, match="assert_user_sessions_plausible: unit must be one lower-case word"):
+        load_manifest(models)
+
+
 def test_a_mart_reading_raw_is_refused(tmp_path):
     models = _copy_models(tmp_path)
     (models / "marts/core/dim_products.sql").write_text("select * from raw.products")

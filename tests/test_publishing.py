@@ -251,7 +251,7 @@ def test_a_refused_export_is_announced_and_the_book_stays_as_it_was(sample_book,
     assert message["type"] == "application/json"
     text = message["body"]["text"]
     assert text.startswith("Greenery report: the new export was refused (exit 1: error-level data tests failed).")
-    assert "FAIL unique_stg_orders_order_id (stg_orders): 1 row(s)" in text
+    assert "FAIL unique_stg_orders_order_id (stg_orders): 1 row" in text
     assert re.search(r"Data tests: \d+ passed, \d+ warned, \d+ failed\.", text)
     assert "Readers still see the last good book (the generated sample (seed 42, scale 1)" in text
     assert message["body"]["tests"]["fail"] >= 1 and message["body"]["outcome"] == "refused"
@@ -306,7 +306,7 @@ def test_a_book_published_with_warnings_is_announced(sample_book, webhook, monke
     assert report(sample_book, sample_book.export, url, out=out) == 0
     [message] = received
     assert message["body"]["outcome"] == "published"
-    assert "WARN assert_shipped_orders_have_estimate (stg_orders): 23 row(s)" in message["body"]["text"]
+    assert "WARN assert_shipped_orders_have_estimate (stg_orders): 23 rows" in message["body"]["text"]
     state = read_status(out)
     assert state["attempt"]["outcome"] == "published" and state["book"]["changed"]
 

@@ -176,7 +176,7 @@ def test_an_error_level_failure_stops_a_spark_build_as_on_duckdb(shop_built, tmp
                      "--marts-dir", str(shop_built.marts)])
     out = capsys.readouterr()
     assert code == ExitCode.DATA_TEST_FAILED
-    assert "FAIL unique_stg_orders_order_id (stg_orders): 1 row(s), e.g. o1" in out.out
+    assert "FAIL unique_stg_orders_order_id (stg_orders): 1 row, e.g. o1" in out.out
     assert "the previous warehouse" in out.err
     assert shop_built.spark.read_bytes() == warehouse_before
     assert tree_digest(shop_built.marts) == marts_before

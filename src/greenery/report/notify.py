@@ -23,6 +23,7 @@ from greenery import config
 from greenery.errors import ExitCode, GreeneryError, UsageError
 from greenery.report import status
 from greenery.report.publishing import when
+from greenery.warehouse.manifest import load_manifest
 
 MAX_LISTED = 10  # failing tests named in one message; the rest are counted
 
@@ -48,9 +49,10 @@ def message(state: dict) -> dict:
     if summary:
         lines.append(f"Data tests: {summary.get('pass', 0)} passed, {summary.get('warn', 0)} warned, "
                      f"{summary.get('fail', 0)} failed.")
+    manifest = load_manifest()
     for problem in problems[:MAX_LISTED]:
         lines.append(f"• {problem['status'].upper()} {problem['name']} ({problem['model']}): "
-                     f"{problem['failing_rows']:,} row(s)")
+                     f"{manifest.failing(problem['name'], problem['failing_rows'])}")
     if len(problems) > MAX_LISTED:
         lines.append(f"• … and {len(problems) - MAX_LISTED} more")
     if attempt["error"]:

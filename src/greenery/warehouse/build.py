@@ -149,7 +149,8 @@ def summary_lines(result: BuildResult) -> list[str]:
     counts = ", ".join(f"{name} {rows:,}" for name, rows in loaded.rows.items())
     lines = [f"Read {loaded.total_rows:,} rows from {len(loaded.rows)} files: {counts}"]
     lines += [f"  warning: {warning}" for warning in loaded.warnings]
-    models = load_manifest().models
+    manifest = load_manifest()
+    models = manifest.models
     lines.append(f"Models ({len(result.model_rows)}), in build order:")
     for name, rows in result.model_rows.items():
         size = f"{rows:>10,} rows" if rows is not None else "      view"
@@ -160,7 +161,8 @@ def summary_lines(result: BuildResult) -> list[str]:
             lines.append(f"  PASS {test.name} ({test.model})")
             continue
         keys = ", ".join(test.failing_keys)
-        lines.append(f"  {test.status.upper():4} {test.name} ({test.model}): {test.failing_rows:,} row(s), e.g. {keys}")
+        failing = manifest.failing(test.name, test.failing_rows)
+        lines.append(f"  {test.status.upper():4} {test.name} ({test.model}): {failing}, e.g. {keys}")
         lines.append(f"       assumption: {test.rationale}")
     summary = result.summary
     lines.append(f"Data tests: {summary['pass']} passed, {summary['warn']} warned, {summary['fail']} failed")

@@ -8,6 +8,7 @@ the SQL with DuckDB's own parser, so the build order can never drift from the co
 from __future__ import annotations
 
 import graphlib
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -67,12 +68,18 @@ class DataTest:
     sql: str  # returns the failing rows; the first column names each one
     handling: str = ""  # what the models do with rows that fail (for the data-tests chapter)
     params: dict = field(default_factory=dict, hash=False, compare=False)
+    unit: str = "row"  # what one failing row is (an assertion may return accounts, not rows of its model)
 
 
 @dataclass(frozen=True)
 class Manifest:
     models: dict[str, Model]
     tests: list[DataTest]
+
+    def failing(self, test_name: str, count: int) -> str:
+        """`count` failing rows of a test in words: "1 row", "3 accounts"."""
+        unit = next((t.unit for t in self.tests if t.name == test_name), "row")
+        return f"{count:,} {unit}{'' if count == 1 else 's'}"
 
     def build_order(self) -> list[Model]:
         sorter = graphlib.TopologicalSorter({m.name: m.depends_on for m in self.models.values()})
@@ -193,9 +200,13 @@ def _read_folder(folder: Path, models_dir: Path) -> tuple[list[Model], list[Data
         path = data_tests_dir(models_dir) / f"{name}.sql"
         if not path.is_file():
             raise ManifestError(f"{yml_files[0]}: data test {name} is declared, but {path} does not exist")
+        unit = str(entry.get("unit", "row")).strip()
+        if not re.fullmatch(r"[a-z]+", unit):
+            raise ManifestError(f"{yml_files[0]}: {name}: unit must be one lower-case word (row, account...), "
+                                f"not {unit!r}")
         tests.append(
             DataTest(name, "assertion", entry["model"], entry.get("column"), severity, rationale,
-                     path.read_text(), (entry.get("handling") or "").strip())
+                     path.read_text(), (entry.get("handling") or "").strip(), unit=unit)
         )
     return models, tests
 
