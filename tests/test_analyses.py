@@ -159,3 +159,25 @@ def test_cohort_span(shop_db):
     assert rows == {"all": (2, datetime(2021, 2, 10, 9), datetime(2021, 2, 10, 12)),
                     "06–11 h": (1, datetime(2021, 2, 10, 9), datetime(2021, 2, 10, 9)),
                     "12–17 h": (1, datetime(2021, 2, 10, 12), datetime(2021, 2, 10, 12))}
+
+
+def test_the_unusual_traffic_rules_are_written_once():
+    """Every analysis that separates shoppers from flagged accounts calls account_flags; none restates it."""
+    from greenery import config
+
+    restating = sorted(p.name for p in config.ANALYSES_DIR.glob("*.sql")
+                       if "busiest_hour_sessions >" in p.read_text() or "sessions > $max" in p.read_text())
+    assert restating == ["account_flags.sql"]
+    callers = sorted(p.stem for p in config.ANALYSES_DIR.glob("*.sql") if analyses.macros_called(p.read_text()))
+    assert callers == ["activity_by_hour", "buyer_history", "funnel", "product_conversion", "repeat_by_indicator",
+                       "sessions_per_hour", "unusual_traffic"]
+
+
+def test_account_flags_applies_each_rule(shop_db):
+    shop_db.execute("create temp table fct_account_traffic as select * from (values "
+                    "('a', 3, 30), ('b', 12, 12), ('c', 2, 60), ('d', 11, 51)) "
+                    "as t(user_id, busiest_hour_sessions, sessions)")
+    analyses._define_macros(shop_db, "account_flags(")
+    flags = db.rows(shop_db, "select user_id, is_burst, is_volume, is_flagged from account_flags(10, 50) order by 1")
+    assert flags == [("a", False, False, False), ("b", True, False, True), ("c", False, True, True),
+                     ("d", True, True, True)]

@@ -21,7 +21,13 @@ def server():
 
 
 def forks(server: warm.Server) -> list[psutil.Process]:
-    return [p for p in psutil.Process(server.process.pid).children() if p.status() != psutil.STATUS_ZOMBIE]
+    def running(process: psutil.Process) -> bool:
+        try:
+            return process.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:  # ended between listing and asking
+            return False
+
+    return [p for p in psutil.Process(server.process.pid).children() if running(p)]
 
 
 def start_kernel(server: warm.Server, tmp_path) -> tuple[subprocess.Popen, psutil.Process]:

@@ -101,10 +101,16 @@ def show_sql(name: str, collapsed: bool = False) -> None:
     """Show an analysis's SQL; long ones folded in a dropdown the reader can open."""
     from greenery.report.publishing import sql_for_readers
 
+    def block(text: str) -> str:
+        # Pygments' SQL lexer stops at DuckDB's $name parameters (a Sphinx warning); its MySQL lexer reads them.
+        return f"```{'mysql' if '$' in text else 'sql'}\n{text}\n```"
+
     text = sql_for_readers(analyses.sql(name)).strip()
-    # Pygments' SQL lexer stops at DuckDB's $name parameters (a Sphinx warning); its MySQL lexer reads them.
-    block = f"```{'mysql' if '$' in text else 'sql'}\n{text}\n```"
-    display(Markdown(f"::::{{dropdown}} The SQL: {name}.sql\n{block}\n::::" if collapsed else block))
+    shown = block(text)
+    for macro in analyses.macros_called(text):  # the rule it calls, written once, shown with it
+        shown += f"\n\nIt calls `{macro}`, defined in {macro}.sql:\n\n" + block(
+            sql_for_readers(analyses.sql(macro)).strip())
+    display(Markdown(f"::::{{dropdown}} The SQL: {name}.sql\n{shown}\n::::" if collapsed else shown))
 
 
 def table(frame: pd.DataFrame, formats: dict[str, str] | None = None) -> None:

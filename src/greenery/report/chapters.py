@@ -1,12 +1,14 @@
 """The chapters: their order (_toc.yml), their parameters, and executing them with papermill.
 
 Each chapter is a jupytext notebook executed by papermill in a process of its own, with a kernel
-of its own from this very environment (never another environment's `python3` kernelspec), at
+of its own from this very environment (never another environment's `python3` kernelspec), both
+forked from the warm server that imported their libraries once (greenery.report.warm), at
 most `workers` at a time and each within a time limit. A chapter that fails or runs out of time
 is reported by name and cell, and every process it started is stopped. A chapter that finished
 is cached at once by fingerprint, so a rerun after any failure or signal does not redo it.
 
-`python -m greenery.report.chapters SOURCE OUTPUT PARAMETERS_JSON TIMEOUT` is the child process.
+`child` is that process; `python -m greenery.report.chapters SOURCE OUTPUT PARAMETERS_JSON TIMEOUT`
+runs it without the server (a kernel then starts cold), for debugging one chapter.
 """
 
 from __future__ import annotations
@@ -183,7 +185,7 @@ def own_kernel() -> str:
         _kernel_folder = tempfile.TemporaryDirectory(prefix="greenery-kernel-")
         spec = Path(_kernel_folder.name) / "kernels" / KERNEL_NAME
         spec.mkdir(parents=True)
-        # Forked from the warm server when `run_all` started one (greenery.report.warm), else a new process.
+        # Forked from the warm server when one runs (greenery.report.warm), else a new process.
         argv = (warm.client_command("kernel", "-f", "{connection_file}") if os.environ.get(warm.SOCKET_ENV)
                 else [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"])
         (spec / "kernel.json").write_text(json.dumps({

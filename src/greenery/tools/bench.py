@@ -255,12 +255,13 @@ def markdown(results: list[Measure], targets: list[str], notes: list[str], growt
     return "\n".join(lines)
 
 
-def update_readme(table: str, machine: str) -> None:
+def update_readme(table: str, machine: str, start: str = README_START, end: str = README_END) -> None:
+    """Replace README.md's section between the markers `start` and `end` (make bench, make bench-spark)."""
     readme = config.ROOT / "README.md"
     text = readme.read_text()
-    head, rest = text.split(README_START, 1)
-    _, tail = rest.split(README_END, 1)
-    readme.write_text(f"{head}{README_START}\n{machine}\n\n{table}\n{README_END}{tail}")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    readme.write_text(f"{head}{start}\n{machine}\n\n{table}\n{end}{tail}")
 
 
 def main(argv: list[str] | None = None) -> None:

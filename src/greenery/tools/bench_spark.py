@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from greenery import config
-from greenery.tools.bench import BENCH_DIR, Measure, measure
+from greenery.tools.bench import BENCH_DIR, Measure, measure, update_readme
 
 README_START, README_END = "<!-- bench-spark:start -->", "<!-- bench-spark:end -->"
 
@@ -55,14 +55,6 @@ def markdown(results: list[Measure], notes: list[str]) -> str:
     return "\n".join(lines)
 
 
-def update_readme(table: str, machine: str) -> None:
-    readme = config.ROOT / "README.md"
-    text = readme.read_text()
-    head, rest = text.split(README_START, 1)
-    _, tail = rest.split(README_END, 1)
-    readme.write_text(f"{head}{README_START}\n{machine}\n\n{table}\n{README_END}{tail}")
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m greenery.tools.bench_spark", description=__doc__.split("\n\n")[0])
     parser.add_argument("--scales", nargs="+", default=["1", "10", "100"], help="sample scales (default 1 10 100)")
@@ -88,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     table = markdown(results, notes)
     print(f"\n{machine}\n\n{table}")
     if args.readme:
-        update_readme(table, machine)
+        update_readme(table, machine, README_START, README_END)
         print("written: README.md (When the data outgrows one machine)")
 
 

@@ -6,6 +6,7 @@ reader sees is the SQL that produced the figure.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cache
 from types import SimpleNamespace
@@ -15,13 +16,30 @@ import pandas as pd
 
 from greenery import config, db
 
+# Table macros: rules several analyses share, each written once in the SQL file of its name
+# (the file holds the macro's query; its arguments are named here).
+MACROS = {"account_flags": ("max_sessions_per_hour", "max_sessions_per_account")}
+
 
 @cache
 def sql(name: str) -> str:
     return (config.ANALYSES_DIR / f"{name}.sql").read_text()
 
 
+def macros_called(text: str) -> list[str]:
+    """The table macros (MACROS) a query calls (its comments left aside)."""
+    code = re.sub(r"--[^\n]*", "", text)
+    return [name for name in MACROS if re.search(rf"\b{name}\(", code)]
+
+
+def _define_macros(con: duckdb.DuckDBPyConnection, text: str) -> None:
+    """Define on `con` the macros `text` calls (temporary: a read-only warehouse accepts them)."""
+    for name in macros_called(text):
+        db.run(con, f"create or replace temp macro {name}({', '.join(MACROS[name])}) as table {sql(name)}")
+
+
 def frame(con: duckdb.DuckDBPyConnection, name: str, params: db.Params = None) -> pd.DataFrame:
+    _define_macros(con, sql(name))
     return db.frame(con, sql(name), params)
 
 

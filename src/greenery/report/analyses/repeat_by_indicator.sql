@@ -10,16 +10,9 @@ first_orders as (
     select * from fct_first_orders
 ),
 
-accounts as (
-    select * from fct_account_traffic
-),
-
 flags as (
-    select
-        user_id,
-        busiest_hour_sessions > $max_sessions_per_hour
-        or sessions > $max_sessions_per_account as is_flagged
-    from accounts
+    -- The unusual-traffic rules (account_flags.sql): one row per account with sessions.
+    select * from account_flags($max_sessions_per_hour, $max_sessions_per_account)
 ),
 
 followed as (

@@ -8,6 +8,11 @@ accounts as (
     select * from fct_account_traffic
 ),
 
+flags as (
+    -- The unusual-traffic rules (account_flags.sql): one row per account with sessions.
+    select * from account_flags($max_sessions_per_hour, $max_sessions_per_account)
+),
+
 rules (rule_order, rule, threshold) as (
     values
     (1, 'burst', $max_sessions_per_hour),
@@ -27,14 +32,13 @@ measured as (
             when 'volume' then accounts.sessions
         end as measure,
         case rules.rule
-            when 'burst' then accounts.busiest_hour_sessions > $max_sessions_per_hour
-            when 'volume' then accounts.sessions > $max_sessions_per_account
-            else
-                accounts.busiest_hour_sessions > $max_sessions_per_hour
-                or accounts.sessions > $max_sessions_per_account
+            when 'burst' then flags.is_burst
+            when 'volume' then flags.is_volume
+            else flags.is_flagged
         end as is_flagged
     from rules
     cross join accounts
+    inner join flags on accounts.user_id = flags.user_id
 ),
 
 final as (
