@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 LAST_LINE = -1  # a case's expected line: the last line of the file, whatever its number
+UNKNOWN_ID = "00000000-0000-4000-8000-00000000dead"  # a well-formed id that no row of the sample has
 
 
 @dataclass(frozen=True)
@@ -251,14 +252,16 @@ CASES: list[Case] = [
          "more values than the header", "promos.csv", 2, "status"),
     Case("file_is_a_fifo", promos_as_fifo, 2, "is a FIFO, not a regular file", "promos.csv"),
     Case("cr_only_line_endings", cr_only_line_endings, 2, "carriage return alone", "products.csv", 1),
+    Case("id_not_a_uuid", set_value("orders.csv", 3, "user_id", "no-such-user"), 2,
+         "cannot read 'no-such-user' as an id", "orders.csv", 3, "user_id"),
     Case("personal_value_in_wrong_column", phone_number_in_timestamp, 2, "not shown: the file holds personal data",
          "users.csv", 2, "created_at"),
     # The export reads, but breaks an assumption the figures rest on: exit 1, nothing published.
     Case("header_only_file", header_only, 1, "assert_raw_tables_not_empty"),
     Case("duplicate_primary_key", duplicate_order, 1, "unique_stg_orders_order_id"),
-    Case("order_for_unknown_user", set_value("orders.csv", 3, "user_id", "no-such-user"), 1,
+    Case("order_for_unknown_user", set_value("orders.csv", 3, "user_id", UNKNOWN_ID), 1,
          "relationships_stg_orders_user_id__stg_users"),
-    Case("item_for_unknown_product", set_value("order_items.csv", 3, "product_id", "no-such-product"), 1,
+    Case("item_for_unknown_product", set_value("order_items.csv", 3, "product_id", UNKNOWN_ID), 1,
          "relationships_stg_order_items_product_id__stg_products"),
     Case("negative_price", set_value("products.csv", 4, "price", "-12.5"), 1, "assert_amounts_not_negative"),
     Case("negative_quantity", set_value("order_items.csv", 3, "quantity", "-2"), 1, "assert_amounts_not_negative"),

@@ -7,15 +7,22 @@ spelled out in test_models.py next to the arithmetic that gives them.
 
 `write_shop(folder, edit=...)` writes it in the real export's format (line endings, no final
 newline where the real files have none), optionally after `edit` changed the rows.
+
+Ids are written here by their short names (u1, o2, s3, e04...); the contract types ids as UUIDs,
+so `write_shop` writes each as `uid(name)`, a UUID that spells the name in hex (`o2` is
+00000000-0000-4000-8000-000000006f32), and `named` turns the UUIDs a query returns back into names.
 """
 
 from __future__ import annotations
 
 import copy
+import re
+import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from greenery.warehouse.contract import RAW_TABLES, personal_values
+from greenery.warehouse.contract import ID, RAW_TABLES, personal_values
 
 Rows = dict[str, list[dict[str, str]]]
 
@@ -153,11 +160,58 @@ def _quote(value: str) -> str:
     return value
 
 
+RAW = "raw:"  # an edit writing "raw:<text>" into an id column gets <text> in the file, as it is
+UID_PREFIX = "00000000-0000-4000-8000-"
+UUID_TEXT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def uid(name: str) -> str:
+    """The UUID standing for a short id (at most 6 ASCII characters): its bytes in hex, at the end.
+    An empty value stays empty (a missing id); a value that is already a UUID is kept."""
+    if not name or UUID_TEXT.fullmatch(name):
+        return name
+    encoded = name.encode("ascii").hex()
+    assert len(encoded) <= 12, f"a fixture id is at most 6 characters: {name!r}"
+    return UID_PREFIX + encoded.rjust(12, "0")
+
+
+def _decode(found: re.Match) -> str:
+    encoded = found.group(1)
+    while encoded.startswith("00"):  # the padding: no ASCII character of a name is 00
+        encoded = encoded[2:]
+    return bytes.fromhex(encoded).decode("ascii")
+
+
+UID_TEXT = re.compile(re.escape(UID_PREFIX) + r"([0-9a-f]{12})")
+
+
+def name(value: Any) -> Any:
+    """Every uid() in `value` as the short name it stands for (a UUID, or text holding some, such as
+    the key "o9 / p1"); recurses into tuples, lists and dicts; anything else unchanged."""
+    if isinstance(value, (tuple, list)):
+        return type(value)(name(v) for v in value)
+    if isinstance(value, dict):
+        return {name(k): name(v) for k, v in value.items()}
+    if isinstance(value, uuid.UUID):
+        value = str(value)
+    return UID_TEXT.sub(_decode, value) if isinstance(value, str) else value
+
+
+ID_COLUMNS = {table.name: {c.name for c in table.columns if c.type == ID} for table in RAW_TABLES}
+
+
 def write_shop(folder: Path, edit: Callable[[Rows], None] | None = None) -> Path:
-    """Write the shop as a raw export into `folder`; `edit` may change the rows first."""
+    """Write the shop as a raw export into `folder`; `edit` may change the rows first. Ids are
+    written as uid(name); a value an edit made a UUID already (or an invalid one, to test the
+    loader: see `raw`) is written as it is."""
     rows = copy.deepcopy(SHOP)
     if edit:
         edit(rows)
+    for table, ids in ID_COLUMNS.items():
+        for row in rows[table]:
+            for column in ids & row.keys():
+                value = row[column]
+                row[column] = value[len(RAW):] if value.startswith(RAW) else uid(value)
     folder.mkdir(parents=True, exist_ok=True)
     for table in RAW_TABLES:
         eol = "\r\n" if table.crlf else "\n"

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from shop import write_shop
+from shop import uid, write_shop
 
 from greenery import cli, config
 from greenery.errors import ExitCode
@@ -59,7 +59,7 @@ def test_error_level_failure_exits_1_and_names_the_test(tmp_path, capsys):
     code = cli.main(["build", "--data-dir", str(export), "--warehouse", str(tmp_path / "w.duckdb")])
     captured = capsys.readouterr()
     assert code == ExitCode.DATA_TEST_FAILED == 1
-    assert "FAIL assert_order_total_adds_up (stg_orders): 1 row, e.g. o2" in captured.out
+    assert f"FAIL assert_order_total_adds_up (stg_orders): 1 row, e.g. {uid('o2')}" in captured.out
     assert "Build stopped" in captured.err
 
 

@@ -7,7 +7,7 @@ import re
 from decimal import Decimal
 
 import pytest
-from shop import PERSONAL_VALUES, write_shop
+from shop import PERSONAL_VALUES, name, uid, write_shop
 
 from greenery import db
 from greenery.errors import DataTestFailure
@@ -45,16 +45,17 @@ def test_three_orders_shipped_are_exactly_what_changed(builder):
     build_shop, history = builder
     build_shop("first").close()
     con = build_shop("second", ship)
-    changes = db.rows(con, """
+    changes = name(db.rows(con, """
         select key, change, before->>'order_status', after->>'order_status'
-        from history_changes where snapshot = 'orders_snapshot' order by key""")
+        from history_changes where snapshot = 'orders_snapshot' order by key"""))
     assert changes == [("o4", "changed", "preparing", "shipped"), ("o5", "changed", "preparing", "shipped"),
                        ("o6", "changed", "preparing", "shipped")]
     assert db.scalar(con, "select count(*) from history_changes where snapshot <> 'orders_snapshot'") == 0
     con.close()
     kept = db.connect(history, read_only=True)
-    versions = db.rows(kept, """select order_id, order_status, valid_to is null from orders_snapshot
-                               where order_id in ('o4', 'o5', 'o6') order by order_id, valid_from""")
+    versions = name(db.rows(kept, """select order_id, order_status, valid_to is null from orders_snapshot
+                                    where order_id in ($o4, $o5, $o6) order by order_id, valid_from""",
+                            {o: uid(o) for o in ("o4", "o5", "o6")}))
     assert versions == [("o4", "preparing", False), ("o4", "shipped", True), ("o5", "preparing", False),
                         ("o5", "shipped", True), ("o6", "preparing", False), ("o6", "shipped", True)]
     assert db.scalar(kept, "select count(*) from orders_snapshot") == 9  # 6 first versions + 3 new ones
@@ -70,11 +71,12 @@ def test_new_rows_inventory_and_an_unchanged_rebuild(builder):
         rows["events"].append({**rows["events"][-1], "event_id": "e99", "created_at": "2021-02-11T23:00:00Z"})
 
     con = build_shop("second", grow)
-    found = {(s, k, c) for s, k, c in db.rows(con, "select snapshot, key, change from history_changes")}
-    e99 = db.scalar(con, "select lower(to_hex(md5_number('e99')))")  # events are kept by a hash of their id
+    found = {(s, name(k), c) for s, k, c in db.rows(con, "select snapshot, key, change from history_changes")}
+    # events are kept by a hash of their id
+    e99 = db.scalar(con, "select lower(to_hex(md5_number($id)))", {"id": uid("e99")})
     assert found == {("products_snapshot", "p1", "changed"), ("users_snapshot", "u5", "new"),
                      ("events_snapshot", e99, "new")}
-    before, after = db.rows(con, "select before, after from history_changes where key = 'p1'")[0]
+    before, after = db.rows(con, "select before, after from history_changes where key = $p1", {"p1": uid("p1")})[0]
     assert (json.loads(before)["inventory"], json.loads(after)["inventory"]) == (5, 3)
     assert analyses.frame(con, "product_changes").to_dict("records") == [
         {"product_name": "Fern", "inventory_before": 5, "inventory_now": 3, "price_before_usd": Decimal("10.00"),
@@ -102,13 +104,26 @@ def test_failed_build_leaves_history_untouched(builder, tmp_path):
     assert history.read_bytes() == before
 
 
+def test_the_history_keeps_ids_as_text_as_before_ids_were_typed(builder):
+    """Histories written when ids were text stay readable: keys and id columns are kept as the same
+    canonical text, so an earlier history file is compared with, never refused or seen as all new."""
+    build_shop, history = builder
+    build_shop("first").close()
+    kept = db.connect(history, read_only=True)
+    types = dict(db.rows(kept, "select table_name || '.' || column_name, data_type from information_schema.columns "
+                               "where column_name in ('order_id', 'product_id', 'user_id', 'address_id')"))
+    assert types == {"orders_snapshot.order_id": "VARCHAR", "products_snapshot.product_id": "VARCHAR",
+                     "users_snapshot.user_id": "VARCHAR", "users_snapshot.address_id": "VARCHAR"}
+    assert name(db.scalar(kept, "select address_id from users_snapshot where user_id = $u1", {"u1": uid("u1")})) == "a1"
+
+
 def test_personal_data_never_enters_history(builder):
     build_shop, history = builder
     build_shop("first").close()
     kept = db.connect(history, read_only=True)
-    for (name,) in db.rows(kept, "select table_name from information_schema.tables"):
-        text = db.scalar(kept, f'select coalesce(string_agg(to_json(t)::varchar, \'\\n\'), \'\') from "{name}" as t')
-        assert not [v for v in PERSONAL_VALUES if v in text], name
+    for (table,) in db.rows(kept, "select table_name from information_schema.tables"):
+        text = db.scalar(kept, f'select coalesce(string_agg(to_json(t)::varchar, \'\\n\'), \'\') from "{table}" as t')
+        assert not [v for v in PERSONAL_VALUES if v in text], table
 
 
 def test_the_chapter_lists_exactly_the_three_shipped_orders(builder, tmp_path):
@@ -120,8 +135,8 @@ def test_the_chapter_lists_exactly_the_three_shipped_orders(builder, tmp_path):
     build_shop("second", ship).close()
     chapter = execute(notebook_path("notebooks/what_changed"), tmp_path / "what_changed.ipynb",
                       {"warehouse": str(tmp_path / "w.duckdb")})
-    shown = "\n".join(str(output.get("data", {}).get("text/html", "")) + str(output.get("data", {}).get("text/markdown", ""))
-                      for cell in chapter.cells for output in cell.get("outputs", []))
+    shown = name("\n".join(str(output.get("data", {}).get("text/html", "")) + str(output.get("data", {}).get("text/markdown", ""))
+                      for cell in chapter.cells for output in cell.get("outputs", [])))
     assert "**3 orders changed status**" in shown
     move = re.search(r">preparing</td>\s*<td[^>]*>shipped</td>\s*<td[^>]*>3</td>\s*<td[^>]*>o4, o5, o6</td>", shown)
     assert move, "the move preparing -> shipped, 3 orders: o4, o5, o6"
@@ -152,8 +167,8 @@ def test_rebuilding_an_earlier_export_compares_with_the_build_in_between(builder
     first = built_identity(tmp_path / "w.duckdb")
     build_shop("b", ship).close()
     con = build_shop("a")
-    moves = db.rows(con, "select key, before->>'order_status', after->>'order_status' from history_changes "
-                         "where snapshot = 'orders_snapshot' order by key")
+    moves = name(db.rows(con, "select key, before->>'order_status', after->>'order_status' from history_changes "
+                              "where snapshot = 'orders_snapshot' order by key"))
     assert moves == [("o4", "shipped", "preparing"), ("o5", "shipped", "preparing"), ("o6", "shipped", "preparing")]
     again = built_identity(tmp_path / "w.duckdb")
     assert again[0] == first[0] and again[1] != first[1]  # same export and code, another build: chapters rerun

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from shop import name, uid
 
 from greenery import db
 from greenery.errors import InputError
@@ -26,13 +27,13 @@ def test_line_endings_and_missing_final_newlines_as_delivered(shop_dir):
     assert report.rows == {"users": 4, "addresses": 4, "products": 3, "promos": 2, "orders": 6,
                            "order_items": 8, "events": 21}
     # No CR leaks into the last column of a CRLF file.
-    assert db.scalar(con, "select count(*) from raw.users where address_id like '%\r%'") == 0
-    assert db.scalar(con, "select address_id from raw.users where user_id = 'u4'") == "a4"
+    assert db.scalar(con, "select count(*) from raw.users where address_id::varchar like '%\r%'") == 0
+    assert name(db.scalar(con, "select address_id from raw.users where user_id = $u4", {"u4": uid("u4")})) == "a4"
 
 
 def test_zipcode_keeps_leading_zero_as_text(shop_dir):
     con, _ = load(shop_dir)
-    assert db.scalar(con, "select zipcode from raw.addresses where address_id = 'a1'") == "02139"
+    assert db.scalar(con, "select zipcode from raw.addresses where address_id = $a1", {"a1": uid("a1")}) == "02139"
     assert db.scalar(con, "select typeof(zipcode) from raw.addresses limit 1") == "VARCHAR"
 
 
@@ -47,7 +48,7 @@ def test_empty_strings_become_null(shop_dir):
 def test_promo_names_are_keys(shop_dir):
     con, _ = load(shop_dir)
     joined = db.rows(con, "select o.order_id, p.discount from raw.orders o join raw.promos p using (promo_id) order by 1")
-    assert [(o, float(d)) for o, d in joined] == [("o2", 5.0), ("o4", 2.0)]
+    assert [(name(o), float(d)) for o, d in joined] == [("o2", 5.0), ("o4", 2.0)]
 
 
 def test_types_come_from_the_contract(shop_dir):
@@ -57,8 +58,11 @@ def test_types_come_from_the_contract(shop_dir):
     assert types["created_at"] == "TIMESTAMP"
     assert types["order_total"] == "DECIMAL(12,2)"
     assert types["status"] == "VARCHAR"
+    assert (types["order_id"], types["user_id"], types["promo_id"], types["tracking_id"]) == (
+        "UUID", "UUID", "VARCHAR", "VARCHAR")  # ids are UUIDs; a promo's name and a tracking number are not
     # Z means UTC: the stored value is the instant as written.
-    assert str(db.scalar(con, "select created_at from raw.orders where order_id = 'o3'")) == "2021-02-10 23:59:59"
+    assert str(db.scalar(con, "select created_at from raw.orders where order_id = $o3",
+                             {"o3": uid("o3")})) == "2021-02-10 23:59:59"
 
 
 def test_columns_in_another_order_are_read_by_name(tmp_path):
@@ -69,7 +73,8 @@ def test_columns_in_another_order_are_read_by_name(tmp_path):
     swapped = [",".join(reversed(line.split(","))) for line in lines]
     (folder / "products.csv").write_text("\n".join(swapped))
     con, _ = load(folder)
-    assert db.rows(con, "select name, price::varchar from raw.products where product_id = 'p2'") == [("Cactus", "20.50")]
+    assert db.rows(con, "select name, price::varchar from raw.products where product_id = $p2",
+                   {"p2": uid("p2")}) == [("Cactus", "20.50")]
 
 
 def test_missing_column_names_file_and_column(shop_dir):
@@ -103,3 +108,17 @@ def test_real_export_loads_exactly_as_delivered(real_export):
                            "order_items": 862, "events": 3553}
     assert report.warnings == []
     assert db.scalar(con, "select count(*) from raw.addresses where zipcode like '0%'") > 0
+
+
+def test_ids_are_uuids_in_any_form_duckdb_reads(tmp_path):
+    """A UUID in capitals, in braces or without dashes is the same id: stored as 16 bytes, it joins
+    with its lowercase form and is written back as 8-4-4-4-12 in lowercase."""
+    from shop import write_shop
+
+    def other_forms(rows):
+        rows["orders"][0]["order_id"] = "raw:{" + uid("o1").upper() + "}"
+        rows["order_items"][0]["order_id"] = "raw:" + uid("o1").replace("-", "")
+
+    con, _ = load(write_shop(tmp_path / "x", edit=other_forms))
+    assert db.rows(con, "select o.order_id::varchar, i.quantity from raw.orders o join raw.order_items i "
+                        "using (order_id) where o.order_id = $o1", {"o1": uid("o1")}) == [(uid("o1"), 2)]

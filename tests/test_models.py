@@ -6,20 +6,28 @@ from datetime import datetime
 from decimal import Decimal
 
 import pytest
-from shop import PERSONAL_VALUES
+from shop import PERSONAL_VALUES, name, uid
 
 from greenery import db
 
 
+def name_rows(con, sql: str, params=None) -> list[tuple]:
+    return name(db.rows(con, sql, params))
+
+
+def name_scalar(con, sql: str, params=None):
+    return name(db.scalar(con, sql, params))
+
+
 def table(con, sql: str) -> dict:
-    """Rows keyed by their first column."""
+    """Rows keyed by their first column, ids as their short names (shop.name)."""
     result = con.execute(sql)
     names = [d[0] for d in result.description]
-    return {row[0]: dict(zip(names, row, strict=True)) for row in result.fetchall()}
+    return {name(row[0]): dict(zip(names, name(row), strict=True)) for row in result.fetchall()}
 
 
 def test_staging_renames_and_keeps_every_row(shop_db):
-    counts = dict(db.rows(shop_db, """
+    counts = dict(name_rows(shop_db, """
         select 'users', count(*) from stg_users union all select 'addresses', count(*) from stg_addresses
         union all select 'products', count(*) from stg_products union all select 'promos', count(*) from stg_promos
         union all select 'orders', count(*) from stg_orders union all select 'items', count(*) from stg_order_items
@@ -27,8 +35,9 @@ def test_staging_renames_and_keeps_every_row(shop_db):
     assert counts == {"users": 4, "addresses": 4, "products": 3, "promos": 2, "orders": 6, "items": 8, "events": 21}
     product = table(shop_db, "select * from stg_products")["p2"]
     assert product == {"product_id": "p2", "product_name": "Cactus", "price_usd": Decimal("20.50"), "inventory": 0}
-    assert db.scalar(shop_db, "select order_status from stg_orders where order_id = 'o2'") == "shipped"
-    assert db.scalar(shop_db, "select discount_usd from stg_promos where promo_id = 'Spring sale'") == Decimal("5")
+    assert name_scalar(shop_db, "select order_status from stg_orders where order_id = $o",
+                       {"o": uid("o2")}) == "shipped"
+    assert name_scalar(shop_db, "select discount_usd from stg_promos where promo_id = 'Spring sale'") == Decimal("5")
 
 
 def test_int_order_item_totals(shop_db):
@@ -67,25 +76,25 @@ def test_fct_orders(shop_db):
 
 
 def test_int_order_lines_is_quantity_times_list_price(shop_db):
-    lines = db.rows(shop_db, "select order_id, product_id, quantity, price_usd, line_amount_usd from int_order_lines "
-                             "where order_id in ('o2', 'o3') order by 1, 2")
+    lines = name_rows(shop_db, "select order_id, product_id, quantity, price_usd, line_amount_usd from int_order_lines "
+                             "where order_id in ($o2, $o3) order by 1, 2", {"o2": uid("o2"), "o3": uid("o3")})
     assert lines == [("o2", "p2", 1, Decimal("20.50"), Decimal("20.50")),   # 1 x 20.50
                      ("o2", "p3", 2, Decimal("5.25"), Decimal("10.50")),    # 2 x 5.25
                      ("o3", "p3", 4, Decimal("5.25"), Decimal("21.00"))]    # 4 x 5.25
-    totals = db.rows(shop_db, "select order_id, product_count, unit_count, items_amount_usd from int_order_item_totals "
-                              "where order_id = 'o2'")
+    totals = name_rows(shop_db, "select order_id, product_count, unit_count, items_amount_usd from int_order_item_totals "
+                              "where order_id = $o", {"o": uid("o2")})
     assert totals == [("o2", 2, 3, Decimal("31.00"))]  # 20.50 + 10.50
 
 
 def test_fct_order_items_prices_each_line(shop_db):
-    items = db.rows(shop_db, "select order_id, product_id, user_id, line_amount_usd from fct_order_items order by 1, 2")
+    items = name_rows(shop_db, "select order_id, product_id, user_id, line_amount_usd from fct_order_items order by 1, 2")
     assert items[:3] == [("o1", "p1", "u1", Decimal("20.00")), ("o2", "p2", "u1", Decimal("20.50")),
                          ("o2", "p3", "u1", Decimal("10.50"))]
-    assert db.scalar(shop_db, "select sum(line_amount_usd) from fct_order_items") == Decimal("117.75")  # 20+31+21+10+30.5+5.25
+    assert name_scalar(shop_db, "select sum(line_amount_usd) from fct_order_items") == Decimal("117.75")  # 20+31+21+10+30.5+5.25
 
 
 def test_fct_events_flags_shipping_notices(shop_db):
-    counts = dict(db.rows(shop_db, "select is_shopper_event, count(*) from fct_events group by 1"))
+    counts = dict(name_rows(shop_db, "select is_shopper_event, count(*) from fct_events group by 1"))
     assert counts == {True: 18, False: 3}  # three package_shipped events (o1, o3, o2)
 
 
@@ -152,7 +161,7 @@ def test_fct_sessions(shop_db):
 
 
 def test_fct_session_products(shop_db):
-    rows = {(r[0], r[1]): r[2:] for r in db.rows(shop_db, """
+    rows = {(r[0], r[1]): r[2:] for r in name_rows(shop_db, """
         select session_id, product_id, was_viewed, was_added_to_cart, was_ordered, quantity_ordered
         from fct_session_products""")}
     assert rows[("s1", "p1")] == (True, True, True, 2)

@@ -15,12 +15,13 @@ from pathlib import Path
 
 import pytest
 from conftest import tree_digest
-from shop import write_shop
+from shop import uid, write_shop
 
 from greenery import cli, config, db
 from greenery.errors import ExitCode
 from greenery.warehouse.build import DataSource
 from greenery.warehouse.build import build as duckdb_build
+from greenery.warehouse.contract import ID_WANTED
 from greenery.warehouse.engines.spark import SparkOptions, available
 from greenery.warehouse.engines.spark import build as spark_build
 from greenery.warehouse.manifest import load_manifest
@@ -176,7 +177,7 @@ def test_an_error_level_failure_stops_a_spark_build_as_on_duckdb(shop_built, tmp
                      "--marts-dir", str(shop_built.marts)])
     out = capsys.readouterr()
     assert code == ExitCode.DATA_TEST_FAILED
-    assert "FAIL unique_stg_orders_order_id (stg_orders): 1 row, e.g. o1" in out.out
+    assert f"FAIL unique_stg_orders_order_id (stg_orders): 1 row, e.g. {uid('o1')}" in out.out
     assert "the previous warehouse" in out.err
     assert shop_built.spark.read_bytes() == warehouse_before
     assert tree_digest(shop_built.marts) == marts_before
@@ -202,6 +203,35 @@ def test_an_unreadable_value_is_refused_naming_file_column_and_value(tmp_path, c
     assert not (tmp_path / "w.duckdb").exists() and not (tmp_path / "marts").exists()
 
 
+def test_an_id_that_is_not_a_uuid_is_refused_as_on_duckdb(tmp_path, capsys):
+    def stranger(rows):
+        rows["orders"][2]["user_id"] = "raw:no-such-user"
+
+    export = write_shop(tmp_path / "export", edit=stranger)
+    code = cli.main(["build", "--engine", "spark", "--data-dir", str(export),
+                     "--warehouse", str(tmp_path / "w.duckdb"), "--marts-dir", str(tmp_path / "marts")])
+    assert code == ExitCode.BAD_INPUT
+    assert capsys.readouterr().err.strip() == \
+        f"error: {export / 'orders.csv'}: column 'user_id': cannot read 'no-such-user' as {ID_WANTED}"
+    assert cli.main(["build", "--data-dir", str(export), "--warehouse", str(tmp_path / "d.duckdb")]) == 2
+    assert capsys.readouterr().err.strip() == \
+        f"error: {export / 'orders.csv'}:4: column 'user_id': cannot read 'no-such-user' as {ID_WANTED}"
+
+
+def test_an_id_in_another_form_is_the_same_id_on_both_engines(tmp_path):
+    """DuckDB reads a UUID in capitals, in braces or with its dashes moved; Spark must read it as the
+    same id, written back as DuckDB writes it (lowercase 8-4-4-4-12), or joins would differ."""
+    def other_forms(rows):
+        rows["orders"][0]["order_id"] = "raw:{" + uid("o1").upper() + "}"  # o1 in capitals and braces
+        rows["order_items"][0]["order_id"] = "raw:" + uid("o1").replace("-", "")  # o1 without dashes
+
+    built = Built(tmp_path, write_shop(tmp_path / "export", edit=other_forms)).build()
+    con = _compare(built)
+    for mart in ("fct_orders", "fct_order_items"):
+        assert _differences(con, f"(select * from d.{mart})", f"(select * from s.{mart})") == 0, mart
+    assert db.scalar(con, "select items_amount_usd from s.fct_orders where order_id = $o1", {"o1": uid("o1")}) == 20
+
+
 def test_a_missing_column_is_named_as_on_duckdb(tmp_path, capsys):
     export = write_shop(tmp_path / "export")
     text = (export / "orders.csv").read_text().replace("order_total", "total", 1)
@@ -218,7 +248,8 @@ def test_offset_timestamps_are_converted_to_utc_as_on_duckdb(tmp_path):
     built = Built(tmp_path, write_shop(tmp_path / "export", edit=offset)).build()
     con = _compare(built)
     assert _differences(con, "(select * from d.fct_orders)", "(select * from s.fct_orders)") == 0
-    assert str(db.scalar(con, "select created_at from s.fct_orders where order_id = 'o1'")) == "2021-02-10 09:00:00"
+    assert str(db.scalar(con, "select created_at from s.fct_orders where order_id = $o1",
+                                  {"o1": uid("o1")})) == "2021-02-10 09:00:00"
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from shop import write_shop
+from shop import name, write_shop
 
 from greenery import db
 from greenery.report import analyses, indicators
@@ -53,7 +53,7 @@ def frame(con, name, **params):
 # --------------------------------------------------------------------------- the flagging rules
 
 def test_account_traffic_measures(bot_db):
-    rows = {r["user_id"]: r for r in db.frame(bot_db, "select * from fct_account_traffic").to_dict("records")}
+    rows = {name(r["user_id"]): r for r in db.frame(bot_db, "select * from fct_account_traffic").to_dict("records")}
     u4, u1 = rows["u4"], rows["u1"]
     # u4: s5 (12:00 hour) + b01..b12 (13:00 hour) = 13 sessions; 1 + 12 + 1 page views (b12 has two).
     assert (u4["sessions"], u4["checkout_sessions"], u4["page_views"]) == (13, 0, 14)
@@ -136,7 +136,7 @@ def test_activity_by_hour_splits_flagged_sessions(bot_db):
 # (32 h left; o5 20 h later).
 
 def test_fct_first_orders_follow_up_columns(shop_db):
-    rows = {r[0]: r[1:] for r in db.rows(shop_db, """
+    rows = {name(r[0]): r[1:] for r in db.rows(shop_db, """
         select user_id, hours_left_in_export, hours_to_second_order from fct_first_orders""")}
     assert rows["u1"] == (35.0, 30.5)
     assert rows["u2"][0] == pytest.approx(20 + 1 / 3600) and rows["u2"][1] is None

@@ -48,7 +48,9 @@ class Snapshot:
 
     @property
     def key_expression(self) -> str:
-        return f"md5_number({self.key})" if self.hash_key else self.key
+        # Ids are UUIDs in the warehouse and text in the history (as they were before they were
+        # typed): the same canonical text, so existing history files keep matching.
+        return f"md5_number({self.key}::varchar)" if self.hash_key else f"{self.key}::varchar"
 
     def key_text(self, value: str) -> str:
         """A key as text for `history_changes`: a hashed key in hexadecimal. (DuckDB 2.0 casts a
@@ -104,7 +106,10 @@ def _ensure_schema(con: duckdb.DuckDBPyConnection, history_path: Path) -> None:
 def _stage_current(con: duckdb.DuckDBPyConnection, snap: Snapshot) -> str:
     """The export's rows of a snapshot with their hashes, computed once (a temporary table)."""
     current = f"current_{snap.name}"
-    columns = ", ".join((f"{snap.key_expression} as {snap.key}", *snap.check_columns))
+    uuids = {name for name, kind in _columns(con, db.scalar(con, "select current_database()"), snap.source)
+             if kind == "UUID"}
+    checked = (f"{c}::varchar as {c}" if c in uuids else c for c in snap.check_columns)
+    columns = ", ".join((f"{snap.key_expression} as {snap.key}", *checked))
     db.run(con, f"create or replace temp table {current} as select {columns}, {snap.row_hash} as row_hash "
                 f"from {snap.source}")
     return current

@@ -24,7 +24,7 @@ import duckdb
 
 from greenery import db
 from greenery.errors import InputError
-from greenery.warehouse.contract import RAW_TABLES, TIMESTAMP_FORMAT, RawTable
+from greenery.warehouse.contract import ID, ID_WANTED, RAW_TABLES, TIMESTAMP_FORMAT, RawTable
 
 UTF8_BOM = b"\xef\xbb\xbf"
 OFFSET_TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
@@ -146,7 +146,7 @@ def _describe(reject: Reject, types: dict[str, str], header: list[str],
                                    "such as +02:00, so the instant it means is unknown")
         return reject.column, f"cannot read {shown} as a timestamp like 2021-02-11T23:30:33Z"
     if reject.error_type == "CAST":
-        return reject.column, f"cannot read {shown} as {column_type}"
+        return reject.column, f"cannot read {shown} as {ID_WANTED if column_type == ID else column_type}"
     if reject.error_type == "INVALID ENCODING":
         return reject.column, "the bytes are not valid UTF-8"
     if reject.error_type == "MISSING COLUMNS":

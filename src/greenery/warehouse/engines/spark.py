@@ -42,7 +42,7 @@ from greenery.outputs import atomic, fingerprint, ownership
 from greenery.outputs.locking import exclusive
 from greenery.outputs.ownership import check_warehouse_target
 from greenery.warehouse.build import BuildResult, DataSource, _store_build_info, _timed
-from greenery.warehouse.contract import RAW_TABLES, RawTable
+from greenery.warehouse.contract import ID, ID_WANTED, RAW_TABLES, RawTable
 from greenery.warehouse.datatests import MAX_FAILING_KEYS, TestResult, store_results, summarize, write_json
 from greenery.warehouse.engines.transpile import raw_view
 from greenery.warehouse.history import forget, mark_published, record_build
@@ -130,12 +130,23 @@ def spark_type(duckdb_type: str) -> str:
     upper = duckdb_type.upper()
     if upper.startswith("DECIMAL"):
         return upper.lower()
-    simple = {"VARCHAR": "string", "BIGINT": "bigint", "HUGEINT": "bigint", "INTEGER": "int", "SMALLINT": "smallint",
-              "DOUBLE": "double", "FLOAT": "float", "BOOLEAN": "boolean", "TIMESTAMP": "timestamp_ntz",
-              "DATE": "date"}
+    # Spark has no UUID type: an id travels as its canonical text (see _uuid_text) and is cast back.
+    simple = {"VARCHAR": "string", "UUID": "string", "BIGINT": "bigint", "HUGEINT": "bigint", "INTEGER": "int",
+              "SMALLINT": "smallint", "DOUBLE": "double", "FLOAT": "float", "BOOLEAN": "boolean",
+              "TIMESTAMP": "timestamp_ntz", "DATE": "date"}
     if upper not in simple:
         raise ManifestError(f"no Spark type for DuckDB's {duckdb_type}")
     return simple[upper]
+
+
+def _uuid_text(source):
+    """A UUID as DuckDB reads one (hex digits, dashes anywhere, optionally in braces), written as
+    DuckDB writes it back: lowercase 8-4-4-4-12. Null when the text is not a UUID."""
+    from pyspark.sql import functions as F
+
+    digits = F.regexp_replace(F.regexp_replace(source, r"^\{(.*)\}$", "$1"), "-", "")
+    groups = [F.substring(digits, start, length) for start, length in ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))]
+    return F.when(digits.rlike("^[0-9a-fA-F]{32}$"), F.lower(F.concat_ws("-", *groups)))
 
 
 def duckdb_schemas(manifest: Manifest) -> dict[str, list[tuple[str, str]]]:
@@ -189,6 +200,8 @@ def _read_table(spark, table: RawTable, path: str, report: LoadReport):
             continue
         if column.type == "TIMESTAMP":
             value = F.try_to_timestamp(source, F.lit(TIMESTAMP_PATTERN)).cast("timestamp_ntz")
+        elif column.type == ID:
+            value = _uuid_text(source)
         else:
             value = source.try_cast(spark_type(column.type))
         typed.append(value.alias(column.name))
@@ -215,7 +228,7 @@ def _read_table(spark, table: RawTable, path: str, report: LoadReport):
         if bad is not None:
             shown = bad if len(bad) <= 40 else bad[:37] + "..."
             what = "a timestamp like 2021-02-11T23:30:33Z (UTC, or with an offset)" if column.type == "TIMESTAMP" \
-                else column.type
+                else ID_WANTED if column.type == ID else column.type
             wide.unpersist()
             raise InputError(path, None, column.name, f"cannot read '{shown}' as {what}")
         if found.get(f"offset {column.name}"):
