@@ -46,8 +46,8 @@ MONEY = "DECIMAL(12,2)"
 TS = "TIMESTAMP"
 # Greenery's record ids are UUIDs. Stored as such they take 16 bytes instead of 36 characters, so
 # the joins, groupings and uniqueness tests over millions of events hash and compare numbers, not
-# text (about a quarter of a build at scale 1000). Read as text they are the same canonical
-# lowercase form; an id that is not a UUID is refused at load, naming its line and column.
+# text (a build at scale 1000: 22.5 s with text ids, 15-17 s with these). Cast to text, an id is
+# its canonical lowercase form; an id that is not a UUID is refused at load, naming line and column.
 # Not ids in this sense: promo_id (the promo's name) and tracking_id (the carrier's number).
 ID = "UUID"
 ID_WANTED = "an id: a UUID such as 123e4567-e89b-12d3-a456-426614174000"  # what a refused id should be
