@@ -190,32 +190,21 @@ def test_an_error_level_failure_stops_a_spark_build_as_on_duckdb(shop_built, tmp
     assert json.loads(config.run_results_path(duck_warehouse).read_text())["results"] == spark
 
 
-def test_an_unreadable_value_is_refused_naming_file_column_and_value(tmp_path, capsys):
-    def text_price(rows):
-        rows["products"][1]["price"] = "twelve"
-
-    export = write_shop(tmp_path / "export", edit=text_price)
+@pytest.mark.parametrize(("table", "row", "column", "written", "shown", "wanted"), [
+    ("products", 1, "price", "twelve", "twelve", "DECIMAL(12,2)"),
+    ("orders", 2, "user_id", "raw:no-such-user", "no-such-user", ID_WANTED),  # ids are UUIDs
+])
+def test_an_unreadable_value_is_refused_as_on_duckdb(tmp_path, capsys, table, row, column, written, shown, wanted):
+    """Spark names the file, the column and the value; DuckDB the line too."""
+    export = write_shop(tmp_path / "export", edit=lambda rows: rows[table][row].update({column: written}))
     code = cli.main(["build", "--engine", "spark", "--data-dir", str(export),
                      "--warehouse", str(tmp_path / "w.duckdb"), "--marts-dir", str(tmp_path / "marts")])
     assert code == ExitCode.BAD_INPUT
-    assert capsys.readouterr().err.strip() == \
-        f"error: {export / 'products.csv'}: column 'price': cannot read 'twelve' as DECIMAL(12,2)"
+    where = f"column '{column}': cannot read '{shown}' as {wanted}"
+    assert capsys.readouterr().err.strip() == f"error: {export / f'{table}.csv'}: {where}"
     assert not (tmp_path / "w.duckdb").exists() and not (tmp_path / "marts").exists()
-
-
-def test_an_id_that_is_not_a_uuid_is_refused_as_on_duckdb(tmp_path, capsys):
-    def stranger(rows):
-        rows["orders"][2]["user_id"] = "raw:no-such-user"
-
-    export = write_shop(tmp_path / "export", edit=stranger)
-    code = cli.main(["build", "--engine", "spark", "--data-dir", str(export),
-                     "--warehouse", str(tmp_path / "w.duckdb"), "--marts-dir", str(tmp_path / "marts")])
-    assert code == ExitCode.BAD_INPUT
-    assert capsys.readouterr().err.strip() == \
-        f"error: {export / 'orders.csv'}: column 'user_id': cannot read 'no-such-user' as {ID_WANTED}"
     assert cli.main(["build", "--data-dir", str(export), "--warehouse", str(tmp_path / "d.duckdb")]) == 2
-    assert capsys.readouterr().err.strip() == \
-        f"error: {export / 'orders.csv'}:4: column 'user_id': cannot read 'no-such-user' as {ID_WANTED}"
+    assert capsys.readouterr().err.strip() == f"error: {export / f'{table}.csv'}:{row + 2}: {where}"
 
 
 def test_an_id_in_another_form_is_the_same_id_on_both_engines(tmp_path):
