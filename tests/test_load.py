@@ -122,3 +122,16 @@ def test_ids_are_uuids_in_any_form_duckdb_reads(tmp_path):
     con, _ = load(write_shop(tmp_path / "x", edit=other_forms))
     assert db.rows(con, "select o.order_id::varchar, i.quantity from raw.orders o join raw.order_items i "
                         "using (order_id) where o.order_id = $o1", {"o1": uid("o1")}) == [(uid("o1"), 2)]
+
+
+def test_a_refused_value_is_shown_on_one_line_with_control_characters_escaped(tmp_path):
+    """A carriage return or a terminal escape inside a quoted id must not break the error's one line."""
+    from shop import write_shop
+
+    export = write_shop(tmp_path / "x", edit=lambda rows: rows["orders"][1].update(user_id="raw:u\r2\x1b[31m"))
+    with pytest.raises(InputError) as raised:
+        load(export)
+    message = str(raised.value)
+    assert (raised.value.line, raised.value.column) == (3, "user_id")
+    assert "\r" not in message and "\x1b" not in message and "\n" not in message
+    assert "cannot read 'u\\r2\\x1b[31m' as an id" in message

@@ -207,6 +207,48 @@ def test_an_unreadable_value_is_refused_as_on_duckdb(tmp_path, capsys, table, ro
     assert capsys.readouterr().err.strip() == f"error: {export / f'{table}.csv'}:{row + 2}: {where}"
 
 
+def test_a_refused_value_from_a_file_with_personal_data_is_never_quoted(tmp_path, capsys):
+    export = write_shop(tmp_path / "export", edit=lambda rows: rows["users"][1].update(address_id="raw:201-555-0199"))
+    code = cli.main(["build", "--engine", "spark", "--data-dir", str(export),
+                     "--warehouse", str(tmp_path / "w.duckdb"), "--marts-dir", str(tmp_path / "marts")])
+    assert code == ExitCode.BAD_INPUT
+    err = capsys.readouterr().err
+    assert "201-555-0199" not in err and "not shown: the file holds personal data" in err
+
+
+UUID_FORMS = ["123e4567-e89b-12d3-a456-426614174000", "123E4567-E89B-12D3-A456-426614174000",
+              "{123e4567-e89b-12d3-a456-426614174000}", "123e4567e89b12d3a456426614174000",
+              "123e-4567e89b12d3a456426614174000-", "{123e4567e89b12d3a456426614174000",
+              " 123e4567-e89b-12d3-a456-426614174000", "123e4567-e89b-12d3-a456-42661417400",
+              "123e4567-e89b-12d3-a456-4266141740000", "123e4567-e89b-12d3-a456-426614174000\n",
+              "123e4567e89b12d3a456426614174000\r\n", "{123e4567-e89b-12d3-a456-426614174000}\n",
+              "123e4567-e89b-12d3-a456-426614174000\u2028", "123e4567-e89b-12d3-a456-426614174000\x85",
+              "123g4567-e89b-12d3-a456-426614174000", "{}", "-", "no-such-user", "\ufeff123e4567e89b12d3a456426614174000"]
+
+
+def test_spark_reads_exactly_the_ids_duckdb_reads_and_writes_them_alike():
+    from greenery.warehouse.engines.spark import SparkOptions, _uuid_text, session
+
+    spark = session(SparkOptions())
+    frame = spark.createDataFrame([(v,) for v in UUID_FORMS], "v string")
+    spark_ids = {row.v: row.id for row in frame.select("v", _uuid_text(frame.v).alias("id")).collect()}
+    con = db.connect()
+    duck_ids = dict(db.rows(con, "select v, try_cast(v as uuid)::varchar from unnest($v) as t(v)", {"v": UUID_FORMS}))
+    assert spark_ids == duck_ids
+    assert sum(v is not None for v in duck_ids.values()) == 5  # the first five forms are one id
+
+
+def test_both_engines_can_share_one_history(shop_built, tmp_path):
+    """The history keeps ids as text whichever engine wrote it: a DuckDB build, then a Spark build
+    of the same export on the same history, finds nothing changed (and is not refused)."""
+    source, history = DataSource(shop_built.export, "--data-dir", None), tmp_path / "history.duckdb"
+    duckdb_build(source, tmp_path / "d.duckdb", history=history, built_at=BUILT_AT)
+    spark_build(source, tmp_path / "s.duckdb", SparkOptions(marts_dir=str(tmp_path / "marts")), history=history)
+    con = db.connect(tmp_path / "s.duckdb", read_only=True)
+    assert db.scalar(con, "select count(*) from history_builds") == 2
+    assert db.scalar(con, "select count(*) from history_changes") == 0
+
+
 def test_an_id_in_another_form_is_the_same_id_on_both_engines(tmp_path):
     """DuckDB reads a UUID in capitals, in braces or with its dashes moved; Spark must read it as the
     same id, written back as DuckDB writes it (lowercase 8-4-4-4-12), or joins would differ."""

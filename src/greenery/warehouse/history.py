@@ -106,8 +106,8 @@ def _ensure_schema(con: duckdb.DuckDBPyConnection, history_path: Path) -> None:
 def _stage_current(con: duckdb.DuckDBPyConnection, snap: Snapshot) -> str:
     """The export's rows of a snapshot with their hashes, computed once (a temporary table)."""
     current = f"current_{snap.name}"
-    uuids = {name for name, kind in _columns(con, db.scalar(con, "select current_database()"), snap.source)
-             if kind == "UUID"}
+    # Described, not looked up in the catalog: a Spark build's sources are temporary views.
+    uuids = {row[0] for row in db.rows(con, f"describe select * from {snap.source}") if row[1] == "UUID"}
     checked = (f"{c}::varchar as {c}" if c in uuids else c for c in snap.check_columns)
     columns = ", ".join((f"{snap.key_expression} as {snap.key}", *checked))
     db.run(con, f"create or replace temp table {current} as select {columns}, {snap.row_hash} as row_hash "

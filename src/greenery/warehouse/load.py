@@ -131,14 +131,23 @@ def _is_offset_timestamp(reject: Reject, types: dict[str, str]) -> bool:
     return True
 
 
+def shown_value(value: str, quote: bool) -> str:
+    """A refused value as an error line may show it: quoted, at most 40 characters, control
+    characters escaped (a line break or a terminal escape must not break the one line); or not
+    at all when its file holds personal data (`quote` False). Both engines' loaders use it."""
+    if not quote:
+        return "a value (not shown: the file holds personal data)"
+    visible = "".join(c if c.isprintable() else repr(c)[1:-1] for c in value)
+    return f"'{visible if len(visible) <= 40 else visible[:37] + '...'}'"
+
+
 def _describe(reject: Reject, types: dict[str, str], header: list[str],
               quote_values: bool) -> tuple[str | None, str]:
     """The column to name and the reason, in words an analyst can act on.
 
     Values are quoted only from files without personal data: in a row that lost a separator, a
     phone number or an email can land in any column, so such files' values are never echoed."""
-    value = reject.value if len(reject.value) <= 40 else reject.value[:37] + "..."
-    shown = f"'{value}'" if quote_values else "a value (not shown: the file holds personal data)"
+    shown = shown_value(reject.value, quote_values)
     column_type = types.get(reject.column)
     if reject.error_type == "CAST" and column_type == "TIMESTAMP":
         if ZONELESS_TIMESTAMP.fullmatch(reject.value):

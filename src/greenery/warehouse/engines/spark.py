@@ -46,7 +46,7 @@ from greenery.warehouse.contract import ID, ID_WANTED, RAW_TABLES, RawTable
 from greenery.warehouse.datatests import MAX_FAILING_KEYS, TestResult, store_results, summarize, write_json
 from greenery.warehouse.engines.transpile import raw_view
 from greenery.warehouse.history import forget, mark_published, record_build
-from greenery.warehouse.load import LoadReport, _check_header, read_header
+from greenery.warehouse.load import LoadReport, _check_header, read_header, shown_value
 from greenery.warehouse.manifest import DataTest, Manifest, ManifestError, load_manifest, spark_sql
 
 DEFAULT_MASTER = "local[*]"
@@ -144,9 +144,10 @@ def _uuid_text(source):
     DuckDB writes it back: lowercase 8-4-4-4-12. Null when the text is not a UUID."""
     from pyspark.sql import functions as F
 
-    digits = F.regexp_replace(F.regexp_replace(source, r"^\{(.*)\}$", "$1"), "-", "")
+    # \A and \z, not ^ and $: Java's $ also matches before a final line break, which DuckDB refuses.
+    digits = F.regexp_replace(F.regexp_replace(source, r"\A\{(.*)\}\z", "$1"), "-", "")
     groups = [F.substring(digits, start, length) for start, length in ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))]
-    return F.when(digits.rlike("^[0-9a-fA-F]{32}$"), F.lower(F.concat_ws("-", *groups)))
+    return F.when(digits.rlike(r"\A[0-9a-fA-F]{32}\z"), F.lower(F.concat_ws("-", *groups)))
 
 
 def duckdb_schemas(manifest: Manifest) -> dict[str, list[tuple[str, str]]]:
@@ -226,11 +227,11 @@ def _read_table(spark, table: RawTable, path: str, report: LoadReport):
     for column in table.columns:
         bad = found.get(f"bad {column.name}")
         if bad is not None:
-            shown = bad if len(bad) <= 40 else bad[:37] + "..."
+            shown = shown_value(bad, quote=not any(c.pii for c in table.columns))
             what = "a timestamp like 2021-02-11T23:30:33Z (UTC, or with an offset)" if column.type == "TIMESTAMP" \
                 else ID_WANTED if column.type == ID else column.type
             wide.unpersist()
-            raise InputError(path, None, column.name, f"cannot read '{shown}' as {what}")
+            raise InputError(path, None, column.name, f"cannot read {shown} as {what}")
         if found.get(f"offset {column.name}"):
             report.warnings.append(f"{path}: column '{column.name}': {found[f'offset {column.name}']:,} timestamp(s) "
                                    "carry a UTC offset instead of Z; converted to UTC")
