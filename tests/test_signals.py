@@ -22,11 +22,19 @@ def export(tmp_path_factory) -> Path:
     return folder
 
 
+def _as_in_a_terminal() -> None:
+    """SIGINT as a foreground process in a terminal has it. A job a shell starts in the background
+    (`make test &`, CI runners started that way) inherits SIGINT ignored, as POSIX says it must, and
+    Python then never turns SIGINT into KeyboardInterrupt: the report would rightly ignore Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_report(export: Path, root: Path, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "GREENERY_HISTORY": str(root / "history.duckdb")}
     return subprocess.Popen([sys.executable, "-m", "greenery", "report", "--data-dir", str(export),
                              "--out", str(root / "book"), "--warehouse", str(root / "w.duckdb"), *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=_as_in_a_terminal)
 
 
 def is_kernel(process: psutil.Process) -> bool:
