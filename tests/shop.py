@@ -162,13 +162,12 @@ def _quote(value: str) -> str:
 
 RAW = "raw:"  # an edit writing "raw:<text>" into an id column gets <text> in the file, as it is
 UID_PREFIX = "00000000-0000-4000-8000-"
-UUID_TEXT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def uid(name: str) -> str:
     """The UUID standing for a short id (at most 6 ASCII characters): its bytes in hex, at the end.
-    An empty value stays empty (a missing id); a value that is already a UUID is kept."""
-    if not name or UUID_TEXT.fullmatch(name):
+    An empty value stays empty (a missing id)."""
+    if not name:
         return name
     encoded = name.encode("ascii").hex()
     assert len(encoded) <= 12, f"a fixture id is at most 6 characters: {name!r}"
@@ -176,10 +175,12 @@ def uid(name: str) -> str:
 
 
 def _decode(found: re.Match) -> str:
+    """The name a uid() spells, or the UUID as it is when it spells none (00000000dead, say)."""
     encoded = found.group(1)
     while encoded.startswith("00"):  # the padding: no ASCII character of a name is 00
         encoded = encoded[2:]
-    return bytes.fromhex(encoded).decode("ascii")
+    spelled = bytes.fromhex(encoded).decode("ascii", errors="replace")
+    return spelled if spelled.isprintable() and spelled.isascii() else found.group(0)
 
 
 UID_TEXT = re.compile(re.escape(UID_PREFIX) + r"([0-9a-f]{12})")
@@ -202,8 +203,8 @@ ID_COLUMNS = {table.name: {c.name for c in table.columns if c.type == ID} for ta
 
 def write_shop(folder: Path, edit: Callable[[Rows], None] | None = None) -> Path:
     """Write the shop as a raw export into `folder`; `edit` may change the rows first. Ids are
-    written as uid(name); a value an edit made a UUID already (or an invalid one, to test the
-    loader: see `raw`) is written as it is."""
+    written as uid(name), except a value an edit wrote as "raw:<text>" (RAW): <text> as it is,
+    to give the loader a UUID in another form or a value that is not one."""
     rows = copy.deepcopy(SHOP)
     if edit:
         edit(rows)

@@ -34,6 +34,11 @@ class RawTable:
         return f"{self.name}.csv"
 
     @property
+    def personal(self) -> bool:
+        """The file holds personal data: no error line ever quotes a value from it."""
+        return any(c.pii for c in self.columns)
+
+    @property
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
 
@@ -50,7 +55,12 @@ TS = "TIMESTAMP"
 # its canonical lowercase form; an id that is not a UUID is refused at load, naming line and column.
 # Not ids in this sense: promo_id (the promo's name) and tracking_id (the carrier's number).
 ID = "UUID"
-ID_WANTED = "an id: a UUID such as 123e4567-e89b-12d3-a456-426614174000"  # what a refused id should be
+ID_WANTED = "an id: a UUID such as 123e4567-e89b-12d3-a456-426614174000"
+
+
+def wanted(type_: str) -> str:
+    """What a value of a column typed `type_` should be, in an error line ("cannot read 'x' as ...")."""
+    return ID_WANTED if type_ == ID else type_
 
 RAW_TABLES: tuple[RawTable, ...] = (
     RawTable(

@@ -24,7 +24,7 @@ import duckdb
 
 from greenery import db
 from greenery.errors import InputError
-from greenery.warehouse.contract import ID, ID_WANTED, RAW_TABLES, TIMESTAMP_FORMAT, RawTable
+from greenery.warehouse.contract import RAW_TABLES, TIMESTAMP_FORMAT, RawTable, wanted
 
 UTF8_BOM = b"\xef\xbb\xbf"
 OFFSET_TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
@@ -155,7 +155,7 @@ def _describe(reject: Reject, types: dict[str, str], header: list[str],
                                    "such as +02:00, so the instant it means is unknown")
         return reject.column, f"cannot read {shown} as a timestamp like 2021-02-11T23:30:33Z"
     if reject.error_type == "CAST":
-        return reject.column, f"cannot read {shown} as {ID_WANTED if column_type == ID else column_type}"
+        return reject.column, f"cannot read {shown} as {wanted(column_type)}"
     if reject.error_type == "INVALID ENCODING":
         return reject.column, "the bytes are not valid UTF-8"
     if reject.error_type == "MISSING COLUMNS":
@@ -187,8 +187,7 @@ def _read(con: duckdb.DuckDBPyConnection, table: RawTable, path: Path, columns: 
             {"path": str(path), "columns": columns, "timestamp_format": TIMESTAMP_FORMAT},
         )
     except duckdb.Error as error:  # what the rejects table cannot hold: the file as a whole is unreadable
-        personal = any(c.pii for c in table.columns)  # DuckDB's message may quote a row
-        detail = "" if personal else f": {str(error).splitlines()[0]}"
+        detail = "" if table.personal else f": {str(error).splitlines()[0]}"  # the message may quote a row
         raise InputError(path, None, None, f"cannot be read as CSV{detail}") from None
 
 
@@ -217,7 +216,7 @@ def load_table(con: duckdb.DuckDBPyConnection, table: RawTable, data_dir: Path, 
     found = _rejects(con, rejects)
     fatal = next((r for r in found if not _is_offset_timestamp(r, types)), None)
     if fatal:
-        column, reason = _describe(fatal, types, header, quote_values=not any(c.pii for c in table.columns))
+        column, reason = _describe(fatal, types, header, quote_values=not table.personal)
         raise InputError(path, physical_line(path, fatal.line_start), column, reason)
     if found:  # every value DuckDB refused is a timestamp with an explicit UTC offset: exact, so converted
         _convert_offset_timestamps(con, table, path, header, types, rejects)

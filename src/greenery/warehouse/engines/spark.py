@@ -42,7 +42,7 @@ from greenery.outputs import atomic, fingerprint, ownership
 from greenery.outputs.locking import exclusive
 from greenery.outputs.ownership import check_warehouse_target
 from greenery.warehouse.build import BuildResult, DataSource, _store_build_info, _timed
-from greenery.warehouse.contract import ID, ID_WANTED, RAW_TABLES, RawTable
+from greenery.warehouse.contract import ID, RAW_TABLES, RawTable, wanted
 from greenery.warehouse.datatests import MAX_FAILING_KEYS, TestResult, store_results, summarize, write_json
 from greenery.warehouse.engines.transpile import raw_view
 from greenery.warehouse.history import forget, mark_published, record_build
@@ -227,9 +227,9 @@ def _read_table(spark, table: RawTable, path: str, report: LoadReport):
     for column in table.columns:
         bad = found.get(f"bad {column.name}")
         if bad is not None:
-            shown = shown_value(bad, quote=not any(c.pii for c in table.columns))
+            shown = shown_value(bad, quote=not table.personal)
             what = "a timestamp like 2021-02-11T23:30:33Z (UTC, or with an offset)" if column.type == "TIMESTAMP" \
-                else ID_WANTED if column.type == ID else column.type
+                else wanted(column.type)
             wide.unpersist()
             raise InputError(path, None, column.name, f"cannot read {shown} as {what}")
         if found.get(f"offset {column.name}"):
