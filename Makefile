@@ -55,13 +55,13 @@ bench-spark: $(SPARK_STAMP) java  ## Spark local against DuckDB at scales 1, 10,
 
 lint: $(STAMP)  ## ruff on Python, sqlfluff on the models
 	$(BIN)/ruff check src tests
-	$(BIN)/sqlfluff lint src/greenery/warehouse/models src/greenery/warehouse/data_tests src/greenery/report/analyses
+	$(BIN)/sqlfluff lint src/greenery/warehouse/models src/greenery/warehouse/data_tests src/greenery/chapter_kit/analyses
 
 pdf: $(STAMP)  ## the whole book as one PDF: _build/pdf/greenery-report.pdf (prints with Chromium)
 	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null \
 	  || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq && apt-get install -y -qq chromium; } \
 	  || { echo "make pdf needs Chromium: apt-get install chromium (or brew install --cask chromium)"; exit 2; }
-	$(BIN)/python -m greenery.report.pdf
+	$(BIN)/python -m greenery.publisher.pdf
 
 LAB_STAMP := $(VENV)/.lab-installed
 $(LAB_STAMP): requirements-lab.txt $(STAMP)

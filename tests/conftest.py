@@ -76,7 +76,7 @@ class PublishedBook:
 
 def publish_book(export: Path, root: Path) -> PublishedBook:
     """`greenery report` into folders whose names hold spaces, quotes and non-ASCII letters."""
-    from greenery.report.publish import publish
+    from greenery.publisher.run import publish
 
     book = PublishedBook(export, root / "the büch's \"site\"" / "html", root / "wäre house's" / "w.duckdb", -1)
     publish(data_dir=export, out=book.out, warehouse=book.warehouse,
@@ -88,7 +88,7 @@ def publish_book(export: Path, root: Path) -> PublishedBook:
 @pytest.fixture(scope="session")
 def sample_book(tmp_path_factory) -> PublishedBook:
     """The book published from the default sample (the nbval data), built once for every test that reads it."""
-    from greenery.tools.sample import generate
+    from greenery.sample import generate
 
     root = tmp_path_factory.mktemp(f"sample-book-{PATH_MARKER}")
     export = root / "dätä \"export\" dir's"

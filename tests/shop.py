@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from greenery.warehouse.contract import ID, RAW_TABLES, personal_values
+from greenery.contract import ID, RAW_TABLES, personal_values
 
 Rows = dict[str, list[dict[str, str]]]
 

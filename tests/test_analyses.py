@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from greenery import db
-from greenery.report import analyses
+from greenery.chapter_kit import analyses
 
 # The chapters' default unusual-traffic thresholds: nobody in the shop comes near them.
 TRAFFIC = {"max_sessions_per_hour": 10, "max_sessions_per_account": 50}

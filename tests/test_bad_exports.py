@@ -14,7 +14,7 @@ from bad_exports import CASES, LAST_LINE, CsvFile, make
 from conftest import tree_digest
 
 from greenery import cli, config, db
-from greenery.tools.sample import generate
+from greenery.sample import generate
 
 README = config.ROOT / "README.md"
 

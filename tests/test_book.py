@@ -9,9 +9,10 @@ import pytest
 from conftest import tree_digest
 
 from greenery import config
+from greenery.chapter_kit.contents import notebook_entries, read_notebook
 from greenery.errors import ExitCode, ReportError
-from greenery.report.chapters import execute, notebook_entries, read_notebook
-from greenery.report.publish import publish
+from greenery.publisher.chapter_process import execute
+from greenery.publisher.run import publish
 
 
 def code_sources(nb) -> list[str]:
@@ -70,7 +71,7 @@ def test_a_failed_render_exits_4_and_keeps_the_last_good_book(sample_book, monke
         raise ReportError("jupyter-book could not render the book:\nWARNING: a broken cross-reference")
 
     monkeypatch.setattr(fingerprint, "book", lambda *args: "a book never published")
-    monkeypatch.setattr("greenery.report.publish.render", fail)
+    monkeypatch.setattr("greenery.publisher.run.render", fail)
     before = tree_digest(sample_book.out)
     code = cli.main(["report", "--data-dir", str(sample_book.export), "--out", str(sample_book.out),
                      "--warehouse", str(sample_book.warehouse)])
@@ -84,7 +85,7 @@ def test_a_failing_cell_is_named_with_its_notebook(tmp_path):
     broken = tmp_path / "broken.md"
     broken.write_text(read_notebook_text("notebooks/repeat_rate").replace(
         "book.setup()", "book.setup()\n1 / 0", 1))
-    with pytest.raises(ReportError, match=r"broken.md: cell In \[\d+\] \(from greenery.report import analyses, book.*"
+    with pytest.raises(ReportError, match=r"broken.md: cell In \[\d+\] \(from greenery.chapter_kit import analyses, book.*"
                                           r"raised ZeroDivisionError: division by zero"):
         execute(broken, tmp_path / "out.ipynb", {"warehouse": "unused.duckdb"})
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from greenery.chapter_kit import contents
 from greenery.errors import UsageError
-from greenery.report import chapters
+from greenery.publisher import chapter_runs as chapters
 
 
 @pytest.mark.parametrize("text,default,expected", [
@@ -55,7 +56,7 @@ def test_a_value_outside_the_cells_rule_is_refused(value, rule, allowed):
 
 
 def test_the_chapters_parameters_have_rules_that_parse():
-    for entry in chapters.notebook_entries():
+    for entry in contents.notebook_entries():
         for name, rule in chapters.parameter_rules(entry).items():
             default = chapters.declared_parameters(entry)[name]
             chapters._check_rule(name, default, rule)  # every default obeys its own rule

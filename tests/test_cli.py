@@ -221,7 +221,7 @@ def test_sample_never_writes_into_a_folder_it_did_not_make(tmp_path, capsys):
 
 
 def test_an_interrupted_sample_leaves_the_folder_as_it_was(tmp_path, monkeypatch):
-    from greenery.tools import sample
+    from greenery import sample
 
     out = tmp_path / "s"
     sample.generate(out, 0.05, 42)

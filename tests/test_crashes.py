@@ -14,7 +14,7 @@ from bad_exports import CsvFile
 from conftest import tree_digest
 
 from greenery import db
-from greenery.tools.sample import generate
+from greenery.sample import generate
 
 BUILD_STAGES = ["load", "models", "tests", "history", "publish warehouse", "mark published"]
 

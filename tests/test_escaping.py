@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import publish_book
 
-from greenery.report import escape
-from greenery.tools.sample import generate
+from greenery.chapter_kit import escape
+from greenery.sample import generate
 
 HOSTILE_PRODUCTS = [
     "<script>alert(1)</script>",

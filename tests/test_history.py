@@ -10,8 +10,8 @@ import pytest
 from shop import PERSONAL_VALUES, name, uid, write_shop
 
 from greenery import db
+from greenery.chapter_kit import analyses
 from greenery.errors import DataTestFailure
-from greenery.report import analyses
 from greenery.warehouse.build import DataSource, build
 
 
@@ -128,7 +128,8 @@ def test_personal_data_never_enters_history(builder):
 
 def test_the_chapter_lists_exactly_the_three_shipped_orders(builder, tmp_path):
     """Done when: a build, then one on a copy where three orders went from preparing to shipped."""
-    from greenery.report.chapters import execute, notebook_path
+    from greenery.chapter_kit.contents import notebook_path
+    from greenery.publisher.chapter_process import execute
 
     build_shop, _ = builder
     build_shop("first").close()

@@ -39,7 +39,7 @@ def test_every_data_test_has_severity_and_rationale():
 
 
 def test_one_staging_model_per_raw_table():
-    from greenery.warehouse.contract import RAW_TABLES
+    from greenery.contract import RAW_TABLES
 
     staging = [m for m in load_manifest().models.values() if m.layer == "staging"]
     assert sorted(m.name for m in staging) == sorted(f"stg_{t.name}" for t in RAW_TABLES)

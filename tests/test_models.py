@@ -113,7 +113,7 @@ def test_dim_user_order_history(shop_db):
 
 def test_repeat_rate_on_the_shop(shop_db):
     # Buyers u1, u2, u3; repeat buyers u1 (2 orders) and u3 (3): 2 / 3.
-    from greenery.report.analyses import repeat_rate
+    from greenery.chapter_kit.analyses import repeat_rate
 
     rate = repeat_rate(shop_db)
     assert (rate.repeat_buyers, rate.buyers, rate.users) == (2, 3, 4)

@@ -16,8 +16,7 @@ import pytest
 from conftest import publish_book
 from shop import PERSONAL_VALUES
 
-from greenery import config, db
-from greenery.warehouse import contract
+from greenery import config, contract, db
 
 
 def personal_values(export: Path) -> set[str]:

@@ -19,8 +19,9 @@ from bad_exports import CASES, make
 from conftest import PATH_MARKER, tree_digest
 
 from greenery import cli, config
-from greenery.report import notify, publishing, status
-from greenery.tools.sample import generate
+from greenery.chapter_kit import analyses
+from greenery.publisher import book_stage, notify, status
+from greenery.sample import generate
 
 # --- cleaning executed chapters
 
@@ -37,30 +38,30 @@ def executed_notebook() -> nbformat.NotebookNode:
     return nb
 
 
-PROVENANCE = publishing.Provenance("a Greenery export", "0123456789ab", "2021-02-10T14:00:00+00:00",
+PROVENANCE = book_stage.Provenance("a Greenery export", "0123456789ab", "2021-02-10T14:00:00+00:00",
                                    "greenery 0.1.0, code abcdef", "2021-02-11T09:30:00+00:00")
 
 
 def test_clean_drops_papermill_residue_and_puts_the_note_where_the_injected_cell_was():
-    note = publishing.computed_with({"data_dir": "/home/me/export", "warehouse": "/w.duckdb", "top_band": 4}, PROVENANCE)
-    nb = publishing.clean(executed_notebook(), note)
+    note = book_stage.computed_with({"data_dir": "/home/me/export", "warehouse": "/w.duckdb", "top_band": 4}, PROVENANCE)
+    nb = book_stage.clean(executed_notebook(), note)
     text = json.dumps(nb)
     assert "/home/me" not in text and "papermill" not in text and "iopub" not in text
     assert [c.source[:12] for c in nb.cells] == ["# A question", "data_dir = N", note[:12], "1 + 1"]
     assert "a Greenery export" in note and "0123456789ab" in note and "`top_band = 4`" in note
     assert "Wed 10 Feb 2021 14:00 UTC" in note
-    again = publishing.clean(nb, note)  # cleaning twice replaces the note, never adds a second
+    again = book_stage.clean(nb, note)  # cleaning twice replaces the note, never adds a second
     assert [c.source[:12] for c in again.cells] == ["# A question", "data_dir = N", note[:12], "1 + 1"]
 
 
 def test_the_provenance_footer_escapes_what_it_shows():
-    footer = publishing.footer_html(publishing.Provenance("<b>x</b>", "ff", "2021-02-10T14:00:00+00:00", "c", "2021-02-10T14:00:00+00:00"))
+    footer = book_stage.footer_html(book_stage.Provenance("<b>x</b>", "ff", "2021-02-10T14:00:00+00:00", "c", "2021-02-10T14:00:00+00:00"))
     assert "<b>x</b>" not in footer and "&lt;b&gt;x&lt;/b&gt;" in footer
 
 
 def test_lint_comments_are_dropped_from_sql_shown_to_readers():
     sql = "select\n    count(*) as users,  -- noqa: RF04\n    1 as x -- keep this one\nfrom t  --noqa\n"
-    assert publishing.sql_for_readers(sql) == "select\n    count(*) as users,\n    1 as x -- keep this one\nfrom t\n"
+    assert analyses.sql_for_readers(sql) == "select\n    count(*) as users,\n    1 as x -- keep this one\nfrom t\n"
 
 
 # --- the published book
@@ -282,7 +283,7 @@ def test_a_failed_render_is_announced(sample_book, webhook, monkeypatch, capsys)
         raise ReportError("jupyter-book could not render the book:\nWARNING: a broken cross-reference")
 
     monkeypatch.setattr(fingerprint, "book", lambda *args: "a book never published")
-    monkeypatch.setattr("greenery.report.publish.render", fail)
+    monkeypatch.setattr("greenery.publisher.run.render", fail)
     assert report(sample_book, sample_book.export, url) == 4
     [message] = received
     assert message["body"]["outcome"] == "failed"
@@ -301,7 +302,7 @@ def test_a_book_published_with_warnings_is_announced(sample_book, webhook, monke
         (html / "index.html").write_text("<p>book</p>")
         return html
 
-    monkeypatch.setattr("greenery.report.publish.render", quick_render)
+    monkeypatch.setattr("greenery.publisher.run.render", quick_render)
     out = tmp_path / "site" / "html"
     assert report(sample_book, sample_book.export, url, out=out) == 0
     [message] = received
@@ -328,7 +329,7 @@ def test_error_lines_lose_quoted_values_and_paths():
 
 def test_the_single_page_is_printed_from_the_top_of_its_folder(tmp_path):
     """singlehtml writes the root document under notebooks/ with links relative to the folder's top."""
-    from greenery.report import pdf
+    from greenery.publisher import pdf
 
     (tmp_path / "notebooks").mkdir()
     (tmp_path / "index.html").write_text('<meta http-equiv="Refresh" content="0; url=notebooks/summary.html" />')
@@ -340,7 +341,7 @@ def test_the_single_page_is_printed_from_the_top_of_its_folder(tmp_path):
 def test_chromium_prints_a_page_to_pdf(tmp_path):
     import shutil
 
-    from greenery.report import pdf
+    from greenery.publisher import pdf
 
     if not any(shutil.which(name) for name in pdf.BROWSERS):
         pytest.skip("Chromium is not installed (make pdf installs it or names it)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from greenery import db
-from greenery.report.analyses import repeat_rate
+from greenery.chapter_kit.analyses import repeat_rate
 from greenery.warehouse.build import DataSource, build
 
 pytestmark = pytest.mark.real_export

@@ -7,9 +7,9 @@ import hashlib
 import pytest
 
 from greenery import db
-from greenery.tools.sample import generate
+from greenery.contract import RAW_TABLES
+from greenery.sample import generate
 from greenery.warehouse.build import DataSource, build
-from greenery.warehouse.contract import RAW_TABLES
 
 
 def digest(folder):
@@ -84,7 +84,7 @@ DELIBERATE_WARNINGS = {"assert_shipped_orders_have_estimate", "assert_user_sessi
 def test_a_promo_never_exceeds_the_basket():
     import numpy as np
 
-    from greenery.tools.sample import PROMO_DISCOUNTS, PROMOS, _promo_that_fits
+    from greenery.sample import PROMO_DISCOUNTS, PROMOS, _promo_that_fits
 
     flash = [name for name, *_ in PROMOS].index("flash sale")  # US$20 off
     drawn = np.array([flash, flash, flash, 0])

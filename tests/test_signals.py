@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from greenery.tools.sample import generate
+from greenery.sample import generate
 
 
 @pytest.fixture(scope="module")

@@ -18,10 +18,10 @@ from conftest import tree_digest
 from shop import uid, write_shop
 
 from greenery import cli, config, db
+from greenery.contract import ID_WANTED
 from greenery.errors import ExitCode
 from greenery.warehouse.build import DataSource
 from greenery.warehouse.build import build as duckdb_build
-from greenery.warehouse.contract import ID_WANTED
 from greenery.warehouse.engines.spark import SparkOptions, available
 from greenery.warehouse.engines.spark import build as spark_build
 from greenery.warehouse.manifest import load_manifest
@@ -79,7 +79,7 @@ def shop_built(tmp_path_factory, pinned_build_time) -> Built:
 
 @pytest.fixture(scope="session")
 def sample_built(tmp_path_factory, pinned_build_time) -> Built:
-    from greenery.tools.sample import generate
+    from greenery.sample import generate
 
     root = tmp_path_factory.mktemp("engines-sample")
     generate(root / "export", config.SAMPLE_SCALE, config.SAMPLE_SEED)
@@ -287,7 +287,7 @@ def test_offset_timestamps_are_converted_to_utc_as_on_duckdb(tmp_path):
 def test_a_book_built_with_each_engine_has_the_same_figures(sample_built):
     """`greenery report --engine spark` publishes the same book as DuckDB: every page, byte for byte
     (the Spark warehouse above is reused: same export, same code)."""
-    from greenery.report.publish import publish
+    from greenery.publisher.run import publish
 
     books = {}
     for engine, warehouse in (("duckdb", sample_built.duckdb), ("spark", sample_built.spark)):

@@ -1,4 +1,4 @@
-"""greenery.report.stats on cases worked out by hand (the arithmetic is in the comments; z = 1.96)."""
+"""greenery.chapter_kit.stats on cases worked out by hand (the arithmetic is in the comments; z = 1.96)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from greenery.report import stats
+from greenery.chapter_kit import stats
 
 
 def test_wilson_half():
@@ -83,7 +83,7 @@ def test_detectable_difference_and_its_inverse():
 def test_number_style():
     from datetime import datetime
 
-    from greenery.report import formats as fmt
+    from greenery.chapter_kit import formats as fmt
 
     assert (fmt.pct(0.798387), fmt.pct(0.798387, 2), fmt.truncated_pct(0.798387)) == ("79.8\u00a0%", "79.84\u00a0%", "79.83\u00a0%")
     assert fmt.pct_range(0.7234, 0.8612) == "72–86\u00a0%"

@@ -16,7 +16,7 @@ import pytest
 from shop import name, write_shop
 
 from greenery import db
-from greenery.report import analyses, indicators
+from greenery.chapter_kit import analyses, indicators
 from greenery.warehouse.build import DataSource, build
 
 DEFAULTS = {"max_sessions_per_hour": 10, "max_sessions_per_account": 50}

@@ -11,7 +11,8 @@ import psutil
 import pytest
 
 from greenery.errors import ReportError
-from greenery.report import warm
+from greenery.publisher import warm_server as warm
+from greenery.publisher.warm_client import client_command
 
 
 @pytest.fixture
@@ -35,7 +36,7 @@ def start_kernel(server: warm.Server, tmp_path) -> tuple[subprocess.Popen, psuti
     connection = tmp_path / "kernel.json"
     connection.write_text(json.dumps({"transport": "tcp", "ip": "127.0.0.1", "key": "k", "signature_scheme":
                                       "hmac-sha256"}))
-    client = subprocess.Popen(warm.client_command("kernel", "-f", str(connection)), env=server.environment(),
+    client = subprocess.Popen(client_command("kernel", "-f", str(connection)), env=server.environment(),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while not forks(server):

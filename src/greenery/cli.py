@@ -55,7 +55,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from greenery.tools.sample import generate
+    from greenery.sample import generate
 
     rows = generate(Path(args.out), scale=args.scale, seed=args.seed)
     counts = ", ".join(f"{name} {n:,}" for name, n in rows.items())
@@ -64,8 +64,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from greenery.report.notify import run_recorded
-    from greenery.report.publish import publish
+    from greenery.publisher.notify import run_recorded
+    from greenery.publisher.run import publish
     from greenery.warehouse.engines import engine_options
 
     def run() -> int:

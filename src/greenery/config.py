@@ -14,7 +14,7 @@ from pathlib import Path
 PACKAGE_DIR = Path(__file__).resolve().parent
 MODELS_DIR = PACKAGE_DIR / "warehouse" / "models"  # the SQL models and their YAML, one folder per layer
 SNAPSHOTS_FILE = PACKAGE_DIR / "warehouse" / "snapshots" / "_snapshots.yml"  # tables with a type-2 history
-ANALYSES_DIR = PACKAGE_DIR / "report" / "analyses"  # the named queries the chapters run and show
+ANALYSES_DIR = PACKAGE_DIR / "chapter_kit" / "analyses"  # the named queries the chapters run and show
 
 
 def _find_root() -> Path:
@@ -60,7 +60,7 @@ def env_path(name: str) -> Path | None:
 def data_dir_choice(explicit: str | os.PathLike | None = None) -> tuple[Path, str] | None:
     """Which export to read and why: --data-dir, else $GREENERY_DATA_DIR, else data/raw/ when it holds
     the seven files; None means none was given (the caller falls back to the generated sample)."""
-    from greenery.warehouse.contract import RAW_TABLES
+    from greenery.contract import RAW_TABLES
 
     if explicit is not None:
         if not str(explicit).strip():

@@ -19,8 +19,8 @@ from importlib import metadata
 from pathlib import Path
 
 from greenery import config
+from greenery.contract import RAW_TABLES
 from greenery.outputs import atomic
-from greenery.warehouse.contract import RAW_TABLES
 
 # Libraries whose version can change a figure, a chart or a page.
 RENDERING_LIBRARIES = ("duckdb", "numpy", "pandas", "matplotlib", "papermill", "jupytext", "myst-nb",

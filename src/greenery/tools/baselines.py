@@ -15,8 +15,9 @@ from pathlib import Path
 import nbformat
 
 from greenery import config
-from greenery.report.chapters import execute, name_of, notebook_entries, notebook_path
-from greenery.tools.sample import generate
+from greenery.chapter_kit.contents import name_of, notebook_entries, notebook_path
+from greenery.publisher.chapter_process import execute
+from greenery.sample import generate
 from greenery.warehouse.build import DataSource, build
 
 BASELINE_BUILD_TIME = datetime(2021, 2, 13, tzinfo=UTC)  # the baselines' fixed build time

@@ -57,7 +57,7 @@ def choose_data(data_dir: str | os.PathLike | None = None, log=print) -> DataSou
     if choice:
         path, chosen_by = choice
     else:
-        from greenery.tools.sample import ensure_sample  # numpy and pandas: only when a sample is needed
+        from greenery.sample import ensure_sample  # numpy and pandas: only when a sample is needed
 
         path, chosen_by = config.SAMPLE_DIR, "default: no export in --data-dir, $GREENERY_DATA_DIR or data/raw/"
         if ensure_sample(path):

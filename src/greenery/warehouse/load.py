@@ -23,8 +23,8 @@ from pathlib import Path
 import duckdb
 
 from greenery import db
+from greenery.contract import RAW_TABLES, TIMESTAMP_FORMAT, RawTable, wanted
 from greenery.errors import InputError
-from greenery.warehouse.contract import RAW_TABLES, TIMESTAMP_FORMAT, RawTable, wanted
 
 UTF8_BOM = b"\xef\xbb\xbf"
 OFFSET_TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S%z"

@@ -17,7 +17,7 @@ import duckdb
 import yaml
 
 from greenery.config import MODELS_DIR
-from greenery.warehouse.contract import TABLES_BY_NAME
+from greenery.contract import TABLES_BY_NAME
 
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser where built in: 5x faster
 LAYERS = ("staging", "intermediate", "marts")

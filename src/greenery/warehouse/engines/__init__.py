@@ -51,7 +51,7 @@ def _spark_options(args: argparse.Namespace):
 
 
 def engine_options(args: argparse.Namespace) -> dict:
-    """The keyword arguments `greenery.report.publish` takes for the engine."""
+    """The keyword arguments `greenery.publisher.run` takes for the engine."""
     spark = _spark_options(args) if args.engine == "spark" else None
     return {"engine": args.engine, "spark": spark}
 

@@ -37,12 +37,12 @@ from pathlib import Path
 import duckdb
 
 from greenery import config, db
+from greenery.contract import ID, RAW_TABLES, RawTable, wanted
 from greenery.errors import DataTestFailure, ExitCode, GreeneryError, InputError, UsageError
 from greenery.outputs import atomic, fingerprint, ownership
 from greenery.outputs.locking import exclusive
 from greenery.outputs.ownership import check_warehouse_target
 from greenery.warehouse.build import BuildResult, DataSource, _store_build_info, _timed
-from greenery.warehouse.contract import ID, RAW_TABLES, RawTable, wanted
 from greenery.warehouse.datatests import MAX_FAILING_KEYS, TestResult, store_results, summarize, write_json
 from greenery.warehouse.engines.transpile import raw_view
 from greenery.warehouse.history import forget, mark_published, record_build

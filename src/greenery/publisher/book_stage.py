@@ -15,7 +15,6 @@ report" page, which works against their own warehouse.
 from __future__ import annotations
 
 import html
-import re
 import subprocess
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -28,14 +27,6 @@ from greenery import __version__, config
 
 PATH_PARAMETERS = ("data_dir", "warehouse")  # stand for the data itself: shown as its label, never as paths
 NOTE_TAG = "greenery-computed-with"
-_NOQA = re.compile(r"[ \t]*--[ \t]*noqa\b[^\n]*")
-
-
-def sql_for_readers(sql: str) -> str:
-    """SQL as readers see it: linters' `-- noqa` comments dropped (they speak to sqlfluff, not to people)."""
-    return _NOQA.sub("", sql)
-
-
 @dataclass(frozen=True)
 class Provenance:
     data_label: str  # "a Greenery export", "the generated sample (seed 42, scale 1)"
@@ -113,7 +104,7 @@ def computed_with(parameters: dict, prov: Provenance) -> str:
 
 def _alt_text_to_cell(cell) -> None:
     """myst-nb takes an image's alt text from its cell's metadata (mystnb.image.alt), not from the output:
-    the charts' alt texts (greenery.report.book.alt_text) are moved there, joined if a cell draws several."""
+    the charts' alt texts (greenery.chapter_kit.book.alt_text) are moved there, joined if a cell draws several."""
     alts = [out.get("metadata", {}).get("image/svg+xml", {}).get("alt") for out in cell.get("outputs", [])]
     alts = [a for a in alts if a]
     if alts:

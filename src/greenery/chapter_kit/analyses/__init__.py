@@ -68,3 +68,11 @@ class RepeatRate:
 def repeat_rate(con: duckdb.DuckDBPyConnection) -> RepeatRate:
     users, buyers, repeat_buyers, rate = db.rows(con, sql("repeat_rate"))[0]
     return RepeatRate(users, buyers, repeat_buyers, float(rate))
+
+
+_NOQA = re.compile(r"[ \t]*--[ \t]*noqa\b[^\n]*")
+
+
+def sql_for_readers(sql: str) -> str:
+    """SQL as readers see it: linters' `-- noqa` comments dropped (they speak to sqlfluff, not to people)."""
+    return _NOQA.sub("", sql)

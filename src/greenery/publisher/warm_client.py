@@ -1,4 +1,4 @@
-"""Stand in for a process forked by the warm server (greenery/report/warm.py): standard library only.
+"""Stand in for a process forked by the warm server (greenery/publisher/warm_server.py): standard library only.
 
 `python -I -S warm_client.py ROLE ARGS...` hands the server this process's role, arguments,
 working folder, environment and standard streams; the server forks a process that runs the role
@@ -16,6 +16,14 @@ import socket
 import sys
 
 SOCKET_ENV = "GREENERY_WARM_SOCKET"
+CLIENT = __file__  # run by path, with -I -S: no site-packages, nothing of ours imported
+
+
+def client_command(role: str, *args: str) -> list[str]:
+    """The command that runs `role` in a fork of the server: `-I -S` start Python without site-packages."""
+    return [sys.executable, "-I", "-S", str(CLIENT), role, *args]
+
+
 RELAYED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 
 

@@ -1,6 +1,6 @@
 """What every chapter notebook uses: the warehouse connection, plot style, glue, SQL display, rate charts.
 
-Notebooks stay thin: a chapter states its question, runs a named analysis (greenery.report.analyses)
+Notebooks stay thin: a chapter states its question, runs a named analysis (greenery.chapter_kit.analyses)
 or a short aggregate query, and shows the small result as a table or chart with a takeaway.
 """
 
@@ -18,7 +18,7 @@ import pandas as pd
 from IPython.display import HTML, Markdown, display
 
 from greenery import config
-from greenery.report import analyses, escape, formats, stats, tables
+from greenery.chapter_kit import analyses, escape, formats, stats, tables
 
 GREEN, GREY, RED = "#2e7d32", "#9e9e9e", "#c62828"
 _TABLE_IDS = itertools.count(1)
@@ -69,7 +69,7 @@ def alt_text(fig) -> str:
 
 def _charts_with_alt_text() -> None:
     """Each chart's output carries its alt text in its metadata ({"image/svg+xml": {"alt": ...}});
-    greenery.report.publishing.clean hands it to myst-nb, which writes it as the <img alt>."""
+    greenery.publisher.book_stage.clean hands it to myst-nb, which writes it as the <img alt>."""
     from IPython import get_ipython
     from IPython.core.pylabtools import print_figure
     from matplotlib.figure import Figure
@@ -99,17 +99,15 @@ def say(text: str) -> None:
 
 def show_sql(name: str, collapsed: bool = False) -> None:
     """Show an analysis's SQL; long ones folded in a dropdown the reader can open."""
-    from greenery.report.publishing import sql_for_readers
-
     def block(text: str) -> str:
         # Pygments' SQL lexer stops at DuckDB's $name parameters (a Sphinx warning); its MySQL lexer reads them.
         return f"```{'mysql' if '$' in text else 'sql'}\n{text}\n```"
 
-    text = sql_for_readers(analyses.sql(name)).strip()
+    text = analyses.sql_for_readers(analyses.sql(name)).strip()
     shown = block(text)
     for macro in analyses.macros_called(text):  # the rule it calls, written once, shown with it
         shown += f"\n\nIt calls `{macro}`, defined in {macro}.sql:\n\n" + block(
-            sql_for_readers(analyses.sql(macro)).strip())
+            analyses.sql_for_readers(analyses.sql(macro)).strip())
     display(Markdown(f"::::{{dropdown}} The SQL: {name}.sql\n{shown}\n::::" if collapsed else shown))
 
 
@@ -127,7 +125,7 @@ def table(frame: pd.DataFrame, formats: dict[str, str] | None = None) -> None:
         styled = styled.set_properties(subset=words, **{"text-align": "left"})
     if formats:
         styled = styled.format(formats, na_rep="–", escape="html")
-    styled = tables.for_every_screen(styled, frame)  # cards on a phone; see greenery.report.tables
+    styled = tables.for_every_screen(styled, frame)  # cards on a phone; see greenery.chapter_kit.tables
     display(HTML(styled.to_html()))  # HTML only: a Styler's own text form holds a memory address
     display(HTML(tables.csv_download(frame)))
 

@@ -69,7 +69,7 @@ def single_page(folder: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from greenery.report.publish import publish
+    from greenery.publisher.run import publish
 
     args = argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args(argv)
     del args

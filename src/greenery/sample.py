@@ -24,9 +24,9 @@ import pandas as pd
 
 from greenery import config
 from greenery.config import SAMPLE_MARKER
+from greenery.contract import RAW_TABLES, TABLES_BY_NAME
 from greenery.errors import UsageError
 from greenery.outputs import atomic, ownership
-from greenery.warehouse.contract import RAW_TABLES, TABLES_BY_NAME
 
 GENERATOR_VERSION = 2
 USERS_PER_SCALE = 130

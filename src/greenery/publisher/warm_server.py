@@ -6,14 +6,14 @@ four CPU seconds a chapter, most of a small chapter's cost). Instead `greenery r
 server that imports them, then forks: a fork starts with everything imported and nothing else
 shared (the server never opens a database, a kernel or a thread of its own before forking).
 
-Who asks for a fork is a small client (greenery/report/warm_client.py, standard library only):
+Who asks for a fork is a small client (greenery/publisher/warm_client.py, standard library only):
 the chapter runner's command and the kernelspec's command both run it. It hands the server its
 standard streams, relays signals to the fork, and exits with the fork's exit status, so to
 whoever started it the client behaves as the process it stands for. A fork dies with the server,
 and the server kills a fork whose client is gone (even killed with SIGKILL): stopping the
 server's process tree (`Server.stop`, on any exit of `greenery report`) stops every fork.
 
-`python -m greenery.report.warm SOCKET` is the server: it prints `ready` once it accepts forks.
+`python -m greenery.publisher.warm_server SOCKET` is the server: it prints `ready` once it accepts forks.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-CLIENT = Path(__file__).with_name("warm_client.py")
-SOCKET_ENV = "GREENERY_WARM_SOCKET"  # where a client finds the server (warm_client.py reads it too)
+from greenery.publisher.warm_client import SOCKET_ENV
+
 READY = "ready"
 
 
@@ -47,12 +47,13 @@ class Server:
         self.ready = False
 
     def start(self) -> None:
-        from greenery.report.processes import die_with_parent
+        from greenery.publisher.processes import die_with_parent
 
         if self.process is None:
             self.folder = Path(tempfile.mkdtemp(prefix="greenery-warm-"))  # short: a socket's path has < 108 bytes
             with (self.folder / "server.err").open("w") as handle:
-                self.process = subprocess.Popen([sys.executable, "-m", "greenery.report.warm", str(self.socket)],
+                self.process = subprocess.Popen([sys.executable, "-m", "greenery.publisher.warm_server",
+                                                 str(self.socket)],
                                                 stdout=subprocess.PIPE, stderr=handle, stdin=subprocess.DEVNULL,
                                                 text=True, preexec_fn=die_with_parent)
 
@@ -71,13 +72,13 @@ class Server:
             if answer != READY:
                 details = (self.folder / "server.err").read_text(errors="replace").strip().splitlines()
                 self.stop()
-                raise ReportError(f"the chapters' warm server (greenery.report.warm) did not start within "
+                raise ReportError(f"the chapters' warm server (greenery.publisher.warm_server) did not start within "
                                   f"{self.START_SECONDS:g} s" + (f": {details[-1]}" if details else ""))
             self.ready = True
         return {**os.environ, SOCKET_ENV: str(self.socket)}
 
     def stop(self) -> None:
-        from greenery.report.processes import kill_tree
+        from greenery.publisher.processes import kill_tree
 
         if self.process is not None:
             kill_tree(self.process.pid)
@@ -95,11 +96,6 @@ class Server:
         self.stop()
 
 
-def client_command(role: str, *args: str) -> list[str]:
-    """The command that runs `role` in a fork of the server: `-I -S` start Python without site-packages."""
-    return [sys.executable, "-I", "-S", str(CLIENT), role, *args]
-
-
 def _preload() -> None:
     """What a chapter and its kernel import, imported once here (never used: no thread, no state)."""
     # As the kernel would set it before matplotlib is imported; chapters draw with the inline backend.
@@ -113,8 +109,8 @@ def _preload() -> None:
     import papermill  # noqa: F401
     import scipy.stats  # noqa: F401
 
-    import greenery.report.book  # noqa: F401  (pandas, DuckDB, the analyses)
-    import greenery.report.chapters  # noqa: F401
+    import greenery.chapter_kit.book  # noqa: F401  (pandas, DuckDB, the analyses)
+    import greenery.publisher.chapter_process  # noqa: F401
 
 
 def _run_role(role: str, args: list[str]) -> int:
@@ -128,10 +124,10 @@ def _run_role(role: str, args: list[str]) -> int:
         app.start()
         return 0
     if role == "chapter":
-        from greenery.report import chapters
+        from greenery.publisher import chapter_process
 
-        return chapters.child(args)
-    print(f"greenery.report.warm: unknown role {role!r}", file=sys.stderr)
+        return chapter_process.child(args)
+    print(f"greenery.publisher.warm_server: unknown role {role!r}", file=sys.stderr)
     return 2
 
 
@@ -150,7 +146,7 @@ def _fork(connection: socket.socket, listener: socket.socket, others: list[socke
     if pid == 0:  # the fork: nothing of the server's but its imports
         code = 1
         try:
-            from greenery.report.processes import die_with_parent
+            from greenery.publisher.processes import die_with_parent
 
             die_with_parent()
             for sock in (listener, connection, *others):

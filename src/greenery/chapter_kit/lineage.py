@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 from matplotlib.patches import FancyBboxPatch, Patch, PathPatch
 from matplotlib.path import Path
 
-from greenery.warehouse.contract import RAW_TABLES
+from greenery.contract import RAW_TABLES
 from greenery.warehouse.manifest import Manifest
 
 COLOURS = {"raw": "#eeeeee", "staging": "#e3f2fd", "intermediate": "#fff8e1", "marts/core": "#c8e6c9",

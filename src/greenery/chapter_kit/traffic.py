@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from greenery.report import formats as fmt
+from greenery.chapter_kit import formats as fmt
 
 RULES = {
     "burst": "more than {threshold} sessions started by one account in one clock hour",

@@ -3,7 +3,7 @@
 The message is a short JSON document with a Slack-compatible `text` field (Slack, Mattermost,
 Teams' and Google Chat's incoming webhooks read it) plus the same facts as fields for other
 tools: outcome, exit code, test counts, failing tests with their models and row counts. It never
-carries rows, keys, values or paths: only what status.json holds (see greenery.report.status).
+carries rows, keys, values or paths: only what status.json holds (see greenery.publisher.status).
 
 `run_recorded` wraps a `greenery report` run: it writes status.json/status.html next to the book
 and posts the message when there is something to hear about. A webhook that cannot be reached
@@ -21,8 +21,8 @@ from pathlib import Path
 
 from greenery import config
 from greenery.errors import ExitCode, GreeneryError, UsageError
-from greenery.report import status
-from greenery.report.publishing import when
+from greenery.publisher import status
+from greenery.publisher.book_stage import when
 from greenery.warehouse.manifest import load_manifest
 
 MAX_LISTED = 10  # failing tests named in one message; the rest are counted

@@ -1,14 +1,14 @@
-"""The chapters: their order (_toc.yml), their parameters, and executing them with papermill.
+"""Running the chapters: their parameters (declared, and --param), which ones changed, and executing
+them, `workers` at a time, each within a time limit, each cached as soon as it finished.
 
 Each chapter is a jupytext notebook executed by papermill in a process of its own, with a kernel
 of its own from this very environment (never another environment's `python3` kernelspec), both
-forked from the warm server that imported their libraries once (greenery.report.warm), at
+forked from the warm server that imported their libraries once (greenery.publisher.warm_server), at
 most `workers` at a time and each within a time limit. A chapter that fails or runs out of time
 is reported by name and cell, and every process it started is stopped. A chapter that finished
 is cached at once by fingerprint, so a rerun after any failure or signal does not redo it.
 
-`child` is that process; `python -m greenery.report.chapters SOURCE OUTPUT PARAMETERS_JSON TIMEOUT`
-runs it without the server (a kernel then starts cold), for debugging one chapter.
+Each chapter's process is greenery.publisher.chapter_process.
 """
 
 from __future__ import annotations
@@ -19,62 +19,24 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
-import yaml
-
 from greenery import config
+from greenery.chapter_kit.contents import name_of, notebook_path, read_notebook
 from greenery.errors import ReportError, UsageError
 from greenery.faults import checkpoint
 from greenery.outputs import atomic
-from greenery.report import warm
-from greenery.report.processes import die_with_parent, kill_tree
+from greenery.publisher import warm_server as warm
+from greenery.publisher.chapter_process import ERROR_PREFIX, shown
+from greenery.publisher.processes import die_with_parent, kill_tree
+from greenery.publisher.warm_client import client_command
 
-KERNEL_NAME = "greenery-python3"
-ERROR_PREFIX = "greenery-chapter-error: "  # how a child reports its one-line error to the parent
 # What kernels print to stderr on every run, errors or not: the start-up notice about TCP, and
 # the log line of the SIGINT jupyter_client always sends a kernel before shutting it down.
 KERNEL_NOISE = ("Kernel is running over TCP without encryption", "KeyboardInterrupt caught in kernel")
-
-
-def toc_entries(toc_path: Path = config.TOC_PATH) -> list[str]:
-    """Every page of the book, in reading order, as written in _toc.yml (no extension)."""
-    toc = yaml.safe_load(toc_path.read_text())
-    entries = [toc["root"]]
-
-    def walk(items):
-        for item in items or []:
-            if "file" in item:
-                entries.append(item["file"])
-            walk(item.get("sections"))
-            walk(item.get("chapters"))
-
-    for part in toc.get("parts", []):
-        walk(part.get("chapters"))
-    walk(toc.get("chapters"))
-    return entries
-
-
-def notebook_entries() -> list[str]:
-    return [e for e in toc_entries() if (config.ROOT / f"{e}.md").is_file() and e.startswith("notebooks/")]
-
-
-def notebook_path(entry: str) -> Path:
-    return config.ROOT / f"{entry}.md"
-
-
-def name_of(entry: str) -> str:
-    return Path(entry).name
-
-
-def read_notebook(entry: str):
-    import jupytext
-
-    return jupytext.read(notebook_path(entry))
 
 
 @cache
@@ -175,56 +137,6 @@ def chapter_parameters(entry: str, common: dict, analysis: dict) -> dict:
     return {**common, **{k: v for k, v in analysis.items() if k in declared}}
 
 
-_kernel_folder: tempfile.TemporaryDirectory | None = None
-
-
-def own_kernel() -> str:
-    """A kernelspec that runs this interpreter, found first on JUPYTER_PATH (removed at exit)."""
-    global _kernel_folder
-    if _kernel_folder is None:
-        _kernel_folder = tempfile.TemporaryDirectory(prefix="greenery-kernel-")
-        spec = Path(_kernel_folder.name) / "kernels" / KERNEL_NAME
-        spec.mkdir(parents=True)
-        # Forked from the warm server when one runs (greenery.report.warm), else a new process.
-        argv = (warm.client_command("kernel", "-f", "{connection_file}") if os.environ.get(warm.SOCKET_ENV)
-                else [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"])
-        (spec / "kernel.json").write_text(json.dumps({
-            "argv": argv,
-            "display_name": "Python 3", "language": "python"}))
-        os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [_kernel_folder.name,
-                                                                   os.environ.get("JUPYTER_PATH")]))
-    return KERNEL_NAME
-
-
-def _shown(path: Path) -> str:
-    return str(path.relative_to(config.ROOT)) if path.is_relative_to(config.ROOT) else str(path)
-
-
-def execute(source: Path, output: Path, parameters: dict, timeout: float = config.CHAPTER_TIMEOUT):
-    """Run one chapter (a jupytext file) with papermill in this process; a failure names the notebook and cell."""
-    import jupytext
-    import nbformat
-    import papermill
-
-    output.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        nb = papermill.execute_notebook(
-            jupytext.read(source), str(output), parameters=parameters, kernel_name=own_kernel(),
-            progress_bar=False, cwd=str(config.ROOT), execution_timeout=int(timeout),
-        )
-    except papermill.PapermillExecutionError as error:
-        first_line = next((line for line in error.source.splitlines() if line.strip()), "")
-        raise ReportError(
-            f"{_shown(source)}: cell In [{error.exec_count}] ({first_line.strip()[:60]}...) raised "
-            f"{error.ename}: {str(error.evalue).splitlines()[0] if error.evalue else ''}"
-        ) from None
-    for cell in nb.cells:  # papermill's injected parameters hold local paths: never shown
-        if "injected-parameters" in cell.metadata.get("tags", []):
-            cell.metadata["tags"] = [*cell.metadata["tags"], "remove-cell"]
-    nbformat.write(nb, output)
-    return nb
-
-
 class ChapterCache:
     """Executed chapters kept by fingerprint, so an unchanged chapter is never run twice."""
 
@@ -259,7 +171,7 @@ def run_all(entries: list[str], stage: Path, parameters: dict[str, dict], keys: 
 
     Chapters only read the warehouse, so they are independent. The first failure or timeout stops
     the run; on any exit (failure, timeout, signal) every chapter process and its kernel is stopped.
-    Chapters are forked from `server` (greenery.report.warm; the caller stops it), else from a
+    Chapters are forked from `server` (greenery.publisher.warm_server; the caller stops it), else from a
     server of this call's own."""
     timings: dict[str, float] = {}
     todo = []
@@ -287,7 +199,7 @@ def run_all(entries: list[str], stage: Path, parameters: dict[str, dict], keys: 
                 entry = waiting.pop(0)
                 err = logs / f"{name_of(entry)}.err"
                 with err.open("w") as handle:
-                    command = warm.client_command("chapter", str(notebook_path(entry)), str(stage / f"{entry}.ipynb"),
+                    command = client_command("chapter", str(notebook_path(entry)), str(stage / f"{entry}.ipynb"),
                                                   json.dumps(parameters[entry]), str(timeout))
                     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=handle, env=env,
                                              stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
@@ -299,7 +211,7 @@ def run_all(entries: list[str], stage: Path, parameters: dict[str, dict], keys: 
                     if seconds > timeout:
                         kill_tree(process.pid)
                         del running[entry]
-                        raise ReportError(f"{_shown(notebook_path(entry))}: still running after {timeout:g} s "
+                        raise ReportError(f"{shown(notebook_path(entry))}: still running after {timeout:g} s "
                                           "(the chapter time limit, --chapter-timeout); stopped")
                     continue
                 del running[entry]
@@ -309,7 +221,7 @@ def run_all(entries: list[str], stage: Path, parameters: dict[str, dict], keys: 
                     reported = [line.removeprefix(ERROR_PREFIX) for line in stderr.splitlines()
                                 if line.startswith(ERROR_PREFIX)]
                     raise ReportError(reported[-1] if reported else
-                                      f"{_shown(notebook_path(entry))}: the chapter's process ended with "
+                                      f"{shown(notebook_path(entry))}: the chapter's process ended with "
                                       f"code {process.returncode}")
                 cache.put(entry, keys[entry], stage / f"{entry}.ipynb")
                 checkpoint("chapters")
@@ -322,22 +234,3 @@ def run_all(entries: list[str], stage: Path, parameters: dict[str, dict], keys: 
             server.stop()  # and every fork still running
     return timings
 
-
-def child(argv: list[str]) -> int:
-    """The chapter runner: execute one chapter; 4 and one error line on stderr if it fails."""
-    global _kernel_folder
-    source, output, parameters, timeout = argv
-    try:
-        execute(Path(source), Path(output), json.loads(parameters), float(timeout))
-    except ReportError as error:
-        print(ERROR_PREFIX + str(error).replace("\n", " "), file=sys.stderr)
-        return 4
-    finally:  # now, not at exit: a fork of the warm server ends without running exit handlers
-        if _kernel_folder is not None:
-            _kernel_folder.cleanup()
-            _kernel_folder = None
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(child(sys.argv[1:]))

@@ -3,7 +3,7 @@
 The story of one run, each step in a module of its own:
 1. check the outputs are ours to write (greenery.outputs) and take their locks (greenery.outputs.locking);
 2. build the warehouse, or reuse it when the export and the code are unchanged (greenery.warehouse);
-3. execute the chapters that changed into a staging folder, reusing the rest (greenery.report.chapters);
+3. execute the chapters that changed into a staging folder, reusing the rest (greenery.publisher.chapter_runs);
 4. render the staged book with jupyter-book, Sphinx warnings as errors;
 5. stamp it with what it was made from and the files it holds, and exchange it with the published
    book in one atomic rename (greenery.outputs.atomic).
@@ -22,11 +22,13 @@ from datetime import datetime
 from pathlib import Path
 
 from greenery import config
+from greenery.chapter_kit import contents
 from greenery.errors import ReportError
 from greenery.faults import checkpoint
 from greenery.outputs import atomic, fingerprint, ownership
 from greenery.outputs.locking import exclusive
-from greenery.report import chapters, processes, publishing, warm
+from greenery.publisher import book_stage, processes, warm_server
+from greenery.publisher import chapter_runs as chapters
 
 
 @dataclass
@@ -97,20 +99,20 @@ def publish(data_dir=None, out=None, warehouse=None, analysis: Sequence[str] = (
 
     published = Path(out).expanduser().absolute() if out else config.HTML_DIR
     warehouse_path = config.warehouse_path(warehouse).absolute()
-    entries = chapters.notebook_entries()
+    entries = contents.notebook_entries()
     values = chapters.analysis_parameters(list(analysis), entries)  # a bad --param stops before any work
     ownership.check_book_target(published)
     ownership.check_warehouse_target(warehouse_path)
     source = choose_source_for(engine, data_dir, log)  # before the locks: a refused export leaves nothing
     log(f"Data: {source.path} ({source.label}; chosen by {source.chosen_by})")
-    with exclusive(published, "the book"), exclusive(warehouse_path, "the warehouse"), warm.Server() as server:
+    with exclusive(published, "the book"), exclusive(warehouse_path, "the warehouse"), warm_server.Server() as server:
         ownership.check_book_target(published)  # again, now that no other run can change it
         # A new warehouse means every chapter runs: the server imports their libraries during the build.
         warehouse_key, built = _warehouse(source, warehouse_path, built_at, log, engine, spark, server.start)
 
         common = {"data_dir": str(source.path), "warehouse": str(warehouse_path)}
         parameters = {e: chapters.chapter_parameters(e, common, values) for e in entries}
-        keys = {e: fingerprint.chapter(warehouse_key, chapters.notebook_path(e), parameters[e]) for e in entries}
+        keys = {e: fingerprint.chapter(warehouse_key, contents.notebook_path(e), parameters[e]) for e in entries}
         book_key = fingerprint.book(keys, book_sources())
         if builder != "html":  # another kind of output from the same chapters (`make pdf`: singlehtml)
             book_key = fingerprint.combine(book_key, builder)
@@ -124,7 +126,7 @@ def publish(data_dir=None, out=None, warehouse=None, analysis: Sequence[str] = (
         try:
             _stage_sources(stage)
             timings = chapters.run_all(entries, stage, parameters, keys, cache, log, timeout, server=server)
-            provenance = publishing.prepare_stage(stage, entries, parameters, source, warehouse_path)
+            provenance = book_stage.prepare_stage(stage, entries, parameters, source, warehouse_path)
             checkpoint("render")
             log("Rendering the book with jupyter-book ...")
             started = time.perf_counter()

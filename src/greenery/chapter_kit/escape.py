@@ -4,7 +4,7 @@ A product or promo name may hold HTML, Markdown, MyST roles, `$math$`, control c
 bidirectional-text controls. `plain` makes a value safe to print anywhere (no control
 character survives: they break XML and SVG, or reorder the text around them); `markdown`
 escapes it for prose that the book parses as MyST; `html` for raw HTML. Chart labels are plain
-text because the book's charts never parse mathtext (greenery.report.book.setup).
+text because the book's charts never parse mathtext (greenery.chapter_kit.book.setup).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The repeat-indicators chapter's logic: equal follow-up, one test per indicator, the answer in words.
 
 An indicator splits the buyers of the equal-follow-up cohort into segments by a trait of their
-first order. Each is tested once over all its segments (greenery.report.stats.independence); the
+first order. Each is tested once over all its segments (greenery.chapter_kit.stats.independence); the
 p-values are adjusted across every indicator tested (Holm by default), and only an adjusted
 p-value below alpha makes a signal. Effect sizes: Cramér's V over the whole indicator, and each
 segment's repeat rate against the rest of the cohort (Newcombe interval).
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from greenery.report import formats as fmt
-from greenery.report import stats
+from greenery.chapter_kit import formats as fmt
+from greenery.chapter_kit import stats
 
 # What each indicator is, in words, in the order the chapter presents them.
 # "First order" is the first order *in the export*: orders before the export began are missing.

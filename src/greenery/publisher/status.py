@@ -22,7 +22,7 @@ from pathlib import Path
 from greenery import config
 from greenery.errors import ExitCode
 from greenery.outputs import atomic
-from greenery.report.publishing import when
+from greenery.publisher.book_stage import when
 
 STATUS_JSON, STATUS_HTML = "status.json", "status.html"
 OUTCOMES = {ExitCode.OK: "published", ExitCode.DATA_TEST_FAILED: "refused", ExitCode.BAD_INPUT: "refused",
