@@ -97,18 +97,41 @@ def say(text: str) -> None:
     display(Markdown(re.sub(r"(?<!\\)\$", r"\\$", text)))
 
 
-def show_sql(name: str, collapsed: bool = False) -> None:
-    """Show an analysis's SQL; long ones folded in a dropdown the reader can open."""
+def sql_markdown(name: str) -> str:
+    """An analysis's SQL as a Markdown code block (and the rule it calls, written once, shown with it)."""
     def block(text: str) -> str:
         # Pygments' SQL lexer stops at DuckDB's $name parameters (a Sphinx warning); its MySQL lexer reads them.
         return f"```{'mysql' if '$' in text else 'sql'}\n{text}\n```"
 
     text = analyses.sql_for_readers(analyses.sql(name)).strip()
     shown = block(text)
-    for macro in analyses.macros_called(text):  # the rule it calls, written once, shown with it
+    for macro in analyses.macros_called(text):
         shown += f"\n\nIt calls `{macro}`, defined in {macro}.sql:\n\n" + block(
             analyses.sql_for_readers(analyses.sql(macro)).strip())
+    return shown
+
+
+def show_sql(name: str, collapsed: bool = False) -> None:
+    """Show an analysis's SQL; long ones folded in a dropdown the reader can open."""
+    shown = sql_markdown(name)
     display(Markdown(f"::::{{dropdown}} The SQL: {name}.sql\n{shown}\n::::" if collapsed else shown))
+
+
+def fold(name: str, *parts: str) -> None:
+    """Markdown for the page's folded "How this was computed" section, kept for the prose to paste.
+
+    The chapter's Markdown places it after the answer and its evidence, inside a dropdown:
+
+        :::{dropdown} How this was computed
+        ```{glue:md} NAME
+        :format: myst
+        ```
+        :::
+
+    Parts are Markdown (method in words, parameters, `sql_markdown(...)`, data tests, rerun commands),
+    joined by blank lines. Nothing is escaped here (a `$` in a SQL block is DuckDB's parameter, not
+    mathematics): values from the export, and dollar signs in prose, are escaped by the caller."""
+    glue(name, Markdown("\n\n".join(parts)))
 
 
 def table(frame: pd.DataFrame, formats: dict[str, str] | None = None) -> None:
