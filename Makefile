@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: report test baselines bench bench-spark spark-test java lint clean help pdf lab
+.PHONY: report test baselines bench bench-spark spark-test java lint clean help pdf lab chromium screenshot
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -47,21 +47,26 @@ baselines: $(STAMP)  ## re-execute the notebooks on the sample into tests/baseli
 	$(BIN)/python -m greenery.tools.baselines
 
 SCALES ?= 1 10 100
-bench: $(STAMP)  ## speed and memory at $(SCALES) (SCALES="1 10 100 1000" adds 1000) against DuckDB's floor; rewrites README's table
-	$(BIN)/python -m greenery.tools.bench --scales $(SCALES) --readme
+bench: $(STAMP)  ## speed and memory at $(SCALES) (SCALES="1 10 100 1000" adds 1000) against DuckDB's floor; rewrites docs/engines-and-scale.md's tables
+	$(BIN)/python -m greenery.tools.bench --scales $(SCALES) --docs
 
-bench-spark: $(SPARK_STAMP) java  ## Spark local against DuckDB at scales 1, 10, 100; rewrites README's Spark table
-	$(BIN)/python -m greenery.tools.bench_spark --readme
+bench-spark: $(SPARK_STAMP) java  ## Spark local against DuckDB at scales 1, 10, 100; rewrites docs/engines-and-scale.md's Spark table
+	$(BIN)/python -m greenery.tools.bench_spark --docs
 
 lint: $(STAMP)  ## ruff on Python, sqlfluff on the models
 	$(BIN)/ruff check src tests
 	$(BIN)/sqlfluff lint src/greenery/warehouse/models src/greenery/warehouse/data_tests src/greenery/chapter_kit/analyses
 
-pdf: $(STAMP)  ## the whole book as one PDF: _build/pdf/greenery-report.pdf (prints with Chromium)
+chromium:  ## headless Chromium for pdf and screenshot: installed from Debian's packages when missing (as root), else named
 	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null \
 	  || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq && apt-get install -y -qq chromium; } \
-	  || { echo "make pdf needs Chromium: apt-get install chromium (or brew install --cask chromium)"; exit 2; }
+	  || { echo "make pdf and make screenshot need Chromium: apt-get install chromium (or brew install --cask chromium)"; exit 2; }
+
+pdf: $(STAMP) chromium  ## the whole book as one PDF: _build/pdf/greenery-report.pdf (prints with Chromium)
 	$(BIN)/python -m greenery.publisher.pdf
+
+screenshot: $(STAMP) chromium  ## docs/images/first-page.png: the first page of a book built on the generated sample, 1366x900
+	$(BIN)/python -m greenery.tools.screenshot
 
 LAB_STAMP := $(VENV)/.lab-installed
 $(LAB_STAMP): requirements-lab.txt $(STAMP)

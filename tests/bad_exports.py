@@ -7,7 +7,7 @@ upstream export would, and states what `greenery` must do about it:
 - exit 1 (an error-level data test failed) naming the test, with nothing published;
 - exit 0 with a warning, when the figures stay right and the problem only needs a look.
 
-The README's "Bad input" table lists the same cases; tests/test_bad_exports.py checks both.
+The "Bad input" table of docs/operating.md lists the same cases; tests/test_bad_exports.py checks both.
 """
 
 from __future__ import annotations

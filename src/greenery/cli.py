@@ -1,7 +1,7 @@
 """The `greenery` command: build the warehouse, generate a sample, publish the report.
 
-This module alone turns outcomes into exit codes (greenery.errors.ExitCode, documented in the
-README) and prints them: one line on stderr for every failure, a traceback only with --debug.
+This module alone turns outcomes into exit codes (greenery.errors.ExitCode, documented in
+docs/operating.md) and prints them: one line on stderr for every failure, a traceback only with --debug.
 """
 
 from __future__ import annotations

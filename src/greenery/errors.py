@@ -1,4 +1,4 @@
-"""Exit codes of the `greenery` command and the typed errors behind them (documented in README).
+"""Exit codes of the `greenery` command and the typed errors behind them (documented in docs/operating.md).
 
 Library code raises these; only `greenery.cli.main` turns them into exit codes and one line on stderr.
 """

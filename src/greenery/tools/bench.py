@@ -11,7 +11,7 @@ For each scale the same generated export is used by every step, each step a sepa
 Each step's wall time, CPU time (its own and its children's) and peak memory are measured: the
 largest single process (the kernel's own count, exact) and all of its processes together
 (sampled every 20 ms). Results are printed, written to data/bench/bench.csv, checked against the
-targets, and with --readme written into README.md's Performance section.
+targets, and with --docs written into docs/engines-and-scale.md's Performance section.
 """
 
 from __future__ import annotations
@@ -30,9 +30,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from greenery import config
+from greenery.outputs import atomic
 
 BENCH_DIR = config.BENCH_DIR
-README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
+SCALE_PAGE = config.ROOT / "docs" / "engines-and-scale.md"  # where the measured tables are published
+DOCS_START, DOCS_END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 FLOOR = """
 import sys, duckdb
@@ -255,13 +257,22 @@ def markdown(results: list[Measure], targets: list[str], notes: list[str], growt
     return "\n".join(lines)
 
 
-def update_readme(table: str, machine: str, start: str = README_START, end: str = README_END) -> None:
-    """Replace README.md's section between the markers `start` and `end` (make bench, make bench-spark)."""
-    readme = config.ROOT / "README.md"
-    text = readme.read_text()
+def split_at_markers(page: Path, start: str, end: str) -> tuple[str, str]:
+    """The text of `page` before `start` and after `end`. Each marker must be there exactly once, the
+    start before the end; otherwise the run stops before measuring anything, and nothing is written,
+    so a page whose markers were moved or lost is never half rewritten."""
+    text = page.read_text() if page.is_file() else ""
+    if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
+        raise SystemExit(f"{page}: expected one {start} and, after it, one {end}; nothing written")
     head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    readme.write_text(f"{head}{start}\n{machine}\n\n{table}\n{end}{tail}")
+    return head, rest.split(end, 1)[1]
+
+
+def update_docs(table: str, machine: str, start: str = DOCS_START, end: str = DOCS_END,
+                page: Path = SCALE_PAGE) -> None:
+    """Replace the part of `page` between the markers `start` and `end` (make bench, make bench-spark)."""
+    head, tail = split_at_markers(page, start, end)
+    atomic.write_text(page, f"{head}{start}\n{machine}\n\n{table}\n{end}{tail}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -270,8 +281,11 @@ def main(argv: list[str] | None = None) -> None:
                         help="sample scales (default 1 10 100; `make bench SCALES=\"1 10 100 1000\"` adds 1000)")
     parser.add_argument("--seed", type=int, default=7, help="the sample's seed (default 7)")
     parser.add_argument("--out", type=Path, default=BENCH_DIR, help=f"work folder (default {BENCH_DIR})")
-    parser.add_argument("--readme", action="store_true", help="write the table into README.md's Performance section")
+    parser.add_argument("--docs", action="store_true",
+                        help="write the tables into docs/engines-and-scale.md's Performance section")
     args = parser.parse_args(argv)
+    if args.docs:
+        split_at_markers(SCALE_PAGE, DOCS_START, DOCS_END)  # before minutes of measuring, not after
 
     env = {k: v for k, v in os.environ.items() if k not in {"GREENERY_DATA_DIR", "GREENERY_WAREHOUSE",
                                                              "SOURCE_DATE_EPOCH"}}
@@ -301,9 +315,9 @@ def main(argv: list[str] | None = None) -> None:
         writer.writeheader()
         writer.writerows(asdict(r) for r in results)
     print(f"\nwritten: {args.out / 'bench.csv'}")
-    if args.readme:
-        update_readme(table, machine)
-        print("written: README.md (Performance)")
+    if args.docs:
+        update_docs(table, machine)
+        print(f"written: {SCALE_PAGE.relative_to(config.ROOT)} (Performance)")
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@
 For each scale the same generated export is built twice, each in a process of its own, measured as
 `make bench` measures (greenery.tools.bench.measure): `greenery build` (DuckDB) and
 `greenery build --engine spark` (Spark local[*], marts as Parquet, then the DuckDB warehouse made
-from them). Each build's own step timings come from its run_results JSON. With --readme the table
-is written into README.md's "When the data outgrows one machine" section.
+from them). Each build's own step timings come from its run_results JSON. With --docs the table
+is written into docs/engines-and-scale.md's "When the data outgrows one machine" section.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 from greenery import config
-from greenery.tools.bench import BENCH_DIR, Measure, measure, update_readme
+from greenery.tools.bench import BENCH_DIR, SCALE_PAGE, Measure, measure, split_at_markers, update_docs
 
-README_START, README_END = "<!-- bench-spark:start -->", "<!-- bench-spark:end -->"
+DOCS_START, DOCS_END = "<!-- bench-spark:start -->", "<!-- bench-spark:end -->"
 
 
 def run_scale(scale: str, folder: Path, env: dict[str, str], master: str) -> tuple[list[Measure], list[str]]:
@@ -60,8 +60,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scales", nargs="+", default=["1", "10", "100"], help="sample scales (default 1 10 100)")
     parser.add_argument("--spark-master", default="local[*]", help="Spark master (default local[*])")
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "spark", help="work folder")
-    parser.add_argument("--readme", action="store_true", help="write the table into README.md")
+    parser.add_argument("--docs", action="store_true", help="write the table into docs/engines-and-scale.md")
     args = parser.parse_args(argv)
+    if args.docs:
+        split_at_markers(SCALE_PAGE, DOCS_START, DOCS_END)  # before minutes of measuring, not after
 
     env = {k: v for k, v in os.environ.items() if k not in {"GREENERY_DATA_DIR", "GREENERY_WAREHOUSE",
                                                              "GREENERY_MARTS_DIR", "SOURCE_DATE_EPOCH"}}
@@ -79,9 +81,9 @@ def main(argv: list[str] | None = None) -> None:
                f"load average at the end {load} (other work shares these cores: ratios vary between runs).")
     table = markdown(results, notes)
     print(f"\n{machine}\n\n{table}")
-    if args.readme:
-        update_readme(table, machine, README_START, README_END)
-        print("written: README.md (When the data outgrows one machine)")
+    if args.docs:
+        update_docs(table, machine, DOCS_START, DOCS_END)
+        print(f"written: {SCALE_PAGE.relative_to(config.ROOT)} (When the data outgrows one machine)")
 
 
 if __name__ == "__main__":
