@@ -20,7 +20,6 @@ from pathlib import Path
 from greenery import config
 from greenery.chapter_kit.contents import toc_entries
 from greenery.errors import GreeneryError
-from greenery.outputs import atomic
 from greenery.publisher.pdf import browser
 from greenery.sample import generate
 from greenery.tools.baselines import BASELINE_BUILD_TIME
@@ -58,7 +57,7 @@ def screenshot(page: Path, image: Path, width: int = WIDTH, height: int = HEIGHT
     """Draw `page` at width x height with headless Chromium into `image`, which is replaced only when
     Chromium wrote a picture."""
     image.parent.mkdir(parents=True, exist_ok=True)
-    partial = atomic.temporary_name(image, "partial")
+    partial = image.with_name(f".{image.stem}.partial-{os.getpid()}{image.suffix}")  # Chromium reads the suffix
     with tempfile.TemporaryDirectory(prefix="greenery-chromium-") as profile:
         command = [browser(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
                    f"--user-data-dir={profile}", f"--window-size={width},{height}",
