@@ -28,7 +28,7 @@ from pathlib import Path
 import yaml
 
 from greenery import config
-from greenery.errors import ReportError, UsageError
+from greenery.errors import ParameterError, ReportError, UsageError
 from greenery.faults import checkpoint
 from greenery.outputs import atomic
 from greenery.report import warm
@@ -36,6 +36,7 @@ from greenery.report.processes import die_with_parent, kill_tree
 
 KERNEL_NAME = "greenery-python3"
 ERROR_PREFIX = "greenery-chapter-error: "  # how a child reports its one-line error to the parent
+PARAMETER_PREFIX = "greenery-parameter-error: "  # ... and a parameter its data cannot support (exit 2)
 # What kernels print to stderr on every run, errors or not: the start-up notice about TCP, and
 # the log line of the SIGINT jupyter_client always sends a kernel before shutting it down.
 KERNEL_NOISE = ("Kernel is running over TCP without encryption", "KeyboardInterrupt caught in kernel")
@@ -125,19 +126,30 @@ def _check_rule(name: str, value: object, rule: str) -> None:
             raise UsageError(f"--param {name}={value}: must be {part}")
 
 
+INT_LIMIT = 2**63  # a whole number travels to DuckDB as BIGINT
+
+
 def _parse_value(name: str, text: str, default: object) -> object:
-    """`text` as the type of the chapter's default; UsageError when it is not one."""
+    """`text` as the type of the chapter's default; UsageError when it is not one, or when it is one
+    no chapter can compute with: a whole number beyond BIGINT, a float that is not a normal number
+    (5e-324 halves to 0, and a level of 0 has an infinite critical value)."""
     try:
         if isinstance(default, bool):
             if text.lower() not in {"true", "false"}:
                 raise ValueError
             return text.lower() == "true"
         if isinstance(default, int):
-            return int(text)
+            value = int(text)
+            if not -INT_LIMIT < value < INT_LIMIT:
+                raise UsageError(f"--param {name}={text}: too large to compute with (at most {INT_LIMIT - 1:,})")
+            return value
         if isinstance(default, float):
             value = float(text)
             if value != value or value in (float("inf"), float("-inf")):
                 raise ValueError
+            if value and abs(value) < sys.float_info.min:
+                raise UsageError(f"--param {name}={text}: too small to compute with "
+                                 f"(the smallest is {sys.float_info.min:.1e}, or 0)")
             return value
     except ValueError:
         raise UsageError(f"--param {name}={text}: expected {type(default).__name__} "
@@ -213,6 +225,8 @@ def execute(source: Path, output: Path, parameters: dict, timeout: float = confi
             progress_bar=False, cwd=str(config.ROOT), execution_timeout=int(timeout),
         )
     except papermill.PapermillExecutionError as error:
+        if error.ename == ParameterError.__name__:  # the chapter refused a parameter, knowing the data
+            raise ParameterError(str(error.evalue).splitlines()[0] if error.evalue else "") from None
         first_line = next((line for line in error.source.splitlines() if line.strip()), "")
         raise ReportError(
             f"{_shown(source)}: cell In [{error.exec_count}] ({first_line.strip()[:60]}...) raised "
@@ -248,7 +262,8 @@ class ChapterCache:
 def _relay(stderr: str) -> None:
     """What a chapter's processes printed, less the kernels' routine notices and our error line."""
     for line in stderr.splitlines():
-        if line.strip() and not line.startswith(ERROR_PREFIX) and not any(n in line for n in KERNEL_NOISE):
+        if line.strip() and not line.startswith((ERROR_PREFIX, PARAMETER_PREFIX)) and not any(
+                n in line for n in KERNEL_NOISE):
             print(line, file=sys.stderr)
 
 
@@ -305,6 +320,10 @@ def run_all(entries: list[str], stage: Path, parameters: dict[str, dict], keys: 
                 del running[entry]
                 stderr = err.read_text(errors="replace")
                 _relay(stderr)
+                refused = [line.removeprefix(PARAMETER_PREFIX) for line in stderr.splitlines()
+                           if line.startswith(PARAMETER_PREFIX)]
+                if process.returncode != 0 and refused:
+                    raise ParameterError(refused[-1])
                 if process.returncode != 0:
                     reported = [line.removeprefix(ERROR_PREFIX) for line in stderr.splitlines()
                                 if line.startswith(ERROR_PREFIX)]
@@ -329,6 +348,9 @@ def child(argv: list[str]) -> int:
     source, output, parameters, timeout = argv
     try:
         execute(Path(source), Path(output), json.loads(parameters), float(timeout))
+    except ParameterError as error:
+        print(PARAMETER_PREFIX + str(error).replace("\n", " "), file=sys.stderr)
+        return 2
     except ReportError as error:
         print(ERROR_PREFIX + str(error).replace("\n", " "), file=sys.stderr)
         return 4
