@@ -290,3 +290,25 @@ def test_output_the_terminal_cannot_show_is_escaped_never_a_failure(shop_dir, tm
     assert done.returncode == ExitCode.OK, done.stderr
     assert b"Warehouse: " + str(tmp_path).encode() + b"/entrep\\xf4t/w.duckdb" in done.stdout
     assert done.stderr == b""
+
+
+@pytest.mark.parametrize("damage", ["truncated", "bits flipped"])
+def test_a_damaged_history_exits_4_with_the_advice_and_is_left_alone(damage, shop_dir, tmp_path, monkeypatch, capsys):
+    """Damage past the file's header only shows when a block is read: still the history's failure (exit 4)."""
+    history, warehouse = tmp_path / "h.duckdb", tmp_path / "w.duckdb"
+    monkeypatch.setenv("GREENERY_HISTORY", str(history))
+    args = ["build", "--data-dir", str(shop_dir), "--warehouse", str(warehouse)]
+    assert cli.main(args) == 0
+    data = bytearray(history.read_bytes())
+    if damage == "truncated":
+        data = data[: len(data) // 2]
+    else:  # one byte in every block after the headers: some block of every table is hit
+        for offset in range(3 * 4096 + 100, len(data), 4096):
+            data[offset] ^= 0xFF
+    history.write_bytes(bytes(data))
+    good = warehouse.read_bytes()
+    capsys.readouterr()
+    assert cli.main(args) == ExitCode.REPORT_FAILED
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"error: {history}: ") and line.endswith("move it aside to start a new history")
+    assert history.read_bytes() == bytes(data) and warehouse.read_bytes() == good
