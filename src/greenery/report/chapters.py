@@ -17,10 +17,12 @@ import ast
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -188,24 +190,60 @@ def chapter_parameters(entry: str, common: dict, analysis: dict) -> dict:
 
 
 _kernel_folder: tempfile.TemporaryDirectory | None = None
+KERNEL_DIR_ENV = "GREENERY_KERNEL_DIR"  # the kernel folder made by run_all, which removes it
+
+
+def kernel_folder(folder: Path, forked: bool) -> dict[str, str]:
+    """Write into `folder` a kernelspec that runs this interpreter (forked from the warm server when
+    one runs, greenery.report.warm, else a new process); returns the environment that makes Jupyter
+    use it, and keep the kernels' connection files and sockets in it too (removed with it)."""
+    spec = folder / "kernels" / KERNEL_NAME
+    spec.mkdir(parents=True, exist_ok=True)
+    argv = (warm.client_command("kernel", "-f", "{connection_file}") if forked
+            else [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"])
+    (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "Python 3", "language": "python"}))
+    (folder / "r").mkdir(exist_ok=True)
+    return {KERNEL_DIR_ENV: str(folder), "JUPYTER_RUNTIME_DIR": str(folder / "r"),
+            "JUPYTER_PATH": os.pathsep.join(filter(None, [str(folder), os.environ.get("JUPYTER_PATH")]))}
 
 
 def own_kernel() -> str:
-    """A kernelspec that runs this interpreter, found first on JUPYTER_PATH (removed at exit)."""
+    """The kernelspec of this interpreter: the runner's (run_all made it), else one of this process's own."""
     global _kernel_folder
-    if _kernel_folder is None:
+    if _kernel_folder is None and not os.environ.get(KERNEL_DIR_ENV):
         _kernel_folder = tempfile.TemporaryDirectory(prefix="greenery-kernel-")
-        spec = Path(_kernel_folder.name) / "kernels" / KERNEL_NAME
-        spec.mkdir(parents=True)
-        # Forked from the warm server when one runs (greenery.report.warm), else a new process.
-        argv = (warm.client_command("kernel", "-f", "{connection_file}") if os.environ.get(warm.SOCKET_ENV)
-                else [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"])
-        (spec / "kernel.json").write_text(json.dumps({
-            "argv": argv,
-            "display_name": "Python 3", "language": "python"}))
-        os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [_kernel_folder.name,
-                                                                   os.environ.get("JUPYTER_PATH")]))
+        os.environ.update(kernel_folder(Path(_kernel_folder.name), forked=bool(os.environ.get(warm.SOCKET_ENV))))
     return KERNEL_NAME
+
+
+@cache
+def _kernel_manager():
+    """Kernels talk over Unix sockets named after their connection file, never TCP ports: a port
+    chosen by one process can be taken by another before its kernel binds it (two chapters starting
+    at once: `ZMQError: Address already in use`, "Kernel died")."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    class IpcKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _default_transport(self):  # TCP only where a socket's path would pass its 107 bytes
+            from jupyter_core.paths import jupyter_runtime_dir
+
+            return "ipc" if len(jupyter_runtime_dir()) + len("/k-0123456789abcdef-65535") <= 107 else "tcp"
+
+        @default("ip")
+        def _default_ip(self):  # a socket path of this kernel's own (the default may be shared: `kernel-ipc`)
+            from jupyter_core.paths import jupyter_runtime_dir
+
+            return os.path.join(jupyter_runtime_dir(), f"k-{uuid.uuid4().hex[:16]}")
+
+        @default("connection_file")
+        def _default_connection_file(self):  # in the runtime folder (removed with it), never a bare $TMPDIR file
+            from jupyter_core.paths import jupyter_runtime_dir
+
+            return os.path.join(jupyter_runtime_dir(), f"kernel-{uuid.uuid4().hex}.json")
+
+    return IpcKernelManager
 
 
 def _shown(path: Path) -> str:
@@ -223,6 +261,7 @@ def execute(source: Path, output: Path, parameters: dict, timeout: float = confi
         nb = papermill.execute_notebook(
             jupytext.read(source), str(output), parameters=parameters, kernel_name=own_kernel(),
             progress_bar=False, cwd=str(config.ROOT), execution_timeout=int(timeout),
+            kernel_manager_class=_kernel_manager(),
         )
     except papermill.PapermillExecutionError as error:
         if error.ename == ParameterError.__name__:  # the chapter refused a parameter, knowing the data
@@ -295,8 +334,10 @@ def run_all(entries: list[str], stage: Path, parameters: dict[str, dict], keys: 
     waiting = list(todo)
     own_server = server is None
     server = server or warm.Server()
+    kernels = Path(tempfile.mkdtemp(prefix="greenery-kernel-"))  # short: socket paths have < 108 bytes
     try:
         env = server.environment() if todo else {}
+        env = {**env, **kernel_folder(kernels, forked=True)} if todo else env
         while waiting or running:
             while waiting and len(running) < workers:
                 entry = waiting.pop(0)
@@ -339,6 +380,7 @@ def run_all(entries: list[str], stage: Path, parameters: dict[str, dict], keys: 
             kill_tree(process.pid)
         if own_server:
             server.stop()  # and every fork still running
+        shutil.rmtree(kernels, ignore_errors=True)  # after the kernels stopped: a chapter timed out, a signal
     return timings
 
 
