@@ -312,3 +312,30 @@ def test_a_damaged_history_exits_4_with_the_advice_and_is_left_alone(damage, sho
     [line] = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(f"error: {history}: ") and line.endswith("move it aside to start a new history")
     assert history.read_bytes() == bytes(data) and warehouse.read_bytes() == good
+
+
+def test_a_full_disk_while_rendering_exits_5_in_one_line_and_the_status_says_so(sample_book, monkeypatch, capsys):
+    """Sphinx fails with 150 coloured lines when the disk fills: one line, exit 5, naming the space."""
+    import json
+
+    from conftest import tree_digest
+
+    from greenery.outputs import fingerprint
+    from greenery.report import processes, status
+
+    def full(command, timeout=None):
+        lines = "\n".join(f"\x1b[91mWARNING: could not write page {n}: [Errno 28] No space left on device\x1b[39;49;00m"
+                          for n in range(150))
+        return subprocess.CompletedProcess(command, 2, "", lines)
+
+    monkeypatch.setattr(fingerprint, "book", lambda *args: "a book never published")
+    monkeypatch.setattr(processes, "run", full)
+    before = tree_digest(sample_book.out)
+    code = cli.main(["report", "--data-dir", str(sample_book.export), "--out", str(sample_book.out),
+                     "--warehouse", str(sample_book.warehouse)])
+    assert code == ExitCode.UNEXPECTED
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: unexpected OSError") and "No space left on device: the disk is full" in line
+    assert "\x1b" not in line and tree_digest(sample_book.out) == before
+    state = json.loads(status.paths(sample_book.out)[0].read_text())
+    assert state["attempt"]["error"].startswith("OSError: No space left on device: the disk is full")
