@@ -23,6 +23,24 @@ def test_a_value_of_another_type_is_refused(text, default):
         chapters._parse_value("p", text, default)
 
 
+@pytest.mark.parametrize("text,default,says", [
+    ("5e-324", 0.05, "too small to compute with"),  # halves to 0: an infinite critical value
+    ("-1e-310", 0.05, "too small to compute with"),
+    ("9223372036854775808", 10, "too large to compute with"),  # past BIGINT, which DuckDB is given
+])
+def test_a_value_no_chapter_can_compute_with_is_refused(text, default, says):
+    with pytest.raises(UsageError, match=f"^--param p={text}: {says}"):
+        chapters._parse_value("p", text, default)
+
+
+def test_the_smallest_values_allowed_still_compute():
+    from greenery.report import stats
+
+    alpha = chapters._parse_value("alpha", "2.3e-308", 0.05)
+    assert stats.buyers_needed(0.1, 0.5, alpha / 8) > 0  # Holm's first step with eight indicators: finite
+    assert chapters._parse_value("p", "0", 0.05) == 0.0 and chapters._parse_value("p", "9223372036854775807", 1)
+
+
 def test_declared_parameters_are_read_from_the_parameters_cell(tmp_path, monkeypatch):
     (tmp_path / "notebooks").mkdir()
     (tmp_path / "notebooks" / "x.md").write_text(

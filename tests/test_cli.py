@@ -187,6 +187,7 @@ def test_a_full_disk_while_publishing_exits_5_and_keeps_the_book(sample_book, mo
 @pytest.mark.parametrize("option,says", [
     ("no_such_parameter=1", "no chapter declares this parameter"),
     ("missing-equals", "expected NAME=VALUE"),
+    ("alpha=5e-324", "--param alpha=5e-324: too small to compute with"),
 ])
 def test_a_bad_param_is_refused_before_any_work(option, says, shop_dir, tmp_path, capsys):
     code = cli.main(["report", "--data-dir", str(shop_dir), "--out", str(tmp_path / "book"),
@@ -199,6 +200,7 @@ def test_a_bad_param_is_refused_before_any_work(option, says, shop_dir, tmp_path
 @pytest.mark.parametrize("args", [
     ["build", "--warehouse", ""], ["report", "--out", ""], ["report", "--warehouse", " "],
     ["sample", "--out", ""], ["sample", "--out", "x", "--seed", "-1"], ["sample", "--out", "x", "--scale", "1e12"],
+    ["report", "--chapter-timeout", "1e308"], ["report", "--chapter-timeout", "604801"],
 ])
 def test_an_empty_path_or_out_of_range_value_is_an_argument_error(args, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -247,3 +249,93 @@ def test_a_missing_key_is_reported_not_a_crash(shop_dir, tmp_path, capsys):
     assert code == ExitCode.DATA_TEST_FAILED
     assert "FAIL not_null_stg_orders_order_id (stg_orders): 1 row, e.g. (null)" in captured.out
     assert "no warehouse was written" in captured.err
+
+
+@pytest.mark.parametrize("command", ["build", "report"])
+@pytest.mark.parametrize("variable,value", [
+    ("GREENERY_DUCKDB_MEMORY", "abc"), ("GREENERY_DUCKDB_MEMORY", "100"), ("GREENERY_DUCKDB_MEMORY", "0GB"),
+    ("GREENERY_DUCKDB_THREADS", "0"), ("GREENERY_DUCKDB_THREADS", "two"),
+    ("GREENERY_DUCKDB_TEMP", "{tmp}/a-file/spill"),  # under a file: no folder can be made there
+])
+def test_a_bad_duckdb_setting_exits_2_in_one_line_naming_the_variable(command, variable, value, shop_dir, tmp_path):
+    (tmp_path / "a-file").write_text("mine\n")
+    value = value.format(tmp=tmp_path)
+    env = {**os.environ, variable: value, "GREENERY_HISTORY": str(tmp_path / "h.duckdb")}
+    done = subprocess.run([sys.executable, "-m", "greenery", command, "--data-dir", str(shop_dir),
+                           "--warehouse", str(tmp_path / "w.duckdb")], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert done.returncode == ExitCode.BAD_INPUT
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith(f"error: ${variable}={value!r}: expected ") and "orders.csv" not in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "shop"]  # nothing written, no status either
+    assert (tmp_path / "a-file").read_text() == "mine\n"
+
+
+def test_good_duckdb_settings_are_taken(monkeypatch, tmp_path):
+    monkeypatch.setenv("GREENERY_DUCKDB_MEMORY", "1.5 GiB")
+    monkeypatch.setenv("GREENERY_DUCKDB_THREADS", "1")
+    monkeypatch.setenv("GREENERY_DUCKDB_TEMP", str(tmp_path / "spill"))
+    config.check_duckdb_settings()
+    assert not (tmp_path / "spill").exists()  # probed and removed: DuckDB makes it when it spills
+    assert config.duckdb_settings()["threads"] == 1
+
+
+def test_output_the_terminal_cannot_show_is_escaped_never_a_failure(shop_dir, tmp_path):
+    """PYTHONIOENCODING=ascii and a name that is not ASCII (printed once the warehouse is published):
+    escaped, and the run succeeds, where it used to exit 5 after publishing."""
+    warehouse = tmp_path / "entrepôt" / "w.duckdb"
+    done = subprocess.run([sys.executable, "-m", "greenery", "build", "--data-dir", str(shop_dir),
+                           "--warehouse", str(warehouse)], capture_output=True, timeout=300,
+                          env={**os.environ, "PYTHONIOENCODING": "ascii", "GREENERY_HISTORY": str(tmp_path / "h.duckdb")})
+    assert done.returncode == ExitCode.OK, done.stderr
+    assert b"Warehouse: " + str(tmp_path).encode() + b"/entrep\\xf4t/w.duckdb" in done.stdout
+    assert done.stderr == b""
+
+
+@pytest.mark.parametrize("damage", ["truncated", "bits flipped"])
+def test_a_damaged_history_exits_4_with_the_advice_and_is_left_alone(damage, shop_dir, tmp_path, monkeypatch, capsys):
+    """Damage past the file's header only shows when a block is read: still the history's failure (exit 4)."""
+    history, warehouse = tmp_path / "h.duckdb", tmp_path / "w.duckdb"
+    monkeypatch.setenv("GREENERY_HISTORY", str(history))
+    args = ["build", "--data-dir", str(shop_dir), "--warehouse", str(warehouse)]
+    assert cli.main(args) == 0
+    data = bytearray(history.read_bytes())
+    if damage == "truncated":
+        data = data[: len(data) // 2]
+    else:  # one byte in every block after the headers: some block of every table is hit
+        for offset in range(3 * 4096 + 100, len(data), 4096):
+            data[offset] ^= 0xFF
+    history.write_bytes(bytes(data))
+    good = warehouse.read_bytes()
+    capsys.readouterr()
+    assert cli.main(args) == ExitCode.REPORT_FAILED
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"error: {history}: ") and line.endswith("move it aside to start a new history")
+    assert history.read_bytes() == bytes(data) and warehouse.read_bytes() == good
+
+
+def test_a_full_disk_while_rendering_exits_5_in_one_line_and_the_status_says_so(sample_book, monkeypatch, capsys):
+    """Sphinx fails with 150 coloured lines when the disk fills: one line, exit 5, naming the space."""
+    import json
+
+    from conftest import tree_digest
+
+    from greenery.outputs import fingerprint
+    from greenery.report import processes, status
+
+    def full(command, timeout=None):
+        lines = "\n".join(f"\x1b[91mWARNING: could not write page {n}: [Errno 28] No space left on device\x1b[39;49;00m"
+                          for n in range(150))
+        return subprocess.CompletedProcess(command, 2, "", lines)
+
+    monkeypatch.setattr(fingerprint, "book", lambda *args: "a book never published")
+    monkeypatch.setattr(processes, "run", full)
+    before = tree_digest(sample_book.out)
+    code = cli.main(["report", "--data-dir", str(sample_book.export), "--out", str(sample_book.out),
+                     "--warehouse", str(sample_book.warehouse)])
+    assert code == ExitCode.UNEXPECTED
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: unexpected OSError") and "No space left on device: the disk is full" in line
+    assert "\x1b" not in line and tree_digest(sample_book.out) == before
+    state = json.loads(status.paths(sample_book.out)[0].read_text())
+    assert state["attempt"]["error"].startswith("OSError: No space left on device: the disk is full")

@@ -316,7 +316,8 @@ def test_an_unreachable_webhook_changes_nothing_but_a_warning(tmp_path, capsys):
     out = tmp_path / "site" / "html"
     code = notify.run_recorded(lambda: 1, out=out, warehouse=tmp_path / "w.duckdb", notify_url="http://127.0.0.1:9/hook")
     assert code == 1
-    assert "warning: could not notify http://127.0.0.1:9/hook" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "warning: could not notify http://127.0.0.1:9: " in err and "/hook" not in err  # the path is the secret
     assert read_status(out)["attempt"]["outcome"] == "refused"
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,11 +32,23 @@ def _as_in_a_terminal() -> None:
 
 
 def start_report(export: Path, root: Path, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "GREENERY_HISTORY": str(root / "history.duckdb")}
+    """With a temporary folder of its own (short: socket paths), which `no_temporary_folders` checks."""
+    temporary = Path(tempfile.mkdtemp(prefix="g-", dir="/tmp"))
+    env = {**os.environ, "GREENERY_HISTORY": str(root / "history.duckdb"), "TMPDIR": str(temporary)}
+    (root / "tmpdir").write_text(str(temporary))
     return subprocess.Popen([sys.executable, "-m", "greenery", "report", "--data-dir", str(export),
                              "--out", str(root / "book"), "--warehouse", str(root / "w.duckdb"), *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                             preexec_fn=_as_in_a_terminal)
+
+
+def no_temporary_folders(root: Path) -> None:
+    """The report's temporary folder is empty again (kernel specs, connection files, sockets, the warm server's)."""
+    temporary = Path((root / "tmpdir").read_text())
+    try:
+        assert sorted(p.name for p in temporary.iterdir()) == []
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
 
 
 def is_kernel(process: psutil.Process) -> bool:
@@ -73,6 +87,7 @@ def test_a_signal_stops_every_child_and_leaves_no_temporary_file(sig, code, expo
     assert not [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert not (tmp_path / "book").exists()  # never published, nothing half-published
     assert not [p.name for p in tmp_path.iterdir() if ".staging-" in p.name or ".building" in p.name]
+    no_temporary_folders(tmp_path)
 
 
 def test_a_chapter_over_its_time_limit_is_named_and_stopped(export, tmp_path):
@@ -83,3 +98,4 @@ def test_a_chapter_over_its_time_limit_is_named_and_stopped(export, tmp_path):
     assert line.startswith("error: notebooks/") and "still running after 0.5 s" in line
     assert not (tmp_path / "book").exists()
     assert not [p for p in psutil.Process().children(recursive=True) if is_kernel(p)]
+    no_temporary_folders(tmp_path)  # the timed-out chapter's kernel folder included

@@ -168,6 +168,18 @@ def test_follow_up_default_keeps_more_than_half(shop_db):
     assert (given.hours, given.followed, given.repeat_within) == (24, 2, 1)
 
 
+@pytest.mark.parametrize("hours", [36, 200])
+def test_a_window_longer_than_anyone_was_followed_is_a_parameter_error(shop_db, hours):
+    """u1 had 35 h left in the export, the longest: 35 h keeps one buyer, 36 h nobody (and the chapters
+    would find no cohort to compare): refused as the parameter it is, naming the longest possible."""
+    from greenery.errors import ParameterError
+
+    windows = analyses.frame(shop_db, "follow_up")
+    assert indicators.follow_up(windows, 35).followed == 1
+    with pytest.raises(ParameterError, match=rf"^--param follow_up_hours={hours}: .* \(at most 35 hours\)"):
+        indicators.follow_up(windows, hours)
+
+
 def test_repeat_by_indicator_on_equal_follow_up(shop_db):
     rows = frame(shop_db, "repeat_by_indicator", follow_up_hours=24)
     got = {(r.indicator, r.segment): (r.buyers, r.repeat_buyers) for r in rows.itertuples()}

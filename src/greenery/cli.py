@@ -7,6 +7,7 @@ docs/operating.md) and prints them: one line on stderr for every failure, a trac
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import signal
 import sys
@@ -14,7 +15,7 @@ import traceback
 from pathlib import Path
 
 from greenery import config
-from greenery.errors import DataTestFailure, ExitCode, GreeneryError, Interrupted
+from greenery.errors import DataTestFailure, ExitCode, GreeneryError, Interrupted, unexpected_reason
 from greenery.warehouse.engines import add_engine_arguments
 
 DATA_HELP = "the export's folder (default: $GREENERY_DATA_DIR, else data/raw/, else a generated sample)"
@@ -36,6 +37,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     from greenery.warehouse.build import summary_lines
     from greenery.warehouse.engines import choose_source, engine_build
 
+    config.check_duckdb_settings()
     warehouse = config.warehouse_path(args.warehouse).absolute()
     check_warehouse_target(warehouse)
     source = choose_source(args)  # before the lock: a refused export leaves nothing behind; Spark may read a URI
@@ -67,6 +69,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     from greenery.publisher.notify import run_recorded
     from greenery.publisher.run import publish
     from greenery.warehouse.engines import engine_options
+
+    config.check_duckdb_settings()  # a wrong setting is an argument error: nothing is recorded
 
     def run() -> int:
         publish(data_dir=args.data_dir, out=args.out, warehouse=args.warehouse, analysis=args.param,
@@ -116,6 +120,13 @@ def _positive_finite(text: str) -> float:
     return value
 
 
+def _chapter_timeout(text: str) -> float:
+    value = _positive_finite(text)
+    if value > config.CHAPTER_TIMEOUT_MAX:
+        raise argparse.ArgumentTypeError(f"expected at most {config.CHAPTER_TIMEOUT_MAX:,} (a week), got {text!r}")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="greenery", description=__doc__.split("\n\n")[0], epilog=EXIT_CODES)
     top.add_argument("--debug", action="store_true", help="on an unexpected error, print the traceback")
@@ -145,8 +156,9 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("--warehouse", type=_path, help=f"the DuckDB file to write (default: {config.WAREHOUSE_PATH})")
     report.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                         help="set a chapter parameter (repeatable), e.g. --param follow_up_hours=24")
-    report.add_argument("--chapter-timeout", type=_positive_finite, default=config.CHAPTER_TIMEOUT,
-                        metavar="SECONDS", help=f"stop a chapter that runs longer (default {config.CHAPTER_TIMEOUT})")
+    report.add_argument("--chapter-timeout", type=_chapter_timeout, default=config.CHAPTER_TIMEOUT,
+                        metavar="SECONDS", help=f"stop a chapter that runs longer (default {config.CHAPTER_TIMEOUT}, "
+                        f"at most {config.CHAPTER_TIMEOUT_MAX:,})")
     report.add_argument("--notify", metavar="URL", help="POST a short JSON message (Slack-compatible `text`) "
                         "to this webhook when the build is refused, warns or fails")
     add_engine_arguments(report)
@@ -159,7 +171,16 @@ def _on_signal(signum, frame):
     raise Interrupted(name, ExitCode.TERMINATED if signum == signal.SIGTERM else ExitCode.INTERRUPTED)
 
 
+def _never_fail_on_encoding() -> None:
+    """What the terminal cannot show (a non-ASCII key under PYTHONIOENCODING=ascii, say) is written
+    as an escape: printing a line must never fail a run, least of all after it published."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            stream.reconfigure(errors="backslashreplace")
+
+
 def main(argv: list[str] | None = None) -> int:
+    _never_fail_on_encoding()
     args = parser().parse_args(argv)  # bad arguments: usage and exit 2 (argparse)
     previous = signal.signal(signal.SIGTERM, _on_signal)
     try:
@@ -176,11 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # a full disk, a bug: one line, and the traceback on request
         if args.debug:
             traceback.print_exc()
-        where = f" ({error.filename})" if isinstance(error, OSError) and error.filename else ""
-        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error).splitlines()[0] \
-            if str(error) else ""
-        print(f"error: unexpected {type(error).__name__}{where}: {reason} (run with --debug for the traceback)",
-              file=sys.stderr)
+        print(f"error: unexpected {unexpected_reason(error)} (run with --debug for the traceback)", file=sys.stderr)
         return int(ExitCode.UNEXPECTED)
     finally:
         signal.signal(signal.SIGTERM, previous)

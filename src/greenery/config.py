@@ -8,6 +8,7 @@ GREENERY_WAREHOUSE), which is how the notebooks and the nbval baselines find the
 from __future__ import annotations
 
 import os
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -49,6 +50,7 @@ SAMPLE_SCALE = 1.0
 SAMPLE_MAX_SCALE = 10_000  # about 10 GB of CSV: beyond it a sample is a typo, not a test
 
 CHAPTER_TIMEOUT = 600  # seconds one chapter may run before it is stopped and reported (exit 4)
+CHAPTER_TIMEOUT_MAX = 7 * 24 * 3600  # a week: a longer limit is a typo (and past the event loop's clock)
 
 
 def env_path(name: str) -> Path | None:
@@ -146,14 +148,57 @@ def history_path(explicit: str | os.PathLike | None = None) -> Path:
 DUCKDB_TEMP_DIR = DATA_DIR / "duckdb_tmp"
 
 
+MEMORY_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(?:[KMGT]i?B|B|%)\s*", re.IGNORECASE)  # what DuckDB reads
+
+
+def _setting_error(name: str, value: str, expected: str):
+    from greenery.errors import UsageError
+
+    return UsageError(f"${name}={value!r}: expected {expected}")
+
+
 def duckdb_settings() -> dict[str, object]:
-    """The settings db.connect applies to every DuckDB connection, read from the environment each time."""
+    """The settings db.connect applies to every DuckDB connection, read from the environment each time.
+    A value DuckDB would refuse is a UsageError (exit 2) naming the variable."""
+    threads = os.environ.get("GREENERY_DUCKDB_THREADS")
+    memory = os.environ.get("GREENERY_DUCKDB_MEMORY")
+    if threads and not (threads.strip().isdigit() and 1 <= int(threads) <= 4096):
+        raise _setting_error("GREENERY_DUCKDB_THREADS", threads, "a whole number of threads from 1 to 4096")
+    size = MEMORY_SIZE.fullmatch(memory or "")
+    if memory and not (size and float(size.group(1)) > 0):
+        raise _setting_error("GREENERY_DUCKDB_MEMORY", memory, "a size above 0 such as 4GB, 512MiB or 50%")
     return {
-        "threads": int(os.environ.get("GREENERY_DUCKDB_THREADS") or os.cpu_count() or 1),
-        "memory_limit": os.environ.get("GREENERY_DUCKDB_MEMORY") or "1GB",
+        "threads": int(threads or os.cpu_count() or 1),
+        "memory_limit": memory or "1GB",
         "temp_directory": str(env_path("GREENERY_DUCKDB_TEMP") or DUCKDB_TEMP_DIR),
         "preserve_insertion_order": False,
     }
+
+
+def check_duckdb_settings() -> None:
+    """Before a command's work: the settings above, and that DuckDB can spill into its temp folder
+    (else it fails mid-load and the error names the CSV it was reading). A folder that is missing is
+    created as DuckDB would, probed, and removed again."""
+    import tempfile
+
+    folder = Path(duckdb_settings()["temp_directory"])
+    made = False
+    try:
+        if not folder.is_dir():
+            folder.mkdir()  # not its parents: DuckDB does not make them either
+            made = True
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as failure:
+        if os.environ.get("GREENERY_DUCKDB_TEMP"):
+            why = failure.strerror or str(failure)
+            raise _setting_error("GREENERY_DUCKDB_TEMP", os.environ["GREENERY_DUCKDB_TEMP"],
+                                 f"a folder DuckDB can write its spill files in ({why})") from None
+        if folder.parent.is_dir():  # the default, data/duckdb_tmp/, in a checkout that cannot be written
+            raise
+    finally:
+        if made:
+            folder.rmdir()
 
 
 def marts_path(explicit: str | os.PathLike | None = None, warehouse: Path | None = None) -> Path:

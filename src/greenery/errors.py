@@ -5,6 +5,7 @@ Library code raises these; only `greenery.cli.main` turns them into exit codes a
 
 from __future__ import annotations
 
+import errno
 from enum import IntEnum
 from pathlib import Path
 
@@ -45,6 +46,11 @@ class UsageError(GreeneryError):
     exit_code = ExitCode.BAD_INPUT
 
 
+class ParameterError(UsageError):
+    """A chapter parameter the data cannot support (a window longer than the export, say), found by
+    the chapter that knows the data; raised in its kernel, reported by the runner as exit 2."""
+
+
 class DataTestFailure(GreeneryError):
     """An error-level data test failed; carries the build result so callers can list the failures."""
 
@@ -76,3 +82,19 @@ class Interrupted(BaseException):  # noqa: N818 - a signal, like KeyboardInterru
     def __init__(self, signal_name: str, exit_code: ExitCode):
         self.signal_name, self.exit_code = signal_name, exit_code
         super().__init__(signal_name)
+
+
+FULL_DISK = (errno.ENOSPC, errno.EDQUOT)
+
+
+def unexpected_reason(error: BaseException, with_file: bool = True) -> str:
+    """One line for an error nobody planned for: its type, the file it concerns, and why; a full
+    disk (or quota) says so in words. Without `with_file` (for status files and messages) no path."""
+    if isinstance(error, OSError):
+        where = f" ({error.filename})" if with_file and error.filename else ""
+        reason = error.strerror or (str(error).splitlines()[0] if str(error) else "")
+        if error.errno in FULL_DISK:
+            reason += ": the disk is full; free some space and run again"
+    else:
+        where, reason = "", str(error).splitlines()[0] if str(error).strip() else ""
+    return f"{type(error).__name__}{where}: {reason}" if reason else f"{type(error).__name__}{where}"

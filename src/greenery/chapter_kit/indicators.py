@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from greenery.errors import ParameterError
 from greenery.chapter_kit import formats as fmt
 from greenery.chapter_kit import stats
 
@@ -55,9 +56,12 @@ def follow_up(windows: pd.DataFrame, hours: int = 0) -> FollowUp:
     if hours <= 0:
         kept = windows[2 * windows["buyers_followed"] > windows["buyers"]]
         hours = int(kept["follow_up_hours"].max()) if len(kept) else 1
-    row = windows[windows["follow_up_hours"] == hours]
-    if row.empty:  # longer than anyone was followed: nobody qualifies
-        return FollowUp(hours, False, int(windows["buyers"].iloc[0]), 0, 0, 0)
+    row = windows[(windows["follow_up_hours"] == hours) & (windows["buyers_followed"] > 0)]
+    if row.empty:  # longer than anyone was followed: there is no cohort to compare, only a wrong parameter
+        longest = windows.loc[windows["buyers_followed"] > 0, "follow_up_hours"].max()
+        raise ParameterError(f"--param follow_up_hours={hours}: no buyer's first order left that long in this "
+                             f"export (at most {int(longest) if longest == longest else 0} hours); 0 chooses "
+                             "the window from the data")
     r = row.iloc[0]
     return FollowUp(hours, False, int(r.buyers), int(r.buyers_followed), int(r.repeat_buyers_within),
                     int(r.delivered_before_next_chance))

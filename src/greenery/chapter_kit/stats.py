@@ -111,16 +111,22 @@ def benjamini_hochberg(p_values: list[float]) -> list[float]:
     return sps.false_discovery_control(np.asarray(p_values, dtype=float), method="bh").tolist()
 
 
+def _z(alpha: float) -> float:
+    """The two-sided critical value at level alpha: `isf`, exact for a small alpha, where
+    `ppf(1 - alpha / 2)` would round 1 - alpha / 2 to 1 and return infinity."""
+    return float(sps.norm.isf(alpha / 2))
+
+
 def detectable_difference(n1: int, n2: int, rate: float, alpha: float = 0.05, power: float = 0.8) -> float:
     """Smallest true difference between two proportions near `rate` that groups of n1 and n2
     would detect with the given power in a two-sided test at level alpha (normal approximation)."""
     if not n1 or not n2 or not 0 < rate < 1:
         return math.nan
-    z = sps.norm.ppf(1 - alpha / 2) + sps.norm.ppf(power)
+    z = _z(alpha) + sps.norm.ppf(power)
     return float(z * math.sqrt(rate * (1 - rate) * (1 / n1 + 1 / n2)))
 
 
 def buyers_needed(difference: float, rate: float, alpha: float = 0.05, power: float = 0.8) -> int:
     """Buyers per group needed to detect `difference` around `rate` (the inverse of the above)."""
-    z = sps.norm.ppf(1 - alpha / 2) + sps.norm.ppf(power)
+    z = _z(alpha) + sps.norm.ppf(power)
     return math.ceil(2 * rate * (1 - rate) * (z / difference) ** 2)

@@ -1,10 +1,11 @@
 """One chapter executed by papermill, in the process it runs in (a fork of the warm server, or alone).
 
 The chapter gets a kernel of its own from this very environment (never another environment's
-`python3` kernelspec), forked from the warm server too when one runs. A failure is one line naming
-the notebook and the cell. `python -m greenery.publisher.chapter_process SOURCE OUTPUT
-PARAMETERS_JSON TIMEOUT` runs one chapter without the server (a kernel then starts cold), for
-debugging one chapter.
+`python3` kernelspec), forked from the warm server too when one runs, talking over Unix sockets
+(never TCP ports chosen racily). A failure is one line naming the notebook and the cell; a parameter
+the chapter refuses, knowing the data, is a ParameterError (exit 2). `python -m
+greenery.publisher.chapter_process SOURCE OUTPUT PARAMETERS_JSON TIMEOUT` runs one chapter without
+the server (a kernel then starts cold), for debugging one chapter.
 """
 
 from __future__ import annotations
@@ -13,34 +14,73 @@ import json
 import os
 import sys
 import tempfile
+import uuid
+from functools import cache
 from pathlib import Path
 
 from greenery import config
-from greenery.errors import ReportError
+from greenery.errors import ParameterError, ReportError
 from greenery.publisher.warm_client import SOCKET_ENV, client_command
 
 KERNEL_NAME = "greenery-python3"
 ERROR_PREFIX = "greenery-chapter-error: "  # how a child reports its one-line error to the parent
+PARAMETER_PREFIX = "greenery-parameter-error: "  # ... and a parameter its data cannot support (exit 2)
 
 _kernel_folder: tempfile.TemporaryDirectory | None = None
+KERNEL_DIR_ENV = "GREENERY_KERNEL_DIR"  # the kernel folder made by run_all, which removes it
+
+
+def kernel_folder(folder: Path, forked: bool) -> dict[str, str]:
+    """Write into `folder` a kernelspec that runs this interpreter (forked from the warm server when
+    one runs, greenery.publisher.warm_server, else a new process); returns the environment that makes Jupyter
+    use it, and keep the kernels' connection files and sockets in it too (removed with it)."""
+    spec = folder / "kernels" / KERNEL_NAME
+    spec.mkdir(parents=True, exist_ok=True)
+    argv = (client_command("kernel", "-f", "{connection_file}") if forked
+            else [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"])
+    (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "Python 3", "language": "python"}))
+    (folder / "r").mkdir(exist_ok=True)
+    return {KERNEL_DIR_ENV: str(folder), "JUPYTER_RUNTIME_DIR": str(folder / "r"),
+            "JUPYTER_PATH": os.pathsep.join(filter(None, [str(folder), os.environ.get("JUPYTER_PATH")]))}
 
 
 def own_kernel() -> str:
-    """A kernelspec that runs this interpreter, found first on JUPYTER_PATH (removed at exit)."""
+    """The kernelspec of this interpreter: the runner's (run_all made it), else one of this process's own."""
     global _kernel_folder
-    if _kernel_folder is None:
+    if _kernel_folder is None and not os.environ.get(KERNEL_DIR_ENV):
         _kernel_folder = tempfile.TemporaryDirectory(prefix="greenery-kernel-")
-        spec = Path(_kernel_folder.name) / "kernels" / KERNEL_NAME
-        spec.mkdir(parents=True)
-        # Forked from the warm server when one runs (greenery.publisher.warm_server), else a new process.
-        argv = (client_command("kernel", "-f", "{connection_file}") if os.environ.get(SOCKET_ENV)
-                else [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"])
-        (spec / "kernel.json").write_text(json.dumps({
-            "argv": argv,
-            "display_name": "Python 3", "language": "python"}))
-        os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [_kernel_folder.name,
-                                                                   os.environ.get("JUPYTER_PATH")]))
+        os.environ.update(kernel_folder(Path(_kernel_folder.name), forked=bool(os.environ.get(SOCKET_ENV))))
     return KERNEL_NAME
+
+
+@cache
+def _kernel_manager():
+    """Kernels talk over Unix sockets named after their connection file, never TCP ports: a port
+    chosen by one process can be taken by another before its kernel binds it (two chapters starting
+    at once: `ZMQError: Address already in use`, "Kernel died")."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    class IpcKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _default_transport(self):  # TCP only where a socket's path would pass its 107 bytes
+            from jupyter_core.paths import jupyter_runtime_dir
+
+            return "ipc" if len(jupyter_runtime_dir()) + len("/k-0123456789abcdef-65535") <= 107 else "tcp"
+
+        @default("ip")
+        def _default_ip(self):  # a socket path of this kernel's own (the default may be shared: `kernel-ipc`)
+            from jupyter_core.paths import jupyter_runtime_dir
+
+            return os.path.join(jupyter_runtime_dir(), f"k-{uuid.uuid4().hex[:16]}")
+
+        @default("connection_file")
+        def _default_connection_file(self):  # in the runtime folder (removed with it), never a bare $TMPDIR file
+            from jupyter_core.paths import jupyter_runtime_dir
+
+            return os.path.join(jupyter_runtime_dir(), f"kernel-{uuid.uuid4().hex}.json")
+
+    return IpcKernelManager
 
 
 def shown(path: Path) -> str:
@@ -58,8 +98,11 @@ def execute(source: Path, output: Path, parameters: dict, timeout: float = confi
         nb = papermill.execute_notebook(
             jupytext.read(source), str(output), parameters=parameters, kernel_name=own_kernel(),
             progress_bar=False, cwd=str(config.ROOT), execution_timeout=int(timeout),
+            kernel_manager_class=_kernel_manager(),
         )
     except papermill.PapermillExecutionError as error:
+        if error.ename == ParameterError.__name__:  # the chapter refused a parameter, knowing the data
+            raise ParameterError(str(error.evalue).splitlines()[0] if error.evalue else "") from None
         first_line = next((line for line in error.source.splitlines() if line.strip()), "")
         raise ReportError(
             f"{shown(source)}: cell In [{error.exec_count}] ({first_line.strip()[:60]}...) raised "
@@ -78,6 +121,9 @@ def child(argv: list[str]) -> int:
     source, output, parameters, timeout = argv
     try:
         execute(Path(source), Path(output), json.loads(parameters), float(timeout))
+    except ParameterError as error:
+        print(PARAMETER_PREFIX + str(error).replace("\n", " "), file=sys.stderr)
+        return 2
     except ReportError as error:
         print(ERROR_PREFIX + str(error).replace("\n", " "), file=sys.stderr)
         return 4

@@ -17,8 +17,10 @@ import ast
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from functools import cache
@@ -26,11 +28,11 @@ from pathlib import Path
 
 from greenery import config
 from greenery.chapter_kit.contents import name_of, notebook_path, read_notebook
-from greenery.errors import ReportError, UsageError
+from greenery.errors import ParameterError, ReportError, UsageError
 from greenery.faults import checkpoint
 from greenery.outputs import atomic
 from greenery.publisher import warm_server as warm
-from greenery.publisher.chapter_process import ERROR_PREFIX, shown
+from greenery.publisher.chapter_process import ERROR_PREFIX, PARAMETER_PREFIX, kernel_folder, shown
 from greenery.publisher.processes import die_with_parent, kill_tree
 from greenery.publisher.warm_client import client_command
 
@@ -87,19 +89,30 @@ def _check_rule(name: str, value: object, rule: str) -> None:
             raise UsageError(f"--param {name}={value}: must be {part}")
 
 
+INT_LIMIT = 2**63  # a whole number travels to DuckDB as BIGINT
+
+
 def _parse_value(name: str, text: str, default: object) -> object:
-    """`text` as the type of the chapter's default; UsageError when it is not one."""
+    """`text` as the type of the chapter's default; UsageError when it is not one, or when it is one
+    no chapter can compute with: a whole number beyond BIGINT, a float that is not a normal number
+    (5e-324 halves to 0, and a level of 0 has an infinite critical value)."""
     try:
         if isinstance(default, bool):
             if text.lower() not in {"true", "false"}:
                 raise ValueError
             return text.lower() == "true"
         if isinstance(default, int):
-            return int(text)
+            value = int(text)
+            if not -INT_LIMIT < value < INT_LIMIT:
+                raise UsageError(f"--param {name}={text}: too large to compute with (at most {INT_LIMIT - 1:,})")
+            return value
         if isinstance(default, float):
             value = float(text)
             if value != value or value in (float("inf"), float("-inf")):
                 raise ValueError
+            if value and abs(value) < sys.float_info.min:
+                raise UsageError(f"--param {name}={text}: too small to compute with "
+                                 f"(the smallest is {sys.float_info.min:.1e}, or 0)")
             return value
     except ValueError:
         raise UsageError(f"--param {name}={text}: expected {type(default).__name__} "
@@ -160,7 +173,8 @@ class ChapterCache:
 def _relay(stderr: str) -> None:
     """What a chapter's processes printed, less the kernels' routine notices and our error line."""
     for line in stderr.splitlines():
-        if line.strip() and not line.startswith(ERROR_PREFIX) and not any(n in line for n in KERNEL_NOISE):
+        if line.strip() and not line.startswith((ERROR_PREFIX, PARAMETER_PREFIX)) and not any(
+                n in line for n in KERNEL_NOISE):
             print(line, file=sys.stderr)
 
 
@@ -192,8 +206,10 @@ def run_all(entries: list[str], stage: Path, parameters: dict[str, dict], keys: 
     waiting = list(todo)
     own_server = server is None
     server = server or warm.Server()
+    kernels = Path(tempfile.mkdtemp(prefix="greenery-kernel-"))  # short: socket paths have < 108 bytes
     try:
         env = server.environment() if todo else {}
+        env = {**env, **kernel_folder(kernels, forked=True)} if todo else env
         while waiting or running:
             while waiting and len(running) < workers:
                 entry = waiting.pop(0)
@@ -217,6 +233,10 @@ def run_all(entries: list[str], stage: Path, parameters: dict[str, dict], keys: 
                 del running[entry]
                 stderr = err.read_text(errors="replace")
                 _relay(stderr)
+                refused = [line.removeprefix(PARAMETER_PREFIX) for line in stderr.splitlines()
+                           if line.startswith(PARAMETER_PREFIX)]
+                if process.returncode != 0 and refused:
+                    raise ParameterError(refused[-1])
                 if process.returncode != 0:
                     reported = [line.removeprefix(ERROR_PREFIX) for line in stderr.splitlines()
                                 if line.startswith(ERROR_PREFIX)]
@@ -232,5 +252,5 @@ def run_all(entries: list[str], stage: Path, parameters: dict[str, dict], keys: 
             kill_tree(process.pid)
         if own_server:
             server.stop()  # and every fork still running
+        shutil.rmtree(kernels, ignore_errors=True)  # after the kernels stopped: a chapter timed out, a signal
     return timings
-

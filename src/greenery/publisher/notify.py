@@ -6,26 +6,35 @@ tools: outcome, exit code, test counts, failing tests with their models and row 
 carries rows, keys, values or paths: only what status.json holds (see greenery.publisher.status).
 
 `run_recorded` wraps a `greenery report` run: it writes status.json/status.html next to the book
-and posts the message when there is something to hear about. A webhook that cannot be reached
-is reported on stderr and never changes the run's exit code.
+and posts the message when there is something to hear about. A webhook that cannot be reached,
+answers slowly or answers nonsense is one warning on stderr and never changes the run's exit code
+nor hides its error. The whole exchange (connect, send, read) has one deadline, and at most a few
+kilobytes of the answer are read. Only the URL's scheme and host are ever printed: for a chat
+webhook the path is the secret.
 """
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import json
+import socket
 import sys
-import urllib.error
-import urllib.request
+import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from greenery import config
-from greenery.errors import ExitCode, GreeneryError, UsageError
+from greenery.errors import ExitCode, GreeneryError, UsageError, unexpected_reason
 from greenery.publisher import status
 from greenery.publisher.book_stage import when
 from greenery.warehouse.manifest import load_manifest
 
 MAX_LISTED = 10  # failing tests named in one message; the rest are counted
+DEADLINE_SECONDS = 10.0  # the whole exchange with the webhook: connect, send the message, read the answer
+MAX_ANSWER_BYTES = 4096  # of the answer's body: a webhook says "ok"; a huge answer is never read whole
 
 
 def worth_telling(state: dict) -> bool:
@@ -65,11 +74,96 @@ def message(state: dict) -> dict:
             "tests": summary, "failing_tests": problems, "finished_at": attempt["finished_at"]}
 
 
-def post(url: str, payload: dict, timeout: float = 10.0) -> None:
-    request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        response.read()
+def shown_url(url: str) -> str:
+    """What may be printed of a webhook's URL: its scheme and host (the path and query are the secret)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # a port that is not a number, say: show nothing of it
+        return "the webhook"
+    return f"{parts.scheme}://{host}{port}" if parts.scheme and host else "the webhook"
+
+
+class NotifyError(Exception):
+    """The webhook could not be told: why, in words that hold nothing of its URL."""
+
+
+def post(url: str, payload: dict, deadline: float = DEADLINE_SECONDS) -> int:
+    """POST `payload` as JSON; returns the HTTP status. NotifyError when it failed, within `deadline`
+    seconds overall whatever the server does (a server that answers one byte at a time included)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise NotifyError("not a valid URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise NotifyError("not an http:// or https:// URL")
+    connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    # Each socket operation also gives up at the deadline; the watchdog below covers their sum.
+    connection = connection_class(parts.hostname, port, timeout=deadline)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    body = json.dumps(payload).encode()
+    outcome: dict[str, object] = {}
+
+    def exchange() -> None:
+        try:
+            connection.request("POST", target, body=body, headers={"Content-Type": "application/json"})
+            response = connection.getresponse()  # a status line and headers, each bounded by http.client
+            outcome["status"] = response.status
+            with contextlib.suppress(Exception):  # the body says nothing we need; a short one is no failure
+                response.read(MAX_ANSWER_BYTES)
+        except Exception as failure:  # noqa: BLE001 - reported by the caller's thread
+            outcome.setdefault("error", failure)
+
+    started = time.monotonic()
+    worker = threading.Thread(target=exchange, name="greenery-notify", daemon=True)
+    worker.start()
+    worker.join(max(0.0, deadline - (time.monotonic() - started)))
+    if worker.is_alive():  # stop the exchange where it is: its socket's next read or write fails at once
+        sock = connection.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        worker.join(1.0)
+        connection.close()
+        raise NotifyError(f"no complete answer within {deadline:g} s")
+    connection.close()
+    if "status" in outcome:
+        status_code = int(outcome["status"])
+        if not 200 <= status_code < 300:
+            raise NotifyError(f"it answered HTTP {status_code}")
+        return status_code
+    failure = outcome.get("error")
+    raise NotifyError(_reason(failure, url))
+
+
+def _reason(failure: object, url: str) -> str:
+    """Why an exchange failed, in one short line without the URL (exceptions may quote it)."""
+    if isinstance(failure, http.client.HTTPException):
+        return "the answer was not HTTP"
+    if isinstance(failure, OSError) and failure.strerror:
+        text = failure.strerror
+    else:
+        text = str(failure).splitlines()[0] if str(failure) else ""
+    for secret in (url, urlsplit(url).path):
+        if secret and secret != "/":
+            text = text.replace(secret, "…")
+    return f"{type(failure).__name__}: {text}"[:200] if text else type(failure).__name__
+
+
+def tell(url: str, state: dict) -> None:
+    """Post the message for `state` if it is worth telling; a failure is a warning, never an error."""
+    try:
+        if worth_telling(state):
+            post(url, message(state))
+    except Exception as failure:  # noqa: BLE001 - nothing about the webhook may change the run's outcome
+        reason = str(failure) if isinstance(failure, NotifyError) else _reason(failure, url)
+        warn(f"could not notify {shown_url(url)}: {reason}")
+
+
+def warn(text: str) -> None:
+    print(f"warning: {text}", file=sys.stderr)
 
 
 def _now() -> str:
@@ -98,15 +192,16 @@ def run_recorded(run, out=None, warehouse=None, data_dir=None, notify_url: str |
     except GreeneryError as failure:
         code, error, raised = int(failure.exit_code), status.redact(str(failure), hidden), failure
     except Exception as failure:  # the command line reports it as unexpected (exit 5)
-        code, error, raised = int(ExitCode.UNEXPECTED), status.redact(type(failure).__name__), failure
+        code, raised = int(ExitCode.UNEXPECTED), failure
+        error = status.redact(unexpected_reason(failure, with_file=False))
     if code != ExitCode.BUSY:  # another run holds the book: it will write the status
         state = status.describe(code, error, started, _now(), published, warehouse_path, before, read_stamp(published))
-        status.write(published, state)
-        if notify_url and worth_telling(state):
-            try:
-                post(notify_url, message(state))
-            except (OSError, urllib.error.URLError, ValueError) as failure:
-                print(f"warning: could not notify {notify_url.split('?')[0]}: {failure}", file=sys.stderr)
+        try:
+            status.write(published, state)
+        except OSError as failure:  # a full disk, say: the run's own outcome and error still stand
+            warn(f"the status files beside the book could not be written: {failure.strerror or failure}")
+        if notify_url:
+            tell(notify_url, state)
     if raised is not None:
         raise raised
     return code

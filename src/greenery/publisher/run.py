@@ -12,7 +12,9 @@ Any failure, timeout or signal leaves the previous book exactly as it was.
 
 from __future__ import annotations
 
+import errno
 import json
+import re
 import shutil
 import sys
 import time
@@ -58,9 +60,13 @@ def render(stage: Path, builder: str = "html") -> Path:
     done = processes.run([str(jupyter_book), "build", str(stage), "--builder", builder,
                           "--warningiserror", "--nitpick", "--keep-going", "--quiet"])
     if done.returncode != 0:
-        details = "\n".join(line for line in (done.stdout + done.stderr).splitlines()
-                            if "WARNING" in line or "ERROR" in line or "Error" in line)
-        raise ReportError(f"jupyter-book could not render the book:\n{details or done.stderr[-2000:]}")
+        output = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", done.stdout + done.stderr)  # Sphinx colours its lines
+        if "No space left on device" in output or "Disk quota exceeded" in output:  # not the book's fault
+            raise OSError(errno.ENOSPC, "No space left on device", str(stage.parent))
+        details = [line for line in output.splitlines() if "WARNING" in line or "ERROR" in line or "Error" in line]
+        first = details[0] if details else (output.strip().splitlines() or [""])[-1]
+        more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
+        raise ReportError(f"jupyter-book could not render the book: {first.strip()[:300]}{more}")
     return stage / "_build" / builder
 
 

@@ -33,14 +33,42 @@ def paths(published: Path) -> tuple[Path, Path]:
     return published.parent / STATUS_JSON, published.parent / STATUS_HTML
 
 
+# The header of a loader's line, `FILE:LINE: column 'NAME':`, whose quoted name is the contract's.
+_COLUMN_HEADER = re.compile(r"^[^']*?column '[A-Za-z_][A-Za-z0-9_]*':")
+# Data that may travel outside quotes (a value that holds quotes of its own breaks their pairing).
+_EMAIL = re.compile(r"[^\s'\"<>()\[\]]+@[^\s'\"<>()\[\]]+")
+_PHONE = re.compile(r"\+?\(?\d[\d ().-]{5,}\d")  # kept as is unless it holds 7 digits and a separator
+
+
+def _phone(found: re.Match) -> str:
+    text = found.group()
+    digits = sum(c.isdigit() for c in text)
+    return "…" if digits >= 7 and (digits < len(text) or digits > 10) else text
+
+
+def _values(text: str) -> str:
+    """From the first quote to the last is one value (it may hold quotes); a lone quote runs to the end."""
+    first, last = text.find("'"), text.rfind("'")
+    if first < 0:
+        return text
+    return text[:first] + ("'…" if first == last else "'…'" + text[last + 1:])
+
+
 def redact(message: str, hidden: dict[str, str] | None = None) -> str:
-    """One line of an error, safe to show anyone: quoted values (which may come from the data)
-    become '…', and the given paths are replaced by what they stand for."""
+    """One line of an error, safe to show anyone: the given paths are replaced by what they stand
+    for, and whatever may come from the data becomes '…'.
+
+    Values are quoted in error lines, but a value may hold quotes itself (`12'alice@example.com`),
+    so quotes cannot be trusted to pair: everything from the first quote after the line's column
+    header (whose name is the contract's) to the last quote is one value, and a quote left open
+    runs to the end of the line. E-mail addresses and phone numbers are removed wherever they are."""
     line = next((part for part in message.splitlines() if part.strip()), "")
     for path, name in sorted((hidden or {}).items(), key=lambda item: -len(item[0])):
         if path:
             line = line.replace(path, name)
-    line = re.sub(r"'[^']*'", "'…'", line)
+    header = _COLUMN_HEADER.match(line)
+    head, rest = (line[:header.end()], line[header.end():]) if header else ("", line)
+    line = _PHONE.sub(_phone, _EMAIL.sub("…", head + _values(rest)))
     return line[:300]
 
 

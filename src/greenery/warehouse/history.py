@@ -171,6 +171,23 @@ def _json(snap: Snapshot, alias: str) -> str:
     return "to_json({" + ", ".join(f"'{c}': {alias}.{c}" for c in snap.check_columns) + "})"
 
 
+DAMAGE_SIGNS = ("Corrupt database", "checksum", "Could not read enough bytes")
+
+
+@contextlib.contextmanager
+def _damage_is_a_history_error(history_path: Path):
+    """A history file damaged past its header (truncated, a flipped bit) fails only when a block is
+    read: that is the history's failure (exit 4, with the advice), not an unexpected one."""
+    try:
+        yield
+    except duckdb.Error as error:
+        text = str(error).splitlines()[0] if str(error) else type(error).__name__
+        if str(history_path) in text or any(sign in text for sign in DAMAGE_SIGNS):
+            raise HistoryError(f"{history_path}: the history file is damaged ({text[:200]}); "
+                               "move it aside to start a new history") from None
+        raise
+
+
 def _attach(con: duckdb.DuckDBPyConnection, history_path: Path) -> None:
     check_history(history_path)
     history_path.parent.mkdir(parents=True, exist_ok=True)
@@ -235,6 +252,11 @@ def record_build(con: duckdb.DuckDBPyConnection, history_path: Path, warehouse: 
     build's id, or None when it was not kept; `mark_published` completes it once its warehouse
     is in place, `forget` undoes it if publishing fails."""
     current = {snap.name: _stage_current(con, snap) for snap in snapshots()}
+    with _damage_is_a_history_error(history_path):
+        return _record(con, history_path, warehouse, built_at, data_kind, data_label, rows_read, keep, log, current)
+
+
+def _record(con, history_path, warehouse, built_at, data_kind, data_label, rows_read, keep, log, current) -> int | None:
     _attach(con, history_path)
     try:
         db.run(con, "begin transaction")
@@ -272,16 +294,17 @@ def record_build(con: duckdb.DuckDBPyConnection, history_path: Path, warehouse: 
 def _settle(history_path: Path, build_id: int, undo: bool) -> None:
     con = db.connect()
     try:
-        _attach(con, history_path)
-        db.run(con, "begin transaction")
-        if undo:
-            row = db.rows(con, "select built_at, data_kind from history.builds where build_id = $id and "
-                               "state = 'pending'", {"id": build_id})
-            if row:
-                _undo(con, build_id, *row[0])
-        else:
-            db.run(con, "update history.builds set state = 'published' where build_id = $id", {"id": build_id})
-        db.run(con, "commit")
+        with _damage_is_a_history_error(history_path):
+            _attach(con, history_path)
+            db.run(con, "begin transaction")
+            if undo:
+                row = db.rows(con, "select built_at, data_kind from history.builds where build_id = $id and "
+                                   "state = 'pending'", {"id": build_id})
+                if row:
+                    _undo(con, build_id, *row[0])
+            else:
+                db.run(con, "update history.builds set state = 'published' where build_id = $id", {"id": build_id})
+            db.run(con, "commit")
     finally:
         con.close()
 
