@@ -34,7 +34,7 @@ def test_a_value_no_chapter_can_compute_with_is_refused(text, default, says):
 
 
 def test_the_smallest_values_allowed_still_compute():
-    from greenery.report import stats
+    from greenery.chapter_kit import stats
 
     alpha = chapters._parse_value("alpha", "2.3e-308", 0.05)
     assert stats.buyers_needed(0.1, 0.5, alpha / 8) > 0  # Holm's first step with eight indicators: finite

@@ -321,7 +321,7 @@ def test_a_full_disk_while_rendering_exits_5_in_one_line_and_the_status_says_so(
     from conftest import tree_digest
 
     from greenery.outputs import fingerprint
-    from greenery.report import processes, status
+    from greenery.publisher import processes, status
 
     def full(command, timeout=None):
         lines = "\n".join(f"\x1b[91mWARNING: could not write page {n}: [Errno 28] No space left on device\x1b[39;49;00m"

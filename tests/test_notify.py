@@ -16,7 +16,7 @@ from contextlib import contextmanager
 import pytest
 
 from greenery.errors import ExitCode, InputError
-from greenery.report import notify, status
+from greenery.publisher import notify, status
 
 SECRET = "/services/T000/B000/secret-token"
 

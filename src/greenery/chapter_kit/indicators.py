@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from greenery.errors import ParameterError
 from greenery.chapter_kit import formats as fmt
 from greenery.chapter_kit import stats
+from greenery.errors import ParameterError
 
 # What each indicator is, in words, in the order the chapter presents them.
 # "First order" is the first order *in the export*: orders before the export began are missing.

@@ -2,7 +2,7 @@
 
 The lock is an advisory `flock` on a file beside the output, so it is released by the kernel
 when its process ends, however it ends: a crashed run never leaves a stale lock behind. Each
-lock is taken once, by the command that writes the output (greenery.cli, greenery.report) or,
+lock is taken once, by the command that writes the output (greenery.cli, greenery.publisher.run) or,
 for the history, by the build step that records it.
 """
 

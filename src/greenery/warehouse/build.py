@@ -270,7 +270,7 @@ def build(source: DataSource, warehouse: Path, manifest: Manifest | None = None,
           log=print) -> BuildResult:
     """Build the warehouse at `warehouse` from `source`; raise InputError, UsageError or DataTestFailure.
 
-    The caller holds the warehouse's lock (greenery.cli, greenery.report). `inputs` is the export's
+    The caller holds the warehouse's lock (greenery.cli, greenery.publisher.run). `inputs` is the export's
     fingerprint when the caller has computed it; `built_at` pins the build time (reproducible builds),
     else now. The build is recorded in the history (`history`, default $GREENERY_HISTORY or
     data/history/history.duckdb) as pending, and marked published once the new warehouse is in place.
