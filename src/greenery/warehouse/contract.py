@@ -93,7 +93,9 @@ def plain_number(type_: str) -> str | None:
 def number_problem(type_: str, text: str) -> str:
     """Why `text` is refused for a numeric column, to follow "cannot read 'x' as TYPE" ('' when the
     text is no number at all). Both engines' loaders use it, so their messages are the same."""
-    scale = decimal_scale(type_) or 0
+    scale = decimal_scale(type_)
+    if scale is None:
+        return ""
     if re.fullmatch(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)[eE][-+]?[0-9]+", text):
         return ": exponent notation; write the plain number"
     pattern = plain_number(type_)
