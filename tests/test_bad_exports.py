@@ -44,9 +44,11 @@ def expected_error_line(case, export: Path) -> str:
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.exit_code], ids=lambda c: c.name)
 def test_a_failing_case_exits_with_its_code_and_publishes_nothing(case, good_export, sample_book, tmp_path, capsys,
-                                                                  personal_values):
+                                                                  personal_values, monkeypatch):
     assert sample_book.exit_code == 0
     export = make(case, good_export, tmp_path)
+    for name, value in case.env.items():
+        monkeypatch.setenv(name, value)
     book_before, warehouse_before = tree_digest(sample_book.out), sample_book.warehouse.read_bytes()
     code = cli.main(["report", "--data-dir", str(export), "--out", str(sample_book.out),
                      "--warehouse", str(sample_book.warehouse)])
@@ -67,8 +69,10 @@ def test_a_failing_case_exits_with_its_code_and_publishes_nothing(case, good_exp
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if not c.exit_code], ids=lambda c: c.name)
-def test_a_tolerated_case_builds_and_says_what_it_noticed(case, good_export, tmp_path, capsys):
+def test_a_tolerated_case_builds_and_says_what_it_noticed(case, good_export, tmp_path, capsys, monkeypatch):
     export = make(case, good_export, tmp_path)
+    for name, value in case.env.items():
+        monkeypatch.setenv(name, value)
     warehouse = tmp_path / "w.duckdb"
     assert cli.main(["build", "--data-dir", str(export), "--warehouse", str(warehouse)]) == 0
     assert case.says in capsys.readouterr().out

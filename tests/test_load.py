@@ -8,6 +8,7 @@ import pytest
 from shop import name, uid
 
 from greenery import db
+from greenery.contract import RAW_TABLES, plain_number
 from greenery.errors import InputError
 from greenery.warehouse.load import load_export
 
@@ -135,3 +136,152 @@ def test_a_refused_value_is_shown_on_one_line_with_control_characters_escaped(tm
     assert (raised.value.line, raised.value.column) == (3, "user_id")
     assert "\r" not in message and "\x1b" not in message and "\n" not in message
     assert "cannot read 'u\\r2\\x1b[31m' as an id" in message
+
+
+# --------------------------------------------------------------------------- every record accounted for
+
+RECORD_FILES = [  # content, records (header included), longest record in bytes without its line ending
+    (b"a,b\n1,2\n3,4\n", 3, 3),
+    (b'a,b\n1,"x\ny"\n3,4', 3, 7),  # a quoted newline; no final newline
+    (b"a,b\r\n1,2\r\n", 2, 3),  # CRLF: the CR is the line ending's, not the record's
+    (b'a,b\r\n1,"x\r\ny"\r\n', 2, 8),  # a quoted CRLF
+    (b"a,b\n1,2", 2, 3),  # no final newline
+    (b"a,b\r\n1,22", 2, 4),
+    (b"\xef\xbb\xbfa,b\n1,2\n", 2, 6),  # a BOM belongs to the header's bytes
+    (b"a,b\n1,2\n\n", 2, 3),  # an empty trailing line is no record
+    (b"a,b\r\n1,2\r\n\r\n", 2, 3),
+    (b"a,b\n\n1,2\n\n\n3,4\n", 3, 3),  # blank lines in between neither
+    (b'a,b\n1,"say ""hi""\nthere"\n2,""\n', 3, 20),  # escaped quotes inside and an empty quoted value
+    (b'a,b\n1,"\n\n"\n', 2, 6),  # a quoted value of blank lines is one record
+]
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 1 << 20])
+@pytest.mark.parametrize(("content", "count", "longest"), RECORD_FILES)
+def test_records_are_counted_quote_aware_in_any_chunking(tmp_path, monkeypatch, content, count, longest, chunk):
+    from greenery.warehouse import records
+
+    monkeypatch.setattr(records, "CHUNK_BYTES", chunk)  # every boundary: inside quotes, between CR and LF
+    path = tmp_path / "f.csv"
+    path.write_bytes(content)
+    found = records.count_records(path, limit=100)
+    assert (found.count, found.longest, found.too_long_at) == (count, longest, None)
+    # DuckDB's reader, given a record it can hold, agrees: every record but the header is a row.
+    con = db.connect()
+    assert db.scalar(con, "select count(*) from read_csv($p, header = true, auto_detect = false, "
+                          "columns = {'a': 'VARCHAR', 'b': 'VARCHAR'}, quote = '\"', escape = '\"')",
+                     {"p": str(path)}) == count - 1
+
+
+@pytest.mark.parametrize("chunk", [1, 4, 1 << 20])
+def test_the_first_record_longer_than_the_limit_is_found_with_its_line(tmp_path, monkeypatch, chunk):
+    from greenery.warehouse import records
+
+    monkeypatch.setattr(records, "CHUNK_BYTES", chunk)
+    path = tmp_path / "f.csv"
+    path.write_bytes(b'a,b\r\n1,"x\r\ny"\r\n2,' + b"z" * 9 + b"\r\n3," + b"w" * 20)
+    found = records.count_records(path, limit=10)
+    # Offsets: the header 0-4, record 2 5-14 (10 bytes with its CRLF), record 3 from 15: "2," and 9 z.
+    assert (found.count, found.too_long_at, found.too_long_bytes) == (4, 15, 11)
+    assert records.physical_line(path, found.too_long_at) == 4  # the quoted CRLF makes it line 4, record 3
+    assert (found.longest, found.longest_at) == (22, 28)  # "3," and 20 w, after record 3's CRLF
+    assert records.count_records(path, limit=22).too_long_at is None
+
+
+def test_a_record_longer_than_the_limit_is_refused_at_its_line(tmp_path, monkeypatch):
+    from shop import write_shop
+
+    export = write_shop(tmp_path / "x", edit=lambda rows: rows["products"][1].update(name="Cactus " + "x" * 300))
+    monkeypatch.setenv("GREENERY_MAX_RECORD_BYTES", "250")  # the shop's longest other record: 218 bytes (events)
+    with pytest.raises(InputError) as raised:
+        load(export)
+    assert (raised.value.file.name, raised.value.line, raised.value.column) == ("products.csv", 3, None)
+    # id (36), name (307), price 20.5 (4), inventory 0 (1), three commas
+    assert "a record of 351 bytes is longer than the loader reads (250 bytes" in str(raised.value)
+
+
+def test_a_record_the_reader_drops_is_caught_by_the_count(tmp_path, monkeypatch):
+    """The backstop: were a record to outgrow DuckDB's buffer (here the length check is switched off),
+    the reader drops it without a word, and the count differs: refused, naming the longest record."""
+    from shop import write_shop
+
+    from greenery.warehouse import load as loader
+
+    export = write_shop(tmp_path / "x", edit=lambda rows: rows["events"][3].update(page_url="x" * 50_000))
+    monkeypatch.setenv("GREENERY_MAX_RECORD_BYTES", "1000")  # DuckDB's buffer: 16,000 bytes
+    real = loader.count_records
+    monkeypatch.setattr(loader, "count_records", lambda path, limit: real(path, 1 << 30))
+    with pytest.raises(InputError) as raised:
+        load(export)
+    assert (raised.value.file.name, raised.value.line, raised.value.column) == ("events.csv", 5, None)
+    assert "the file holds 21 records but 20 were read" in str(raised.value)
+
+
+def test_the_record_limit_setting_is_checked(monkeypatch, shop_dir):
+    from greenery.errors import UsageError
+
+    monkeypatch.setenv("GREENERY_MAX_RECORD_BYTES", "2MB")
+    with pytest.raises(UsageError, match="GREENERY_MAX_RECORD_BYTES='2MB': expected a number of bytes"):
+        load(shop_dir)
+
+
+# --------------------------------------------------------------------------- numbers exactly as written
+
+NUMBER_COLUMNS = [(t.name, c.name, c.type) for t in RAW_TABLES for c in t.columns if plain_number(c.type)]
+
+
+def test_every_numeric_column_of_the_contract_is_covered():
+    assert {(table, column) for table, column, _ in NUMBER_COLUMNS} == {
+        ("products", "price"), ("products", "inventory"), ("promos", "discount"), ("orders", "order_cost"),
+        ("orders", "shipping_cost"), ("orders", "order_total"), ("order_items", "quantity")}
+
+
+@pytest.mark.parametrize(("table", "column", "type_"), NUMBER_COLUMNS)
+@pytest.mark.parametrize("kind", ["fraction", "exponent", "out of range", "words"])
+def test_a_number_its_type_cannot_hold_exactly_is_refused(tmp_path, table, column, type_, kind):
+    from shop import write_shop
+
+    written, says = {
+        "fraction": ("56.6", "a whole number is expected (a fraction is never rounded)") if type_ == "INTEGER"
+        else ("2.004", "at most 2 decimals (more are never rounded)"),
+        "exponent": ("4e1", "exponent notation; write the plain number"),
+        "out of range": ("3000000000", "out of the type's range") if type_ == "INTEGER"
+        else ("12345678901", "out of the type's range"),
+        "words": ("twelve", None),
+    }[kind]
+    export = write_shop(tmp_path / "x", edit=lambda rows: rows[table][1].update({column: written}))
+    with pytest.raises(InputError) as raised:
+        load(export)
+    assert (raised.value.file.name, raised.value.line, raised.value.column) == (f"{table}.csv", 3, column)
+    assert str(raised.value).endswith(f"cannot read '{written}' as {type_}" + (f": {says}" if says else ""))
+
+
+def test_numbers_that_fit_exactly_are_loaded_as_written(tmp_path):
+    from decimal import Decimal
+
+    from shop import write_shop
+
+    def edit(rows):
+        rows["products"][0].update(price="+7.", inventory="+3")
+        rows["products"][1].update(price=".5", inventory="-0")
+        rows["products"][2].update(price="9999999999.99", inventory="2147483647")
+
+    con, _ = load(write_shop(tmp_path / "x", edit=edit))
+    assert db.rows(con, "select price, inventory from raw.products order by price") == [
+        (Decimal("0.50"), 0), (Decimal("7.00"), 3), (Decimal("9999999999.99"), 2147483647)]
+    assert db.scalar(con, "select typeof(inventory) || ' ' || typeof(price) from raw.products limit 1") == \
+        "INTEGER DECIMAL(12,2)"
+
+
+def test_the_first_bad_number_in_the_file_is_named(tmp_path):
+    """The warehouse keeps no row order: the line is found in the file, the earliest of the refused values."""
+    from shop import write_shop
+
+    def edit(rows):
+        rows["order_items"][5]["quantity"] = "1.5"
+        rows["order_items"][2]["quantity"] = "2.5"
+
+    with pytest.raises(InputError) as raised:
+        load(write_shop(tmp_path / "x", edit=edit))
+    assert (raised.value.line, raised.value.column) == (4, "quantity")
+    assert "'2.5'" in str(raised.value)

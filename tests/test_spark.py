@@ -193,6 +193,11 @@ def test_an_error_level_failure_stops_a_spark_build_as_on_duckdb(shop_built, tmp
 @pytest.mark.parametrize(("table", "row", "column", "written", "shown", "wanted"), [
     ("products", 1, "price", "twelve", "twelve", "DECIMAL(12,2)"),
     ("orders", 2, "user_id", "raw:no-such-user", "no-such-user", ID_WANTED),  # ids are UUIDs
+    # Spark's casts round as DuckDB's do: a number must be one its type holds exactly.
+    ("products", 1, "inventory", "56.6", "56.6", "INTEGER: a whole number is expected (a fraction is never rounded)"),
+    ("products", 2, "inventory", "4e1", "4e1", "INTEGER: exponent notation; write the plain number"),
+    ("promos", 1, "discount", "2.004", "2.004", "DECIMAL(12,2): at most 2 decimals (more are never rounded)"),
+    ("orders", 0, "order_total", "1e2", "1e2", "DECIMAL(12,2): exponent notation; write the plain number"),
 ])
 def test_an_unreadable_value_is_refused_as_on_duckdb(tmp_path, capsys, table, row, column, written, shown, wanted):
     """Spark names the file, the column and the value; DuckDB the line too."""
@@ -205,6 +210,18 @@ def test_an_unreadable_value_is_refused_as_on_duckdb(tmp_path, capsys, table, ro
     assert not (tmp_path / "w.duckdb").exists() and not (tmp_path / "marts").exists()
     assert cli.main(["build", "--data-dir", str(export), "--warehouse", str(tmp_path / "d.duckdb")]) == 2
     assert capsys.readouterr().err.strip() == f"error: {export / f'{table}.csv'}:{row + 2}: {where}"
+
+
+def test_a_record_longer_than_the_limit_is_refused_at_its_line_as_on_duckdb(tmp_path, capsys, monkeypatch):
+    export = write_shop(tmp_path / "export", edit=lambda rows: rows["events"][0].update(page_url="x" * 300))
+    monkeypatch.setenv("GREENERY_MAX_RECORD_BYTES", "250")
+    expected = f"error: {export / 'events.csv'}:2: a record of "
+    code = cli.main(["build", "--engine", "spark", "--data-dir", str(export),
+                     "--warehouse", str(tmp_path / "w.duckdb"), "--marts-dir", str(tmp_path / "marts")])
+    assert code == ExitCode.BAD_INPUT
+    assert capsys.readouterr().err.startswith(expected)
+    assert cli.main(["build", "--data-dir", str(export), "--warehouse", str(tmp_path / "d.duckdb")]) == 2
+    assert capsys.readouterr().err.startswith(expected)
 
 
 def test_a_refused_value_from_a_file_with_personal_data_is_never_quoted(tmp_path, capsys):

@@ -12,6 +12,8 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
+from greenery.errors import UsageError
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 MODELS_DIR = PACKAGE_DIR / "warehouse" / "models"  # the SQL models and their YAML, one folder per layer
 SNAPSHOTS_FILE = PACKAGE_DIR / "warehouse" / "snapshots" / "_snapshots.yml"  # tables with a type-2 history
@@ -199,6 +201,19 @@ def check_duckdb_settings() -> None:
     finally:
         if made:
             folder.rmdir()
+# The longest CSV record the loader reads, in bytes without its line ending. DuckDB's CSV reader
+# drops a record longer than its buffer without a word, so the loader counts and measures every
+# record itself (warehouse/records.py), refuses one longer than this, and gives DuckDB this limit
+# (max_line_size) with a buffer 16 times larger, its own default ratio. 2,000,000 is DuckDB's
+# default limit: far above any real record. $GREENERY_MAX_RECORD_BYTES changes it (tests lower it).
+MAX_RECORD_BYTES = 2_000_000
+
+
+def max_record_bytes() -> int:
+    value = os.environ.get("GREENERY_MAX_RECORD_BYTES") or str(MAX_RECORD_BYTES)
+    if not value.isdigit() or not 0 < int(value) <= 1 << 30:
+        raise UsageError(f"GREENERY_MAX_RECORD_BYTES={value!r}: expected a number of bytes from 1 to {1 << 30:,}")
+    return int(value)
 
 
 def marts_path(explicit: str | os.PathLike | None = None, warehouse: Path | None = None) -> Path:

@@ -8,6 +8,7 @@ Timestamps are UTC instants written as ISO 8601 with a `Z`; they are stored as T
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -61,6 +62,50 @@ ID_WANTED = "an id: a UUID such as 123e4567-e89b-12d3-a456-426614174000"
 def wanted(type_: str) -> str:
     """What a value of a column typed `type_` should be, in an error line ("cannot read 'x' as ...")."""
     return ID_WANTED if type_ == ID else type_
+
+
+# Numbers are read as text and checked before they are cast: both engines' casts round ('56.6' as
+# INTEGER is 57, '30.504' as DECIMAL(12,2) is 30.50) and read exponents ('4e1' is 40). A value must
+# be a plain number that the type holds exactly: an optional sign, digits, and for a DECIMAL at most
+# its scale of decimals. The pattern is one both engines' regular expressions (RE2, Java) read alike;
+# callers anchor it (DuckDB's regexp_full_match; Spark's \A...\z).
+DECIMAL_TYPE = re.compile(r"DECIMAL\((\d+),\s*(\d+)\)")
+
+
+def decimal_scale(type_: str) -> int | None:
+    """The scale of a DECIMAL(p,s) type, 0 for INTEGER, None for a type that is not a number."""
+    if type_ == "INTEGER":
+        return 0
+    match = DECIMAL_TYPE.fullmatch(type_)
+    return int(match[2]) if match else None
+
+
+def plain_number(type_: str) -> str | None:
+    """The text a value of a numeric column must be (unanchored pattern), None for other types."""
+    scale = decimal_scale(type_)
+    if scale is None:
+        return None
+    if scale == 0:
+        return r"[-+]?[0-9]+"
+    return rf"[-+]?([0-9]+(\.[0-9]{{0,{scale}}})?|\.[0-9]{{1,{scale}}})"
+
+
+def number_problem(type_: str, text: str) -> str:
+    """Why `text` is refused for a numeric column, to follow "cannot read 'x' as TYPE" ('' when the
+    text is no number at all). Both engines' loaders use it, so their messages are the same."""
+    scale = decimal_scale(type_)
+    if scale is None:
+        return ""
+    if re.fullmatch(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)[eE][-+]?[0-9]+", text):
+        return ": exponent notation; write the plain number"
+    pattern = plain_number(type_)
+    if pattern and re.fullmatch(pattern, text):
+        return ": out of the type's range"
+    if re.fullmatch(r"[-+]?[0-9]*\.[0-9]+", text):
+        if scale == 0:
+            return ": a whole number is expected (a fraction is never rounded)"
+        return f": at most {scale} decimals (more are never rounded)"
+    return ""
 
 RAW_TABLES: tuple[RawTable, ...] = (
     RawTable(

@@ -3,8 +3,12 @@
 Checks made here, each failing with one line naming file, line and column (exit code 2):
 the file exists, is not empty and is UTF-8; its header holds every contract column (extra columns
 are ignored with a warning, columns in another order are read by name); every row has as many
-values as the header; every value parses as its declared type. The line named is the one an
-editor shows, also after a quoted value that spans lines.
+values as the header; every value parses as its declared type, and a number is one its type holds
+exactly (a fraction in an INTEGER column, more decimals than a DECIMAL holds or exponent notation
+is refused, never rounded); no record is longer than the reader's limit (config.max_record_bytes),
+and the rows loaded are all the records the file holds, counted by a pass of our own (records.py),
+since DuckDB's reader can drop a record longer than its buffer without a word. The line named is
+the one an editor shows, also after a quoted value that spans lines.
 
 One deviation is repaired rather than refused: a timestamp written with a UTC offset
 (`2021-02-10T11:00:00+02:00`) names its instant exactly, so it is converted to UTC with a
@@ -22,9 +26,10 @@ from pathlib import Path
 
 import duckdb
 
-from greenery import db
-from greenery.contract import RAW_TABLES, TIMESTAMP_FORMAT, RawTable, wanted
+from greenery import config, db
+from greenery.contract import RAW_TABLES, TIMESTAMP_FORMAT, RawTable, number_problem, plain_number, wanted
 from greenery.errors import InputError
+from greenery.warehouse.records import Records, count_records, physical_line
 
 UTF8_BOM = b"\xef\xbb\xbf"
 OFFSET_TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
@@ -113,12 +118,6 @@ def _rejects(con: duckdb.DuckDBPyConnection, rejects: str) -> list[Reject]:
     return [Reject(int(start), column, kind, message) for start, column, kind, message in found]
 
 
-def physical_line(path: Path, byte_offset: int) -> int:
-    """The line an editor shows for a byte offset (DuckDB counts rows, which differ after a quoted newline)."""
-    with path.open("rb") as handle:
-        return handle.read(byte_offset).count(b"\n") + 1
-
-
 def _is_offset_timestamp(reject: Reject, types: dict[str, str]) -> bool:
     if reject.error_type != "CAST" or types.get(reject.column) != "TIMESTAMP":
         return False
@@ -170,7 +169,9 @@ def _describe(reject: Reject, types: dict[str, str], header: list[str],
 def _read(con: duckdb.DuckDBPyConnection, table: RawTable, path: Path, columns: dict[str, str],
           rejects: str) -> None:
     """raw.<table> from the file: every column the file has, in its order (the reader is positional),
-    typed as `columns` says; rows that do not parse go to the `rejects` table."""
+    typed as `columns` says; rows that do not parse go to the `rejects` table. The reader's line
+    limit is ours, with a buffer 16 times larger (DuckDB's ratio): records longer than the limit
+    were refused before (count_file_records), and none can then outgrow the buffer."""
     select = ", ".join(f'"{name}"' for name in table.column_names)
     try:
         db.run(
@@ -181,10 +182,12 @@ def _read(con: duckdb.DuckDBPyConnection, table: RawTable, path: Path, columns: 
             from read_csv(
                 $path, header = true, auto_detect = false, columns = $columns, delim = ',',
                 quote = '"', escape = '"', timestampformat = $timestamp_format, encoding = 'utf-8',
-                store_rejects = true, rejects_table = '{rejects}', rejects_scan = '{rejects}_scan'
+                store_rejects = true, rejects_table = '{rejects}', rejects_scan = '{rejects}_scan',
+                max_line_size = $limit, buffer_size = $buffer
             )
             """,
-            {"path": str(path), "columns": columns, "timestamp_format": TIMESTAMP_FORMAT},
+            {"path": str(path), "columns": columns, "timestamp_format": TIMESTAMP_FORMAT,
+             "limit": config.max_record_bytes(), "buffer": 16 * config.max_record_bytes()},
         )
     except duckdb.Error as error:  # what the rejects table cannot hold: the file as a whole is unreadable
         detail = "" if table.personal else f": {str(error).splitlines()[0]}"  # the message may quote a row
@@ -195,7 +198,7 @@ def _convert_offset_timestamps(con: duckdb.DuckDBPyConnection, table: RawTable, 
                                header: list[str], types: dict[str, str], rejects: str) -> None:
     """Re-read the file with its timestamps as text and turn every `+hh:mm` offset into UTC."""
     timestamps = [name for name in table.column_names if types[name] == "TIMESTAMP"]
-    _read(con, table, path, {name: "VARCHAR" if name in timestamps else types.get(name, "VARCHAR")
+    _read(con, table, path, {name: "VARCHAR" if name in timestamps else _read_type(types.get(name))
                              for name in header}, rejects)
     converted = ", ".join(
         f'coalesce(try_strptime("{name}", $utc), try_strptime("{name}", $offset)::timestamp) as "{name}"'
@@ -205,14 +208,89 @@ def _convert_offset_timestamps(con: duckdb.DuckDBPyConnection, table: RawTable, 
            {"utc": TIMESTAMP_FORMAT, "offset": OFFSET_TIMESTAMP_FORMAT})
 
 
+def count_file_records(path: Path) -> Records:
+    """The file's records, counted by our own pass; InputError naming the first record longer than
+    the reader's limit (DuckDB would drop it without a word). Both engines' loaders use it."""
+    limit = config.max_record_bytes()
+    records = count_records(path, limit)
+    if records.too_long_at is not None:
+        raise InputError(path, physical_line(path, records.too_long_at), None,
+                         f"a record of {records.too_long_bytes:,} bytes is longer than the loader reads "
+                         f"({limit:,} bytes; GREENERY_MAX_RECORD_BYTES)")
+    return records
+
+
+def _check_count(con: duckdb.DuckDBPyConnection, table: RawTable, path: Path, records: Records) -> int:
+    """The rows loaded are all the file's records (the header aside), or InputError."""
+    rows = db.scalar(con, f"select count(*) from raw.{table.name}")
+    if rows != records.count - 1:
+        raise InputError(path, physical_line(path, records.longest_at), None,
+                         f"the file holds {records.count - 1:,} records but {rows:,} were read; "
+                         f"its longest record ({records.longest:,} bytes) starts on this line")
+    return rows
+
+
+def _read_type(type_: str | None) -> str:
+    """The type the reader is given: numbers as text, checked and cast by _check_numbers (DuckDB's
+    reader would round them); a column not in the contract as text too."""
+    return "VARCHAR" if type_ is None or plain_number(type_) else type_
+
+
+def _first_with(path: Path, header: list[str], bad: dict[str, set[str]]) -> tuple[int, str, str] | None:
+    """The line, column and text of the first record holding one of the `bad` values (column -> texts),
+    in file order (the warehouse keeps none). Only on the way to an error: a pass of Python's reader."""
+    positions = {header.index(column): column for column in bad}
+    csv.field_size_limit(max(csv.field_size_limit(), config.max_record_bytes()))
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle)
+        end, seen_header = 0, False
+        for row in reader:
+            start, end = end + 1, reader.line_num
+            if not row or not seen_header:
+                seen_header = seen_header or bool(row)
+                continue
+            for index, column in positions.items():
+                if index < len(row) and row[index] in bad[column]:
+                    return start, column, row[index]
+    return None
+
+
+def _check_numbers(con: duckdb.DuckDBPyConnection, table: RawTable, path: Path, header: list[str]) -> None:
+    """Every number (read as text) is one its column's type holds exactly; then cast to that type.
+    Refused: a fraction in an INTEGER column, more decimals than a DECIMAL holds, exponent notation,
+    a value out of range, anything else that is not a plain number."""
+    numbers = {c.name: c.type for c in table.columns if plain_number(c.type)}
+    if not numbers:
+        return
+    params = {f"p{i}": plain_number(type_) for i, type_ in enumerate(numbers.values())}
+    bad = {name: f'"{name}" is not null and (not regexp_full_match("{name}", $p{i}) '
+                 f'or try_cast("{name}" as {type_}) is null)'
+           for i, (name, type_) in enumerate(numbers.items())}
+    counts = db.rows(con, "select " + ", ".join(f"count(*) filter (where {where})" for where in bad.values())
+                     + f" from raw.{table.name}", params)[0]
+    failing = [name for name, count in zip(bad, counts, strict=True) if count]
+    if failing:
+        texts = {name: {text for (text,) in db.rows(
+                    con, f'select distinct "{name}" from raw.{table.name} where {bad[name]} limit 1000', params)}
+                 for name in failing}
+        line, column, text = _first_with(path, header, texts) or (
+            None, failing[0], min(texts[failing[0]]))
+        shown = shown_value(text, quote=not table.personal)
+        raise InputError(path, line, column,
+                         f"cannot read {shown} as {wanted(numbers[column])}{number_problem(numbers[column], text)}")
+    casts = ", ".join(f'cast("{name}" as {type_}) as "{name}"' for name, type_ in numbers.items())
+    db.run(con, f"create or replace table raw.{table.name} as select * replace ({casts}) from raw.{table.name}")
+
+
 def load_table(con: duckdb.DuckDBPyConnection, table: RawTable, data_dir: Path, report: LoadReport) -> int:
     path = data_dir / table.file_name
     header = read_header(path)
     _check_header(table, path, header, report)
+    records = count_file_records(path)
 
     types = {c.name: c.type for c in table.columns}
     rejects = f"rejects_{table.name}"
-    _read(con, table, path, {name: types.get(name, "VARCHAR") for name in header}, rejects)
+    _read(con, table, path, {name: _read_type(types.get(name)) for name in header}, rejects)
     found = _rejects(con, rejects)
     fatal = next((r for r in found if not _is_offset_timestamp(r, types)), None)
     if fatal:
@@ -224,7 +302,8 @@ def load_table(con: duckdb.DuckDBPyConnection, table: RawTable, data_dir: Path, 
         report.warnings.append(
             f"{path}:{physical_line(path, first.line_start)}: column '{first.column}': {len(found):,} timestamp(s) "
             "carry a UTC offset instead of Z; converted to UTC")
-    rows = db.scalar(con, f"select count(*) from raw.{table.name}")
+    rows = _check_count(con, table, path, records)
+    _check_numbers(con, table, path, header)
     report.rows[table.name] = rows
     return rows
 

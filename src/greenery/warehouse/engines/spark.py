@@ -4,9 +4,11 @@ The build, step by step (the DuckDB build's steps, on another engine):
 
 1. **Load**: each raw CSV is read from a path or URI Spark understands (a local folder, or
    `s3a://`, `abfss://`, `hdfs://` configured through Spark) with every column as text, then cast to
-   the raw contract's type (src/greenery/contract.py; no inference). A value that does not parse is
-   refused (exit 2) naming the file, the column and the value; timestamps with a UTC offset are
-   converted to UTC with a warning, as on DuckDB.
+   the raw contract's type (src/greenery/contract.py; no inference). A value that does not parse, or
+   a number its type does not hold exactly (Spark's casts round too), is refused (exit 2) naming the
+   file, the column and the value; timestamps with a UTC offset are converted to UTC with a warning,
+   as on DuckDB. A local file's records are counted by the DuckDB loader's own pass: one longer than
+   the limit is refused at its line, and the rows read must be all the file's records.
 2. **Models**: every model's DuckDB SQL is transpiled to Spark SQL by sqlglot (greenery.engines.transpile)
    and registered as a temporary view, in the manifest's build order. Each mart is cast to the
    column types DuckDB gives the same SQL (found by running the models on empty raw tables) and
@@ -37,7 +39,7 @@ from pathlib import Path
 import duckdb
 
 from greenery import config, db
-from greenery.contract import ID, RAW_TABLES, RawTable, wanted
+from greenery.contract import ID, RAW_TABLES, RawTable, number_problem, plain_number, wanted
 from greenery.errors import DataTestFailure, ExitCode, GreeneryError, InputError, UsageError
 from greenery.outputs import atomic, fingerprint, ownership
 from greenery.outputs.locking import exclusive
@@ -46,7 +48,7 @@ from greenery.warehouse.build import BuildResult, DataSource, _store_build_info,
 from greenery.warehouse.datatests import MAX_FAILING_KEYS, TestResult, store_results, summarize, write_json
 from greenery.warehouse.engines.transpile import raw_view
 from greenery.warehouse.history import forget, mark_published, record_build
-from greenery.warehouse.load import LoadReport, _check_header, read_header, shown_value
+from greenery.warehouse.load import LoadReport, _check_header, count_file_records, read_header, shown_value
 from greenery.warehouse.manifest import DataTest, Manifest, ManifestError, load_manifest, spark_sql
 
 DEFAULT_MASTER = "local[*]"
@@ -193,6 +195,7 @@ def _read_table(spark, table: RawTable, path: str, report: LoadReport):
         text = reader.schema(StructType([StructField(name, StringType()) for name in header])).csv(path)
     _check_header(table, Path(path), header, report)
 
+    records = None if is_uri(path) else count_file_records(Path(path))
     typed, texts, checks = [], [], []
     for column in table.columns:
         source = F.col(f"`{column.name}`")
@@ -203,6 +206,9 @@ def _read_table(spark, table: RawTable, path: str, report: LoadReport):
             value = F.try_to_timestamp(source, F.lit(TIMESTAMP_PATTERN)).cast("timestamp_ntz")
         elif column.type == ID:
             value = _uuid_text(source)
+        elif plain_number(column.type):  # the cast would round 56.6 and read 4e1: only plain numbers it holds
+            value = F.when(source.rlike(rf"\A(?:{plain_number(column.type)})\z"),
+                           source.try_cast(spark_type(column.type)))
         else:
             value = source.try_cast(spark_type(column.type))
         typed.append(value.alias(column.name))
@@ -229,12 +235,16 @@ def _read_table(spark, table: RawTable, path: str, report: LoadReport):
         if bad is not None:
             shown = shown_value(bad, quote=not table.personal)
             what = "a timestamp like 2021-02-11T23:30:33Z (UTC, or with an offset)" if column.type == "TIMESTAMP" \
-                else wanted(column.type)
+                else wanted(column.type) + number_problem(column.type, bad)
             wide.unpersist()
             raise InputError(path, None, column.name, f"cannot read {shown} as {what}")
         if found.get(f"offset {column.name}"):
             report.warnings.append(f"{path}: column '{column.name}': {found[f'offset {column.name}']:,} timestamp(s) "
                                    "carry a UTC offset instead of Z; converted to UTC")
+    if records is not None and int(found["rows"]) != records.count - 1:
+        wide.unpersist()
+        raise InputError(path, None, None, f"the file holds {records.count - 1:,} records but {found['rows']:,} "
+                                           "were read")
     report.rows[table.name] = int(found["rows"])
     raw = wide.select(*table.column_names)
     raw.createOrReplaceTempView(raw_view(table.name))
