@@ -159,7 +159,32 @@ def _on_signal(signum, frame):
     raise Interrupted(name, ExitCode.TERMINATED if signum == signal.SIGTERM else ExitCode.INTERRUPTED)
 
 
+class _Visible:
+    """A terminal stream through which no control character passes raw (greenery.report.escape.terminal):
+    a value from the data in a message (an ESC in a promo name) is shown, never obeyed."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        from greenery.report.escape import terminal
+
+        return self.stream.write(terminal(text))
+
+    def __getattr__(self, name: str):
+        return getattr(self.stream, name)
+
+
 def main(argv: list[str] | None = None) -> int:
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _Visible(sys.stdout), _Visible(sys.stderr)
+    try:
+        return _main(argv)
+    finally:
+        sys.stdout, sys.stderr = streams
+
+
+def _main(argv: list[str] | None) -> int:
     args = parser().parse_args(argv)  # bad arguments: usage and exit 2 (argparse)
     previous = signal.signal(signal.SIGTERM, _on_signal)
     try:
