@@ -26,9 +26,9 @@ def ship(rows, order_ids=("o4", "o5", "o6")):
 def builder(tmp_path):
     history = tmp_path / "history.duckdb"
 
-    def build_shop(name, edit=None):
+    def build_shop(name, edit=None, since=None):
         source = DataSource(write_shop(tmp_path / name, edit), "test", None)
-        build(source, tmp_path / "w.duckdb", history=history)
+        build(source, tmp_path / "w.duckdb", history=history, since=since)
         return db.connect(tmp_path / "w.duckdb", read_only=True)
 
     return build_shop, history
@@ -90,6 +90,56 @@ def test_new_rows_inventory_and_an_unchanged_rebuild(builder):
     assert db.scalar(con, "select count(*) from history_builds") == 3
 
 
+def test_changes_are_against_the_build_asked_for_whatever_builds_ran_between(builder):
+    """Build 1 (the book's), build 2 (p1 5 -> 3, p3 12 -> 7), build 3 (p3 back to 12, user u5 added),
+    then build 4 of build 3's data compared with build 1: p1 changed (5 -> 3), u5 new; p3, changed and
+    changed back, is not a change; nothing else is."""
+    build_shop, _ = builder
+
+    def second(rows):
+        rows["products"][0]["inventory"] = "3"
+        rows["products"][2]["inventory"] = "7"
+
+    def third(rows):
+        rows["products"][0]["inventory"] = "3"
+        rows["users"].append({**rows["users"][3], "user_id": "u5", "email": "x@example.com"})
+
+    build_shop("first").close()
+    build_shop("second", second).close()
+    con = build_shop("third", third)
+    assert {(s, name(k), c) for s, k, c in db.rows(con, "select snapshot, key, change from history_changes")} == {
+        ("products_snapshot", "p3", "changed"), ("users_snapshot", "u5", "new")}  # against build 2, by default
+    con.close()
+    con = build_shop("fourth", third, since=1)
+    assert {(s, name(k), c) for s, k, c in db.rows(con, "select snapshot, key, change from history_changes")} == {
+        ("products_snapshot", "p1", "changed"), ("users_snapshot", "u5", "new")}
+    assert analyses.frame(con, "product_changes")[["product_name", "inventory_before", "inventory_now"]] \
+        .values.tolist() == [["Fern", 5, 3]]
+    assert db.rows(con, "select * from history_comparison") == [(4, 1, 1)]
+    assert analyses.frame(con, "history_builds")[["build_id", "compared"]].values.tolist() == [
+        [1, True], [2, False], [3, False], [4, False]]
+    con.close()
+    con = build_shop("fifth", third, since=99)  # not a build of this history: the previous one instead
+    assert db.rows(con, "select * from history_comparison") == [(5, 4, 99)]
+    assert db.scalar(con, "select count(*) from history_changes") == 0
+
+
+def test_every_product_replaced_is_three_removed_and_three_added(builder):
+    build_shop, _ = builder
+
+    def renamed(rows):  # new ids for every product, wherever one is named
+        for table in ("products", "order_items", "events"):
+            for row in rows[table]:
+                if row.get("product_id"):
+                    row["product_id"] = row["product_id"] + "-new"
+
+    build_shop("first").close()
+    con = build_shop("second", renamed)
+    changes = db.rows(con, "select change, count(*) from history_changes where snapshot = 'products_snapshot' "
+                           "group by change order by change")
+    assert changes == [("new", 3), ("removed", 3)]
+
+
 def test_failed_build_leaves_history_untouched(builder, tmp_path):
     build_shop, history = builder
     build_shop("first").close()
@@ -138,7 +188,7 @@ def test_the_chapter_lists_exactly_the_three_shipped_orders(builder, tmp_path):
                       {"warehouse": str(tmp_path / "w.duckdb")})
     shown = name("\n".join(str(output.get("data", {}).get("text/html", "")) + str(output.get("data", {}).get("text/markdown", ""))
                       for cell in chapter.cells for output in cell.get("outputs", [])))
-    assert "**3 orders changed status**" in shown
+    assert "**0 rows were added, 0 removed and 3 changed**: 3 orders changed status" in shown
     move = re.search(r">preparing</td>\s*<td[^>]*>shipped</td>\s*<td[^>]*>3</td>\s*<td[^>]*>o4, o5, o6</td>", shown)
     assert move, "the move preparing -> shipped, 3 orders: o4, o5, o6"
     assert not any(f">{order}" in shown for order in ("o1", "o2", "o3"))
@@ -197,3 +247,48 @@ def test_a_build_that_failed_to_publish_is_undone_and_not_compared_with(builder,
     kept.close()
     con = build_shop("c", ship)
     assert db.scalar(con, "select count(*) from history_changes") == 3  # compared with a, not with b
+
+
+def test_report_build_build_report_shows_what_changed_since_the_book(tmp_path, monkeypatch):
+    """`report E`, `build E2` twice (as `make lab` does), `report E2`: the page compares with the build the
+    first book showed, so it lists the two inventories E2 changed (build 3 alone changed nothing)."""
+    import csv
+    import shutil
+
+    from greenery.outputs.ownership import read_stamp
+    from greenery.publisher.run import publish, shown_build
+    from greenery.sample import generate
+    from greenery.warehouse.build import choose_data
+
+    monkeypatch.setenv("GREENERY_HISTORY", str(tmp_path / "history" / "h.duckdb"))
+    first, second = tmp_path / "E", tmp_path / "E2"
+    generate(first, 0.3, 42)
+    shutil.copytree(first, second)
+    products = second / "products.csv"
+    rows = list(csv.DictReader(products.read_text().splitlines(keepends=True)))
+    changed = {rows[0]["name"], rows[1]["name"]}
+    for row in rows[:2]:
+        row["inventory"] = str(int(row["inventory"]) + 7)
+    eol = "\r\n" if "\r\n" in products.read_text() else "\n"
+    with products.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]), lineterminator=eol)
+        writer.writeheader()
+        writer.writerows(rows)
+    out, warehouse, log = tmp_path / "book", tmp_path / "w.duckdb", []
+    publish(data_dir=first, out=out, warehouse=warehouse, log=log.append)
+    assert shown_build(read_stamp(out)) == 1
+    for _ in range(2):
+        build(choose_data(second, log=log.append), warehouse)
+    publish(data_dir=second, out=out, warehouse=warehouse, log=log.append)
+    assert shown_build(read_stamp(out)) == 4  # rebuilt to compare with build 1
+    page = (out / "notebooks" / "what_changed.html").read_text()
+    assert "Since build 1 " in page and "0 rows were added, 0 removed and 2 changed" in page
+    assert all(escape_html(n) in page for n in changed)
+    summary = (out / "notebooks" / "summary.html").read_text()
+    assert "0 rows added, 0 removed and 2 changed since build 1" in summary
+
+
+def escape_html(text: str) -> str:
+    from greenery.chapter_kit import escape
+
+    return escape.html(text)

@@ -20,7 +20,7 @@ from conftest import PATH_MARKER, tree_digest
 
 from greenery import cli, config
 from greenery.chapter_kit import analyses
-from greenery.publisher import book_stage, notify, status
+from greenery.publisher import book_stage, chapter_process, notify, status
 from greenery.sample import generate
 
 # --- cleaning executed chapters
@@ -80,6 +80,20 @@ def test_no_local_path_in_any_published_file(sample_book):
             for n in needles if n in p.read_bytes()]
     assert hits == []
     assert not list(sample_book.out.rglob("*.ipynb")) and not (sample_book.out / "_sources").exists()
+    # what a chapter wrote to stderr (a warning names a file of the environment) is never a page's output
+    stderr = [p.name for p in published_files(sample_book) if p.suffix == ".html" and b"stderr" in p.read_bytes()]
+    assert stderr == []
+
+
+def test_what_a_chapter_writes_to_stderr_goes_to_the_log_not_the_page(capsys):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("plot()", outputs=[
+        nbformat.v4.new_output("stream", name="stderr", text="/venv/lib/font.py:3: UserWarning: Glyph 127793 missing\n"
+                                                            "  warnings.warn(\n"),
+        nbformat.v4.new_output("stream", name="stdout", text="shown\n"),
+        nbformat.v4.new_output("display_data", data={"text/plain": "chart"}),
+    ])])
+    assert chapter_process.to_the_log(nb) == ["/venv/lib/font.py:3: UserWarning: Glyph 127793 missing", "  warnings.warn("]
+    assert [o.get("name", o.output_type) for o in nb.cells[0].outputs] == ["stdout", "display_data"]
 
 
 class Resources(HTMLParser):

@@ -179,8 +179,33 @@ def _never_fail_on_encoding() -> None:
             stream.reconfigure(errors="backslashreplace")
 
 
+class _Visible:
+    """A terminal stream through which no control character passes raw (greenery.chapter_kit.escape.terminal):
+    a value from the data in a message (an ESC in a promo name) is shown, never obeyed."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        from greenery.chapter_kit.escape import terminal
+
+        return self.stream.write(terminal(text))
+
+    def __getattr__(self, name: str):
+        return getattr(self.stream, name)
+
+
 def main(argv: list[str] | None = None) -> int:
     _never_fail_on_encoding()
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _Visible(sys.stdout), _Visible(sys.stderr)
+    try:
+        return _main(argv)
+    finally:
+        sys.stdout, sys.stderr = streams
+
+
+def _main(argv: list[str] | None) -> int:
     args = parser().parse_args(argv)  # bad arguments: usage and exit 2 (argparse)
     previous = signal.signal(signal.SIGTERM, _on_signal)
     try:

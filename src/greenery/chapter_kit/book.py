@@ -86,7 +86,8 @@ def glue(name: str, value, display_it: bool = False) -> None:
     """Store a value for the book to paste into prose ({glue:text}`name`, or `chapter.ipynb::name`)."""
     from myst_nb import glue as myst_glue
 
-    myst_glue(name, escape.plain(value) if isinstance(value, str) else value, display=display_it)
+    # glued text is prose the chapter composed (values from the data in it already passed escape.*): uncut
+    myst_glue(name, escape.plain(value, None) if isinstance(value, str) else value, display=display_it)
 
 
 def say(text: str) -> None:
@@ -135,11 +136,13 @@ def fold(name: str, *parts: str) -> None:
 
 
 def table(frame: pd.DataFrame, formats: dict[str, str] | None = None) -> None:
-    """A small result as an HTML table without the index."""
+    """A small result as an HTML table without the index; text cut to escape.MAX_CELL characters
+    (column names to escape.MAX_SHOWN), control characters shown as escapes."""
     # Numbered ids instead of pandas' random ones, so re-running a chapter gives identical HTML.
     frame = frame.rename(columns=escape.plain)
     texts = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
-    frame = frame.assign(**{c: frame[c].map(lambda v: escape.plain(v) if isinstance(v, str) else v) for c in texts})
+    cut = lambda v: escape.plain(v, escape.MAX_CELL) if isinstance(v, str) else v  # noqa: E731
+    frame = frame.assign(**{c: frame[c].map(cut) for c in texts})
     styled = frame.style.hide(axis="index").set_uuid(f"t{next(_TABLE_IDS)}")
     styled = styled.format(escape="html").format_index(escape="html", axis=1)  # data is text, never markup
     words = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])
@@ -186,8 +189,8 @@ def rate_chart(frame: pd.DataFrame, label: str, title: str, xlabel: str, overall
     # Wilson bounds can sit a rounding error past the rate itself: whiskers are never negative.
     errors = [(values - frame[f"{rate}_low"] * 100).clip(lower=0), (frame[f"{rate}_high"] * 100 - values).clip(lower=0)]
     ax.barh(list(y), values, color=GREEN, alpha=0.85, xerr=errors, ecolor="#333333", capsize=3)
-    labels = [f"{escape.plain(g)}  (n={n:,})" for g, n in zip(frame[label], frame[count], strict=True)] if count \
-        else [escape.plain(g) for g in frame[label]]
+    labels = [f"{escape.chart(g)}  (n={n:,})" for g, n in zip(frame[label], frame[count], strict=True)] if count \
+        else [escape.chart(g) for g in frame[label]]
     ax.set_yticks(list(y), labels)
     ax.invert_yaxis()
     ax.set_xlim(0, 100)

@@ -111,8 +111,29 @@ def execute(source: Path, output: Path, parameters: dict, timeout: float = confi
     for cell in nb.cells:  # papermill's injected parameters hold local paths: never shown
         if "injected-parameters" in cell.metadata.get("tags", []):
             cell.metadata["tags"] = [*cell.metadata["tags"], "remove-cell"]
+    for line in to_the_log(nb):
+        print(f"{shown(source)}: {line}", file=sys.stderr)  # the chapter's log, relayed to the terminal
     nbformat.write(nb, output)
     return nb
+
+
+def to_the_log(nb) -> list[str]:
+    """Take what a chapter's cells wrote to stderr out of the notebook and return its lines.
+
+    That is a warning (matplotlib's "Glyph ... missing" names a file in the environment), a
+    library's notice or a traceback's echo: for whoever runs the report, never for readers, so it
+    is never captured into a published page."""
+    lines = []
+    for cell in nb.cells:
+        kept = []
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream" and output.get("name") == "stderr":
+                lines.extend(line for line in output.get("text", "").splitlines() if line.strip())
+            else:
+                kept.append(output)
+        if "outputs" in cell:
+            cell.outputs = kept
+    return lines
 
 
 def child(argv: list[str]) -> int:

@@ -70,24 +70,36 @@ def render(stage: Path, builder: str = "html") -> Path:
     return stage / "_build" / builder
 
 
+def shown_build(stamp: dict) -> int | None:
+    """The build a published book shows, from its stamp's warehouse key ("fingerprint:build id")."""
+    build_id = str(stamp.get("warehouse", "")).rpartition(":")[2]
+    return int(build_id) if build_id.isdigit() else None
+
+
 def _warehouse(source, warehouse_path: Path, built_at: datetime | None, log: Callable[..., None],
-               engine: str = "duckdb", spark=None, before_build: Callable[[], None] = lambda: None):
-    """Reuse the warehouse if it was built from this export and this code, else build it.
+               engine: str = "duckdb", spark=None, before_build: Callable[[], None] = lambda: None,
+               shown: int | None = None):
+    """Reuse the warehouse if it was built from this export and this code, and its "what changed" tables
+    compare with `shown` (the build the published book shows), else build it, compared with `shown`.
 
     Returns the key the chapters depend on (the export and code's fingerprint and the build's id in
     the history, so that a "what changed" page is never reused against another history) and the
     BuildResult when a build ran."""
     from greenery.warehouse.build import built_identity, summary_lines
     from greenery.warehouse.engines import builder, input_fingerprint
+    from greenery.warehouse.history import compared_builds
 
     build = builder(engine, spark, log)  # DuckDB's build, or Spark's; the engine is part of the fingerprint
     wanted = input_fingerprint(engine, source, spark, built_at)
     identity = built_identity(warehouse_path)
     if identity and identity[0] == wanted:
-        log(f"Warehouse up to date (same export, same code): reusing {warehouse_path}")
-        return f"{wanted}:{identity[1]}", None
+        if shown is None or shown in compared_builds(warehouse_path):
+            log(f"Warehouse up to date (same export, same code): reusing {warehouse_path}")
+            return f"{wanted}:{identity[1]}", None
+        # `build` ran since the book was published: its "what changed" compares with the last of those
+        log(f"Warehouse up to date, but the book shows build {shown}: rebuilding to compare with it")
     before_build()
-    result = build(source, warehouse_path, inputs=wanted, built_at=built_at)  # the export is hashed once per run
+    result = build(source, warehouse_path, inputs=wanted, built_at=built_at, since=shown)  # hashed once per run
     for line in summary_lines(result):
         log(line)
     log(f"Warehouse built in {result.seconds:.2f} s")
@@ -114,7 +126,8 @@ def publish(data_dir=None, out=None, warehouse=None, analysis: Sequence[str] = (
     with exclusive(published, "the book"), exclusive(warehouse_path, "the warehouse"), warm_server.Server() as server:
         ownership.check_book_target(published)  # again, now that no other run can change it
         # A new warehouse means every chapter runs: the server imports their libraries during the build.
-        warehouse_key, built = _warehouse(source, warehouse_path, built_at, log, engine, spark, server.start)
+        warehouse_key, built = _warehouse(source, warehouse_path, built_at, log, engine, spark, server.start,
+                                          shown_build(ownership.read_stamp(published)))
 
         common = {"data_dir": str(source.path), "warehouse": str(warehouse_path)}
         parameters = {e: chapters.chapter_parameters(e, common, values) for e in entries}

@@ -235,7 +235,7 @@ def _load_and_model(con: duckdb.DuckDBPyConnection, source: DataSource, manifest
 
 def _test_and_record(con: duckdb.DuckDBPyConnection, manifest: Manifest, history: Path, warehouse: Path,
                      source: DataSource, loaded: LoadReport, built_at: datetime,
-                     timings: dict[str, float], log) -> tuple[list[TestResult], int | None]:
+                     timings: dict[str, float], log, since: int | None = None) -> tuple[list[TestResult], int | None]:
     """Run the data tests on cursors of their own while the history is prepared on `con`; the history
     keeps this build (pending until its warehouse is published) only if no error-level test failed.
 
@@ -250,7 +250,7 @@ def _test_and_record(con: duckdb.DuckDBPyConnection, manifest: Manifest, history
             with _timed(timings, "history"):
                 build_id = record_build(con, history, warehouse, built_at, source.kind, source.label,
                                         loaded.total_rows, keep=lambda: not summarize(tested.result())["fail"],
-                                        log=log)
+                                        log=log, since=since)
             written.result()
             return tested.result(), build_id
     finally:
@@ -267,13 +267,14 @@ def _checkpoint(con: duckdb.DuckDBPyConnection) -> None:
 
 def build(source: DataSource, warehouse: Path, manifest: Manifest | None = None,
           history: Path | None = None, inputs: str | None = None, built_at: datetime | None = None,
-          log=print) -> BuildResult:
+          log=print, since: int | None = None) -> BuildResult:
     """Build the warehouse at `warehouse` from `source`; raise InputError, UsageError or DataTestFailure.
 
     The caller holds the warehouse's lock (greenery.cli, greenery.publisher.run). `inputs` is the export's
     fingerprint when the caller has computed it; `built_at` pins the build time (reproducible builds),
     else now. The build is recorded in the history (`history`, default $GREENERY_HISTORY or
-    data/history/history.duckdb) as pending, and marked published once the new warehouse is in place.
+    data/history/history.duckdb) as pending, and marked published once the new warehouse is in place;
+    its "what changed" tables compare with build `since` (greenery.warehouse.history.record_build).
     """
     manifest = manifest or load_manifest()
     history = history or config.history_path()
@@ -296,7 +297,7 @@ def build(source: DataSource, warehouse: Path, manifest: Manifest | None = None,
             checkpoint("tests")
             with _cpu(cpu, "data tests and history"):
                 tests, build_id = _test_and_record(con, manifest, history, warehouse, source, loaded, built_at,
-                                                   timings, log)
+                                                   timings, log, since)
             checkpoint("history")
             db.run(con, "begin transaction")
             store_results(con, tests)

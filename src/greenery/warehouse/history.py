@@ -3,9 +3,13 @@
 After a build passes its error-level tests, each snapshot declared in snapshots/_snapshots.yml
 is brought up to date in one transaction: a row whose checked columns changed gets its open
 version closed (valid_to = this build's time) and a new version opened; a new row gets its first
-version; a row gone from the export is closed. The differences against the previous build of the
+version; a row gone from the export is closed. The differences against an earlier build of the
 same kind of data (export or sample) are then written into the warehouse (`history_builds`,
-`history_changes`) for the "what changed" chapter. The first build has nothing to compare with.
+`history_changes`, `history_comparison`) for the "what changed" chapter: by default the previous
+build; `since` names another one, the build the published book showed (greenery.publisher.run),
+so that `build` runs in between never hide a change from the book's readers. The versions valid
+at that build's time are compared with this build's, so any earlier build can be compared with.
+The first build has nothing to compare with.
 
 The history and the warehouse commit together. A build is recorded as `pending`, with the path
 of the warehouse it belongs to; the rename that publishes that warehouse is the commit point,
@@ -137,13 +141,37 @@ def _apply(con: duckdb.DuckDBPyConnection, snap: Snapshot, current: str, params:
     """, params)
 
 
+def _compared_build(con: duckdb.DuckDBPyConnection, kind: str, since: int | None) -> tuple[int, datetime] | None:
+    """The build this one is compared with: `since` if it is a published build of this kind of data,
+    else the last published build of this kind; None for the first build."""
+    found = db.rows(con, """
+        select build_id, built_at from history.builds
+        where data_kind = $kind and state = 'published' and (build_id = $since or $since is null)
+        order by build_id desc limit 1
+    """, {"kind": kind, "since": since})
+    if not found and since is not None:
+        return _compared_build(con, kind, None)
+    return tuple(found[0]) if found else None
+
+
 def _write_changes(con: duckdb.DuckDBPyConnection, params: dict) -> None:
-    """This build's differences from the previous one of the same data kind, into the warehouse."""
+    """This build's differences from the compared build (`compared_id`, `compared_at`; None for the first
+    build), into the warehouse: each row as it was at the compared build's time against its open version.
+
+    Only versions closed or opened after the compared build are read ("before": valid then, closed since;
+    "after": open, opened since), so comparing with the previous build reads what this build changed."""
     db.run(con, """
         create or replace table history_builds as
-        select build_id, built_at, data_kind, data_label, rows_read from history.builds
+        select build_id, built_at, data_kind, data_label, rows_read,
+               coalesce(build_id = $compared_id, false) as compared
+        from history.builds
         where data_kind = $kind and (state = 'published' or build_id = $build_id)
         order by build_id
+    """, params)
+    db.run(con, """
+        create or replace table history_comparison as
+        select $build_id::integer as build_id, $compared_id::integer as compared_build_id,
+               $requested_id::integer as requested_build_id
     """, params)
     parts = []
     for snap in snapshots():
@@ -153,14 +181,17 @@ def _write_changes(con: duckdb.DuckDBPyConnection, params: dict) -> None:
                         when after.{snap.key} is null then 'removed' else 'changed' end as change,
                    case when before.{snap.key} is not null then {_json(snap, 'before')} end as before,
                    case when after.{snap.key} is not null then {_json(snap, 'after')} end as after
-            from (select * from history.{snap.name} where data_kind = $kind and valid_from = $now) as after
-            full join (select * from history.{snap.name} where data_kind = $kind and valid_to = $now) as before
+            from (select * from history.{snap.name}
+                  where data_kind = $kind and valid_to is null and valid_from > $compared_at) as after
+            full join (select * from history.{snap.name}
+                       where data_kind = $kind and valid_from <= $compared_at and valid_to > $compared_at) as before
                 on after.{snap.key} = before.{snap.key}
+            where before.row_hash is distinct from after.row_hash
         """)
     db.run(con, f"""
         create or replace table history_changes as
         select * from ({' union all '.join(parts)})
-        where $previous_exists
+        where $compared_id is not null
     """, params)
 
 
@@ -243,28 +274,31 @@ def reconcile(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 def record_build(con: duckdb.DuckDBPyConnection, history_path: Path, warehouse: Path, built_at: datetime,
                  data_kind: str, data_label: str, rows_read: int, keep: Callable[[], bool] = lambda: True,
-                 log: Callable[[str], None] = print) -> int | None:
+                 log: Callable[[str], None] = print, since: int | None = None) -> int | None:
     """Update the history from the warehouse being built (`con`) and store this build's changes in it.
 
     The caller holds the history's lock. Builds left pending by a stopped run are settled first.
     The new versions are written in one transaction as a `pending` build, committed only if
     `keep()` says so once they are ready (the build passed its error-level tests). Returns the
     build's id, or None when it was not kept; `mark_published` completes it once its warehouse
-    is in place, `forget` undoes it if publishing fails."""
+    is in place, `forget` undoes it if publishing fails. The changes are against build `since` when it
+    is a published build of this kind of data, else against the previous build."""
     current = {snap.name: _stage_current(con, snap) for snap in snapshots()}
     with _damage_is_a_history_error(history_path):
-        return _record(con, history_path, warehouse, built_at, data_kind, data_label, rows_read, keep, log, current)
+        return _record(con, history_path, warehouse, built_at, data_kind, data_label, rows_read, keep, log, current,
+                       since)
 
 
-def _record(con, history_path, warehouse, built_at, data_kind, data_label, rows_read, keep, log, current) -> int | None:
+def _record(con, history_path, warehouse, built_at, data_kind, data_label, rows_read, keep, log, current,
+            since) -> int | None:
     _attach(con, history_path)
     try:
         db.run(con, "begin transaction")
         _ensure_schema(con, history_path)
         for line in reconcile(con):
             log(line)
-        previous, last = db.rows(con, "select count(*) filter (where state = 'published'), max(built_at) "
-                                      "from history.builds where data_kind = $kind", {"kind": data_kind})[0]
+        last = db.scalar(con, "select max(built_at) from history.builds where data_kind = $kind", {"kind": data_kind})
+        compared = _compared_build(con, data_kind, since)
         # Versions are stamped with the build time; it must move forward for valid_from/valid_to to order.
         now = built_at if last is None or built_at > last else last + timedelta(seconds=1)
         params = {"now": now, "kind": data_kind}
@@ -280,7 +314,9 @@ def _record(con, history_path, warehouse, built_at, data_kind, data_label, rows_
         db.run(con, "commit")
         # DuckDB lets one transaction write to one database: the history commits first, whole, then
         # the warehouse (not yet published) receives this build's changes.
-        _write_changes(con, {**params, "build_id": build_id, "previous_exists": previous > 0})
+        _write_changes(con, {**params, "build_id": build_id, "requested_id": since,
+                             "compared_id": compared[0] if compared else None,
+                             "compared_at": compared[1] if compared else now})
         return build_id
     except BaseException:
         with contextlib.suppress(duckdb.Error):
@@ -312,6 +348,24 @@ def _settle(history_path: Path, build_id: int, undo: bool) -> None:
 def mark_published(history_path: Path, build_id: int) -> None:
     """The build's warehouse is in place: the build becomes the one the next build compares with."""
     _settle(history_path, build_id, undo=False)
+
+
+def compared_builds(warehouse: Path) -> set[int]:
+    """The builds whose book a warehouse's "what changed" tables suit: its own, the one it was compared
+    with and the one it was asked to compare with (empty when it cannot be read)."""
+    if not warehouse.is_file():
+        return set()
+    try:
+        con = db.connect(warehouse, read_only=True)
+    except duckdb.Error:
+        return set()
+    try:
+        return {b for b in db.rows(con, "select build_id, compared_build_id, requested_build_id "
+                                        "from history_comparison")[0] if b is not None}
+    except (duckdb.Error, IndexError):
+        return set()
+    finally:
+        con.close()
 
 
 def forget(history_path: Path, build_id: int) -> None:

@@ -72,17 +72,17 @@ def choose_source(args: argparse.Namespace):
 
 
 def builder(engine: str, spark=None, log: Callable[..., None] = print) -> Callable:
-    """A function (source, warehouse, inputs=None, built_at=None) -> BuildResult building on `engine`.
-    The caller holds the warehouse's lock."""
+    """A function (source, warehouse, inputs=None, built_at=None, since=None) -> BuildResult building on
+    `engine` (`since`: the build "what changed" compares with). The caller holds the warehouse's lock."""
     if engine == "spark":
         from greenery.warehouse.engines import spark as spark_engine
 
-        return lambda source, warehouse, inputs=None, built_at=None: spark_engine.build(
-            source, warehouse, spark, inputs=inputs, built_at=built_at, log=log)
+        return lambda source, warehouse, inputs=None, built_at=None, since=None: spark_engine.build(
+            source, warehouse, spark, inputs=inputs, built_at=built_at, log=log, since=since)
     from greenery.warehouse.build import build
 
-    return lambda source, warehouse, inputs=None, built_at=None: build(
-        source, warehouse, inputs=inputs, built_at=built_at, log=log)
+    return lambda source, warehouse, inputs=None, built_at=None, since=None: build(
+        source, warehouse, inputs=inputs, built_at=built_at, log=log, since=since)
 
 
 def engine_build(args: argparse.Namespace) -> Callable:

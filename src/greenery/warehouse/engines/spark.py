@@ -389,7 +389,8 @@ def input_fingerprint(source: DataSource, options: SparkOptions, pinned_build_ti
 
 def build(source: DataSource, warehouse: Path, options: SparkOptions | None = None,
           manifest: Manifest | None = None, history: Path | None = None, inputs: str | None = None,
-          built_at: datetime | None = None, log: Callable[..., None] = lambda *_: None) -> BuildResult:
+          built_at: datetime | None = None, log: Callable[..., None] = lambda *_: None,
+          since: int | None = None) -> BuildResult:
     """Build on Spark, land the marts as Parquet, and make the DuckDB warehouse from them.
 
     Same contract as greenery.warehouse.build: the caller holds the warehouse's lock; InputError for an
@@ -434,7 +435,7 @@ def build(source: DataSource, warehouse: Path, options: SparkOptions | None = No
                 with _timed(timings, "history"):
                     build_id = record_build(con, history, warehouse, built_at, source.kind, source.label,
                                             loaded.total_rows, keep=lambda: not summarize(tested.result())["fail"],
-                                            log=log)
+                                            log=log, since=since)
                 tests = tested.result()
             db.run(con, "begin transaction")
             store_results(con, tests)
