@@ -9,10 +9,18 @@ orders as (
 ),
 
 dates as (
-    select order_id, created_at, delivered_at as dated_at from orders
+    select
+        order_id,
+        created_at,
+        delivered_at as dated_at
+    from orders
     where delivered_at is not null
     union all
-    select order_id, created_at, estimated_delivery_at from orders
+    select
+        order_id,
+        created_at,
+        estimated_delivery_at
+    from orders
     where estimated_delivery_at is not null
 ),
 
