@@ -256,3 +256,9 @@ def _edited_shop(tmp_path, edit):
 
     build(DataSource(write_shop(tmp_path / "export", edit), "test", None), tmp_path / "w.duckdb")
     return db.connect(tmp_path / "w.duckdb", read_only=True)
+
+
+def test_days_after_order(shop_db):
+    # Delivered: o3 2 days, o1 3 days. Promised: o1 2 days, o2 and o3 3 days.
+    assert [(r["kind"], r["whole_days_after_order"], r["orders"]) for r in records(shop_db, "days_after_order")] == [
+        ("delivered", 2, 1), ("delivered", 3, 1), ("promised", 2, 1), ("promised", 3, 2)]

@@ -12,15 +12,17 @@ import itertools
 
 import pandas as pd
 
+from greenery.chapter_kit import escape, stats
 from greenery.chapter_kit import formats as fmt
-from greenery.chapter_kit import stats
 
 DATES_TEST = "assert_delivery_dates_not_whole_days"
 
 
 def display_carrier(name: str) -> str:
-    """Carriers as their companies write them: ups -> UPS, fedex -> FedEx."""
-    return {"ups": "UPS", "usps": "USPS", "fedex": "FedEx", "dhl": "DHL"}.get(str(name).lower(), str(name))
+    """Carriers as their companies write them (ups -> UPS, fedex -> FedEx); another name is data, shown as
+    text in Markdown."""
+    known = {"ups": "UPS", "usps": "USPS", "fedex": "FedEx", "dhl": "DHL"}
+    return known.get(str(name).lower()) or escape.markdown(name)
 
 
 def generated_reason(dates: pd.DataFrame, after: int, delivered: int) -> str:
