@@ -169,7 +169,8 @@ def test_the_unusual_traffic_rules_are_written_once():
                        if "busiest_hour_sessions >" in p.read_text() or "sessions > $max" in p.read_text())
     assert restating == ["account_flags.sql"]
     callers = sorted(p.stem for p in config.ANALYSES_DIR.glob("*.sql") if analyses.macros_called(p.read_text()))
-    assert callers == ["activity_by_hour", "buyer_history", "funnel", "product_conversion", "repeat_by_indicator",
+    assert callers == ["activity_by_hour", "buyer_history", "funnel", "product_conversion",
+                       "product_conversion_test", "repeat_by_indicator",
                        "sessions_per_hour", "unusual_traffic"]
 
 
@@ -181,3 +182,83 @@ def test_account_flags_applies_each_rule(shop_db):
     flags = db.rows(shop_db, "select user_id, is_burst, is_volume, is_flagged from account_flags(10, 50) order by 1")
     assert flags == [("a", False, False, False), ("b", True, False, True), ("c", False, True, True),
                      ("d", True, True, True)]
+
+
+def test_delivery_promises_name_every_denominator(shop_db):
+    # 6 orders: o4, o5, o6 preparing; o1, o2, o3 shipped, each with a promised date. Delivered with a
+    # promise: o1 (promised 02-12 09:00, delivered 02-13: late) and o3 (a day early: on time). In transit
+    # with a promise: o2, promised 02-14 15:30, after the last recorded activity (02-14 00:00): not yet past it.
+    assert records(shop_db, "delivery_promises") == [{
+        "orders": 6, "preparing": 3, "shipped_or_delivered": 3, "with_promise": 3,
+        "delivered_with_promise": 2, "delivered_late": 1, "delivered_on_time": 1,
+        "in_transit_with_promise": 1, "in_transit_past_promise": 0,
+        "delivered_without_promise": 0, "in_transit_without_promise": 0,
+        "last_recorded_at": datetime(2021, 2, 14)}]
+
+
+def test_an_order_in_transit_past_its_promise_is_counted_apart(tmp_path):
+    # o2 promised a day earlier (02-13 15:30): before the last recorded activity, so in transit and past it.
+    con = _edited_shop(tmp_path, lambda rows: _order(rows, "o2").update(estimated_delivery_at="2021-02-13T15:30:00Z"))
+    row = records(con, "delivery_promises")[0]
+    assert (row["with_promise"], row["delivered_with_promise"], row["in_transit_with_promise"],
+            row["in_transit_past_promise"]) == (3, 2, 1, 1)
+
+
+def test_delivery_dates(shop_db):
+    # Delivered: o1 3 days after its order, o3 2 days. Promised: o1 2 days, o2 3, o3 3. All whole days.
+    # o1 and o3 carry both; their ranks run opposite ways (o1: promise 1st, delivery 2nd): rho = -1.
+    rows = {r["kind"]: r for r in records(shop_db, "delivery_dates")}
+    assert {k: (r["dates"], r["whole_days"], r["min_days"], r["max_days"], r["distinct_days"], r["fewest_on_a_day"],
+                r["most_on_a_day"]) for k, r in rows.items()} == {
+        "delivered": (2, 2, 2, 3, 2, 1, 1), "promised": (3, 3, 2, 3, 2, 1, 2)}
+    assert rows["delivered"]["orders_with_both"] == 2
+    assert rows["delivered"]["spearman_rho"] == pytest.approx(-1)
+
+
+def test_product_conversion_test_holds_sessions_together(shop_db):
+    # Views: s1 p1 (ordered) and p3 (not); s2 p2 (not); s3 p2 (ordered); s4 p3 (ordered); s5 p1 (not); s6 p1
+    # (ordered). p1 2 of 3, p2 1 of 2, p3 1 of 2; pooled 4/7, so each term is (k - 4n/7)^2 / (n * 12/49):
+    # p1 (2/7)^2 / (36/49) = 1/9, p2 and p3 (1/7)^2 / (24/49) = 1/24 each: 7/36, on 2 degrees of freedom.
+    # Only s1 ordered some but not all it viewed; its other arrangement (p3 ordered, not p1) gives
+    # 25/36 + 3/2 + 1/24 = 161/72, larger: every replicate is at least the observed, p = 1 exactly.
+    rows = {r["traffic"]: r for r in records(shop_db, "product_conversion_test", {"permutations": 99})}
+    for r in rows.values():
+        assert (r["sessions"], r["sessions_that_can_move"], r["degrees_of_freedom"]) == (6, 1, 2)
+        assert r["statistic"] == pytest.approx(7 / 36) and r["p_value"] == 1.0
+
+
+def test_product_conversion_test_p_value_when_the_observed_is_the_extreme(tmp_path):
+    # s2 and s5 also view p3 without ordering it: p1 2 of 3, p2 1 of 2, p3 1 of 4; pooled 4/9, terms
+    # (k - 4n/9)^2 / (n * 20/81): p1 .6, p2 .025, p3 .6125, observed 1.2375. s1's other arrangement (p3
+    # ordered) gives .15 + .025 + .05 = .225. Exact p = 1/2; with 999 replicates each arrangement is drawn
+    # about half the time, so p is within 3 standard errors (.047) of it.
+    def edit(rows):
+        for n, (session, user, at) in enumerate([("s2", "u1", "2021-02-11T10:06:00Z"),
+                                                  ("s5", "u4", "2021-02-11T12:02:00Z")], start=90):
+            rows["events"].append({"event_id": f"e{n}", "session_id": session, "user_id": user,
+                                   "page_url": "https://greenery.com/product/p3", "created_at": at,
+                                   "event_type": "page_view", "order_id": "", "product_id": "p3"})
+
+    con = _edited_shop(tmp_path, edit)
+    row = {r["traffic"]: r for r in records(con, "product_conversion_test", {"permutations": 999})}["shoppers"]
+    assert row["statistic"] == pytest.approx(1.2375)
+    assert abs(row["p_value"] - 0.5) < 0.047
+
+
+def _order(rows, order_id):
+    return next(r for r in rows["orders"] if r["order_id"] == order_id)
+
+
+def _edited_shop(tmp_path, edit):
+    from shop import write_shop
+
+    from greenery.warehouse.build import DataSource, build
+
+    build(DataSource(write_shop(tmp_path / "export", edit), "test", None), tmp_path / "w.duckdb")
+    return db.connect(tmp_path / "w.duckdb", read_only=True)
+
+
+def test_days_after_order(shop_db):
+    # Delivered: o3 2 days, o1 3 days. Promised: o1 2 days, o2 and o3 3 days.
+    assert [(r["kind"], r["whole_days_after_order"], r["orders"]) for r in records(shop_db, "days_after_order")] == [
+        ("delivered", 2, 1), ("delivered", 3, 1), ("promised", 2, 1), ("promised", 3, 2)]

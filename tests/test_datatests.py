@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,38 @@ def test_at_most_five_failing_keys_are_listed(tmp_path):
 
     assert failing(tmp_path, edit)["accepted_values_stg_orders_order_status"] == (
         "fail", 6, ["o1", "o2", "o3", "o4", "o5"])
+
+
+def _more_dated_orders(shift_seconds: int):
+    """The shop plus five copies of o1 (o7..o11: same buyer, item and dates), so the export carries 15
+    delivery and promised dates: o1 2, o2 1, o3 2 and 2 per copy. The copies' dates are moved by
+    `shift_seconds` (0: still a whole number of days after their order)."""
+    def edit(rows):
+        o1 = order(rows, "o1")
+        for n in range(7, 12):
+            copy = dict(o1, order_id=f"o{n}", tracking_id=f"t{n}")
+            for column in ("estimated_delivery_at", "delivered_at"):
+                day = datetime.fromisoformat(o1[column].replace("Z", "+00:00")) + timedelta(seconds=shift_seconds)
+                copy[column] = day.strftime("%Y-%m-%dT%H:%M:%SZ")
+            rows["orders"].append(copy)
+            rows["order_items"].append({"order_id": f"o{n}", "product_id": "p1", "quantity": "2"})
+    return edit
+
+
+def test_whole_day_delivery_dates_warn_when_they_are_the_pattern(tmp_path):
+    # All 15 dates are whole days after their order (o1 promised 2, delivered 3; o2 promised 3; o3
+    # promised 3, delivered 2; the copies as o1): 15 of 15, at least 10 dates and at least half of them,
+    # so all 8 dated orders are listed (the first five by id: o10 and o11 spell later UUIDs than o7).
+    failed = failing(tmp_path, _more_dated_orders(0))
+    assert failed == {"assert_delivery_dates_not_whole_days": ("warn", 8, ["o1", "o2", "o3", "o7", "o8"])}
+
+
+@pytest.mark.parametrize("shift_seconds", [1, 3 * 3600 + 7 * 60 + 12])
+def test_recorded_delivery_dates_pass(tmp_path, shift_seconds):
+    # Moved by even one second, the copies' 10 dates are not whole days: 5 of 15 are (o1, o2, o3), under half.
+    assert failing(tmp_path, _more_dated_orders(shift_seconds)) == {}
+
+
+def test_a_few_whole_day_dates_are_not_a_pattern(tmp_path):
+    # The clean shop: all 5 of its dates are whole days after their order, but 5 dates are too few to say.
+    assert "assert_delivery_dates_not_whole_days" not in failing(tmp_path, None)

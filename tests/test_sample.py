@@ -75,10 +75,10 @@ def test_sample_passes_every_error_level_test(sample_db):
 # The sample's deliberate quirks: warn-level tests it is meant to trip, so the book shows how a warning
 # reads. Anything else a seed trips is a bug in the generator.
 # The sample's deliberate quirks, each as in the real export: 6 % of shipped orders carry no promised date,
-# one scripted account per chunk starts 150 sessions in one hour (unusual traffic), and deliveries run
-# past the export's last recorded activity.
+# one scripted account per chunk starts 150 sessions in one hour (unusual traffic), deliveries run
+# past the export's last recorded activity, and delivery and promised dates fall whole days after their order.
 DELIBERATE_WARNINGS = {"assert_shipped_orders_have_estimate", "assert_user_sessions_plausible",
-                       "assert_delivered_not_after_export_end"}
+                       "assert_delivered_not_after_export_end", "assert_delivery_dates_not_whole_days"}
 
 
 def test_a_promo_never_exceeds_the_basket():
