@@ -300,7 +300,8 @@ def best_case(n: int, rest_k: int, rest_n: int, alpha: float) -> tuple[float, fl
         f"{fmt.pct(base + gap)}) would be detected 80 % of the time"))
 
 
-def family_verdict(survival_tests: pd.DataFrame, swept: pd.DataFrame, alpha: float = 0.05) -> str:
+def family_verdict(survival_tests: pd.DataFrame, swept: pd.DataFrame, alpha: float = 0.05,
+                   method: str = "Holm") -> str:
     """The indicators' conclusion in one sentence, whatever window a reader picks: the log-rank tests on
     every buyer (Holm-adjusted), then the indicators whose equal-follow-up test is below alpha at some
     window of the reasonable range, with those windows."""
@@ -311,13 +312,13 @@ def family_verdict(survival_tests: pd.DataFrame, swept: pd.DataFrame, alpha: flo
     signals = tested[tested["is_signal"]]
     if len(signals):
         first = (f"followed until their next order or the export's end (all {fmt.count(buyers)} buyers), "
-                 + "; ".join(f"{TITLES[r.indicator]} is distinguishable from chance after Holm adjustment "
+                 + "; ".join(f"{TITLES[r.indicator]} is distinguishable from chance after {method} adjustment "
                              f"({fmt.p_is(r.p_adjusted)})" for r in signals.itertuples())
                  + f", of {len(tested)} indicators tested")
     else:
         best = tested.sort_values("p_value").iloc[0]
         first = (f"followed until their next order or the export's end (all {fmt.count(buyers)} buyers), no indicator "
-                 f"is distinguishable from chance after Holm adjustment across the {len(tested)} tested (smallest: "
+                 f"is distinguishable from chance after {method} adjustment across the {len(tested)} tested (smallest: "
                  f"{TITLES[best.indicator]}, {fmt.p_is(best.p_value)} unadjusted, "
                  f"adjusted {fmt.p_value(best.p_adjusted)})")
     if swept.empty:

@@ -101,8 +101,10 @@ def hazard_ratio(hours, reordered, in_segment, confidence: float = 0.95) -> tupl
     return (math.exp(beta), math.exp(beta - z * se), math.exp(beta + z * se))
 
 
-def indicator_tests(buyers: pd.DataFrame, titles: dict[str, str], alpha: float = 0.05) -> pd.DataFrame:
-    """One log-rank test per indicator over all its segments, every buyer in it, Holm across those tested.
+def indicator_tests(buyers: pd.DataFrame, titles: dict[str, str], alpha: float = 0.05,
+                    adjustment: str = "holm") -> pd.DataFrame:
+    """One log-rank test per indicator over all its segments, every buyer in it, p-values adjusted across
+    those tested (Holm, or "bh": Benjamini–Hochberg).
 
     `buyers` is the `time_to_next_order` analysis (indicator, segment, segment_order, buyer,
     hours_followed, reordered). Segments of fewer than MIN_SEGMENT_BUYERS are left out of the test
@@ -140,6 +142,7 @@ def indicator_tests(buyers: pd.DataFrame, titles: dict[str, str], alpha: float =
     tested = result["testable"]
     result["p_adjusted"] = math.nan
     if tested.any():
-        result.loc[tested, "p_adjusted"] = stats.holm(result.loc[tested, "p_value"].astype(float).tolist())
+        adjust = stats.holm if adjustment == "holm" else stats.benjamini_hochberg
+        result.loc[tested, "p_adjusted"] = adjust(result.loc[tested, "p_value"].astype(float).tolist())
     result["is_signal"] = tested & (result["p_adjusted"] < alpha)
     return result

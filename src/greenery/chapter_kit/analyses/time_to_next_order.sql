@@ -3,9 +3,10 @@
 -- to the export's last order (censored: they might still come back). One row per buyer and
 -- indicator segment, with the segments of repeat_by_indicator.sql (the same cut points, so the
 -- equal-follow-up view and this one compare the same groups). Browsing indicators leave out
--- accounts flagged as unusual traffic. Delivery is not an indicator here: a parcel arrives after the
--- first order, so grouping by it from the first order on would count the wait for it as time
--- without a reorder. `buyer` numbers the buyers by first order (no ids leave the warehouse).
+-- accounts flagged as unusual traffic. Delivery is not an indicator here: a parcel arrives after
+-- the first order, so grouping by it from the first order on would count the wait for it as time
+-- without a reorder. `buyer` numbers the buyers by first order (no ids leave the warehouse);
+-- order_count is the buyer's orders in the export.
 with
 
 first_orders as (
@@ -35,6 +36,7 @@ segmented as (
         hours_followed,
         reordered,
         hours_left_in_export,
+        order_count,
         case
             when hour_utc < 6 then '00–05 h'
             when hour_utc < 12 then '06–11 h'
@@ -75,7 +77,7 @@ segmented as (
 
 long as (
     unpivot segmented
-    on columns(* exclude (buyer, hours_followed, reordered, hours_left_in_export))
+    on columns(* exclude (buyer, hours_followed, reordered, hours_left_in_export, order_count))
     into name indicator value segment
 ),
 
@@ -100,7 +102,8 @@ final as (
         long.buyer,
         long.hours_followed,
         long.reordered,
-        long.hours_left_in_export
+        long.hours_left_in_export,
+        long.order_count
     from long
     inner join segment_order on long.indicator = segment_order.indicator and long.segment = segment_order.segment
     order by long.indicator, segment_order.segment_order, long.buyer
