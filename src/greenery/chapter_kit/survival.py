@@ -14,12 +14,14 @@ is tested on a case worked out by hand (tests/test_survival.py).
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
 from statsmodels.duration.hazard_regression import PHReg
 from statsmodels.duration.survfunc import SurvfuncRight, survdiff
+from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from greenery.chapter_kit import stats
 
@@ -95,9 +97,15 @@ def hazard_ratio(hours, reordered, in_segment, confidence: float = 0.95) -> tupl
     events = np.asarray(reordered, dtype=int)
     if x.min() == x.max() or not events.any():
         return (math.nan, math.nan, math.nan)
-    fit = PHReg(np.asarray(hours, dtype=float), x[:, None], status=events).fit(disp=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit = PHReg(np.asarray(hours, dtype=float), x[:, None], status=events).fit(disp=False)
     beta, se = float(fit.params[0]), float(fit.bse[0])
     z = sps.norm.ppf(0.5 + confidence / 2)
+    # When one group's reorders all come before the other's (separation), the estimate runs off to
+    # infinity and the fit does not converge: there is no finite ratio to report.
+    if any(issubclass(w.category, ConvergenceWarning) for w in caught) or not abs(beta) + z * se < 700:
+        return (math.nan, math.nan, math.nan)
     return (math.exp(beta), math.exp(beta - z * se), math.exp(beta + z * se))
 
 
@@ -128,6 +136,8 @@ def indicator_tests(buyers: pd.DataFrame, titles: dict[str, str], alpha: float =
         if testable:
             for segment in kept["segment"].unique():
                 ratio = hazard_ratio(kept["hours_followed"], kept["reordered"], kept["segment"] == segment)
+                if math.isnan(ratio[0]):
+                    continue
                 if best[0] is None or abs(math.log(ratio[0])) > abs(math.log(best[1])):
                     best = (segment, *ratio)
         rows.append({"indicator": name, "segments": int(group["segment"].nunique()),
