@@ -171,7 +171,7 @@ def test_the_unusual_traffic_rules_are_written_once():
     callers = sorted(p.stem for p in config.ANALYSES_DIR.glob("*.sql") if analyses.macros_called(p.read_text()))
     assert callers == ["activity_by_hour", "buyer_history", "funnel", "product_conversion",
                        "product_conversion_test", "repeat_by_indicator",
-                       "sessions_per_hour", "unusual_traffic"]
+                       "sessions_per_hour", "time_to_next_order", "unusual_traffic"]
 
 
 def test_account_flags_applies_each_rule(shop_db):

@@ -9,12 +9,13 @@ segment's repeat rate against the rest of the cohort (Newcombe interval).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import pandas as pd
 
 from greenery.chapter_kit import formats as fmt
-from greenery.chapter_kit import stats
+from greenery.chapter_kit import stats, survival
 from greenery.errors import ParameterError
 
 # What each indicator is, in words, in the order the chapter presents them.
@@ -188,3 +189,158 @@ def verdict_line(tests: pd.DataFrame, adjustment: str, alpha: float) -> str:
     return (f"{', '.join(TITLES[n] for n in signals['indicator'])} "
             f"({'is' if len(signals) == 1 else 'are'} distinguishable from chance after {method} adjustment, "
             f"of {len(tested)} tested on equal follow-up)")
+
+
+# --------------------------------------------------------------------------- every reasonable window
+
+# The shortest reasonable equal-follow-up window: long enough that at least this share of buyers
+# had ordered again within it (Kaplan–Meier, so buyers censored early still count for the time they
+# were followed). Shorter windows compare who reorders within a few hours (speed, not whether) on so
+# few repeat orders per segment that a test has nothing to work with. The longest is the default
+# window: the largest that keeps more than half of the buyers.
+SHORTEST_WINDOW_SHARE = 1 / 3
+
+
+def window_range(windows: pd.DataFrame, hours, reordered) -> tuple[int, int]:
+    """The reasonable equal-follow-up windows, in whole hours, derived from the data (see above)."""
+    high = follow_up(windows, 0).hours
+    reached = survival.quantile_hours(hours, reordered, SHORTEST_WINDOW_SHARE)
+    low = max(1, math.ceil(reached)) if reached == reached else high
+    return (min(low, high), high)
+
+
+def sweep(frames: dict[int, pd.DataFrame], alpha: float = 0.05, adjustment: str = "holm") -> pd.DataFrame:
+    """The equal-follow-up tests at every window: `frames` maps each window H (hours) to its
+    `repeat_by_indicator` frame. One row per window and indicator: its test (adjusted across that
+    window's family), and its first segment (promo, 1 session, ...) against the rest of the cohort."""
+    rows = []
+    for hours, frame in sorted(frames.items()):
+        tests = indicator_tests(frame, alpha, adjustment).set_index("indicator") if len(frame) else pd.DataFrame()
+        for name in tests.index:
+            lead = segments(frame[frame["indicator"] == name]).iloc[0]
+            row = tests.loc[name]
+            rows.append({"hours": hours, "indicator": name, "testable": bool(row.testable),
+                         "p_value": row.p_value, "p_adjusted": row.p_adjusted, "is_signal": bool(row.is_signal),
+                         "segment": lead.segment, "buyers": int(lead.buyers), "repeat_buyers": int(lead.repeat_buyers),
+                         "rate": lead.rate, "rest_buyers": int(lead.rest_buyers), "rest_rate": lead.rest_rate,
+                         "difference": lead.difference, "difference_low": lead.difference_low,
+                         "difference_high": lead.difference_high})
+    return pd.DataFrame(rows)
+
+
+def hours_text(hours: list[int]) -> str:
+    """Whole hours as runs: [10, 11, 12, 13, 16] -> "10–13 h and 16 h"."""
+    runs: list[list[int]] = []
+    for h in sorted(hours):
+        if runs and h == runs[-1][-1] + 1:
+            runs[-1].append(h)
+        else:
+            runs.append([h])
+    parts = [f"{r[0]} h" if len(r) == 1 else f"{r[0]}{fmt.DASH}{r[-1]} h" for r in runs]
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def _bare(value: float) -> str:
+    """A difference in points without sign or unit: 0.1 -> "10"."""
+    return fmt.points(value).lstrip("+").removesuffix(" points").removesuffix(" point")
+
+
+def window_verdict(swept: pd.DataFrame, indicator: str, who: str, alpha: float = 0.05) -> str:
+    """How one indicator's first segment fares across every window, in one sentence: ahead or behind
+    at every window (by how much), and at which windows the adjusted test is below alpha. A result
+    that holds only at some windows is called a hypothesis, never settled."""
+    rows = swept[swept["indicator"] == indicator].sort_values("hours")
+    if rows.empty:
+        return f"{who}: no window could be tested"
+    low, high = int(rows["hours"].min()), int(rows["hours"].max())
+    span = f"from {low} to {high} h" if low != high else f"of {low} h"
+    d = rows["difference"].dropna()
+    ahead = rows.loc[rows["difference"] > 0, "hours"].tolist()
+    behind = rows.loc[rows["difference"] < 0, "hours"].tolist()
+    if len(d) and len(ahead) == len(rows):
+        direction = (f"{who} were ahead at every window {span} (by {_bare(d.min())} to "
+                     f"{fmt.points(d.max()).lstrip('+')})")
+    elif len(d) and len(behind) == len(rows):
+        direction = (f"{who} were behind at every window {span} (by {_bare(-d.max())} to "
+                     f"{fmt.points(-d.min()).lstrip('+')})")
+    else:
+        direction = (f"{who} were ahead at {hours_text(ahead) if ahead else 'no window'} and behind at "
+                     f"{hours_text(behind) if behind else 'no window'}, of the windows {span}")
+    tested = rows[rows["testable"]]
+    signal = tested.loc[tested["is_signal"], "hours"].tolist()
+    untested = rows.loc[~rows["testable"], "hours"].tolist()
+    level = f"below {fmt.number(alpha, 2).rstrip('0').rstrip('.')}"
+    if not signal:
+        verdict = f"the adjusted p-value is {level} at none of them: no evidence of a difference at any window"
+    elif len(signal) == len(rows):
+        verdict = f"the adjusted p-value is {level} at every one of them"
+    else:
+        verdict = (f"the adjusted p-value is {level} only at {hours_text(signal)}: a conclusion that changes with "
+                   "the window, so a hypothesis to test on more data, not a finding")
+    return direction + "; " + verdict + (f" (not testable at {hours_text(untested)})" if untested else "")
+
+
+def best_case(n: int, rest_k: int, rest_n: int, alpha: float) -> tuple[float, float, str]:
+    """Whether `n` buyers could show a rise against the rest (`rest_k` of `rest_n`) at all: the p-value
+    if every one of them had reordered, the smallest detectable rise (80 % power) respecting the
+    ceiling of 100 %, and a sentence saying so."""
+    if not n or not rest_n:
+        return (float("nan"), float("nan"), "")
+    base = rest_k / rest_n
+    best = stats.independence([n, rest_k], [n, rest_n]).p_value
+    room = 1 - base
+    if best >= alpha:
+        return (best, float("nan"), (
+            f"even if all {fmt.count(n)} had reordered, the test would give {fmt.p_is(best)}: from a base of "
+            f"{fmt.pct(base)}, no result from {fmt.count(n)} buyers could show a rise (at most "
+            f"{fmt.points(room).lstrip('+')} remain above the base)"))
+    gap = stats.detectable_difference(n, rest_n, base if 0 < base < 1 else 0.5, alpha)
+    if gap >= room:
+        return (best, gap, (
+            f"from a base of {fmt.pct(base)} only {fmt.points(room).lstrip('+')} remain, so only a segment in which "
+            f"nearly all of its {fmt.count(n)} buyers reordered could show a rise"))
+    return (best, gap, (
+        f"with {fmt.count(n)} buyers a true rise of about {fmt.points(gap).lstrip('+')} (from {fmt.pct(base)} to "
+        f"{fmt.pct(base + gap)}) would be detected 80 % of the time"))
+
+
+def family_verdict(survival_tests: pd.DataFrame, swept: pd.DataFrame, alpha: float = 0.05,
+                   method: str = "Holm") -> str:
+    """The indicators' conclusion in one sentence, whatever window a reader picks: the log-rank tests on
+    every buyer (Holm-adjusted), then the indicators whose equal-follow-up test is below alpha at some
+    window of the reasonable range, with those windows."""
+    tested = survival_tests[survival_tests["testable"]] if len(survival_tests) else survival_tests
+    if tested.empty:
+        return "no indicator could be tested"
+    buyers = int(survival_tests["buyers"].max())
+    signals = tested[tested["is_signal"]]
+    if len(signals):
+        first = (f"followed until their next order or the export's end (all {fmt.count(buyers)} buyers), "
+                 + "; ".join(f"{TITLES[r.indicator]} is distinguishable from chance after {method} adjustment "
+                             f"({fmt.p_is(r.p_adjusted)})" for r in signals.itertuples())
+                 + f", of {len(tested)} indicators tested")
+    else:
+        best = tested.sort_values("p_value").iloc[0]
+        first = (f"followed until their next order or the export's end (all {fmt.count(buyers)} buyers), no indicator "
+                 f"is distinguishable from chance after {method} adjustment across the {len(tested)} tested (smallest: "
+                 f"{TITLES[best.indicator]}, {fmt.p_is(best.p_value)} unadjusted, "
+                 f"adjusted {fmt.p_value(best.p_adjusted)})")
+    if swept.empty:
+        return first
+    low, high = int(swept["hours"].min()), int(swept["hours"].max())
+    level = fmt.number(alpha, 2).rstrip("0").rstrip(".")
+    flagged = swept[swept["is_signal"]].groupby("indicator")["hours"].apply(list)
+    windows = len(range(low, high + 1))
+    if flagged.empty:
+        second = (f"on equal follow-up, no indicator's adjusted p-value is below {level} at any window from {low} to "
+                  f"{high} h")
+    else:
+        parts = []
+        for name, hours in flagged.items():
+            parts.append(f"{TITLES[name]} only at {hours_text(hours)}" if len(hours) < windows
+                         else f"{TITLES[name]} at every one")
+        fragile = any(len(h) < windows for h in flagged)
+        second = (f"on equal follow-up, at windows from {low} to {high} h, the adjusted p-value is below {level} for "
+                  + "; ".join(parts) + (": a conclusion that changes with the window, so a hypothesis to test on more "
+                                        "data, not a finding" if fragile else ""))
+    return first + "; " + second

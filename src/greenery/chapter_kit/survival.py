@@ -1,0 +1,158 @@
+"""Time to a buyer's next order, with censoring: Kaplan–Meier curves, log-rank tests, Cox hazard ratios.
+
+A buyer who has not ordered again by the export's end is *censored*: we know only that they had
+not come back yet, not that they never will. Counting them as "did not reorder" would read the
+export's end as behaviour (a buyer whose first order came an hour before it had no chance), so
+every buyer is kept and followed for as long as the export allows: Kaplan–Meier estimates the
+share still without a second order at each hour, a log-rank test compares segments over the whole
+curve, and a Cox model gives one segment's hazard ratio (how much faster it reorders) with its
+interval. The fitting is statsmodels' `duration` module (a maintained library, not the book's own
+code); the inputs are the small per-buyer frame of the `time_to_next_order` analysis. Each function
+is tested on a case worked out by hand (tests/test_survival.py).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+from statsmodels.duration.hazard_regression import PHReg
+from statsmodels.duration.survfunc import SurvfuncRight, survdiff
+from statsmodels.tools.sm_exceptions import ConvergenceWarning
+
+from greenery.chapter_kit import stats
+
+MIN_SEGMENT_BUYERS = 5  # as for the equal-follow-up tests: a segment smaller than this is not compared
+
+
+def kaplan_meier(hours, reordered, confidence: float = 0.95) -> pd.DataFrame:
+    """The Kaplan–Meier curve: at each hour a buyer reordered, buyers still followed (at risk), reorders,
+    and the share *not yet* reordered with its interval (Greenwood's variance on the log-log scale,
+    which keeps the bounds between 0 and 1). Starts with a row at hour 0, everyone not yet reordered."""
+    hours = np.asarray(hours, dtype=float)
+    events = np.asarray(reordered, dtype=int)
+    start = pd.DataFrame({"hours": [0.0], "at_risk": [len(hours)], "reorders": [0], "not_yet": [1.0],
+                          "not_yet_low": [1.0], "not_yet_high": [1.0]})
+    if not len(hours) or not events.any():
+        return start
+    fit = SurvfuncRight(hours, events)
+    s = np.asarray(fit.surv_prob, dtype=float)
+    se = np.asarray(fit.surv_prob_se, dtype=float)
+    z = sps.norm.ppf(0.5 + confidence / 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        spread = z * se / (s * np.abs(np.log(s)))
+        low = np.exp(-np.exp(np.log(-np.log(s)) + spread))
+        high = np.exp(-np.exp(np.log(-np.log(s)) - spread))
+    undefined = (s <= 0) | (s >= 1) | ~np.isfinite(spread)
+    low, high = np.where(undefined, np.nan, low), np.where(undefined, np.nan, high)
+    curve = pd.DataFrame({"hours": np.asarray(fit.surv_times, dtype=float), "at_risk": fit.n_risk.astype(int),
+                          "reorders": fit.n_events.astype(int), "not_yet": s, "not_yet_low": low,
+                          "not_yet_high": high})
+    return pd.concat([start, curve], ignore_index=True)
+
+
+def reordered_by(curve: pd.DataFrame, hours: float) -> tuple[float, float, float]:
+    """From a Kaplan–Meier curve: the share who had reordered by `hours`, with its interval
+    (nan past the last buyer still followed: the curve says nothing there)."""
+    if hours > curve["hours"].max() and curve["at_risk"].iloc[-1] - curve["reorders"].iloc[-1] <= 0:
+        return (math.nan, math.nan, math.nan)
+    row = curve[curve["hours"] <= hours].iloc[-1]
+    return (1 - row.not_yet, 1 - row.not_yet_high, 1 - row.not_yet_low)
+
+
+def median_hours(hours, reordered) -> float:
+    """Hours by which half of the buyers had reordered (Kaplan–Meier); nan if fewer than half ever did."""
+    curve = kaplan_meier(hours, reordered)
+    reached = curve[curve["not_yet"] <= 0.5]
+    return float(reached["hours"].iloc[0]) if len(reached) else math.nan
+
+
+def quantile_hours(hours, reordered, share: float) -> float:
+    """Hours by which `share` of the buyers had reordered (Kaplan–Meier); nan if never reached."""
+    curve = kaplan_meier(hours, reordered)
+    reached = curve[curve["not_yet"] <= 1 - share + 1e-12]
+    return float(reached["hours"].iloc[0]) if len(reached) else math.nan
+
+
+def logrank(hours, reordered, groups) -> tuple[float, int, float]:
+    """Log-rank test that the segments reorder at the same pace over the whole follow-up:
+    (chi-square statistic, degrees of freedom, p). Untestable (one segment, or no reorder): p = 1."""
+    groups = np.asarray(groups)
+    labels = pd.unique(groups)
+    events = np.asarray(reordered, dtype=int)
+    if len(labels) < 2 or not events.any():
+        return (math.nan, 0, 1.0)
+    codes = pd.Categorical(groups, categories=labels).codes
+    statistic, p = survdiff(np.asarray(hours, dtype=float), events, codes)
+    return (float(statistic), len(labels) - 1, float(p))
+
+
+def hazard_ratio(hours, reordered, in_segment, confidence: float = 0.95) -> tuple[float, float, float]:
+    """Cox proportional-hazards model with one yes/no covariate: how many times faster buyers in the
+    segment reorder than the rest (1: same pace), with its interval (Breslow's handling of ties)."""
+    x = np.asarray(in_segment, dtype=float)
+    events = np.asarray(reordered, dtype=int)
+    if x.min() == x.max() or not events.any():
+        return (math.nan, math.nan, math.nan)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit = PHReg(np.asarray(hours, dtype=float), x[:, None], status=events).fit(disp=False)
+    beta, se = float(fit.params[0]), float(fit.bse[0])
+    z = sps.norm.ppf(0.5 + confidence / 2)
+    # When one group's reorders all come before the other's (separation), the estimate runs off to
+    # infinity and the fit does not converge: there is no finite ratio to report.
+    if any(issubclass(w.category, ConvergenceWarning) for w in caught) or not abs(beta) + z * se < 700:
+        return (math.nan, math.nan, math.nan)
+    return (math.exp(beta), math.exp(beta - z * se), math.exp(beta + z * se))
+
+
+def indicator_tests(buyers: pd.DataFrame, titles: dict[str, str], alpha: float = 0.05,
+                    adjustment: str = "holm") -> pd.DataFrame:
+    """One log-rank test per indicator over all its segments, every buyer in it, p-values adjusted across
+    those tested (Holm, or "bh": Benjamini–Hochberg).
+
+    `buyers` is the `time_to_next_order` analysis (indicator, segment, segment_order, buyer,
+    hours_followed, reordered). Segments of fewer than MIN_SEGMENT_BUYERS are left out of the test
+    (and said so); an indicator needs two segments that large. An indicator splitting buyers exactly
+    as an earlier one does is the same comparison: tested once, under the first name (`same_as`).
+    Estimate: the segment whose pace differs most from the rest (Cox hazard ratio, furthest from 1 on
+    the log scale) with its interval."""
+    rows, seen = [], {}
+    for name in [n for n in titles if n in set(buyers["indicator"])]:
+        group = buyers[buyers["indicator"] == name].sort_values(["segment_order", "buyer"])
+        sizes = group.groupby("segment", sort=False).size()
+        kept = group[group["segment"].isin(sizes[sizes >= MIN_SEGMENT_BUYERS].index)]
+        partition = frozenset(frozenset(b) for _, b in kept.groupby("segment")["buyer"])
+        testable = kept["segment"].nunique() >= 2 and bool(kept["reordered"].any())
+        same_as = seen.get(partition) if testable else None
+        if testable and same_as is None:
+            seen[partition] = name
+        statistic, dof, p = logrank(kept["hours_followed"], kept["reordered"], kept["segment"]) if testable \
+            else (math.nan, 0, math.nan)
+        best = (None, math.nan, math.nan, math.nan)
+        if testable:
+            for segment in kept["segment"].unique():
+                ratio = hazard_ratio(kept["hours_followed"], kept["reordered"], kept["segment"] == segment)
+                if math.isnan(ratio[0]):
+                    continue
+                if best[0] is None or abs(math.log(ratio[0])) > abs(math.log(best[1])):
+                    best = (segment, *ratio)
+        rows.append({"indicator": name, "segments": int(group["segment"].nunique()),
+                     "segments_tested": int(kept["segment"].nunique()), "buyers": int(group["buyer"].nunique()),
+                     "reordered": int(group["reordered"].sum()), "testable": testable and same_as is None,
+                     "same_as": same_as, "statistic": statistic, "dof": dof,
+                     "p_value": p if testable and same_as is None else math.nan,
+                     "segment": best[0], "hazard_ratio": best[1], "ratio_low": best[2], "ratio_high": best[3]})
+    result = pd.DataFrame(rows)
+    if result.empty:
+        return result.assign(p_adjusted=[], is_signal=[])
+    tested = result["testable"]
+    result["p_adjusted"] = math.nan
+    if tested.any():
+        adjust = stats.holm if adjustment == "holm" else stats.benjamini_hochberg
+        result.loc[tested, "p_adjusted"] = adjust(result.loc[tested, "p_value"].astype(float).tolist())
+    result["is_signal"] = tested & (result["p_adjusted"] < alpha)
+    return result

@@ -1,0 +1,125 @@
+"""Time to the next order with censoring, and the window sweep, on cases worked out by hand."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+from test_traffic import segments_frame
+
+from greenery.chapter_kit import analyses, indicators, survival
+
+# Six buyers, two groups. A: reorders at 1 h, censored at 3 h, reorders at 4 h.
+# B: reorders at 2 h and 5 h, censored at 6 h.
+HOURS = [1, 3, 4, 2, 5, 6]
+EVENTS = [1, 0, 1, 1, 1, 0]
+GROUPS = ["A", "A", "A", "B", "B", "B"]
+
+
+def test_kaplan_meier_by_hand():
+    # At risk and reorders: 1 h 6/1 -> 5/6; 2 h 5/1 -> 4/6; 3 h censored (3 left);
+    # 4 h 3/1 -> 4/6 * 2/3 = 4/9; 5 h 2/1 -> 2/9; 6 h censored.
+    curve = survival.kaplan_meier(HOURS, EVENTS)
+    assert curve["hours"].tolist() == [0, 1, 2, 4, 5]
+    assert curve["at_risk"].tolist() == [6, 6, 5, 3, 2]
+    assert curve["not_yet"].tolist() == pytest.approx([1, 5 / 6, 4 / 6, 4 / 9, 2 / 9])
+    # Greenwood at 1 h: S^2 * 1/(6*5); the log-log interval holds the estimate.
+    assert curve.loc[1, "not_yet_low"] < 5 / 6 < curve.loc[1, "not_yet_high"]
+    assert survival.reordered_by(curve, 4.5)[0] == pytest.approx(5 / 9)
+    assert survival.median_hours(HOURS, EVENTS) == 4  # 4/9 is the first value at or below 1/2
+    assert survival.quantile_hours(HOURS, EVENTS, 1 / 3) == 2  # 1 - 4/6 = 1/3
+
+
+def test_censored_buyers_are_not_counted_as_lost():
+    # Counting the censored as "never reordered" would give 4/6 reordered; Kaplan–Meier gives 7/9 by 5 h.
+    assert survival.reordered_by(survival.kaplan_meier(HOURS, EVENTS), 5)[0] == pytest.approx(7 / 9)
+
+
+def test_logrank_by_hand():
+    # Reorder times 1, 2, 4 (5 has no A at risk). Expected for A: 3/6 + 2/5 + 1/3 = 1.2333; observed 2.
+    # Variance: 3*3*1*5/(36*5) + 2*3*1*4/(25*4) + 1*2*1*2/(9*2) = .25 + .24 + .2222 = .7122.
+    # chi-square = .76667^2 / .71222 = .82527, 1 degree of freedom, p = .3637.
+    statistic, dof, p = survival.logrank(HOURS, EVENTS, GROUPS)
+    assert statistic == pytest.approx(0.76667 ** 2 / 0.712222, rel=1e-4)
+    assert dof == 1
+    assert p == pytest.approx(0.36370, abs=1e-4)
+    assert survival.logrank(HOURS, EVENTS, ["A"] * 6)[2] == 1.0  # one group: nothing to compare
+
+
+def test_hazard_ratio_direction_and_symmetry():
+    ratio, low, high = survival.hazard_ratio(HOURS, EVENTS, [g == "A" for g in GROUPS])
+    back, b_low, b_high = survival.hazard_ratio(HOURS, EVENTS, [g == "B" for g in GROUPS])
+    assert ratio == pytest.approx(1 / back) and low == pytest.approx(1 / b_high)
+    assert low < 1 < high  # six buyers cannot tell the groups apart
+    assert math.isnan(survival.hazard_ratio(HOURS, EVENTS, [True] * 6)[0])
+
+
+def test_survival_tests_use_every_buyer_and_adjust():
+    # promo: A (5 reorder fast) against B (5, slower, two censored); hour: one segment only.
+    rows = []
+    for i, (hours, event, seg) in enumerate([(1, 1, "promo"), (1.5, 1, "promo"), (2, 1, "promo"), (2.5, 1, "promo"),
+                                             (3, 1, "promo"), (10, 1, "no promo"), (11, 1, "no promo"),
+                                             (12, 1, "no promo"), (20, 0, "no promo"), (20, 0, "no promo")]):
+        rows.append({"indicator": "promo", "segment": seg, "segment_order": 1 if seg == "promo" else 2, "buyer": i,
+                     "hours_followed": hours, "reordered": bool(event)})
+        rows.append({"indicator": "sessions", "segment": "1 session", "segment_order": 1, "buyer": i,
+                     "hours_followed": hours, "reordered": bool(event)})
+    result = survival.indicator_tests(pd.DataFrame(rows), indicators.TITLES).set_index("indicator")
+    assert result.loc["promo", "buyers"] == 10 and result.loc["promo", "reordered"] == 8
+    assert not result.loc["sessions", "testable"]
+    # One test in the family: Holm leaves it as it is.
+    assert result.loc["promo", "p_adjusted"] == pytest.approx(result.loc["promo", "p_value"])
+    assert result.loc["promo", "p_value"] < 0.01 and result.loc["promo", "is_signal"]
+    # Every promo buyer reordered before any other buyer: no finite hazard ratio exists, none is shown.
+    assert math.isnan(result.loc["promo", "hazard_ratio"])
+
+
+def test_time_to_next_order_on_the_shop(shop_db):
+    # u1: 30.5 h to o2; u2: never again, censored at the export's end 20 h 1 s later; u3: 20 h to o5.
+    rows = analyses.frame(shop_db, "time_to_next_order", {"max_sessions_per_hour": 10,
+                                                          "max_sessions_per_account": 50})
+    buyers = rows.drop_duplicates("buyer").sort_values("buyer")
+    assert buyers["hours_followed"].tolist() == pytest.approx([30.5, 20.0, 20 + 1 / 3600])  # by first order
+    assert buyers["reordered"].tolist() == [True, True, False]
+    assert buyers["order_count"].tolist() == [2, 3, 1]
+    assert "delivery" not in set(rows["indicator"])
+    # The same segments as the equal-follow-up query: at 24 h the cohort is u1 and u3.
+    promo = rows[rows["indicator"] == "promo"].set_index("buyer")["segment"].to_dict()
+    assert promo == {1: "no promo", 2: "promo", 3: "no promo"}
+    windows = analyses.frame(shop_db, "follow_up")
+    # A third of buyers had reordered at 20 h (u3); the longest window keeping more than half is 32 h.
+    assert indicators.window_range(windows, buyers["hours_followed"], buyers["reordered"]) == (20, 32)
+
+
+# A fixture where the conclusion flips with the window: at 10 h promo 5/5 against 0/5 (Fisher
+# p = 2/252 = .0079, significant); at 20 h 5/5 against 4/5 (Fisher p = 1), still ahead, not significant.
+FLIP = {10: segments_frame({"promo": [("promo", 5, 5), ("no promo", 0, 5)]}),
+        20: segments_frame({"promo": [("promo", 5, 5), ("no promo", 4, 5)]})}
+
+
+def test_the_window_sweep_states_a_flipping_conclusion_with_its_range():
+    swept = indicators.sweep(FLIP)
+    assert swept["p_adjusted"].astype(float).tolist() == pytest.approx([2 / 252, 1.0])
+    assert swept["is_signal"].tolist() == [True, False]
+    assert swept["difference"].tolist() == pytest.approx([1.0, 0.2])
+    text = indicators.window_verdict(swept, "promo", "promo buyers")
+    assert text.startswith("promo buyers were ahead at every window from 10 to 20 h (by 20 to 100 points)")
+    assert "only at 10 h" in text and "a hypothesis" in text
+    steady = indicators.window_verdict(indicators.sweep({10: FLIP[20], 20: FLIP[20]}), "promo", "promo buyers")
+    assert "at none of them: no evidence of a difference" in steady
+
+
+def test_hours_text():
+    assert indicators.hours_text([10, 11, 12, 13, 16]) == "10–13 h and 16 h"
+    assert indicators.hours_text([8]) == "8 h"
+
+
+def test_best_case_respects_the_ceiling():
+    # 6 promo buyers against 48 of 59: even 6 of 6 gives Fisher p = .579; no result could show a rise.
+    p, gap, text = indicators.best_case(6, 48, 59, 0.05)
+    assert p == pytest.approx(0.5788, abs=1e-3) and math.isnan(gap)
+    assert "no result from 6 buyers could show a rise" in text
+    # 14 buyers against 40 of 100: 14 of 14 would be significant; the detectable rise fits under 100 %.
+    p, gap, text = indicators.best_case(14, 40, 100, 0.05)
+    assert p < 0.05 and 0.40 + gap < 1 and "would be detected 80 % of the time" in text
