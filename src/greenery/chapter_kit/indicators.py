@@ -188,3 +188,19 @@ def verdict_line(tests: pd.DataFrame, adjustment: str, alpha: float) -> str:
     return (f"{', '.join(TITLES[n] for n in signals['indicator'])} "
             f"({'is' if len(signals) == 1 else 'are'} distinguishable from chance after {method} adjustment, "
             f"of {len(tested)} tested on equal follow-up)")
+
+
+def headline(tests: pd.DataFrame, cohort: FollowUp) -> tuple[str, str]:
+    """The summary's tile: a short figure and one plain sentence a manager can repeat."""
+    tested = tests[tests["testable"]] if len(tests) else tests
+    if tested.empty:
+        return "Not testable", "Too few buyers were followed to test what goes with a second order."
+    signals = tested[tested["is_signal"]]
+    if signals.empty:
+        return ("None found", f"None of the {len(tested)} traits of a first order we tested (such as a promo or "
+                f"the order's value) goes with ordering again beyond chance; with {fmt.count(cohort.followed)} "
+                "buyers followed, only large differences could show.")
+    names = [TITLES[n] for n in signals["indicator"]]
+    return (f"{len(signals)} of {len(tested)} traits",
+            f"{'; '.join(names)}: {'goes' if len(names) == 1 else 'go'} with ordering again beyond chance "
+            "(an association, not a cause).")
