@@ -54,6 +54,20 @@ def test_clean_drops_papermill_residue_and_puts_the_note_where_the_injected_cell
     assert [c.source[:12] for c in again.cells] == ["# A question", "data_dir = N", note[:12], "1 + 1"]
 
 
+def test_the_note_goes_where_the_chapter_placed_it():
+    """The summary keeps its answers on the first screen: it tags a cell below them for the note."""
+    nb = executed_notebook()
+    answers = nbformat.v4.new_markdown_cell("The answers")
+    placeholder = nbformat.v4.new_markdown_cell("(the data this page was computed with)",
+                                                metadata={"tags": [book_stage.NOTE_TAG]})
+    nb.cells += [answers, placeholder, nbformat.v4.new_markdown_cell("## The data behind this book")]
+    note = book_stage.computed_with({}, PROVENANCE)
+    cleaned = book_stage.clean(nb, note)
+    assert [c.source[:12] for c in cleaned.cells] == ["# A question", "data_dir = N", "1 + 1", "The answers",
+                                                       note[:12], "## The data "]
+    assert [c.source[:12] for c in book_stage.clean(cleaned, note).cells] == [c.source[:12] for c in cleaned.cells]
+
+
 def test_the_provenance_footer_escapes_what_it_shows():
     footer = book_stage.footer_html(book_stage.Provenance("<b>x</b>", "ff", "2021-02-10T14:00:00+00:00", "c", "2021-02-10T14:00:00+00:00"))
     assert "<b>x</b>" not in footer and "&lt;b&gt;x&lt;/b&gt;" in footer
@@ -178,12 +192,12 @@ def test_one_search_box_home_in_the_navbar_and_a_favicon(sample_book):
     assert "download-buttons" not in page  # no link to notebook sources
 
 
-def test_every_table_offers_its_numbers_as_csv(sample_book):
+def test_every_table_of_figures_offers_its_numbers_as_csv(sample_book):
     page = (sample_book.out / "notebooks" / "repeat_rate.html").read_text()
     tables = len(re.findall(r'<table[^>]* class="greenery-table[ "]', page))
     links = re.findall(r'<a download="([^"]+\.csv)" href="data:text/csv;charset=utf-8;base64,([^"]+)"', page)
-    assert tables >= 1 and len(links) == tables
-    rows = list(csv.DictReader(io.StringIO(base64.b64decode(links[0][1]).decode())))
+    assert tables >= 1 and len(links) == tables  # this page's tables are all of figures
+    rows = list(csv.DictReader(io.StringIO(base64.b64decode(links[0][1]).decode("utf-8-sig"))))
     assert rows[0]["Buyers (1+ orders)"] == "124" and rows[0]["Repeat buyers (2+ orders)"] == "92"
     assert float(rows[0]["Repeat rate"]) == pytest.approx(92 / 124)  # the number, not its formatted text
 

@@ -78,18 +78,3 @@ def test_detectable_difference_and_its_inverse():
     assert stats.detectable_difference(100, 100, 0.5) == pytest.approx(0.1981, abs=1e-4)
     # 2·.25·(2.80158 / .2)² = 98.1: 99 buyers per group.
     assert stats.buyers_needed(0.2, 0.5) == 99
-
-
-def test_number_style():
-    from datetime import datetime
-
-    from greenery.chapter_kit import formats as fmt
-
-    assert (fmt.pct(0.798387), fmt.pct(0.798387, 2), fmt.truncated_pct(0.798387)) == ("79.8\u00a0%", "79.84\u00a0%", "79.83\u00a0%")
-    assert fmt.pct_range(0.7234, 0.8612) == "72–86\u00a0%"
-    assert (fmt.points(0.031), fmt.points(-0.01), fmt.points(0.0)) == ("+3 points", "−1 point", "±0 points")
-    assert fmt.points_range(-0.05, 0.12) == "−5 to +12 points"
-    assert fmt.hour(datetime(2021, 2, 10, 14)) == "Wed 10 Feb 14:00"
-    assert (fmt.p_value(0.0004), fmt.p_value(0.04567), fmt.pct(None)) == ("< 0.001", "0.0457", "–")
-    assert (fmt.p_value(1.0), fmt.p_value(0.995), fmt.p_value(0.99)) == ("> 0.99", "> 0.99", "0.99")
-    assert (fmt.p_is(1.0), fmt.p_is(0.0004), fmt.p_is(0.04567)) == ("p > 0.99", "p < 0.001", "p = 0.0457")

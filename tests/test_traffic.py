@@ -285,3 +285,17 @@ def test_identical_segmentations_are_tested_once():
     other = pd.concat([CASE, segments_frame({"cart_adds": [("0–1 adds", 2, 5), ("2 adds", 3, 5)]})])
     both = indicators.indicator_tests(other, alpha=0.05, adjustment="holm").set_index("indicator")
     assert both["testable"].sum() == 4 and both.loc["promo", "p_adjusted"] == pytest.approx(3 * 2 / 252)
+
+
+def test_the_summary_tile_says_what_was_found_in_plain_words():
+    cohort = indicators.FollowUp(24, False, 60, 50, 40, 0)
+    none = indicators.indicator_tests(CASE[CASE.indicator == "products"], 0.05, "holm")
+    figure, line = indicators.headline(none, cohort)
+    assert figure == "None found" and line.startswith("None of the 1 traits") and "50 buyers followed" in line
+    # CASE at alpha .012 under Holm: only order value (see test_holm_across_indicators)
+    strict = indicators.indicator_tests(CASE, alpha=0.012, adjustment="holm")
+    assert indicators.headline(strict, cohort) == (
+        "1 of 3 traits", "value of the first order in the export: goes with ordering again beyond chance "
+        "(an association, not a cause).")
+    untested = indicators.indicator_tests(CASE[CASE.indicator == "sessions"], 0.05, "holm")
+    assert indicators.headline(untested, cohort)[0] == "Not testable"

@@ -6,6 +6,7 @@ or a short aggregate query, and shows the small result as a table or chart with 
 
 from __future__ import annotations
 
+import html
 import itertools
 import os
 import re
@@ -18,10 +19,12 @@ import pandas as pd
 from IPython.display import HTML, Markdown, display
 
 from greenery import config
-from greenery.chapter_kit import analyses, escape, formats, stats, tables
+from greenery.chapter_kit import analyses, escape, stats, tables
+from greenery.chapter_kit import formats as formats_
 
 GREEN, GREY, RED = "#2e7d32", "#9e9e9e", "#c62828"
 _TABLE_IDS = itertools.count(1)
+_CSV_NAMES: set[str] = set()  # the CSV file names this page offers: each one once
 
 
 def open_warehouse(warehouse: str | os.PathLike | None = None,
@@ -51,6 +54,7 @@ def setup() -> None:
         "text.parse_math": False,  # labels come from the data: a `$` is a dollar sign, never mathtext
     })
     set_matplotlib_formats("svg", metadata={"Date": None}, bbox_inches="tight")
+    _CSV_NAMES.clear()  # a page's CSV names are unique within the page
     _charts_with_alt_text()
     pd.set_option("display.max_rows", 60)
 
@@ -135,25 +139,49 @@ def fold(name: str, *parts: str) -> None:
     glue(name, Markdown("\n\n".join(parts)))
 
 
-def table(frame: pd.DataFrame, formats: dict[str, str] | None = None) -> None:
-    """A small result as an HTML table without the index; text cut to escape.MAX_CELL characters
-    (column names to escape.MAX_SHOWN), control characters shown as escapes."""
+def table(frame: pd.DataFrame, formats: dict | None = None, *, caption: str | None = None,
+          csv: pd.DataFrame | bool | None = None) -> None:
+    """A small result as an HTML table without the index, and under a table of figures its values as CSV.
+    Text is cut to escape.MAX_CELL characters (column names to escape.MAX_SHOWN), control characters
+    shown as escapes.
+
+    - `frame` is what the table shows, holding values wherever it can: counts, shares as fractions,
+      Decimals, datetimes (shown in the tables' date style, "2021-02-10 14:00", unless formatted).
+    - `formats` maps a column to its display format (a format string, or a function from
+      greenery.chapter_kit.formats such as `fmt.pct`): applied only to what is shown, never to the CSV.
+    - `caption` is shown over the table and names its CSV ("greenery-repeat-rate.csv").
+    - `csv` is what the download holds: None (the default) offers the frame itself when it is a table
+      of figures (tables.of_figures) whose figures are values, not text formatted in the chapter;
+      False offers nothing; a DataFrame offers those values instead (shares as fractions, interval
+      bounds in columns of their own, amounts without currency signs), for a table that shows text
+      such as "72.3–86.1 %" made from them.
+    """
     # Numbered ids instead of pandas' random ones, so re-running a chapter gives identical HTML.
-    frame = frame.rename(columns=escape.plain)
-    texts = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
+    shown = frame.rename(columns=escape.plain)
+    formats = {escape.plain(k): v for k, v in (formats or {}).items()}
+    texts = [c for c in shown.columns if not pd.api.types.is_numeric_dtype(shown[c])]
     cut = lambda v: escape.plain(v, escape.MAX_CELL) if isinstance(v, str) else v  # noqa: E731
-    frame = frame.assign(**{c: frame[c].map(cut) for c in texts})
-    styled = frame.style.hide(axis="index").set_uuid(f"t{next(_TABLE_IDS)}")
+    shown = shown.assign(**{c: shown[c].map(cut) for c in texts})
+    styled = shown.style.hide(axis="index").set_uuid(f"t{next(_TABLE_IDS)}")
     styled = styled.format(escape="html").format_index(escape="html", axis=1)  # data is text, never markup
-    words = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])
-             and not pd.api.types.is_datetime64_any_dtype(frame[c]) and not tables.looks_numeric(frame[c])]
+    words = [c for c in shown.columns if not tables.is_figure(shown[c])]
     if words:  # numbers, dates and figures formatted as text align right (the book's CSS), words left
         styled = styled.set_properties(subset=words, **{"text-align": "left"})
-    if formats:
-        styled = styled.format(formats, na_rep="–", escape="html")
-    styled = tables.for_every_screen(styled, frame)  # cards on a phone; see greenery.chapter_kit.tables
+    defaults = {c: formats_.table_time for c in shown.columns if c not in formats and (
+        pd.api.types.is_datetime64_any_dtype(shown[c]) or tables.all_moments(shown[c]))}
+    defaults |= {c: formats_.count for c in shown.columns if c not in formats
+                 and pd.api.types.is_integer_dtype(shown[c]) and not pd.api.types.is_bool_dtype(shown[c])}
+    if formats or defaults:
+        styled = styled.format(defaults | formats, na_rep=formats_.DASH, escape="html")
+    if caption:
+        styled = styled.set_caption(html.escape(caption))
+    styled = tables.for_every_screen(styled, shown)  # cards on a phone; see greenery.chapter_kit.tables
     display(HTML(styled.to_html()))  # HTML only: a Styler's own text form holds a memory address
-    display(HTML(tables.csv_download(frame)))
+    if csv is None:
+        csv = frame if tables.of_figures(frame) and not tables.formatted_figures(frame) else False
+    if csv is not False:  # text bounded as on the page: the full value stays in the warehouse
+        csv = csv.assign(**{c: csv[c].map(cut) for c in csv.columns if not pd.api.types.is_numeric_dtype(csv[c])})
+        display(HTML(tables.csv_download(csv, caption, _CSV_NAMES)))
 
 
 def order_window(con: duckdb.DuckDBPyConnection) -> str:
@@ -167,7 +195,7 @@ def order_window(con: duckdb.DuckDBPyConnection) -> str:
 
 
 def pct(value: float | None, digits: int = 1) -> str:
-    return formats.pct(value, digits)
+    return formats_.pct(value, digits)
 
 
 def with_rates(frame: pd.DataFrame, successes: str, trials: str, name: str = "rate") -> pd.DataFrame:
@@ -199,6 +227,6 @@ def rate_chart(frame: pd.DataFrame, label: str, title: str, xlabel: str, overall
     ax.set_title(title, loc="left", pad=28 if overall is not None else 8)
     if overall is not None:
         ax.axvline(overall * 100, color=RED, linestyle="--", linewidth=1)
-        ax.text(overall * 100, 1.0, f"{overall_label}: {formats.pct(overall)}", transform=ax.get_xaxis_transform(),
+        ax.text(overall * 100, 1.0, f"{overall_label}: {formats_.pct(overall)}", transform=ax.get_xaxis_transform(),
                 ha="center", va="bottom", fontsize=10, color=RED)
     return ax

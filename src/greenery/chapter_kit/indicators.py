@@ -344,3 +344,30 @@ def family_verdict(survival_tests: pd.DataFrame, swept: pd.DataFrame, alpha: flo
                   + "; ".join(parts) + (": a conclusion that changes with the window, so a hypothesis to test on more "
                                         "data, not a finding" if fragile else ""))
     return first + "; " + second
+
+
+def headline(survival_tests: pd.DataFrame, swept: pd.DataFrame) -> tuple[str, str]:
+    """The summary's tile: a short figure and one plain sentence a manager can repeat, from the same
+    tests as the page's answer (every buyer, followed until their next order; Holm across traits)
+    and its window sweep (a trait below the level at some windows only is a hypothesis, not a finding)."""
+    tested = survival_tests[survival_tests["testable"]] if len(survival_tests) else survival_tests
+    if tested.empty:
+        return "Not testable", "Too few buyers to test what goes with a second order."
+    buyers = fmt.count(int(survival_tests["buyers"].max()))
+    signals = tested[tested["is_signal"]]
+    if len(signals):
+        names = [TITLES[n] for n in signals["indicator"]]
+        return (f"{len(signals)} of {len(tested)} traits",
+                f"{'; '.join(names)}: {'goes' if len(names) == 1 else 'go'} with reordering sooner beyond chance, "
+                f"across all {buyers} buyers (an association, not a cause).")
+    windows = len(range(int(swept["hours"].min()), int(swept["hours"].max()) + 1)) if len(swept) else 0
+    flagged = (swept[swept["is_signal"]].groupby("indicator")["hours"].apply(list) if len(swept)
+               else pd.Series(dtype=object))
+    line = (f"None of the {len(tested)} traits of a first order we tested (such as a promo or the order's value) "
+            f"goes with reordering beyond chance, across all {buyers} buyers")
+    fragile = [f"{TITLES[name]} only at follow-up windows of {hours_text(hours)}"
+               for name, hours in flagged.items() if len(hours) < windows]
+    if fragile:
+        line += ("; it passes the test for " + "; ".join(fragile)
+                 + ": a hypothesis to test on more data, not a finding")
+    return "None settled" if fragile else "None found", line + "."

@@ -3,20 +3,26 @@
 - **Phone cards.** In a table of four columns or more, each cell carries its column's name as a
   CSS label (`td.colN::before`), shown only on narrow screens by book/_static/greenery.css, where
   each row becomes a card of "label: value" lines: no column is ever cut off to the right.
-- **CSV download.** The numbers behind the table, unformatted, as a `data:` link embedded in the
-  page (it works offline and from `file://`). Tables in this book are aggregates and metadata, never
-  raw rows, so the CSV holds what the table shows and nothing more.
+- **CSV download.** Under a table of figures only, the values behind it, unformatted, as a `data:`
+  link embedded in the page (it works offline and from `file://`): shares as fractions (0.798),
+  interval bounds in columns of their own, amounts without currency signs, times in ISO 8601 (UTC);
+  UTF-8 with a byte-order mark; named from the table's caption. Tables in this book are aggregates
+  and metadata, never raw rows, so the CSV holds what the table shows and nothing more.
 """
 
 from __future__ import annotations
 
 import base64
-import itertools
+import html
 import re
+import unicodedata
+from datetime import date, datetime
+from decimal import Decimal
 
 import pandas as pd
 
-_CSV_IDS = itertools.count(1)
+from greenery.chapter_kit import formats
+
 CARDS_FROM = 4  # columns: narrower tables fit a phone as they are
 WIDE_FROM = 7  # columns: smaller type and padding (greenery.css), so every column fits a laptop's page
 # A formatted figure: "1,234", "US$2.50", "79.8 %", "72–86 %", "+9 points", "−10 to +27 points", "< 0.001", "–".
@@ -53,14 +59,75 @@ def for_every_screen(styled, frame: pd.DataFrame):
     return styled.set_table_styles(styles, overwrite=False).set_table_attributes(f'class="{classes}"')
 
 
-def csv_name(frame: pd.DataFrame, name: str | None = None) -> str:
-    stem = name or "-".join(re.sub(r"[^a-z0-9]+", "-", str(c).lower()).strip("-") for c in frame.columns[:3])
-    return f"{stem or 'table'}-{next(_CSV_IDS)}.csv"
+def is_figure(column: pd.Series) -> bool:
+    """A column of figures: numbers, dates and times, or figures already formatted as text."""
+    return (pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)) \
+        or pd.api.types.is_datetime64_any_dtype(column) or all_moments(column) or _all_numbers(column) \
+        or looks_numeric(column)
 
 
-def csv_download(frame: pd.DataFrame, name: str | None = None) -> str:
-    """An HTML link that downloads the frame as CSV (UTF-8, no index), embedded in the page itself."""
-    data = base64.b64encode(frame.to_csv(index=False, lineterminator="\n").encode("utf-8")).decode()
-    filename = csv_name(frame, name)
+def of_figures(frame: pd.DataFrame) -> bool:
+    """A table of figures (worth a download), not of words (model descriptions, parameters): at least
+    half its columns after the first, which names the row, hold figures."""
+    rest = list(frame.columns[1:]) or list(frame.columns)
+    return bool(rest) and 2 * sum(is_figure(frame[c]) for c in rest) >= len(rest)
+
+
+def all_moments(column: pd.Series) -> bool:
+    values = column.dropna()
+    return column.dtype == object and len(values) > 0 and all(isinstance(v, (datetime, date)) for v in values)
+
+
+def _all_numbers(column: pd.Series) -> bool:
+    """Decimals (DuckDB's DECIMAL arrives as Python Decimals, a column of objects)."""
+    values = column.dropna()
+    return column.dtype == object and len(values) > 0 and all(
+        isinstance(v, (Decimal, int, float)) and not isinstance(v, bool) for v in values)
+
+
+def formatted_figures(frame: pd.DataFrame) -> list[str]:
+    """Columns holding figures as formatted text ("54.2 %", "US$2.50"): not values a CSV can offer."""
+    return [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])
+            and not pd.api.types.is_datetime64_any_dtype(frame[c]) and not _all_numbers(frame[c])
+            and not all_moments(frame[c]) and looks_numeric(frame[c])]
+
+
+def csv_name(caption: str | None, frame: pd.DataFrame, taken: set[str] | None = None) -> str:
+    """The download's file name from the table's caption ("Repeat rate by first product" ->
+    "greenery-repeat-rate-by-first-product.csv"), else from its first columns; numbered only when a
+    page already offers that name."""
+    def slug(text) -> str:
+        return re.sub(r"[^a-z0-9]+", "-", unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore")
+                      .decode().lower()).strip("-")
+
+    stem = slug(caption) if caption else "-".join(s for s in (slug(c) for c in frame.columns[:2]) if s)
+    stem = "greenery-" + (stem[:60].rstrip("-") or "table")
+    name, n = f"{stem}.csv", 2
+    while taken is not None and name in taken:
+        name, n = f"{stem}-{n}.csv", n + 1
+    if taken is not None:
+        taken.add(name)
+    return name
+
+
+def csv_values(frame: pd.DataFrame) -> pd.DataFrame:
+    """The values as a CSV carries them: times in ISO 8601 (UTC, "2021-02-10T14:00:00Z"), days as
+    "2021-02-10"; numbers, Decimals and words as they are (no thousands separators, no units)."""
+    frame = frame.copy()
+    for c in frame.columns:
+        if pd.api.types.is_datetime64_any_dtype(frame[c]) or all_moments(frame[c]):
+            frame[c] = frame[c].map(formats.iso)
+    return frame
+
+
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    """UTF-8 with a byte-order mark (Excel reads dashes and accents right only with one), no index."""
+    return csv_values(frame).to_csv(index=False, lineterminator="\n").encode("utf-8-sig")
+
+
+def csv_download(frame: pd.DataFrame, caption: str | None = None, taken: set[str] | None = None) -> str:
+    """An HTML link that downloads the frame as CSV, embedded in the page itself."""
+    data = base64.b64encode(csv_bytes(frame)).decode()
+    filename = html.escape(csv_name(caption, frame, taken))
     return (f'<p class="greenery-csv"><a download="{filename}" href="data:text/csv;charset=utf-8;base64,{data}">'
             f"Download these numbers (CSV)</a></p>")

@@ -24,6 +24,7 @@ import nbformat
 import yaml
 
 from greenery import __version__, config
+from greenery.chapter_kit import formats
 
 PATH_PARAMETERS = ("data_dir", "warehouse")  # stand for the data itself: shown as its label, never as paths
 NOTE_TAG = "greenery-computed-with"
@@ -75,9 +76,8 @@ def provenance(source, warehouse: Path) -> Provenance:
 
 
 def when(iso: str) -> str:
-    """A time as readers read it: "Wed 10 Feb 2021 14:00 UTC"."""
-    moment = datetime.fromisoformat(iso).astimezone(UTC)
-    return f"{moment:%a} {moment.day} {moment:%b %Y %H:%M} UTC"
+    """A time as readers read it, in the book's prose style: "Wed 10 Feb 2021 14:00 UTC"."""
+    return formats.moment(datetime.fromisoformat(iso))
 
 
 def footer_html(prov: Provenance) -> str:
@@ -113,18 +113,23 @@ def _alt_text_to_cell(cell) -> None:
 
 def clean(nb: nbformat.NotebookNode, note: str | None = None) -> nbformat.NotebookNode:
     """Drop papermill's injected cell and metadata and per-cell execution metadata; `note` takes the
-    injected cell's place (or follows the title when there was none)."""
+    place of a cell the chapter tagged `greenery-computed-with` (the summary puts it below its answers),
+    else the injected cell's (or follows the title when there was neither)."""
     nb.metadata.pop("papermill", None)
-    cells, where = [], None
+    cells, where, placed = [], None, None
     for cell in nb.cells:
         tags = cell.metadata.get("tags", [])
-        if "injected-parameters" in tags or NOTE_TAG in tags:
+        if NOTE_TAG in tags:
+            placed = len(cells) if placed is None else placed
+            continue
+        if "injected-parameters" in tags:
             where = len(cells) if where is None else where
             continue
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
         _alt_text_to_cell(cell)
         cells.append(cell)
+    where = placed if placed is not None else where
     if note is not None:
         if where is None:  # after the title cell
             where = 1 if cells and cells[0].cell_type == "markdown" else 0
