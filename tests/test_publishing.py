@@ -258,8 +258,8 @@ def test_an_unchanged_rerun_records_its_status_and_tells_no_one(sample_book, web
     state = read_status(sample_book.out)
     assert state["attempt"]["outcome"] == "unchanged" and state["attempt"]["exit_code"] == 0
     assert state["book"]["shows"]["data_label"] == "the generated sample (seed 42, scale 1)"
-    # the sample's three deliberate warnings (tests/test_sample.py's DELIBERATE_WARNINGS)
-    assert state["tests"]["summary"]["warn"] == 3
+    # the sample's four deliberate warnings (tests/test_sample.py's DELIBERATE_WARNINGS)
+    assert state["tests"]["summary"]["warn"] == 4
     assert received == [] and tree_digest(sample_book.out) == before
     no_paths_or_personal_data(json.dumps(state) + status.paths(sample_book.out)[1].read_text(), sample_book)
 
