@@ -126,6 +126,8 @@ def test_promo_overview_counts_each_promo_buyer_once(shop_db):
     assert (overview["orders"], overview["promo_orders"], overview["promo_buyers"]) == (6, 2, 2)
     assert overview["promo_buyers_who_ordered_again"] == 1
     assert (overview["discount_given_usd"], overview["promo_revenue_usd"]) == (Decimal("7"), Decimal("40.50"))
+    # the shop's revenue, every order: 25.00 + 30.00 + 21.00 + 10.50 + 33.50 + 6.25
+    assert overview["revenue_usd"] == Decimal("126.25")
     # The baseline: orders without a promo are o1 (u1's 1st of 2), o3 (u2's only), o5 and o6 (u3's 2nd and 3rd of 3):
     # 3 buyers; u1 and u3 ordered after their first such order, u2 did not.
     assert (overview["no_promo_buyers"], overview["no_promo_buyers_who_ordered_again"]) == (3, 2)

@@ -49,6 +49,16 @@ def test_one_date_style_in_prose_and_one_in_tables_all_in_utc():
     assert fmt.iso(late_evening_west) == "2021-02-10T01:30:59Z" and fmt.iso(date(2021, 2, 9)) == "2021-02-09"
 
 
+def test_hours_verdicts_and_short_ticks():
+    assert (fmt.hours(24), fmt.hours(1_000), fmt.hours(float("nan"))) == ("24 h", "1,000 h", "–")
+    assert (fmt.yes_no(True), fmt.yes_no(False), fmt.yes_no(None)) == ("yes", "no", "–")
+    # 10 Feb 2021 was a Wednesday: midnight names the day, other hours the weekday and time only
+    assert [fmt.tick_hour(pd.Timestamp(f"2021-02-10 {h:02d}:00")) for h in (0, 6, 18)] == [
+        "Wed 10 Feb", "Wed 06:00", "Wed 18:00"]
+    assert fmt.tick_hour(datetime(2021, 2, 10, 1, 0, tzinfo=timezone(timedelta(hours=2)))) == "Tue 23:00"  # in UTC
+    assert (fmt.tick_day(date(2021, 2, 9)), fmt.tick_day(None)) == ("Tue 9 Feb", "–")
+
+
 def test_carriers_and_statuses_by_their_display_names():
     assert [fmt.carrier(c) for c in ("ups", "fedex", "USPS", " dhl", None)] == ["UPS", "FedEx", "USPS", "DHL", "–"]
     assert fmt.carrier("royal mail") == "Royal mail"  # unknown: shown as it is, capitalised

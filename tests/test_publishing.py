@@ -199,7 +199,45 @@ def test_every_table_of_figures_offers_its_numbers_as_csv(sample_book):
     assert tables >= 1 and len(links) == tables  # this page's tables are all of figures
     rows = list(csv.DictReader(io.StringIO(base64.b64decode(links[0][1]).decode("utf-8-sig"))))
     assert rows[0]["Buyers (1+ orders)"] == "124" and rows[0]["Repeat buyers (2+ orders)"] == "92"
-    assert float(rows[0]["Repeat rate"]) == pytest.approx(92 / 124)  # the number, not its formatted text
+    # the number, not its formatted text
+    assert float(rows[0]["Repeat rate (share of buyers with 2+ orders)"]) == pytest.approx(92 / 124)
+    assert links[0][0] == "greenery-repeat-rate-of-the-export-s-buyers.csv"  # named from its caption
+
+
+@pytest.mark.parametrize("chapter", ["repeat_rate", "repeat_indicators", "promos", "operations", "funnel"])
+def test_the_downloads_hold_values_that_parse_as_numbers(sample_book, chapter):
+    """Every table on these pages is of figures: each offers a CSV named from its caption, in which a
+    figure is a number (a share a fraction, an interval two columns, an amount without US$), never text."""
+    import pandas as pd
+
+    from greenery.chapter_kit import tables as tables_
+
+    page = (sample_book.out / "notebooks" / f"{chapter}.html").read_text()
+    shown = re.findall(r'<table[^>]* class="greenery-table[ "].*?</table>', page, re.S)
+    links = re.findall(r'<a download="([^"]+\.csv)" href="data:text/csv;charset=utf-8;base64,([^"]+)"', page)
+    assert shown and len(links) == len(shown)
+    assert all("<caption>" in t for t in shown) and len({name for name, _ in links}) == len(links)
+    for name, data in links:
+        frame = pd.read_csv(io.BytesIO(base64.b64decode(data)), encoding="utf-8-sig")
+        assert len(frame), name
+        for column in frame.columns:
+            # segment names ("00–05 h", "US$100–249") are labels: the row's name, or which segment
+            label = column == frame.columns[0] or "segment" in column.lower()
+            if not pd.api.types.is_numeric_dtype(frame[column]) and not label:  # words only: nothing a reader would have to parse back
+                values = frame[column].dropna().astype(str)
+                assert not tables_.looks_numeric(values), (name, column)
+                assert not values.str.contains(r"\d\s?%|US\$|\d\s?(?:–|to)\s?[+−-]?\d|^[<>] ?0", regex=True).any(), (
+                    name, column)
+            values = frame[column].dropna()
+            if re.search(r"share|interval|\bp\b|rate", column, re.I) and len(values) and values.dtype.kind != "b":
+                assert values.dtype.kind == "f", (name, column)  # a fraction or p-value, as a number
+                if not re.search(r"ratio|difference", column, re.I):  # shares and p-values: within 0 and 1
+                    assert values.between(0, 1).all(), (name, column)
+        froms = [c for c in frame.columns if c.endswith("interval from")]
+        for low in froms:  # an interval's bounds in columns of their own, the lower first
+            high = low.removesuffix("from") + "to"
+            both = frame[[low, high]].dropna()
+            assert (both[low] <= both[high]).all(), (name, low)
 
 
 def test_no_lint_comment_reaches_a_page(sample_book):

@@ -87,6 +87,18 @@ def test_unusual_traffic_justifies_the_threshold(bot_db):
     assert (either.flagged_accounts, either.flagged_sessions, either.accounts, either.sessions) == (1, 13, 4, 18)
 
 
+def test_the_rules_table_holds_counts_not_their_text(bot_db):
+    from greenery.chapter_kit import traffic
+
+    table = traffic.rules_table(frame(bot_db, "unusual_traffic")).set_index("Rule")
+    counts = ["Accounts flagged", "Their sessions", "Largest among the other accounts", "Smallest among the flagged"]
+    # as in the test above: burst flags u4 (12 sessions in an hour, 13 in all), the others at most 1 an hour;
+    # volume flags nobody, so it has no smallest flagged (empty, not a dash), and u4's 13 is the largest
+    assert table.loc["burst", counts].tolist() == [1, 13, 1, 12]
+    assert table.loc["volume", counts[:3]].tolist() == [0, 0, 13] and pd.isna(table.loc["volume", counts[3]])
+    assert all(str(table[c].dtype) == "Int64" for c in counts)  # book.table formats them; the CSV holds numbers
+
+
 def test_funnel_with_and_without_flagged_traffic(bot_db):
     funnel = frame(bot_db, "funnel")
     steps = {t: list(g["sessions"]) for t, g in funnel.groupby("traffic")}

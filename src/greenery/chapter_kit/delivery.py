@@ -21,8 +21,7 @@ DATES_TEST = "assert_delivery_dates_not_whole_days"
 def display_carrier(name: str) -> str:
     """Carriers as their companies write them (ups -> UPS, fedex -> FedEx); another name is data, shown as
     text in Markdown."""
-    known = {"ups": "UPS", "usps": "USPS", "fedex": "FedEx", "dhl": "DHL"}
-    return known.get(str(name).lower()) or escape.markdown(name)
+    return escape.markdown(fmt.carrier(name))  # the book's one list of display names
 
 
 def generated_reason(dates: pd.DataFrame, after: int, delivered: int) -> str:

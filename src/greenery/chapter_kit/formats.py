@@ -9,6 +9,7 @@ One style everywhere:
 - dates and times in UTC, one style in prose ("Wed 10 Feb 2021 14:00 UTC", `moment`; a day alone,
   "Wed 10 Feb 2021", `day`) and one in tables ("2021-02-10 14:00", `table_time`; "2021-02-10",
   `table_day`): ISO order in tables sorts and reads at a glance in a column;
+- on a chart's axis, short ticks ("Wed 14:00", "Wed 10 Feb": `tick_hour`, `tick_day`); hours as "24 h";
 - carriers and order statuses by their display names ("UPS", "FedEx"; "Preparing", "Delivered");
 - p-values to three significant places.
 CSV downloads hold none of this: greenery.chapter_kit.tables writes the raw values.
@@ -142,6 +143,31 @@ def usd_of(value, what: str, digits: int = 2) -> str:
     """An amount that says what it is the total of: usd_of(9765.54, "revenue from promo orders") ->
     "US$9,765.54 of revenue from promo orders"."""
     return f"{usd(value, digits)} of {what}"
+
+
+def hours(value) -> str:
+    """A length of time in whole hours, as tables and windows write it: 24 -> "24 h"."""
+    return DASH if _missing(value) else f"{int(value):,} h"
+
+
+def yes_no(value) -> str:
+    """A yes-or-no column (a test's verdict) in words: True -> "yes"."""
+    return DASH if _missing(value) else "yes" if value else "no"
+
+
+def tick_hour(value) -> str:
+    """An hour on a chart's axis, short (the axis says UTC): "Wed 14:00"; the day alone at midnight,
+    "Wed 10 Feb", so a reader sees where each day starts. A tick label is not prose."""
+    when = _utc(value)
+    if when is None:
+        return DASH
+    return f"{when:%a} {when.day} {when:%b}" if (when.hour, when.minute) == (0, 0) else f"{when:%a %H:%M}"
+
+
+def tick_day(value) -> str:
+    """A day on a chart's axis, short: "Wed 10 Feb"."""
+    when = _utc(value)
+    return DASH if when is None else f"{when:%a} {when.day} {when:%b}"
 
 
 def number(value, digits: int = 1) -> str:

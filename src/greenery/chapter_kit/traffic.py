@@ -22,18 +22,18 @@ def params(max_sessions_per_hour: int, max_sessions_per_account: int) -> dict:
 
 
 def rules_table(rules: pd.DataFrame) -> pd.DataFrame:
-    """One row per rule: what it says, what it flags, and where everyone else stands."""
+    """One row per rule: what it says, what it flags, and where everyone else stands (counts as values,
+    for book.table to format and offer as CSV; a missing one, when no account is flagged, is empty)."""
     named = rules[rules["rule"].isin(list(RULES))]
     return pd.DataFrame({
         "Rule": named["rule"],
         "Flags an account with": [RULES[r].format(threshold=t)
                                   for r, t in zip(named["rule"], named["threshold"], strict=True)],
-        "Accounts flagged": named["flagged_accounts"],
-        "Their sessions": [fmt.count(v) for v in named["flagged_sessions"]],
+        "Accounts flagged": named["flagged_accounts"].astype("Int64"),
+        "Their sessions": named["flagged_sessions"].astype("Int64"),
         "Measure": [MEASURES[r] for r in named["rule"]],
-        "Largest among the other accounts": [fmt.count(v) for v in named["largest_among_others"]],
-        "Smallest among the flagged": [fmt.count(v) if pd.notna(v) else fmt.DASH
-                                       for v in named["smallest_among_flagged"]],
+        "Largest among the other accounts": named["largest_among_others"].astype("Int64"),
+        "Smallest among the flagged": named["smallest_among_flagged"].astype("Int64"),  # none flagged: empty
     })
 
 

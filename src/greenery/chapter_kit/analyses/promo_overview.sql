@@ -1,6 +1,7 @@
 -- Promo use over all orders: orders and distinct buyers with a promo, and how many of those
 -- buyers placed an order after their first promo order; and the baseline, the same for orders
--- without a promo (buyers with one, and how many ordered after their first such order).
+-- without a promo (buyers with one, and how many ordered after their first such order); and the
+-- revenue of every order, beside that of promo orders, so that neither is read as the other.
 with
 
 orders as (
@@ -34,7 +35,8 @@ order_totals as (
         count(*) as orders,
         count(*) filter (where has_promo) as promo_orders,
         sum(discount_usd) as discount_given_usd,
-        coalesce(sum(order_total_usd) filter (where has_promo), 0) as promo_revenue_usd
+        coalesce(sum(order_total_usd) filter (where has_promo), 0) as promo_revenue_usd,
+        coalesce(sum(order_total_usd), 0) as revenue_usd
     from orders
 ),
 
