@@ -3,6 +3,9 @@
 - **Phone cards.** In a table of four columns or more, each cell carries its column's name as a
   CSS label (`td.colN::before`), shown only on narrow screens by book/_static/greenery.css, where
   each row becomes a card of "label: value" lines: no column is ever cut off to the right.
+- **Long tables on a phone.** A table of more than `PHONE_ROWS` rows shows its first rows on a
+  phone, the rest behind a "Show all N rows" toggle (a checkbox and its label, so the table stays
+  one table; CSS only). Laptops and paper show every row.
 - **CSV download.** The numbers behind the table, unformatted, as a `data:` link embedded in the
   page (it works offline and from `file://`). Tables in this book are aggregates and metadata, never
   raw rows, so the CSV holds what the table shows and nothing more.
@@ -18,6 +21,7 @@ import pandas as pd
 
 _CSV_IDS = itertools.count(1)
 CARDS_FROM = 4  # columns: narrower tables fit a phone as they are
+PHONE_ROWS = 10  # rows a phone shows before the toggle: about one screen of cards
 WIDE_FROM = 7  # columns: smaller type and padding (greenery.css), so every column fits a laptop's page
 # A formatted figure: "1,234", "US$2.50", "79.8 %", "72–86 %", "+9 points", "−10 to +27 points", "< 0.001", "–".
 _FIGURE = re.compile(r"^[<>≤≥±+−-]?\s?(US\$)?[0-9][0-9,.]*(\s?%)?(\s?(–|to)\s?[+−-]?(US\$)?[0-9][0-9,.]*(\s?%)?)?"
@@ -51,6 +55,16 @@ def for_every_screen(styled, frame: pd.DataFrame):
     classes = ("greenery-table" + (" greenery-cards" if len(frame.columns) >= CARDS_FROM else "")
                + (" greenery-wide" if len(frame.columns) >= WIDE_FROM else ""))
     return styled.set_table_styles(styles, overwrite=False).set_table_attributes(f'class="{classes}"')
+
+
+def with_toggle(table_html: str, rows: int, key: str) -> str:
+    """A long table's HTML with its phone toggle (greenery.css hides rows past PHONE_ROWS until it is on)."""
+    if rows <= PHONE_ROWS:
+        return table_html
+    box = f"greenery-more-{key}"
+    return (f'<input type="checkbox" class="greenery-more" id="{box}">{table_html}'
+            f'<label class="greenery-more" for="{box}"><span class="greenery-more-closed">Show all {rows:,} rows</span>'
+            f'<span class="greenery-more-open">Show the first {PHONE_ROWS} rows only</span></label>')
 
 
 def csv_name(frame: pd.DataFrame, name: str | None = None) -> str:
