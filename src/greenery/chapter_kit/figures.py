@@ -17,11 +17,17 @@ import html
 import io
 import pickle
 import re
+import textwrap
 import warnings
+
+import pandas as pd
+
+from greenery.chapter_kit import tables
 
 PHONE_WIDTH_PX = 340  # CSS px: the text column of a 390 px phone (measured in the book: 358 px) less a margin
 PHONE_BELOW_PX = 640  # CSS px: the book's phone layout starts below this width (greenery.css)
 MIN_TEXT_PT = 9  # 12 CSS px at natural size: above the 11 px a phone reader needs
+MAX_PHONE_TEXT_PT = 10.5  # 14 CSS px: larger titles and labels would leave the plot no room
 MIN_PHONE_TEXT_PX = 12  # CSS px: the smallest text of a diagram on a phone (it scrolls sideways)
 PX_PER_PT = 4 / 3  # CSS: 96 px per inch, 72 pt per inch
 
@@ -82,7 +88,8 @@ def untangle(fig) -> None:
                     break
                 lift = max(b.y1 for b in clash) - box.y0 + 3
                 pad = (box.y0 - ax.get_window_extent(renderer).y1) + lift
-                ax.set_title(title.get_text(), loc=loc, pad=pad * 72 / fig.dpi)
+                ax.set_title(title.get_text(), loc=loc, pad=pad * 72 / fig.dpi, fontsize=title.get_fontsize(),
+                             x=title.get_position()[0])
                 renderer = _renderer(fig)
 
 
@@ -103,6 +110,26 @@ def _titles(ax) -> list[tuple[str, object]]:
             (("left", "_left_title"), ("center", "title"), ("right", "_right_title")) if ax.get_title(loc)]
 
 
+def _upright_bar_labels(fig) -> None:
+    """Labels over narrow bars that touch their neighbours stand upright, with room above the tallest."""
+    renderer = _renderer(fig)
+    for ax in fig.axes:
+        labels = [t for t in ax.texts if t.get_visible() and t.get_text() and t.get_rotation() == 0]
+        boxes = [t.get_window_extent(renderer) for t in labels]
+        if not any(_overlap(a.expanded(1.15, 1), b) for i, a in enumerate(boxes) for b in boxes[i + 1:]):
+            continue
+        for text in labels:
+            text.set_rotation(90)
+            text.set_verticalalignment("bottom")
+            text.set_horizontalalignment("center")
+        renderer = _renderer(fig)
+        top = max(t.get_window_extent(renderer).y1 for t in labels)
+        box = ax.get_window_extent(renderer)
+        if top > box.y1:
+            low, high = ax.get_ylim()
+            ax.set_ylim(low, low + (high - low) * (top - box.y0) / box.height * 1.05)
+
+
 def _legends_above(fig) -> None:
     """A legend beside or inside a narrow plot hides data or squeezes it: it goes above the plot,
     under the title and above anything already between them (a reference line's label)."""
@@ -115,11 +142,13 @@ def _legends_above(fig) -> None:
         size = max(legend.get_texts()[0].get_fontsize(), MIN_TEXT_PT) if labels else MIN_TEXT_PT
         box, titles = ax.get_window_extent(renderer), _titles(ax)
         floor = min((t.get_window_extent(renderer).y0 for _, t in titles), default=box.y1)
-        moved = ax.legend(handles, labels, loc="lower left", bbox_to_anchor=(0, (floor - box.y0) / box.height),
+        left = (fig.bbox.x0 + 2 - box.x0) / box.width  # from the figure's edge, as the title: the widest line
+        moved = ax.legend(handles, labels, loc="lower left", bbox_to_anchor=(left, (floor - box.y0) / box.height),
                           frameon=False, fontsize=size, borderaxespad=0.2)
         top = moved.get_window_extent(_renderer(fig)).y1
         for loc, title in titles:
-            ax.set_title(title.get_text(), loc=loc, pad=(top - box.y1) * 72 / fig.dpi + 4)
+            ax.set_title(title.get_text(), loc=loc, pad=(top - box.y1) * 72 / fig.dpi + 4,
+                         fontsize=title.get_fontsize(), x=title.get_position()[0])
 
 
 def _stack_panels(fig) -> int:
@@ -136,32 +165,94 @@ def _stack_panels(fig) -> int:
     return len(panels)
 
 
-def phone_svg(fig) -> str:
-    """The phone version of a figure, drawn on a copy (the chapter's figure is left as it was)."""
+def _wrap(text, chars: int) -> None:
+    """Break a label longer than `chars` between words (a phone has no room for one long line)."""
+    words = text.get_text()
+    if len(words) > chars and "\n" not in words:
+        text.set_text(textwrap.fill(words, chars, break_long_words=False))
+
+
+def _phone_text(fig) -> None:
+    """Text between MIN_TEXT_PT and MAX_PHONE_TEXT_PT, long labels wrapped to fit a phone's width."""
     from matplotlib.text import Text
 
-    phone = pickle.loads(pickle.dumps(fig))
-    width_in, height_in = phone.get_size_inches()
-    panels = _stack_panels(phone)
-    for text in phone.findobj(Text):
-        text.set_fontsize(max(text.get_fontsize(), MIN_TEXT_PT))
-    width = PHONE_WIDTH_PX / 96
-    phone.set_size_inches(width, height_in * panels / (1 if panels == 1 else 1.15))
+    for text in fig.findobj(Text):
+        text.set_fontsize(min(max(text.get_fontsize(), MIN_TEXT_PT), MAX_PHONE_TEXT_PT))
+    line = int(PHONE_WIDTH_PX / (MAX_PHONE_TEXT_PT * PX_PER_PT * 0.64))  # characters across (bold: wide)
+    for ax in fig.axes:
+        for _, title in _titles(ax):
+            _wrap(title, line)
+        _wrap(ax.xaxis.label, int(line * 0.6))  # centred under a plot that is narrower than the phone
+        _wrap(ax.yaxis.label, max(line // 2, 20))
+        legend = ax.get_legend()
+        for text in legend.get_texts() if legend else []:
+            _wrap(text, line)
+        # the names beside horizontal bars, the categories under vertical ones: half the width at most
+        for axis in (ax.xaxis, ax.yaxis):
+            labels = [t.get_text() for t in axis.get_ticklabels()]  # read from the axis' formatter
+            wrapped = [textwrap.fill(t, line // 2, break_long_words=False) if len(t) > line // 2 else t for t in labels]
+            if wrapped != labels:
+                axis.set_ticks(axis.get_ticklocs(), wrapped)
+
+
+def _room_for_rows(fig) -> None:
+    """Tall enough for every row of names beside horizontal bars, wrapped ones included."""
+    needed = 0.0
+    for ax in fig.axes:
+        labels = [t.get_text() for t in ax.yaxis.get_ticklabels() if t.get_text()]
+        if labels and not tables.looks_numeric(pd.Series(labels)):
+            lines = sum(t.count("\n") + 1 for t in labels) + len(labels) * 0.6
+            needed += lines * MAX_PHONE_TEXT_PT * 1.25 / 72 + 1.6  # plus title, legend and x axis
+        else:
+            needed += 2.4
+    if needed > fig.get_size_inches()[1]:
+        fig.set_size_inches(fig.get_size_inches()[0], needed)
+
+
+def _titles_from_the_left_edge(fig) -> None:
+    """A left title starts at the figure's edge, not the plot's: the names beside the bars leave it little room."""
+    renderer = _renderer(fig)
+    for ax in fig.axes:
+        title = ax._left_title
+        if title.get_text():
+            box = ax.get_window_extent(renderer)
+            title.set_x((fig.bbox.x0 + 2 - box.x0) / box.width)
+
+
+def _fit(fig, width_in: float) -> None:
     with warnings.catch_warnings():  # a layout that cannot be tightened stays as drawn
         warnings.simplefilter("ignore")
-        if panels > 1 or phone.get_layout_engine() is not None:
-            phone.tight_layout()
+        fig.set_size_inches(width_in, fig.get_size_inches()[1])
+        fig.tight_layout()
+
+
+def phone_svg(fig) -> str:
+    """The phone version of a figure, drawn on a copy (the chapter's figure is left as it was)."""
+    phone = pickle.loads(pickle.dumps(fig))
+    phone.set_layout_engine("none")
+    height_in = phone.get_size_inches()[1]
+    panels = _stack_panels(phone)
+    phone.set_size_inches(PHONE_WIDTH_PX / 96, max(height_in, 2.6) * (1 if panels == 1 else panels * 0.9))
+    _phone_text(phone)
+    _room_for_rows(phone)
+    _fit(phone, PHONE_WIDTH_PX / 96)
+    _titles_from_the_left_edge(phone)
     _legends_above(phone)
     _unclash_ticks(phone)
+    _upright_bar_labels(phone)
+    _fit(phone, PHONE_WIDTH_PX / 96)
+    _titles_from_the_left_edge(phone)
+    _fit(phone, PHONE_WIDTH_PX / 96)  # the titles moved out of the plot's way: it may widen
+    _titles_from_the_left_edge(phone)
     untangle(phone)
-    drawn = svg(phone)
-    for _ in range(4):  # labels outside the axes widen the tight box: narrow the figure by the excess
+    drawn, width = svg(phone), PHONE_WIDTH_PX / 96
+    for _ in range(3):  # labels outside the axes still widen the tight box: narrow the figure by the excess
         excess = natural_width_px(drawn) - PHONE_WIDTH_PX
-        if excess <= 1 or width <= 1.2:
+        if excess <= 1 or width <= 1.5:
             break
-        width = max(width - excess / 96 - 0.02, 1.2)
-        phone.set_size_inches(width, phone.get_size_inches()[1])
-        _unclash_ticks(phone)
+        width = max(width - excess / 96 - 0.02, 1.5)
+        _fit(phone, width)
+        _titles_from_the_left_edge(phone)
         untangle(phone)
         drawn = svg(phone)
     return drawn

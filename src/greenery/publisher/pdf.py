@@ -45,6 +45,20 @@ def browser() -> str:
                       "(Debian/Ubuntu) or `brew install --cask chromium` (macOS)")
 
 
+def print_page(chromium, page: Path, pdf: Path, timeout: float = 180) -> None:
+    """Print one HTML page in a launched Chromium (a Playwright Browser), A4 by the print styles."""
+    tab = chromium.new_page()
+    try:
+        tab.set_default_timeout(timeout * 1000)
+        tab.goto(page.resolve().as_uri(), wait_until="load")
+        tab.evaluate("document.fonts.ready.then(() => true)")
+        # folded sections ("How this was computed") are printed open: paper has no toggles
+        tab.evaluate("document.querySelectorAll('details').forEach(d => { d.open = true; })")
+        tab.pdf(path=str(pdf), prefer_css_page_size=True, print_background=True, outline=True, tagged=True)
+    finally:
+        tab.close()
+
+
 def print_to_pdf(page: Path, pdf: Path, timeout: float = 180) -> Path:
     """Print one HTML page with Chromium, as its Print would (A4, print styles), with an outline."""
     try:
@@ -58,14 +72,7 @@ def print_to_pdf(page: Path, pdf: Path, timeout: float = 180) -> Path:
         with sync_playwright() as driver:
             chromium = driver.chromium.launch(executable_path=browser(), args=CHROMIUM_ARGS, timeout=timeout * 1000)
             try:
-                tab = chromium.new_page()
-                tab.set_default_timeout(timeout * 1000)
-                tab.goto(page.resolve().as_uri(), wait_until="load")
-                tab.evaluate("document.fonts.ready.then(() => true)")
-                # folded sections ("How this was computed") are printed open: paper has no toggles
-                tab.evaluate("document.querySelectorAll('details').forEach(d => { d.open = true; })")
-                tab.pdf(path=str(partial), prefer_css_page_size=True, print_background=True,
-                        outline=True, tagged=True)
+                print_page(chromium, page, partial, timeout)
             finally:
                 chromium.close()
     except Error as error:
