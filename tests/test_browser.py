@@ -13,6 +13,7 @@ import io
 import os
 import re
 import shutil
+import unicodedata
 import urllib.parse
 from pathlib import Path
 
@@ -203,8 +204,9 @@ def test_the_headline_tiles_are_on_the_first_screen(book, tab):
 
 
 def squeeze(text: str) -> str:
-    """Text without spaces, line breaks or soft hyphens: a header wrapped over two lines still matches."""
-    return re.sub(r"[\s\u00ad]+", "", text)
+    """Text without spaces, line breaks or soft hyphens, ligatures spelled out (a PDF's "ﬂ" is "fl"):
+    a header wrapped over two lines still matches."""
+    return re.sub(r"[\s\u00ad]+", "", unicodedata.normalize("NFKC", text))
 
 
 def test_every_table_header_is_on_paper(book, tab, tmp_path):

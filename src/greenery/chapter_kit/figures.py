@@ -27,6 +27,7 @@ from greenery.chapter_kit import tables
 PHONE_WIDTH_PX = 340  # CSS px: the text column of a 390 px phone (measured in the book: 358 px) less a margin
 PHONE_BELOW_PX = 640  # CSS px: the book's phone layout starts below this width (greenery.css)
 MIN_TEXT_PT = 9  # 12 CSS px at natural size: above the 11 px a phone reader needs
+Y_LABEL_CHARS = 24  # a longer y label goes above a phone's plot
 MAX_PHONE_TEXT_PT = 10.5  # 14 CSS px: larger titles and labels would leave the plot no room
 MIN_PHONE_TEXT_PX = 12  # CSS px: the smallest text of a diagram on a phone (it scrolls sideways)
 PX_PER_PT = 4 / 3  # CSS: 96 px per inch, 72 pt per inch
@@ -93,13 +94,33 @@ def untangle(fig) -> None:
                 renderer = _renderer(fig)
 
 
-def _unclash_ticks(fig) -> None:
-    """Rotate x tick labels that would touch their neighbours at phone width."""
+def _touching(fig, ticks) -> bool:
     renderer = _renderer(fig)
+    boxes = [t.get_window_extent(renderer) for t in ticks if t.get_visible()]
+    return any(_overlap(a.expanded(1.1, 1), b) for a, b in zip(boxes, boxes[1:], strict=False))
+
+
+def _unclash_ticks(fig) -> None:
+    """x tick labels that would touch their neighbours at phone width are laid flat and thinned (every
+    second, third … label kept, as a reader of an hourly axis needs only some hours named), and only
+    rotated when even every sixth would touch."""
     for ax in fig.axes:
-        boxes = _visible_ticks(ax.xaxis, renderer)
-        if any(_overlap(a.expanded(1.05, 1), b) for a, b in zip(boxes, boxes[1:], strict=False)):
-            for tick in ax.get_xticklabels():
+        ticks = [t for t in ax.get_xticklabels() if t.get_text()]
+        if len(ticks) < 2:
+            continue
+
+        if not _touching(fig, ticks):
+            continue
+        for tick in ticks:
+            tick.set_rotation(0)
+            tick.set_horizontalalignment("center")
+        for step in (1, 2, 3, 4, 6):
+            for i, tick in enumerate(ticks):
+                tick.set_visible(i % step == 0)
+            if not _touching(fig, ticks):
+                break
+        else:
+            for tick in ticks:
                 tick.set_rotation(45)
                 tick.set_horizontalalignment("right")
                 tick.set_rotation_mode("anchor")
@@ -128,6 +149,32 @@ def _upright_bar_labels(fig) -> None:
         if top > box.y1:
             low, high = ax.get_ylim()
             ax.set_ylim(low, low + (high - low) * (top - box.y0) / box.height * 1.05)
+
+
+def _y_label_on_top(fig) -> None:
+    """A y label longer than a phone's plot is tall goes above the plot, written across (as a phone
+    chart's unit line), instead of a column of wrapped lines eating the plot's width."""
+    for ax in fig.axes:
+        label = ax.yaxis.label
+        if len(label.get_text()) > Y_LABEL_CHARS:
+            ax.text(0, 1.02, textwrap.fill(label.get_text(), _line_chars()), transform=ax.transAxes, ha="left",
+                    va="bottom", fontsize=label.get_fontsize(), color=label.get_color(), gid="greenery-y-label")
+            ax.set_ylabel("")
+
+
+def _notes_inside(fig) -> None:
+    """A note written to the right of its point (an annotation's offset) that runs past the plot's
+    right edge is written to the left of it instead: on a phone there is no margin to hold it."""
+    from matplotlib.text import Annotation
+
+    renderer = _renderer(fig)
+    for ax in fig.axes:
+        right = ax.get_window_extent(renderer).x1
+        for note in [t for t in ax.texts if isinstance(t, Annotation) and t.get_text()]:
+            if note.anncoords in ("offset points", "offset pixels") and note.get_window_extent(renderer).x1 > right:
+                x, y = note.xyann
+                note.xyann = (-abs(x), y)
+                note.set_horizontalalignment("right")
 
 
 def _legends_above(fig) -> None:
@@ -172,25 +219,30 @@ def _wrap(text, chars: int) -> None:
         text.set_text(textwrap.fill(words, chars, break_long_words=False))
 
 
+def _line_chars() -> int:
+    return int(PHONE_WIDTH_PX / (MAX_PHONE_TEXT_PT * PX_PER_PT * 0.64))  # characters across (bold: wide)
+
+
 def _phone_text(fig) -> None:
     """Text between MIN_TEXT_PT and MAX_PHONE_TEXT_PT, long labels wrapped to fit a phone's width."""
     from matplotlib.text import Text
 
     for text in fig.findobj(Text):
         text.set_fontsize(min(max(text.get_fontsize(), MIN_TEXT_PT), MAX_PHONE_TEXT_PT))
-    line = int(PHONE_WIDTH_PX / (MAX_PHONE_TEXT_PT * PX_PER_PT * 0.64))  # characters across (bold: wide)
+    line = _line_chars()
     for ax in fig.axes:
         for _, title in _titles(ax):
             _wrap(title, line)
         _wrap(ax.xaxis.label, int(line * 0.6))  # centred under a plot that is narrower than the phone
-        _wrap(ax.yaxis.label, max(line // 2, 20))
+        _wrap(ax.yaxis.label, int(line * 0.8))  # up the plot's side: about its height
         legend = ax.get_legend()
         for text in legend.get_texts() if legend else []:
             _wrap(text, line)
         # the names beside horizontal bars, the categories under vertical ones: half the width at most
         for axis in (ax.xaxis, ax.yaxis):
             labels = [t.get_text() for t in axis.get_ticklabels()]  # read from the axis' formatter
-            wrapped = [textwrap.fill(t, line // 2, break_long_words=False) if len(t) > line // 2 else t for t in labels]
+            most = line // 2 if axis is ax.yaxis else line // 3  # under vertical bars: narrower still
+            wrapped = [textwrap.fill(t, most, break_long_words=False) if len(t) > most else t for t in labels]
             if wrapped != labels:
                 axis.set_ticks(axis.get_ticklocs(), wrapped)
 
@@ -213,17 +265,28 @@ def _titles_from_the_left_edge(fig) -> None:
     """A left title starts at the figure's edge, not the plot's: the names beside the bars leave it little room."""
     renderer = _renderer(fig)
     for ax in fig.axes:
-        title = ax._left_title
-        if title.get_text():
-            box = ax.get_window_extent(renderer)
-            title.set_x((fig.bbox.x0 + 2 - box.x0) / box.width)
+        box = ax.get_window_extent(renderer)
+        moved = [ax._left_title, *(t for t in ax.texts if t.get_gid() == "greenery-y-label")]
+        for text in [t for t in moved if t.get_text()]:
+            text.set_x((fig.bbox.x0 + 2 - box.x0) / box.width)
 
 
 def _fit(fig, width_in: float) -> None:
+    """The plot as wide as the phone allows beside its tick labels: titles, legends and notes above
+    or inside it are left out of the layout, then back in for the saved image's tight box."""
+    floating = []
+    for ax in fig.axes:
+        legend = ax.get_legend()
+        floating += [a for a in [*(t for _, t in _titles(ax)), *ax.texts, *([legend] if legend else [])]
+                     if a.get_in_layout()]
+    for artist in floating:
+        artist.set_in_layout(False)
     with warnings.catch_warnings():  # a layout that cannot be tightened stays as drawn
         warnings.simplefilter("ignore")
         fig.set_size_inches(width_in, fig.get_size_inches()[1])
         fig.tight_layout()
+    for artist in floating:
+        artist.set_in_layout(True)
 
 
 def phone_svg(fig) -> str:
@@ -234,21 +297,23 @@ def phone_svg(fig) -> str:
     panels = _stack_panels(phone)
     phone.set_size_inches(PHONE_WIDTH_PX / 96, max(height_in, 2.6) * (1 if panels == 1 else panels * 0.9))
     _phone_text(phone)
+    _y_label_on_top(phone)
     _room_for_rows(phone)
     _fit(phone, PHONE_WIDTH_PX / 96)
-    _titles_from_the_left_edge(phone)
-    _legends_above(phone)
     _unclash_ticks(phone)
     _upright_bar_labels(phone)
+    _notes_inside(phone)
     _fit(phone, PHONE_WIDTH_PX / 96)
+    # what sits above the plot, bottom up once its size is settled: notes, title, then the legend under it
     _titles_from_the_left_edge(phone)
-    _fit(phone, PHONE_WIDTH_PX / 96)  # the titles moved out of the plot's way: it may widen
-    _titles_from_the_left_edge(phone)
+    untangle(phone)
+    _legends_above(phone)
     untangle(phone)
     drawn, width = svg(phone), PHONE_WIDTH_PX / 96
     for _ in range(3):  # labels outside the axes still widen the tight box: narrow the figure by the excess
         excess = natural_width_px(drawn) - PHONE_WIDTH_PX
-        if excess <= 1 or width <= 1.5:
+        plots = [ax.get_position().width for ax in phone.axes if ax.axison]
+        if excess <= 1 or width <= 1.5 or min(plots, default=1) < 0.4:  # never crush the plot to make room
             break
         width = max(width - excess / 96 - 0.02, 1.5)
         _fit(phone, width)
