@@ -141,3 +141,40 @@ def test_a_long_table_gets_a_toggle_and_a_short_one_none():
 ])
 def test_a_formula_reads_in_words(latex, words):
     assert spoken(latex) == words
+
+
+def test_a_phone_chart_gives_its_plot_the_width():
+    """The hourly chart: a y label longer than the plot is tall, a legend inside, a note to the right of
+    the last bars, 8 pt rotated ticks. On a phone: the y label above the plot, written across; the legend
+    above the plot; the note left of its point; the plot at least half the phone's width."""
+    import pandas as pd
+
+    hours = pd.date_range("2021-02-09 18:00", periods=54, freq="h")
+    fig, ax = plt.subplots(figsize=(8.5, 3.6))
+    ax.bar(hours, [5] * 54, width=1 / 24, label="sessions started, shoppers", align="edge")
+    ax.annotate("160 sessions\n(150 flagged), off scale", (hours[50], 5), xytext=(8, -24), textcoords="offset points",
+                fontsize=8, arrowprops={"arrowstyle": "-"})
+    ticks = hours[hours.hour % 6 == 0]
+    ax.set_xticks(list(ticks), [t.strftime("%a %d %b %H:%M") for t in ticks], rotation=30, ha="right", fontsize=8)
+    ax.set_title("Orders and sessions started, hour by hour (UTC)", loc="left")
+    ax.set_ylabel("Count per hour (axis cut above the shoppers' busiest hour)")
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    captured = {}
+    real_svg = figures.svg
+    figures.svg = lambda f: captured.setdefault("fig", f) and real_svg(f)  # keep the phone figure to look at it
+    try:
+        drawn = figures.phone_svg(fig)
+    finally:
+        figures.svg = real_svg
+    phone = captured["fig"]
+    [plot] = phone.axes
+    renderer = figures._renderer(phone)
+    box = plot.get_window_extent(renderer)
+    assert plot.get_ylabel() == "" and any("Count per hour" in t.get_text() for t in plot.texts)
+    assert plot.get_legend().get_window_extent(renderer).y0 >= box.y1
+    [note] = [t for t in plot.texts if "flagged" in t.get_text()]
+    assert note.get_window_extent(renderer).x1 <= box.x1
+    assert box.width >= 0.5 * figures.PHONE_WIDTH_PX * phone.dpi / 96
+    assert figures.natural_width_px(drawn) <= figures.PHONE_WIDTH_PX + 2
+    assert min(figures.text_sizes_pt(drawn)) >= figures.MIN_TEXT_PT
