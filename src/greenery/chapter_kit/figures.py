@@ -84,7 +84,7 @@ def untangle(fig) -> None:
             for _ in range(12):
                 box = title.get_window_extent(renderer)
                 low = [t.get_window_extent(renderer) for t in inside]
-                clash = [b for b in low if _overlap(box, b)]
+                clash = [b for b in low if _overlap(box.expanded(1, 1.3), b)]  # touching counts too
                 if not clash:
                     break
                 lift = max(b.y1 for b in clash) - box.y0 + 3
@@ -253,7 +253,8 @@ def _room_for_rows(fig) -> None:
     for ax in fig.axes:
         labels = [t.get_text() for t in ax.yaxis.get_ticklabels() if t.get_text()]
         if labels and not tables.looks_numeric(pd.Series(labels)):
-            lines = sum(t.count("\n") + 1 for t in labels) + len(labels) * 0.6
+            bars = sum(len(c) for c in ax.containers)  # grouped bars, each with its own label, need a line each
+            lines = max(sum(t.count("\n") + 1 for t in labels) + len(labels) * 0.6, bars * 1.4)
             needed += lines * MAX_PHONE_TEXT_PT * 1.25 / 72 + 1.6  # plus title, legend and x axis
         else:
             needed += 2.4
