@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: report test baselines bench bench-spark spark-test java lint clean help pdf lab chromium screenshot
+.PHONY: report test baselines bench bench-spark spark-test java lint clean help pdf lab chromium screenshot browser-test
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -57,12 +57,26 @@ lint: $(STAMP)  ## ruff on Python, sqlfluff on the models
 	$(BIN)/ruff check src tests
 	$(BIN)/sqlfluff lint src/greenery/warehouse/models src/greenery/warehouse/data_tests src/greenery/chapter_kit/analyses
 
-chromium:  ## headless Chromium for pdf and screenshot: installed from Debian's packages when missing (as root), else named
-	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null \
-	  || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq && apt-get install -y -qq chromium; } \
-	  || { echo "make pdf and make screenshot need Chromium: apt-get install chromium (or brew install --cask chromium)"; exit 2; }
+BROWSER_STAMP := $(VENV)/.browser-installed
 
-pdf: $(STAMP) chromium  ## the whole book as one PDF: _build/pdf/greenery-report.pdf (prints with Chromium)
+$(BROWSER_STAMP): $(STAMP) requirements-browser.txt
+	$(BIN)/python -m pip install --quiet -r requirements-browser.txt
+	@touch $@
+
+chromium:  ## Debian's Chromium and poppler-utils for the browser tests, `make pdf` and `make screenshot`: installed when missing (as root)
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
+	    || command -v google-chrome >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium poppler-utils; \
+	else \
+	  echo "the book's PDF and browser tests need Chromium: apt-get install chromium (or brew install --cask chromium)"; \
+	  exit 2; \
+	fi
+
+browser-test: $(BROWSER_STAMP) chromium  ## every page of the sample's book (and the real export's) in Chromium at 1366 and 390 px, and printed
+	GREENERY_REQUIRE_BROWSER=1 $(BIN)/python -m pytest tests/test_browser.py
+
+pdf: $(BROWSER_STAMP) chromium  ## the published book as one PDF: _build/pdf/greenery-report.pdf (prints with Chromium)
 	$(BIN)/python -m greenery.publisher.pdf
 
 screenshot: $(STAMP) chromium  ## docs/images/first-page.png: the first page of a book built on the generated sample, 1366x900

@@ -168,6 +168,14 @@ def test_a_megabyte_name_costs_no_more_than_any_other(hostile_book):
 
 
 def test_no_chart_holds_a_control_character(hostile_book):
+    """Charts are SVG inline, in data: URIs (greenery.chapter_kit.figures: a laptop and a phone version), or files."""
+    import base64
+
+    charts = 0
     for name, page in pages(hostile_book).items():
-        for svg in re.findall(r"<svg.*?</svg>", page, re.DOTALL):
+        inline = re.findall(r"<svg.*?</svg>", page, re.DOTALL)
+        embedded = [base64.b64decode(d).decode() for d in re.findall(r"data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)", page)]
+        for svg in inline + embedded:
+            charts += 1
             assert not CONTROLS.search(svg), name
+    assert charts > 10

@@ -169,7 +169,9 @@ def test_no_page_loads_anything_from_another_host(sample_book):
 def test_the_formula_is_drawn_into_the_page(sample_book):
     page = (sample_book.out / "notebooks" / "repeat_rate.html").read_text()
     [image] = re.findall(r'<img class="greenery-math"[^>]*>', page)
-    assert 'alt="\\text{repeat rate} = \\frac' in image and 'src="data:image/svg+xml;base64,' in image
+    # read aloud in words, never as LaTeX
+    assert ('alt="repeat rate equals users with two or more orders divided by users with at least one order"' in image
+            and 'src="data:image/svg+xml;base64,' in image)
     assert "\\[" not in page and "$$" not in page
 
 
@@ -412,7 +414,71 @@ def test_chromium_prints_a_page_to_pdf(tmp_path):
 
     if not any(shutil.which(name) for name in pdf.BROWSERS):
         pytest.skip("Chromium is not installed (make pdf installs it or names it)")
+    pytest.importorskip("playwright", reason="Playwright is not installed (make pdf installs requirements-browser.txt)")
     page = tmp_path / "page.html"
     page.write_text("<!DOCTYPE html><table><tr><th>A</th><th>B</th></tr><tr><td>1</td><td>2</td></tr></table>")
     out = pdf.print_to_pdf(page, tmp_path / "out" / "book.pdf")
     assert out.read_bytes().startswith(b"%PDF") and not list(out.parent.glob(".*.partial"))
+
+
+def test_make_pdf_refuses_when_nothing_is_published(tmp_path):
+    from greenery.errors import ReportError
+    from greenery.publisher import pdf
+
+    with pytest.raises(ReportError, match="there is none at .*: run `make report` first"):
+        pdf.published_book(tmp_path)
+
+
+def test_make_pdf_refuses_other_data_than_the_published_books(shop_dir):
+    from greenery.errors import ReportError
+    from greenery.outputs import fingerprint
+    from greenery.publisher import pdf
+
+    published = {"chapters": {"summary": "k"}, "provenance": {"data_label": "a Greenery export",
+                                                              "data_fingerprint": "0123456789ab"}}
+    with pytest.raises(ReportError, match=r"shows a Greenery export \(0123456789ab\) but this run reads"):
+        pdf.same_data(published, shop_dir)
+    published["provenance"]["data_fingerprint"] = fingerprint.export(shop_dir)[:12]
+    pdf.same_data(published, shop_dir)  # the same export: no refusal
+
+
+def test_make_pdf_refuses_chapters_that_changed_since_publishing():
+    from greenery.errors import ReportError
+    from greenery.publisher import pdf
+
+    published = {"chapters": {"summary": "a", "funnel": "b"}}
+    pdf.same_chapters(published, {"chapters": {"summary": "a", "funnel": "b"}})
+    with pytest.raises(ReportError, match="the code or parameters of funnel changed"):
+        pdf.same_chapters(published, {"chapters": {"summary": "a", "funnel": "c"}})
+
+
+def test_every_printed_sheet_carries_the_provenance_as_css_text():
+    prov = book_stage.Provenance('the "sample" <b>x</b>\\', "0123456789ab", "2026-12-01T10:00:00+00:00", "code",
+                                 "2026-12-01T11:00:00+00:00")
+    css = book_stage.print_css(prov)
+    assert ('@bottom-left { content: "Data: the \\"sample\\" \\3C b\\3E x\\3C /b\\3E \\\\, fingerprint 0123456789ab · '
+            'book built Tue 1 Dec 2026 11:00 UTC";') in css
+    assert 'content: "Page " counter(page) " of " counter(pages);' in css
+
+
+def test_the_top_page_has_a_title_and_a_visible_link(tmp_path):
+    (tmp_path / "index.html").write_text('<meta http-equiv="Refresh" content="0; url=notebooks/summary.html" />')
+    book_stage.landing_page(tmp_path, "Greenery: <what> the data says")
+    page = (tmp_path / "index.html").read_text()
+    assert "<title>Greenery: &lt;what&gt; the data says</title>" in page
+    assert '<a href="notebooks/summary.html">Open the report</a>' in page
+    assert '<meta http-equiv="Refresh" content="0; url=notebooks/summary.html" />' in page  # make pdf reads it
+
+
+def test_a_chart_keeps_the_alt_text_its_cell_gives_unless_the_chapter_passed_one():
+    def cell(from_chapter):
+        return nbformat.v4.new_code_cell(metadata={"mystnb": {"image": {"alt": "Nine in ten buyers ordered again."}}},
+                                         outputs=[nbformat.v4.new_output("display_data", data={
+                                             "text/html": '<picture><img src="x" alt="Chart: default"></picture>'},
+                                             metadata={"greenery": {"chart": True, "alt_from_chapter": from_chapter}})])
+
+    default, own = cell(False), cell(True)
+    book_stage._alt_text_to_cell(default)
+    book_stage._alt_text_to_cell(own)
+    assert 'alt="Nine in ten buyers ordered again."' in default.outputs[0]["data"]["text/html"]
+    assert 'alt="Chart: default"' in own.outputs[0]["data"]["text/html"]

@@ -19,7 +19,7 @@ import pandas as pd
 from IPython.display import HTML, Markdown, display
 
 from greenery import config
-from greenery.chapter_kit import analyses, escape, stats, tables
+from greenery.chapter_kit import analyses, escape, figures, stats, tables
 from greenery.chapter_kit import formats as formats_
 
 GREEN, GREY, RED = "#2e7d32", "#9e9e9e", "#c62828"
@@ -60,7 +60,12 @@ def setup() -> None:
 
 
 def alt_text(fig) -> str:
-    """What a chart shows, in words, for readers who cannot see it: its axes' titles and labels."""
+    """What a chart shows, in words, for readers who cannot see it.
+
+    The chapter's own sentence stating the finding when it gave one (`alt=` of `show`, `rate_chart`),
+    else its axes' titles and labels."""
+    if getattr(fig, "greenery_alt", None):
+        return fig.greenery_alt
     parts = []
     for ax in fig.axes:
         title = next((t for t in (ax.get_title("left"), ax.get_title(), ax.get_title("right")) if t), "")
@@ -71,19 +76,39 @@ def alt_text(fig) -> str:
     return "Chart: " + (text or "untitled")
 
 
+def describe(fig, alt: str | None) -> None:
+    """Give a chart its alt text: one sentence stating what it shows ("Nine in ten buyers ordered twice")."""
+    if alt:  # panels of one figure may each bring a sentence: they are read in order
+        said = " ".join(str(alt).split())
+        before = getattr(fig, "greenery_alt", None)
+        fig.greenery_alt = f"{before} {said}" if before and said not in before else said
+
+
+def show(alt: str | None = None, fig=None) -> None:
+    """Show the current chart (or `fig`), with `alt` as its alt text when given; `plt.show()` otherwise."""
+    fig = fig or plt.gcf()
+    describe(fig, alt)
+    display(fig)
+    plt.close(fig)
+
+
 def _charts_with_alt_text() -> None:
-    """Each chart's output carries its alt text in its metadata ({"image/svg+xml": {"alt": ...}});
-    greenery.publisher.book_stage.clean hands it to myst-nb, which writes it as the <img alt>."""
+    """Charts reach the page as HTML: one <picture> with a laptop and a phone version of the SVG and
+    the alt text (greenery.chapter_kit.figures). The output's metadata says whether the chapter
+    wrote the alt text; when it did not, greenery.publisher.book_stage.clean uses the cell's own
+    (mystnb.image.alt) if it has one."""
     from IPython import get_ipython
-    from IPython.core.pylabtools import print_figure
     from matplotlib.figure import Figure
 
     shell = get_ipython()
     if shell is None:
         return
-    shell.display_formatter.formatters["image/svg+xml"].for_type(
-        Figure, lambda fig: (print_figure(fig, "svg", metadata={"Date": None}, bbox_inches="tight"),
-                             {"alt": alt_text(fig)}))
+    formatters = shell.display_formatter.formatters
+    formatters["image/svg+xml"].pop(Figure, None)  # the picture holds the SVGs: not stored a third time
+    formatters["image/png"].pop(Figure, None)
+    formatters["text/html"].for_type(Figure, lambda fig: (
+        figures.picture_html(fig, alt_text(fig)),
+        {"greenery": {"chart": True, "alt_from_chapter": bool(getattr(fig, "greenery_alt", None))}}))
 
 
 def glue(name: str, value, display_it: bool = False) -> None:
@@ -162,7 +187,8 @@ def table(frame: pd.DataFrame, formats: dict | None = None, *, caption: str | No
     texts = [c for c in shown.columns if not pd.api.types.is_numeric_dtype(shown[c])]
     cut = lambda v: escape.plain(v, escape.MAX_CELL) if isinstance(v, str) else v  # noqa: E731
     shown = shown.assign(**{c: shown[c].map(cut) for c in texts})
-    styled = shown.style.hide(axis="index").set_uuid(f"t{next(_TABLE_IDS)}")
+    key = f"t{next(_TABLE_IDS)}"
+    styled = shown.style.hide(axis="index").set_uuid(key)
     styled = styled.format(escape="html").format_index(escape="html", axis=1)  # data is text, never markup
     words = [c for c in shown.columns if not tables.is_figure(shown[c])]
     if words:  # numbers, dates and figures formatted as text align right (the book's CSS), words left
@@ -176,7 +202,8 @@ def table(frame: pd.DataFrame, formats: dict | None = None, *, caption: str | No
     if caption:
         styled = styled.set_caption(html.escape(caption))
     styled = tables.for_every_screen(styled, shown)  # cards on a phone; see greenery.chapter_kit.tables
-    display(HTML(styled.to_html()))  # HTML only: a Styler's own text form holds a memory address
+    # HTML only: a Styler's own text form holds a memory address
+    display(HTML(tables.with_toggle(styled.to_html(), len(shown), key)))
     if csv is None:
         csv = frame if tables.of_figures(frame) and not tables.formatted_figures(frame) else False
     if csv is not False:  # text bounded as on the page: the full value stays in the warehouse
@@ -209,9 +236,13 @@ def with_rates(frame: pd.DataFrame, successes: str, trials: str, name: str = "ra
 
 
 def rate_chart(frame: pd.DataFrame, label: str, title: str, xlabel: str, overall: float | None = None,
-               rate: str = "rate", count: str | None = None, ax=None, overall_label: str = "all buyers"):
-    """Horizontal bars of a rate per group with 95 % interval whiskers and the group's size."""
+               rate: str = "rate", count: str | None = None, ax=None, overall_label: str = "all buyers",
+               alt: str | None = None):
+    """Horizontal bars of a rate per group with 95 % interval whiskers and the group's size.
+
+    `alt`: one sentence stating what the chart shows, for readers who cannot see it."""
     ax = ax or plt.subplots(figsize=(6.4, 0.5 * len(frame) + 1.3))[1]
+    describe(ax.figure, alt)
     y = range(len(frame))
     values = frame[rate] * 100
     # Wilson bounds can sit a rounding error past the rate itself: whiskers are never negative.

@@ -3,6 +3,9 @@
 - **Phone cards.** In a table of four columns or more, each cell carries its column's name as a
   CSS label (`td.colN::before`), shown only on narrow screens by book/_static/greenery.css, where
   each row becomes a card of "label: value" lines: no column is ever cut off to the right.
+- **Long tables on a phone.** A table of more than `PHONE_ROWS` rows shows its first rows on a
+  phone, the rest behind a "Show all N rows" toggle (a checkbox and its label, so the table stays
+  one table; CSS only). Laptops and paper show every row.
 - **CSV download.** Under a table of figures only, the values behind it, unformatted, as a `data:`
   link embedded in the page (it works offline and from `file://`): shares as fractions (0.798),
   interval bounds in columns of their own, amounts without currency signs, times in ISO 8601 (UTC);
@@ -24,6 +27,7 @@ import pandas as pd
 from greenery.chapter_kit import formats
 
 CARDS_FROM = 4  # columns: narrower tables fit a phone as they are
+PHONE_ROWS = 10  # rows a phone shows before the toggle: about one screen of cards
 WIDE_FROM = 7  # columns: smaller type and padding (greenery.css), so every column fits a laptop's page
 # A formatted figure: "1,234", "US$2.50", "79.8 %", "72–86 %", "+9 points", "−10 to +27 points", "< 0.001", "–".
 _FIGURE = re.compile(r"^[<>≤≥±+−-]?\s?(US\$)?[0-9][0-9,.]*(\s?%)?(\s?(–|to)\s?[+−-]?(US\$)?[0-9][0-9,.]*(\s?%)?)?"
@@ -64,6 +68,16 @@ def is_figure(column: pd.Series) -> bool:
     return (pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)) \
         or pd.api.types.is_datetime64_any_dtype(column) or all_moments(column) or _all_numbers(column) \
         or looks_numeric(column)
+
+
+def with_toggle(table_html: str, rows: int, key: str) -> str:
+    """A long table's HTML with its phone toggle (greenery.css hides rows past PHONE_ROWS until it is on)."""
+    if rows <= PHONE_ROWS:
+        return table_html
+    box = f"greenery-more-{key}"
+    return (f'<input type="checkbox" class="greenery-more" id="{box}">{table_html}'
+            f'<label class="greenery-more" for="{box}"><span class="greenery-more-closed">Show all {rows:,} rows</span>'
+            f'<span class="greenery-more-open">Show the first {PHONE_ROWS} rows only</span></label>')
 
 
 def of_figures(frame: pd.DataFrame) -> bool:

@@ -15,6 +15,7 @@ report" page, which works against their own warehouse.
 from __future__ import annotations
 
 import html
+import re
 import subprocess
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -103,12 +104,21 @@ def computed_with(parameters: dict, prov: Provenance) -> str:
 
 
 def _alt_text_to_cell(cell) -> None:
-    """myst-nb takes an image's alt text from its cell's metadata (mystnb.image.alt), not from the output:
-    the charts' alt texts (greenery.chapter_kit.book.alt_text) are moved there, joined if a cell draws several."""
-    alts = [out.get("metadata", {}).get("image/svg+xml", {}).get("alt") for out in cell.get("outputs", [])]
-    alts = [a for a in alts if a]
-    if alts:
-        cell.metadata.setdefault("mystnb", {}).setdefault("image", {})["alt"] = "; ".join(alts)
+    """A chart's alt text is the chapter's: the sentence it passed to the kit (`alt=`), else the cell's
+    own (mystnb.image.alt in its metadata), else the kit's default from the axes' titles and labels.
+
+    Charts are HTML outputs (a <picture>, greenery.chapter_kit.figures) whose metadata says whether
+    the kit's alt text is the chapter's own; myst-nb reads the cell's metadata only for images."""
+    own = cell.get("metadata", {}).get("mystnb", {}).get("image", {}).get("alt")
+    if not own:
+        return
+    for out in cell.get("outputs", []):
+        chart = out.get("metadata", {}).get("greenery", {})
+        if chart.get("chart") and not chart.get("alt_from_chapter") and "text/html" in out.get("data", {}):
+            page = out["data"]["text/html"]
+            page = "".join(page) if isinstance(page, list) else page
+            out["data"]["text/html"] = re.sub(r'(<img [^>]*\balt=")[^"]*(")', lambda m: m.group(1) + html.escape(own)
+                                              + m.group(2), page, count=1)
 
 
 def clean(nb: nbformat.NotebookNode, note: str | None = None) -> nbformat.NotebookNode:
@@ -140,12 +150,64 @@ def clean(nb: nbformat.NotebookNode, note: str | None = None) -> nbformat.Notebo
     return nb
 
 
+PRINT_CSS = "greenery-print.css"  # written into the staged book/_static, with this book's provenance
+
+
+def css_string(text: str) -> str:
+    """A CSS string literal holding `text` as text: quotes, backslashes and line breaks escaped."""
+    text = " ".join(str(text).split()).replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + text.replace("<", "\\3C ").replace(">", "\\3E ") + '"'
+
+
+def print_line(prov: Provenance) -> str:
+    """The provenance line on every printed sheet: which data, which build."""
+    return (f"Data: {prov.data_label}, fingerprint {prov.data_fingerprint} · "
+            f"book built {when(prov.built_at)}")
+
+
+def print_css(prov: Provenance) -> str:
+    """Every printed sheet (the browser's Print and `make pdf`) carries the provenance line at its
+    foot and its page number (CSS page margin boxes, which Chromium draws since version 131)."""
+    box = "font-size: 7pt; color: #616161; font-family: sans-serif;"
+    return ("/* Written by greenery.publisher.book_stage.print_css for this book: its provenance on paper. */\n"
+            "@page {\n"
+            f"  @bottom-left {{ content: {css_string(print_line(prov))}; {box} vertical-align: top; }}\n"
+            f"  @bottom-right {{ content: \"Page \" counter(page) \" of \" counter(pages); {box} "
+            "vertical-align: top; white-space: nowrap; }\n"
+            "}\n")
+
+
 def _footer_config(stage: Path, prov: Provenance) -> None:
-    """Add the provenance footer to the staged _config.yml (the checkout's file is never changed)."""
+    """Add the provenance footer, and the print styles carrying it, to the staged _config.yml and
+    book/_static (the checkout's files are never changed)."""
     path = stage / config.BOOK_CONFIG_PATH.name
     settings = yaml.safe_load(path.read_text())
     settings.setdefault("html", {})["extra_footer"] = footer_html(prov)
+    sphinx = settings.setdefault("sphinx", {}).setdefault("config", {})
+    sphinx["html_css_files"] = [*sphinx.get("html_css_files", []), PRINT_CSS]
+    static = stage / config.BOOK_DIR.name / "_static"
+    static.mkdir(parents=True, exist_ok=True)
+    (static / PRINT_CSS).write_text(print_css(prov), encoding="utf-8")
     path.write_text(yaml.safe_dump(settings, sort_keys=False, allow_unicode=True))
+
+
+def landing_page(built: Path, title: str) -> None:
+    """The book's top page (Sphinx writes a bare redirect): a title, the redirect, and a visible link
+    for a reader whose browser does not follow it. The target stays in the `url=` form `make pdf` reads."""
+    index = built / "index.html"
+    if not index.is_file():
+        return
+    found = re.search(r'url=([^"]+)"', index.read_text(encoding="utf-8"))
+    if not found:
+        return
+    target, name = html.escape(found.group(1)), html.escape(title)
+    index.write_text(
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{name}</title>\n"
+        f'<meta http-equiv="Refresh" content="0; url={target}" />\n</head>\n'
+        f'<body style="font-family: sans-serif; margin: 2em;">\n<h1>{name}</h1>\n'
+        f'<p><a href="{target}">Open the report</a></p>\n</body>\n</html>\n', encoding="utf-8")
 
 
 def prepare_stage(stage: Path, entries: list[str], parameters: dict, source, warehouse: Path) -> dict:

@@ -2,8 +2,10 @@
 
 The book must read from `file://` with no network, so it cannot load MathJax from a CDN. Each
 formula ($...$ and $$...$$) becomes an SVG image embedded in the page itself (a `data:` URI, so
-glyph ids of two formulas never collide), with the LaTeX source as its alternative text. It
-prints as sharply as it shows. Enabled in _config.yml: `html_math_renderer: greenery_svg`.
+glyph ids of two formulas never collide), with the formula in plain words as its alternative text
+(`spoken`: "repeat rate equals users with two or more orders divided by users with at least one
+order"), never the raw LaTeX a screen reader would spell out. It prints as sharply as it shows.
+Enabled in _config.yml: `html_math_renderer: greenery_svg`.
 """
 
 from __future__ import annotations
@@ -33,11 +35,74 @@ def svg(latex: str, size: float) -> str:
     return re.sub(r"\s*<metadata>.*?</metadata>", "", buffer.getvalue().decode(), flags=re.S)
 
 
+# LaTeX commands read aloud; anything else keeps its name without the backslash.
+WORDS = {"times": "times", "cdot": "times", "pm": "plus or minus", "le": "is at most", "leq": "is at most",
+         "ge": "is at least", "geq": "is at least", "ne": "is not equal to", "neq": "is not equal to",
+         "approx": "is about", "sum": "the sum of", "ldots": "and so on", "dots": "and so on", "infty": "infinity",
+         "alpha": "alpha", "beta": "beta", "mu": "mu", "sigma": "sigma", "lambda": "lambda", "in": "in",
+         "lvert": "", "rvert": "", "left": "", "right": "", ",": " ", ";": " ", "quad": " ", "qquad": " "}
+SYMBOLS = {"=": " equals ", "+": " plus ", "-": " minus ", "−": " minus ", "<": " is less than ",
+           ">": " is more than ", "/": " divided by ", "%": " percent"}
+
+
+def _group(text: str, start: int) -> tuple[str, int]:
+    """The {…} group (or single character) at `start`, and the index after it."""
+    while start < len(text) and text[start] == " ":
+        start += 1
+    if start >= len(text):
+        return "", start
+    if text[start] != "{":
+        return text[start], start + 1
+    depth = 0
+    for i in range(start, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[i], 0)
+        if depth == 0:
+            return text[start + 1:i], i + 1
+    return text[start + 1:], len(text)
+
+
+def spoken(latex: str) -> str:
+    """A formula in plain words for a screen reader: fractions, roots, hats, sub- and superscripts,
+    text and operators read out ("p hat plus or minus z times the square root of …")."""
+    out, i = [], 0
+    while i < len(latex):
+        char = latex[i]
+        if char == "\\":
+            name = re.match(r"\\([A-Za-z]+|.)", latex[i:]).group(1)
+            i += len(name) + 1
+            if name in ("frac", "dfrac", "tfrac"):
+                top, i = _group(latex, i)
+                bottom, i = _group(latex, i)
+                out.append(f" {spoken(top)} divided by {spoken(bottom)} ")
+            elif name == "sqrt":
+                inside, i = _group(latex, i)
+                out.append(f" the square root of {spoken(inside)} ")
+            elif name in ("hat", "bar", "tilde"):
+                inside, i = _group(latex, i)
+                out.append(f" {spoken(inside)} {name} ")
+            elif name in ("text", "mathrm", "textrm", "mathit", "textit", "operatorname", "mathbf"):
+                inside, i = _group(latex, i)
+                out.append(f" {inside} ")
+            else:
+                out.append(f" {WORDS.get(name, name)} ")
+        elif char in "_^":
+            inside, i = _group(latex, i + 1)
+            words = spoken(inside)
+            out.append(" squared " if char == "^" and words == "2" else f" {'sub' if char == '_' else 'to the power'} "
+                       f"{words} ")
+        elif char in "{}":
+            i += 1
+        else:
+            out.append(SYMBOLS.get(char, char))
+            i += 1
+    return " ".join("".join(out).split())
+
+
 def image(latex: str, size: float, css_class: str, alt: str | None = None) -> str:
     from html import escape
 
     data = base64.b64encode(svg(latex, size).encode()).decode()
-    return (f'<img class="{css_class}" role="math" alt="{escape((alt or latex).strip())}" '
+    return (f'<img class="{css_class}" role="math" alt="{escape((alt or spoken(latex)).strip())}" '
             f'src="data:image/svg+xml;base64,{data}"/>')
 
 
@@ -49,7 +114,7 @@ def visit_math(self, node) -> None:
 def visit_displaymath(self, node) -> None:
     # display style, as LaTeX sets a formula on its own line: fractions at full size
     latex = node.astext()
-    formula = image(re.sub(r"\\frac\b", r"\\dfrac", latex), BLOCK_SIZE, "greenery-math", alt=latex)
+    formula = image(re.sub(r"\\frac\b", r"\\dfrac", latex), BLOCK_SIZE, "greenery-math", alt=spoken(latex))
     self.body.append(f'<div class="math-wrapper greenery-displaymath">{formula}</div>')
     raise nodes.SkipNode
 

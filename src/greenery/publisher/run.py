@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import yaml
+
 from greenery import config
 from greenery.chapter_kit import contents
 from greenery.errors import ReportError
@@ -150,6 +152,7 @@ def publish(data_dir=None, out=None, warehouse=None, analysis: Sequence[str] = (
             log("Rendering the book with jupyter-book ...")
             started = time.perf_counter()
             html = render(stage, builder) if builder != "html" else render(stage)
+            book_stage.landing_page(html, yaml.safe_load(config.BOOK_CONFIG_PATH.read_text()).get("title", "The book"))
             timings["render"] = round(time.perf_counter() - started, 2)
             stamp = {"book": book_key, "warehouse": warehouse_key, "chapters": keys, "seconds": timings,
                      "provenance": provenance, "files": ownership.book_files(html)}

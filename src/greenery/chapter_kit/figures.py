@@ -1,0 +1,354 @@
+"""A chart for every screen: how book.setup hands a matplotlib figure to the page.
+
+A chart drawn for a laptop and shrunk onto a phone (390 px wide, about 340 px for the chart) loses
+its text: 8 pt labels became 6 px. So each figure is drawn twice, as SVG:
+- as the chapter drew it (laptops and paper), after moving a y label off the x tick labels;
+- a phone version, drawn on a copy: panels side by side stacked, no text under `MIN_TEXT_PT`,
+  legends above the plot, x tick labels rotated when they would touch, and the figure narrowed
+  until its natural width fits `PHONE_WIDTH_PX`, so it is shown at full size, never scaled down.
+The page gets both in one <picture>: the browser shows the phone version below `PHONE_BELOW_PX`.
+Both are embedded as `data:` URIs, so the book works from `file://` and glyph ids never collide.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import pickle
+import re
+import textwrap
+import warnings
+
+import pandas as pd
+
+from greenery.chapter_kit import tables
+
+PHONE_WIDTH_PX = 340  # CSS px: the text column of a 390 px phone (measured in the book: 358 px) less a margin
+PHONE_BELOW_PX = 640  # CSS px: the book's phone layout starts below this width (greenery.css)
+MIN_TEXT_PT = 9  # 12 CSS px at natural size: above the 11 px a phone reader needs
+Y_LABEL_CHARS = 24  # a longer y label goes above a phone's plot
+MAX_PHONE_TEXT_PT = 10.5  # 14 CSS px: larger titles and labels would leave the plot no room
+MIN_PHONE_TEXT_PX = 12  # CSS px: the smallest text of a diagram on a phone (it scrolls sideways)
+PX_PER_PT = 4 / 3  # CSS: 96 px per inch, 72 pt per inch
+
+
+def svg(fig) -> str:
+    """The figure as SVG text, tight around what is drawn, with no timestamp (nbval compares it)."""
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
+    return buffer.getvalue()
+
+
+def natural_width_px(svg_text: str) -> float:
+    """The CSS width an SVG is drawn at when nothing scales it: matplotlib writes it in points."""
+    found = re.search(r'<svg[^>]*\swidth="([0-9.]+)pt"', svg_text)
+    return float(found.group(1)) * PX_PER_PT if found else 0.0
+
+
+def text_sizes_pt(svg_text: str) -> list[float]:
+    """The size of every piece of text in a matplotlib SVG: glyphs are drawn as paths, scaled by
+    size / 100 (`scale(0.08 -0.08)` is 8 pt text)."""
+    return [abs(float(s)) * 100 for s in re.findall(r'<g transform="[^"]*scale\(([-0-9.]+) -[0-9.]+\)"', svg_text)]
+
+
+def _renderer(fig):
+    """A renderer that has placed every label (any backend's: the SVG canvas has none of its own)."""
+    fig.draw_without_rendering()
+    return fig._get_renderer()
+
+
+def _overlap(a, b) -> bool:
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+def _visible_ticks(axis, renderer) -> list:
+    return [t.get_window_extent(renderer) for t in axis.get_ticklabels() if t.get_visible() and t.get_text()]
+
+
+def untangle(fig) -> None:
+    """Move labels that run into each other apart: a y label clear of the x tick labels (the hourly
+    chart's, longer than the plot is tall, crossed its first rotated tick), a title clear of the
+    texts inside the plot (a bar's label under it)."""
+    renderer = _renderer(fig)
+    for ax in fig.axes:
+        label = ax.yaxis.label
+        ticks = _visible_ticks(ax.xaxis, renderer) if label.get_text() else []
+        for _ in range(12):
+            if not any(_overlap(label.get_window_extent(renderer), t) for t in ticks):
+                break
+            ax.yaxis.labelpad += 4
+            renderer = _renderer(fig)
+        inside = [t for t in ax.texts if t.get_visible() and t.get_text()]
+        for loc, title in _titles(ax):
+            for _ in range(12):
+                box = title.get_window_extent(renderer)
+                low = [t.get_window_extent(renderer) for t in inside]
+                clash = [b for b in low if _overlap(box.expanded(1, 1.3), b)]  # touching counts too
+                if not clash:
+                    break
+                lift = max(b.y1 for b in clash) - box.y0 + 3
+                pad = (box.y0 - ax.get_window_extent(renderer).y1) + lift
+                ax.set_title(title.get_text(), loc=loc, pad=pad * 72 / fig.dpi, fontsize=title.get_fontsize(),
+                             x=title.get_position()[0])
+                renderer = _renderer(fig)
+
+
+def _touching(fig, ticks) -> bool:
+    renderer = _renderer(fig)
+    boxes = [t.get_window_extent(renderer) for t in ticks if t.get_visible()]
+    return any(_overlap(a.expanded(1.1, 1), b) for a, b in zip(boxes, boxes[1:], strict=False))
+
+
+def _unclash_ticks(fig) -> None:
+    """x tick labels that would touch their neighbours at phone width are laid flat and thinned (every
+    second, third … label kept, as a reader of an hourly axis needs only some hours named), and only
+    rotated when even every sixth would touch."""
+    for ax in fig.axes:
+        ticks = [t for t in ax.get_xticklabels() if t.get_text()]
+        if len(ticks) < 2:
+            continue
+
+        if not _touching(fig, ticks):
+            continue
+        for tick in ticks:
+            tick.set_rotation(0)
+            tick.set_horizontalalignment("center")
+        for step in (1, 2, 3, 4, 6):
+            for i, tick in enumerate(ticks):
+                tick.set_visible(i % step == 0)
+            if not _touching(fig, ticks):
+                break
+        else:
+            for tick in ticks:
+                tick.set_rotation(45)
+                tick.set_horizontalalignment("right")
+                tick.set_rotation_mode("anchor")
+
+
+def _titles(ax) -> list[tuple[str, object]]:
+    return [(loc, ax.get_title(loc) and getattr(ax, attr)) for loc, attr in
+            (("left", "_left_title"), ("center", "title"), ("right", "_right_title")) if ax.get_title(loc)]
+
+
+def _upright_bar_labels(fig) -> None:
+    """Labels over narrow bars that touch their neighbours stand upright, with room above the tallest."""
+    renderer = _renderer(fig)
+    for ax in fig.axes:
+        labels = [t for t in ax.texts if t.get_visible() and t.get_text() and t.get_rotation() == 0]
+        boxes = [t.get_window_extent(renderer) for t in labels]
+        if not any(_overlap(a.expanded(1.15, 1), b) for i, a in enumerate(boxes) for b in boxes[i + 1:]):
+            continue
+        for text in labels:
+            text.set_rotation(90)
+            text.set_verticalalignment("bottom")
+            text.set_horizontalalignment("center")
+        renderer = _renderer(fig)
+        top = max(t.get_window_extent(renderer).y1 for t in labels)
+        box = ax.get_window_extent(renderer)
+        if top > box.y1:
+            low, high = ax.get_ylim()
+            ax.set_ylim(low, low + (high - low) * (top - box.y0) / box.height * 1.05)
+
+
+def _y_label_on_top(fig) -> None:
+    """A y label longer than a phone's plot is tall goes above the plot, written across (as a phone
+    chart's unit line), instead of a column of wrapped lines eating the plot's width."""
+    for ax in fig.axes:
+        label = ax.yaxis.label
+        if len(label.get_text()) > Y_LABEL_CHARS:
+            ax.text(0, 1.02, textwrap.fill(label.get_text(), _line_chars()), transform=ax.transAxes, ha="left",
+                    va="bottom", fontsize=label.get_fontsize(), color=label.get_color(), gid="greenery-y-label")
+            ax.set_ylabel("")
+
+
+def _notes_inside(fig) -> None:
+    """A note written to the right of its point (an annotation's offset) that runs past the plot's
+    right edge is written to the left of it instead: on a phone there is no margin to hold it."""
+    from matplotlib.text import Annotation
+
+    renderer = _renderer(fig)
+    for ax in fig.axes:
+        right = ax.get_window_extent(renderer).x1
+        for note in [t for t in ax.texts if isinstance(t, Annotation) and t.get_text()]:
+            if note.anncoords in ("offset points", "offset pixels") and note.get_window_extent(renderer).x1 > right:
+                x, y = note.xyann
+                note.xyann = (-abs(x), y)
+                note.set_horizontalalignment("right")
+
+
+def _legends_above(fig) -> None:
+    """A legend beside or inside a narrow plot hides data or squeezes it: it goes above the plot,
+    under the title and above anything already between them (a reference line's label)."""
+    for ax in fig.axes:
+        legend = ax.get_legend()
+        if legend is None:
+            continue
+        renderer = _renderer(fig)
+        handles, labels = legend.legend_handles, [t.get_text() for t in legend.get_texts()]
+        size = max(legend.get_texts()[0].get_fontsize(), MIN_TEXT_PT) if labels else MIN_TEXT_PT
+        box, titles = ax.get_window_extent(renderer), _titles(ax)
+        floor = min((t.get_window_extent(renderer).y0 for _, t in titles), default=box.y1)
+        left = (fig.bbox.x0 + 2 - box.x0) / box.width  # from the figure's edge, as the title: the widest line
+        moved = ax.legend(handles, labels, loc="lower left", bbox_to_anchor=(left, (floor - box.y0) / box.height),
+                          frameon=False, fontsize=size, borderaxespad=0.2)
+        top = moved.get_window_extent(_renderer(fig)).y1
+        for loc, title in titles:
+            ax.set_title(title.get_text(), loc=loc, pad=(top - box.y1) * 72 / fig.dpi + 4,
+                         fontsize=title.get_fontsize(), x=title.get_position()[0])
+
+
+def _stack_panels(fig) -> int:
+    """Panels side by side go one above the other; returns how many rows there now are."""
+    from matplotlib.gridspec import GridSpec
+
+    panels = [ax for ax in fig.axes if ax.get_subplotspec() is not None]
+    rows = {ax.get_subplotspec().rowspan.start for ax in panels}
+    if len(panels) < 2 or len(rows) > 1:
+        return 1
+    grid = GridSpec(len(panels), 1, figure=fig)
+    for i, ax in enumerate(sorted(panels, key=lambda a: a.get_subplotspec().colspan.start)):
+        ax.set_subplotspec(grid[i, 0])
+    return len(panels)
+
+
+def _wrap(text, chars: int) -> None:
+    """Break a label longer than `chars` between words (a phone has no room for one long line)."""
+    words = text.get_text()
+    if len(words) > chars and "\n" not in words:
+        text.set_text(textwrap.fill(words, chars, break_long_words=False))
+
+
+def _line_chars() -> int:
+    return int(PHONE_WIDTH_PX / (MAX_PHONE_TEXT_PT * PX_PER_PT * 0.64))  # characters across (bold: wide)
+
+
+def _phone_text(fig) -> None:
+    """Text between MIN_TEXT_PT and MAX_PHONE_TEXT_PT, long labels wrapped to fit a phone's width."""
+    from matplotlib.text import Text
+
+    for text in fig.findobj(Text):
+        text.set_fontsize(min(max(text.get_fontsize(), MIN_TEXT_PT), MAX_PHONE_TEXT_PT))
+    line = _line_chars()
+    for ax in fig.axes:
+        for _, title in _titles(ax):
+            _wrap(title, line)
+        _wrap(ax.xaxis.label, int(line * 0.6))  # centred under a plot that is narrower than the phone
+        _wrap(ax.yaxis.label, int(line * 0.8))  # up the plot's side: about its height
+        legend = ax.get_legend()
+        for text in legend.get_texts() if legend else []:
+            _wrap(text, line)
+        # the names beside horizontal bars, the categories under vertical ones: half the width at most
+        for axis in (ax.xaxis, ax.yaxis):
+            labels = [t.get_text() for t in axis.get_ticklabels()]  # read from the axis' formatter
+            most = line // 2 if axis is ax.yaxis else line // 3  # under vertical bars: narrower still
+            wrapped = [textwrap.fill(t, most, break_long_words=False) if len(t) > most else t for t in labels]
+            if wrapped != labels:
+                axis.set_ticks(axis.get_ticklocs(), wrapped)
+
+
+def _room_for_rows(fig) -> None:
+    """Tall enough for every row of names beside horizontal bars, wrapped ones included."""
+    needed = 0.0
+    for ax in fig.axes:
+        labels = [t.get_text() for t in ax.yaxis.get_ticklabels() if t.get_text()]
+        if labels and not tables.looks_numeric(pd.Series(labels)):
+            bars = sum(len(c) for c in ax.containers)  # grouped bars, each with its own label, need a line each
+            lines = max(sum(t.count("\n") + 1 for t in labels) + len(labels) * 0.6, bars * 1.4)
+            needed += lines * MAX_PHONE_TEXT_PT * 1.25 / 72 + 1.6  # plus title, legend and x axis
+        else:
+            needed += 2.4
+    if needed > fig.get_size_inches()[1]:
+        fig.set_size_inches(fig.get_size_inches()[0], needed)
+
+
+def _titles_from_the_left_edge(fig) -> None:
+    """A left title starts at the figure's edge, not the plot's: the names beside the bars leave it little room."""
+    renderer = _renderer(fig)
+    for ax in fig.axes:
+        box = ax.get_window_extent(renderer)
+        moved = [ax._left_title, *(t for t in ax.texts if t.get_gid() == "greenery-y-label")]
+        for text in [t for t in moved if t.get_text()]:
+            text.set_x((fig.bbox.x0 + 2 - box.x0) / box.width)
+
+
+def _fit(fig, width_in: float) -> None:
+    """The plot as wide as the phone allows beside its tick labels: titles, legends and notes above
+    or inside it are left out of the layout, then back in for the saved image's tight box."""
+    floating = []
+    for ax in fig.axes:
+        legend = ax.get_legend()
+        floating += [a for a in [*(t for _, t in _titles(ax)), *ax.texts, *([legend] if legend else [])]
+                     if a.get_in_layout()]
+    for artist in floating:
+        artist.set_in_layout(False)
+    with warnings.catch_warnings():  # a layout that cannot be tightened stays as drawn
+        warnings.simplefilter("ignore")
+        fig.set_size_inches(width_in, fig.get_size_inches()[1])
+        fig.tight_layout()
+    for artist in floating:
+        artist.set_in_layout(True)
+
+
+def phone_svg(fig) -> str:
+    """The phone version of a figure, drawn on a copy (the chapter's figure is left as it was)."""
+    phone = pickle.loads(pickle.dumps(fig))
+    phone.set_layout_engine("none")
+    height_in = phone.get_size_inches()[1]
+    panels = _stack_panels(phone)
+    phone.set_size_inches(PHONE_WIDTH_PX / 96, max(height_in, 2.6) * (1 if panels == 1 else panels * 0.9))
+    _phone_text(phone)
+    _y_label_on_top(phone)
+    _room_for_rows(phone)
+    _fit(phone, PHONE_WIDTH_PX / 96)
+    _unclash_ticks(phone)
+    _upright_bar_labels(phone)
+    _notes_inside(phone)
+    _fit(phone, PHONE_WIDTH_PX / 96)
+    # what sits above the plot, bottom up once its size is settled: notes, title, then the legend under it
+    _titles_from_the_left_edge(phone)
+    untangle(phone)
+    _legends_above(phone)
+    untangle(phone)
+    drawn, width = svg(phone), PHONE_WIDTH_PX / 96
+    for _ in range(3):  # labels outside the axes still widen the tight box: narrow the figure by the excess
+        excess = natural_width_px(drawn) - PHONE_WIDTH_PX
+        plots = [ax.get_position().width for ax in phone.axes if ax.axison]
+        if excess <= 1 or width <= 1.5 or min(plots, default=1) < 0.4:  # never crush the plot to make room
+            break
+        width = max(width - excess / 96 - 0.02, 1.5)
+        _fit(phone, width)
+        _titles_from_the_left_edge(phone)
+        untangle(phone)
+        drawn = svg(phone)
+    return drawn
+
+
+def _data_uri(svg_text: str) -> str:
+    return "data:image/svg+xml;base64," + base64.b64encode(svg_text.encode()).decode()
+
+
+def is_diagram(fig) -> bool:
+    """A figure without axes to read (the lineage): it cannot be reflowed, only shown large enough."""
+    return bool(fig.axes) and not any(ax.axison for ax in fig.axes)
+
+
+def diagram_html(fig, alt: str) -> str:
+    """A diagram is drawn once; on a phone it is shown wide enough for its smallest text to be
+    `MIN_PHONE_TEXT_PX`, and scrolls sideways (greenery.css), with a line saying so."""
+    drawn = svg(fig)
+    smallest = min(text_sizes_pt(drawn), default=MIN_TEXT_PT) * PX_PER_PT
+    width = natural_width_px(drawn) * max(1.0, MIN_PHONE_TEXT_PX / smallest)
+    return (f'<picture class="greenery-chart greenery-diagram"><img src="{_data_uri(drawn)}" '
+            f'alt="{html.escape(alt)}" style="--phone-width: {width:.0f}px"></picture>'
+            '<p class="greenery-swipe">↑ Wide figure: swipe it sideways to see all of it</p>')
+
+
+def picture_html(fig, alt: str) -> str:
+    """Both versions in one <picture> (no width or height set: each is shown at its own size or less)."""
+    if is_diagram(fig):
+        return diagram_html(fig, alt)
+    untangle(fig)
+    laptop, phone = svg(fig), phone_svg(fig)
+    return (f'<picture class="greenery-chart"><source media="(max-width: {PHONE_BELOW_PX - 0.02}px)" '
+            f'srcset="{_data_uri(phone)}"><img src="{_data_uri(laptop)}" alt="{html.escape(alt)}"></picture>')

@@ -1,0 +1,180 @@
+"""Charts and tables for every screen (greenery.chapter_kit.figures, tables.with_toggle), formulas in words."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("svg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+
+from greenery.chapter_kit import figures, tables  # noqa: E402
+from greenery.publisher.mathsvg import spoken  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def two_panels():
+    """A laptop figure of two panels side by side, 8 pt ticks and a legend: on a phone, about 4 px text."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
+    left.barh(["ups", "fedex", "usps"], [20, 30, 40], label="late orders")
+    left.legend(fontsize=8)
+    right.bar(["Mon 00:00", "Mon 06:00", "Mon 12:00", "Mon 18:00"], [1, 2, 3, 4])
+    right.tick_params(axis="x", labelsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def test_text_sizes_are_read_from_the_svg():
+    fig, ax = plt.subplots(figsize=(3, 2))
+    ax.set_xlabel("x", fontsize=8)
+    ax.set_title("title", fontsize=13)
+    ax.tick_params(labelsize=10)
+    sizes = figures.text_sizes_pt(figures.svg(fig))
+    assert min(sizes) == pytest.approx(8) and max(sizes) == pytest.approx(13)
+    assert figures.natural_width_px('<svg width="300pt" height="10pt">') == pytest.approx(400)
+
+
+def test_the_phone_version_fits_a_phone_at_full_size_with_legible_text():
+    fig = two_panels()
+    laptop, positions = figures.svg(fig), [ax.get_position().bounds for ax in fig.axes]
+    assert min(figures.text_sizes_pt(laptop)) * figures.PX_PER_PT * figures.PHONE_WIDTH_PX / \
+        figures.natural_width_px(laptop) < 5  # shrunk onto a phone, the laptop version is illegible
+    phone = figures.phone_svg(fig)
+    assert figures.natural_width_px(phone) <= figures.PHONE_WIDTH_PX + 2
+    assert min(figures.text_sizes_pt(phone)) >= figures.MIN_TEXT_PT
+    assert tuple(fig.get_size_inches()) == (9, 3.2)  # the chapter's figure is left as it was
+    assert [ax.get_position().bounds for ax in fig.axes] == positions
+
+
+def test_panels_are_stacked_and_the_legend_goes_above_the_plot():
+    fig = two_panels()
+    phone = pickle_copy(fig)
+    assert figures._stack_panels(phone) == 2
+    top, bottom = (ax.get_position() for ax in phone.axes)
+    assert top.y0 > bottom.y1 and top.x0 == pytest.approx(bottom.x0)
+    figures._legends_above(phone)
+    legend = phone.axes[0].get_legend().get_window_extent(figures._renderer(phone))
+    assert legend.y0 >= phone.axes[0].get_window_extent(figures._renderer(phone)).y1 - 1
+
+
+def pickle_copy(fig):
+    import pickle
+
+    return pickle.loads(pickle.dumps(fig))
+
+
+def test_a_y_label_is_moved_off_a_rotated_first_x_tick():
+    """The hourly chart: its y label, longer than the plot is tall, reaches down to the first x tick
+    label, which is rotated and right-aligned under the axis' corner."""
+    fig, ax = plt.subplots(figsize=(8.5, 3.6))
+    ax.bar(range(4), [1, 2, 3, 4])
+    ax.set_xticks(range(4), ["Tue 1 Dec 00:00"] * 4, rotation=30, ha="right", fontsize=8)
+    ax.set_xlim(0, 3)  # the first tick at the axis' corner
+    ax.set_ylabel("Count per hour (axis cut above the shoppers' busiest hour)")
+    renderer = figures._renderer(fig)
+
+    def clash():
+        label = ax.yaxis.label.get_window_extent(figures._renderer(fig))
+        return any(figures._overlap(label, t) for t in figures._visible_ticks(ax.xaxis, renderer))
+
+    assert clash()  # as drawn by the chapter
+    figures.untangle(fig)
+    assert not clash()
+
+
+def test_a_title_is_lifted_off_a_bar_label_under_it():
+    """The revenue chart: the taller bar's label ran into the title."""
+    fig, ax = plt.subplots(figsize=(7.5, 2.8))
+    bars = ax.bar(["Wed", "Thu"], [61164, 55953])
+    ax.bar_label(bars, labels=["180 orders", "174 orders"])
+    ax.set_title("Revenue per day", loc="left")
+
+    def clash():
+        renderer = figures._renderer(fig)
+        return any(figures._overlap(ax._left_title.get_window_extent(renderer), t.get_window_extent(renderer))
+                   for t in ax.texts)
+
+    ax.set_title("Revenue per day", loc="left", pad=-4)  # as tight as the chapter's was
+    assert clash()
+    figures.untangle(fig)
+    assert not clash()
+
+
+def test_a_diagram_scrolls_on_a_phone_wide_enough_for_its_text():
+    fig, ax = plt.subplots(figsize=(9, 3))
+    ax.text(0.5, 0.5, "stg_orders", fontsize=6)
+    ax.axis("off")
+    assert figures.is_diagram(fig)
+    shown = figures.picture_html(fig, "Diagram: models")
+    width = float(shown.split("--phone-width: ")[1].split("px")[0])
+    natural = figures.natural_width_px(figures.svg(fig))
+    assert width == pytest.approx(natural * figures.MIN_PHONE_TEXT_PX / (6 * figures.PX_PER_PT), rel=0.01)
+    assert "greenery-diagram" in shown and 'alt="Diagram: models"' in shown
+
+
+def test_a_chart_is_one_picture_with_a_phone_source_and_escaped_alt_text():
+    shown = figures.picture_html(two_panels(), 'Late share "by" carrier <b>')
+    assert shown.count("data:image/svg+xml;base64,") == 2
+    assert '<source media="(max-width: 639.98px)"' in shown
+    assert 'alt="Late share &quot;by&quot; carrier &lt;b&gt;"' in shown
+
+
+def test_a_long_table_gets_a_toggle_and_a_short_one_none():
+    assert tables.with_toggle("<table></table>", tables.PHONE_ROWS, "t1") == "<table></table>"
+    long = tables.with_toggle("<table></table>", 1234, "t2")
+    assert long.startswith('<input type="checkbox" class="greenery-more" id="greenery-more-t2">')
+    assert '<label class="greenery-more" for="greenery-more-t2">' in long and "Show all 1,234 rows" in long
+
+
+@pytest.mark.parametrize("latex, words", [
+    (r"\text{repeat rate} = \frac{\text{users with two or more orders}}{\text{users with at least one order}}",
+     "repeat rate equals users with two or more orders divided by users with at least one order"),
+    (r"\hat p \pm z_{0.975}\sqrt{\frac{\hat p(1-\hat p)}{n}}",
+     "p hat plus or minus z sub 0.975 the square root of p hat (1 minus p hat ) divided by n"),
+    (r"x^2 \le 3", "x squared is at most 3"),
+])
+def test_a_formula_reads_in_words(latex, words):
+    assert spoken(latex) == words
+
+
+def test_a_phone_chart_gives_its_plot_the_width():
+    """The hourly chart: a y label longer than the plot is tall, a legend inside, a note to the right of
+    the last bars, 8 pt rotated ticks. On a phone: the y label above the plot, written across; the legend
+    above the plot; the note left of its point; the plot at least half the phone's width."""
+    import pandas as pd
+
+    hours = pd.date_range("2021-02-09 18:00", periods=54, freq="h")
+    fig, ax = plt.subplots(figsize=(8.5, 3.6))
+    ax.bar(hours, [5] * 54, width=1 / 24, label="sessions started, shoppers", align="edge")
+    ax.annotate("160 sessions\n(150 flagged), off scale", (hours[50], 5), xytext=(8, -24), textcoords="offset points",
+                fontsize=8, arrowprops={"arrowstyle": "-"})
+    ticks = hours[hours.hour % 6 == 0]
+    ax.set_xticks(list(ticks), [t.strftime("%a %d %b %H:%M") for t in ticks], rotation=30, ha="right", fontsize=8)
+    ax.set_title("Orders and sessions started, hour by hour (UTC)", loc="left")
+    ax.set_ylabel("Count per hour (axis cut above the shoppers' busiest hour)")
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    captured = {}
+    real_svg = figures.svg
+    figures.svg = lambda f: captured.setdefault("fig", f) and real_svg(f)  # keep the phone figure to look at it
+    try:
+        drawn = figures.phone_svg(fig)
+    finally:
+        figures.svg = real_svg
+    phone = captured["fig"]
+    [plot] = phone.axes
+    renderer = figures._renderer(phone)
+    box = plot.get_window_extent(renderer)
+    assert plot.get_ylabel() == "" and any("Count per hour" in t.get_text() for t in plot.texts)
+    assert plot.get_legend().get_window_extent(renderer).y0 >= box.y1
+    [note] = [t for t in plot.texts if "flagged" in t.get_text()]
+    assert note.get_window_extent(renderer).x1 <= box.x1
+    assert box.width >= 0.5 * figures.PHONE_WIDTH_PX * phone.dpi / 96
+    assert figures.natural_width_px(drawn) <= figures.PHONE_WIDTH_PX + 2
+    assert min(figures.text_sizes_pt(drawn)) >= figures.MIN_TEXT_PT
