@@ -215,10 +215,11 @@ def _needs_dbt():
         pytest.skip(f"dbt tests skipped: {missing}")
 
 
-def dbt_build(project: Path) -> dict[str, tuple[str, int]]:
-    """`dbt build` of an exported project; every data test's (status, failing rows), by greenery's name."""
+def dbt_build(project: Path, command: str = "build") -> dict[str, tuple[str, int]]:
+    """`dbt build` (or another dbt command) of an exported project; every data test's (status, failing
+    rows) it ran, by greenery's name."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DBT_")}
-    done = subprocess.run([str(config.DBT_BIN), "build", "--profiles-dir", str(project), "--project-dir", str(project)],
+    done = subprocess.run([str(config.DBT_BIN), command, "--profiles-dir", str(project), "--project-dir", str(project)],
                           cwd=project, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode in (0, 1), done.stdout[-3000:] + done.stderr[-3000:]
     nodes = json.loads((project / "target" / "manifest.json").read_text())["nodes"]
@@ -285,3 +286,37 @@ def test_dbt_builds_the_samples_marts_and_warnings_as_greenery_does(tmp_path):
     outcomes = dbt_build(tmp_path / "dbt")
     assert {"warn"} <= {status for status, _ in outcomes.values()}  # the sample warns: outcomes differ in kind
     assert_same_as_greenery(warehouse, tmp_path / "dbt", outcomes)
+
+
+def _faulty(rows) -> None:
+    """Three faults, worked out by hand: a promo status no rule knows (accepted_values, warn), a
+    four-digit ZIP code (assert_zipcode_five_digits, warn), and o1 charged 26.00 where its items
+    (20.00) and shipping (5.00) add up to 25.00 (assert_order_total_adds_up, error)."""
+    rows["promos"][0]["status"] = "expired"
+    rows["addresses"][0]["zipcode"] = "2139"
+    rows["orders"][0]["order_total"] = "26.0"
+
+
+def test_dbt_ends_each_test_as_greenery_does_when_the_shop_fails_and_warns(tmp_path):
+    """greenery refuses the build and keeps it as <warehouse>.rejected.duckdb; exported against that,
+    dbt runs the models and then the tests (`dbt build` would skip what lies below a failure) and
+    ends every test as greenery did."""
+    _needs_dbt()
+    from greenery.errors import DataTestFailure
+
+    warehouse = tmp_path / "w.duckdb"
+    with pytest.raises(DataTestFailure):
+        build(DataSource(write_shop(tmp_path / "export", edit=_faulty), "test", None), warehouse,
+              history=tmp_path / "history.duckdb")
+    rejected = config.rejected_path(warehouse)
+    greenery = _greenery_results(warehouse)  # written beside the warehouse, also for a refused build
+    assert {n: r for n, r in greenery.items() if r[0] != "pass"} == {
+        "accepted_values_stg_promos_promo_status": ("warn", 1),
+        "assert_zipcode_five_digits": ("warn", 1),
+        "assert_order_total_adds_up": ("fail", 1),
+    }
+    export(tmp_path / "dbt", rejected, MANIFEST)
+    dbt_build(tmp_path / "dbt", "run")
+    outcomes = dbt_build(tmp_path / "dbt", "test")
+    assert {n: s for n, (s, _) in outcomes.items()} == {n: s for n, (s, _) in greenery.items()}
+    assert outcomes["assert_order_total_adds_up"] == ("fail", 1)
