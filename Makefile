@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: report test baselines bench bench-spark spark-test java lint clean help pdf lab chromium screenshot browser-test
+.PHONY: report test baselines bench bench-spark spark-test dbt-test java lint clean help pdf lab chromium screenshot browser-test
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -43,12 +43,23 @@ java:  ## Java 17 for Spark: installed from Debian's packages when missing (as r
 spark-test: $(SPARK_STAMP) java  ## the Spark engine against DuckDB (installs pyspark into .venv, Java if missing)
 	GREENERY_REQUIRE_SPARK=1 $(BIN)/python -m pytest tests/test_transpile.py tests/test_spark.py
 
+DBT_VENV := .venv-dbt
+DBT_STAMP := $(DBT_VENV)/.installed
+
+$(DBT_STAMP): requirements-dbt.txt  # a peer, not a dependency: dbt-core and dbt-duckdb in a venv of their own
+	@test -x $(DBT_VENV)/bin/python || $(PYTHON) -m venv $(DBT_VENV)
+	$(DBT_VENV)/bin/python -m pip install --quiet -r requirements-dbt.txt
+	@touch $@
+
+dbt-test: $(STAMP) $(DBT_STAMP)  ## `dbt build` of the exported dbt project gives greenery's marts and test results (installs dbt-duckdb 1.10 into .venv-dbt)
+	GREENERY_REQUIRE_DBT=1 $(BIN)/python -m pytest tests/test_dbt_export.py
+
 baselines: $(STAMP)  ## re-execute the notebooks on the sample into tests/baselines (review the diff)
 	$(BIN)/python -m greenery.tools.baselines
 
 SCALES ?= 1 10 100
-bench: $(STAMP)  ## speed and memory at $(SCALES) (SCALES="1 10 100 1000" adds 1000) against DuckDB's floor; rewrites docs/engines-and-scale.md's tables
-	$(BIN)/python -m greenery.tools.bench --scales $(SCALES) --docs
+bench: $(STAMP) $(if $(DBT),$(DBT_STAMP))  ## speed and memory at $(SCALES) (SCALES="1 10 100 1000" adds 1000) against DuckDB's floor; rewrites docs/engines-and-scale.md's tables; DBT=1 adds dbt-duckdb's `dbt build` of the exported project
+	$(BIN)/python -m greenery.tools.bench --scales $(SCALES) --docs $(if $(DBT),--dbt)
 
 bench-spark: $(SPARK_STAMP) java  ## Spark local against DuckDB at scales 1, 10, 100; rewrites docs/engines-and-scale.md's Spark table
 	$(BIN)/python -m greenery.tools.bench_spark --docs

@@ -65,6 +65,26 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def cmd_export_dbt(args: argparse.Namespace) -> int:
+    from greenery.outputs.ownership import check_warehouse_source
+    from greenery.warehouse.dbt_project import DBT_DATABASE, export
+    from greenery.warehouse.manifest import load_manifest
+
+    warehouse = config.warehouse_path(args.warehouse).absolute()
+    check_warehouse_source(warehouse)
+    manifest = load_manifest()
+    project = Path(args.dir).absolute()
+    files = export(project, warehouse, manifest)
+    singular = sum(t.kind == "assertion" for t in manifest.tests)
+    print(f"Wrote a dbt project to {project}: {len(manifest.models)} models, {len(manifest.tests) - singular} "
+          f"generic and {singular} singular data tests ({len(files)} files)")
+    print(f"Sources: the raw schema of {warehouse}, attached read-only; dbt builds into {project / DBT_DATABASE}")
+    if not warehouse.is_file():
+        print(f"Note: {warehouse} does not exist yet: run `greenery build --warehouse {warehouse}` before dbt")
+    print(f"Run it: cd {project} && dbt build --profiles-dir .")
+    return ExitCode.OK
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from greenery.publisher.notify import run_recorded
     from greenery.publisher.run import publish
@@ -147,6 +167,15 @@ def parser() -> argparse.ArgumentParser:
                         help=f"1 is about the real export's size (default 1, at most {config.SAMPLE_MAX_SCALE:,})")
     sample.add_argument("--seed", type=_seed, default=config.SAMPLE_SEED, help="same seed, same bytes (default 42)")
     sample.set_defaults(run=cmd_sample)
+
+    export_dbt = commands.add_parser("export-dbt", help="write the models and data tests as a dbt project "
+                                     "(dbt-duckdb) reading the raw tables of a greenery warehouse", epilog=EXIT_CODES)
+    export_dbt.add_argument("dir", type=_path, metavar="DIR",
+                            help="the project folder: missing, empty, or a dbt project greenery exported")
+    export_dbt.add_argument("--warehouse", type=_path,
+                            help=f"the warehouse whose raw schema the project reads (default: $GREENERY_WAREHOUSE, "
+                                 f"else {config.WAREHOUSE_PATH}); missing (build it next) or one greenery built")
+    export_dbt.set_defaults(run=cmd_export_dbt)
 
     report = commands.add_parser("report", help="build the warehouse, run the notebooks, publish the book",
                                  epilog=EXIT_CODES)

@@ -42,7 +42,12 @@ HTML_DIR = BUILD_DIR / "html"  # the published book
 BASELINES_DIR = ROOT / "tests" / "baselines"
 BENCH_DIR = DATA_DIR / "bench"  # `make bench`: generated exports and bench.csv
 SHARED_EXPORT = ROOT.parent / "shared" / "greenery"  # where the real export sits beside a checkout (CI)
+DBT_BIN = ROOT / ".venv-dbt" / "bin" / "dbt"  # dbt-core and dbt-duckdb, a peer in its own venv (make dbt-test)
 BOOK_STAMP = ".greenery-book.json"  # inside a published book: its fingerprints and the files it wrote
+DBT_STAMP = ".greenery-dbt.json"  # inside a dbt project `greenery export-dbt` wrote: the files it wrote
+# What dbt itself writes into a project it runs (`target/`, `logs/`, its database...): left alone by
+# a new export into the same folder, never listed as ours, never written or removed by greenery.
+DBT_OWN_FILES = ("target", "logs", "dbt_packages", "package-lock.yml", ".user.yml", "dbt.duckdb", "dbt.duckdb.wal")
 
 # Digests of export files, keyed by what the file system says of each file (see fingerprint.export).
 DIGEST_CACHE_PATH = DATA_DIR / "cache" / "export-digests.json"

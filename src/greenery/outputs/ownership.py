@@ -88,6 +88,53 @@ def check_book_target(book: Path) -> None:
         _writable_parent(book, what)
 
 
+def read_dbt_stamp(project: Path) -> dict:
+    """The stamp of a dbt project `greenery export-dbt` wrote (the files it wrote), or {} if there is none."""
+    try:
+        stamp = json.loads((project / config.DBT_STAMP).read_text())
+    except (OSError, ValueError):
+        return {}
+    return stamp if isinstance(stamp, dict) and isinstance(stamp.get("files"), list) else {}
+
+
+def check_dbt_target(project: Path) -> None:
+    """Refuse a dbt project folder that is not missing, empty, or one `greenery export-dbt` wrote: in that
+    one, besides the files its stamp lists, only what dbt itself writes when it runs the project
+    (config.DBT_OWN_FILES: target/, logs/, its database) may be there, and is left alone."""
+    what = "export-dbt"
+    lock = config.lock_path(project)
+    if (lock.exists() or lock.is_symlink()) and (lock.is_symlink() or not _is_our_lock(lock)):
+        raise UsageError(f"{what} {project}: {lock} exists and is not greenery's lock; move it aside")
+    if project.is_symlink():
+        raise UsageError(f"{what} {project} is a symbolic link; name the folder itself")
+    if project.exists() and not project.is_dir():
+        raise UsageError(f"{what} {project} is a file, not a folder; name a missing or empty folder")
+    if not project.is_dir():
+        _writable_parent(project, what)
+        return
+    if os.path.ismount(project):
+        raise UsageError(f"{what} {project} is a mount point; name a folder inside it")
+    if any(project.iterdir()):
+        stamp = read_dbt_stamp(project)
+        if not stamp:
+            raise UsageError(f"{what} {project} holds files this tool did not write; "
+                             "name a missing or empty folder, or a dbt project greenery exported")
+        dbt_own = set(config.DBT_OWN_FILES)
+        entries = [p for top in project.iterdir() if top.name not in dbt_own
+                   for p in ([top] if top.is_symlink() or not top.is_dir() else [top, *top.rglob("*")])]
+        linked = sorted(p.relative_to(project).as_posix() for p in entries if p.is_symlink())
+        if linked:
+            raise UsageError(f"{what} {project} holds a symbolic link ({linked[0]}), which this tool never "
+                             "writes; move it out first")
+        found = {p.relative_to(project).as_posix() for p in entries if not p.is_dir()}
+        foreign = sorted(found - set(stamp["files"]) - {config.DBT_STAMP})
+        if foreign:
+            raise UsageError(f"{what} {project} holds {len(foreign)} file(s) this tool did not write "
+                             f"(first: {foreign[0]}); move them out first")
+    if not os.access(project, os.W_OK | os.X_OK):
+        raise UsageError(f"{what} {project}: cannot write into it (read-only or not permitted)")
+
+
 def _is_our_warehouse(path: Path) -> bool:
     if not _is_duckdb_file(path):
         return False
@@ -122,6 +169,17 @@ def _is_our_lock(path: Path) -> bool:
     except (OSError, UnicodeDecodeError):
         return False
     return text == "" or text.startswith("greenery (pid")
+
+
+def check_warehouse_source(warehouse: Path) -> None:
+    """A warehouse another tool will read (the dbt export's sources): missing (to be built), or one
+    greenery built; never a symbolic link, a folder or a foreign file."""
+    what = "--warehouse"
+    if warehouse.is_symlink():
+        raise UsageError(f"{what} {warehouse} is a symbolic link; name the file itself")
+    if warehouse.exists() and not (warehouse.is_file() and _is_our_warehouse(warehouse)):
+        raise UsageError(f"{what} {warehouse} exists and is not a warehouse greenery built; "
+                         "name the file `greenery build --warehouse` writes")
 
 
 def check_warehouse_target(warehouse: Path) -> None:

@@ -275,6 +275,45 @@ def update_docs(table: str, machine: str, start: str = DOCS_START, end: str = DO
     atomic.write_text(page, f"{head}{start}\n{machine}\n\n{table}\n{end}{tail}")
 
 
+def dbt_comparison(export: Path, folder: Path, env: dict[str, str], repeats: int = 3) -> list[str]:
+    """`--dbt` (make bench DBT=1): dbt-duckdb's `dbt build` of the project `greenery export-dbt` wrote,
+    against `greenery build`, on one export; the median of `repeats` runs of each, alternating.
+
+    The same models and data tests on both sides; dbt reads the raw tables greenery's loader typed
+    (the export's sources), so its runs leave out the load that every greenery build does. dbt's
+    first run also parses the project; the runs timed after it reuse that parse (dbt's partial parsing)."""
+    import statistics
+
+    if not config.DBT_BIN.is_file():
+        sys.exit(f"bench: --dbt needs dbt in {config.DBT_BIN.parent.parent}: `make bench DBT=1` installs it")
+    greenery = [sys.executable, "-m", "greenery"]
+    folder = folder / "dbt"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    warehouse, project = folder / "source.duckdb", folder / "project"
+
+    def build(name: str) -> list[str]:
+        return [*greenery, "build", "--data-dir", str(export), "--warehouse", str(folder / f"{name}.duckdb")]
+
+    def fresh(name: str) -> dict[str, str]:  # every greenery build a first build, as in the main table
+        return {**env, "GREENERY_HISTORY": str(folder / f"{name}.history.duckdb")}
+
+    measure("dbt", "greenery build (dbt's source)", build("source"), fresh("source"))
+    measure("dbt", "greenery export-dbt", [*greenery, "export-dbt", str(project), "--warehouse", str(warehouse)], env)
+    dbt = [str(config.DBT_BIN), "build", "--profiles-dir", str(project), "--project-dir", str(project)]
+    first = measure("dbt", "dbt build, parsing the project", dbt, env)
+    ours, theirs = [], []
+    for run in range(repeats):
+        ours.append(measure("dbt", "greenery build", build(f"run{run}"), fresh(f"run{run}")).wall_s)
+        theirs.append(measure("dbt", "dbt build", dbt, env).wall_s)
+    greenery_s, dbt_s = statistics.median(ours), statistics.median(theirs)
+    ratio = dbt_s / greenery_s
+    verdict = "met" if ratio >= 10 else "MISSED"
+    return [f"dbt comparison on {export.name}: `greenery build` {greenery_s:.2f} s, dbt-duckdb's `dbt build` of the "
+            f"exported project {dbt_s:.2f} s (medians of {repeats}; dbt's first run, parsing the project, "
+            f"{first.wall_s:.2f} s): dbt ÷ greenery {ratio:.1f} (target ≥ 10: {verdict})"]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m greenery.tools.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--scales", nargs="+", default=["1", "10", "100"],
@@ -283,6 +322,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=BENCH_DIR, help=f"work folder (default {BENCH_DIR})")
     parser.add_argument("--docs", action="store_true",
                         help="write the tables into docs/engines-and-scale.md's Performance section")
+    parser.add_argument("--dbt", action="store_true", help="also time dbt-duckdb's `dbt build` of the exported "
+                        "project against `greenery build`, on the real export (else the first scale's sample)")
     args = parser.parse_args(argv)
     if args.docs:
         split_at_markers(SCALE_PAGE, DOCS_START, DOCS_END)  # before minutes of measuring, not after
@@ -303,6 +344,9 @@ def main(argv: list[str] | None = None) -> None:
         notes += [f"scale {scale}, {line}" for line in where_the_time_goes(folder)]
         steps[scale] = build_timings(folder)
 
+    if args.dbt:
+        export = real.resolve() if real else args.out / f"scale-{args.scales[0]}" / "export"
+        notes += dbt_comparison(export, args.out, env)
     targets = check_targets(results, steps)
     machine = (f"Measured by `make bench SCALES=\"{' '.join(args.scales)}\"` on {time.strftime('%Y-%m-%d')}: "
                f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, DuckDB {__import__('duckdb').__version__}, "

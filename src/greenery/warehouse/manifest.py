@@ -69,6 +69,7 @@ class DataTest:
     handling: str = ""  # what the models do with rows that fail (for the data-tests chapter)
     params: dict = field(default_factory=dict, hash=False, compare=False)
     unit: str = "row"  # what one failing row is (an assertion may return accounts, not rows of its model)
+    arguments: dict = field(default_factory=dict, hash=False, compare=False)  # a generic test's, as in the YAML
 
 
 @dataclass(frozen=True)
@@ -120,24 +121,28 @@ def _generic_test(model: Model, column: str, kind: str, config: dict, where: str
     severity, rationale = _severity(config, where)
     col, table, key = f'"{column}"', model.name, model.key_sql
     params: dict = {}
+    arguments: dict = {}
     if kind == "unique":
         sql = f"select {col}::varchar from {table} where {col} is not null group by {col} having count(*) > 1"
     elif kind == "not_null":
         sql = f"select {key} from {table} where {col} is null"
     elif kind == "relationships":
         parent, field_ = config["to"], config.get("field", column)
+        arguments = {"to": parent, "field": field_}
         sql = (
             f"select {key} from {table} as child where child.{col} is not null and not exists "
             f'(select 1 from {parent} as parent where parent."{field_}" = child.{col})'
         )
     elif kind == "accepted_values":
         params = {"accepted": [str(v) for v in config["values"]]}
+        arguments = {"values": params["accepted"]}
         sql = f"select {key} from {table} where {col} is not null and not list_contains($accepted, {col}::varchar)"
     else:
         raise ManifestError(f"{where}: unknown data test {kind!r}; use one of {GENERIC_TESTS} or an assertion")
     suffix = f"__{config['to']}" if kind == "relationships" else ""
     name = f"{kind}_{table}_{column}{suffix}"
-    return DataTest(name, kind, table, column, severity, rationale, sql, (config.get("handling") or "").strip(), params)
+    return DataTest(name, kind, table, column, severity, rationale, sql, (config.get("handling") or "").strip(), params,
+                    arguments=arguments)
 
 
 def data_tests_dir(models_dir: Path) -> Path:
