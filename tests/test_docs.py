@@ -255,3 +255,16 @@ def test_bench_refuses_a_page_without_its_markers_and_rewrites_only_between_them
     page.write_text("intro\n<!-- bench:start -->\nold table\n<!-- bench:end -->\nafter\n")
     bench.update_docs("| new |", "Measured today.", page=page)
     assert page.read_text() == "intro\n<!-- bench:start -->\nMeasured today.\n\n| new |\n<!-- bench:end -->\nafter\n"
+
+
+def test_bench_dbt_comparison_is_skipped_with_a_message_when_it_cannot_run(tmp_path, monkeypatch):
+    """`make bench DBT=1` without `greenery export-dbt`, or without dbt installed, says which is
+    missing and measures nothing (the rest of the run goes on)."""
+    monkeypatch.setattr(bench, "has_dbt_export", lambda: False)
+    measured, why = bench.dbt_comparison(tmp_path, tmp_path, {})
+    assert measured is None and "no `greenery export-dbt`" in why
+    monkeypatch.setattr(bench, "has_dbt_export", lambda: True)
+    monkeypatch.setenv(bench.DBT_ENV, str(tmp_path / "no-dbt-here"))
+    monkeypatch.setattr(bench.config, "ROOT", tmp_path)
+    measured, why = bench.dbt_comparison(tmp_path, tmp_path, {})
+    assert measured is None and "no dbt found" in why
