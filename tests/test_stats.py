@@ -93,3 +93,18 @@ def test_number_style():
     assert (fmt.p_value(0.0004), fmt.p_value(0.04567), fmt.pct(None)) == ("< 0.001", "0.0457", "–")
     assert (fmt.p_value(1.0), fmt.p_value(0.995), fmt.p_value(0.99)) == ("> 0.99", "> 0.99", "0.99")
     assert (fmt.p_is(1.0), fmt.p_is(0.0004), fmt.p_is(0.04567)) == ("p > 0.99", "p < 0.001", "p = 0.0457")
+
+
+def test_wilson_is_scipys_interval_to_the_last_bit():
+    """stats.wilson computes scipy's Wilson interval without binomtest's unused p-value: the same
+    floats, so no figure of the book moves."""
+    from scipy.stats import binomtest
+
+    cases = [(k, n) for n in range(1, 80) for k in range(n + 1)]
+    cases += [(k, n) for n in (997, 5_092, 123_457) for k in (0, 1, 2, n // 3, n // 2, n - 1, n)]
+    for confidence in (0.95, 0.9, 0.99):
+        for k, n in cases:
+            ci = binomtest(k, n).proportion_ci(confidence_level=confidence, method="wilson")
+            assert stats.wilson(k, n, confidence) == (float(ci.low), float(ci.high)), (k, n, confidence)
+    with pytest.raises(ValueError):
+        stats.wilson(11, 10)
