@@ -339,3 +339,16 @@ def test_a_full_disk_while_rendering_exits_5_in_one_line_and_the_status_says_so(
     assert "\x1b" not in line and tree_digest(sample_book.out) == before
     state = json.loads(status.paths(sample_book.out)[0].read_text())
     assert state["attempt"]["error"].startswith("OSError: No space left on device: the disk is full")
+
+
+def test_build_imports_nothing_it_does_not_need(shop_dir, tmp_path):
+    """`greenery build` on a small export never imports numpy, pandas, scipy, matplotlib, sqlglot or
+    the Spark engine (each costs a tenth of a second or more before any work starts)."""
+    script = ("import sys\nfrom greenery import cli\n"
+              "code = cli.main(['build', '--data-dir', sys.argv[1], '--warehouse', sys.argv[2]])\n"
+              "heavy = {'numpy', 'pandas', 'scipy', 'matplotlib', 'sqlglot', 'pyspark', 'greenery.warehouse.engines.spark'}\n"
+              "print('imported:', sorted(heavy & set(sys.modules)), 'exit', code)\n")
+    env = {**os.environ, "GREENERY_HISTORY": str(tmp_path / "h.duckdb")}
+    done = subprocess.run([sys.executable, "-c", script, str(shop_dir), str(tmp_path / "w.duckdb")],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.stdout.strip().splitlines()[-1] == "imported: [] exit 0", done.stdout + done.stderr

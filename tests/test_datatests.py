@@ -143,3 +143,37 @@ def test_recorded_delivery_dates_pass(tmp_path, shift_seconds):
 def test_a_few_whole_day_dates_are_not_a_pattern(tmp_path):
     # The clean shop: all 5 of its dates are whole days after their order, but 5 dates are too few to say.
     assert "assert_delivery_dates_not_whole_days" not in failing(tmp_path, None)
+
+
+def test_tests_batched_in_one_statement_give_what_each_gives_alone(tmp_path):
+    """The build runs the tests in a statement per cursor (datatests.run_tests); each test alone
+    (run_test) gives the same status, count and keys, also for tests whose parameters share a name
+    ($accepted) and for tests that fail."""
+    from greenery import db
+    from greenery.warehouse.datatests import batch_sql, run_test, run_tests
+    from greenery.warehouse.manifest import load_manifest
+
+    def edit(rows):
+        order(rows, "o4")["status"] = "lost"
+        order(rows, "o5")["shipping_service"] = "pigeon"
+        rows["orders"].append(dict(order(rows, "o6")))
+        rows["events"][0]["session_id"] = ""
+
+    with pytest.raises(DataTestFailure):
+        build_shop(tmp_path, edit)
+    tests = load_manifest().tests
+    sql, params = batch_sql(tests)
+    assert sql.count(" as test_index, ") == len(tests) and len(params) == sum(len(t.params) for t in tests)
+    con = db.connect(tmp_path / "w.rejected.duckdb", read_only=True)
+    try:
+        alone = [run_test(con, test) for test in tests]
+        assert {t.name for t in alone if t.status != "pass"} >= {
+            "accepted_values_stg_orders_order_status", "accepted_values_stg_orders_shipping_service",
+            "unique_stg_orders_order_id", "not_null_stg_events_session_id"}
+        for ways in (1, 2, 3):
+            cursors = [con.cursor() for _ in range(ways)]
+            assert run_tests(cursors, tests) == alone
+            for cursor in cursors:
+                cursor.close()
+    finally:
+        con.close()

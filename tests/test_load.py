@@ -156,12 +156,20 @@ RECORD_FILES = [  # content, records (header included), longest record in bytes 
 ]
 
 
+# Files up to SMALL_FILE_BYTES are counted by a loop over their lines, larger ones in numpy chunks:
+# every case runs through both (small 0: always chunks; 1 << 30: always lines).
+COUNTERS = pytest.mark.parametrize("small", [0, 1 << 30], ids=["chunks", "lines"])
+
+
+@COUNTERS
 @pytest.mark.parametrize("chunk", [1, 2, 3, 1 << 20])
 @pytest.mark.parametrize(("content", "count", "longest"), RECORD_FILES)
-def test_records_are_counted_quote_aware_in_any_chunking(tmp_path, monkeypatch, content, count, longest, chunk):
+def test_records_are_counted_quote_aware_in_any_chunking(tmp_path, monkeypatch, content, count, longest, chunk,
+                                                         small):
     from greenery.warehouse import records
 
     monkeypatch.setattr(records, "CHUNK_BYTES", chunk)  # every boundary: inside quotes, between CR and LF
+    monkeypatch.setattr(records, "SMALL_FILE_BYTES", small)
     path = tmp_path / "f.csv"
     path.write_bytes(content)
     found = records.count_records(path, limit=100)
@@ -173,11 +181,31 @@ def test_records_are_counted_quote_aware_in_any_chunking(tmp_path, monkeypatch, 
                      {"p": str(path)}) == count - 1
 
 
+def test_both_counters_agree_on_any_bytes(tmp_path, monkeypatch):
+    """Random files of quotes, commas, CRs and LFs (seeded): the line loop and the numpy chunks find
+    the same records, longest record and first record over the limit, at every chunk size."""
+    import random
+
+    from greenery.warehouse import records
+
+    rng = random.Random(24)
+    path = tmp_path / "f.csv"
+    for _ in range(300):
+        path.write_bytes(bytes(rng.choice(b'ab,"\r\n\n') for _ in range(rng.randrange(0, 60))))
+        monkeypatch.setattr(records, "SMALL_FILE_BYTES", 1 << 30)
+        by_lines = records.count_records(path, limit=5)
+        monkeypatch.setattr(records, "SMALL_FILE_BYTES", 0)
+        monkeypatch.setattr(records, "CHUNK_BYTES", rng.choice([1, 2, 3, 7, 1 << 20]))
+        assert records.count_records(path, limit=5) == by_lines, path.read_bytes()
+
+
+@COUNTERS
 @pytest.mark.parametrize("chunk", [1, 4, 1 << 20])
-def test_the_first_record_longer_than_the_limit_is_found_with_its_line(tmp_path, monkeypatch, chunk):
+def test_the_first_record_longer_than_the_limit_is_found_with_its_line(tmp_path, monkeypatch, chunk, small):
     from greenery.warehouse import records
 
     monkeypatch.setattr(records, "CHUNK_BYTES", chunk)
+    monkeypatch.setattr(records, "SMALL_FILE_BYTES", small)
     path = tmp_path / "f.csv"
     path.write_bytes(b'a,b\r\n1,"x\r\ny"\r\n2,' + b"z" * 9 + b"\r\n3," + b"w" * 20)
     found = records.count_records(path, limit=10)

@@ -78,3 +78,18 @@ def test_detectable_difference_and_its_inverse():
     assert stats.detectable_difference(100, 100, 0.5) == pytest.approx(0.1981, abs=1e-4)
     # 2·.25·(2.80158 / .2)² = 98.1: 99 buyers per group.
     assert stats.buyers_needed(0.2, 0.5) == 99
+
+
+def test_wilson_is_scipys_interval_to_the_last_bit():
+    """stats.wilson computes scipy's Wilson interval without binomtest's unused p-value: the same
+    floats, so no figure of the book moves."""
+    from scipy.stats import binomtest
+
+    cases = [(k, n) for n in range(1, 80) for k in range(n + 1)]
+    cases += [(k, n) for n in (997, 5_092, 123_457) for k in (0, 1, 2, n // 3, n // 2, n - 1, n)]
+    for confidence in (0.95, 0.9, 0.99):
+        for k, n in cases:
+            ci = binomtest(k, n).proportion_ci(confidence_level=confidence, method="wilson")
+            assert stats.wilson(k, n, confidence) == (float(ci.low), float(ci.high)), (k, n, confidence)
+    with pytest.raises(ValueError):
+        stats.wilson(11, 10)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats as sps
+from scipy.special import ndtri
 
 # Below this expected count in any cell, the chi-square approximation is not trusted and an
 # exact (2 x 2) or Monte Carlo permutation (larger tables) p-value is used instead.
@@ -20,11 +21,26 @@ PERMUTATIONS = 9_999
 
 
 def wilson(successes: int, trials: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval of a proportion (sound for small samples and rates near 0 or 1)."""
+    """Wilson score interval of a proportion (sound for small samples and rates near 0 or 1).
+
+    What `scipy.stats.binomtest(k, n).proportion_ci(method="wilson")` returns, by the same operations
+    in the same order (Newcombe 1998; tests/test_stats.py checks they are equal to the last bit):
+    binomtest first computes an exact p-value the interval never uses, about 1 ms a call, and the
+    book asks for some 3,000 intervals (3 CPU seconds of the promos chapter alone)."""
     if trials == 0:
         return (math.nan, math.nan)
-    ci = sps.binomtest(int(successes), int(trials)).proportion_ci(confidence_level=confidence, method="wilson")
-    return (float(ci.low), float(ci.high))
+    k, n = int(successes), int(trials)
+    if not 0 <= k <= n:
+        raise ValueError(f"successes ({k}) must be between 0 and trials ({n})")
+    p = k / n
+    z = ndtri(0.5 + 0.5 * confidence)
+    denom = 2 * (n + z**2)
+    center = (2 * n * p + z**2) / denom
+    q = 1 - p
+    delta = z / denom * math.sqrt(4 * n * p * q + z**2)
+    low = 0.0 if k == 0 else center - delta
+    high = 1.0 if k == n else center + delta
+    return (float(low), float(high))
 
 
 def newcombe(k1: int, n1: int, k2: int, n2: int, confidence: float = 0.95) -> tuple[float, float]:

@@ -135,7 +135,27 @@ def check_dbt_target(project: Path) -> None:
         raise UsageError(f"{what} {project}: cannot write into it (read-only or not permitted)")
 
 
+_OUR_WAREHOUSES: set[tuple] = set()  # identities of files found to be our warehouses, in this process
+
+
 def _is_our_warehouse(path: Path) -> bool:
+    """A DuckDB file holding build_info. Opening it costs tens of milliseconds, and `greenery build`
+    checks its target twice (before and under the lock): a file already found to be ours is not
+    opened again while its identity (device, inode, size, modification and change times) is unchanged."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return False
+    identity = (str(path.absolute()), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+    if identity in _OUR_WAREHOUSES:
+        return True
+    if _opens_as_our_warehouse(path):
+        _OUR_WAREHOUSES.add(identity)
+        return True
+    return False
+
+
+def _opens_as_our_warehouse(path: Path) -> bool:
     if not _is_duckdb_file(path):
         return False
     import duckdb

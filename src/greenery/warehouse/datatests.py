@@ -9,7 +9,7 @@ data-quality chapter reads.
 from __future__ import annotations
 
 import json
-import queue
+import re
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -36,38 +36,68 @@ class TestResult:
     failing_keys: list[str]
 
 
-def run_test(con: duckdb.DuckDBPyConnection, test: DataTest) -> TestResult:
-    count, keys = db.rows(
-        con,
-        f"""
-        select count(*), coalesce(array_slice(list(#1::varchar order by #1::varchar), 1, {MAX_FAILING_KEYS}), [])
-        from ({test.sql})
-        """,
-        test.params,
-    )[0]
+def _outcome(test: DataTest, count: int, keys: list) -> TestResult:
     status = "pass" if count == 0 else ("fail" if test.severity == "error" else "warn")
     keys = ["(null)" if key is None else key for key in keys]  # a missing key is a finding too
     return TestResult(test.name, test.kind, test.model, test.column, test.severity, test.rationale,
                       status, int(count), keys)
 
 
+def _summary_sql(sql: str) -> str:
+    """A test's failing rows summed up: their number and the first keys, in key order."""
+    return f"""
+        select count(*), coalesce(array_slice(list(#1::varchar order by #1::varchar), 1, {MAX_FAILING_KEYS}), [])
+        from ({sql}
+        )"""
+
+
+def run_test(con: duckdb.DuckDBPyConnection, test: DataTest) -> TestResult:
+    count, keys = db.rows(con, _summary_sql(test.sql), test.params)[0]
+    return _outcome(test, count, keys)
+
+
+def _own_parameters(index: int, test: DataTest) -> tuple[str, dict]:
+    """The test's SQL and parameters with each parameter renamed `t<index>_<name>`: tests sharing a
+    name (`$accepted`) with different values can then run in one statement."""
+    sql = test.sql
+    for name in test.params:
+        sql = re.sub(rf"\${name}\b", f"$t{index}_{name}", sql)
+    return sql, {f"t{index}_{name}": value for name, value in test.params.items()}
+
+
+def batch_sql(tests: list[DataTest]) -> tuple[str, dict]:
+    """One statement for many tests: each test's summary (_summary_sql) tagged with its position,
+    `union all`. One query instead of one per test: the fixed cost of a statement (parse, plan,
+    schedule, fetch) is paid once, and DuckDB schedules every test's scan in one plan."""
+    parts, params = [], {}
+    for index, test in enumerate(tests):
+        sql, own = _own_parameters(index, test)
+        parts.append(f"select {index} as test_index, * from ({_summary_sql(sql)})")
+        params.update(own)
+    return "\nunion all\n".join(parts), params
+
+
+def run_batch(con: duckdb.DuckDBPyConnection, tests: list[DataTest]) -> list[TestResult]:
+    """Several tests in one statement (batch_sql), results in the order of `tests`."""
+    if not tests:
+        return []
+    sql, params = batch_sql(tests)
+    found = {index: (count, keys) for index, count, keys in db.rows(con, sql, params)}
+    return [_outcome(test, *found[index]) for index, test in enumerate(tests)]
+
+
 def run_tests(cursors: list[duckdb.DuckDBPyConnection], tests: list[DataTest]) -> list[TestResult]:
-    """Every test, in declaration order. Tests only read, so they run side by side, one per cursor
-    (`con.cursor()`, each a connection of its own: most tests are small queries whose time is spent
-    waiting, not computing)."""
-    free: queue.SimpleQueue[duckdb.DuckDBPyConnection] = queue.SimpleQueue()
-    for cursor in cursors:
-        free.put(cursor)
-
-    def run(test: DataTest) -> TestResult:
-        cursor = free.get()
-        try:
-            return run_test(cursor, test)
-        finally:
-            free.put(cursor)
-
-    with ThreadPoolExecutor(max_workers=len(cursors)) as pool:
-        return list(pool.map(run, tests))
+    """Every test, in declaration order, in one statement per cursor (run_batch; `con.cursor()`, each a
+    connection of its own): the tests only read, so with two cursors two batches run side by side,
+    the tests dealt to them in turn so that the large scans are shared out."""
+    ways = max(1, min(len(cursors), len(tests)))
+    if ways == 1:
+        return run_batch(cursors[0], tests)
+    results: list[TestResult | None] = [None] * len(tests)
+    with ThreadPoolExecutor(max_workers=ways) as pool:
+        for start, done in enumerate(pool.map(run_batch, cursors[:ways], [tests[s::ways] for s in range(ways)])):
+            results[start::ways] = done
+    return results
 
 
 def summarize(results: list[TestResult]) -> dict[str, int]:

@@ -11,7 +11,10 @@ line break still counts; a blank line is no record (DuckDB skips blank lines too
 
 The pass is streaming and runs at C speed: the file is read in chunks, numpy finds the line feeds,
 and the quote state is a running parity of quote bytes, computed only for chunks that hold a quote
-or start inside one (events.csv, most of the export, has no quotes at all).
+or start inside one (events.csv, most of the export, has no quotes at all). A file of at most
+SMALL_FILE_BYTES (the real export's largest is under 1 MB) is counted by a loop over its lines
+instead, with the same rules: importing numpy costs about 0.1 s, more than `greenery build` spends
+loading such an export, and the build never needs numpy otherwise.
 """
 
 from __future__ import annotations
@@ -19,9 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 CHUNK_BYTES = 16 << 20
+SMALL_FILE_BYTES = 4 << 20  # up to this size: counted in Python (a few ms), numpy not imported
 LF, CR, QUOTE = 0x0A, 0x0D, 0x22
 
 
@@ -36,6 +38,45 @@ class Records:
 
 def count_records(path: Path, limit: int) -> Records:
     """The records of the CSV file at `path`, and the first one longer than `limit` bytes."""
+    if path.stat().st_size <= SMALL_FILE_BYTES:
+        with path.open("rb") as handle:  # read once, whole: it is small
+            return _count_lines(handle.read(SMALL_FILE_BYTES + 1), limit)
+    return _count_chunks(path, limit)
+
+
+def _count_lines(data: bytes, limit: int) -> Records:
+    """count_records for a file read whole, by a loop over its lines: a line ends the record unless
+    the quotes so far are odd; the last piece, after the last line feed, is the record without one."""
+    count = longest = longest_at = too_long_bytes = 0
+    too_long_at: int | None = None
+    start = position = 0  # where the current record starts, and the current line
+    in_quotes = False
+    lines = data.split(b"\n")
+    last = len(lines) - 1
+    for index, line in enumerate(lines):
+        end = position + len(line)  # the offset of this line's line feed (or of the file's end)
+        position = end + 1
+        if line.count(b'"') & 1:
+            in_quotes = not in_quotes
+        if in_quotes and index != last:
+            continue
+        size = end - start
+        if size and data[end - 1] == CR:  # CRLF: the CR belongs to the line ending
+            size -= 1
+        if size:  # a blank line is no record
+            count += 1
+            if size > longest:
+                longest, longest_at = size, start
+            if too_long_at is None and size > limit:
+                too_long_at, too_long_bytes = start, size
+        start = position
+    return Records(count, longest, longest_at, too_long_at, too_long_bytes)
+
+
+def _count_chunks(path: Path, limit: int) -> Records:
+    """count_records for a file of any size: streamed in chunks, line feeds found by numpy."""
+    import numpy as np  # only for files above SMALL_FILE_BYTES: see the module's doc
+
     count = longest = longest_at = too_long_bytes = 0
     too_long_at: int | None = None
     in_quotes = False  # the state at the start of the chunk
