@@ -25,17 +25,17 @@ def test_pairs_put_the_later_carrier_first_and_adjust_across_pairs():
 def test_words_follow_the_interval_not_only_the_test():
     significant = pd.Series({"first": "usps", "second": "ups", "difference": 0.8, "low": 0.4, "high": 0.95,
                              "adjusted_p": 0.003})
-    assert delivery.pair_words(significant, 3).startswith("USPS arrived late more often than UPS: +80 points")
+    assert delivery.pair_words(significant, 3).startswith("USPS arrived late more often than UPS: +80.0 points (interval +40.0 to +95.0 points)")
     # The case: USPS 21 points later than UPS, interval +6 to +34, not significant after adjustment.
     borderline = pd.Series({"first": "usps", "second": "ups", "difference": 0.21, "low": 0.06, "high": 0.34,
                             "adjusted_p": 0.09})
     words = delivery.pair_words(borderline, 6)
-    assert "+21 points (interval +6 to +34 points)" in words and "no evidence" not in words
+    assert "+21.0 points (interval +6.0 to +34.0 points)" in words and "no evidence" not in words
     assert "not a settled difference" in words
     overlapping = pd.Series({"first": "fedex", "second": "ups", "difference": 0.05, "low": -0.08, "high": 0.18,
                              "adjusted_p": 0.9})
     assert delivery.pair_words(overlapping, 6) == (
-        "no evidence of a difference between FedEx and UPS: +5 points (interval −8 to +18 points)")
+        "no evidence of a difference between FedEx and UPS: +5.0 points (interval −8.0 to +18.0 points)")
 
 
 def test_the_reason_the_dates_look_generated():

@@ -104,7 +104,7 @@ def test_the_window_sweep_states_a_flipping_conclusion_with_its_range():
     assert swept["is_signal"].tolist() == [True, False]
     assert swept["difference"].tolist() == pytest.approx([1.0, 0.2])
     text = indicators.window_verdict(swept, "promo", "promo buyers")
-    assert text.startswith("promo buyers were ahead at every window from 10 to 20 h (by 20 to 100 points)")
+    assert text.startswith("promo buyers were ahead at every window from 10 to 20 h (by 20.0 to 100.0 points)")
     assert "only at 10 h" in text and "a hypothesis" in text
     steady = indicators.window_verdict(indicators.sweep({10: FLIP[20], 20: FLIP[20]}), "promo", "promo buyers")
     assert "at none of them: no evidence of a difference" in steady

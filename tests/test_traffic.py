@@ -300,14 +300,23 @@ def test_identical_segmentations_are_tested_once():
 
 
 def test_the_summary_tile_says_what_was_found_in_plain_words():
-    cohort = indicators.FollowUp(24, False, 60, 50, 40, 0)
-    none = indicators.indicator_tests(CASE[CASE.indicator == "products"], 0.05, "holm")
-    figure, line = indicators.headline(none, cohort)
-    assert figure == "None found" and line.startswith("None of the 1 traits") and "50 buyers followed" in line
-    # CASE at alpha .012 under Holm: only order value (see test_holm_across_indicators)
-    strict = indicators.indicator_tests(CASE, alpha=0.012, adjustment="holm")
-    assert indicators.headline(strict, cohort) == (
-        "1 of 3 traits", "value of the first order in the export: goes with ordering again beyond chance "
-        "(an association, not a cause).")
-    untested = indicators.indicator_tests(CASE[CASE.indicator == "sessions"], 0.05, "holm")
-    assert indicators.headline(untested, cohort)[0] == "Not testable"
+    """The tile speaks from the page's primary tests (every buyer, Holm across traits) and its sweep:
+    a trait below the level at some windows only is a hypothesis, never a finding."""
+    tests = pd.DataFrame({"indicator": ["promo", "order_value", "sessions"], "testable": [True, True, False],
+                          "is_signal": [False, False, False], "buyers": [124, 124, 124]})
+    flat = pd.DataFrame({"hours": [10, 11, 10, 11], "indicator": ["promo", "promo", "order_value", "order_value"],
+                         "is_signal": [False, False, False, False]})
+    figure, line = indicators.headline(tests, flat)
+    assert figure == "None found" and line == (
+        "None of the 2 traits of a first order we tested (such as a promo or the order's value) goes with "
+        "reordering beyond chance, across all 124 buyers.")
+    fragile = flat.assign(is_signal=[True, False, False, False])  # promo at 10 h only, of 10-11 h
+    figure, line = indicators.headline(tests, fragile)
+    assert figure == "None settled" and line.endswith(
+        f"; it passes the test for {indicators.TITLES['promo']} only at follow-up windows of 10 h: a hypothesis "
+        "to test on more data, not a finding.")
+    found = tests.assign(is_signal=[False, True, False])
+    assert indicators.headline(found, flat) == (
+        "1 of 2 traits", f"{indicators.TITLES['order_value']}: goes with reordering sooner beyond chance, across "
+        "all 124 buyers (an association, not a cause).")
+    assert indicators.headline(tests.assign(testable=False), flat)[0] == "Not testable"

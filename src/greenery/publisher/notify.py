@@ -135,6 +135,8 @@ def post(url: str, payload: dict, deadline: float = DEADLINE_SECONDS) -> int:
             raise NotifyError(f"it answered HTTP {status_code}")
         return status_code
     failure = outcome.get("error")
+    if isinstance(failure, TimeoutError):  # a socket operation reached the same deadline first
+        raise NotifyError(f"no complete answer within {deadline:g} s")
     raise NotifyError(_reason(failure, url))
 
 
