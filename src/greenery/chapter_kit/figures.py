@@ -292,7 +292,11 @@ def _fit(fig, width_in: float) -> None:
 
 def phone_svg(fig) -> str:
     """The phone version of a figure, drawn on a copy (the chapter's figure is left as it was)."""
-    phone = pickle.loads(pickle.dumps(fig))
+    try:
+        phone = pickle.loads(pickle.dumps(fig))
+    except (pickle.PicklingError, AttributeError, TypeError) as failure:  # a lambda formatter, say
+        raise TypeError(f"a chart is copied for phones by pickling it: {failure} (use a named function or one "
+                        "of matplotlib.ticker's formatters)") from None
     phone.set_layout_engine("none")
     height_in = phone.get_size_inches()[1]
     panels = _stack_panels(phone)
