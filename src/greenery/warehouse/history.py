@@ -171,8 +171,13 @@ def _json(snap: Snapshot, alias: str) -> str:
     return "to_json({" + ", ".join(f"'{c}': {alias}.{c}" for c in snap.check_columns) + "})"
 
 
+def check(history_path: Path) -> None:
+    """Refuse (HistoryError) a file that is not a history: only ours is ever attached for writing."""
+    check_history(history_path, {"builds", *(snap.name for snap in snapshots())})
+
+
 def _attach(con: duckdb.DuckDBPyConnection, history_path: Path) -> None:
-    check_history(history_path)
+    check(history_path)
     history_path.parent.mkdir(parents=True, exist_ok=True)
     try:
         db.run(con, "attach $path as history", {"path": str(history_path)})
