@@ -169,7 +169,7 @@ def test_a_full_disk_while_publishing_exits_5_and_keeps_the_book(sample_book, mo
 
     from greenery.outputs import atomic, fingerprint
 
-    def full(new, published):
+    def full(new, published, check_old=None):
         raise OSError(errno.ENOSPC, "No space left on device", str(published))
 
     monkeypatch.setattr(fingerprint, "book", lambda *args: "a book never published")

@@ -113,3 +113,311 @@ def test_a_refused_report_leaves_a_published_book_byte_identical(sample_book, tm
     finally:
         (sample_book.out / "added.txt").unlink()
     assert tree_digest(sample_book.out) == before
+
+
+# --- every path passes the same check: foreign files, links, FIFOs, devices (issue 19)
+
+
+class StillWaiting(BaseException):  # noqa: N818 - a signal: passes every `except Exception` it meets
+    """Raised by SIGALRM in a run that waits on a FIFO (an open() for reading blocks until a writer comes)."""
+
+
+def finishes(function, *args, seconds: int = 120):
+    """`function(*args)`'s result; a failed test if it is still running after `seconds`."""
+    import signal
+
+    def stop(signum, frame):
+        raise StillWaiting
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.alarm(seconds)
+    try:
+        return function(*args)
+    except StillWaiting:
+        pytest.fail(f"still running after {seconds} s: it waited on a FIFO")
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def files_of(folder) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def built(shop_dir, tmp_path, monkeypatch):
+    """A warehouse and a history built once, with this test's own history and digest cache."""
+    monkeypatch.setenv("GREENERY_HISTORY", str(tmp_path / "history" / "h.duckdb"))
+    monkeypatch.setenv("GREENERY_DIGEST_CACHE", str(tmp_path / "cache" / "digests.json"))
+    warehouse = tmp_path / "wh" / "w.duckdb"
+    assert cli.main(["build", "--data-dir", str(shop_dir), "--warehouse", str(warehouse)]) == 0
+    return warehouse, tmp_path / "history" / "h.duckdb"
+
+
+def rebuild(shop_dir, warehouse) -> int:
+    return cli.main(["build", "--data-dir", str(shop_dir), "--warehouse", str(warehouse)])
+
+
+def outputs(warehouse, history) -> dict[str, bytes]:
+    return {**files_of(warehouse.parent), **{f"history/{k}": v for k, v in files_of(history.parent).items()}}
+
+
+@pytest.mark.parametrize("link", [False, True])
+def test_a_foreign_file_at_the_history_lock_is_refused_and_kept(link, built, shop_dir, tmp_path, capsys):
+    warehouse, history = built
+    mine = tmp_path / "notes.txt"
+    mine.write_text("my notes")
+    lock = config.lock_path(history)
+    lock.unlink()
+    if link:
+        lock.symlink_to(mine)
+    else:
+        lock.write_text("my notes")
+    before = outputs(warehouse, history)
+    capsys.readouterr()
+    assert rebuild(shop_dir, warehouse) == ExitCode.BAD_INPUT
+    assert mine.read_text() == "my notes" and outputs(warehouse, history) == before
+    line = only_line(capsys)
+    assert str(lock) in line and "not greenery's lock" in line
+
+
+def test_a_history_that_is_the_warehouse_is_refused_in_one_line(built, shop_dir, monkeypatch, capsys):
+    warehouse, history = built
+    monkeypatch.setenv("GREENERY_HISTORY", str(warehouse))
+    before = outputs(warehouse, history)
+    capsys.readouterr()
+    assert rebuild(shop_dir, warehouse) == ExitCode.BAD_INPUT
+    assert only_line(capsys) == (f"error: $GREENERY_HISTORY {warehouse} is the warehouse ({warehouse}); "
+                                 "the history must be a file of its own")
+    assert outputs(warehouse, history) == before
+
+
+@pytest.mark.parametrize("foreign", ["someone's database", "another warehouse"])
+def test_a_duckdb_file_that_is_not_a_history_is_refused_and_kept(foreign, built, shop_dir, tmp_path, monkeypatch,
+                                                                  capsys):
+    from greenery import db
+
+    warehouse, history = built
+    if foreign == "another warehouse":
+        other = tmp_path / "other" / "o.duckdb"
+        assert rebuild(shop_dir, other) == 0
+    else:
+        other = tmp_path / "mine.duckdb"
+        con = db.connect(other)
+        con.execute("create table budget (line varchar, amount integer)")
+        con.execute("insert into budget values ('plants', 12)")
+        con.close()
+    theirs = other.read_bytes()
+    monkeypatch.setenv("GREENERY_HISTORY", str(other))
+    before = outputs(warehouse, history)
+    capsys.readouterr()
+    assert rebuild(shop_dir, warehouse) == ExitCode.REPORT_FAILED
+    line = only_line(capsys)
+    assert f"{other}: not a greenery history file (it holds table" in line and "move it aside" in line
+    assert other.read_bytes() == theirs and outputs(warehouse, history) == before
+
+
+@pytest.mark.parametrize("what", ["a file of mine", "a FIFO", "/dev/zero"])
+def test_a_digest_cache_that_is_not_ours_is_refused_never_read_or_written(what, built, shop_dir, tmp_path,
+                                                                          monkeypatch):
+    import os
+    import resource
+    import subprocess
+    import sys
+
+    warehouse, history = built
+    target = tmp_path / "cache" / "mine"
+    if what == "a file of mine":
+        target.write_text("my list")
+    elif what == "a FIFO":
+        os.mkfifo(target)
+    else:
+        target = config.Path("/dev/zero")
+    monkeypatch.setenv("GREENERY_DIGEST_CACHE", str(target))
+    before = outputs(warehouse, history)
+    # In a process of its own, with a deadline and a memory limit: the cache is read on a thread of
+    # the build, where a wait on a FIFO or a read of /dev/zero could not be stopped from here.
+    done = subprocess.run([sys.executable, "-m", "greenery", "build", "--data-dir", str(shop_dir),
+                           "--warehouse", str(warehouse)], capture_output=True, text=True, timeout=120,
+                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_DATA, (4 << 30, 4 << 30)))
+    assert done.returncode == ExitCode.BAD_INPUT
+    [line] = done.stderr.splitlines()
+    assert f"$GREENERY_DIGEST_CACHE: {target} exists and is not greenery's digest cache" in line
+    assert outputs(warehouse, history) == before
+    if what == "a file of mine":
+        assert target.read_text() == "my list"
+
+
+@pytest.mark.parametrize("beside", ["lock", "run_results"])
+def test_a_fifo_beside_the_warehouse_is_refused_without_waiting(beside, built, shop_dir, capsys):
+    import os
+
+    warehouse, history = built
+    path = config.lock_path(warehouse) if beside == "lock" else config.run_results_path(warehouse)
+    path.unlink()
+    os.mkfifo(path)
+    capsys.readouterr()
+    assert finishes(rebuild, shop_dir, warehouse) == ExitCode.BAD_INPUT
+    line = only_line(capsys)
+    assert str(path) in line and "(a FIFO)" in line
+
+
+def test_a_fifo_at_the_book_lock_is_refused_without_waiting(shop_dir, tmp_path, capsys):
+    import os
+
+    out = tmp_path / "site" / "html"
+    out.parent.mkdir()
+    os.mkfifo(config.lock_path(out))
+    code = finishes(cli.main, ["report", "--data-dir", str(shop_dir), "--out", str(out),
+                               "--warehouse", str(tmp_path / "w.duckdb")])
+    assert code == ExitCode.BAD_INPUT and "(a FIFO)" in only_line(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shop", "site"]  # no warehouse, no lock
+
+
+@pytest.mark.parametrize("out", ["/", "{tmp}/x/.."])
+def test_the_root_or_a_path_through_dotdot_is_refused_before_anything_is_written(out, shop_dir, tmp_path, capsys):
+    (tmp_path / "x").mkdir()
+    out = out.format(tmp=tmp_path)
+    before = sorted(p.name for p in config.Path("/").iterdir())
+    code = cli.main(["report", "--data-dir", str(shop_dir), "--out", out, "--warehouse", str(tmp_path / "w.duckdb")])
+    assert code == ExitCode.BAD_INPUT
+    line = only_line(capsys)
+    assert ("is the root folder" in line) if out == "/" else ("holds '..'" in line)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shop", "x"] and not any((tmp_path / "x").iterdir())
+    assert sorted(p.name for p in config.Path("/").iterdir()) == before
+
+
+def test_a_leading_dotdot_is_the_folder_above(tmp_path, monkeypatch):
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    assert config.absolute("../site/html") == tmp_path / "site" / "html"
+    ownership.check_book_target(config.absolute("../site/html"))  # accepted: the current folder has no links
+
+
+@pytest.mark.parametrize("args", [["build", "--warehouse", "w\udcff.duckdb"], ["report", "--out", "b\udcffk"],
+                                  ["report", "--data-dir", "d\udcff"]])
+def test_a_path_that_is_not_utf8_is_refused_in_one_line(args, tmp_path, monkeypatch, capsys):
+    """Python hands an argument's undecodable bytes over as lone surrogates (surrogateescape)."""
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(args) == ExitCode.BAD_INPUT
+    line = only_line(capsys)
+    assert "\\xff" in line and "bytes that are not UTF-8" in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_path_that_is_not_utf8_is_refused_by_the_command(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "greenery", "build", "--warehouse", b"w\xff.duckdb"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert done.returncode == ExitCode.BAD_INPUT
+    assert done.stderr.splitlines() == ["error: --warehouse w\\xff.duckdb: the path holds bytes that are not "
+                                        "UTF-8; rename it, or name another path"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_warehouse_inside_the_book_is_refused_and_leaves_nothing_there(sample_book, tmp_path, capsys):
+    before = tree_digest(sample_book.out)
+    names = ownership.book_files(sample_book.out)
+    code = cli.main(["report", "--data-dir", str(sample_book.export), "--out", str(sample_book.out),
+                     "--warehouse", str(sample_book.out / "w.duckdb")])
+    assert code == ExitCode.BAD_INPUT
+    assert "is inside the book folder" in only_line(capsys)
+    assert ownership.book_files(sample_book.out) == names and tree_digest(sample_book.out) == before
+    assert cli.main(["report", "--data-dir", str(sample_book.export), "--out", str(sample_book.out),
+                     "--warehouse", str(sample_book.warehouse)]) == 0  # and the next report is not refused
+
+
+def test_a_file_added_to_the_book_during_a_run_is_kept_and_the_run_refused(sample_book, monkeypatch, capsys):
+    """A CNAME written into the published book while the new one renders: the old book is put back."""
+    from greenery.outputs import fingerprint
+
+    before = files_of(sample_book.out)
+
+    def render_while_someone_adds_a_file(stage, builder="html"):
+        html = stage / "_build" / builder
+        html.mkdir(parents=True)
+        (html / "index.html").write_text("<p>a new book</p>")
+        (sample_book.out / "CNAME").write_text("report.example.com\n")
+        return html
+
+    monkeypatch.setattr(fingerprint, "book", lambda *args: "a book never published")
+    monkeypatch.setattr("greenery.publisher.run.render", render_while_someone_adds_a_file)
+    try:
+        code = cli.main(["report", "--data-dir", str(sample_book.export), "--out", str(sample_book.out),
+                         "--warehouse", str(sample_book.warehouse)])
+        assert code == ExitCode.BAD_INPUT
+        assert "received 1 file(s) during this run (first: CNAME)" in only_line(capsys)
+        assert (sample_book.out / "CNAME").read_text() == "report.example.com\n"
+    finally:
+        (sample_book.out / "CNAME").unlink(missing_ok=True)
+    assert files_of(sample_book.out) == before
+    assert not list(sample_book.out.parent.glob(".html.staging-*"))
+
+
+def test_a_fifo_at_the_status_file_is_a_warning_not_a_hang(tmp_path, capsys):
+    import os
+
+    from greenery.publisher import notify, status
+
+    out = tmp_path / "site" / "html"
+    out.parent.mkdir()
+    os.mkfifo(status.paths(out)[0])
+    code = finishes(notify.run_recorded, lambda: 0, str(out), str(tmp_path / "w.duckdb"))
+    assert code == 0
+    assert "is not a greenery status file: the status files were not written" in capsys.readouterr().err
+    assert not status.paths(out)[1].exists()
+
+
+def test_two_books_in_one_folder_have_a_status_each(tmp_path):
+    from greenery.publisher import notify, status
+
+    first, second = tmp_path / "site" / "a", tmp_path / "site" / "b"
+    notify.run_recorded(lambda: 0, str(first), str(tmp_path / "w.duckdb"))
+    notify.run_recorded(lambda: 1, str(second), str(tmp_path / "w.duckdb"))
+    assert status.paths(first) == (tmp_path / "site" / "a.status.json", tmp_path / "site" / "a.status.html")
+    assert json.loads(status.paths(first)[0].read_text())["book"]["folder"] == "a"
+    assert json.loads(status.paths(second)[0].read_text())["attempt"]["exit_code"] == 1
+    assert sorted(p.name for p in (tmp_path / "site").iterdir()) == [
+        "a.status.html", "a.status.json", "b.status.html", "b.status.json"]
+
+
+def test_status_files_hide_an_export_given_through_a_link_and_the_history(tmp_path, monkeypatch):
+    from greenery.errors import InputError
+    from greenery.publisher import notify, status
+
+    real = tmp_path / "exports" / "march"
+    real.mkdir(parents=True)
+    link = tmp_path / "latest"
+    link.symlink_to(real)
+    history = tmp_path / "hist" / "h.duckdb"
+    monkeypatch.setenv("GREENERY_HISTORY", str(history))
+
+    def refused(error):
+        def run():
+            raise error
+        return run
+
+    out = tmp_path / "site" / "html"
+    for error, shown in [(InputError(link / "orders.csv", 3, "order_id", "not a UUID"), "<export>/orders.csv:3"),
+                         (InputError(real / "orders.csv", 3, "order_id", "not a UUID"), "<export>/orders.csv:3"),
+                         (InputError(history, None, None, "cannot be read"), "<history>: cannot be read")]:
+        with pytest.raises(InputError):
+            notify.run_recorded(refused(error), str(out), str(tmp_path / "w.duckdb"), data_dir=str(link))
+        text = status.paths(out)[0].read_text() + status.paths(out)[1].read_text()
+        assert shown in text
+        assert str(tmp_path) not in text
+
+
+def test_an_unreadable_chapter_cache_entry_is_discarded(tmp_path):
+    from greenery.publisher.chapter_runs import ChapterCache
+
+    cache = ChapterCache(tmp_path / "w.chapters")
+    executed = tmp_path / "run.ipynb"
+    executed.write_text(json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    cache.put("notebooks/a", "k" * 24, executed)
+    assert cache.get("notebooks/a", "k" * 24) == cache.path("notebooks/a", "k" * 24)
+    cut = cache.path("notebooks/a", "k" * 24)
+    cut.write_bytes(cut.read_bytes()[:20])  # cut short, as a full disk or a crash leaves it
+    assert cache.get("notebooks/a", "k" * 24) is None and not cut.exists()

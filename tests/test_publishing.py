@@ -280,7 +280,7 @@ def report(book, export, url=None, out=None) -> int:
 
 def read_status(out: Path) -> dict:
     json_path, html_path = status.paths(out)
-    assert html_path.is_file() and not (out / status.STATUS_JSON).exists()  # beside the book, never in it
+    assert html_path.is_file() and not (out / json_path.name).exists()  # beside the book, never in it
     return json.loads(json_path.read_text())
 
 
@@ -482,3 +482,29 @@ def test_a_chart_keeps_the_alt_text_its_cell_gives_unless_the_chapter_passed_one
     book_stage._alt_text_to_cell(own)
     assert 'alt="Nine in ten buyers ordered again."' in default.outputs[0]["data"]["text/html"]
     assert 'alt="Chart: default"' in own.outputs[0]["data"]["text/html"]
+
+
+# --- reuse is verified, not assumed (issue 19)
+
+
+def test_a_damaged_book_and_a_cut_cache_entry_are_noticed_and_made_again(sample_book, capsys):
+    """A page deleted, a page edited and a chapter's cached notebook cut short: the next report does not
+    say "Book up to date"; it runs that chapter again and renders the book, which matches its stamp."""
+    from greenery.outputs import ownership
+
+    stamp = ownership.read_stamp(sample_book.out)
+    deleted, edited = "genindex.html", "notebooks/summary.html"
+    assert {deleted, edited} <= set(stamp["files"]) and ownership.book_intact(sample_book.out, stamp)
+    (sample_book.out / deleted).unlink()
+    (sample_book.out / edited).write_text("<p>defaced</p>")
+    [cut] = sample_book.chapters.glob("summary-*.ipynb")
+    cut.write_bytes(cut.read_bytes()[:100])
+    capsys.readouterr()
+    assert report(sample_book, sample_book.export) == 0
+    out = capsys.readouterr().out
+    assert "Book up to date" not in out and "differs from its stamp" in out
+    assert "summary.md executed" in out and "chapters unchanged: reused" in out
+    assert (sample_book.out / deleted).is_file() and "defaced" not in (sample_book.out / edited).read_text()
+    assert ownership.book_intact(sample_book.out, ownership.read_stamp(sample_book.out))
+    assert report(sample_book, sample_book.export) == 0
+    assert "Book up to date" in capsys.readouterr().out

@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import os
 import signal
 import sys
 import traceback
 from pathlib import Path
 
 from greenery import config
-from greenery.errors import DataTestFailure, ExitCode, GreeneryError, Interrupted, unexpected_reason
+from greenery.errors import DataTestFailure, ExitCode, GreeneryError, Interrupted, UsageError, unexpected_reason
 from greenery.warehouse.engines import add_engine_arguments
 
 DATA_HELP = "the export's folder (default: $GREENERY_DATA_DIR, else data/raw/, else a generated sample)"
@@ -33,13 +34,13 @@ def _print_failure(failure: DataTestFailure, what_is_kept: str) -> None:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from greenery.outputs.locking import exclusive
-    from greenery.outputs.ownership import check_warehouse_target
+    from greenery.outputs.ownership import check_outputs
     from greenery.warehouse.build import summary_lines
     from greenery.warehouse.engines import choose_source, engine_build
 
     config.check_duckdb_settings()
-    warehouse = config.warehouse_path(args.warehouse).absolute()
-    check_warehouse_target(warehouse)
+    warehouse = config.absolute(config.warehouse_path(args.warehouse))
+    check_outputs(warehouse, config.absolute(config.history_path()), config.absolute(config.digest_cache_path()))
     source = choose_source(args)  # before the lock: a refused export leaves nothing behind; Spark may read a URI
     print(f"Data: {source.path} ({source.label}; chosen by {source.chosen_by})")
     existed = warehouse.exists()
@@ -195,6 +196,26 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+PATH_OPTIONS = ("data_dir", "warehouse", "out", "marts_dir")
+PATH_VARIABLES = ("GREENERY_HISTORY", "GREENERY_DIGEST_CACHE")  # files written beside every build
+
+
+def _refuse_undecodable_paths(args: argparse.Namespace) -> None:
+    """A path whose name holds bytes that are not UTF-8 cannot be passed on (DuckDB, Sphinx, JSON):
+    refused with one line (exit 2), the bytes shown as escapes."""
+    given = [(f"--{name.replace('_', '-')}", getattr(args, name, None)) for name in PATH_OPTIONS]
+    given += [(f"${name}", os.environ.get(name)) for name in PATH_VARIABLES]
+    for option, value in given:
+        if not isinstance(value, str):
+            continue
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            raise UsageError(f"{option} {shown}: the path holds bytes that are not UTF-8; rename it, "
+                             "or name another path") from None
+
+
 def _on_signal(signum, frame):
     name = signal.Signals(signum).name
     raise Interrupted(name, ExitCode.TERMINATED if signum == signal.SIGTERM else ExitCode.INTERRUPTED)
@@ -238,6 +259,7 @@ def _main(argv: list[str] | None) -> int:
     args = parser().parse_args(argv)  # bad arguments: usage and exit 2 (argparse)
     previous = signal.signal(signal.SIGTERM, _on_signal)
     try:
+        _refuse_undecodable_paths(args)
         return int(args.run(args))
     except GreeneryError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -66,6 +66,19 @@ def env_path(name: str) -> Path | None:
     return Path(value).expanduser() if value else None
 
 
+def absolute(path: str | os.PathLike) -> Path:
+    """`path` as an absolute path, `~` expanded. Leading `..` of a relative path are applied to the current
+    folder, which the system names without links (so this is exact); any other `..` is kept as written,
+    for greenery.outputs.ownership to refuse (after a link, `x/..` is not the folder it seems to be)."""
+    path = Path(path).expanduser()
+    if path.is_absolute():
+        return path
+    base, parts = Path.cwd(), path.parts
+    while parts and parts[0] == "..":
+        base, parts = base.parent, parts[1:]
+    return base.joinpath(*parts)
+
+
 def data_dir_choice(explicit: str | os.PathLike | None = None) -> tuple[Path, str] | None:
     """Which export to read and why: --data-dir, else $GREENERY_DATA_DIR, else data/raw/ when it holds
     the seven files; None means none was given (the caller falls back to the generated sample)."""

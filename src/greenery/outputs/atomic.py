@@ -10,7 +10,9 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import secrets
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -19,21 +21,39 @@ def temporary_name(target: Path, what: str = "tmp") -> Path:
     return target.with_name(f".{target.name}.{what}-{os.getpid()}")
 
 
-def write_text(target: Path, text: str) -> None:
-    """Write `text` to `target` through a temporary file and one rename."""
-    temporary = temporary_name(target)
+def _new_file(target: Path) -> tuple[Path, int]:
+    """A new hidden file beside `target`, made by this call (O_EXCL: never a file or link already there)."""
+    while True:
+        temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+        try:
+            return temporary, os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        except FileExistsError:
+            continue
+
+
+def write_bytes(target: Path, data: bytes) -> None:
+    """Write `data` to `target` through a temporary file of our own and one rename (which replaces a
+    link at `target` rather than writing through it)."""
+    temporary, fd = _new_file(target)
     try:
-        temporary.write_text(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
         temporary.replace(target)
     finally:
         temporary.unlink(missing_ok=True)
 
 
+def write_text(target: Path, text: str) -> None:
+    """Write `text` (UTF-8) to `target` through a temporary file and one rename."""
+    write_bytes(target, text.encode("utf-8"))
+
+
 def copy_file(source: Path, target: Path) -> None:
     """Copy `source` to `target` through a temporary file and one rename."""
-    temporary = temporary_name(target)
+    temporary, fd = _new_file(target)
     try:
-        shutil.copyfile(source, temporary)
+        with os.fdopen(fd, "wb") as handle, source.open("rb") as original:
+            shutil.copyfileobj(original, handle)
         temporary.replace(target)
     finally:
         temporary.unlink(missing_ok=True)
@@ -56,18 +76,27 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(code, os.strerror(code), str(b))
 
 
-def swap_folder(new: Path, published: Path) -> None:
+def swap_folder(new: Path, published: Path, check_old: Callable[[Path], None] = lambda old: None) -> None:
     """Put folder `new` where `published` is; the old one is removed afterwards.
 
-    Callers check first that `published` is theirs to replace (greenery.outputs)."""
+    Callers check first that `published` is theirs to replace (greenery.outputs). The old folder,
+    once out of the way, is given to `check_old`: if it raises (someone added a file while the new
+    folder was being made), the old folder is put back as it was and the error goes on."""
     published.parent.mkdir(parents=True, exist_ok=True)
     if published.exists() and _exchange(new, published):
-        shutil.rmtree(new, ignore_errors=True)  # `new` now holds the old folder
+        try:
+            check_old(new)  # `new` now holds the old folder
+        except BaseException:
+            _exchange(new, published)
+            raise
+        shutil.rmtree(new, ignore_errors=True)
         return
     previous = temporary_name(published, "previous")
     if published.exists():
         published.rename(previous)
     try:
+        if previous.exists():
+            check_old(previous)
         new.rename(published)
     except BaseException:
         if previous.exists():

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from greenery import config
 from greenery.contract import RAW_TABLES
-from greenery.outputs import atomic
+from greenery.outputs import atomic, ownership
 
 # Libraries whose version can change a figure, a chart or a page.
 RENDERING_LIBRARIES = ("duckdb", "numpy", "pandas", "matplotlib", "papermill", "jupytext", "myst-nb",
@@ -75,14 +75,9 @@ def _identity(stat: os.stat_result) -> list[int]:
     return [stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns]
 
 
-def _read_cache(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-
-
 def _write_cache(path: Path, cache: dict) -> None:
+    if ownership.read_digest_cache(path) is None:  # someone put a file there since it was read: theirs now
+        return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         # atomic: a reader sees the old cache or the new one; a lost update is only a re-hash
@@ -96,7 +91,8 @@ def file_digests(files: Iterable[Path]) -> dict[Path, bytes]:
     (device, inode, size, modification and change times) is the one it had, so an unchanged export of
     a gigabyte is recognised without reading it again."""
     cache_path = config.digest_cache_path()
-    cache, changed, digests = _read_cache(cache_path), False, {}
+    found = ownership.read_digest_cache(cache_path)  # the command refused a foreign one (ownership.check_digest_cache)
+    cache, changed, digests = found or {}, False, {}
     for path in files:
         key = str(path.resolve())
         try:
@@ -114,7 +110,8 @@ def file_digests(files: Iterable[Path]) -> dict[Path, bytes]:
         if path.stat().st_ctime_ns == stat.st_ctime_ns:  # not written while it was read
             cache[key] = {"identity": _identity(stat), "hashed_ns": hashed_ns, "sha256": digests[path].hex()}
             changed = True
-    if changed:  # entries of files that are gone (an export replaced, a test's folder) are dropped
+    # entries of files that are gone (an export replaced, a test's folder) are dropped
+    if changed and found is not None:
         _write_cache(cache_path, {key: entry for key, entry in cache.items() if os.path.exists(key)})
     return digests
 

@@ -3,30 +3,97 @@
 Every output argument is checked before anything is written. A book folder may be replaced only
 when it is missing, empty, or a book this tool published (its stamp lists every file it wrote,
 and nothing else is in it); a warehouse file only when it is missing or a DuckDB warehouse this
-tool built; the files beside a warehouse only when they are missing or recognisably ours.
-Anything else is refused with one line (exit 2) and left exactly as it was.
+tool built; the history only when it is missing or a history; the files beside a warehouse or a
+book (locks, results, caches, status files) and the digest cache only when they are missing or
+recognisably ours. Anything else is refused with one line (exit 2) and left exactly as it was.
+
+One check serves every path (`refuse_unless_ours`): a symbolic link, a FIFO, a device or a socket
+is never ours, and our files are opened without following a link and without blocking
+(`open_regular`), so a FIFO or `/dev/zero` put where we read or write cannot hang a run or fill
+its memory.
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import os
 import shutil
+import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from greenery import config
 from greenery.errors import HistoryError, UsageError
 
 STAGING_MARKER = ".greenery-staging"  # inside a staging folder: safe to remove once its run is gone
+# The largest file of ours that is read to recognise it (a stamp, test results, the digest cache):
+# anything larger is not ours, and is never read into memory.
+MAX_OWN_FILE = 64 * 1024 * 1024
+_KINDS = ((stat.S_ISLNK, "symbolic link"), (stat.S_ISREG, "file"), (stat.S_ISDIR, "folder"),
+          (stat.S_ISFIFO, "FIFO"), (stat.S_ISCHR, "device"), (stat.S_ISBLK, "device"), (stat.S_ISSOCK, "socket"))
+
+
+def kind(path: Path) -> str | None:
+    """What is at `path`, the link itself rather than what it points to: None when nothing is."""
+    try:
+        mode = os.lstat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return next((name for test, name in _KINDS if test(mode)), "special file")
+
+
+def open_regular(path: Path, flags: int = os.O_RDONLY, mode: int = 0o644) -> int:
+    """A file descriptor on the regular file at `path`: never through a symbolic link (O_NOFOLLOW), never
+    blocking on a FIFO (O_NONBLOCK while opening); a FIFO, device or socket raises OSError. Never pass
+    O_TRUNC: a file is emptied only once it is known to be ours."""
+    fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, mode)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_own(path: Path, limit: int = MAX_OWN_FILE, whole: bool = True) -> bytes | None:
+    """The bytes of the regular file at `path` (at most `limit`), or None if there is no such file,
+    it is something else, or (when `whole`) it is larger than `limit`."""
+    try:
+        fd = open_regular(path)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        data = handle.read(limit + whole)
+    return None if whole and len(data) > limit else data
+
+
+def read_own_json(path: Path) -> object | None:
+    """A JSON document of ours at `path`, or None (missing, unreadable, not a regular file, too large)."""
+    data = read_own(path)
+    try:
+        return json.loads(data) if data is not None else None
+    except ValueError:
+        return None
+
+
+def refuse_unless_ours(path: Path, ours: Callable[[Path], bool], role: str, where: str) -> None:
+    """The one ownership check: `path` must be missing, or a file or folder `ours` recognises. A symbolic
+    link, FIFO, device or socket is never ours. Raises UsageError (exit 2) naming `where` it came from."""
+    found = kind(path)
+    if found is None or (found in ("file", "folder") and ours(path)):
+        return
+    what = "" if found in ("file", "folder") else f" (a {found})"
+    raise UsageError(f"{where}: {path} exists and is not greenery's {role}{what}; move it aside or name another path")
 
 
 def _is_duckdb_file(path: Path) -> bool:
     """DuckDB's file header: a checksum, then the magic bytes DUCK at offset 8."""
-    try:
-        with path.open("rb") as handle:
-            return handle.read(12)[8:12] == b"DUCK"
-    except OSError:
-        return False
+    head = read_own(path, 12, whole=False)
+    return head is not None and head[8:12] == b"DUCK"
 
 
 def _writable_parent(path: Path, what: str) -> None:
@@ -37,13 +104,47 @@ def _writable_parent(path: Path, what: str) -> None:
         raise UsageError(f"{what} {path}: cannot write into {parent} (read-only or not permitted)")
 
 
+def check_plain_path(path: Path, what: str) -> None:
+    """A path an option names must be one place, said once: never the root, never through `..` (which
+    names a folder other than the one it seems to, once links are involved)."""
+    if ".." in path.parts:
+        raise UsageError(f"{what} {path}: holds '..'; name the folder without it")
+    if path.parent == path:
+        raise UsageError(f"{what} {path} is the root folder; name a folder inside it")
+
+
+def check_outside(book: Path, paths: dict[str, Path]) -> None:
+    """Nothing of ours is ever written inside a published book (a warehouse there would leave its lock,
+    results and cache in the book, and the next report would refuse it): each named path is refused."""
+    root = book.resolve()
+    for what, path in paths.items():
+        resolved = path.resolve()
+        if resolved == root or resolved.is_relative_to(root):
+            raise UsageError(f"{what} {path} is inside the book folder {book}; name a path outside it")
+
+
 def read_stamp(book: Path) -> dict:
     """The stamp of a published book (fingerprints and the files it wrote), or {} if there is none."""
-    try:
-        stamp = json.loads((book / config.BOOK_STAMP).read_text())
-    except (OSError, ValueError):
-        return {}
+    stamp = read_own_json(book / config.BOOK_STAMP)
     return stamp if isinstance(stamp, dict) else {}
+
+
+def _sha256(path: Path) -> str | None:
+    try:
+        fd = open_regular(path)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def digest_files(folder: Path, names: list[str]) -> dict[str, str | None]:
+    """The sha256 of each named file of a book, for its stamp: reuse is verified, never assumed."""
+    return {name: _sha256(folder / name) for name in names}
+
+
+def stamp_text(stamp: dict) -> str:
+    return json.dumps(stamp, indent=2) + "\n"
 
 
 def record_file(book: Path, name: str) -> None:
@@ -52,36 +153,60 @@ def record_file(book: Path, name: str) -> None:
 
     stamp = read_stamp(book)
     stamp["files"] = sorted({*stamp.get("files", []), name})
-    atomic.write_text(book / config.BOOK_STAMP, json.dumps(stamp, indent=2) + "\n")
+    stamp["sha256"] = {**stamp.get("sha256", {}), **digest_files(book, [name])}
+    atomic.write_text(book / config.BOOK_STAMP, stamp_text(stamp))
 
 
 def book_files(folder: Path) -> list[str]:
-    """Every file under `folder`, as sorted relative POSIX paths (what a book's stamp lists)."""
-    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() or p.is_symlink())
+    """Everything under `folder` but its folders, as sorted relative POSIX paths (what a book's stamp lists):
+    files, and links, FIFOs or devices someone put there, which are never ours."""
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if kind(p) != "folder")
+
+
+def foreign_files(book: Path) -> list[str]:
+    """What is in a book folder that its stamp does not list (everything, when it has no stamp)."""
+    stamp = read_stamp(book)
+    return sorted(set(book_files(book)) - set(stamp.get("files", [])) - {config.BOOK_STAMP})
+
+
+def book_intact(book: Path, stamp: dict) -> bool:
+    """True when the book's files are exactly those its stamp lists, each with the content it was written
+    with: a page deleted or edited since is noticed, and the book is rendered again."""
+    listed = stamp.get("files")
+    digests = stamp.get("sha256")
+    if not isinstance(listed, list) or not isinstance(digests, dict) or set(digests) != set(listed):
+        return False
+    if set(book_files(book)) - {config.BOOK_STAMP} != set(listed):
+        return False
+    return all(_sha256(book / name) == digest for name, digest in digests.items())
+
+
+def refuse_foreign_files(book: Path, what: str = "--out") -> None:
+    """Raise UsageError when a book folder holds anything its stamp does not list."""
+    foreign = foreign_files(book)
+    if foreign:
+        raise UsageError(f"{what} {book} holds {len(foreign)} file(s) this tool did not write "
+                         f"(first: {foreign[0]}); move them out first")
 
 
 def check_book_target(book: Path) -> None:
     """Refuse a --out that is not a missing folder, an empty folder, or a book this tool published."""
     what = "--out"
-    lock = config.lock_path(book)
-    if (lock.exists() or lock.is_symlink()) and (lock.is_symlink() or not _is_our_lock(lock)):
-        raise UsageError(f"{what} {book}: {lock} exists and is not greenery's lock; move it aside")
-    if book.is_symlink():
+    check_plain_path(book, what)
+    refuse_unless_ours(config.lock_path(book), _is_our_lock, "lock", f"{what} {book}")
+    found = kind(book)
+    if found == "symbolic link":
         raise UsageError(f"{what} {book} is a symbolic link; name the folder itself")
-    if book.exists() and not book.is_dir():
-        raise UsageError(f"{what} {book} is a file, not a folder; name a missing or empty folder")
-    if book.is_dir():
+    if found not in (None, "folder"):
+        raise UsageError(f"{what} {book} is a {found}, not a folder; name a missing or empty folder")
+    if found == "folder":
         if os.path.ismount(book):
             raise UsageError(f"{what} {book} is a mount point; name a folder inside it")
         if any(book.iterdir()):
-            stamp = read_stamp(book)
-            if "files" not in stamp:
+            if "files" not in read_stamp(book):
                 raise UsageError(f"{what} {book} holds files this tool did not publish; "
                                  "name a missing or empty folder, or a book greenery published")
-            foreign = sorted(set(book_files(book)) - set(stamp["files"]) - {config.BOOK_STAMP})
-            if foreign:
-                raise UsageError(f"{what} {book} holds {len(foreign)} file(s) this tool did not write "
-                                 f"(first: {foreign[0]}); move them out first")
+            refuse_foreign_files(book, what)
         if not os.access(book.parent, os.W_OK | os.X_OK):
             raise UsageError(f"{what} {book}: cannot write into {book.parent} (read-only or not permitted)")
     else:
@@ -172,23 +297,44 @@ def _opens_as_our_warehouse(path: Path) -> bool:
 
 
 def _is_our_results(path: Path) -> bool:
-    try:
-        payload = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return False
+    payload = read_own_json(path)
     return isinstance(payload, dict) and {"build", "summary", "results"} <= payload.keys()
 
 
 def _is_our_chapter_cache(path: Path) -> bool:
-    return path.is_dir() and all(p.suffix == ".ipynb" and p.is_file() for p in path.iterdir())
+    return kind(path) == "folder" and all(p.suffix == ".ipynb" and kind(p) == "file" for p in path.iterdir())
 
 
 def _is_our_lock(path: Path) -> bool:
+    text = read_own(path, 200)
+    return text is not None and (text == b"" or text.startswith(b"greenery (pid"))
+
+
+def _is_our_building(path: Path) -> bool:
+    """A warehouse a killed run left half built: empty, or a DuckDB file."""
+    return read_own(path, 0, whole=False) is not None and (path.stat().st_size == 0 or _is_duckdb_file(path))
+
+
+def read_digest_cache(path: Path) -> dict | None:
+    """fingerprint.file_digests' cache: {} when missing or empty, its entries when it is a JSON object of
+    {identity, hashed_ns, sha256} entries, and None when anything else is there (never ours to write)."""
+    if kind(path) is None:
+        return {}
+    data = read_own(path)
+    if data == b"":
+        return {}
     try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError):
-        return False
-    return text == "" or text.startswith("greenery (pid")
+        cache = json.loads(data) if data is not None else None
+    except ValueError:
+        return None
+    ours = isinstance(cache, dict) and all(
+        isinstance(entry, dict) and {"identity", "hashed_ns", "sha256"} <= entry.keys() for entry in cache.values())
+    return cache if ours else None
+
+
+def check_digest_cache(path: Path) -> None:
+    """The cache of export digests ($GREENERY_DIGEST_CACHE) is written only when it is missing or ours."""
+    refuse_unless_ours(path, lambda p: read_digest_cache(p) is not None, "digest cache", "$GREENERY_DIGEST_CACHE")
 
 
 def check_warehouse_source(warehouse: Path) -> None:
@@ -206,11 +352,13 @@ def check_warehouse_target(warehouse: Path) -> None:
     """Refuse a --warehouse that is not missing or a warehouse this tool built, and any file beside it
     that the build would write over but did not make."""
     what = "--warehouse"
-    if warehouse.is_symlink():
+    check_plain_path(warehouse, what)
+    found = kind(warehouse)
+    if found == "symbolic link":
         raise UsageError(f"{what} {warehouse} is a symbolic link; name the file itself")
-    if warehouse.exists() and not warehouse.is_file():
-        raise UsageError(f"{what} {warehouse} is not a regular file (a folder?); name a .duckdb file")
-    if warehouse.is_file() and not _is_our_warehouse(warehouse):
+    if found not in (None, "file"):
+        raise UsageError(f"{what} {warehouse} is not a regular file (a {found}); name a .duckdb file")
+    if found == "file" and not _is_our_warehouse(warehouse):
         raise UsageError(f"{what} {warehouse} exists and is not a warehouse greenery built; "
                          "name a new file or move it aside")
     beside = [
@@ -218,25 +366,80 @@ def check_warehouse_target(warehouse: Path) -> None:
         (config.rejected_path(warehouse), _is_duckdb_file, "rejected warehouse"),
         (config.chapter_cache_path(warehouse), _is_our_chapter_cache, "chapter cache"),
         (config.lock_path(warehouse), _is_our_lock, "lock"),
+        (config.building_path(warehouse), _is_our_building, "warehouse being built"),
     ]
     for path, ours, role in beside:
-        if (path.exists() or path.is_symlink()) and (path.is_symlink() or not ours(path)):
-            raise UsageError(f"{what} {warehouse}: {path} exists and is not greenery's {role}; "
-                             "move it aside or name another warehouse")
+        refuse_unless_ours(path, ours, role, f"{what} {warehouse}")
     _writable_parent(warehouse, what)
 
 
-def check_history(history: Path) -> None:
-    """The history must be missing or a DuckDB file; anything else is not ours to write."""
-    if history.exists() and (not history.is_file() or not _is_duckdb_file(history)):
-        raise HistoryError(f"{history}: not a greenery history file (not a DuckDB database); "
-                           "move it aside to start a new history")
+def warehouse_family(warehouse: Path) -> list[Path]:
+    """The warehouse and every path written beside it."""
+    return [warehouse, config.run_results_path(warehouse), config.rejected_path(warehouse),
+            config.chapter_cache_path(warehouse), config.lock_path(warehouse), config.building_path(warehouse)]
+
+
+def check_history_target(history: Path, warehouse: Path | None = None) -> None:
+    """The history's path before any work: never the warehouse or a file beside it (its lock would be
+    the warehouse's, which this very run holds), never a link, FIFO or device, never its lock foreign."""
+    where = "$GREENERY_HISTORY"
+    check_plain_path(history, where)
+    if warehouse is not None:
+        same = [p for p in warehouse_family(warehouse) if p.absolute() == history.absolute()
+                or (kind(p) and kind(history) and os.path.samefile(p, history))]
+        if same:
+            which = "the warehouse" if same[0] == warehouse else "a file beside the warehouse"
+            raise UsageError(f"{where} {history} is {which} ({warehouse}); the history must be a file of its own")
+    found = kind(history)
+    if found not in (None, "file"):
+        raise UsageError(f"{where} {history} is a {found}, not a history file; name the file itself")
+    refuse_unless_ours(config.lock_path(history), _is_our_lock, "lock", f"{where} {history}")
+
+
+def check_outputs(warehouse: Path, history: Path, digest_cache: Path, book: Path | None = None) -> None:
+    """Every path a `build` (or, with `book`, a `report`) writes, checked before anything is written."""
+    if book is not None:
+        check_book_target(book)
+    check_warehouse_target(warehouse)
+    check_history_target(history, warehouse)
+    check_digest_cache(digest_cache)
+    if book is not None:
+        check_outside(book, {"--warehouse": warehouse, "$GREENERY_HISTORY": history,
+                             "$GREENERY_DIGEST_CACHE": digest_cache})
+
+
+def check_history(history: Path, ours: set[str]) -> None:
+    """The history must be missing or a history this tool wrote: a DuckDB file holding only tables named
+    in `ours` (`builds` and the snapshots; none yet after a first run was stopped). A file of another
+    kind, a warehouse or someone's database is refused (exit 4) and never attached for writing. The
+    caller holds the history's lock."""
+    found = kind(history)
+    if found is None:
+        return
+    advice = "move it aside to start a new history, or set $GREENERY_HISTORY to another file"
+    if found != "file" or not _is_duckdb_file(history):
+        raise HistoryError(f"{history}: not a greenery history file (not a DuckDB database); {advice}")
+    import duckdb
+
+    try:
+        con = duckdb.connect(str(history), read_only=True)
+        try:
+            tables = {row[0] for row in con.execute("select table_name from information_schema.tables").fetchall()}
+        finally:
+            con.close()
+    except duckdb.Error as error:
+        raise HistoryError(f"{history}: cannot be opened as a history file ({str(error).splitlines()[0]}); "
+                           f"{advice}") from None
+    if not tables <= ours:
+        other = sorted(tables - ours)
+        raise HistoryError(f"{history}: not a greenery history file (it holds table {other[0]}"
+                           f"{' and others' if len(other) > 1 else ''}); {advice}")
 
 
 def new_staging(beside: Path, what: str) -> Path:
     """A fresh staging folder beside an output, marked so that a later run may remove it if left behind."""
     stage = beside.with_name(f".{beside.name}.{what}-{os.getpid()}")
-    if stage.exists():
+    if kind(stage):
         remove_staging(stage)
     stage.mkdir(parents=True)
     (stage / STAGING_MARKER).write_text("")
@@ -245,7 +448,7 @@ def new_staging(beside: Path, what: str) -> Path:
 
 def remove_staging(stage: Path) -> None:
     """Remove a staging folder, but only one this tool marked as its own."""
-    if stage.is_dir() and not stage.is_symlink() and (stage / STAGING_MARKER).is_file():
+    if kind(stage) == "folder" and kind(stage / STAGING_MARKER) == "file":
         shutil.rmtree(stage, ignore_errors=True)
 
 

@@ -31,6 +31,7 @@ from greenery.chapter_kit.contents import name_of, notebook_path, read_notebook
 from greenery.errors import ParameterError, ReportError, UsageError
 from greenery.faults import checkpoint
 from greenery.outputs import atomic
+from greenery.outputs.ownership import kind, read_own
 from greenery.publisher import warm_server as warm
 from greenery.publisher.chapter_process import ERROR_PREFIX, PARAMETER_PREFIX, kernel_folder, shown
 from greenery.publisher.processes import die_with_parent, kill_tree
@@ -160,8 +161,24 @@ class ChapterCache:
         return self.folder / f"{name_of(entry)}-{key[:24]}.ipynb"
 
     def get(self, entry: str, key: str) -> Path | None:
+        """The executed chapter kept under `key`, or None. An entry that cannot be read as a notebook (a
+        file cut short by a full disk or a crash, or edited) is discarded, and the chapter runs again."""
+        import nbformat
+
         found = self.path(entry, key)
-        return found if found.is_file() else None
+        if kind(found) is None:
+            return None
+        data = read_own(found)
+        try:
+            if data is not None:
+                nbformat.reads(data.decode("utf-8"), as_version=4)
+        except Exception:  # NotJSONError, a TypeError on a wrong shape, ...: whatever it is, it is not reusable
+            data = None
+        if data is None:
+            if kind(found) == "file":
+                found.unlink()
+            return None
+        return found
 
     def put(self, entry: str, key: str, executed: Path) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)

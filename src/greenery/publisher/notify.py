@@ -172,19 +172,29 @@ def _now() -> str:
     return datetime.now(UTC).replace(microsecond=0).isoformat()
 
 
+def _spellings(path: Path) -> set[str]:
+    """The ways a path may appear in an error line: as given, absolute, and with every link resolved."""
+    path = Path(path).expanduser()
+    forms = {str(config.absolute(path))} | ({str(path)} if path.is_absolute() else set())
+    with contextlib.suppress(OSError, RuntimeError):  # a link loop: the other forms still stand
+        forms.add(str(path.resolve()))
+    return {form for form in forms if form not in ("", ".", "/")}
+
+
 def run_recorded(run, out=None, warehouse=None, data_dir=None, notify_url: str | None = None) -> int:
     """Run `run()` (a `greenery report`), then write the status files and notify; returns its exit code.
 
     Errors are re-raised after recording, so the command still prints them and exits with their code."""
     from greenery.outputs.ownership import read_stamp
 
-    published = Path(out).expanduser().resolve() if out else config.HTML_DIR
-    warehouse_path = config.warehouse_path(warehouse).resolve()
-    hidden = {str(published): "<book>", str(warehouse_path): "<warehouse>", str(config.ROOT): "<checkout>",
-              str(Path.home()): "~"}
-    for source in (data_dir, config.env_path("GREENERY_DATA_DIR")):
-        if source:
-            hidden[str(Path(source).expanduser().resolve())] = "<export>"
+    published = config.absolute(out) if out else config.HTML_DIR
+    warehouse_path = config.absolute(config.warehouse_path(warehouse))
+    hidden = {str(config.ROOT): "<checkout>", str(Path.home()): "~"}
+    named = [(published, "<book>"), (warehouse_path, "<warehouse>"), (config.history_path(), "<history>"),
+             (config.digest_cache_path(), "<digest cache>")]
+    named += [(Path(source), "<export>") for source in (data_dir, config.env_path("GREENERY_DATA_DIR")) if source]
+    for path, name in named:  # as given, as an absolute path, and with links resolved: each form is hidden
+        hidden.update(dict.fromkeys(_spellings(path), name))
     before, started = read_stamp(published), _now()
     error, raised = None, None
     try:

@@ -13,7 +13,6 @@ Any failure, timeout or signal leaves the previous book exactly as it was.
 from __future__ import annotations
 
 import errno
-import json
 import re
 import shutil
 import sys
@@ -27,7 +26,7 @@ import yaml
 
 from greenery import config
 from greenery.chapter_kit import contents
-from greenery.errors import ReportError
+from greenery.errors import ReportError, UsageError
 from greenery.faults import checkpoint
 from greenery.outputs import atomic, fingerprint, ownership
 from greenery.outputs.locking import exclusive
@@ -108,6 +107,15 @@ def _warehouse(source, warehouse_path: Path, built_at: datetime | None, log: Cal
     return f"{wanted}:{result.info['build_id']}", result
 
 
+def _nothing_added(old: Path, published: Path) -> None:
+    """The replaced book holds only what its stamp lists: a file someone put into it while this run
+    worked (a CNAME) is never deleted; the old book is put back as it was and the run refused."""
+    foreign = ownership.foreign_files(old)
+    if foreign:
+        raise UsageError(f"--out {published} received {len(foreign)} file(s) during this run (first: {foreign[0]}); "
+                         "the book was kept as it is: move them out and run again")
+
+
 def publish(data_dir=None, out=None, warehouse=None, analysis: Sequence[str] = (),
             timeout: float = config.CHAPTER_TIMEOUT, built_at: datetime | None = None,
             log: Callable[..., None] = print, builder: str = "html", engine: str = "duckdb",
@@ -117,12 +125,12 @@ def publish(data_dir=None, out=None, warehouse=None, analysis: Sequence[str] = (
     `analysis` holds `NAME=VALUE` settings for the chapters' parameters cells."""
     from greenery.warehouse.engines import choose_source_for
 
-    published = Path(out).expanduser().absolute() if out else config.HTML_DIR
-    warehouse_path = config.warehouse_path(warehouse).absolute()
+    published = config.absolute(out) if out else config.HTML_DIR
+    warehouse_path = config.absolute(config.warehouse_path(warehouse))
     entries = contents.notebook_entries()
     values = chapters.analysis_parameters(list(analysis), entries)  # a bad --param stops before any work
-    ownership.check_book_target(published)
-    ownership.check_warehouse_target(warehouse_path)
+    ownership.check_outputs(warehouse_path, config.absolute(config.history_path()),
+                            config.absolute(config.digest_cache_path()), book=published)
     source = choose_source_for(engine, data_dir, log)  # before the locks: a refused export leaves nothing
     log(f"Data: {source.path} ({source.label}; chosen by {source.chosen_by})")
     with exclusive(published, "the book"), exclusive(warehouse_path, "the warehouse"), warm_server.Server() as server:
@@ -137,9 +145,12 @@ def publish(data_dir=None, out=None, warehouse=None, analysis: Sequence[str] = (
         book_key = fingerprint.book(keys, book_sources())
         if builder != "html":  # another kind of output from the same chapters (`make pdf`: singlehtml)
             book_key = fingerprint.combine(book_key, builder)
-        if ownership.read_stamp(published).get("book") == book_key:
-            log(f"Book up to date (same chapters, same data): {published / 'index.html'}")
-            return ReportResult(published, reused=True, build=built)
+        stamp = ownership.read_stamp(published)
+        if stamp.get("book") == book_key:
+            if ownership.book_intact(published, stamp):
+                log(f"Book up to date (same chapters, same data): {published / 'index.html'}")
+                return ReportResult(published, reused=True, build=built)
+            log("The published book differs from its stamp (a page deleted or edited): rendering it again")
 
         ownership.remove_leftover_staging(published, "staging")  # we hold the book's lock: none is in use
         stage = ownership.new_staging(published, "staging")
@@ -154,11 +165,12 @@ def publish(data_dir=None, out=None, warehouse=None, analysis: Sequence[str] = (
             html = render(stage, builder) if builder != "html" else render(stage)
             book_stage.landing_page(html, yaml.safe_load(config.BOOK_CONFIG_PATH.read_text()).get("title", "The book"))
             timings["render"] = round(time.perf_counter() - started, 2)
+            files = ownership.book_files(html)
             stamp = {"book": book_key, "warehouse": warehouse_key, "chapters": keys, "seconds": timings,
-                     "provenance": provenance, "files": ownership.book_files(html)}
-            atomic.write_text(html / config.BOOK_STAMP, json.dumps(stamp, indent=2) + "\n")
+                     "provenance": provenance, "files": files, "sha256": ownership.digest_files(html, files)}
+            atomic.write_text(html / config.BOOK_STAMP, ownership.stamp_text(stamp))
             checkpoint("publish book")
-            atomic.swap_folder(html, published)
+            atomic.swap_folder(html, published, check_old=lambda old: _nothing_added(old, published))
         finally:
             ownership.remove_staging(stage)
         log(f"Published: {published / 'index.html'}")

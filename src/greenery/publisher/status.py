@@ -1,6 +1,8 @@
-"""What the last `greenery report` did, for the people who read the book: status.json and status.html.
+"""What the last `greenery report` did, for the people who read the book: `<book>.status.json` and
+`<book>.status.html` (for the default `_build/html`: `_build/html.status.json`).
 
-Both are written next to the published book folder, never inside it, so that after a refused or
+Both are written next to the published book folder, never inside it, and named after it (two books
+in one folder each have their own), so that after a refused or
 failed build the book stays byte-identical while the status says a newer export was refused.
 They record when the last attempt ran, its outcome, the data tests' counts and failures (names,
 models and row counts: never rows, keys or values) and which export the published book shows.
@@ -22,15 +24,16 @@ from pathlib import Path
 from greenery import config
 from greenery.errors import ExitCode
 from greenery.outputs import atomic
+from greenery.outputs.ownership import kind, read_own, read_own_json
 from greenery.publisher.book_stage import when
 
-STATUS_JSON, STATUS_HTML = "status.json", "status.html"
+STATUS_JSON, STATUS_HTML = ".status.json", ".status.html"  # after the book folder's name
 OUTCOMES = {ExitCode.OK: "published", ExitCode.DATA_TEST_FAILED: "refused", ExitCode.BAD_INPUT: "refused",
             ExitCode.REPORT_FAILED: "failed"}
 
 
 def paths(published: Path) -> tuple[Path, Path]:
-    return published.parent / STATUS_JSON, published.parent / STATUS_HTML
+    return (published.with_name(published.name + STATUS_JSON), published.with_name(published.name + STATUS_HTML))
 
 
 # The header of a loader's line, `FILE:LINE: column 'NAME':`, whose quoted name is the contract's.
@@ -83,9 +86,8 @@ def _problems(rows: list[dict]) -> list[dict]:
 
 def refused_results(warehouse: Path) -> dict | None:
     """Counts and failures of the build just refused: its run_results.json (the warehouse itself was kept)."""
-    try:
-        results = json.loads(config.run_results_path(warehouse).read_text())
-    except (OSError, ValueError):
+    results = read_own_json(config.run_results_path(warehouse))
+    if not isinstance(results, dict):
         return None
     rows = results.get("results", [])
     return {"summary": _summary(rows), "problems": _problems(rows)}
@@ -134,12 +136,13 @@ def describe(exit_code: int, error: str | None, started_at: str, finished_at: st
 def _ours(path: Path) -> bool:
     """A status file this tool wrote (never replace a file someone else put beside the book)."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
+        text = (read_own(path) or b"").decode("utf-8")
+    except UnicodeDecodeError:
         return False
     if path.suffix == ".json":
         try:
-            return "attempt" in json.loads(text)
+            payload = json.loads(text)
+            return isinstance(payload, dict) and "attempt" in payload
         except ValueError:
             return False
     return "<title>Greenery report: status</title>" in text
@@ -185,7 +188,7 @@ def render_html(status: dict) -> str:
 def write(published: Path, status: dict) -> tuple[Path, Path] | None:
     """Both status files, unless a file of that name beside the book is not ours (then a warning, and nothing)."""
     json_path, html_path = paths(published)
-    foreign = [p for p in (json_path, html_path) if p.exists() and not _ours(p)]
+    foreign = [p for p in (json_path, html_path) if kind(p) and (kind(p) != "file" or not _ours(p))]
     if foreign:
         print(f"warning: {foreign[0]} is not a greenery status file: the status files were not written",
               file=sys.stderr)

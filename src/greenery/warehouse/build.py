@@ -27,8 +27,9 @@ from greenery.errors import DataTestFailure
 from greenery.faults import checkpoint
 from greenery.outputs import fingerprint
 from greenery.outputs.locking import exclusive
-from greenery.outputs.ownership import check_warehouse_target
+from greenery.outputs.ownership import check_digest_cache, check_history_target, check_warehouse_target
 from greenery.warehouse.datatests import TestResult, run_tests, store_results, summarize, write_json
+from greenery.warehouse.history import check as check_history
 from greenery.warehouse.history import forget, mark_published, record_build
 from greenery.warehouse.load import LoadReport, check_export_files, load_export
 from greenery.warehouse.manifest import Manifest, load_manifest
@@ -277,15 +278,18 @@ def build(source: DataSource, warehouse: Path, manifest: Manifest | None = None,
     its "what changed" tables compare with build `since` (greenery.warehouse.history.record_build).
     """
     manifest = manifest or load_manifest()
-    history = history or config.history_path()
+    history = config.absolute(history or config.history_path())
     pinned, built_at = built_at, (built_at or datetime.now(UTC)).replace(microsecond=0)
     check_warehouse_target(warehouse)
+    check_history_target(history, warehouse)
+    check_digest_cache(config.digest_cache_path())
     started = time.perf_counter()
     timings: dict[str, float] = {}
     cpu: dict[str, float] = {}  # CPU seconds per phase, for `make bench`
     building = config.building_path(warehouse)
     building.unlink(missing_ok=True)  # we hold the warehouse's lock: a leftover is from a killed run
     with exclusive(history, "the history"):
+        check_history(history)  # a foreign file is refused before any work, not after the models
         con = db.connect(building)
         # Commits only log; the one checkpoint runs beside the data tests (_test_and_record).
         db.run(con, "set checkpoint_threshold = '1TB'")

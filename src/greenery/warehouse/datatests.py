@@ -18,6 +18,7 @@ from pathlib import Path
 import duckdb
 
 from greenery import db
+from greenery.outputs import atomic
 from greenery.warehouse.manifest import DataTest
 
 MAX_FAILING_KEYS = 5
@@ -121,6 +122,5 @@ def write_json(path: Path, results: list[TestResult], build_info: dict) -> None:
         "summary": summarize(results),
         "results": [asdict(r) for r in results],
     }
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    tmp.replace(path)
+    # through a new file of our own: a link or FIFO at a fixed temporary name is never written through
+    atomic.write_text(path, json.dumps(payload, indent=2, default=str) + "\n")

@@ -227,8 +227,13 @@ def _damage_is_a_history_error(history_path: Path):
         raise
 
 
+def check(history_path: Path) -> None:
+    """Refuse (HistoryError) a file that is not a history: only ours is ever attached for writing."""
+    check_history(history_path, {"builds", *(snap.name for snap in snapshots())})
+
+
 def _attach(con: duckdb.DuckDBPyConnection, history_path: Path) -> None:
-    check_history(history_path)
+    check(history_path)
     history_path.parent.mkdir(parents=True, exist_ok=True)
     try:
         db.run(con, "attach $path as history", {"path": str(history_path)})
