@@ -150,3 +150,19 @@ def test_csv_names_from_captions():
         "greenery-buyers-by-number-of-orders-every-count-shown.csv"
     assert tables.csv_name("Cramér's V — by product", frame) == "greenery-cramer-s-v-by-product.csv"
     assert tables.csv_name("", pd.DataFrame({"%": [1]})) == "greenery-table.csv"
+
+
+def test_a_table_for_the_method_fold_is_glued_not_shown(rates):
+    glued: dict[str, object] = {}
+    original = book.glue
+    book.glue = lambda name, value, display_it=False: glued.__setitem__(name, value)
+    try:
+        out = shown(rates, caption="Rates in the fold", glue_as="rates_table")
+    finally:
+        book.glue = original
+    assert out == []  # nothing shown where the cell runs
+    html = glued["rates_table"].data
+    # the table and its CSV link, in the class the book's CSS styles (phone cards, print) as a cell's output
+    assert html.startswith('<div class="cell_output">') and html.endswith("</div>")
+    assert "<caption>Rates in the fold</caption>" in html
+    assert download(html)[0] == "greenery-rates-in-the-fold.csv"

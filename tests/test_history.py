@@ -11,6 +11,7 @@ from shop import PERSONAL_VALUES, name, uid, write_shop
 
 from greenery import db
 from greenery.chapter_kit import analyses
+from greenery.chapter_kit import formats as fmt
 from greenery.errors import DataTestFailure
 from greenery.warehouse.build import DataSource, build
 
@@ -186,12 +187,16 @@ def test_the_chapter_lists_exactly_the_three_shipped_orders(builder, tmp_path):
     build_shop("second", ship).close()
     chapter = execute(notebook_path("notebooks/what_changed"), tmp_path / "what_changed.ipynb",
                       {"warehouse": str(tmp_path / "w.duckdb")})
-    shown = name("\n".join(str(output.get("data", {}).get("text/html", "")) + str(output.get("data", {}).get("text/markdown", ""))
-                      for cell in chapter.cells for output in cell.get("outputs", [])))
+    shown = name("\n".join(str(output.get("data", {}).get(f"{prefix}text/html", ""))
+                           + str(output.get("data", {}).get(f"{prefix}text/markdown", ""))
+                           for cell in chapter.cells for output in cell.get("outputs", [])
+                           for prefix in ("", "application/papermill.record/")))  # shown, and glued for the fold
     assert "**0 rows were added, 0 removed and 3 changed**: 3 orders changed status" in shown
-    move = re.search(r">preparing</td>\s*<td[^>]*>shipped</td>\s*<td[^>]*>3</td>\s*<td[^>]*>o4, o5, o6</td>", shown)
-    assert move, "the move preparing -> shipped, 3 orders: o4, o5, o6"
-    assert not any(f">{order}" in shown for order in ("o1", "o2", "o3"))
+    # the page shows the move and its count; the orders' ids only in the folded method
+    move = re.search(r">Preparing</td>\s*<td[^>]*>Shipped</td>\s*<td[^>]*>3</td>\s*</tr>", shown)
+    assert move, "the move preparing -> shipped, 3 orders"
+    assert "- Preparing → Shipped: `o4`, `o5`, `o6`" in shown
+    assert not any(f"`{order}`" in shown or f">{order}<" in shown for order in ("o1", "o2", "o3"))
 
 
 def test_a_history_from_other_snapshots_is_refused_and_left_alone(builder):
@@ -260,7 +265,8 @@ def test_report_build_build_report_shows_what_changed_since_the_book(tmp_path, m
     from greenery.sample import generate
     from greenery.warehouse.build import choose_data
 
-    monkeypatch.setenv("GREENERY_HISTORY", str(tmp_path / "history" / "h.duckdb"))
+    history = tmp_path / "history" / "h.duckdb"
+    monkeypatch.setenv("GREENERY_HISTORY", str(history))
     first, second = tmp_path / "E", tmp_path / "E2"
     generate(first, 0.3, 42)
     shutil.copytree(first, second)
@@ -282,10 +288,13 @@ def test_report_build_build_report_shows_what_changed_since_the_book(tmp_path, m
     publish(data_dir=second, out=out, warehouse=warehouse, log=log.append)
     assert shown_build(read_stamp(out)) == 4  # rebuilt to compare with build 1
     page = (out / "notebooks" / "what_changed.html").read_text()
-    assert "Since build 1 " in page and "0 rows were added, 0 removed and 2 changed" in page
+    with db.connect(history, read_only=True) as con:  # the page names the first book's build by its time
+        first_book = fmt.moment(db.scalar(con, "select built_at from builds where build_id = 1"))
+    assert f"Since the previous book (built {first_book})" in page and "0 rows were added, 0 removed and 2 changed" in page
+    assert re.search(r">1</td>\s*<td[^>]*>[^<]*</td>\s*<td[^>]*>[^<]*</td>\s*<td[^>]*>[^<]*</td>\s*<td[^>]*>compared with<", page)
     assert all(escape_html(n) in page for n in changed)
     summary = (out / "notebooks" / "summary.html").read_text()
-    assert "0 rows added, 0 removed and 2 changed since build 1" in summary
+    assert f"0 rows added, 0 removed and 2 changed since the previous book (built {first_book})" in summary
 
 
 def escape_html(text: str) -> str:

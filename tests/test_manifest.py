@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import pytest
@@ -73,6 +74,30 @@ def test_failing_rows_are_counted_in_the_unit_a_test_declares():
     assert manifest.failing("assert_timestamps_plausible", 2) == "2 timestamps"
     assert manifest.failing("unique_stg_orders_order_id", 1) == "1 row"  # generic tests: rows of their model
     assert manifest.failing("assert_order_total_adds_up", 1_234) == "1,234 rows"  # no unit declared: rows
+
+
+def test_failing_rows_in_a_readers_words_are_named_by_the_models_grain():
+    manifest = load_manifest()
+    assert manifest.found("assert_shipped_orders_have_estimate", 21) == "21 orders"  # stg_orders: one row per order
+    assert manifest.found("unique_stg_addresses_address_id", 2) == "2 addresses"
+    assert manifest.found("unique_stg_promos_promo_id", 1) == "1 promo code"  # a grain of two words
+    assert manifest.found("assert_user_sessions_plausible", 3) == "3 accounts"  # a declared unit wins
+    assert manifest.found("relationships_stg_order_items_order_id__stg_orders", 4) == "4 rows"  # order and product
+
+
+def test_model_titles_drop_the_layer_prefix():
+    models = load_manifest().models
+    assert models["fct_order_items"].title == "Order items"
+    assert models["dim_user_order_history"].title == "User order history"
+    assert models["stg_users"].title == "Users"
+
+
+def test_what_the_data_tests_page_shows_above_its_fold_names_no_model_column_or_parameter():
+    # The book lists the tests that warn (an error stops it) by their rationale and handling, in the
+    # answer a manager reads: a snake_case name (fct_account_traffic, was_delivered_late) would not read.
+    for test in load_manifest().tests:
+        if test.severity == "warn":
+            assert not re.search(r"\b[a-z]+_[a-z_]+\b", f"{test.rationale} {test.handling}"), test.name
 
 
 def test_a_unit_that_is_not_one_word_is_refused(tmp_path):

@@ -165,7 +165,7 @@ def fold(name: str, *parts: str) -> None:
 
 
 def table(frame: pd.DataFrame, formats: dict | None = None, *, caption: str | None = None,
-          csv: pd.DataFrame | bool | None = None) -> None:
+          csv: pd.DataFrame | bool | None = None, glue_as: str | None = None) -> None:
     """A small result as an HTML table without the index, and under a table of figures its values as CSV.
     Text is cut to escape.MAX_CELL characters (column names to escape.MAX_SHOWN), control characters
     shown as escapes.
@@ -180,6 +180,11 @@ def table(frame: pd.DataFrame, formats: dict | None = None, *, caption: str | No
       False offers nothing; a DataFrame offers those values instead (shares as fractions, interval
       bounds in columns of their own, amounts without currency signs), for a table that shows text
       such as "72.3–86.1 %" made from them.
+    - `glue_as` keeps the table (and its CSV link) for the prose to paste instead of showing it here:
+      a table of the method, inside the page's "How this was computed" dropdown, as
+
+          ```{glue} NAME
+          ```
     """
     # Numbered ids instead of pandas' random ones, so re-running a chapter gives identical HTML.
     shown = frame.rename(columns=escape.plain)
@@ -203,12 +208,18 @@ def table(frame: pd.DataFrame, formats: dict | None = None, *, caption: str | No
         styled = styled.set_caption(html.escape(caption))
     styled = tables.for_every_screen(styled, shown)  # cards on a phone; see greenery.chapter_kit.tables
     # HTML only: a Styler's own text form holds a memory address
-    display(HTML(tables.with_toggle(styled.to_html(), len(shown), key)))
+    parts = [tables.with_toggle(styled.to_html(), len(shown), key)]
     if csv is None:
         csv = frame if tables.of_figures(frame) and not tables.formatted_figures(frame) else False
     if csv is not False:  # text bounded as on the page: the full value stays in the warehouse
         csv = csv.assign(**{c: csv[c].map(cut) for c in csv.columns if not pd.api.types.is_numeric_dtype(csv[c])})
-        display(HTML(tables.csv_download(csv, caption, _CSV_NAMES)))
+        parts.append(tables.csv_download(csv, caption, _CSV_NAMES))
+    if glue_as:
+        # in the class of a cell's output, so that the book's CSS (phone cards, print) applies to it there too
+        glue(glue_as, HTML(f'<div class="cell_output">{"".join(parts)}</div>'))
+    else:
+        for part in parts:
+            display(HTML(part))
 
 
 def order_window(con: duckdb.DuckDBPyConnection) -> str:

@@ -56,6 +56,18 @@ class Model:
     def folder(self) -> str:
         return f"{self.layer}/{self.area}" if self.area else self.layer
 
+    @property
+    def title(self) -> str:
+        """The model's name in words, for readers who do not read SQL: fct_order_items -> "Order items"."""
+        words = re.sub(r"^(stg|int|fct|dim)_", "", self.name).replace("_", " ")
+        return words[:1].upper() + words[1:]
+
+    @property
+    def row_noun(self) -> str | None:
+        """What one row is, from the grain "one row per order" -> "order"; None for a compound grain."""
+        match = re.fullmatch(r"one row per ([a-z]+(?: [a-z]+)?)", self.grain.strip())
+        return match.group(1) if match and " and " not in match.group(1) else None
+
 
 @dataclass(frozen=True)
 class DataTest:
@@ -81,6 +93,16 @@ class Manifest:
         """`count` failing rows of a test in words: "1 row", "3 accounts"."""
         unit = next((t.unit for t in self.tests if t.name == test_name), "row")
         return f"{count:,} {unit}{'' if count == 1 else 's'}"
+
+    def found(self, test_name: str, count: int) -> str:
+        """`count` failing rows of a test in a reader's words: "21 orders", "1 account", "3 rows"
+        (rows of the tested model are named by its grain where it has a one-noun grain)."""
+        test = next((t for t in self.tests if t.name == test_name), None)
+        noun = test.unit if test else "row"
+        if noun == "row" and test and test.model in self.models:
+            noun = self.models[test.model].row_noun or "row"
+        plural = noun + ("es" if noun.endswith(("s", "x", "ch", "sh")) else "s")
+        return f"{count:,} {noun if count == 1 else plural}"
 
     def build_order(self) -> list[Model]:
         sorter = graphlib.TopologicalSorter({m.name: m.depends_on for m in self.models.values()})
