@@ -16,7 +16,7 @@ from pathlib import Path
 
 from greenery import config
 from greenery.errors import DataTestFailure, ExitCode, GreeneryError, Interrupted, unexpected_reason
-from greenery.warehouse.engines import add_engine_arguments
+from greenery.warehouse.engines import add_engine_arguments, add_watch_arguments
 
 DATA_HELP = "the export's folder (default: $GREENERY_DATA_DIR, else data/raw/, else a generated sample)"
 EXIT_CODES = ("Exit codes: 0 ok, 1 data test failed, 2 bad input or argument, 3 busy, 4 report failed, "
@@ -68,13 +68,15 @@ def cmd_sample(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from greenery.publisher.notify import run_recorded
     from greenery.publisher.run import publish
-    from greenery.warehouse.engines import engine_options
+    from greenery.warehouse.engines import engine_options, watch_settings
 
     config.check_duckdb_settings()  # a wrong setting is an argument error: nothing is recorded
+    watch = watch_settings(args)  # so is a bad threshold
 
     def run() -> int:
         publish(data_dir=args.data_dir, out=args.out, warehouse=args.warehouse, analysis=args.param,
-                timeout=args.chapter_timeout, built_at=config.pinned_build_time(), **engine_options(args))
+                timeout=args.chapter_timeout, built_at=config.pinned_build_time(), watch=watch,
+                **engine_options(args))
         return ExitCode.OK
 
     try:
@@ -138,6 +140,7 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("--warehouse", type=_path, help=f"the DuckDB file to write (default: {config.WAREHOUSE_PATH}); "
                                            "only a missing file or a warehouse greenery built")
     add_engine_arguments(build)
+    add_watch_arguments(build)
     build.set_defaults(run=cmd_build)
 
     sample = commands.add_parser("sample", help="write a Greenery-shaped sample export", epilog=EXIT_CODES)
@@ -162,6 +165,7 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("--notify", metavar="URL", help="POST a short JSON message (Slack-compatible `text`) "
                         "to this webhook when the build is refused, warns or fails")
     add_engine_arguments(report)
+    add_watch_arguments(report)
     report.set_defaults(run=cmd_report)
     return top
 

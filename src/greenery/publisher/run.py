@@ -78,7 +78,7 @@ def shown_build(stamp: dict) -> int | None:
 
 def _warehouse(source, warehouse_path: Path, built_at: datetime | None, log: Callable[..., None],
                engine: str = "duckdb", spark=None, before_build: Callable[[], None] = lambda: None,
-               shown: int | None = None):
+               shown: int | None = None, watch=None):
     """Reuse the warehouse if it was built from this export and this code, and its "what changed" tables
     compare with `shown` (the build the published book shows), else build it, compared with `shown`.
 
@@ -89,7 +89,7 @@ def _warehouse(source, warehouse_path: Path, built_at: datetime | None, log: Cal
     from greenery.warehouse.engines import builder, input_fingerprint
     from greenery.warehouse.history import compared_builds
 
-    build = builder(engine, spark, log)  # DuckDB's build, or Spark's; the engine is part of the fingerprint
+    build = builder(engine, spark, log, watch)  # DuckDB's build, or Spark's; the engine is part of the fingerprint
     wanted = input_fingerprint(engine, source, spark, built_at)
     identity = built_identity(warehouse_path)
     if identity and identity[0] == wanted:
@@ -109,10 +109,12 @@ def _warehouse(source, warehouse_path: Path, built_at: datetime | None, log: Cal
 def publish(data_dir=None, out=None, warehouse=None, analysis: Sequence[str] = (),
             timeout: float = config.CHAPTER_TIMEOUT, built_at: datetime | None = None,
             log: Callable[..., None] = print, builder: str = "html", engine: str = "duckdb",
-            spark=None) -> ReportResult:
+            spark=None, watch=None) -> ReportResult:
     """Publish the book; raise a GreeneryError (greenery.errors) when it cannot be.
 
-    `analysis` holds `NAME=VALUE` settings for the chapters' parameters cells."""
+    `analysis` holds `NAME=VALUE` settings for the chapters' parameters cells; `watch` the export watch's
+    thresholds (greenery.warehouse.watch.WatchSettings; they apply when the warehouse is built, a reused
+    warehouse keeps the findings of its build)."""
     from greenery.warehouse.engines import choose_source_for
 
     published = Path(out).expanduser().absolute() if out else config.HTML_DIR
@@ -127,7 +129,7 @@ def publish(data_dir=None, out=None, warehouse=None, analysis: Sequence[str] = (
         ownership.check_book_target(published)  # again, now that no other run can change it
         # A new warehouse means every chapter runs: the server imports their libraries during the build.
         warehouse_key, built = _warehouse(source, warehouse_path, built_at, log, engine, spark, server.start,
-                                          shown_build(ownership.read_stamp(published)))
+                                          shown_build(ownership.read_stamp(published)), watch)
 
         common = {"data_dir": str(source.path), "warehouse": str(warehouse_path)}
         parameters = {e: chapters.chapter_parameters(e, common, values) for e in entries}
