@@ -50,15 +50,28 @@ def cmd_build(args: argparse.Namespace) -> int:
             _print_failure(failure, f"the previous warehouse at {warehouse} is kept." if existed
                            else "no warehouse was written.")
             return ExitCode.DATA_TEST_FAILED
-    for line in summary_lines(result):
+    from greenery.publisher.run import moved_lines
+
+    for line in summary_lines(result) + moved_lines(warehouse):
         print(line)
     print(f"Warehouse: {warehouse} (built in {result.seconds:.2f} s)")
     return ExitCode.OK
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from greenery.sample import generate
+    from greenery.sample import generate, generate_series, parse_plant
 
+    if args.plant and not args.series:
+        print("error: --plant needs --series N (a change is planted in a series of exports)", file=sys.stderr)
+        return ExitCode.BAD_INPUT
+    if args.series:
+        plant = parse_plant(args.plant, args.series) if args.plant else None
+        folders = generate_series(Path(args.out), args.series, scale=args.scale, seed=args.seed, plant=plant)
+        orders = ", ".join(f"{rows['orders']:,}" for rows in folders.values())
+        print(f"Wrote a series of {len(folders)} daily exports (seed {args.seed}, scale {args.scale:g}"
+              + (f", planted {plant}" if plant else "") + f") to {args.out}/day-01 ... {next(reversed(folders))}; "
+              f"orders per day: {orders}")
+        return ExitCode.OK
     rows = generate(Path(args.out), scale=args.scale, seed=args.seed)
     counts = ", ".join(f"{name} {n:,}" for name, n in rows.items())
     print(f"Wrote a sample export (seed {args.seed}, scale {args.scale:g}) to {args.out}: {counts}")
@@ -102,6 +115,13 @@ def _seed(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected 0 or more, got {text!r}")
+    return value
+
+
+def _days(text: str) -> int:
+    value = _seed(text)
+    if not 1 <= value <= 365:
+        raise argparse.ArgumentTypeError(f"expected 1 to 365 days, got {text!r}")
     return value
 
 
@@ -149,6 +169,10 @@ def parser() -> argparse.ArgumentParser:
     sample.add_argument("--scale", type=_scale, default=config.SAMPLE_SCALE,
                         help=f"1 is about the real export's size (default 1, at most {config.SAMPLE_MAX_SCALE:,})")
     sample.add_argument("--seed", type=_seed, default=config.SAMPLE_SEED, help="same seed, same bytes (default 42)")
+    sample.add_argument("--series", type=_days, metavar="N",
+                        help="write N daily exports of the same shop into OUT/day-01 ... (each day's own orders)")
+    sample.add_argument("--plant", metavar="CHANGE", help="with --series: plant a change, repeat-drop:SIZE@DAY "
+                        "(the chance of a second order SIZE lower from DAY on, e.g. repeat-drop:0.3@5)")
     sample.set_defaults(run=cmd_sample)
 
     report = commands.add_parser("report", help="build the warehouse, run the notebooks, publish the book",

@@ -76,6 +76,15 @@ def shown_build(stamp: dict) -> int | None:
     return int(build_id) if build_id.isdigit() else None
 
 
+def moved_lines(warehouse: Path) -> list[str]:
+    """The headline metrics that moved beyond chance with this export, for the build's summary (a warning:
+    the run still exits 0)."""
+    from greenery.publisher.status import alerts
+
+    found = alerts(warehouse) or {}
+    return [f"  warning: metric moved: {alert['text']}" for alert in found.get("metrics", [])]
+
+
 def _warehouse(source, warehouse_path: Path, built_at: datetime | None, log: Callable[..., None],
                engine: str = "duckdb", spark=None, before_build: Callable[[], None] = lambda: None,
                shown: int | None = None, watch=None):
@@ -101,6 +110,8 @@ def _warehouse(source, warehouse_path: Path, built_at: datetime | None, log: Cal
     before_build()
     result = build(source, warehouse_path, inputs=wanted, built_at=built_at, since=shown)  # hashed once per run
     for line in summary_lines(result):
+        log(line)
+    for line in moved_lines(warehouse_path):
         log(line)
     log(f"Warehouse built in {result.seconds:.2f} s")
     return f"{wanted}:{result.info['build_id']}", result

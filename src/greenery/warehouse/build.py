@@ -50,7 +50,9 @@ class DataSource:
     @property
     def label(self) -> str:
         if self.sample:
-            return f"the generated sample (seed {self.sample['seed']}, scale {self.sample['scale']:g})"
+            series = self.sample.get("series")
+            day = f", day {series['day']} of {series['days']}" if isinstance(series, dict) else ""
+            return f"the generated sample (seed {self.sample['seed']}, scale {self.sample['scale']:g}{day})"
         return "a Greenery export"
 
 
