@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: report test baselines bench bench-spark spark-test java lint clean help pdf lab chromium screenshot
+.PHONY: report test baselines bench bench-trends bench-spark spark-test java lint clean help pdf lab chromium screenshot
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -49,6 +49,9 @@ baselines: $(STAMP)  ## re-execute the notebooks on the sample into tests/baseli
 SCALES ?= 1 10 100
 bench: $(STAMP)  ## speed and memory at $(SCALES) (SCALES="1 10 100 1000" adds 1000) against DuckDB's floor; rewrites docs/engines-and-scale.md's tables
 	$(BIN)/python -m greenery.tools.bench --scales $(SCALES) --docs
+
+bench-trends: $(STAMP)  ## false alarms and power of the trends' tests over 1,000 generated series each (about a minute)
+	$(BIN)/python -m greenery.tools.bench_trends --seeds 1000
 
 bench-spark: $(SPARK_STAMP) java  ## Spark local against DuckDB at scales 1, 10, 100; rewrites docs/engines-and-scale.md's Spark table
 	$(BIN)/python -m greenery.tools.bench_spark --docs

@@ -108,7 +108,7 @@ def comparisons(history: pd.DataFrame, alpha: float = ALPHA, baseline: int = BAS
         earlier = records.iloc[:-1].tail(baseline)
         sides = [("the previous export", earlier.tail(1))]
         if len(earlier) >= 2:
-            sides.append((f"the trailing baseline ({len(earlier)} exports)", earlier))
+            sides.append((f"the trailing baseline of {len(earlier)} exports", earlier))
         for against, group in sides:
             before = pool(kind, group["numerator"], group["denominator"], group["sd"])
             rows.append({"metric": metric, "label": BY_NAME[metric].label if metric in BY_NAME else metric,
