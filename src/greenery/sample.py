@@ -76,8 +76,10 @@ CARRIER_WEIGHTS = np.array([0.47, 0.27, 0.17, 0.09])
 
 # --------------------------------------------------------------------------- formatting helpers
 
-def _uuids(rng: np.random.Generator, n: int) -> np.ndarray:
+def _uuids(rng: np.random.Generator, n: int, text: bool = True) -> np.ndarray:
     raw = rng.integers(0, 256, size=(n, 16), dtype=np.uint8)
+    if not text:  # the draws are made all the same, so the stream stays the written files' stream
+        return np.arange(n)
     raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40  # version 4
     raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
     h = raw.tobytes().hex()
@@ -197,7 +199,8 @@ def _promo_that_fits(promo_index: np.ndarray, order_cost: np.ndarray) -> np.ndar
     return candidates[np.arange(len(promo_index)), first_fit]
 
 
-def _orders(rng: np.random.Generator, people: dict, shop: dict, window: Window = DEFAULT_WINDOW) -> dict:
+def _orders(rng: np.random.Generator, people: dict, shop: dict, window: Window = DEFAULT_WINDOW,
+            text: bool = True) -> dict:
     n_users = len(people["users"]["user_id"])
     is_buyer = rng.random(n_users) < 0.95
     buyers = np.flatnonzero(is_buyer)
@@ -248,21 +251,24 @@ def _orders(rng: np.random.Generator, people: dict, shop: dict, window: Window =
     own_address = people["users"]["address_id"][owner]
     other_address = people["address_ids"][rng.integers(0, len(people["address_ids"]), size=n)]
     address = np.where(rng.random(n) < 0.9, own_address, other_address)
-    order_ids = _uuids(rng, n)
+    # Without `text` (the bench's counts), the same draws are made but nothing is written out as text.
+    money = _money if text else (lambda values: values)
+    stamps = (lambda seconds: _timestamps(seconds, window.start)) if text else (lambda seconds: seconds)
+    order_ids = _uuids(rng, n, text)
 
     orders = {
         "order_id": order_ids,
         "user_id": people["users"]["user_id"][owner],
         "promo_id": promo_name,
         "address_id": address,
-        "created_at": _timestamps(seconds, window.start),
-        "order_cost": _money(order_cost),
-        "shipping_cost": _money(shipping),
-        "order_total": _money(total),
-        "tracking_id": _blank_where(_uuids(rng, n), ~shipped),
+        "created_at": stamps(seconds),
+        "order_cost": money(order_cost),
+        "shipping_cost": money(shipping),
+        "order_total": money(total),
+        "tracking_id": _blank_where(_uuids(rng, n, text), ~shipped),
         "shipping_service": _blank_where(carrier, ~shipped),
-        "estimated_delivery_at": _blank_where(_timestamps(promised, window.start), ~shipped | no_estimate),
-        "delivered_at": _blank_where(_timestamps(delivered_at, window.start), ~delivered),
+        "estimated_delivery_at": _blank_where(stamps(promised), ~shipped | no_estimate),
+        "delivered_at": _blank_where(stamps(delivered_at), ~delivered),
         "status": status.astype(object),
     }
     items = {
@@ -493,7 +499,7 @@ def _chunk(shop: dict, seed: int, chunk: int, n_users: int, day: SeriesDay | Non
     people = _people(rng, n_users, max(1, round(n_users * 0.15)))
     window = day.window if day else DEFAULT_WINDOW
     if day:
-        rng = np.random.default_rng([seed, 1 + chunk, 100 + day.day])
+        rng = _day_stream(seed, chunk, day)
     sales = _orders(rng, people, shop, window)
     tables = {"users": people["users"], "addresses": people["addresses"],
               "orders": sales["orders"], "order_items": sales["order_items"]}
@@ -504,13 +510,23 @@ def _chunk(shop: dict, seed: int, chunk: int, n_users: int, day: SeriesDay | Non
     return tables, sales
 
 
-def series_sales(seed: int, scale: float, day: SeriesDay) -> list[dict]:
-    """The orders' arrays of one day of a series, without writing (or drawing events): for measuring
-    the trends' tests over many series (greenery.tools.bench_trends)."""
+def _day_stream(seed: int, chunk: int, day: SeriesDay) -> np.random.Generator:
+    return np.random.default_rng([seed, 1 + chunk, 100 + day.day])
+
+
+def series_sales(seed: int, scale: float, days: list[SeriesDay]) -> list[list[dict]]:
+    """The orders' arrays of each day of a series (a list per day, one entry per chunk of users), without
+    writing or drawing events, the people drawn once: for measuring the trends' tests over many series
+    (greenery.tools.bench_trends). The same draws as the written exports' orders."""
     shop = _catalogue(np.random.default_rng([seed, 0]))
     total_users = max(1, round(USERS_PER_SCALE * scale))
-    return [_chunk(shop, seed, chunk, min(CHUNK_USERS, total_users - start), day, with_events=False)[1]
-            for chunk, start in enumerate(range(0, total_users, CHUNK_USERS))]
+    chunks = []
+    for chunk, start in enumerate(range(0, total_users, CHUNK_USERS)):
+        n_users = min(CHUNK_USERS, total_users - start)
+        people = _people(np.random.default_rng([seed, 1 + chunk]), n_users, max(1, round(n_users * 0.15)))
+        chunks.append((chunk, people))
+    return [[_orders(_day_stream(seed, chunk, day), people, shop, day.window, text=False) for chunk, people in chunks]
+            for day in days]
 
 
 def _write(out: Path, scale: float, seed: int, day: SeriesDay | None = None) -> dict[str, int]:
