@@ -336,3 +336,7 @@ def test_a_metric_that_moved_is_a_warning_and_exit_0(tmp_path, monkeypatch, caps
     assert main(["build", "--data-dir", str(tmp_path / "series" / "day-01"), "--warehouse", warehouse,
                  "--refuse-stale-after", "24"]) == 2
     assert "export refused by the watch: stale export" in capsys.readouterr().err
+    state = status.describe(2, "export refused by the watch: stale export: its last event was ...", "", "",
+                            tmp_path / "book", tmp_path / "w.duckdb", {}, {})
+    assert state["attempt"]["reason"] == "a threshold set for the export watch refused the export"
+    assert state["alerts"] is None

@@ -25,6 +25,7 @@ from greenery.outputs import atomic
 from greenery.publisher.book_stage import when
 
 STATUS_JSON, STATUS_HTML = "status.json", "status.html"
+WATCH_REFUSAL = "export refused by the watch"  # greenery.warehouse.watch.refuse's words
 OUTCOMES = {ExitCode.OK: "published", ExitCode.DATA_TEST_FAILED: "refused", ExitCode.BAD_INPUT: "refused",
             ExitCode.REPORT_FAILED: "failed"}
 
@@ -155,6 +156,8 @@ def describe(exit_code: int, error: str | None, started_at: str, finished_at: st
         warehouse)
     reason = {ExitCode.DATA_TEST_FAILED: "error-level data tests failed",
               ExitCode.BAD_INPUT: "the export could not be read"}.get(code)
+    if code == ExitCode.BAD_INPUT and (error or "").startswith(WATCH_REFUSAL):
+        reason = "a threshold set for the export watch refused the export"
     return {
         "attempt": {"started_at": started_at, "finished_at": finished_at, "outcome": outcome,
                     "exit_code": int(code), "reason": reason, "error": error},

@@ -138,4 +138,4 @@ def refuse(findings: list[Finding]) -> None:
     refused = [f for f in findings if f.status == "refused"]
     if refused:
         more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
-        raise WatchRefusal(f"export refused by the watch: {refused[0].message}{more}")
+        raise WatchRefusal(f"export refused by the watch: {refused[0].message}{more}")  # status.WATCH_REFUSAL
