@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: report test baselines bench bench-spark spark-test dbt-test java lint clean help pdf lab chromium screenshot browser-test
+.PHONY: report test baselines bench bench-trends bench-spark spark-test dbt-test java lint clean help pdf lab chromium screenshot browser-test
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -60,6 +60,9 @@ baselines: $(STAMP)  ## re-execute the notebooks on the sample into tests/baseli
 SCALES ?= 1 10 100 1000
 bench: $(STAMP) $(if $(DBT),$(DBT_STAMP))  ## speed and memory at $(SCALES) (SCALES="1 10 100" skips 1000) and the real export against DuckDB's floor; DBT=1 adds dbt-duckdb; rewrites docs/engines-and-scale.md's tables
 	$(BIN)/python -m greenery.tools.bench --scales $(SCALES) --docs $(if $(DBT),--dbt)
+
+bench-trends: $(STAMP)  ## false alarms and power of the trends' tests over 1,000 generated series each (about a minute)
+	$(BIN)/python -m greenery.tools.bench_trends --seeds 1000
 
 bench-spark: $(SPARK_STAMP) java  ## Spark local against DuckDB at scales 1, 10, 100; rewrites docs/engines-and-scale.md's Spark table
 	$(BIN)/python -m greenery.tools.bench_spark --docs

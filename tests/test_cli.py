@@ -229,7 +229,7 @@ def test_an_interrupted_sample_leaves_the_folder_as_it_was(tmp_path, monkeypatch
     sample.generate(out, 0.05, 42)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
 
-    def stopped(folder, scale, seed):
+    def stopped(folder, scale, seed, day=None):
         (folder / "users.csv").write_text("half a file")
         raise KeyboardInterrupt
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from greenery import config
 from greenery.errors import DataTestFailure, ExitCode, GreeneryError, Interrupted, UsageError, unexpected_reason
-from greenery.warehouse.engines import add_engine_arguments
+from greenery.warehouse.engines import add_engine_arguments, add_watch_arguments
 
 DATA_HELP = "the export's folder (default: $GREENERY_DATA_DIR, else data/raw/, else a generated sample)"
 EXIT_CODES = ("Exit codes: 0 ok, 1 data test failed, 2 bad input or argument, 3 busy, 4 report failed, "
@@ -51,15 +51,28 @@ def cmd_build(args: argparse.Namespace) -> int:
             _print_failure(failure, f"the previous warehouse at {warehouse} is kept." if existed
                            else "no warehouse was written.")
             return ExitCode.DATA_TEST_FAILED
-    for line in summary_lines(result):
+    from greenery.publisher.run import moved_lines
+
+    for line in summary_lines(result) + moved_lines(warehouse):
         print(line)
     print(f"Warehouse: {warehouse} (built in {result.seconds:.2f} s)")
     return ExitCode.OK
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from greenery.sample import generate
+    from greenery.sample import generate, generate_series, parse_plant
 
+    if args.plant and not args.series:
+        print("error: --plant needs --series N (a change is planted in a series of exports)", file=sys.stderr)
+        return ExitCode.BAD_INPUT
+    if args.series:
+        plant = parse_plant(args.plant, args.series) if args.plant else None
+        folders = generate_series(Path(args.out), args.series, scale=args.scale, seed=args.seed, plant=plant)
+        orders = ", ".join(f"{rows['orders']:,}" for rows in folders.values())
+        print(f"Wrote a series of {len(folders)} daily exports (seed {args.seed}, scale {args.scale:g}"
+              + (f", planted {plant}" if plant else "") + f") to {args.out}/day-01 ... {next(reversed(folders))}; "
+              f"orders per day: {orders}")
+        return ExitCode.OK
     rows = generate(Path(args.out), scale=args.scale, seed=args.seed)
     counts = ", ".join(f"{name} {n:,}" for name, n in rows.items())
     print(f"Wrote a sample export (seed {args.seed}, scale {args.scale:g}) to {args.out}: {counts}")
@@ -89,13 +102,15 @@ def cmd_export_dbt(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from greenery.publisher.notify import run_recorded
     from greenery.publisher.run import publish
-    from greenery.warehouse.engines import engine_options
+    from greenery.warehouse.engines import engine_options, watch_settings
 
     config.check_duckdb_settings()  # a wrong setting is an argument error: nothing is recorded
+    watch = watch_settings(args)  # so is a bad threshold
 
     def run() -> int:
         publish(data_dir=args.data_dir, out=args.out, warehouse=args.warehouse, analysis=args.param,
-                timeout=args.chapter_timeout, built_at=config.pinned_build_time(), **engine_options(args))
+                timeout=args.chapter_timeout, built_at=config.pinned_build_time(), watch=watch,
+                **engine_options(args))
         return ExitCode.OK
 
     try:
@@ -121,6 +136,13 @@ def _seed(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected 0 or more, got {text!r}")
+    return value
+
+
+def _days(text: str) -> int:
+    value = _seed(text)
+    if not 1 <= value <= 365:
+        raise argparse.ArgumentTypeError(f"expected 1 to 365 days, got {text!r}")
     return value
 
 
@@ -159,6 +181,7 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("--warehouse", type=_path, help=f"the DuckDB file to write (default: {config.WAREHOUSE_PATH}); "
                                            "only a missing file or a warehouse greenery built")
     add_engine_arguments(build)
+    add_watch_arguments(build)
     build.set_defaults(run=cmd_build)
 
     sample = commands.add_parser("sample", help="write a Greenery-shaped sample export", epilog=EXIT_CODES)
@@ -167,6 +190,10 @@ def parser() -> argparse.ArgumentParser:
     sample.add_argument("--scale", type=_scale, default=config.SAMPLE_SCALE,
                         help=f"1 is about the real export's size (default 1, at most {config.SAMPLE_MAX_SCALE:,})")
     sample.add_argument("--seed", type=_seed, default=config.SAMPLE_SEED, help="same seed, same bytes (default 42)")
+    sample.add_argument("--series", type=_days, metavar="N",
+                        help="write N daily exports of the same shop into OUT/day-01 ... (each day's own orders)")
+    sample.add_argument("--plant", metavar="CHANGE", help="with --series: plant a change, repeat-drop:SIZE@DAY "
+                        "(the chance of a second order SIZE lower from DAY on, e.g. repeat-drop:0.3@5)")
     sample.set_defaults(run=cmd_sample)
 
     export_dbt = commands.add_parser("export-dbt", help="write the models and data tests as a dbt project "
@@ -192,6 +219,7 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("--notify", metavar="URL", help="POST a short JSON message (Slack-compatible `text`) "
                         "to this webhook when the build is refused, warns or fails")
     add_engine_arguments(report)
+    add_watch_arguments(report)
     report.set_defaults(run=cmd_report)
     return top
 

@@ -62,6 +62,13 @@ class DataTestFailure(GreeneryError):
         super().__init__(f"error-level data test(s) failed: {', '.join(failed)}")
 
 
+class WatchRefusal(GreeneryError):
+    """A threshold the user set (--refuse-stale-after, --refuse-shrink, --refuse-schema-change) turned an
+    export-watch warning into a refusal: nothing is recorded or published (greenery.warehouse.watch)."""
+
+    exit_code = ExitCode.BAD_INPUT
+
+
 class BusyError(GreeneryError):
     exit_code = ExitCode.BUSY
 

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +38,18 @@ WINDOW_START = np.datetime64("2021-02-10T00:00:00", "s")
 WINDOW_SECONDS = 2 * 86_400  # orders fall in two days, like the real export
 SIGNUP_START = np.datetime64("2020-01-01T00:00:00", "s")
 SITE = "https://greenery.com"
+
+
+@dataclass(frozen=True)
+class Window:
+    """The span an export's orders and events fall in, and how much less often buyers order again in it."""
+
+    start: np.datetime64 = WINDOW_START
+    seconds: int = WINDOW_SECONDS
+    repeat_drop: float = 0.0  # subtracted from each buyer's chance of a second order (a planted change)
+
+
+DEFAULT_WINDOW = Window()
 
 PLANTS = [
     "Monstera", "Pothos", "Snake Plant", "Fiddle Leaf Fig", "Peace Lily", "ZZ Plant", "Calathea",
@@ -62,8 +76,10 @@ CARRIER_WEIGHTS = np.array([0.47, 0.27, 0.17, 0.09])
 
 # --------------------------------------------------------------------------- formatting helpers
 
-def _uuids(rng: np.random.Generator, n: int) -> np.ndarray:
+def _uuids(rng: np.random.Generator, n: int, text: bool = True) -> np.ndarray:
     raw = rng.integers(0, 256, size=(n, 16), dtype=np.uint8)
+    if not text:  # the draws are made all the same, so the stream stays the written files' stream
+        return np.arange(n)
     raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40  # version 4
     raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
     h = raw.tobytes().hex()
@@ -183,13 +199,14 @@ def _promo_that_fits(promo_index: np.ndarray, order_cost: np.ndarray) -> np.ndar
     return candidates[np.arange(len(promo_index)), first_fit]
 
 
-def _orders(rng: np.random.Generator, people: dict, shop: dict) -> dict:
+def _orders(rng: np.random.Generator, people: dict, shop: dict, window: Window = DEFAULT_WINDOW,
+            text: bool = True) -> dict:
     n_users = len(people["users"]["user_id"])
     is_buyer = rng.random(n_users) < 0.95
     buyers = np.flatnonzero(is_buyer)
     first_late = rng.random(len(buyers)) < 0.35
     first_promo = rng.random(len(buyers)) < 0.12
-    p_repeat = 0.86 - 0.25 * first_late + 0.08 * first_promo
+    p_repeat = 0.86 - 0.25 * first_late + 0.08 * first_promo - window.repeat_drop
     repeats = rng.random(len(buyers)) < p_repeat
     extra = np.where(repeats, 1 + rng.poisson(1.45, size=len(buyers)), 0)
     n_orders = 1 + extra
@@ -198,7 +215,7 @@ def _orders(rng: np.random.Generator, people: dict, shop: dict) -> dict:
     n = len(owner)
 
     # Times: sorted within each buyer so rank 0 is the first order.
-    seconds = rng.integers(0, WINDOW_SECONDS, size=n)
+    seconds = rng.integers(0, window.seconds, size=n)
     order = np.lexsort((seconds, owner))
     seconds = seconds[order]
     is_first = rank == 0
@@ -234,21 +251,24 @@ def _orders(rng: np.random.Generator, people: dict, shop: dict) -> dict:
     own_address = people["users"]["address_id"][owner]
     other_address = people["address_ids"][rng.integers(0, len(people["address_ids"]), size=n)]
     address = np.where(rng.random(n) < 0.9, own_address, other_address)
-    order_ids = _uuids(rng, n)
+    # Without `text` (the bench's counts), the same draws are made but nothing is written out as text.
+    money = _money if text else (lambda values: values)
+    stamps = (lambda seconds: _timestamps(seconds, window.start)) if text else (lambda seconds: seconds)
+    order_ids = _uuids(rng, n, text)
 
     orders = {
         "order_id": order_ids,
         "user_id": people["users"]["user_id"][owner],
         "promo_id": promo_name,
         "address_id": address,
-        "created_at": _timestamps(seconds),
-        "order_cost": _money(order_cost),
-        "shipping_cost": _money(shipping),
-        "order_total": _money(total),
-        "tracking_id": _blank_where(_uuids(rng, n), ~shipped),
+        "created_at": stamps(seconds),
+        "order_cost": money(order_cost),
+        "shipping_cost": money(shipping),
+        "order_total": money(total),
+        "tracking_id": _blank_where(_uuids(rng, n, text), ~shipped),
         "shipping_service": _blank_where(carrier, ~shipped),
-        "estimated_delivery_at": _blank_where(_timestamps(promised), ~shipped | no_estimate),
-        "delivered_at": _blank_where(_timestamps(delivered_at), ~delivered),
+        "estimated_delivery_at": _blank_where(stamps(promised), ~shipped | no_estimate),
+        "delivered_at": _blank_where(stamps(delivered_at), ~delivered),
         "status": status.astype(object),
     }
     items = {
@@ -260,7 +280,7 @@ def _orders(rng: np.random.Generator, people: dict, shop: dict) -> dict:
             "_item_order": item_order, "_item_product": item_product, "_shipped": shipped, "_k": k}
 
 
-def _events(rng: np.random.Generator, people: dict, shop: dict, sales: dict) -> dict:
+def _events(rng: np.random.Generator, people: dict, shop: dict, sales: dict, window: Window = DEFAULT_WINDOW) -> dict:
     """Checkout sessions (view, add, checkout, later a shipping notice) and browsing-only sessions."""
     user_ids = people["users"]["user_id"]
     product_ids = shop["_ids"]
@@ -271,7 +291,7 @@ def _events(rng: np.random.Generator, people: dict, shop: dict, sales: dict) -> 
     n_browse = rng.poisson(1.7, size=n_users)
     browse_user = np.repeat(np.arange(n_users), n_browse)
     n_bs = len(browse_user)
-    browse_start = rng.integers(-86_400 // 4, WINDOW_SECONDS, size=n_bs)
+    browse_start = rng.integers(-86_400 // 4, window.seconds, size=n_bs)
     views_per_browse = rng.integers(1, 6, size=n_bs)
 
     checkout_views = sales["_k"] + rng.binomial(2, 0.3, size=n_orders)  # ordered products plus a look around
@@ -318,7 +338,7 @@ def _events(rng: np.random.Generator, people: dict, shop: dict, sales: dict) -> 
         "session_id": session_ids[session][sort],
         "user_id": user_ids[session_user[session]][sort],
         "page_url": url[sort].astype(object),
-        "created_at": _timestamps(when[sort]),
+        "created_at": _timestamps(when[sort], window.start),
         "event_type": kind[sort],
         "order_id": order[sort],
         "product_id": product[sort],
@@ -329,14 +349,15 @@ BOT_SESSIONS = 150
 BOT_HOUR = 36 * 3_600  # the bot's hour starts 36 hours into the window (Thu 11 Feb 12:00 UTC)
 
 
-def _bot_sessions(rng: np.random.Generator, people: dict, shop: dict) -> dict:
+def _bot_sessions(rng: np.random.Generator, people: dict, shop: dict, window: Window = DEFAULT_WINDOW) -> dict:
     """One account (the chunk's first user) starting BOT_SESSIONS sessions within one hour, each
     one to three page views seconds apart and nothing else: the burst the traffic rules flag."""
     n = BOT_SESSIONS
     views = rng.integers(1, 4, size=n)
     session = np.repeat(np.arange(n), views)
     index = np.concatenate([np.arange(v) for v in views])
-    start = BOT_HOUR + rng.integers(0, 3_600, size=n)
+    hour = BOT_HOUR if window.seconds > BOT_HOUR + 3_600 else window.seconds // 2  # a series' one-day window
+    start = hour + rng.integers(0, 3_600, size=n)
     when = start[session] + 3 * index
     product = shop["_ids"][rng.integers(0, len(shop["_ids"]), size=len(session))]
     return {
@@ -344,7 +365,7 @@ def _bot_sessions(rng: np.random.Generator, people: dict, shop: dict) -> dict:
         "session_id": _uuids(rng, n)[session],
         "user_id": np.full(len(session), people["users"]["user_id"][0], dtype=object),
         "page_url": (SITE + "/product/" + product).astype(object),
-        "created_at": _timestamps(when),
+        "created_at": _timestamps(when, window.start),
         "event_type": np.full(len(session), "page_view", dtype=object),
         "order_id": np.full(len(session), "", dtype=object),
         "product_id": product,
@@ -370,8 +391,9 @@ def check_sample_target(out: Path) -> None:
                              "name a missing or empty folder, or a sample greenery generated")
 
 
-def generate(out: Path, scale: float = 1.0, seed: int = 42) -> dict[str, int]:
-    """Write the seven files into `out`; return rows written per table.
+def generate(out: Path, scale: float = 1.0, seed: int = 42, day: SeriesDay | None = None) -> dict[str, int]:
+    """Write the seven files into `out`; return rows written per table. With `day`, the export is one
+    day of a series (generate_series).
 
     The files are written into a staging folder beside `out` and swapped in when complete, so an
     interrupted run leaves `out` as it was; only a folder this tool generated is ever replaced."""
@@ -384,7 +406,7 @@ def generate(out: Path, scale: float = 1.0, seed: int = 42) -> dict[str, int]:
     ownership.remove_leftover_staging(out, "generating")
     stage = ownership.new_staging(out, "generating")
     try:
-        rows = _write(stage, scale, seed)
+        rows = _write(stage, scale, seed, day)
         (stage / ownership.STAGING_MARKER).unlink()  # the sample holds its seven files and marker only
         atomic.swap_folder(stage, out)
     finally:
@@ -393,7 +415,121 @@ def generate(out: Path, scale: float = 1.0, seed: int = 42) -> dict[str, int]:
     return rows
 
 
-def _write(out: Path, scale: float, seed: int) -> dict[str, int]:
+# --------------------------------------------------------------------------- a series of exports
+
+SERIES_MAX_DAYS = 365
+_PLANT = re.compile(r"^(repeat-drop):(\d*\.?\d+)@(\d+)$")
+_DAY_FOLDER = re.compile(r"^day-\d{2,3}$")
+
+
+@dataclass(frozen=True)
+class Plant:
+    """A change planted in a series: from `day` on, each buyer's chance of a second order is `size` lower
+    (0.3: 30 points lower)."""
+
+    kind: str
+    size: float
+    day: int
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.size:g}@{self.day}"
+
+
+@dataclass(frozen=True)
+class SeriesDay:
+    day: int  # 1 for the first export
+    days: int
+    plant: Plant | None = None
+
+    @property
+    def window(self) -> Window:
+        """Day d's export holds the orders and events of its own 24 hours (exports do not overlap, so the
+        trends' tests compare independent samples); the planted change applies from its day on."""
+        drop = self.plant.size if self.plant and self.day >= self.plant.day else 0.0
+        return Window(WINDOW_START + np.timedelta64((self.day - 1) * 86_400, "s"), 86_400, drop)
+
+
+def parse_plant(text: str, days: int) -> Plant:
+    """`repeat-drop:SIZE@DAY`: the chance of a second order drops by SIZE (above 0, at most 1) from DAY on."""
+    found = _PLANT.match(text.strip())
+    if not found:
+        raise UsageError(f"--plant {text!r}: expected repeat-drop:SIZE@DAY, e.g. repeat-drop:0.3@5")
+    size, day = float(found.group(2)), int(found.group(3))
+    if not 0 < size <= 1:
+        raise UsageError(f"--plant {text!r}: the drop must be above 0 and at most 1 (a chance), got {size:g}")
+    if not 2 <= day <= days:
+        raise UsageError(f"--plant {text!r}: the day must be from 2 to the series' last day ({days}), got {day}")
+    return Plant(found.group(1), size, day)
+
+
+def check_series_target(out: Path, days: int) -> None:
+    """`out` must be missing, empty, or a series this tool generated with no more days than asked for."""
+    if out.is_symlink():
+        raise UsageError(f"--out {out} is a symbolic link; name the folder itself")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file, not a folder; name a missing or empty folder")
+    if out.is_dir():
+        for entry in out.iterdir():
+            if not (_DAY_FOLDER.match(entry.name) and entry.is_dir() and (entry / SAMPLE_MARKER).is_file()):
+                raise UsageError(f"--out {out} holds files this tool did not generate; name a missing or empty "
+                                 "folder, or a series greenery generated")
+            if int(entry.name[4:]) > days:
+                raise UsageError(f"--out {out} holds a longer series ({entry.name}); name a new folder")
+
+
+def generate_series(out: Path, days: int, scale: float = 1.0, seed: int = 42,
+                    plant: Plant | None = None) -> dict[str, dict[str, int]]:
+    """Write `days` exports of the same shop into out/day-01, out/day-02, ...: the same users, products
+    and promos, each day's orders and events in its own 24 hours; returns rows per table per folder."""
+    if not 1 <= days <= SERIES_MAX_DAYS:
+        raise UsageError(f"--series must be from 1 to {SERIES_MAX_DAYS}, got {days}")
+    out = out.absolute()
+    check_series_target(out, days)
+    out.mkdir(parents=True, exist_ok=True)
+    width = 2 if days < 100 else 3
+    return {f"day-{d:0{width}d}": generate(out / f"day-{d:0{width}d}", scale, seed, SeriesDay(d, days, plant))
+            for d in range(1, days + 1)}
+
+
+def _chunk(shop: dict, seed: int, chunk: int, n_users: int, day: SeriesDay | None,
+           with_events: bool = True) -> tuple[dict, dict]:
+    """One chunk of users and what they did: its tables, and the orders' arrays. A series' days share the
+    chunk's people (drawn first, from the same stream) and draw their orders and events from streams of their own."""
+    rng = np.random.default_rng([seed, 1 + chunk])
+    people = _people(rng, n_users, max(1, round(n_users * 0.15)))
+    window = day.window if day else DEFAULT_WINDOW
+    if day:
+        rng = _day_stream(seed, chunk, day)
+    sales = _orders(rng, people, shop, window)
+    tables = {"users": people["users"], "addresses": people["addresses"],
+              "orders": sales["orders"], "order_items": sales["order_items"]}
+    if with_events:
+        bot = np.random.default_rng([seed, 1 + chunk, 1] + ([day.day] if day else []))
+        tables["events"] = _with_bot_sessions(_events(rng, people, shop, sales, window),
+                                              _bot_sessions(bot, people, shop, window))
+    return tables, sales
+
+
+def _day_stream(seed: int, chunk: int, day: SeriesDay) -> np.random.Generator:
+    return np.random.default_rng([seed, 1 + chunk, 100 + day.day])
+
+
+def series_sales(seed: int, scale: float, days: list[SeriesDay]) -> list[list[dict]]:
+    """The orders' arrays of each day of a series (a list per day, one entry per chunk of users), without
+    writing or drawing events, the people drawn once: for measuring the trends' tests over many series
+    (greenery.tools.bench_trends). The same draws as the written exports' orders."""
+    shop = _catalogue(np.random.default_rng([seed, 0]))
+    total_users = max(1, round(USERS_PER_SCALE * scale))
+    chunks = []
+    for chunk, start in enumerate(range(0, total_users, CHUNK_USERS)):
+        n_users = min(CHUNK_USERS, total_users - start)
+        people = _people(np.random.default_rng([seed, 1 + chunk]), n_users, max(1, round(n_users * 0.15)))
+        chunks.append((chunk, people))
+    return [[_orders(_day_stream(seed, chunk, day), people, shop, day.window, text=False) for chunk, people in chunks]
+            for day in days]
+
+
+def _write(out: Path, scale: float, seed: int, day: SeriesDay | None = None) -> dict[str, int]:
     writers = {t.name: _CsvWriter(out, t.name) for t in RAW_TABLES}
     rows = dict.fromkeys(writers, 0)
     try:
@@ -403,14 +539,7 @@ def _write(out: Path, scale: float, seed: int) -> dict[str, int]:
             rows[name] = len(shop[name][next(iter(shop[name]))])
         total_users = max(1, round(USERS_PER_SCALE * scale))
         for chunk, start in enumerate(range(0, total_users, CHUNK_USERS)):
-            rng = np.random.default_rng([seed, 1 + chunk])
-            n_users = min(CHUNK_USERS, total_users - start)
-            people = _people(rng, n_users, max(1, round(n_users * 0.15)))
-            sales = _orders(rng, people, shop)
-            tables = {"users": people["users"], "addresses": people["addresses"],
-                      "orders": sales["orders"], "order_items": sales["order_items"],
-                      "events": _with_bot_sessions(_events(rng, people, shop, sales), _bot_sessions(
-                          np.random.default_rng([seed, 1 + chunk, 1]), people, shop))}
+            tables, _ = _chunk(shop, seed, chunk, min(CHUNK_USERS, total_users - start), day)
             for name, columns in tables.items():
                 writers[name].write(columns)
                 rows[name] += len(next(iter(columns.values())))
@@ -418,6 +547,8 @@ def _write(out: Path, scale: float, seed: int) -> dict[str, int]:
         for writer in writers.values():
             writer.close()
     marker = {"generator": "greenery sample", "version": GENERATOR_VERSION, "seed": seed, "scale": scale}
+    if day:
+        marker["series"] = {"day": day.day, "days": day.days, "plant": str(day.plant) if day.plant else None}
     (out / SAMPLE_MARKER).write_text(json.dumps(marker, indent=2) + "\n")
     return rows
 

@@ -109,15 +109,16 @@ def _permutation_p(table: np.ndarray, observed: float, seed: int) -> float:
     return float(result.pvalue)
 
 
-def holm(p_values: list[float]) -> list[float]:
-    """Holm's step-down adjustment (controls the family-wise error rate), in the input's order."""
+def holm(p_values):
+    """Holm's step-down adjustment (controls the family-wise error rate), in the input's order: a list
+    for a list; for an array, each row along the last axis is one family (vectorised for many series)."""
     p = np.asarray(p_values, dtype=float)
-    m = len(p)
-    order = np.argsort(p, kind="stable")
-    stepped = np.maximum.accumulate((m - np.arange(m)) * p[order])
-    adjusted = np.empty(m)
-    adjusted[order] = np.minimum(stepped, 1.0)
-    return adjusted.tolist()
+    m = p.shape[-1]
+    order = np.argsort(p, axis=-1, kind="stable")
+    stepped = np.maximum.accumulate((m - np.arange(m)) * np.take_along_axis(p, order, axis=-1), axis=-1)
+    adjusted = np.empty_like(p)
+    np.put_along_axis(adjusted, order, np.minimum(stepped, 1.0), axis=-1)
+    return adjusted.tolist() if p.ndim == 1 else adjusted
 
 
 def benjamini_hochberg(p_values: list[float]) -> list[float]:

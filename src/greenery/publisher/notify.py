@@ -38,11 +38,13 @@ MAX_ANSWER_BYTES = 4096  # of the answer's body: a webhook says "ok"; a huge ans
 
 
 def worth_telling(state: dict) -> bool:
-    """Refused, failed, or published with warnings. An unchanged rerun says nothing new."""
+    """Refused, failed, or published with warnings (data tests, the export watch, a metric that moved).
+    An unchanged rerun says nothing new."""
     attempt, tests = state["attempt"], state["tests"] or {}
     if attempt["outcome"] in ("refused", "failed"):
         return True
-    return attempt["outcome"] == "published" and tests.get("summary", {}).get("warn", 0) > 0
+    return attempt["outcome"] == "published" and (tests.get("summary", {}).get("warn", 0) > 0
+                                                  or bool(status.alert_lines(state.get("alerts"))))
 
 
 def message(state: dict) -> dict:
@@ -51,7 +53,7 @@ def message(state: dict) -> dict:
     problems = tests.get("problems", [])
     headline = {"refused": "Greenery report: the new export was refused",
                 "failed": "Greenery report: the build failed",
-                "published": "Greenery report: published, with data-test warnings",
+                "published": "Greenery report: published, with warnings",
                 "unchanged": "Greenery report: unchanged"}[attempt["outcome"]]
     reason = f": {attempt['reason']}" if attempt["reason"] else ""
     lines = [f"{headline} (exit {attempt['exit_code']}{reason})."]
@@ -64,6 +66,9 @@ def message(state: dict) -> dict:
                      f"{manifest.failing(problem['name'], problem['failing_rows'])}")
     if len(problems) > MAX_LISTED:
         lines.append(f"• … and {len(problems) - MAX_LISTED} more")
+    alerts = state.get("alerts") or {}
+    for line in status.alert_lines(alerts)[:MAX_LISTED]:
+        lines.append(f"• {line}")
     if attempt["error"]:
         lines.append(f"Error: {attempt['error']}")
     shows = book.get("shows")
@@ -71,7 +76,8 @@ def message(state: dict) -> dict:
         lines.append(f"Readers still see the last good book ({shows['data_label']}, built {when(shows['built_at'])})."
                      if shows else "No book has been published yet.")
     return {"text": "\n".join(lines), "outcome": attempt["outcome"], "exit_code": attempt["exit_code"],
-            "tests": summary, "failing_tests": problems, "finished_at": attempt["finished_at"]}
+            "tests": summary, "failing_tests": problems, "moved_metrics": alerts.get("metrics", []),
+            "export_watch": alerts.get("watch", []), "finished_at": attempt["finished_at"]}
 
 
 def shown_url(url: str) -> str:

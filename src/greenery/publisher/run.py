@@ -77,9 +77,18 @@ def shown_build(stamp: dict) -> int | None:
     return int(build_id) if build_id.isdigit() else None
 
 
+def moved_lines(warehouse: Path) -> list[str]:
+    """The headline metrics that moved beyond chance with this export, for the build's summary (a warning:
+    the run still exits 0)."""
+    from greenery.publisher.status import alerts
+
+    found = alerts(warehouse) or {}
+    return [f"  warning: metric moved: {alert['text']}" for alert in found.get("metrics", [])]
+
+
 def _warehouse(source, warehouse_path: Path, built_at: datetime | None, log: Callable[..., None],
                engine: str = "duckdb", spark=None, before_build: Callable[[], None] = lambda: None,
-               shown: int | None = None):
+               shown: int | None = None, watch=None):
     """Reuse the warehouse if it was built from this export and this code, and its "what changed" tables
     compare with `shown` (the build the published book shows), else build it, compared with `shown`.
 
@@ -90,7 +99,7 @@ def _warehouse(source, warehouse_path: Path, built_at: datetime | None, log: Cal
     from greenery.warehouse.engines import builder, input_fingerprint
     from greenery.warehouse.history import compared_builds
 
-    build = builder(engine, spark, log)  # DuckDB's build, or Spark's; the engine is part of the fingerprint
+    build = builder(engine, spark, log, watch)  # DuckDB's build, or Spark's; the engine is part of the fingerprint
     wanted = input_fingerprint(engine, source, spark, built_at)
     identity = built_identity(warehouse_path)
     if identity and identity[0] == wanted:
@@ -102,6 +111,8 @@ def _warehouse(source, warehouse_path: Path, built_at: datetime | None, log: Cal
     before_build()
     result = build(source, warehouse_path, inputs=wanted, built_at=built_at, since=shown)  # hashed once per run
     for line in summary_lines(result):
+        log(line)
+    for line in moved_lines(warehouse_path):
         log(line)
     log(f"Warehouse built in {result.seconds:.2f} s")
     return f"{wanted}:{result.info['build_id']}", result
@@ -119,10 +130,12 @@ def _nothing_added(old: Path, published: Path) -> None:
 def publish(data_dir=None, out=None, warehouse=None, analysis: Sequence[str] = (),
             timeout: float = config.CHAPTER_TIMEOUT, built_at: datetime | None = None,
             log: Callable[..., None] = print, builder: str = "html", engine: str = "duckdb",
-            spark=None) -> ReportResult:
+            spark=None, watch=None) -> ReportResult:
     """Publish the book; raise a GreeneryError (greenery.errors) when it cannot be.
 
-    `analysis` holds `NAME=VALUE` settings for the chapters' parameters cells."""
+    `analysis` holds `NAME=VALUE` settings for the chapters' parameters cells; `watch` the export watch's
+    thresholds (greenery.warehouse.watch.WatchSettings; they apply when the warehouse is built, a reused
+    warehouse keeps the findings of its build)."""
     from greenery.warehouse.engines import choose_source_for
 
     published = config.absolute(out) if out else config.HTML_DIR
@@ -137,7 +150,7 @@ def publish(data_dir=None, out=None, warehouse=None, analysis: Sequence[str] = (
         ownership.check_book_target(published)  # again, now that no other run can change it
         # A new warehouse means every chapter runs: the server imports their libraries during the build.
         warehouse_key, built = _warehouse(source, warehouse_path, built_at, log, engine, spark, server.start,
-                                          shown_build(ownership.read_stamp(published)))
+                                          shown_build(ownership.read_stamp(published)), watch)
 
         common = {"data_dir": str(source.path), "warehouse": str(warehouse_path)}
         parameters = {e: chapters.chapter_parameters(e, common, values) for e in entries}

@@ -28,6 +28,7 @@ from greenery.outputs.ownership import kind, read_own, read_own_json
 from greenery.publisher.book_stage import when
 
 STATUS_JSON, STATUS_HTML = ".status.json", ".status.html"  # after the book folder's name
+WATCH_REFUSAL = "export refused by the watch"  # greenery.warehouse.watch.refuse's words
 OUTCOMES = {ExitCode.OK: "published", ExitCode.DATA_TEST_FAILED: "refused", ExitCode.BAD_INPUT: "refused",
             ExitCode.REPORT_FAILED: "failed"}
 
@@ -113,6 +114,39 @@ def published_results(warehouse: Path) -> dict | None:
     return {"summary": _summary(rows), "problems": _problems(rows)}
 
 
+def alerts(warehouse: Path) -> dict | None:
+    """What the export watch and the trends found for the warehouse's export: the watch's warnings
+    (volume, freshness, schema) and the headline metrics that moved beyond chance (greenery.chapter_kit.trends),
+    each one line of figures, table and column names: never rows or values. None for a warehouse without
+    them (an older one, or none)."""
+    from greenery import db
+    from greenery.chapter_kit import analyses, trends
+
+    try:
+        con = db.connect(warehouse, read_only=True)
+    except Exception:  # no warehouse, or not one of ours: nothing to report
+        return None
+    try:
+        watch = analyses.frame(con, "export_watch")
+        history = analyses.frame(con, "history_metrics")
+    except Exception:  # an older warehouse without the tables
+        return None
+    finally:
+        con.close()
+    found = [{"check": r.check_name, "subject": r.subject, "status": r.status, "text": redact(r.message)}
+             for r in watch.itertuples() if r.status != "ok"]
+    moved = [{**alert, "text": redact(alert["text"])} for alert in trends.alerts(history)]
+    return {"watch": found, "metrics": moved, "correction": trends.CORRECTION, "alpha": trends.ALPHA}
+
+
+def alert_lines(found: dict | None) -> list[str]:
+    """The alerts as lines for a terminal, the status page and the notify message."""
+    if not found:
+        return []
+    return ([f"metric moved: {a['text']}" for a in found["metrics"]]
+            + [f"{w['check']}: {w['text']}" for w in found["watch"]])
+
+
 def describe(exit_code: int, error: str | None, started_at: str, finished_at: str, published: Path,
              warehouse: Path, book_before: dict, book_after: dict) -> dict:
     """The status of one attempt, as stored in status.json."""
@@ -124,10 +158,13 @@ def describe(exit_code: int, error: str | None, started_at: str, finished_at: st
         warehouse)
     reason = {ExitCode.DATA_TEST_FAILED: "error-level data tests failed",
               ExitCode.BAD_INPUT: "the export could not be read"}.get(code)
+    if code == ExitCode.BAD_INPUT and (error or "").startswith(WATCH_REFUSAL):
+        reason = "a threshold set for the export watch refused the export"
     return {
         "attempt": {"started_at": started_at, "finished_at": finished_at, "outcome": outcome,
                     "exit_code": int(code), "reason": reason, "error": error},
         "tests": tests,
+        "alerts": alerts(warehouse) if code == ExitCode.OK else None,
         "book": {"folder": published.name, "shows": book_after.get("provenance"),
                  "changed": book_after.get("book") != book_before.get("book")},
     }
@@ -168,6 +205,10 @@ def render_html(status: dict) -> str:
                            f"<td>{p['failing_rows']:,}</td></tr>" for p in tests["problems"])
             lines.append("<table><tr><th>Result</th><th>Test</th><th>Model</th><th>Failing rows</th></tr>"
                          f"{rows}</table>")
+    found = alert_lines(status.get("alerts"))
+    if found:
+        lines.append("<p>Warnings about the export and its headline metrics (not refusals):</p><ul>"
+                     + "".join(f"<li>{e(line)}</li>" for line in found) + "</ul>")
     shows = book.get("shows")
     if shows:
         lines.append(f"<p>The <a href='{e(book['folder'])}/index.html'>published book</a> shows "

@@ -23,16 +23,19 @@ from pathlib import Path
 import duckdb
 
 from greenery import __version__, config, db
-from greenery.errors import DataTestFailure
+from greenery.contract import RAW_TABLES
+from greenery.errors import DataTestFailure, InputError
 from greenery.faults import checkpoint
 from greenery.outputs import fingerprint
 from greenery.outputs.locking import exclusive
 from greenery.outputs.ownership import check_digest_cache, check_history_target, check_warehouse_target
+from greenery.warehouse import metrics
 from greenery.warehouse.datatests import TestResult, run_tests, store_results, summarize, write_json
 from greenery.warehouse.history import check as check_history
 from greenery.warehouse.history import forget, mark_published, record_build
-from greenery.warehouse.load import LoadReport, check_export_files, load_export
+from greenery.warehouse.load import LoadReport, check_export_files, load_export, read_header
 from greenery.warehouse.manifest import Manifest, load_manifest
+from greenery.warehouse.watch import ExportFacts, Finding, WatchSettings
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,9 @@ class DataSource:
     @property
     def label(self) -> str:
         if self.sample:
-            return f"the generated sample (seed {self.sample['seed']}, scale {self.sample['scale']:g})"
+            series = self.sample.get("series")
+            day = f", day {series['day']} of {series['days']}" if isinstance(series, dict) else ""
+            return f"the generated sample (seed {self.sample['seed']}, scale {self.sample['scale']:g}{day})"
         return "a Greenery export"
 
 
@@ -79,6 +84,7 @@ class BuildResult:
     seconds: float
     info: dict = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per step, for `make bench`
+    watch: list[Finding] = field(default_factory=list)  # the export watch's findings (greenery.warehouse.watch)
 
     @property
     def summary(self) -> dict[str, int]:
@@ -150,6 +156,7 @@ def summary_lines(result: BuildResult) -> list[str]:
     counts = ", ".join(f"{name} {rows:,}" for name, rows in loaded.rows.items())
     lines = [f"Read {loaded.total_rows:,} rows from {len(loaded.rows)} files: {counts}"]
     lines += [f"  warning: {warning}" for warning in loaded.warnings]
+    lines += [f"  warning: {finding.message}" for finding in result.watch if finding.status != "ok"]
     manifest = load_manifest()
     models = manifest.models
     lines.append(f"Models ({len(result.model_rows)}), in build order:")
@@ -169,6 +176,24 @@ def summary_lines(result: BuildResult) -> list[str]:
     lines.append(f"Data tests: {summary['pass']} passed, {summary['warn']} warned, {summary['fail']} failed")
     lines.append(f"Results: {config.run_results_path(result.warehouse)}")
     return lines
+
+
+def export_facts(source: DataSource, loaded: LoadReport) -> ExportFacts:
+    """The export's fingerprint, rows and headers, for the history and the export watch."""
+    path = Path(source.path)
+    if not path.is_dir():  # a Spark URI: rows only, never recorded as the same export twice
+        return ExportFacts(None, dict(loaded.rows), {})
+    columns = {}
+    for table in RAW_TABLES:
+        with contextlib.suppress(OSError, InputError):  # read before: a file gone since is the loader's concern
+            columns[table.name] = read_header(path / table.file_name)
+    return ExportFacts(fingerprint.export(path), dict(loaded.rows), columns)
+
+
+def headline_measures(con: duckdb.DuckDBPyConnection, tests: list[TestResult]) -> dict[str, metrics.Measure]:
+    """The headline metrics of the warehouse being built, delivery figures only where the tests say the
+    dates look recorded (the chapters decide the same way from the stored results)."""
+    return metrics.measure(con, metrics.dates_recorded({t.name: t.status for t in tests}))
 
 
 def _store_build_info(con: duckdb.DuckDBPyConnection, source: DataSource, loaded: LoadReport,
@@ -236,7 +261,9 @@ def _load_and_model(con: duckdb.DuckDBPyConnection, source: DataSource, manifest
 
 def _test_and_record(con: duckdb.DuckDBPyConnection, manifest: Manifest, history: Path, warehouse: Path,
                      source: DataSource, loaded: LoadReport, built_at: datetime,
-                     timings: dict[str, float], log, since: int | None = None) -> tuple[list[TestResult], int | None]:
+                     timings: dict[str, float], log, since: int | None = None,
+                     settings: WatchSettings | None = None,
+                     findings: list[Finding] | None = None) -> tuple[list[TestResult], int | None]:
     """Run the data tests on cursors of their own while the history is prepared on `con`; the history
     keeps this build (pending until its warehouse is published) only if no error-level test failed.
 
@@ -251,7 +278,9 @@ def _test_and_record(con: duckdb.DuckDBPyConnection, manifest: Manifest, history
             with _timed(timings, "history"):
                 build_id = record_build(con, history, warehouse, built_at, source.kind, source.label,
                                         loaded.total_rows, keep=lambda: not summarize(tested.result())["fail"],
-                                        log=log, since=since)
+                                        log=log, since=since, export=export_facts(source, loaded),
+                                        measures=lambda: headline_measures(con, tested.result()),
+                                        settings=settings, findings=findings)
             written.result()
             return tested.result(), build_id
     finally:
@@ -268,7 +297,7 @@ def _checkpoint(con: duckdb.DuckDBPyConnection) -> None:
 
 def build(source: DataSource, warehouse: Path, manifest: Manifest | None = None,
           history: Path | None = None, inputs: str | None = None, built_at: datetime | None = None,
-          log=print, since: int | None = None) -> BuildResult:
+          log=print, since: int | None = None, watch: WatchSettings | None = None) -> BuildResult:
     """Build the warehouse at `warehouse` from `source`; raise InputError, UsageError or DataTestFailure.
 
     The caller holds the warehouse's lock (greenery.cli, greenery.publisher.run). `inputs` is the export's
@@ -276,6 +305,7 @@ def build(source: DataSource, warehouse: Path, manifest: Manifest | None = None,
     else now. The build is recorded in the history (`history`, default $GREENERY_HISTORY or
     data/history/history.duckdb) as pending, and marked published once the new warehouse is in place;
     its "what changed" tables compare with build `since` (greenery.warehouse.history.record_build).
+    The export is watched with `watch` (default thresholds: greenery.warehouse.watch).
     """
     manifest = manifest or load_manifest()
     history = config.absolute(history or config.history_path())
@@ -294,6 +324,7 @@ def build(source: DataSource, warehouse: Path, manifest: Manifest | None = None,
         # Commits only log; the one checkpoint runs beside the data tests (_test_and_record).
         db.run(con, "set checkpoint_threshold = '1TB'")
         build_id = None
+        findings: list[Finding] = []
         try:
             checkpoint("load")
             with _cpu(cpu, "fingerprint, load, models, commit"):
@@ -301,7 +332,7 @@ def build(source: DataSource, warehouse: Path, manifest: Manifest | None = None,
             checkpoint("tests")
             with _cpu(cpu, "data tests and history"):
                 tests, build_id = _test_and_record(con, manifest, history, warehouse, source, loaded, built_at,
-                                                   timings, log, since)
+                                                   timings, log, since, watch, findings)
             checkpoint("history")
             db.run(con, "begin transaction")
             store_results(con, tests)
@@ -309,7 +340,7 @@ def build(source: DataSource, warehouse: Path, manifest: Manifest | None = None,
             db.run(con, "commit")
             with _timed(timings, "write"), _cpu(cpu, "write"):
                 con.close()
-            result = BuildResult(source, warehouse, loaded, model_rows, tests, 0.0, info, timings)
+            result = BuildResult(source, warehouse, loaded, model_rows, tests, 0.0, info, timings, findings)
             write_json(config.run_results_path(warehouse), tests, {**info, "timings": timings, "cpu_seconds": cpu})
             if result.summary["fail"]:
                 building.replace(config.rejected_path(warehouse))

@@ -22,6 +22,7 @@ with the last published build and no manual step is ever needed.
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -35,10 +36,22 @@ from greenery import db
 from greenery.config import SNAPSHOTS_FILE
 from greenery.errors import HistoryError
 from greenery.outputs.ownership import check_history
+from greenery.warehouse import watch
 from greenery.warehouse.manifest import YAML_LOADER
+from greenery.warehouse.metrics import Measure
 
 BUILDS_COLUMNS = [("build_id", "INTEGER"), ("built_at", "TIMESTAMP WITH TIME ZONE"), ("data_kind", "VARCHAR"),
                   ("data_label", "VARCHAR"), ("rows_read", "BIGINT"), ("warehouse", "VARCHAR"), ("state", "VARCHAR")]
+
+
+# Each export's headline metrics (greenery.warehouse.metrics) and its raw tables' rows and columns (the
+# export watch's previous figures), recorded once per export: a rebuild of the same export adds nothing.
+METRICS_COLUMNS = [("build_id", "INTEGER"), ("data_kind", "VARCHAR"), ("export", "VARCHAR"), ("metric", "VARCHAR"),
+                   ("version", "INTEGER"), ("kind", "VARCHAR"), ("value", "DOUBLE"), ("numerator", "DOUBLE"),
+                   ("denominator", "DOUBLE"), ("sd", "DOUBLE"), ("ci_low", "DOUBLE"), ("ci_high", "DOUBLE")]
+EXPORT_TABLES_COLUMNS = [("build_id", "INTEGER"), ("data_kind", "VARCHAR"), ("export", "VARCHAR"),
+                         ("table_name", "VARCHAR"), ("row_count", "BIGINT"), ("columns", "VARCHAR[]")]
+RECORDS = {"metrics": METRICS_COLUMNS, "export_tables": EXPORT_TABLES_COLUMNS}
 
 
 @dataclass(frozen=True)
@@ -98,6 +111,13 @@ def _ensure_schema(con: duckdb.DuckDBPyConnection, history_path: Path) -> None:
     elif found != BUILDS_COLUMNS:
         raise HistoryError(f"{history_path}: table builds was written by another version of greenery "
                            f"(columns {found}); move the file aside to start a new history")
+    for table, columns in RECORDS.items():  # added by a later version: created in an older history file
+        found = _columns(con, "history", table)
+        if not found:
+            db.run(con, f"create table history.{table} (" + ", ".join(f"{n} {t}" for n, t in columns) + ")")
+        elif found != columns:
+            raise HistoryError(f"{history_path}: table {table} was written by another version of greenery "
+                               f"(columns {found}); move the file aside to start a new history")
     for snap, current in ((snap, f"current_{snap.name}") for snap in snapshots()):
         expected = [*_columns("temp", current),
                     ("data_kind", "VARCHAR"), ("valid_from", "TIMESTAMP WITH TIME ZONE"),
@@ -201,6 +221,23 @@ def _write_changes(con: duckdb.DuckDBPyConnection, params: dict) -> None:
         select * from ({' union all '.join(parts)})
         where $compared_id is not null
     """, params)
+    db.run(con, """
+        create or replace table history_metrics as
+        select m.build_id, b.built_at, b.data_label, m.metric, m.version, m.kind, m.value, m.numerator,
+               m.denominator, m.sd, m.ci_low, m.ci_high
+        from history.metrics as m
+        inner join history.builds as b on m.build_id = b.build_id
+        where m.data_kind = $kind and (b.state = 'published' or b.build_id = $build_id)
+        order by m.build_id, m.metric
+    """, params)
+
+
+def _write_watch(con: duckdb.DuckDBPyConnection, findings: list[watch.Finding]) -> None:
+    """The export watch's findings, into the warehouse (`export_watch`) for the book and the alerts."""
+    db.run(con, "create or replace table export_watch (check_name varchar, subject varchar, status varchar, "
+                "message varchar, value double, previous double, threshold double)")
+    con.executemany("insert into export_watch values (?, ?, ?, ?, ?, ?, ?)",
+                    [(f.check, f.subject, f.status, f.message, f.value, f.previous, f.threshold) for f in findings])
 
 
 def _json(snap: Snapshot, alias: str) -> str:
@@ -262,6 +299,8 @@ def _published_build_id(warehouse: str) -> int | None:
 def _undo(con: duckdb.DuckDBPyConnection, build_id: int, built_at: datetime, kind: str) -> None:
     """Remove a pending build exactly: its new versions go, the versions it closed are open again."""
     params = {"now": built_at, "kind": kind}
+    for table in RECORDS:
+        db.run(con, f"delete from history.{table} where build_id = $id", {"id": build_id})
     for snap in snapshots():
         db.run(con, f"delete from history.{snap.name} where data_kind = $kind and valid_from = $now", params)
         db.run(con, f"update history.{snap.name} set valid_to = null where data_kind = $kind and valid_to = $now",
@@ -287,7 +326,10 @@ def reconcile(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 def record_build(con: duckdb.DuckDBPyConnection, history_path: Path, warehouse: Path, built_at: datetime,
                  data_kind: str, data_label: str, rows_read: int, keep: Callable[[], bool] = lambda: True,
-                 log: Callable[[str], None] = print, since: int | None = None) -> int | None:
+                 log: Callable[[str], None] = print, since: int | None = None,
+                 export: watch.ExportFacts | None = None, measures: Callable[[], dict[str, Measure]] = dict,
+                 settings: watch.WatchSettings | None = None,
+                 findings: list[watch.Finding] | None = None) -> int | None:
     """Update the history from the warehouse being built (`con`) and store this build's changes in it.
 
     The caller holds the history's lock. Builds left pending by a stopped run are settled first.
@@ -295,15 +337,23 @@ def record_build(con: duckdb.DuckDBPyConnection, history_path: Path, warehouse: 
     `keep()` says so once they are ready (the build passed its error-level tests). Returns the
     build's id, or None when it was not kept; `mark_published` completes it once its warehouse
     is in place, `forget` undoes it if publishing fails. The changes are against build `since` when it
-    is a published build of this kind of data, else against the previous build."""
+    is a published build of this kind of data, else against the previous build.
+
+    With `export` (its fingerprint, rows and header columns), a kept build is also watched against the
+    previous export (greenery.warehouse.watch, with `settings`; the findings are appended to `findings`
+    and stored in the warehouse's `export_watch`; a finding a user's threshold made a refusal raises
+    WatchRefusal and records nothing), and the export's headline metrics (`measures()`, called once the
+    data tests passed) and raw tables are recorded, unless this export was recorded before."""
     current = {snap.name: _stage_current(con, snap) for snap in snapshots()}
+    observed = (export, measures, settings or watch.WatchSettings(), findings if findings is not None else [])
     with _damage_is_a_history_error(history_path):
         return _record(con, history_path, warehouse, built_at, data_kind, data_label, rows_read, keep, log, current,
-                       since)
+                       since, observed)
 
 
 def _record(con, history_path, warehouse, built_at, data_kind, data_label, rows_read, keep, log, current,
-            since) -> int | None:
+            since, observed) -> int | None:
+    export, measures, settings, findings = observed
     _attach(con, history_path)
     try:
         db.run(con, "begin transaction")
@@ -324,12 +374,17 @@ def _record(con, history_path, warehouse, built_at, data_kind, data_label, rows_
         if not keep():
             db.run(con, "rollback")
             return None
+        if export is not None:
+            findings.extend(_watch(con, export, data_kind, built_at, settings))
+            watch.refuse(findings)  # a threshold the user set: nothing is recorded (the rollback below)
+            _record_export(con, build_id, data_kind, export, measures)
         db.run(con, "commit")
         # DuckDB lets one transaction write to one database: the history commits first, whole, then
         # the warehouse (not yet published) receives this build's changes.
         _write_changes(con, {**params, "build_id": build_id, "requested_id": since,
                              "compared_id": compared[0] if compared else None,
                              "compared_at": compared[1] if compared else now})
+        _write_watch(con, findings)
         return build_id
     except BaseException:
         with contextlib.suppress(duckdb.Error):
@@ -338,6 +393,62 @@ def _record(con, history_path, warehouse, built_at, data_kind, data_label, rows_
     finally:
         with contextlib.suppress(duckdb.Error):
             db.run(con, "detach history")
+
+
+def _exports(con: duckdb.DuckDBPyConnection, kind: str) -> list[tuple[str, dict[str, int], dict[str, list[str]]]]:
+    """The recorded exports of this kind of data, oldest first: fingerprint, rows and columns per table."""
+    found: dict[str, tuple[dict, dict]] = {}
+    for export, table, rows, columns in db.rows(con, """
+        select e.export, e.table_name, e.row_count, e.columns
+        from history.export_tables as e
+        inner join history.builds as b on e.build_id = b.build_id
+        where e.data_kind = $kind and b.state = 'published'
+        order by e.build_id, e.table_name
+    """, {"kind": kind}):
+        counts, headers = found.setdefault(export, ({}, {}))
+        counts[table] = rows
+        if columns is not None:
+            headers[table] = list(columns)
+    return [(export, counts, headers) for export, (counts, headers) in found.items()]
+
+
+def _watch(con: duckdb.DuckDBPyConnection, export: watch.ExportFacts, kind: str, built_at: datetime,
+           settings: watch.WatchSettings) -> list[watch.Finding]:
+    """This export against the export recorded before it (a rebuild of a recorded export is compared
+    with the one before that, so it finds what its first build found)."""
+    exports = _exports(con, kind)
+    position = next((i for i, e in enumerate(exports) if e[0] == export.fingerprint), len(exports))
+    earlier = exports[:position]
+    last_event = db.scalar(con, "select max(created_at) from stg_events")
+    last_event = last_event.replace(tzinfo=built_at.tzinfo) if last_event is not None else None
+    found = [watch.freshness(last_event, built_at, settings)]
+    if earlier:
+        growth = {table: [b[1][table] / a[1][table] for a, b in itertools.pairwise(earlier)
+                          if a[1].get(table) and table in b[1]] for table in export.rows}
+        found += watch.volume(export.rows, earlier[-1][1], growth, settings)
+        found += watch.schema(export.columns, earlier[-1][2], settings)
+    return found
+
+
+def _record_export(con: duckdb.DuckDBPyConnection, build_id: int, kind: str, export: watch.ExportFacts,
+                   measures: Callable[[], dict[str, Measure]]) -> None:
+    """The export's tables and each of its metrics, unless a published build recorded them for this export
+    already (a metric whose definition changed, a new version, is recorded again)."""
+    params = {"kind": kind, "export": export.fingerprint}
+    known = "e.data_kind = $kind and e.export = $export and b.state = 'published'"
+    if export.fingerprint is None or not db.scalar(con, "select count(*) from history.export_tables as e inner join "
+                                                        f"history.builds as b on e.build_id = b.build_id where {known}",
+                                                   params):
+        con.executemany("insert into history.export_tables values (?, ?, ?, ?, ?, ?)",
+                        [(build_id, kind, export.fingerprint, table, rows, export.columns.get(table))
+                         for table, rows in export.rows.items()])
+    recorded = set() if export.fingerprint is None else set(db.rows(
+        con, f"select e.metric, e.version from history.metrics as e inner join history.builds as b "
+             f"on e.build_id = b.build_id where {known}", params))
+    rows = [(build_id, kind, export.fingerprint, m.metric, m.version, m.kind, m.value, m.numerator, m.denominator,
+             m.sd, m.low, m.high) for m in measures().values() if (m.metric, m.version) not in recorded]
+    if rows:
+        con.executemany("insert into history.metrics values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
 
 def _settle(history_path: Path, build_id: int, undo: bool) -> None:

@@ -71,22 +71,47 @@ def choose_source(args: argparse.Namespace):
     return choose_source_for(args.engine, args.data_dir)
 
 
-def builder(engine: str, spark=None, log: Callable[..., None] = print) -> Callable:
+def builder(engine: str, spark=None, log: Callable[..., None] = print, watch=None) -> Callable:
     """A function (source, warehouse, inputs=None, built_at=None, since=None) -> BuildResult building on
-    `engine` (`since`: the build "what changed" compares with). The caller holds the warehouse's lock."""
+    `engine` (`since`: the build "what changed" compares with; `watch`: the export watch's thresholds).
+    The caller holds the warehouse's lock."""
     if engine == "spark":
         from greenery.warehouse.engines import spark as spark_engine
 
         return lambda source, warehouse, inputs=None, built_at=None, since=None: spark_engine.build(
-            source, warehouse, spark, inputs=inputs, built_at=built_at, log=log, since=since)
+            source, warehouse, spark, inputs=inputs, built_at=built_at, log=log, since=since, watch=watch)
     from greenery.warehouse.build import build
 
     return lambda source, warehouse, inputs=None, built_at=None, since=None: build(
-        source, warehouse, inputs=inputs, built_at=built_at, log=log, since=since)
+        source, warehouse, inputs=inputs, built_at=built_at, log=log, since=since, watch=watch)
 
 
 def engine_build(args: argparse.Namespace) -> Callable:
-    return builder(args.engine, engine_options(args)["spark"])
+    return builder(args.engine, engine_options(args)["spark"], watch=watch_settings(args))
+
+
+def add_watch_arguments(command: argparse.ArgumentParser) -> None:
+    """The export watch's thresholds (greenery.warehouse.watch): warnings, and refusals only when set."""
+    from greenery.warehouse import watch
+
+    command.add_argument("--stale-after", type=float, default=watch.STALE_AFTER_HOURS, metavar="HOURS",
+                         help="warn when the export's last event is older than this at build time "
+                              f"(default {watch.STALE_AFTER_HOURS:g})")
+    command.add_argument("--refuse-stale-after", type=float, metavar="HOURS",
+                         help="refuse (exit 2) an export whose last event is older than this (default: never)")
+    command.add_argument("--refuse-shrink", type=float, metavar="SHARE",
+                         help="refuse (exit 2) an export in which a raw table lost more than this share of the "
+                              "previous export's rows, e.g. 0.5 (default: never; a loss above "
+                              f"{watch.SHRINK_TOLERANCE:g} is a warning)")
+    command.add_argument("--refuse-schema-change", action="store_true",
+                         help="refuse (exit 2) an export whose files gained or lost columns (default: a warning)")
+
+
+def watch_settings(args: argparse.Namespace):
+    from greenery.warehouse.watch import WatchSettings
+
+    return WatchSettings(stale_after_hours=args.stale_after, refuse_stale_after_hours=args.refuse_stale_after,
+                         refuse_shrink=args.refuse_shrink, refuse_schema_change=args.refuse_schema_change)
 
 
 def input_fingerprint(engine: str, source, spark=None, pinned_build_time=None) -> str:

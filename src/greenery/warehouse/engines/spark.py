@@ -44,7 +44,7 @@ from greenery.errors import DataTestFailure, ExitCode, GreeneryError, InputError
 from greenery.outputs import atomic, fingerprint, ownership
 from greenery.outputs.locking import exclusive
 from greenery.outputs.ownership import check_warehouse_target
-from greenery.warehouse.build import BuildResult, DataSource, _store_build_info, _timed
+from greenery.warehouse.build import BuildResult, DataSource, _store_build_info, _timed, export_facts, headline_measures
 from greenery.warehouse.datatests import MAX_FAILING_KEYS, TestResult, store_results, summarize, write_json
 from greenery.warehouse.engines.transpile import raw_view
 from greenery.warehouse.history import forget, mark_published, record_build
@@ -390,7 +390,7 @@ def input_fingerprint(source: DataSource, options: SparkOptions, pinned_build_ti
 def build(source: DataSource, warehouse: Path, options: SparkOptions | None = None,
           manifest: Manifest | None = None, history: Path | None = None, inputs: str | None = None,
           built_at: datetime | None = None, log: Callable[..., None] = lambda *_: None,
-          since: int | None = None) -> BuildResult:
+          since: int | None = None, watch=None) -> BuildResult:
     """Build on Spark, land the marts as Parquet, and make the DuckDB warehouse from them.
 
     Same contract as greenery.warehouse.build: the caller holds the warehouse's lock; InputError for an
@@ -420,6 +420,7 @@ def build(source: DataSource, warehouse: Path, options: SparkOptions | None = No
         building.unlink(missing_ok=True)  # we hold the warehouse's lock: a leftover is from a killed run
         con = db.connect(building)
         build_id = None
+        findings = []
         try:
             with _timed(timings, "load"):
                 loaded = load_export(spark, source.path)
@@ -435,7 +436,9 @@ def build(source: DataSource, warehouse: Path, options: SparkOptions | None = No
                 with _timed(timings, "history"):
                     build_id = record_build(con, history, warehouse, built_at, source.kind, source.label,
                                             loaded.total_rows, keep=lambda: not summarize(tested.result())["fail"],
-                                            log=log, since=since)
+                                            log=log, since=since, export=export_facts(source, loaded),
+                                            measures=lambda: headline_measures(con, tested.result()),
+                                            settings=watch, findings=findings)
                 tests = tested.result()
             db.run(con, "begin transaction")
             store_results(con, tests)
@@ -444,7 +447,7 @@ def build(source: DataSource, warehouse: Path, options: SparkOptions | None = No
             with _timed(timings, "write"):
                 con.close()
             info = {**info, "engine": "spark", "spark_master": options.master, "marts_dir": marts}
-            result = BuildResult(source, warehouse, loaded, model_rows, tests, 0.0, info, timings)
+            result = BuildResult(source, warehouse, loaded, model_rows, tests, 0.0, info, timings, findings)
             write_json(config.run_results_path(warehouse), tests, {**info, "timings": timings})
             if result.summary["fail"]:
                 building.replace(config.rejected_path(warehouse))

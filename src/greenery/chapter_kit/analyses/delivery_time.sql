@@ -1,0 +1,17 @@
+-- Days from order to delivery over every delivered order: how many, their mean and standard deviation
+-- (the inputs of a mean-difference test between builds).
+with
+
+orders as (
+    select * from fct_orders
+),
+
+final as (
+    select
+        count(days_to_delivery) as delivered_orders,
+        avg(days_to_delivery) as mean_days_to_delivery,
+        stddev_samp(days_to_delivery) as sd_days_to_delivery
+    from orders
+)
+
+select * from final
