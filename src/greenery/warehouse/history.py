@@ -112,7 +112,7 @@ def _ensure_schema(con: duckdb.DuckDBPyConnection, history_path: Path) -> None:
         raise HistoryError(f"{history_path}: table builds was written by another version of greenery "
                            f"(columns {found}); move the file aside to start a new history")
     for table, columns in RECORDS.items():  # added by a later version: created in an older history file
-        found = _columns(con, "history", table)
+        found = _columns("history", table)
         if not found:
             db.run(con, f"create table history.{table} (" + ", ".join(f"{n} {t}" for n, t in columns) + ")")
         elif found != columns:
@@ -266,7 +266,7 @@ def _damage_is_a_history_error(history_path: Path):
 
 def check(history_path: Path) -> None:
     """Refuse (HistoryError) a file that is not a history: only ours is ever attached for writing."""
-    check_history(history_path, {"builds", *(snap.name for snap in snapshots())})
+    check_history(history_path, {"builds", *RECORDS, *(snap.name for snap in snapshots())})
 
 
 def _attach(con: duckdb.DuckDBPyConnection, history_path: Path) -> None:
