@@ -42,16 +42,16 @@ PROVENANCE = book_stage.Provenance("a Greenery export", "0123456789ab", "2021-02
                                    "greenery 0.1.0, code abcdef", "2021-02-11T09:30:00+00:00")
 
 
-def test_clean_drops_papermill_residue_and_puts_the_note_where_the_injected_cell_was():
+def test_clean_drops_papermill_residue_and_ends_the_page_with_the_note():
     note = book_stage.computed_with({"data_dir": "/home/me/export", "warehouse": "/w.duckdb", "top_band": 4}, PROVENANCE)
     nb = book_stage.clean(executed_notebook(), note)
     text = json.dumps(nb)
     assert "/home/me" not in text and "papermill" not in text and "iopub" not in text
-    assert [c.source[:12] for c in nb.cells] == ["# A question", "data_dir = N", note[:12], "1 + 1"]
+    assert [c.source[:12] for c in nb.cells] == ["# A question", "data_dir = N", "1 + 1", note[:12]]
     assert "a Greenery export" in note and "0123456789ab" in note and "`top_band = 4`" in note
     assert "Wed 10 Feb 2021 14:00 UTC" in note
     again = book_stage.clean(nb, note)  # cleaning twice replaces the note, never adds a second
-    assert [c.source[:12] for c in again.cells] == ["# A question", "data_dir = N", note[:12], "1 + 1"]
+    assert [c.source[:12] for c in again.cells] == ["# A question", "data_dir = N", "1 + 1", note[:12]]
 
 
 def test_the_note_goes_where_the_chapter_placed_it():

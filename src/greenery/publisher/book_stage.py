@@ -124,25 +124,23 @@ def _alt_text_to_cell(cell) -> None:
 def clean(nb: nbformat.NotebookNode, note: str | None = None) -> nbformat.NotebookNode:
     """Drop papermill's injected cell and metadata and per-cell execution metadata; `note` takes the
     place of a cell the chapter tagged `greenery-computed-with` (the summary puts it below its answers),
-    else the injected cell's (or follows the title when there was neither)."""
+    else it ends the page: provenance is for whoever checks the figures, after the answer and its
+    evidence, never before them."""
     nb.metadata.pop("papermill", None)
-    cells, where, placed = [], None, None
+    cells, placed = [], None
     for cell in nb.cells:
         tags = cell.metadata.get("tags", [])
         if NOTE_TAG in tags:
             placed = len(cells) if placed is None else placed
             continue
         if "injected-parameters" in tags:
-            where = len(cells) if where is None else where
             continue
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
         _alt_text_to_cell(cell)
         cells.append(cell)
-    where = placed if placed is not None else where
+    where = placed if placed is not None else len(cells)
     if note is not None:
-        if where is None:  # after the title cell
-            where = 1 if cells and cells[0].cell_type == "markdown" else 0
         marker = nbformat.v4.new_markdown_cell(note, metadata={"tags": [NOTE_TAG]})
         marker.id = f"{NOTE_TAG}"
         cells.insert(where, marker)
