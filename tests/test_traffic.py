@@ -313,8 +313,8 @@ def test_the_summary_tile_says_what_was_found_in_plain_words():
     fragile = flat.assign(is_signal=[True, False, False, False])  # promo at 10 h only, of 10-11 h
     figure, line = indicators.headline(tests, fragile)
     assert figure == "None settled" and line.endswith(
-        f"; it passes the test for {indicators.TITLES['promo']} only at follow-up windows of 10 h: a hypothesis "
-        "to test on more data, not a finding.")
+        f"across all 124 buyers. Only at some follow-up windows does one look linked: {indicators.TITLES['promo']} "
+        "(10 h). A lead to test on more data, not a finding.")
     found = tests.assign(is_signal=[False, True, False])
     assert indicators.headline(found, flat) == (
         "1 of 2 traits", f"{indicators.TITLES['order_value']}: goes with reordering sooner beyond chance, across "

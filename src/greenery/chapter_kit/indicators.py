@@ -364,10 +364,9 @@ def headline(survival_tests: pd.DataFrame, swept: pd.DataFrame) -> tuple[str, st
     flagged = (swept[swept["is_signal"]].groupby("indicator")["hours"].apply(list) if len(swept)
                else pd.Series(dtype=object))
     line = (f"None of the {len(tested)} traits of a first order we tested (such as a promo or the order's value) "
-            f"goes with reordering beyond chance, across all {buyers} buyers")
-    fragile = [f"{TITLES[name]} only at follow-up windows of {hours_text(hours)}"
-               for name, hours in flagged.items() if len(hours) < windows]
+            f"goes with reordering beyond chance, across all {buyers} buyers.")
+    fragile = [f"{TITLES[name]} ({hours_text(hours)})" for name, hours in flagged.items() if len(hours) < windows]
     if fragile:
-        line += ("; it passes the test for " + "; ".join(fragile)
-                 + ": a hypothesis to test on more data, not a finding")
-    return "None settled" if fragile else "None found", line + "."
+        line += (" Only at some follow-up windows does one look linked: " + "; ".join(fragile)
+                 + ". A lead to test on more data, not a finding.")
+    return "None settled" if fragile else "None found", line
