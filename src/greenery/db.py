@@ -47,6 +47,13 @@ def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: Params = None) -> A
     return result[0][0] if result else None
 
 
+def first_row(con: duckdb.DuckDBPyConnection, sql: str, params: Params = None) -> dict[str, Any] | None:
+    """The first row of a result by column name (no pandas: `greenery build` never imports it)."""
+    cursor = con.execute(sql, _used(sql, params))
+    row = cursor.fetchone()
+    return None if row is None else dict(zip((d[0] for d in cursor.description), row, strict=True))
+
+
 def frame(con: duckdb.DuckDBPyConnection, sql: str, params: Params = None) -> pd.DataFrame:
     """A small, already-aggregated result as a DataFrame."""
     return con.execute(sql, _used(sql, params)).df()

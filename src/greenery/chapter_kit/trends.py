@@ -25,14 +25,15 @@ import pandas as pd
 from scipy import stats as sps
 
 from greenery.chapter_kit import formats, stats
+from greenery.warehouse import metrics
 from greenery.warehouse.metrics import BY_NAME, METRICS
 
 __all__ = ["ALPHA", "BASELINE_EXPORTS", "CORRECTION", "METRICS", "TESTS", "alerts", "comparisons", "p_text", "p_value",
            "poisson_rates_p", "pool", "shown", "two_proportions_p", "welch_p"]
 
-ALPHA = 0.05
+ALPHA = metrics.ALERT_ALPHA
 BASELINE_EXPORTS = 7  # the trailing baseline: up to a week of daily exports before the latest one
-CORRECTION = "Holm"
+CORRECTION = metrics.ALERT_CORRECTION
 TESTS = {"proportion": "two-proportion z-test", "rate": "exact test of two Poisson rates",
          "mean": "Welch's t-test"}
 

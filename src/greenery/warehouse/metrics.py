@@ -18,11 +18,14 @@ import math
 from dataclasses import dataclass
 
 import duckdb
-from scipy import stats as sps
 
 from greenery import config, db
 
 DATES_TEST = "assert_delivery_dates_not_whole_days"  # passes when delivery dates look recorded
+# A headline figure "moved" when its test against the previous export or the trailing baseline has a
+# Holm-adjusted p below this (greenery.chapter_kit.trends; the status and notify messages name both).
+ALERT_ALPHA = 0.05
+ALERT_CORRECTION = "Holm"
 CONFIDENCE = 0.95
 
 
@@ -69,23 +72,29 @@ def interval(kind: str, numerator: float, denominator: float, sd: float | None =
              confidence: float = CONFIDENCE) -> tuple[float, float]:
     """A metric's interval: Wilson's score interval for a proportion, the exact (Garwood) Poisson interval
     for a rate per hour, Student's t interval for a mean."""
+    # scipy.special's distribution functions, which scipy.stats' own ppf and isf call: the same floats,
+    # without importing scipy.stats (a second of a `greenery build` that records an export's metrics).
+    from scipy.special import chdtri, ndtri, stdtrit
+
     alpha = 1 - confidence
     if not denominator:
         return (math.nan, math.nan)
-    if kind == "proportion":
-        ci = sps.binomtest(int(numerator), int(denominator)).proportion_ci(confidence_level=confidence,
-                                                                           method="wilson")
-        return (float(ci.low), float(ci.high))
-    if kind == "rate":
+    if kind == "proportion":  # as binomtest(k, n).proportion_ci(method="wilson") computes it
+        k, n = int(numerator), int(denominator)
+        p, z = k / n, ndtri(0.5 + 0.5 * confidence)
+        denom = 2 * (n + z**2)
+        center, delta = (2 * n * p + z**2) / denom, z / denom * math.sqrt(4 * n * p * (1 - p) + z**2)
+        return (0.0 if k == 0 else float(center - delta), 1.0 if k == n else float(center + delta))
+    if kind == "rate":  # chi2.ppf(q, df) is chdtri(df, 1 - q)
         k = float(numerator)
-        low = sps.chi2.ppf(alpha / 2, 2 * k) / 2 if k > 0 else 0.0
-        high = sps.chi2.ppf(1 - alpha / 2, 2 * k + 2) / 2
+        low = chdtri(2 * k, 1 - alpha / 2) / 2 if k > 0 else 0.0
+        high = chdtri(2 * k + 2, alpha / 2) / 2
         return (float(low / denominator), float(high / denominator))
-    if kind == "mean":
+    if kind == "mean":  # t.isf(a, df) is -stdtrit(df, a)
         n, mean = float(denominator), numerator / denominator
         if n < 2 or sd is None or math.isnan(sd):
             return (math.nan, math.nan)
-        half = float(sps.t.isf(alpha / 2, n - 1)) * sd / math.sqrt(n)
+        half = float(-stdtrit(n - 1, alpha / 2)) * sd / math.sqrt(n)
         return (mean - half, mean + half)
     raise ValueError(f"unknown kind of metric: {kind}")
 
@@ -97,9 +106,9 @@ def dates_recorded(test_statuses: dict[str, str]) -> bool:
 
 def _inputs(con: duckdb.DuckDBPyConnection, metric: Metric) -> tuple[float | None, float | None, float | None]:
     text = (config.ANALYSES_DIR / f"{metric.analysis}.sql").read_text()
-    row = db.frame(con, text).iloc[0]
-    sd = row[metric.sd] if metric.sd else None
-    values = (row[metric.numerator], row[metric.denominator], sd)
+    row = db.first_row(con, text) or {}
+    sd = row.get(metric.sd) if metric.sd else None
+    values = (row.get(metric.numerator), row.get(metric.denominator), sd)
     return tuple(None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v) for v in values)
 
 
