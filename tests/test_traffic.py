@@ -300,21 +300,28 @@ def test_identical_segmentations_are_tested_once():
 
 
 def test_the_summary_tile_says_what_was_found_in_plain_words():
-    """The tile speaks from the page's primary tests (every buyer, Holm across traits) and its sweep:
-    a trait below the level at some windows only is a hypothesis, never a finding."""
+    """The tile speaks from the page's primary tests (every buyer, Holm across traits) and its sweep: the
+    closest trait with its direction, size and interval; a trait below the level at some windows only is a
+    lead, never a finding."""
     tests = pd.DataFrame({"indicator": ["promo", "order_value", "sessions"], "testable": [True, True, False],
-                          "is_signal": [False, False, False], "buyers": [124, 124, 124]})
+                          "is_signal": [False, False, False], "buyers": [124, 124, 124],
+                          "p_value": [0.034, 0.5, float("nan")], "p_adjusted": [0.068, 0.5, float("nan")],
+                          "segment": ["promo", "high", None], "hazard_ratio": [1.89, 0.8, float("nan")],
+                          "ratio_low": [1.04, 0.5, float("nan")], "ratio_high": [3.42, 1.2, float("nan")]})
     flat = pd.DataFrame({"hours": [10, 11, 10, 11], "indicator": ["promo", "promo", "order_value", "order_value"],
                          "is_signal": [False, False, False, False]})
     figure, line = indicators.headline(tests, flat)
     assert figure == "None found" and line == (
-        "None of the 2 traits of a first order we tested (such as a promo or the order's value) goes with "
-        "reordering beyond chance, across all 124 buyers.")
+        "No trait of a first order goes with reordering beyond chance once all 2 are tested (all 124 buyers). "
+        f"Closest: {indicators.TITLES['promo']} \u2014 buyers in its group \u201cpromo\u201d reordered 1.9 times as "
+        "fast as the rest (95 % interval 1.0\u20133.4; adjusted p = 0.068).")
     fragile = flat.assign(is_signal=[True, False, False, False])  # promo at 10 h only, of 10-11 h
     figure, line = indicators.headline(tests, fragile)
     assert figure == "None settled" and line.endswith(
-        f"across all 124 buyers. Only at some follow-up windows does one look linked: {indicators.TITLES['promo']} "
-        "(10 h). A lead to test on more data, not a finding.")
+        f"Only at some follow-up windows does a difference pass the test: {indicators.TITLES['promo']} (10 h). "
+        "A lead to test on more data, not a finding.")
+    slower = tests.assign(p_value=[0.5, 0.034, float("nan")])  # the closest is now a trait that goes with slower reordering
+    assert "reordered 1.2 times as slowly as the rest (95 % interval 0.8\u20132.0;" in indicators.headline(slower, flat)[1]
     found = tests.assign(is_signal=[False, True, False])
     assert indicators.headline(found, flat) == (
         "1 of 2 traits", f"{indicators.TITLES['order_value']}: goes with reordering sooner beyond chance, across "

@@ -347,9 +347,11 @@ def family_verdict(survival_tests: pd.DataFrame, swept: pd.DataFrame, alpha: flo
 
 
 def headline(survival_tests: pd.DataFrame, swept: pd.DataFrame) -> tuple[str, str]:
-    """The summary's tile: a short figure and one plain sentence a manager can repeat, from the same
-    tests as the page's answer (every buyer, followed until their next order; Holm across traits)
-    and its window sweep (a trait below the level at some windows only is a hypothesis, not a finding)."""
+    """The summary's tile: a short figure and plain sentences a manager can repeat, from the same tests
+    as the page's answer (every buyer, followed until their next order; Holm across traits) and its
+    window sweep. The closest trait is given with its direction, size and interval, so that "nothing
+    passed" never reads as "nothing matters"; a trait below the level at some windows only is a lead
+    to test, never a finding."""
     tested = survival_tests[survival_tests["testable"]] if len(survival_tests) else survival_tests
     if tested.empty:
         return "Not testable", "Too few buyers to test what goes with a second order."
@@ -363,10 +365,19 @@ def headline(survival_tests: pd.DataFrame, swept: pd.DataFrame) -> tuple[str, st
     windows = len(range(int(swept["hours"].min()), int(swept["hours"].max()) + 1)) if len(swept) else 0
     flagged = (swept[swept["is_signal"]].groupby("indicator")["hours"].apply(list) if len(swept)
                else pd.Series(dtype=object))
-    line = (f"None of the {len(tested)} traits of a first order we tested (such as a promo or the order's value) "
-            f"goes with reordering beyond chance, across all {buyers} buyers.")
+    line = (f"No trait of a first order goes with reordering beyond chance once all {len(tested)} are tested "
+            f"(all {buyers} buyers).")
+    best = tested.sort_values("p_value").iloc[0]
+    ratio = best.get("hazard_ratio") if hasattr(best, "get") else None
+    if ratio is not None and ratio == ratio and ratio > 0:
+        faster = ratio >= 1
+        low, high = (best.ratio_low, best.ratio_high) if faster else (1 / best.ratio_high, 1 / best.ratio_low)
+        line += (f" Closest: {TITLES[best.indicator]} — buyers in its group \u201c{best.segment}\u201d reordered "
+                 f"{fmt.number(ratio if faster else 1 / ratio, 1)} times as {'fast' if faster else 'slowly'} as the rest "
+                 f"(95 % interval {fmt.number(low, 1)}{fmt.DASH}{fmt.number(high, 1)}; adjusted "
+                 f"{fmt.p_is(best.p_adjusted)}).")
     fragile = [f"{TITLES[name]} ({hours_text(hours)})" for name, hours in flagged.items() if len(hours) < windows]
     if fragile:
-        line += (" Only at some follow-up windows does one look linked: " + "; ".join(fragile)
+        line += (" Only at some follow-up windows does a difference pass the test: " + "; ".join(fragile)
                  + ". A lead to test on more data, not a finding.")
     return "None settled" if fragile else "None found", line
