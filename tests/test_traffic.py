@@ -312,14 +312,19 @@ def test_the_summary_tile_says_what_was_found_in_plain_words():
                          "is_signal": [False, False, False, False]})
     figure, line = indicators.headline(tests, flat)
     assert figure == "None found" and line == (
-        "No trait of a first order goes with reordering beyond chance once all 2 are tested (all 124 buyers). "
-        f"Closest: {indicators.TITLES['promo']} \u2014 buyers in its group \u201cpromo\u201d reordered 1.9 times as "
+        "No trait of a first order goes with reordering beyond chance once all 2 are tested. "
+        f"Closest: {indicators.TITLES['promo']}: its \u201cpromo\u201d buyers reordered 1.9 times as "
         "fast as the rest (95 % interval 1.0\u20133.4; adjusted p = 0.068).")
     fragile = flat.assign(is_signal=[True, False, False, False])  # promo at 10 h only, of 10-11 h
     figure, line = indicators.headline(tests, fragile)
     assert figure == "None settled" and line.endswith(
-        f"Only at some follow-up windows does a difference pass the test: {indicators.TITLES['promo']} (10 h). "
-        "A lead to test on more data, not a finding.")
+        "(95 % interval 1.0\u20133.4; adjusted p = 0.068), a difference that passes the test only at follow-up "
+        "windows of 10 h: a lead to test on more data, not a finding.")
+    other = flat.assign(is_signal=[False, False, True, False])  # order value at 10 h only: not the closest trait
+    figure, line = indicators.headline(tests, other)
+    assert figure == "None settled" and line.endswith(
+        f"Only at some follow-up windows does a difference pass the test: {indicators.TITLES['order_value']} "
+        "(10 h). A lead to test on more data, not a finding.")
     slower = tests.assign(p_value=[0.5, 0.034, float("nan")])  # the closest is now a trait that goes with slower reordering
     assert "reordered 1.2 times as slowly as the rest (95 % interval 0.8\u20132.0;" in indicators.headline(slower, flat)[1]
     found = tests.assign(is_signal=[False, True, False])

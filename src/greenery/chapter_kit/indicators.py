@@ -365,19 +365,23 @@ def headline(survival_tests: pd.DataFrame, swept: pd.DataFrame) -> tuple[str, st
     windows = len(range(int(swept["hours"].min()), int(swept["hours"].max()) + 1)) if len(swept) else 0
     flagged = (swept[swept["is_signal"]].groupby("indicator")["hours"].apply(list) if len(swept)
                else pd.Series(dtype=object))
-    line = (f"No trait of a first order goes with reordering beyond chance once all {len(tested)} are tested "
-            f"(all {buyers} buyers).")
+    line = f"No trait of a first order goes with reordering beyond chance once all {len(tested)} are tested."
     best = tested.sort_values("p_value").iloc[0]
-    ratio = best.get("hazard_ratio") if hasattr(best, "get") else None
+    fragile = {name: hours for name, hours in flagged.items() if len(hours) < windows}
+    ratio = best.get("hazard_ratio")
     if ratio is not None and ratio == ratio and ratio > 0:
         faster = ratio >= 1
         low, high = (best.ratio_low, best.ratio_high) if faster else (1 / best.ratio_high, 1 / best.ratio_low)
-        line += (f" Closest: {TITLES[best.indicator]} — buyers in its group \u201c{best.segment}\u201d reordered "
+        line += (f" Closest: {TITLES[best.indicator]}: its \u201c{best.segment}\u201d buyers reordered "
                  f"{fmt.number(ratio if faster else 1 / ratio, 1)} times as {'fast' if faster else 'slowly'} as the rest "
-                 f"(95 % interval {fmt.number(low, 1)}{fmt.DASH}{fmt.number(high, 1)}; adjusted "
-                 f"{fmt.p_is(best.p_adjusted)}).")
-    fragile = [f"{TITLES[name]} ({hours_text(hours)})" for name, hours in flagged.items() if len(hours) < windows]
+                 f"(95 % interval {fmt.number(low, 1)}{fmt.DASH}{fmt.number(high, 1)}; adjusted {fmt.p_is(best.p_adjusted)})")
+        if best.indicator in fragile:
+            line += (f", a difference that passes the test only at follow-up windows of "
+                     f"{hours_text(fragile.pop(best.indicator))}: a lead to test on more data, not a finding")
+        line += "."
     if fragile:
-        line += (" Only at some follow-up windows does a difference pass the test: " + "; ".join(fragile)
+        line += (" Only at some follow-up windows does a difference pass the test: "
+                 + "; ".join(f"{TITLES[name]} ({hours_text(hours)})" for name, hours in fragile.items())
                  + ". A lead to test on more data, not a finding.")
+    fragile = bool(fragile) or "a lead to test" in line
     return "None settled" if fragile else "None found", line
