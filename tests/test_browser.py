@@ -131,6 +131,7 @@ HIDDEN_COLUMNS = """() => {
     const headShown = head.length && getComputedStyle(table.tHead).position !== 'absolute';
     const cells = headShown ? head : [...(table.querySelector('tbody tr') || {children: []}).children];
     for (const cell of cells) {
+      if (cell.classList.contains('greenery-phone-hidden') && getComputedStyle(cell).display === 'none') continue;  // by design: book.table(phone_columns=)
       const r = cell.getBoundingClientRect();
       if (r.width === 0 && r.height === 0) { hidden.push(`${cell.textContent.trim()}: not shown`); continue; }
       if (r.right > width + 1) hidden.push(`${cell.textContent.trim()}: past the screen's edge`);
@@ -279,3 +280,91 @@ def test_the_pdf_has_an_outline_page_numbers_and_the_provenance_on_every_sheet(b
         text = " ".join((sheet.extract_text() or "").split())
         assert f"Page {number} of {sheets}" in text
         assert "fingerprint" in text and "book built" in text, f"sheet {number} has no provenance line"
+
+
+def test_folded_sections_open_for_the_browsers_print_and_close_after(book, tab):
+    """book/_static/open-for-print.js: paper has no toggles, so a closed "How this was computed" printed
+    as a bare title; the reader's closed sections are closed again after printing."""
+    checked = 0
+    for page in pages(book):
+        shown = show(tab, page, LAPTOP)
+        closed = shown.evaluate("() => document.querySelectorAll('details:not([open])').length")
+        if not closed:
+            continue
+        checked += 1
+        shown.evaluate("() => window.dispatchEvent(new Event('beforeprint'))")
+        assert shown.evaluate("() => document.querySelectorAll('details:not([open])').length") == 0, name(book, page)
+        shown.evaluate("() => window.dispatchEvent(new Event('afterprint'))")
+        assert shown.evaluate("() => document.querySelectorAll('details:not([open])').length") == closed
+    assert checked >= 5, f"only {checked} pages with a folded section"
+
+
+PRINT_WIDTH_PX = round(figures.PRINT_WIDTH_MM / 25.4 * 96)  # an A4 sheet's text width, in CSS px
+
+# The charts paper shows (the print version where there is one) and their drawn width; a diagram (the
+# lineage) cannot be redrawn: it prints as wide as the sheet.
+PRINTED_CHARTS = """() => [...document.querySelectorAll('picture.greenery-chart:not(.greenery-diagram) img, img.greenery-print-chart')]
+  .filter(img => img.getBoundingClientRect().width > 0)
+  .map(img => ({src: img.currentSrc, width: img.getBoundingClientRect().width, alt: img.alt}))"""
+
+
+def test_chart_text_on_paper_is_at_least_7_pt(book, tab):
+    """Thirty products' bars, shrunk to half a sheet, printed their names at about 5 pt."""
+    small, charts = {}, 0
+    for page in pages(book):
+        shown = show(tab, page, PRINT_WIDTH_PX)
+        shown.emulate_media(media="print")
+        try:
+            for chart in shown.evaluate(PRINTED_CHARTS):
+                charts += 1
+                drawn = svg_of(chart["src"])
+                printed = min(figures.text_sizes_pt(drawn)) * chart["width"] / figures.natural_width_px(drawn)
+                if printed < figures.MIN_PRINT_TEXT_PT - 0.1:
+                    small.setdefault(name(book, page), []).append(f"{chart['alt'][:60]}: {printed:.1f} pt")
+        finally:
+            shown.emulate_media(media="screen")
+    assert charts >= 5, f"only {charts} charts found"
+    assert not small, small
+
+
+def printed_sheets(tab, page: Path, folder: Path) -> list[str]:
+    """The page printed as the browser's Print does (A4, print styles), as the text of each sheet."""
+    shown = show(tab, page, LAPTOP)
+    shown.emulate_media(media="print")
+    printed = folder / "page.pdf"
+    shown.pdf(path=str(printed), prefer_css_page_size=True)
+    shown.emulate_media(media="screen")
+    return [squeeze(p.extract_text() or "") for p in pypdf.PdfReader(printed).pages]
+
+
+# Each captioned table's caption, its first column's header, and the first cell of each of its rows (the
+# row's name), in order.
+CAPTIONED_TABLES = """() => [...document.querySelectorAll('.bd-article table')].filter(t => t.caption && t.tHead).map(t => ({
+  caption: t.caption.textContent.trim(), short: t.classList.contains('greenery-short'),
+  first: t.tHead.rows[t.tHead.rows.length - 1].cells[0].textContent.trim(),
+  rows: [...t.tBodies[0].rows].map(r => r.cells[0].textContent.trim())}))"""
+
+
+def test_a_table_on_paper_keeps_its_caption_with_its_first_rows_and_a_short_one_is_not_split(book, tab, tmp_path):
+    """A caption and header stranded at a sheet's foot, three-row tables split across two sheets."""
+    split, tables = {}, 0
+    for page in pages(book):
+        found = show(tab, page, LAPTOP).evaluate(CAPTIONED_TABLES)
+        if not found:
+            continue
+        sheets = printed_sheets(tab, page, tmp_path)
+        for table in found:
+            caption = squeeze(table["caption"]) + squeeze(table["first"])  # not a heading of the same words
+            where = [i for i, text in enumerate(sheets) if caption in text]
+            if not where or not table["rows"]:
+                continue
+            tables += 1
+            sheet = sheets[where[0]]
+            # the first row's name follows the caption on its sheet (all the rows, for a short table)
+            wanted = table["rows"] if table["short"] else table["rows"][:1]
+            after = sheet[sheet.index(caption) + len(caption):]
+            lost = [r for r in wanted if squeeze(r) not in after]
+            if lost:
+                split.setdefault(name(book, page), []).append(f"{table['caption']}: {lost[:3]} on a later sheet")
+    assert tables >= 5
+    assert not split, split

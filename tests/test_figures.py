@@ -63,6 +63,20 @@ def test_panels_are_stacked_and_the_legend_goes_above_the_plot():
     assert legend.y0 >= phone.axes[0].get_window_extent(figures._renderer(phone)).y1 - 1
 
 
+def test_stacked_panels_of_a_shared_y_axis_each_show_its_numbers():
+    """The promised-dates chart: two panels sharing y, numbered on the left one only; stacked on a
+    phone, the lower panel had no y numbers at all."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.0), sharey=True)
+    for ax in axes:
+        ax.bar([1, 2, 3], [10, 20, 30])
+    phone = pickle_copy(fig)
+    figures._stack_panels(phone)
+    renderer = figures._renderer(phone)
+    for ax in phone.axes:
+        assert [t for t in ax.get_yticklabels() if t.get_visible() and t.get_text()
+                and t.get_window_extent(renderer).width > 0], "a stacked panel without y numbers"
+
+
 def pickle_copy(fig):
     import pickle
 
@@ -119,10 +133,51 @@ def test_a_diagram_scrolls_on_a_phone_wide_enough_for_its_text():
 
 
 def test_a_chart_is_one_picture_with_a_phone_source_and_escaped_alt_text():
-    shown = figures.picture_html(two_panels(), 'Late share "by" carrier <b>')
-    assert shown.count("data:image/svg+xml;base64,") == 2
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    ax.bar(["ups", "fedex"], [20, 30])
+    ax.tick_params(labelsize=12)
+    shown = figures.picture_html(fig, 'Late share "by" carrier <b>')
+    assert shown.count("data:image/svg+xml;base64,") == 2  # it prints legibly as it is: no print version
     assert '<source media="(max-width: 639.98px)"' in shown
     assert 'alt="Late share &quot;by&quot; carrier &lt;b&gt;"' in shown
+
+
+def rate_bars(rows: int, height_per_row: float = 0.5):
+    """The funnel's chart: a bar per product with 12 pt names, 0.5 inch a row (30 rows: 16 inches tall)."""
+    fig, ax = plt.subplots(figsize=(6.4, height_per_row * rows + 1.3))
+    ax.barh([f"Product name {i}  (n=45)" for i in range(rows)], [50] * rows)
+    ax.tick_params(labelsize=12)
+    ax.text(50, 1.0, "all products: 60.5 %", transform=ax.get_xaxis_transform(), fontsize=10)
+    return fig
+
+
+def test_a_tall_chart_gets_a_print_version_whose_text_is_at_least_7_pt_on_paper():
+    fig = rate_bars(30)
+    laptop = figures.svg(fig)
+    # at half a sheet's height, as every chart prints, its 10 pt note would print at about 4.5 pt
+    assert figures.printed_text_pt(laptop) < 5
+    paper = figures.print_svg(fig, laptop)
+    assert figures.printed_text_pt(paper, figures.PRINT_TALL_HEIGHT_MM) >= figures.MIN_PRINT_TEXT_PT - 0.05
+    shown = figures.picture_html(fig, "Conversion by product")
+    assert 'picture class="greenery-chart greenery-screen-chart"' in shown
+    assert '<img class="greenery-print-chart" src="data:image/svg+xml;base64,' in shown
+    assert shown.count('alt="Conversion by product"') == 2
+
+
+def test_a_chart_too_tall_even_for_a_sheet_is_drawn_shorter_for_paper():
+    fig = rate_bars(45, 0.6)  # 28 inches: a sheet holds it only at 3.5 pt
+    laptop = figures.svg(fig)
+    assert figures.printed_text_pt(laptop, figures.PRINT_TALL_HEIGHT_MM) < 5
+    paper = figures.print_svg(fig, laptop)
+    assert figures.printed_text_pt(paper, figures.PRINT_TALL_HEIGHT_MM) >= figures.MIN_PRINT_TEXT_PT - 0.05
+    assert tuple(fig.get_size_inches()) == pytest.approx((6.4, 0.6 * 45 + 1.3))  # the chapter's figure unchanged
+
+
+def test_an_ordinary_chart_has_no_print_version():
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    ax.bar(["Wed", "Thu"], [1, 2])
+    ax.tick_params(labelsize=12)
+    assert figures.print_svg(fig, figures.svg(fig)) is None
 
 
 def test_a_long_table_gets_a_toggle_and_a_short_one_none():

@@ -59,6 +59,13 @@ def test_hours_verdicts_and_short_ticks():
     assert (fmt.tick_day(date(2021, 2, 9)), fmt.tick_day(None)) == ("Tue 9 Feb", "–")
 
 
+def test_counts_with_their_noun_singular_or_plural():
+    assert fmt.counted(1, "export") == "1 export"
+    assert fmt.counted(0, "warning") == "0 warnings"
+    assert fmt.counted(1234, "buyer") == "1,234 buyers"
+    assert fmt.counted(2, "query", "queries") == "2 queries"
+
+
 def test_carriers_and_statuses_by_their_display_names():
     assert [fmt.carrier(c) for c in ("ups", "fedex", "USPS", " dhl", None)] == ["UPS", "FedEx", "USPS", "DHL", "–"]
     assert fmt.carrier("royal mail") == "Royal mail"  # unknown: shown as it is, capitalised

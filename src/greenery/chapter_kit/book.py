@@ -165,7 +165,8 @@ def fold(name: str, *parts: str) -> None:
 
 
 def table(frame: pd.DataFrame, formats: dict | None = None, *, caption: str | None = None,
-          csv: pd.DataFrame | bool | None = None, glue_as: str | None = None) -> None:
+          csv: pd.DataFrame | bool | None = None, glue_as: str | None = None,
+          phone_columns: list[str] | None = None) -> None:
     """A small result as an HTML table without the index, and under a table of figures its values as CSV.
     Text is cut to escape.MAX_CELL characters (column names to escape.MAX_SHOWN), control characters
     shown as escapes.
@@ -180,6 +181,9 @@ def table(frame: pd.DataFrame, formats: dict | None = None, *, caption: str | No
       False offers nothing; a DataFrame offers those values instead (shares as fractions, interval
       bounds in columns of their own, amounts without currency signs), for a table that shows text
       such as "72.3–86.1 %" made from them.
+    - `phone_columns` names the columns a phone's cards keep (the row's name and its key figures): the
+      others are hidden below the phone width, said in a line under the table; laptops, paper and the
+      CSV keep every column. For a long table whose cards would run for screens.
     - `glue_as` keeps the table (and its CSV link) for the prose to paste instead of showing it here:
       a table of the method, inside the page's "How this was computed" dropdown, as
 
@@ -187,7 +191,8 @@ def table(frame: pd.DataFrame, formats: dict | None = None, *, caption: str | No
           ```
     """
     # Numbered ids instead of pandas' random ones, so re-running a chapter gives identical HTML.
-    shown = frame.rename(columns=escape.plain)
+    # the index is hidden; the cells' classes (tables.for_every_screen) need it unique
+    shown = frame.rename(columns=escape.plain).reset_index(drop=True)
     formats = {escape.plain(k): v for k, v in (formats or {}).items()}
     texts = [c for c in shown.columns if not pd.api.types.is_numeric_dtype(shown[c])]
     cut = lambda v: escape.plain(v, escape.MAX_CELL) if isinstance(v, str) else v  # noqa: E731
@@ -206,9 +211,12 @@ def table(frame: pd.DataFrame, formats: dict | None = None, *, caption: str | No
         styled = styled.format(defaults | formats, na_rep=formats_.DASH, escape="html")
     if caption:
         styled = styled.set_caption(html.escape(caption))
-    styled = tables.for_every_screen(styled, shown)  # cards on a phone; see greenery.chapter_kit.tables
+    phone = None if phone_columns is None else [escape.plain(c) for c in phone_columns]
+    styled = tables.for_every_screen(styled, shown, phone)  # cards on a phone; see greenery.chapter_kit.tables
     # HTML only: a Styler's own text form holds a memory address
     parts = [tables.with_toggle(styled.to_html(), len(shown), key)]
+    if phone is not None and len(phone) < len(shown.columns):
+        parts[0] += tables.phone_note(len(phone), len(shown.columns))
     if csv is None:
         csv = frame if tables.of_figures(frame) and not tables.formatted_figures(frame) else False
     if csv is not False:  # text bounded as on the page: the full value stays in the warehouse

@@ -31,6 +31,14 @@ Y_LABEL_CHARS = 24  # a longer y label goes above a phone's plot
 MAX_PHONE_TEXT_PT = 10.5  # 14 CSS px: larger titles and labels would leave the plot no room
 MIN_PHONE_TEXT_PX = 12  # CSS px: the smallest text of a diagram on a phone (it scrolls sideways)
 PX_PER_PT = 4 / 3  # CSS: 96 px per inch, 72 pt per inch
+# Paper (A4, the book's print margins in greenery.css): a chart is shown at most as wide as the text and
+# as tall as PRINT_HEIGHT_MM (so a sheet is not left mostly empty before it), a chart's print version at
+# most a sheet's height; either way never scaled up past its own size.
+PT_PER_MM = 72 / 25.4
+PRINT_WIDTH_MM = 186  # 210 mm less the 12 mm margins
+PRINT_HEIGHT_MM = 130  # greenery.css: `.cell_output img { max-height }` in print
+PRINT_TALL_HEIGHT_MM = 240  # greenery.css: `img.greenery-print-chart { max-height }`: a sheet less a heading
+MIN_PRINT_TEXT_PT = 7  # the smallest text on paper a reader holding the sheet reads without effort
 
 
 def svg(fig) -> str:
@@ -50,6 +58,22 @@ def text_sizes_pt(svg_text: str) -> list[float]:
     """The size of every piece of text in a matplotlib SVG: glyphs are drawn as paths, scaled by
     size / 100 (`scale(0.08 -0.08)` is 8 pt text)."""
     return [abs(float(s)) * 100 for s in re.findall(r'<g transform="[^"]*scale\(([-0-9.]+) -[0-9.]+\)"', svg_text)]
+
+
+def natural_size_pt(svg_text: str) -> tuple[float, float]:
+    """Width and height of a matplotlib SVG, in points, as drawn when nothing scales it."""
+    found = re.search(r'<svg[^>]*\swidth="([0-9.]+)pt" height="([0-9.]+)pt"', svg_text)
+    return (float(found.group(1)), float(found.group(2))) if found else (0.0, 0.0)
+
+
+def printed_text_pt(svg_text: str, height_mm: float = PRINT_HEIGHT_MM) -> float:
+    """The smallest text of a chart on paper: shrunk to the text's width and `height_mm` at most."""
+    width, height = natural_size_pt(svg_text)
+    sizes = text_sizes_pt(svg_text)
+    if not sizes or not width or not height:
+        return float("inf")
+    scale = min(1.0, PRINT_WIDTH_MM * PT_PER_MM / width, height_mm * PT_PER_MM / height)
+    return min(sizes) * scale
 
 
 def _renderer(fig):
@@ -209,6 +233,8 @@ def _stack_panels(fig) -> int:
     grid = GridSpec(len(panels), 1, figure=fig)
     for i, ax in enumerate(sorted(panels, key=lambda a: a.get_subplotspec().colspan.start)):
         ax.set_subplotspec(grid[i, 0])
+        # a shared y axis was labelled on the left panel only: stacked, each panel needs its own numbers
+        ax.yaxis.set_tick_params(labelleft=True)
     return len(panels)
 
 
@@ -328,6 +354,43 @@ def phone_svg(fig) -> str:
     return drawn
 
 
+def print_svg(fig, laptop: str) -> str | None:
+    """What paper shows of a chart whose laptop version, at most `PRINT_HEIGHT_MM` tall, would print
+    its text below `MIN_PRINT_TEXT_PT` (thirty products' bars, 16 inches tall, printed at 4.5 pt); None
+    for every other chart.
+
+    The laptop version itself when up to a sheet's height (`PRINT_TALL_HEIGHT_MM`) is enough; else a
+    version drawn on a copy: text under the floor grows to it, and a figure too tall or too wide for a
+    sheet at that size is made shorter or narrower (its rows closer together), down to half its size."""
+    if printed_text_pt(laptop) >= MIN_PRINT_TEXT_PT:
+        return None
+    if printed_text_pt(laptop, PRINT_TALL_HEIGHT_MM) >= MIN_PRINT_TEXT_PT:
+        return laptop
+    import matplotlib.pyplot as plt
+    from matplotlib.text import Text
+
+    copy = pickle.loads(pickle.dumps(fig))
+    for text in copy.findobj(Text):
+        text.set_fontsize(max(text.get_fontsize(), MIN_PRINT_TEXT_PT))
+    start = copy.get_size_inches()
+    drawn = svg(copy)
+    for _ in range(6):
+        if printed_text_pt(drawn, PRINT_TALL_HEIGHT_MM) >= MIN_PRINT_TEXT_PT - 0.05:
+            break
+        needed = MIN_PRINT_TEXT_PT / min(text_sizes_pt(drawn))  # the scale at which the smallest text is legible
+        width, height = natural_size_pt(drawn)
+        excess_w = max(0.0, width * needed - PRINT_WIDTH_MM * PT_PER_MM) / needed / 72
+        excess_h = max(0.0, height * needed - PRINT_TALL_HEIGHT_MM * PT_PER_MM) / needed / 72
+        now = copy.get_size_inches()
+        size = (max(now[0] - excess_w * 1.05, start[0] / 2), max(now[1] - excess_h * 1.05, start[1] / 2))
+        if tuple(size) == tuple(now):
+            break
+        copy.set_size_inches(*size)
+        drawn = svg(copy)
+    plt.close(copy)  # the copy may have been registered with pyplot: not a figure of the page
+    return drawn
+
+
 def _data_uri(svg_text: str) -> str:
     return "data:image/svg+xml;base64," + base64.b64encode(svg_text.encode()).decode()
 
@@ -349,10 +412,17 @@ def diagram_html(fig, alt: str) -> str:
 
 
 def picture_html(fig, alt: str) -> str:
-    """Both versions in one <picture> (no width or height set: each is shown at its own size or less)."""
+    """Both versions in one <picture> (no width or height set: each is shown at its own size or less),
+    and a print version after it when the laptop version would print too small (`print_svg`)."""
     if is_diagram(fig):
         return diagram_html(fig, alt)
     untangle(fig)
     laptop, phone = svg(fig), phone_svg(fig)
-    return (f'<picture class="greenery-chart"><source media="(max-width: {PHONE_BELOW_PX - 0.02}px)" '
-            f'srcset="{_data_uri(phone)}"><img src="{_data_uri(laptop)}" alt="{html.escape(alt)}"></picture>')
+    paper = print_svg(fig, laptop)
+    picture = (f'<picture class="greenery-chart{" greenery-screen-chart" if paper else ""}">'
+               f'<source media="(max-width: {PHONE_BELOW_PX - 0.02}px)" srcset="{_data_uri(phone)}">'
+               f'<img src="{_data_uri(laptop)}" alt="{html.escape(alt)}"></picture>')
+    # The print version replaces the picture on paper (greenery.css), up to a sheet tall; a picture
+    # printed from a phone would print its phone version. Hidden on screens, so its alt is read once.
+    return picture + (f'<img class="greenery-print-chart" src="{_data_uri(paper)}" alt="{html.escape(alt)}">'
+                      if paper else "")

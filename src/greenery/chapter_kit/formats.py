@@ -41,6 +41,11 @@ def count(value) -> str:
     return DASH if _missing(value) else f"{int(value):,}"
 
 
+def counted(value, noun: str, plural: str | None = None) -> str:
+    """A count and its noun, singular or plural: "1 export", "2 exports", "1,234 buyers"."""
+    return f"{count(value)} {noun if not _missing(value) and int(value) == 1 else plural or noun + 's'}"
+
+
 def pct(value, digits: int = 1) -> str:
     """A share as a percentage: 0.7984 -> "79.8 %" (digits=2 only to quote a published figure)."""
     return DASH if _missing(value) else f"{100 * value:.{digits}f}{PCT}"

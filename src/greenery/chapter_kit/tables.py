@@ -3,6 +3,12 @@
 - **Phone cards.** In a table of four columns or more, each cell carries its column's name as a
   CSS label (`td.colN::before`), shown only on narrow screens by book/_static/greenery.css, where
   each row becomes a card of "label: value" lines: no column is ever cut off to the right.
+- **Key columns on a phone.** A table given `phone_columns` shows only those on a phone's cards (the
+  others' cells carry the class `greenery-phone-hidden`), with a line saying the rest are on a wider
+  screen, on paper and in the CSV: thirty products' cards of nine lines each ran to 2,700 px.
+- **Paper.** A table of `KEEP_WHOLE_ROWS` rows or fewer is never split between sheets (class
+  `greenery-short`); figures (intervals "−10.1 to +27.3 points" included) keep to one line (class
+  `greenery-figure`) while words wrap, so a figure never runs into the next column's text.
 - **Long tables on a phone.** A table of more than `PHONE_ROWS` rows shows its first rows on a
   phone, the rest behind a "Show all N rows" toggle (a checkbox and its label, so the table stays
   one table; CSS only). Laptops and paper show every row.
@@ -29,6 +35,8 @@ from greenery.chapter_kit import formats
 CARDS_FROM = 4  # columns: narrower tables fit a phone as they are
 PHONE_ROWS = 10  # rows a phone shows before the toggle: about one screen of cards
 WIDE_FROM = 7  # columns: smaller type and padding (greenery.css), so every column fits a laptop's page
+KEEP_WHOLE_ROWS = 12  # rows: a table this short moves to the next sheet whole rather than split (print)
+ONE_LINE_CHARS = 24  # a figure as text up to this long ("−10.1 to +27.3 points") stays on one line on paper
 # A formatted figure: "1,234", "US$2.50", "79.8 %", "72–86 %", "+9 points", "−10 to +27 points", "< 0.001", "–".
 _FIGURE = re.compile(r"^[<>≤≥±+−-]?\s?(US\$)?[0-9][0-9,.]*(\s?%)?(\s?(–|to)\s?[+−-]?(US\$)?[0-9][0-9,.]*(\s?%)?)?"
                      r"(\s(points?|h))?$|^–$")
@@ -47,10 +55,24 @@ def _css_string(text: str) -> str:
     return '"' + text.replace("<", "\\3C ").replace(">", "\\3E ") + '"'
 
 
-def for_every_screen(styled, frame: pd.DataFrame):
-    """Label every cell with its column name (for the phone layout) and mark the table as one."""
+def for_every_screen(styled, frame: pd.DataFrame, phone_columns: list | None = None):
+    """Label every cell with its column name (for the phone layout), mark the table as one, and its
+    cells as figures kept on one line on paper or hidden from a phone's cards (not in `phone_columns`)."""
+    unknown = [c for c in phone_columns or [] if c not in frame.columns]
+    if unknown:
+        raise KeyError(f"phone_columns names columns the table does not have: {unknown}")
     styles = [{"selector": f"td.col{i}::before", "props": [("content", _css_string(name))]}
               for i, name in enumerate(frame.columns)]
+    one_line = [i > 0 and bool(pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_datetime64_any_dtype(frame[c])
+                           or all_moments(frame[c]) or (looks_numeric(frame[c]) and frame[c].astype(str).str.len().max()
+                                                        <= ONE_LINE_CHARS))
+                for i, c in enumerate(frame.columns)]
+    hidden = [phone_columns is not None and c not in phone_columns for c in frame.columns]
+    if any(one_line) or any(hidden):
+        styled = styled.set_td_classes(pd.DataFrame(
+            [[" ".join(["greenery-figure"] * bool(one) + ["greenery-phone-hidden"] * bool(hide))
+              for one, hide in zip(one_line, hidden, strict=True)]] * len(frame),
+            index=frame.index, columns=frame.columns))
     for i, name in enumerate(frame.columns):
         column = frame[name]
         if i == 0 or not (pd.api.types.is_numeric_dtype(column) or looks_numeric(column)):
@@ -59,8 +81,15 @@ def for_every_screen(styled, frame: pd.DataFrame):
         if column.astype(str).str.len().max() <= 12:  # "68–100 %", "US$2,664.30": one line, never split
             styles.append({"selector": f"td.col{i}", "props": [("white-space", "nowrap")]})
     classes = ("greenery-table" + (" greenery-cards" if len(frame.columns) >= CARDS_FROM else "")
-               + (" greenery-wide" if len(frame.columns) >= WIDE_FROM else ""))
+               + (" greenery-wide" if len(frame.columns) >= WIDE_FROM else "")
+               + (" greenery-short" if len(frame) <= KEEP_WHOLE_ROWS else ""))
     return styled.set_table_styles(styles, overwrite=False).set_table_attributes(f'class="{classes}"')
+
+
+def phone_note(shown: int, total: int) -> str:
+    """The line under a table whose phone cards hold only its key columns (greenery.css shows it on phones)."""
+    return (f'<p class="greenery-phone-note">On a phone, {shown} of the {total} columns: a wider screen, '
+            "paper and the CSV have them all.</p>")
 
 
 def is_figure(column: pd.Series) -> bool:
