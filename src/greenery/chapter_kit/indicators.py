@@ -372,9 +372,10 @@ def headline(survival_tests: pd.DataFrame, swept: pd.DataFrame) -> tuple[str, st
     if ratio is not None and ratio == ratio and ratio > 0:
         faster = ratio >= 1
         low, high = (best.ratio_low, best.ratio_high) if faster else (1 / best.ratio_high, 1 / best.ratio_low)
-        line += (f" Closest: {TITLES[best.indicator]}: its \u201c{best.segment}\u201d buyers reordered "
-                 f"{fmt.number(ratio if faster else 1 / ratio, 1)} times as {'fast' if faster else 'slowly'} as the rest "
-                 f"(95 % interval {fmt.number(low, 1)}{fmt.DASH}{fmt.number(high, 1)}; adjusted {fmt.p_is(best.p_adjusted)})")
+        pace = f"{fmt.number(ratio if faster else 1 / ratio, 1)} times as {'fast' if faster else 'slowly'}"
+        line += (f" Closest: {TITLES[best.indicator]}: its \u201c{best.segment}\u201d buyers reordered {pace} as "
+                 f"the rest (95 % interval {fmt.number(low, 1)}{fmt.DASH}{fmt.number(high, 1)}; adjusted "
+                 f"{fmt.p_is(best.p_adjusted)})")
         if best.indicator in fragile:
             line += (f", a difference that passes the test only at follow-up windows of "
                      f"{hours_text(fragile.pop(best.indicator))}: a lead to test on more data, not a finding")
