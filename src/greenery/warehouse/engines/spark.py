@@ -302,15 +302,23 @@ def _judge(read: RawRead, found: list, report: LoadReport) -> None:
     report.rows[table.name] = rows
 
 
+def _spark_errors() -> tuple[type[Exception], ...]:
+    """What a failed Spark job raises: a Spark error, or the JVM's exception as py4j passes it on (a
+    write's failure, for one, arrives that way)."""
+    from py4j.protocol import Py4JJavaError
+    from pyspark.errors import PySparkException
+
+    return PySparkException, Py4JJavaError
+
+
 def _check_each(reads: list[RawRead], report: LoadReport) -> None:
     """The tables checked one at a time, in the contract's order (a job each): after a failed job,
     to name the file that caused it."""
-    from pyspark.errors import PySparkException
 
     for read in reads:
         try:
             found = _findings(read).collect()
-        except PySparkException as error:
+        except _spark_errors() as error:
             reason = str(error).strip().splitlines()[0][:200]
             raise InputError(read.path, None, None, f"cannot be read as CSV: {reason}") from None
         _judge(read, found, report)
@@ -444,12 +452,11 @@ def check_and_test(spark, manifest: Manifest, translated: dict[str, str], reads:
     """One Spark job: every raw table's checks (InputError for the first table, in the contract's
     order, holding a value that does not read or fewer rows than records), every model's count that
     is not a mart, and every data test. Returns the test results in declaration order, and the counts."""
-    from pyspark.errors import PySparkException
 
     query, parts = _checking_query(spark, manifest, translated, reads)
     try:
         found = query.collect()
-    except PySparkException:
+    except _spark_errors():
         _check_each(reads, report)  # names the file a failed read came from, if one did
         raise
     finally:
@@ -617,11 +624,10 @@ def _build_models_or_name_the_file(spark, manifest: Manifest, translated: dict[s
                                    report: LoadReport) -> None:
     """The models; when a job fails, the raw tables are checked first, so that a file Spark cannot
     read, or a value that does not read as its type, is named (exit 2) rather than the model."""
-    from pyspark.errors import PySparkException
 
     try:
         build_models(spark, manifest, translated, stage, schemas)
-    except PySparkException:
+    except _spark_errors():
         _check_each(reads, report)
         raise
 
