@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: report test baselines bench bench-trends bench-spark spark-test dbt-test java lint clean help pdf lab chromium screenshot browser-test
+.PHONY: report test baselines bench bench-trends bench-spark spark-test spark-cluster-test dbt-test java lint clean help pdf lab chromium screenshot browser-test
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -42,6 +42,15 @@ java:  ## Java 17 for Spark: installed from Debian's packages when missing (as r
 
 spark-test: $(SPARK_STAMP) java  ## the Spark engine against DuckDB (installs pyspark into .venv, Java if missing)
 	GREENERY_REQUIRE_SPARK=1 $(BIN)/python -m pytest tests/test_transpile.py tests/test_spark.py
+
+# A standalone master and worker on 127.0.0.1 from pyspark's own bin/spark-class (nothing else is
+# downloaded): the pytest session starts them and stops them by their process ids; if pytest itself
+# dies (or the deadline kills it), the trap stops whatever their pid files still name.
+spark-cluster-test: $(SPARK_STAMP) java  ## the engines' differential tests (shop, sample) against a local standalone Spark cluster
+	@folder=$$(mktemp -d "$${TMPDIR:-/tmp}/greenery-spark-cluster.XXXXXX") && \
+	trap '$(BIN)/python -m greenery.tools.spark_cluster stop "$$folder"; rm -rf "$$folder"' EXIT INT TERM && \
+	GREENERY_REQUIRE_SPARK=1 GREENERY_SPARK_CLUSTER="$$folder" \
+	  timeout 900 $(BIN)/python -m pytest -m cluster tests/test_spark.py
 
 DBT_VENV := .venv-dbt
 DBT_STAMP := $(DBT_VENV)/.installed

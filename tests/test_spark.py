@@ -4,10 +4,14 @@ the same book; an error-level failure and an unreadable value stop a Spark build
 DuckDB one.
 
 Needs pyspark and Java (`make spark-test` installs them); skipped, saying which is missing, without.
+With $GREENERY_SPARK_CLUSTER naming a folder (`make spark-cluster-test`), the Spark builds run on a
+standalone cluster on 127.0.0.1 (a master and a worker started from pyspark's own spark-class, their
+logs and pid files in that folder), stopped when the session ends, also when a test fails.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from datetime import UTC, datetime
@@ -41,8 +45,8 @@ MARTS = [m.name for m in load_manifest().build_order() if m.layer == "marts"]
 class Built:
     """One export built on both engines, each with its own warehouse, history and (Spark) Parquet marts."""
 
-    def __init__(self, root: Path, export: Path):
-        self.root, self.export = root, export
+    def __init__(self, root: Path, export: Path, master: str = "local[*]"):
+        self.root, self.export, self.master = root, export, master
         self.duckdb = root / "duckdb" / "w.duckdb"
         self.spark = root / "spark" / "w.duckdb"
         self.marts = root / "spark" / "marts"
@@ -55,8 +59,8 @@ class Built:
         for path in (self.duckdb, self.spark):
             path.parent.mkdir(parents=True, exist_ok=True)
         duckdb_build(source, self.duckdb, history=self.history("duckdb"), built_at=BUILT_AT)
-        spark_build(source, self.spark, SparkOptions(marts_dir=str(self.marts)), history=self.history("spark"),
-                    built_at=BUILT_AT)
+        self.result = spark_build(source, self.spark, SparkOptions(master=self.master, marts_dir=str(self.marts)),
+                                  history=self.history("spark"), built_at=BUILT_AT)
         return self
 
 
@@ -72,18 +76,40 @@ def pinned_build_time():
 
 
 @pytest.fixture(scope="session")
-def shop_built(tmp_path_factory, pinned_build_time) -> Built:
-    root = tmp_path_factory.mktemp("engines-shop")
-    return Built(root, write_shop(root / "export")).build()
+def spark_master():
+    """local[*]; or, with $GREENERY_SPARK_CLUSTER, a standalone cluster's master, stopped by its process
+    ids when the session ends however it ends (the make target's trap stops it if pytest is killed)."""
+    folder = os.environ.get("GREENERY_SPARK_CLUSTER")
+    if not folder:
+        yield "local[*]"
+        return
+    from greenery.tools import spark_cluster
+
+    cluster = spark_cluster.start(Path(folder))
+    try:
+        yield cluster.url
+    finally:
+        with contextlib.suppress(Exception):
+            from pyspark.sql import SparkSession
+
+            if SparkSession.getActiveSession() is not None:  # the driver first: no executor left behind
+                SparkSession.getActiveSession().stop()
+        spark_cluster.stop(cluster)
 
 
 @pytest.fixture(scope="session")
-def sample_built(tmp_path_factory, pinned_build_time) -> Built:
+def shop_built(tmp_path_factory, pinned_build_time, spark_master) -> Built:
+    root = tmp_path_factory.mktemp("engines-shop")
+    return Built(root, write_shop(root / "export"), spark_master).build()
+
+
+@pytest.fixture(scope="session")
+def sample_built(tmp_path_factory, pinned_build_time, spark_master) -> Built:
     from greenery.sample import generate
 
     root = tmp_path_factory.mktemp("engines-sample")
     generate(root / "export", config.SAMPLE_SCALE, config.SAMPLE_SEED)
-    return Built(root, root / "export").build()
+    return Built(root, root / "export", spark_master).build()
 
 
 @pytest.fixture(params=["shop", "sample"])
@@ -104,6 +130,7 @@ def _compare(built: Built):
     return con
 
 
+@pytest.mark.cluster
 def test_every_mart_is_the_same_row_for_row(built):
     """The Parquet Spark wrote, cast to the types DuckDB gives each column, equals DuckDB's mart; and
     so does the warehouse table made from it. Timestamps are UTC instants on both sides."""
@@ -125,6 +152,7 @@ def test_every_mart_is_the_same_row_for_row(built):
         assert spark_columns == columns, mart
 
 
+@pytest.mark.cluster
 def test_the_tables_the_chapters_read_besides_marts_are_the_same(built):
     con = _compare(built)
     # A DuckDB build leaves views uncounted (the marts chapter counts them in the warehouse); a Spark
@@ -148,6 +176,7 @@ def test_the_tables_the_chapters_read_besides_marts_are_the_same(built):
         assert _differences(con, f"(select {mine} from hd.{table})", f"(select {mine} from hs.{table})") == 0, table
 
 
+@pytest.mark.cluster
 def test_data_test_results_and_json_are_the_same(built):
     duck = json.loads(config.run_results_path(built.duckdb).read_text())
     spark = json.loads(config.run_results_path(built.spark).read_text())
@@ -318,3 +347,26 @@ def test_a_book_built_with_each_engine_has_the_same_figures(sample_built):
     assert books["spark"].keys() == books["duckdb"].keys()
     differing = [str(page) for page in books["duckdb"] if books["duckdb"][page] != books["spark"][page]]
     assert not differing
+
+
+@pytest.mark.cluster
+def test_a_spark_build_runs_one_job_per_mart_and_one_for_every_check_and_test(built):
+    """No count per model, no job per test: each mart's Parquet written (a job each), then one job
+    checks the raw tables, counts the other models and runs every data test. Recorded and printed."""
+    timings = json.loads(config.run_results_path(built.spark).read_text())["build"]["timings"]
+    assert timings["spark jobs"] == len(MARTS) + 1
+    assert built.result.timings["spark jobs"] == len(MARTS) + 1
+
+
+def test_a_file_spark_cannot_parse_is_named_as_on_duckdb(tmp_path, capsys):
+    """A record with a field too many fails the first Spark job that reads it (a mart's): the tables
+    are then checked one by one, so the file is named, not the model (exit 2, nothing written)."""
+    export = write_shop(tmp_path / "export")
+    lines = (export / "orders.csv").read_text().splitlines(keepends=True)
+    lines[2] = lines[2].rstrip("\n") + ",surplus\n"
+    (export / "orders.csv").write_text("".join(lines))
+    code = cli.main(["build", "--engine", "spark", "--data-dir", str(export),
+                     "--warehouse", str(tmp_path / "w.duckdb"), "--marts-dir", str(tmp_path / "marts")])
+    assert code == ExitCode.BAD_INPUT
+    assert capsys.readouterr().err.startswith(f"error: {export / 'orders.csv'}: cannot be read as CSV")
+    assert not (tmp_path / "w.duckdb").exists() and not (tmp_path / "marts").exists()

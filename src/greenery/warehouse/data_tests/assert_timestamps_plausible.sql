@@ -89,11 +89,14 @@ main_period as (
 ),
 
 outlying_days as (
-    select stamped_on
+    -- Joined with its one row rather than read by a scalar subquery, which Spark runs as a job of its
+    -- own. (No days, no main period, no rows: as before.)
+    select periods.stamped_on
     from periods
+    cross join main_period
     where
-        stamped_on < timestamp '2000-01-01'
-        or period != (select main_period.period from main_period)
+        periods.stamped_on < timestamp '2000-01-01'
+        or periods.period != main_period.period
 ),
 
 final as (

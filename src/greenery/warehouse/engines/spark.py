@@ -1,23 +1,34 @@
 """`greenery build --engine spark`: the same models and data tests on Apache Spark, marts as Parquet.
 
-The build, step by step (the DuckDB build's steps, on another engine):
+The build, step by step (the DuckDB build's steps, on another engine). Each Spark job is a
+scheduling round trip, so the build runs few: one per mart written and one that checks and tests
+everything (15 on this project, whatever the data's size); the count is printed and recorded in
+run_results.json's timings ("spark jobs").
 
 1. **Load**: each raw CSV is read from a path or URI Spark understands (a local folder, or
    `s3a://`, `abfss://`, `hdfs://` configured through Spark) with every column as text, then cast to
-   the raw contract's type (src/greenery/contract.py; no inference). A value that does not parse, or
-   a number its type does not hold exactly (Spark's casts round too), is refused (exit 2) naming the
-   file, the column and the value; timestamps with a UTC offset are converted to UTC with a warning,
-   as on DuckDB. A local file's records are counted by the DuckDB loader's own pass: one longer than
-   the limit is refused at its line, and the rows read must be all the file's records.
+   the raw contract's type (src/greenery/contract.py; no inference), as a cached view that Spark reads
+   once, in the first job that needs it. A local file's records are counted by the DuckDB loader's own
+   pass (one longer than the limit is refused at its line).
 2. **Models**: every model's DuckDB SQL is transpiled to Spark SQL by sqlglot (greenery.engines.transpile)
-   and registered as a temporary view, in the manifest's build order. Each mart is cast to the
-   column types DuckDB gives the same SQL (found by running the models on empty raw tables) and
-   written as Parquet, so both engines' marts have one schema.
-3. **Warehouse**: the DuckDB file the report reads is made from the Parquet marts, plus the tables
-   the chapters read besides (model_runs, build_info, raw_row_counts, data_test_results and the
-   history's tables), exactly as the DuckDB build makes them.
-4. **Data tests** run on Spark (same SQL, same severities, same JSON) while the history is recorded;
-   an error-level failure stops the build (exit 1) and keeps the previous warehouse and marts.
+   and registered as a temporary view, in the manifest's build order; models that only feed others
+   stay views, computed where they are read. Each mart is cast to the column types DuckDB gives the
+   same SQL (found by running the models on empty raw tables), written as Parquet (a job), so both
+   engines' marts have one schema, and read back from there by the models and tests that read it.
+3. **Checks and data tests**, one job (`check_and_test`): a `union all` of each raw table's checks
+   (one aggregate per table), the row count of every model that is not a mart, and every data test's
+   failing rows named by the test. A value that does not parse, or a number its type does not hold
+   exactly (Spark's casts round too), is refused (exit 2) naming the file, the column and the value,
+   as are rows read that are fewer than the file's records; timestamps with a UTC offset are
+   converted to UTC with a warning, as on DuckDB. The tests keep DuckDB's severities, counts, keys
+   and JSON. (When a job fails earlier, the tables are checked one by one first, to name the file.)
+4. **Warehouse**: the DuckDB file the report reads is made from the Parquet marts (their row counts
+   from the Parquet footers), plus the tables the chapters read besides (model_runs, build_info,
+   raw_row_counts, data_test_results and the history's tables), exactly as the DuckDB build makes
+   them. An error-level failure stops the build (exit 1) and keeps the previous warehouse and marts.
+
+Nothing is published until all of it succeeded: marts are written into a staging folder swapped in
+at the end (locally), the warehouse into a file renamed over the last one.
 
 pyspark is optional (`requirements-spark.txt`, `make spark-test`): nothing here imports it until a
 Spark build starts.
@@ -29,9 +40,9 @@ import contextlib
 import os
 import shutil
 import time
+import uuid
 import warnings
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,12 +60,18 @@ from greenery.warehouse.datatests import MAX_FAILING_KEYS, TestResult, store_res
 from greenery.warehouse.engines.transpile import raw_view
 from greenery.warehouse.history import forget, mark_published, record_build
 from greenery.warehouse.load import LoadReport, _check_header, count_file_records, read_header, shown_value
-from greenery.warehouse.manifest import DataTest, Manifest, ManifestError, load_manifest, spark_sql
+from greenery.warehouse.manifest import Manifest, ManifestError, load_manifest, spark_sql
 
 DEFAULT_MASTER = "local[*]"
 TIMESTAMP_PATTERN = "yyyy-MM-dd'T'HH:mm:ssXXX"  # Z or an offset such as +02:00; a zoneless time is refused
 # The DuckDB build reads these staging views for the history and build_info; the Spark build's
 # warehouse holds marts only, so each is read from the mart with the same grain and the columns used.
+# Each Spark job is a scheduling round trip (tens of milliseconds locally, more on a cluster), and a
+# build's queries are small and planned once: adaptive execution would run every shuffle stage of a
+# query as a job of its own, and a broadcast join collects its small side in a job of its own; without
+# either, one query is one job, however many stages it has. --spark-conf turns either back on.
+ONE_JOB_PER_QUERY = {"spark.sql.adaptive.enabled": "false", "spark.sql.autoBroadcastJoinThreshold": "-1",
+                     "spark.sql.optimizer.excludedRules": "org.apache.spark.sql.execution.planmerging.MergeSubplans"}
 SNAPSHOT_SOURCES = {"stg_orders": "fct_orders", "stg_products": "dim_products", "stg_users": "dim_users",
                     "stg_events": "fct_events"}
 
@@ -99,7 +116,10 @@ def available() -> str | None:
 
 
 def session(options: SparkOptions):
-    """The Spark session: UTC, ANSI SQL, no web UI; small shuffles when local."""
+    """The Spark session: UTC, ANSI SQL, no web UI; few shuffle partitions; every query one job.
+
+    A session already running on another master is stopped first: a build asked to run on
+    spark://host:7077 never runs on local[*] because a session happened to exist."""
     missing = available()
     if missing:
         raise SparkUnavailable(missing)
@@ -107,12 +127,17 @@ def session(options: SparkOptions):
         warnings.simplefilter("ignore", FutureWarning)
         from pyspark.sql import SparkSession
 
+    running = SparkSession.getActiveSession()
+    if running is not None and running.sparkContext.master != options.master:
+        running.stop()
     builder = (SparkSession.builder.master(options.master).appName("greenery")
                .config("spark.sql.session.timeZone", "UTC")
                .config("spark.sql.ansi.enabled", "true")
                .config("spark.ui.enabled", "false")
                .config("spark.ui.showConsoleProgress", "false")
                .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS"))
+    for key, value in ONE_JOB_PER_QUERY.items():
+        builder = builder.config(key, value)
     if options.master.startswith("local"):  # one machine: few shuffle partitions, and only the loopback address
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         builder = (builder.config("spark.sql.shuffle.partitions", str(max(2, 2 * (os.cpu_count() or 1))))
@@ -121,6 +146,10 @@ def session(options: SparkOptions):
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
+    if not options.master.startswith("local") and "spark.sql.shuffle.partitions" not in options.conf:
+        # Without adaptive execution nothing coalesces Spark's default 200 shuffle partitions: two per
+        # core the cluster offers (--spark-conf spark.sql.shuffle.partitions=N for more).
+        spark.conf.set("spark.sql.shuffle.partitions", str(max(2, 2 * spark.sparkContext.defaultParallelism)))
     return spark
 
 
@@ -173,9 +202,19 @@ def duckdb_schemas(manifest: Manifest) -> dict[str, list[tuple[str, str]]]:
 # --- load
 
 
-def _read_table(spark, table: RawTable, path: str, report: LoadReport):
-    """raw_<table> as a persisted DataFrame typed by the contract; InputError for what cannot be used."""
-    from pyspark.errors import PySparkException
+@dataclass
+class RawRead:
+    """One raw table as read, not yet checked: Spark reads it in the first job that needs it."""
+
+    table: RawTable
+    path: str
+    records: int | None  # the file's data records by our own pass (local files); None for a URI
+    wide: object  # the typed columns beside the text of the typed ones (the checks compare them), cached
+
+
+def _read_table(spark, table: RawTable, path: str, report: LoadReport) -> RawRead:
+    """raw_<table> as a lazy, cached view typed by the contract; InputError for a file or header that
+    cannot be used. Its values are checked by `_findings` (within the build's one checking job)."""
     from pyspark.sql import functions as F
 
     reader = (spark.read.option("header", True).option("multiLine", True).option("quote", '"')
@@ -195,8 +234,8 @@ def _read_table(spark, table: RawTable, path: str, report: LoadReport):
         text = reader.schema(StructType([StructField(name, StringType()) for name in header])).csv(path)
     _check_header(table, Path(path), header, report)
 
-    records = None if is_uri(path) else count_file_records(Path(path))
-    typed, texts, checks = [], [], []
+    records = None if is_uri(path) else count_file_records(Path(path)).count - 1
+    typed, texts = [], []
     for column in table.columns:
         source = F.col(f"`{column.name}`")
         if column.type == "VARCHAR":
@@ -216,61 +255,106 @@ def _read_table(spark, table: RawTable, path: str, report: LoadReport):
     # One pass over the file: the typed rows are kept (models read them several times) beside the
     # text of the typed columns, which the checks compare them with.
     wide = text.select(*typed, *texts).persist()
-    for column in table.columns:
+    wide.select(*table.column_names).createOrReplaceTempView(raw_view(table.name))
+    return RawRead(table, path, records, wide)
+
+
+def _findings(read: RawRead):
+    """One aggregate over the cached table, as rows: its row count, for each typed column the least
+    text that does not read as its type, and for each timestamp column how many carry an offset."""
+    from pyspark.sql import functions as F
+
+    checks, items = [F.count(F.lit(1)).alias("rows")], [("rows", None, F.col("rows"), None)]
+    for column in read.table.columns:
         if column.type == "VARCHAR":
             continue
         value, source = F.col(f"`{column.name}`"), F.col(f"`text {column.name}`")
         checks.append(F.min(F.when(source.isNotNull() & value.isNull(), source)).alias(f"bad {column.name}"))
+        items.append(("bad", column.name, None, F.col(f"`bad {column.name}`")))
         if column.type == "TIMESTAMP":
             offset = value.isNotNull() & ~source.endswith("Z")
             checks.append(F.sum(offset.cast("int")).alias(f"offset {column.name}"))
-    try:
-        found = wide.agg(F.count(F.lit(1)).alias("rows"), *checks).collect()[0].asDict()
-    except PySparkException as error:
-        wide.unpersist()
-        reason = str(error).strip().splitlines()[0][:200]
-        raise InputError(path, None, None, f"cannot be read as CSV: {reason}") from None
-    for column in table.columns:
-        bad = found.get(f"bad {column.name}")
-        if bad is not None:
-            shown = shown_value(bad, quote=not table.personal)
+            items.append(("offset", column.name, F.col(f"`offset {column.name}`"), None))
+    rows = [F.struct(F.lit(kind).alias("kind"), F.lit(detail).cast("string").alias("detail"),
+                     F.lit(n).cast("bigint").alias("n"), F.lit(k).cast("string").alias("k"))
+            for kind, detail, n, k in items]
+    return read.wide.agg(*checks).select(F.explode(F.array(*rows)).alias("f")).select("f.*")
+
+
+def _judge(read: RawRead, found: list, report: LoadReport) -> None:
+    """A table's findings: InputError for a value that does not read as its type or rows lost; else
+    its row count and offset warnings into `report`."""
+    table, path = read.table, read.path
+    bad = {row.detail: row.k for row in found if row.kind == "bad" and row.k is not None}
+    for column in table.columns:  # the first column in the contract's order, as DuckDB's loader names it
+        if column.name in bad:
+            shown = shown_value(bad[column.name], quote=not table.personal)
             what = "a timestamp like 2021-02-11T23:30:33Z (UTC, or with an offset)" if column.type == "TIMESTAMP" \
-                else wanted(column.type) + number_problem(column.type, bad)
-            wide.unpersist()
+                else wanted(column.type) + number_problem(column.type, bad[column.name])
             raise InputError(path, None, column.name, f"cannot read {shown} as {what}")
-        if found.get(f"offset {column.name}"):
-            report.warnings.append(f"{path}: column '{column.name}': {found[f'offset {column.name}']:,} timestamp(s) "
+    rows = next(int(row.n) for row in found if row.kind == "rows")
+    if read.records is not None and rows != read.records:
+        raise InputError(path, None, None, f"the file holds {read.records:,} records but {rows:,} were read")
+    for row in found:
+        if row.kind == "offset" and row.n:
+            report.warnings.append(f"{path}: column '{row.detail}': {row.n:,} timestamp(s) "
                                    "carry a UTC offset instead of Z; converted to UTC")
-    if records is not None and int(found["rows"]) != records.count - 1:
-        wide.unpersist()
-        raise InputError(path, None, None, f"the file holds {records.count - 1:,} records but {found['rows']:,} "
-                                           "were read")
-    report.rows[table.name] = int(found["rows"])
-    raw = wide.select(*table.column_names)
-    raw.createOrReplaceTempView(raw_view(table.name))
-    return raw
+    report.rows[table.name] = rows
 
 
-def load_export(spark, data_dir: str | os.PathLike) -> LoadReport:
+def _spark_errors() -> tuple[type[Exception], ...]:
+    """What a failed Spark job raises: a Spark error, or the JVM's exception as py4j passes it on (a
+    write's failure, for one, arrives that way)."""
+    from py4j.protocol import Py4JJavaError
+    from pyspark.errors import PySparkException
+
+    return PySparkException, Py4JJavaError
+
+
+def _check_each(reads: list[RawRead], report: LoadReport) -> None:
+    """The tables checked one at a time, in the contract's order (a job each): after a failed job,
+    to name the file that caused it."""
+
+    for read in reads:
+        try:
+            found = _findings(read).collect()
+        except _spark_errors() as error:
+            reason = str(error).strip().splitlines()[0][:200]
+            raise InputError(read.path, None, None, f"cannot be read as CSV: {reason}") from None
+        _judge(read, found, report)
+
+
+BYTES_PER_PARTITION = 64 * 1024 * 1024  # adaptive execution's own target for a shuffle partition
+
+
+def _size_shuffles(spark, options: SparkOptions, reads: list[RawRead]) -> None:
+    """Adaptive execution being off, nothing merges small shuffle partitions: one per 64 MiB of the
+    export's files (at least one), unless --spark-conf names a number. (From a URI, the session's.)"""
+    if "spark.sql.shuffle.partitions" in options.conf or any(is_uri(read.path) for read in reads):
+        return
+    size = sum(Path(read.path).stat().st_size for read in reads)
+    spark.conf.set("spark.sql.shuffle.partitions", str(max(1, -(-size // BYTES_PER_PARTITION))))
+
+
+def read_export(spark, data_dir: str | os.PathLike) -> tuple[LoadReport, list[RawRead]]:
+    """Every raw table as a lazy view; the report's row counts come when `_judge` has their findings."""
     if not is_uri(data_dir) and not Path(data_dir).is_dir():
         raise InputError(data_dir, None, None, "no such folder: expected the export's seven CSV files here")
     report = LoadReport(data_dir=data_dir)  # type: ignore[arg-type]  # a URI is kept as text
-    for table in RAW_TABLES:
-        _read_table(spark, table, _join(data_dir, table.file_name), report)
-    return report
+    reads = [_read_table(spark, table, _join(data_dir, table.file_name), report) for table in RAW_TABLES]
+    return report, reads
 
 
 # --- models
 
 
 def build_models(spark, manifest: Manifest, translated: dict[str, str], marts: str,
-                 schemas: dict[str, list[tuple[str, str]]]) -> dict[str, int | None]:
-    """Every model as a Spark view in build order; each mart cast to DuckDB's types and written as
-    Parquet under `marts`, then read back from there (a mart is computed once, as a DuckDB table is).
-    Returns every model's row count."""
+                 schemas: dict[str, list[tuple[str, str]]]) -> None:
+    """Every model as a Spark view in build order, computed only when something reads it; each mart
+    cast to DuckDB's types and written as Parquet under `marts` (a job each), then read back from there
+    (a mart is computed once, as a DuckDB table is). Nothing is counted here: see `check_and_test`."""
     from pyspark.sql import functions as F
 
-    rows: dict[str, int | None] = {}
     for model in manifest.build_order():
         frame = spark.sql(translated[model.name])
         expected = [name for name, _ in schemas[model.name]]
@@ -281,26 +365,27 @@ def build_models(spark, manifest: Manifest, translated: dict[str, str], marts: s
                                    for got, (name, kind) in zip(frame.columns, schemas[model.name], strict=True)])
             path = _join(marts, model.name)
             frame.write.mode("overwrite").parquet(path)
-            frame = spark.read.parquet(path)
+            frame = spark.read.schema(frame.schema).parquet(path)  # the schema given: no job to read it
         elif model.materialized == "table":
-            frame = frame.persist()
+            frame = frame.persist()  # kept once computed, as DuckDB keeps a table
         frame.createOrReplaceTempView(model.name)
-        # Every model is counted, views too: the warehouse holds only the marts, so the chapters, which
-        # count a view themselves when model_runs has no count for it, could not count these.
-        rows[model.name] = frame.count()
-    return rows
 
 
 def _copy_marts(con: duckdb.DuckDBPyConnection, manifest: Manifest, marts: str,
-                schemas: dict[str, list[tuple[str, str]]], rows: dict[str, int | None]) -> None:
+                schemas: dict[str, list[tuple[str, str]]], counted: dict[str, int]) -> dict[str, int]:
     """The marts into the DuckDB warehouse from their Parquet files, typed as the DuckDB build types
-    them; then `model_runs` as the DuckDB build writes it."""
+    them; then `model_runs` as the DuckDB build writes it, each mart's row count read from its Parquet
+    files' footers (the other models' are `counted` by Spark). Returns every model's row count."""
+    rows = {}
     for model in manifest.build_order():
         if model.layer != "marts":
+            rows[model.name] = counted[model.name]
             continue
+        files = _join(_join(marts, model.name), "*.parquet")
         columns = ", ".join(f'"{name}"::{kind} as "{name}"' for name, kind in schemas[model.name])
-        db.run(con, f"create table {model.name} as select {columns} from read_parquet($files)",
-               {"files": _join(_join(marts, model.name), "*.parquet")})
+        db.run(con, f"create table {model.name} as select {columns} from read_parquet($files)", {"files": files})
+        rows[model.name] = int(db.scalar(con, "select coalesce(sum(num_rows), 0) from parquet_file_metadata($files)",
+                                         {"files": files}))
     for staging, mart in SNAPSHOT_SOURCES.items():
         db.run(con, f"create temp view {staging} as select * from {mart}")
     db.run(con, "create or replace table model_runs (model varchar, folder varchar, materialized varchar, "
@@ -308,31 +393,93 @@ def _copy_marts(con: duckdb.DuckDBPyConnection, manifest: Manifest, marts: str,
     con.executemany("insert into model_runs values (?, ?, ?, ?)",
                     [(name, manifest.models[name].folder, manifest.models[name].materialized, n)
                      for name, n in rows.items()])
+    return rows
 
 
-# --- data tests
+# --- the checking job: the raw tables' checks, the models' counts and every data test, one query
 
 
-def run_test(spark, test: DataTest, sql: str) -> TestResult:
-    """One data test on Spark: the failing rows' count and the first keys, as DuckDB reports them
-    (keys as text, sorted, nulls last)."""
+COUNT, KEY = "'count'", "'key'"
+
+
+def _finding(part: int, kind: str, detail: str = "null", n: str = "null", k: str = "null", r: str = "null") -> str:
+    """The select list of one row of the checking job (each argument an SQL expression)."""
+    return (f"cast({part} as int) as part, cast({kind} as string) as kind, cast({detail} as string) as detail, "
+            f"cast({n} as bigint) as n, cast({k} as string) as k, cast({r} as int) as r")
+
+
+def _checking_query(spark, manifest: Manifest, translated: dict[str, str], reads: list[RawRead]):
+    """The checking job's query and what each of its parts is: ("raw", RawRead), ("model", name) or
+    ("test", DataTest). Every part is a temporary view, and the `union all` of them one SQL statement:
+    Spark analyses it once (a DataFrame union per part would analyse the growing plan again each time)."""
     from pyspark.sql import functions as F
 
-    args = {name: F.array(*[F.lit(v) for v in values]) for name, values in test.params.items()}
-    failing = spark.sql(sql, args=args or None)
-    keys = failing.toDF(*[f"c{i}" for i in range(len(failing.columns))]).select(F.col("c0").cast("string").alias("k"))
-    count = keys.count()
-    first = [row.k for row in keys.orderBy(F.col("k").asc_nulls_last()).limit(MAX_FAILING_KEYS).collect()] \
-        if count else []
-    status = "pass" if count == 0 else ("fail" if test.severity == "error" else "warn")
-    return TestResult(test.name, test.kind, test.model, test.column, test.severity, test.rationale,
-                      status, int(count), first)
+    parts: list[tuple[str, object]] = []
+    selects: list[str] = []
+
+    def view(frame) -> str:
+        name = f"greenery_check_{len(parts)}"
+        frame.createOrReplaceTempView(name)
+        return name
+
+    for read in reads:
+        source = view(_findings(read))
+        selects.append(f"select {_finding(len(parts), 'kind', 'detail', 'n', 'k')} from {source}")
+        parts.append(("raw", read))
+    for model in manifest.build_order():
+        if model.layer != "marts":  # a mart's count comes from its Parquet footers
+            selects.append(f"select {_finding(len(parts), COUNT, n='count(*)')} from {model.name}")
+            parts.append(("model", model.name))
+    for test in manifest.tests:
+        # The failing rows' first column as text, whatever its name; counted, and its first keys
+        # sorted as DuckDB sorts them (nulls last). The window's limit is applied before the rows
+        # meet in one partition, so a test failing on millions of rows sorts only a few of them.
+        args = {name: F.array(*[F.lit(v) for v in values]) for name, values in test.params.items()}
+        frame = spark.sql(translated[test.name], args=args or None)
+        frame = frame.toDF(*[f"c{i}" for i in range(len(frame.columns))])
+        source = view(frame.select(F.col("c0").cast("string").alias("k")))
+        selects.append(f"select {_finding(len(parts), COUNT, n='count(*)')} from {source}")
+        selects.append(f"select {_finding(len(parts), KEY, k='k', r='r')} from "
+                       f"(select k, row_number() over (order by k asc nulls last) as r from {source}) "
+                       f"where r <= {MAX_FAILING_KEYS}")
+        parts.append(("test", test))
+    # One task gathers the parts' few rows: each part's own work runs in stages of its own before.
+    return spark.sql("\nunion all\n".join(selects)).coalesce(1), parts
 
 
-def run_tests(spark, tests: list[DataTest], translated: dict[str, str], workers: int = 4) -> list[TestResult]:
-    """Every test in declaration order; Spark runs jobs from several threads side by side."""
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(lambda t: run_test(spark, t, translated[t.name]), tests))
+def check_and_test(spark, manifest: Manifest, translated: dict[str, str], reads: list[RawRead],
+                   report: LoadReport) -> tuple[list[TestResult], dict[str, int]]:
+    """One Spark job: every raw table's checks (InputError for the first table, in the contract's
+    order, holding a value that does not read or fewer rows than records), every model's count that
+    is not a mart, and every data test. Returns the test results in declaration order, and the counts."""
+
+    query, parts = _checking_query(spark, manifest, translated, reads)
+    try:
+        found = query.collect()
+    except _spark_errors():
+        _check_each(reads, report)  # names the file a failed read came from, if one did
+        raise
+    finally:
+        for i in range(len(parts)):
+            spark.catalog.dropTempView(f"greenery_check_{i}")
+    by_part: dict[int, list] = {}
+    for row in found:
+        by_part.setdefault(row.part, []).append(row)
+    counted, results = {}, []
+    for i, (kind, what) in enumerate(parts):
+        rows = by_part.get(i, [])
+        if kind == "raw":
+            _judge(what, rows, report)
+        elif kind == "model":
+            counted[what] = int(rows[0].n)
+        else:
+            test = what
+            count = next(int(row.n) for row in rows if row.kind == "count")
+            keys = sorted((row.r, "(null)" if row.k is None else row.k) for row in rows if row.kind == "key")
+            status = "pass" if count == 0 else ("fail" if test.severity == "error" else "warn")
+            results.append(TestResult(test.name, test.kind, test.model, test.column, test.severity, test.rationale,
+                                      status, count, [key for _, key in keys]))
+    return results, counted
 
 
 # --- the build
@@ -421,25 +568,30 @@ def build(source: DataSource, warehouse: Path, options: SparkOptions | None = No
         con = db.connect(building)
         build_id = None
         findings = []
+        group = _JobGroup(spark)
         try:
             with _timed(timings, "load"):
-                loaded = load_export(spark, source.path)
+                loaded, reads = read_export(spark, source.path)
+                _size_shuffles(spark, options, reads)
             inputs = inputs or input_fingerprint(source, options, pinned)
             with _timed(timings, "models"):
-                model_rows = build_models(spark, manifest, translated, stage, schemas)
+                _build_models_or_name_the_file(spark, manifest, translated, stage, schemas, reads, loaded)
+            with _timed(timings, "checks and data tests"):
+                tests, counted = check_and_test(spark, manifest, translated, reads, loaded)
             with _timed(timings, "warehouse"):
                 db.run(con, "begin transaction")
-                _copy_marts(con, manifest, stage, schemas, model_rows)
+                model_rows = _copy_marts(con, manifest, stage, schemas, counted)
                 db.run(con, "commit")
-            with ThreadPoolExecutor(max_workers=1) as tester:
-                tested = tester.submit(lambda: _timed_tests(spark, manifest, translated, timings))
-                with _timed(timings, "history"):
-                    build_id = record_build(con, history, warehouse, built_at, source.kind, source.label,
-                                            loaded.total_rows, keep=lambda: not summarize(tested.result())["fail"],
-                                            log=log, since=since, export=export_facts(source, loaded),
-                                            measures=lambda: headline_measures(con, tested.result()),
-                                            settings=watch, findings=findings)
-                tests = tested.result()
+            with _timed(timings, "history"):
+                build_id = record_build(con, history, warehouse, built_at, source.kind, source.label,
+                                        loaded.total_rows, keep=lambda: not summarize(tests)["fail"],
+                                        log=log, since=since, export=export_facts(source, loaded),
+                                        measures=lambda: headline_measures(con, tests),
+                                        settings=watch, findings=findings)
+            # Read last: the tracker learns of a job from Spark's event queue, a moment after it ran.
+            timings["spark jobs"] = group.jobs()
+            log(f"Spark ran {group.jobs()} jobs; " + ", ".join(
+                f"{step} {seconds:.1f} s" for step, seconds in timings.items() if step != "spark jobs"))
             db.run(con, "begin transaction")
             store_results(con, tests)
             info = _store_build_info(con, source, loaded, inputs, built_at, build_id)
@@ -463,11 +615,37 @@ def build(source: DataSource, warehouse: Path, options: SparkOptions | None = No
                 with contextlib.suppress(Exception):
                     forget(history, build_id)
             raise
+        finally:
+            group.close()
         mark_published(history, published)
     result.seconds = time.perf_counter() - started
     return result
 
 
-def _timed_tests(spark, manifest: Manifest, translated: dict[str, str], timings: dict[str, float]):
-    with _timed(timings, "data tests"):
-        return run_tests(spark, manifest.tests, translated)
+def _build_models_or_name_the_file(spark, manifest: Manifest, translated: dict[str, str], stage: str,
+                                   schemas: dict[str, list[tuple[str, str]]], reads: list[RawRead],
+                                   report: LoadReport) -> None:
+    """The models; when a job fails, the raw tables are checked first, so that a file Spark cannot
+    read, or a value that does not read as its type, is named (exit 2) rather than the model."""
+
+    try:
+        build_models(spark, manifest, translated, stage, schemas)
+    except _spark_errors():
+        _check_each(reads, report)
+        raise
+
+
+class _JobGroup:
+    """The build's Spark jobs, counted by the status tracker: every job this thread starts is in the group."""
+
+    def __init__(self, spark):
+        self.context = spark.sparkContext
+        self.id = f"greenery-build-{uuid.uuid4().hex}"
+        self.context.setJobGroup(self.id, "greenery build")
+
+    def jobs(self) -> int:
+        return len(self.context.statusTracker().getJobIdsForGroup(self.id))
+
+    def close(self) -> None:
+        self.context.setLocalProperty("spark.jobGroup.id", None)  # type: ignore[arg-type]  # removes it
+        self.context.setLocalProperty("spark.job.description", None)  # type: ignore[arg-type]
