@@ -68,13 +68,21 @@ def print_to_pdf(page: Path, pdf: Path, timeout: float = 180) -> Path:
                           "requirements-browser.txt") from missing
     pdf.parent.mkdir(parents=True, exist_ok=True)
     partial = pdf.with_name(f".{pdf.name}.partial")
-    try:
+    def run() -> None:
         with sync_playwright() as driver:
             chromium = driver.chromium.launch(executable_path=browser(), args=CHROMIUM_ARGS, timeout=timeout * 1000)
             try:
                 print_page(chromium, page, partial, timeout)
             finally:
                 chromium.close()
+
+    # In a thread of its own: Playwright's sync API refuses a thread where an asyncio loop runs (a
+    # notebook's, or another Playwright session's in the same process).
+    from concurrent.futures import ThreadPoolExecutor
+
+    try:
+        with ThreadPoolExecutor(max_workers=1) as printer:
+            printer.submit(run).result()  # Playwright's own timeouts bound every step
     except Error as error:
         partial.unlink(missing_ok=True)
         raise ReportError(f"Chromium could not print {page.name}: {str(error).strip().splitlines()[0]}") from error
