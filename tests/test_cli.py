@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -354,3 +355,23 @@ def test_build_imports_nothing_it_does_not_need(shop_dir, tmp_path):
     done = subprocess.run([sys.executable, "-c", script, str(shop_dir), str(tmp_path / "w.duckdb")],
                           capture_output=True, text=True, env=env, timeout=300)
     assert done.stdout.strip().splitlines()[-1] == "imported: [] exit 0", done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("marker", [
+    '{"seed": "x\\n\\n```{literalinclude} ../../secret.txt\\n```\\n", "scale": 1}',  # text read as MyST
+    '{"seed": "<script>alert(1)</script> alice@example.com", "scale": 1}',
+    '{"seed": 1, "scale": "big"}',
+    "{not json",
+    "[]",
+])
+def test_a_sample_marker_greenery_did_not_write_is_refused_never_shown(shop_dir, tmp_path, capsys, marker):
+    """`sample.json` names a generated sample in the book, the status and messages: only what
+    `greenery sample` writes (whole numbers, a scale) is read; anything else is exit 2, never quoted."""
+    export = tmp_path / "export"
+    shutil.copytree(shop_dir, export)
+    (export / "sample.json").write_text(marker)
+    assert cli.main(["build", "--data-dir", str(export), "--warehouse", str(tmp_path / "w.duckdb")]) == ExitCode.BAD_INPUT
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not a marker `greenery sample` wrote" in err
+    assert "script" not in err and "literalinclude" not in err and "alice" not in err
+    assert not (tmp_path / "w.duckdb").exists()

@@ -119,6 +119,8 @@ def file_digests(files: Iterable[Path]) -> dict[Path, bytes]:
 def export(data_dir: Path) -> str:
     """The seven files of an export, by content (each read once, streaming, and only when it changed)."""
     files = [data_dir / t.file_name for t in RAW_TABLES]
+    if (data_dir / config.SAMPLE_MARKER).is_file():  # a sample's label is part of what the book shows
+        files.append(data_dir / config.SAMPLE_MARKER)
     digests = file_digests(files)
     parts = []
     for path in files:

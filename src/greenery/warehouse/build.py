@@ -69,9 +69,40 @@ def choose_data(data_dir: str | os.PathLike | None = None, log=print) -> DataSou
         if ensure_sample(path):
             log(f"No export found: generated a sample into {path}")
     check_export_files(path)
-    marker = path / config.SAMPLE_MARKER
-    sample = json.loads(marker.read_text()) if marker.is_file() else None
-    return DataSource(path.resolve(), chosen_by, sample)
+    return DataSource(path.resolve(), chosen_by, sample_marker(path))
+
+
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def sample_marker(folder: Path) -> dict | None:
+    """The generator's settings from a generated sample's `sample.json`, or None for an export.
+
+    The file sits in a folder anyone may hand us, and its settings are printed in the book, the status
+    and messages: it is read only as `greenery sample` writes it (whole numbers and a scale, nothing
+    else shown), and refused (exit 2) otherwise, never quoted."""
+    marker = folder / config.SAMPLE_MARKER
+    if not marker.exists() and not marker.is_symlink():
+        return None
+    refused = InputError(marker, None, None, "not a marker `greenery sample` wrote (a seed, a scale and a series as "
+                         "whole numbers); remove it if this folder is an export")
+    if marker.is_symlink() or not marker.is_file():
+        raise refused
+    try:
+        with marker.open("rb") as handle:
+            found = json.loads(handle.read(64 * 1024).decode("utf-8"))
+    except (OSError, ValueError):
+        raise refused from None
+    series = found.get("series") if isinstance(found, dict) else None
+    scale = found.get("scale") if isinstance(found, dict) else None
+    if not (isinstance(found, dict) and _whole(found.get("seed"))
+            and isinstance(scale, int | float) and not isinstance(scale, bool) and 0 < scale < 1e6
+            and (series is None or (isinstance(series, dict) and _whole(series.get("day"))
+                                    and _whole(series.get("days"))))):
+        raise refused
+    return {"seed": found["seed"], "scale": float(scale),
+            **({"series": {"day": series["day"], "days": series["days"]}} if series else {})}
 
 
 @dataclass
