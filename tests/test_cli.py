@@ -311,7 +311,7 @@ def test_a_damaged_history_exits_4_with_the_advice_and_is_left_alone(damage, sho
     capsys.readouterr()
     assert cli.main(args) == ExitCode.REPORT_FAILED
     [line] = capsys.readouterr().err.strip().splitlines()
-    assert line.startswith(f"error: {history}: ") and "move it aside to start a new history" in line
+    assert line.startswith(f"error: {history}: ") and line.endswith("move it aside to start a new history, or set $GREENERY_HISTORY to another file")
     assert history.read_bytes() == bytes(data) and warehouse.read_bytes() == good
 
 

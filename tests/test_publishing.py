@@ -94,6 +94,8 @@ def test_no_local_path_in_any_published_file(sample_book):
             for n in needles if n in p.read_bytes()]
     assert hits == []
     assert not list(sample_book.out.rglob("*.ipynb")) and not (sample_book.out / "_sources").exists()
+    # the history may live anywhere ($GREENERY_HISTORY): the what-changed page names no file for it
+    assert b"history.duckdb" not in (sample_book.out / "notebooks" / "what_changed.html").read_bytes()
     # what a chapter wrote to stderr (a warning names a file of the environment) is never a page's output
     stderr = [p.name for p in published_files(sample_book) if p.suffix == ".html" and b"stderr" in p.read_bytes()]
     assert stderr == []

@@ -408,6 +408,10 @@ def check_outputs(warehouse: Path, history: Path, digest_cache: Path, book: Path
                              "$GREENERY_DIGEST_CACHE": digest_cache})
 
 
+# What every refusal of an unusable history file says (exit 4), whichever check found it.
+HISTORY_ADVICE = "move it aside to start a new history, or set $GREENERY_HISTORY to another file"
+
+
 def check_history(history: Path, ours: set[str]) -> None:
     """The history must be missing or a history this tool wrote: a DuckDB file holding only tables named
     in `ours` (`builds` and the snapshots; none yet after a first run was stopped). A file of another
@@ -416,7 +420,7 @@ def check_history(history: Path, ours: set[str]) -> None:
     found = kind(history)
     if found is None:
         return
-    advice = "move it aside to start a new history, or set $GREENERY_HISTORY to another file"
+    advice = HISTORY_ADVICE
     if found != "file" or not _is_duckdb_file(history):
         raise HistoryError(f"{history}: not a greenery history file (not a DuckDB database); {advice}")
     import duckdb

@@ -35,7 +35,7 @@ import yaml
 from greenery import db
 from greenery.config import SNAPSHOTS_FILE
 from greenery.errors import HistoryError
-from greenery.outputs.ownership import check_history
+from greenery.outputs.ownership import HISTORY_ADVICE, check_history
 from greenery.warehouse import watch
 from greenery.warehouse.manifest import YAML_LOADER
 from greenery.warehouse.metrics import Measure
@@ -110,14 +110,14 @@ def _ensure_schema(con: duckdb.DuckDBPyConnection, history_path: Path) -> None:
         db.run(con, "create table history.builds (" + ", ".join(f"{n} {t}" for n, t in BUILDS_COLUMNS) + ")")
     elif found != BUILDS_COLUMNS:
         raise HistoryError(f"{history_path}: table builds was written by another version of greenery "
-                           f"(columns {found}); move the file aside to start a new history")
+                           f"(columns {found}); {HISTORY_ADVICE}")
     for table, columns in RECORDS.items():  # added by a later version: created in an older history file
         found = _columns("history", table)
         if not found:
             db.run(con, f"create table history.{table} (" + ", ".join(f"{n} {t}" for n, t in columns) + ")")
         elif found != columns:
             raise HistoryError(f"{history_path}: table {table} was written by another version of greenery "
-                               f"(columns {found}); move the file aside to start a new history")
+                               f"(columns {found}); {HISTORY_ADVICE}")
     for snap, current in ((snap, f"current_{snap.name}") for snap in snapshots()):
         expected = [*_columns("temp", current),
                     ("data_kind", "VARCHAR"), ("valid_from", "TIMESTAMP WITH TIME ZONE"),
@@ -130,7 +130,7 @@ def _ensure_schema(con: duckdb.DuckDBPyConnection, history_path: Path) -> None:
         elif found != expected:
             raise HistoryError(
                 f"{history_path}: table {snap.name} was written by another version of the snapshots "
-                f"(columns {found}, expected {expected}); move the file aside to start a new history"
+                f"(columns {found}, expected {expected}); {HISTORY_ADVICE}"
             )
 
 
@@ -260,7 +260,7 @@ def _damage_is_a_history_error(history_path: Path):
         text = str(error).splitlines()[0] if str(error) else type(error).__name__
         if str(history_path) in text or any(sign in text for sign in DAMAGE_SIGNS):
             raise HistoryError(f"{history_path}: the history file is damaged ({text[:200]}); "
-                               "move it aside to start a new history") from None
+                               f"{HISTORY_ADVICE}") from None
         raise
 
 
@@ -276,7 +276,7 @@ def _attach(con: duckdb.DuckDBPyConnection, history_path: Path) -> None:
         db.run(con, "attach $path as history", {"path": str(history_path)})
     except duckdb.Error as error:
         raise HistoryError(f"{history_path}: cannot be opened as a history file ({str(error).splitlines()[0]}); "
-                           "move it aside to start a new history") from None
+                           f"{HISTORY_ADVICE}") from None
 
 
 def _published_build_id(warehouse: str) -> int | None:
