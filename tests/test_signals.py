@@ -43,7 +43,7 @@ def start_report(export: Path, root: Path, *extra: str) -> subprocess.Popen:
 
 
 def no_temporary_folders(root: Path) -> None:
-    """The report's temporary folder is empty again (kernel specs, connection files, sockets, the warm server's)."""
+    """The report's temporary folder is empty again (the warm server's socket and log included)."""
     temporary = Path((root / "tmpdir").read_text())
     try:
         assert sorted(p.name for p in temporary.iterdir()) == []
@@ -51,32 +51,32 @@ def no_temporary_folders(root: Path) -> None:
         shutil.rmtree(temporary, ignore_errors=True)
 
 
-def is_kernel(process: psutil.Process) -> bool:
-    """A chapter's kernel: forked by the warm server, whose stand-in is `warm_client.py kernel`, or
-    started on its own (`-m ipykernel_launcher`)."""
+def is_chapter(process: psutil.Process) -> bool:
+    """A chapter's process: forked by the warm server, whose stand-in is `warm_client.py chapter`, or
+    started on its own (`-m greenery.publisher.chapter_process`)."""
     try:
         command = " ".join(process.cmdline())
     except psutil.Error:  # ended meanwhile, or a zombie waiting to be reaped
         return False
-    return "ipykernel_launcher" in command or "warm_client.py kernel" in command
+    return "greenery.publisher.chapter_process" in command or "warm_client.py chapter" in command
 
 
-def wait_for_kernels(process: subprocess.Popen, timeout: float = 240) -> list[psutil.Process]:
-    """The report's descendants once a chapter's kernel is running."""
+def wait_for_chapters(process: subprocess.Popen, timeout: float = 240) -> list[psutil.Process]:
+    """The report's descendants once a chapter is running."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         tree = psutil.Process(process.pid).children(recursive=True)
-        if any(is_kernel(p) for p in tree):
+        if any(is_chapter(p) for p in tree):
             return tree
         assert process.poll() is None, process.communicate()
         time.sleep(0.1)
-    raise AssertionError("no chapter kernel started")
+    raise AssertionError("no chapter started")
 
 
 @pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_stops_every_child_and_leaves_no_temporary_file(sig, code, export, tmp_path):
     report = start_report(export, tmp_path)
-    children = wait_for_kernels(report)
+    children = wait_for_chapters(report)
     report.send_signal(sig)
     started = time.monotonic()
     _, stderr = report.communicate(timeout=60)
@@ -97,5 +97,5 @@ def test_a_chapter_over_its_time_limit_is_named_and_stopped(export, tmp_path):
     [line] = stderr.strip().splitlines()
     assert line.startswith("error: notebooks/") and "still running after 0.5 s" in line
     assert not (tmp_path / "book").exists()
-    assert not [p for p in psutil.Process().children(recursive=True) if is_kernel(p)]
-    no_temporary_folders(tmp_path)  # the timed-out chapter's kernel folder included
+    assert not [p for p in psutil.Process().children(recursive=True) if is_chapter(p)]
+    no_temporary_folders(tmp_path)

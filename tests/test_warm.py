@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import time
@@ -31,19 +30,20 @@ def forks(server: warm.Server) -> list[psutil.Process]:
     return [p for p in psutil.Process(server.process.pid).children() if running(p)]
 
 
-def start_kernel(server: warm.Server, tmp_path) -> tuple[subprocess.Popen, psutil.Process]:
-    """A kernel forked by the server, with the client that stands for it."""
-    connection = tmp_path / "kernel.json"
-    connection.write_text(json.dumps({"transport": "tcp", "ip": "127.0.0.1", "key": "k", "signature_scheme":
-                                      "hmac-sha256"}))
-    client = subprocess.Popen(client_command("kernel", "-f", str(connection)), env=server.environment(),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def start_chapter(server: warm.Server, tmp_path) -> tuple[subprocess.Popen, psutil.Process]:
+    """A chapter forked by the server (its one cell waits a minute), with the client that stands for it."""
+    source = tmp_path / "waits.md"
+    source.write_text("---\njupytext:\n  text_representation:\n    extension: .md\n    format_name: myst\n"
+                      "kernelspec:\n  display_name: Python 3\n  language: python\n  name: python3\n---\n\n"
+                      "```{code-cell} ipython3\nimport time\n\ntime.sleep(60)\n```\n")
+    client = subprocess.Popen(client_command("chapter", str(source), str(tmp_path / "waits.ipynb"), "{}", "600"),
+                              env=server.environment(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while not forks(server):
-        assert time.monotonic() < deadline and client.poll() is None, "no kernel forked"
+        assert time.monotonic() < deadline and client.poll() is None, "no chapter forked"
         time.sleep(0.05)
-    [kernel] = forks(server)
-    return client, kernel
+    [chapter] = forks(server)
+    return client, chapter
 
 
 def gone(process: psutil.Process, within: float = 10) -> bool:
@@ -55,26 +55,26 @@ def gone(process: psutil.Process, within: float = 10) -> bool:
 
 
 def test_a_signal_to_the_client_reaches_the_fork_and_its_status_comes_back(server, tmp_path):
-    client, kernel = start_kernel(server, tmp_path)
-    time.sleep(1)  # the kernel has set up its own handlers
+    client, chapter = start_chapter(server, tmp_path)
+    time.sleep(1)  # the fork has set up its own handlers
     client.send_signal(signal.SIGTERM)
     assert client.wait(30) == 128 + signal.SIGTERM
-    assert gone(kernel)
+    assert gone(chapter)
 
 
 def test_a_fork_whose_client_is_killed_is_killed_too(server, tmp_path):
-    client, kernel = start_kernel(server, tmp_path)
+    client, chapter = start_chapter(server, tmp_path)
     client.kill()  # SIGKILL: nothing to relay, the server sees the connection close
     client.wait()
-    assert gone(kernel)
+    assert gone(chapter)
 
 
 def test_stopping_the_server_stops_every_fork_and_removes_its_socket(tmp_path):
     server = warm.Server()
-    client, kernel = start_kernel(server, tmp_path)
+    client, chapter = start_chapter(server, tmp_path)
     folder = server.folder
     server.stop()
-    assert gone(kernel)
+    assert gone(chapter)
     assert client.wait(10) != 0  # the fork is gone: the client says so
     assert not folder.exists()
 

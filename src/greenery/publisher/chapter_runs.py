@@ -1,10 +1,9 @@
 """Running the chapters: their parameters (declared, and --param), which ones changed, and executing
 them, `workers` at a time, each within a time limit, each cached as soon as it finished.
 
-Each chapter is a jupytext notebook executed by papermill in a process of its own, with a kernel
-of its own from this very environment (never another environment's `python3` kernelspec), both
-forked from the warm server that imported their libraries once (greenery.publisher.warm_server), at
-most `workers` at a time and each within a time limit. A chapter that fails or runs out of time
+Each chapter is a jupytext notebook executed by papermill in a process of its own, forked from the
+warm server that imported its libraries once (greenery.publisher.warm_server), at most `workers` at
+a time, the longest first, and each within a time limit. A chapter that fails or runs out of time
 is reported by name and cell, and every process it started is stopped. A chapter that finished
 is cached at once by fingerprint, so a rerun after any failure or signal does not redo it.
 
@@ -17,10 +16,8 @@ import ast
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from functools import cache
@@ -33,13 +30,9 @@ from greenery.faults import checkpoint
 from greenery.outputs import atomic
 from greenery.outputs.ownership import kind, read_own
 from greenery.publisher import warm_server as warm
-from greenery.publisher.chapter_process import ERROR_PREFIX, PARAMETER_PREFIX, kernel_folder, shown
+from greenery.publisher.chapter_process import ERROR_PREFIX, PARAMETER_PREFIX, shown
 from greenery.publisher.processes import die_with_parent, kill_tree
 from greenery.publisher.warm_client import client_command
-
-# What kernels print to stderr on every run, errors or not: the start-up notice about TCP, and
-# the log line of the SIGINT jupyter_client always sends a kernel before shutting it down.
-KERNEL_NOISE = ("Kernel is running over TCP without encryption", "KeyboardInterrupt caught in kernel")
 
 
 @cache
@@ -187,21 +180,32 @@ class ChapterCache:
         atomic.copy_file(executed, self.path(entry, key))
 
 
+def expected_seconds(entry: str, last_seconds: dict[str, float]) -> float:
+    """How long a chapter should take: its last run's time, else a guess from its source's length
+    (about a second per 100 lines on this report's chapters), for scheduling only."""
+    seconds = last_seconds.get(entry)
+    if isinstance(seconds, int | float) and not isinstance(seconds, bool) and seconds >= 0:
+        return float(seconds)
+    return notebook_path(entry).stat().st_size / 4000
+
+
 def _relay(stderr: str) -> None:
-    """What a chapter's processes printed, less the kernels' routine notices and our error line."""
+    """What a chapter's process printed, less our error line."""
     for line in stderr.splitlines():
-        if line.strip() and not line.startswith((ERROR_PREFIX, PARAMETER_PREFIX)) and not any(
-                n in line for n in KERNEL_NOISE):
+        if line.strip() and not line.startswith((ERROR_PREFIX, PARAMETER_PREFIX)):
             print(line, file=sys.stderr)
 
 
 def run_all(entries: list[str], stage: Path, parameters: dict[str, dict], keys: dict[str, str],
             cache: ChapterCache, log: Callable[..., None], timeout: float = config.CHAPTER_TIMEOUT,
-            workers: int | None = None, server: warm.Server | None = None) -> dict[str, float]:
+            workers: int | None = None, server: warm.Server | None = None,
+            last_seconds: dict[str, float] | None = None) -> dict[str, float]:
     """Execute the chapters that changed, `workers` at a time (default: one per core); reuse the rest.
 
-    Chapters only read the warehouse, so they are independent. The first failure or timeout stops
-    the run; on any exit (failure, timeout, signal) every chapter process and its kernel is stopped.
+    Chapters only read the warehouse, so they are independent. The longest start first (by
+    `last_seconds`, what each took last time, else by the length of its source), so that no long
+    chapter starts last while the other workers idle. The first failure or timeout stops the run; on
+    any exit (failure, timeout, signal) every chapter process is stopped.
     Chapters are forked from `server` (greenery.publisher.warm_server; the caller stops it), else from a
     server of this call's own."""
     timings: dict[str, float] = {}
@@ -216,6 +220,7 @@ def run_all(entries: list[str], stage: Path, parameters: dict[str, dict], keys: 
             todo.append(entry)
     if len(todo) < len(entries):
         log(f"{len(entries) - len(todo)} of {len(entries)} chapters unchanged: reused")
+    todo.sort(key=lambda entry: expected_seconds(entry, last_seconds or {}), reverse=True)
     workers = max(1, min(len(todo), workers or os.cpu_count() or 1))
     logs = stage / ".logs"
     logs.mkdir(exist_ok=True)
@@ -223,10 +228,8 @@ def run_all(entries: list[str], stage: Path, parameters: dict[str, dict], keys: 
     waiting = list(todo)
     own_server = server is None
     server = server or warm.Server()
-    kernels = Path(tempfile.mkdtemp(prefix="greenery-kernel-"))  # short: socket paths have < 108 bytes
     try:
         env = server.environment() if todo else {}
-        env = {**env, **kernel_folder(kernels, forked=True)} if todo else env
         while waiting or running:
             while waiting and len(running) < workers:
                 entry = waiting.pop(0)
@@ -269,5 +272,4 @@ def run_all(entries: list[str], stage: Path, parameters: dict[str, dict], keys: 
             kill_tree(process.pid)
         if own_server:
             server.stop()  # and every fork still running
-        shutil.rmtree(kernels, ignore_errors=True)  # after the kernels stopped: a chapter timed out, a signal
     return timings

@@ -170,7 +170,9 @@ def publish(data_dir=None, out=None, warehouse=None, analysis: Sequence[str] = (
         cache = chapters.ChapterCache(config.chapter_cache_path(warehouse_path))
         try:
             _stage_sources(stage)
-            timings = chapters.run_all(entries, stage, parameters, keys, cache, log, timeout, server=server)
+            last = stamp.get("seconds")  # what each chapter took last time: the longest start first
+            timings = chapters.run_all(entries, stage, parameters, keys, cache, log, timeout, server=server,
+                                       last_seconds=last if isinstance(last, dict) else None)
             provenance = book_stage.prepare_stage(stage, entries, parameters, source, warehouse_path)
             checkpoint("render")
             log("Rendering the book with jupyter-book ...")

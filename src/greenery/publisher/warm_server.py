@@ -1,13 +1,13 @@
 """Warm start for the chapters: import the heavy libraries once, then fork a process per chapter.
 
-Every chapter runs papermill in a process of its own, and papermill starts a kernel of its own;
-each of those would import papermill, IPython, pandas, matplotlib, scipy and DuckDB again (about
-four CPU seconds a chapter, most of a small chapter's cost). Instead `greenery report` starts one
+Every chapter runs papermill in a process of its own (its cells run in that process:
+greenery.publisher.shell_engine); each would import papermill, IPython, pandas, matplotlib, scipy
+and DuckDB again (about two CPU seconds a chapter, most of a small chapter's cost). Instead `greenery report` starts one
 server that imports them, then forks: a fork starts with everything imported and nothing else
-shared (the server never opens a database, a kernel or a thread of its own before forking).
+shared (the server never opens a database or starts a thread of its own before forking).
 
 Who asks for a fork is a small client (greenery/publisher/warm_client.py, standard library only):
-the chapter runner's command and the kernelspec's command both run it. It hands the server its
+the chapter runner's command runs it. It hands the server its
 standard streams, relays signals to the fork, and exits with the fork's exit status, so to
 whoever started it the client behaves as the process it stands for. A fork dies with the server,
 and the server kills a fork whose client is gone (even killed with SIGKILL): stopping the
@@ -97,32 +97,42 @@ class Server:
 
 
 def _preload() -> None:
-    """What a chapter and its kernel import, imported once here (never used: no thread, no state)."""
-    # As the kernel would set it before matplotlib is imported; chapters draw with the inline backend.
+    """What a chapter imports, imported once here (never used: no thread, no state)."""
+    # As a kernel would set it before matplotlib is imported; chapters draw with the inline backend.
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-    import ipykernel.ipkernel  # noqa: F401
-    import ipykernel.kernelapp  # noqa: F401
+    import ipykernel.ipkernel  # noqa: F401  (the language a notebook records: shell_engine)
     import jupytext  # noqa: F401
     import matplotlib.pyplot  # noqa: F401
     import matplotlib_inline.backend_inline  # noqa: F401
     import nbformat  # noqa: F401
+    import pandas.io.formats.style  # noqa: F401  (tables are styled: jinja2 and its templates)
     import papermill  # noqa: F401
     import scipy.stats  # noqa: F401
 
     import greenery.chapter_kit.book  # noqa: F401  (pandas, DuckDB, the analyses)
     import greenery.publisher.chapter_process  # noqa: F401
+    import greenery.publisher.shell_engine  # noqa: F401
+    _warm_charts()
+
+
+def _warm_charts() -> None:
+    """Draw one throwaway chart to SVG: a process's first chart loads the fonts' metrics and glyphs and
+    matplotlib's SVG writer (a few tenths of a second), which every fork would otherwise pay again."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.bar(["a", "b"], [1, 2])
+    ax.errorbar([0, 1], [1, 2], yerr=[0.1, 0.2])
+    ax.set_title("Warm-up 0123456789 %", fontweight="bold")
+    ax.set_xlabel("label")
+    fig.savefig(io.BytesIO(), format="svg", bbox_inches="tight")
+    plt.close(fig)
 
 
 def _run_role(role: str, args: list[str]) -> int:
     """In the fork: become the process the client stands for."""
-    if role == "kernel":  # what `python -m ipykernel_launcher -f CONNECTION_FILE` does
-        from ipykernel.kernelapp import IPKernelApp
-
-        sys.argv = [sys.executable, "-m", "ipykernel_launcher", *args]
-        app = IPKernelApp.instance()
-        app.initialize(args)
-        app.start()
-        return 0
     if role == "chapter":
         from greenery.publisher import chapter_process
 

@@ -8,6 +8,8 @@ what a reader would see.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +18,6 @@ import nbformat
 
 from greenery import config
 from greenery.chapter_kit.contents import name_of, notebook_entries, notebook_path
-from greenery.publisher.chapter_process import execute
 from greenery.sample import generate
 from greenery.warehouse.build import DataSource, build
 
@@ -53,7 +54,14 @@ def main() -> None:
         os.environ["GREENERY_WAREHOUSE"] = str(build_sample_warehouse(Path(tmp)))
         for entry in notebook_entries():
             target = config.BASELINES_DIR / f"{name_of(entry)}.ipynb"
-            nb = execute(notebook_path(entry), target, parameters={})
+            # Each in a process of its own, as nbval runs each in a kernel of its own: nothing one
+            # chapter sets (a pandas option, a chart style) reaches the next one's baseline.
+            done = subprocess.run([sys.executable, "-m", "greenery.publisher.chapter_process",
+                                   str(notebook_path(entry)), str(target), "{}", str(config.CHAPTER_TIMEOUT)],
+                                  stdin=subprocess.DEVNULL, timeout=config.CHAPTER_TIMEOUT + 60)
+            if done.returncode != 0:
+                raise SystemExit(f"{name_of(entry)}: the chapter failed (exit {done.returncode}); see above")
+            nb = nbformat.read(target, as_version=4)
             nbformat.write(strip_run_metadata(nb, name_of(entry)), target)
             print(f"wrote {target.relative_to(config.ROOT)}")
     expected = {f"{name_of(e)}.ipynb" for e in notebook_entries()}

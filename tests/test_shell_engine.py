@@ -1,0 +1,74 @@
+"""The in-process engine records what a kernel would: the same outputs, the same failures."""
+
+from __future__ import annotations
+
+import copy
+
+import matplotlib.pyplot  # noqa: F401  (imported before any shell exists, as the warm server does)
+import nbformat
+import papermill
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from greenery.publisher import shell_engine
+
+CELLS = [
+    "x = 41  # parameters",
+    "print('one')\nprint('two')\nimport sys\nprint('warned', file=sys.stderr)\nprint('three')",
+    "from IPython.display import Markdown, display\ndisplay(Markdown('**bold**'))\nx + 1",
+    "from myst_nb import glue\nglue('answer', x + 1, display=False)",
+    "import matplotlib.pyplot as plt\nfig, ax = plt.subplots()\nax.plot([1, 2])\nplt.show()",
+    "fig, ax = plt.subplots()\nax.bar(['a'], [1])",  # left open: shown when the cell ends, as in a kernel
+    "class Png:\n    def __repr__(self):\n        return 'Png()'\n    def _repr_png_(self):\n        return b'\\x89PNG\\r\\n\\x1a\\n' + bytes(range(40))\nPng()",
+    "h = display(Markdown('first'), display_id=True)\nh.update(Markdown('second'))",
+    "",  # an empty cell is not run and keeps no count
+]
+
+
+def notebook(*cells: str) -> nbformat.NotebookNode:
+    nb = new_notebook(cells=[new_markdown_cell("# A page"), *map(new_code_cell, cells)])
+    nb.cells[1].metadata["tags"] = ["parameters"]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return nb
+
+
+def run(nb: nbformat.NotebookNode, engine: str | None, **parameters) -> nbformat.NotebookNode:
+    return papermill.execute_notebook(copy.deepcopy(nb), None, parameters=parameters, engine_name=engine,
+                                      kernel_name="python3", language="python", progress_bar=False)
+
+
+def shown(nb: nbformat.NotebookNode) -> list:
+    """What a reader (and nbval) sees: each code cell's count and outputs."""
+    return [(c.get("execution_count"), c.get("outputs")) for c in nb.cells if c.cell_type == "code"]
+
+
+def test_the_outputs_are_those_a_kernel_sends():
+    nb = notebook(*CELLS)
+    ours = run(nb, shell_engine.ENGINE, x=1)
+    theirs = run(nb, None, x=1)  # papermill's own engine: nbclient and a kernel of this environment
+    assert shown(ours) == shown(theirs)
+    assert ours.metadata.language_info == theirs.metadata.language_info
+    # and they are what was worked out: streams, the result's count, the glue, base64, the update
+    [_, _, streams, display_and_result, glued, figure, open_figure, image, updated, empty] = shown(ours)
+    # each stream buffered until the cell ends, stdout's first: as a kernel sends a quick cell's prints
+    assert [(o.name, o.text) for o in streams[1]] == [("stdout", "one\ntwo\nthree\n"), ("stderr", "warned\n")]
+    assert [o.output_type for o in display_and_result[1]] == ["display_data", "execute_result"]
+    assert display_and_result[1][1].data["text/plain"] == "2" and display_and_result[1][1].execution_count == 4
+    assert glued[1][0].metadata["scrapbook"]["name"] == "answer"
+    assert "image/png" in figure[1][0].data and "image/png" in open_figure[1][-1].data
+    assert image[1][0].data["image/png"].startswith("iVBORw0KGgo")  # base64, as a kernel sends bytes
+    assert updated[1][0].data["text/markdown"] == "second"
+    assert empty == (None, [])
+
+
+def test_a_failing_cell_stops_the_run_and_is_raised_as_a_kernels_would_be():
+    nb = notebook("x = 1", "raise KeyError('segment')", "print('never')")
+    with pytest.raises(papermill.PapermillExecutionError) as ours:
+        run(nb, shell_engine.ENGINE)
+    assert (ours.value.ename, ours.value.evalue, ours.value.exec_count) == ("KeyError", "'segment'", 2)
+
+
+def test_each_notebook_starts_with_an_empty_namespace():
+    run(notebook("leaked = 1"), shell_engine.ENGINE)
+    with pytest.raises(papermill.PapermillExecutionError, match="NameError"):
+        run(notebook("x = 1", "leaked"), shell_engine.ENGINE)
