@@ -5,13 +5,14 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import psutil
 import pytest
 
 from greenery.errors import ReportError
 from greenery.publisher import warm_server as warm
-from greenery.publisher.warm_client import client_command
+from greenery.publisher.warm_client import SOCKET_ENV, client_command
 
 
 @pytest.fixture
@@ -83,3 +84,20 @@ def test_a_server_that_cannot_start_is_one_error_line(monkeypatch):
     monkeypatch.setattr(warm.Server, "START_SECONDS", 0.001)
     with warm.Server() as server, pytest.raises(ReportError, match="did not start within"):
         server.environment()
+
+
+def test_a_long_temporary_folder_path_is_not_a_socket_path(tmp_path, monkeypatch):
+    """A $TMPDIR whose path leaves no room for a socket's name (108 bytes at most): the server's folder
+    goes to /tmp instead, and forks still run (the attacker's 104-character TMPDIR exited 4)."""
+    deep = tmp_path / ("d" * (110 - len(str(tmp_path))))
+    deep.mkdir()
+    monkeypatch.setenv("TMPDIR", str(deep))
+    monkeypatch.setattr(warm.tempfile, "tempdir", None)  # tempfile caches $TMPDIR on first use
+    with warm.Server() as server:
+        assert len(str(server.environment()[SOCKET_ENV])) <= warm.Server.SOCKET_BYTES
+        assert server.folder.parent == Path("/tmp") and oct(server.folder.stat().st_mode)[-3:] == "700"
+        client, chapter = start_chapter(server, tmp_path)
+        client.kill()
+        client.wait()
+        assert gone(chapter)
+    assert not list(deep.iterdir())  # the folder it could not use was removed

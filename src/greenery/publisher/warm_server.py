@@ -50,12 +50,31 @@ class Server:
         from greenery.publisher.processes import die_with_parent
 
         if self.process is None:
-            self.folder = Path(tempfile.mkdtemp(prefix="greenery-warm-"))  # short: a socket's path has < 108 bytes
+            self.folder = self._new_folder()
             with (self.folder / "server.err").open("w") as handle:
                 self.process = subprocess.Popen([sys.executable, "-m", "greenery.publisher.warm_server",
                                                  str(self.socket)],
                                                 stdout=subprocess.PIPE, stderr=handle, stdin=subprocess.DEVNULL,
                                                 text=True, preexec_fn=die_with_parent)
+
+    SOCKET_BYTES = 107  # the longest path of a Unix socket (sun_path holds 108 bytes with the final NUL)
+
+    @classmethod
+    def _new_folder(cls) -> Path:
+        """A new private folder (0700) for the socket, in $TMPDIR, else in /tmp when $TMPDIR's path is too
+        long for a socket's path; a ReportError (one line) when neither is usable."""
+        from greenery.errors import ReportError
+
+        for parent in (None, "/tmp"):
+            try:
+                folder = Path(tempfile.mkdtemp(prefix="greenery-warm-", dir=parent))
+            except OSError:
+                continue
+            if len(os.fsencode(folder / "s")) <= cls.SOCKET_BYTES:
+                return folder
+            folder.rmdir()
+        raise ReportError(f"no temporary folder with a path short enough for the chapters' warm server's "
+                          f"socket ({cls.SOCKET_BYTES} bytes at most): set TMPDIR to a shorter folder")
 
     @property
     def socket(self) -> Path:
