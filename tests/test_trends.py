@@ -128,10 +128,12 @@ def test_freshness_by_the_age_of_the_last_event():
 
 
 def test_schema_columns_added_and_removed():
-    found = watch.schema({"orders": ["a", "b", "c"], "users": ["x"]}, {"orders": ["a", "d"], "users": ["x"]},
-                         SETTINGS)
+    found = watch.schema({"orders": ["order_id", "b", "c"], "users": ["x"]},
+                         {"orders": ["order_id", "status", "d"], "users": ["x"]}, SETTINGS)
+    # a column the contract declares by its name; any other by its place (a header is data)
     assert [f.message for f in found] == [
-        "orders: 2 column(s) added (b, c) and 1 removed (d) since the previous export"]
+        "orders: 2 column(s) added (column 2, column 3) and 2 removed (status, column 3 of the previous header) "
+        "since the previous export"]
     with pytest.raises(WatchRefusal, match="export refused by the watch: orders: 2 column"):
         watch.refuse(watch.schema({"orders": ["a", "b", "c"]}, {"orders": ["a", "d"]},
                                   watch.WatchSettings(refuse_schema_change=True)))
@@ -237,7 +239,15 @@ def test_a_column_added_is_a_schema_warning(builder):
     path.write_text("\n".join([lines[0] + ",note"] + [line + ",x" for line in lines[1:]]))
     result = build(DataSource(folder, "test", None), tmp_path / "w.duckdb", history=tmp_path / "history.duckdb")
     assert [f.message for f in result.watch if f.check == "schema"] == [
-        "promos: 1 column(s) added (note) since the previous export"]
+        "promos: 1 column(s) added (column 4) since the previous export"]
+
+
+def test_a_header_of_personal_data_is_never_quoted():
+    """users.csv whose header line is a customer's row: the watch counts its columns, never quotes them."""
+    found = watch.schema({"users": ["user_id", "Ada Byron", "ada@example.com", "+44 20 7946 0000"]},
+                         {"users": ["user_id", "first_name"]}, SETTINGS)
+    assert [f.message for f in found] == ["users: 3 column(s) added (column 2, column 3, column 4) and 1 removed "
+                                          "(first_name) since the previous export"]
 
 
 # --- alerts: status and the notify message

@@ -359,15 +359,21 @@ def dbt_comparison(export: Path, folder: Path, env: dict[str, str], repeats: int
 def spark_on_a_cluster(export: Path, folder: Path, env: dict[str, str]) -> tuple[Measure, int, list[str]]:
     """`--spark` (make bench SPARK=1): `greenery build --engine spark` of `export` against a standalone
     master and worker on 127.0.0.1 (greenery.tools.spark_cluster, started for this and stopped after
-    it); returns the build's measure, its Spark jobs and the note of its steps."""
-    from greenery.tools import bench_spark, spark_cluster
+    it), as `make bench-spark` runs it; returns the build's measure, its Spark jobs and its steps."""
+    from greenery.tools import spark_cluster
 
     shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    warehouse = folder / "w.duckdb"
     with spark_cluster.running(folder / "cluster") as cluster:
-        results, notes, jobs = bench_spark.run_scale("real export", folder / "build", env,
-                                                     {"standalone cluster": cluster.url}, export)
-    build = next(r for r in results if "spark" in r.step)
-    return build, jobs[("real export", "standalone cluster")][0], notes
+        build = measure("real export", "greenery build --engine spark, standalone cluster",
+                        [sys.executable, "-m", "greenery", "build", "--engine", "spark", "--data-dir", str(export),
+                         "--warehouse", str(warehouse), "--spark-master", cluster.url,
+                         "--marts-dir", str(folder / "marts")],
+                        {**env, "GREENERY_HISTORY": str(folder / "history.duckdb")})
+    timings = json.loads(config.run_results_path(warehouse).read_text())["build"]["timings"]
+    steps = ", ".join(f"{step} {value:.1f} s" for step, value in timings.items() if step != "spark jobs")
+    return build, int(timings["spark jobs"]), [f"standalone cluster: {steps}"]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -19,6 +19,7 @@ import statistics
 from dataclasses import dataclass
 from datetime import datetime
 
+from greenery.contract import TABLES_BY_NAME
 from greenery.errors import UsageError, WatchRefusal
 
 STALE_AFTER_HOURS = 48.0  # a daily export covering about two days: older than that, a day was missed
@@ -114,6 +115,16 @@ def freshness(last_event_at: datetime | None, built_at: datetime, settings: Watc
                    f"{settings.stale_after_hours:g} hours)", hours, None, settings.stale_after_hours)
 
 
+def _shown_column(table: str, name: str, header: list[str], where: str = "") -> str:
+    """A column as a message may name it: by its name when the contract declares it (our own words),
+    else by its place in the header. A header is data: a file that lost its header line has a row of
+    names, emails and phone numbers there, and a message is published, sent and logged."""
+    declared = TABLES_BY_NAME.get(table)
+    if declared is not None and name in declared.column_names:
+        return name
+    return f"column {header.index(name) + 1}{' ' + where if where else ''}"
+
+
 def schema(columns: dict[str, list[str]], previous: dict[str, list[str]], settings: WatchSettings) -> list[Finding]:
     """Columns added to or removed from each raw file's header since the previous export."""
     found = []
@@ -121,8 +132,8 @@ def schema(columns: dict[str, list[str]], previous: dict[str, list[str]], settin
         before = previous.get(table)
         if before is None:
             continue
-        added = [c for c in now if c not in before]
-        removed = [c for c in before if c not in now]
+        added = [_shown_column(table, c, now) for c in now if c not in before]
+        removed = [_shown_column(table, c, before, "of the previous header") for c in before if c not in now]
         if not added and not removed:
             continue
         parts = ([f"{len(added)} column(s) added ({', '.join(added)})"] if added else []) + (
