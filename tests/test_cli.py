@@ -223,6 +223,21 @@ def test_sample_never_writes_into_a_folder_it_did_not_make(tmp_path, capsys):
     assert cli.main(["sample", "--out", str(ours), "--scale", "0.05", "--seed", "7"]) == 0  # its own: replaced
 
 
+def test_a_sample_marker_beside_an_export_does_not_make_it_a_sample(tmp_path, capsys):
+    """The attacker's case: a `sample.json` copied beside an export's seven CSVs; `greenery sample --out`
+    would have replaced the export. The marker records what greenery wrote; these are not those bytes."""
+    ours, export = tmp_path / "ours", tmp_path / "export"
+    assert cli.main(["sample", "--out", str(ours), "--scale", "0.05"]) == 0
+    shutil.copytree(ours, export)
+    (export / "orders.csv").write_bytes((export / "orders.csv").read_bytes() + b"\n")  # one byte differs
+    before = {p.name: p.read_bytes() for p in export.iterdir()}
+    assert cli.main(["sample", "--out", str(export), "--scale", "0.05"]) == ExitCode.BAD_INPUT
+    assert "holds files this tool did not generate" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in export.iterdir()} == before
+    (ours / "users.csv").unlink()  # a file missing is fine: what is there is still greenery's
+    assert cli.main(["sample", "--out", str(ours), "--scale", "0.05"]) == 0
+
+
 def test_an_interrupted_sample_leaves_the_folder_as_it_was(tmp_path, monkeypatch):
     from greenery import sample
 

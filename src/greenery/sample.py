@@ -14,6 +14,7 @@ stays bounded at any scale. The same seed and scale give byte-identical files.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import re
@@ -110,8 +111,14 @@ class _CsvWriter:
     def __init__(self, folder: Path, table_name: str):
         self.table = TABLES_BY_NAME[table_name]
         self.eol = "\r\n" if self.table.crlf else "\n"
-        self.handle = (folder / self.table.file_name).open("w", encoding="utf-8", newline="")
-        self.handle.write(",".join(self.table.column_names))
+        self.handle = (folder / self.table.file_name).open("wb")
+        self.sha256 = hashlib.sha256()  # of what was written: the marker records it (check_sample_target)
+        self._put(",".join(self.table.column_names))
+
+    def _put(self, text: str) -> None:
+        data = text.encode("utf-8")
+        self.sha256.update(data)
+        self.handle.write(data)
 
     def write(self, columns: dict[str, np.ndarray]) -> None:
         frame = pd.DataFrame({name: columns[name] for name in self.table.column_names})
@@ -120,11 +127,11 @@ class _CsvWriter:
         buffer = io.StringIO()
         frame.to_csv(buffer, index=False, header=False, lineterminator=self.eol)
         body = buffer.getvalue()
-        self.handle.write(self.eol + body[: -len(self.eol)])  # each row starts a line: no final newline
+        self._put(self.eol + body[: -len(self.eol)])  # each row starts a line: no final newline
 
     def close(self) -> None:
         if self.table.final_newline:
-            self.handle.write(self.eol)
+            self._put(self.eol)
         self.handle.close()
 
 
@@ -386,9 +393,32 @@ def check_sample_target(out: Path) -> None:
     if out.is_dir():
         names = {p.name for p in out.iterdir()}
         ours = {t.file_name for t in RAW_TABLES} | {SAMPLE_MARKER}
-        if names and (SAMPLE_MARKER not in names or not names <= ours):
+        generated = SAMPLE_MARKER in names and names <= ours and _as_generated(out, names - {SAMPLE_MARKER})
+        if names and not generated:
             raise UsageError(f"--out {out} holds files this tool did not generate; "
                              "name a missing or empty folder, or a sample greenery generated")
+
+
+def _as_generated(out: Path, names: set[str]) -> bool:
+    """Each of these files of `out` is a regular file whose bytes are those its marker says `greenery
+    sample` wrote: a marker copied or put beside an export (its seven CSVs) never lets a sample replace it."""
+    try:
+        recorded = json.loads((out / SAMPLE_MARKER).read_bytes()[: 64 * 1024]).get("sha256")
+    except (OSError, ValueError, AttributeError):
+        return False
+    if not isinstance(recorded, dict):
+        return False
+    for name in names:
+        path = out / name
+        if path.is_symlink() or not path.is_file() or not isinstance(recorded.get(name), str):
+            return False
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+        if digest.hexdigest() != recorded[name]:
+            return False
+    return True
 
 
 def generate(out: Path, scale: float = 1.0, seed: int = 42, day: SeriesDay | None = None) -> dict[str, int]:
@@ -546,7 +576,8 @@ def _write(out: Path, scale: float, seed: int, day: SeriesDay | None = None) -> 
     finally:
         for writer in writers.values():
             writer.close()
-    marker = {"generator": "greenery sample", "version": GENERATOR_VERSION, "seed": seed, "scale": scale}
+    marker = {"generator": "greenery sample", "version": GENERATOR_VERSION, "seed": seed, "scale": scale,
+              "sha256": {w.table.file_name: w.sha256.hexdigest() for w in writers.values()}}
     if day:
         marker["series"] = {"day": day.day, "days": day.days, "plant": str(day.plant) if day.plant else None}
     (out / SAMPLE_MARKER).write_text(json.dumps(marker, indent=2) + "\n")
