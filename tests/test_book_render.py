@@ -214,3 +214,15 @@ def test_the_provenance_fills_every_page_and_the_print_styles(rendered, tmp_path
         assert "a &lt;sample&gt;" in text
         linked = re.findall(r"greenery-print\.css\?v=([0-9a-f]+)", text)
         assert linked == [f"{zlib.crc32(css):08x}"], page
+
+
+def test_a_render_forked_from_the_warm_server_is_the_same_book(rendered, tmp_path):
+    """The warm server imported Sphinx, matplotlib and the chapters' kit before forking the render: the
+    pages (formulas drawn by matplotlib included) are those a render in a process of its own writes."""
+    from greenery.publisher import warm_server
+
+    folder, first, cache = rendered
+    with warm_server.Server() as server:
+        server.start()
+        forked = _tree(run.render(_stage(tmp_path / "stage", _pages()), "html", tmp_path / "cache" / "html", server))
+    _same(forked, first)

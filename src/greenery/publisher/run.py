@@ -33,6 +33,7 @@ from greenery.outputs import atomic, fingerprint, ownership
 from greenery.outputs.locking import exclusive
 from greenery.publisher import book_stage, processes, warm_server
 from greenery.publisher import chapter_runs as chapters
+from greenery.publisher.warm_client import client_command
 
 
 @dataclass
@@ -56,11 +57,13 @@ def _stage_sources(stage: Path) -> None:
         shutil.copytree(config.BOOK_DIR, stage / config.BOOK_DIR.name)
 
 
-def render(stage: Path, builder: str = "html", cache: Path | None = None) -> Path:
+def render(stage: Path, builder: str = "html", cache: Path | None = None,
+           server: warm_server.Server | None = None) -> Path:
     """Sphinx (jupyter-book) render of the staged book, warnings as errors, nitpicky; returns the output
     folder (in the stage). With `cache` (a folder greenery owns, config.render_cache_path) Sphinx reads
     and writes only the pages that changed since the render that left it (greenery.publisher.book_render);
-    without it, or when more than pages changed, every page."""
+    without it, or when more than pages changed, every page. Sphinx runs in a fork of `server` when it is
+    running (it imported Sphinx for this), else in a process of its own."""
     from greenery.publisher import book_render
 
     if builder not in book_render.BUILDERS:
@@ -70,8 +73,11 @@ def render(stage: Path, builder: str = "html", cache: Path | None = None) -> Pat
     if changed == []:  # the very sources of the cached render: its pages are what Sphinx would write
         book_render.finished(folder, stage, builder)
         return _copy_rendered(folder, stage, builder)
-    done = processes.run([sys.executable, "-m", "greenery.publisher.book_render", str(source), str(folder / "build"),
-                          builder, *(changed or [])])
+    args = [str(source), str(folder / "build"), builder, *(changed or [])]
+    if server is not None and server.process is not None:
+        done = processes.run(client_command("render", *args), env=server.environment())
+    else:
+        done = processes.run([sys.executable, "-m", "greenery.publisher.book_render", *args])
     if done.returncode != 0:
         output = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", done.stdout + done.stderr)  # Sphinx colours its lines
         if "No space left on device" in output or "Disk quota exceeded" in output:  # not the book's fault
@@ -194,7 +200,7 @@ def publish(data_dir=None, out=None, warehouse=None, analysis: Sequence[str] = (
             checkpoint("render")
             log("Rendering the book with jupyter-book ...")
             started = time.perf_counter()
-            html = render(stage, builder, config.render_cache_path(warehouse_path) / builder)
+            html = render(stage, builder, config.render_cache_path(warehouse_path) / builder, server)
             book_stage.stamp_provenance(html, provenance)
             book_stage.landing_page(html, yaml.safe_load(config.BOOK_CONFIG_PATH.read_text()).get("title", "The book"))
             timings["render"] = round(time.perf_counter() - started, 2)

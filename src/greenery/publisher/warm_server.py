@@ -111,6 +111,9 @@ def _preload() -> None:
 
     import greenery.chapter_kit.book  # noqa: F401  (pandas, DuckDB, the analyses)
     import greenery.publisher.chapter_process  # noqa: F401
+    from greenery.publisher import book_render
+
+    book_render.preload()  # Sphinx and its extensions, for the render forked after the chapters
 
 
 def _run_role(role: str, args: list[str]) -> int:
@@ -127,6 +130,10 @@ def _run_role(role: str, args: list[str]) -> int:
         from greenery.publisher import chapter_process
 
         return chapter_process.child(args)
+    if role == "render":  # what `python -m greenery.publisher.book_render ARGS` does
+        from greenery.publisher import book_render
+
+        return book_render.main(args)
     print(f"greenery.publisher.warm_server: unknown role {role!r}", file=sys.stderr)
     return 2
 
