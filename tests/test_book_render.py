@@ -226,3 +226,26 @@ def test_a_render_forked_from_the_warm_server_is_the_same_book(rendered, tmp_pat
         server.start()
         forked = _tree(run.render(_stage(tmp_path / "stage", _pages()), "html", tmp_path / "cache" / "html", server))
     _same(forked, first)
+
+
+def test_a_warning_fails_the_render_in_one_line_and_the_next_render_is_full(rendered, tmp_path):
+    from greenery.errors import ReportError
+
+    cache = tmp_path / "wh.render" / "html"
+    run.render(_stage(tmp_path / "first", _pages()), "html", cache)
+    broken = _pages()
+    broken["notebooks/b.ipynb"].cells[0].source += "\n\nSee {ref}`no-such-label`."
+    with pytest.raises(ReportError, match=r"^jupyter-book could not render the book: .*no-such-label") as failed:
+        run.render(_stage(tmp_path / "broken", broken), "html", cache)
+    assert "\n" not in str(failed.value)
+    assert json.loads((cache / ownership.RENDER_CACHE_MARKER).read_text()) == {"frame": None}  # never reused
+    _same(_tree(run.render(_stage(tmp_path / "again", _pages()), "html", cache)), rendered[1])
+
+
+def test_a_render_cache_holding_someone_s_files_is_refused_before_any_work(tmp_path):
+    warehouse = tmp_path / "wh.duckdb"
+    (tmp_path / "wh.render").mkdir()
+    ownership.check_warehouse_target(warehouse)  # an empty folder: ours to use
+    (tmp_path / "wh.render" / "notes.txt").write_text("someone's")
+    with pytest.raises(UsageError, match="is not greenery's render cache"):
+        ownership.check_warehouse_target(warehouse)
