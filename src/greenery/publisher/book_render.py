@@ -13,7 +13,8 @@ so that the pages are byte-identical to a full render of the same inputs (tests/
   glossary terms: the navigation and cross-references on every page), every page is written again.
 Anything else that could change every page (the settings, the table of contents, the static files,
 the set of pages, the code and the versions of Sphinx and its extensions) starts a fresh cache: a full
-render. So does a cache a render left half done (its marker says so until the render succeeds).
+render. So does a cache a render left half done (its marker says so until the render succeeds), and a
+book whose pages have image or download files (Sphinx would keep a changed page's old ones).
 
 Sphinx's output never holds a per-build value: the provenance (greenery.publisher.book_stage) is a
 placeholder there, filled in the published copy. Sphinx runs in a process of its own, warnings as
@@ -100,7 +101,10 @@ def sync_sources(stage: Path, cache: Path, builder: str) -> tuple[Path, list[str
     source = cache / "source"
     marker = read_own_json(cache / CACHE_MARKER) if kind(cache) == "folder" else None
     changed: list[str] | None = []
-    if not (isinstance(marker, dict) and marker.get("frame") == frame and kind(source) == "folder"):
+    # Pages with image or download files (none today: charts and tables are inside the pages) would leave
+    # a changed page's old files behind, where a full render has none: such a book is always rendered in full.
+    copied = any(kind(cache / "build" / builder / name) is not None for name in ("_images", "_downloads"))
+    if not (isinstance(marker, dict) and marker.get("frame") == frame and kind(source) == "folder") or copied:
         _fresh(cache)
         changed = None
     _mark(cache, None)
