@@ -271,3 +271,17 @@ def test_a_book_with_image_files_is_always_rendered_in_full(tmp_path):
     run.render(_stage(tmp_path / "second", _pages()), "html", cache)  # the image is gone
     assert not (cache / "build" / "html" / "_images").exists()
     assert all(_written(cache)[page] != when for page, when in written.items())  # every page written again
+
+
+def test_a_link_put_into_the_cache_is_never_followed(rendered, tmp_path):
+    folder, first, cache = rendered
+    mine = tmp_path / "wh.render" / "html"
+    shutil.copytree(cache, mine)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for the book")
+    (mine / "build" / "html" / "notebooks" / "a.html").unlink()
+    (mine / "build" / "html" / "notebooks" / "a.html").symlink_to(secret)
+    output = run.render(_stage(tmp_path / "stage", _pages()), "html", mine)  # nothing changed: yet a full render
+    assert "not for the book" not in (output / "notebooks" / "a.html").read_text()
+    assert secret.read_text() == "not for the book"
+    _same(_tree(output), first)

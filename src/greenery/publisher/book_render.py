@@ -13,8 +13,9 @@ so that the pages are byte-identical to a full render of the same inputs (tests/
   glossary terms: the navigation and cross-references on every page), every page is written again.
 Anything else that could change every page (the settings, the table of contents, the static files,
 the set of pages, the code and the versions of Sphinx and its extensions) starts a fresh cache: a full
-render. So does a cache a render left half done (its marker says so until the render succeeds), and a
-book whose pages have image or download files (Sphinx would keep a changed page's old ones).
+render. So does a cache a render left half done (its marker says so until the render succeeds), a
+cache holding anything but folders and regular files, and a book whose pages have image or download
+files (Sphinx would keep a changed page's old ones).
 
 Sphinx's output never holds a per-build value: the provenance (greenery.publisher.book_stage) is a
 placeholder there, filled in the published copy. Sphinx runs in a process of its own, warnings as
@@ -28,6 +29,7 @@ from __future__ import annotations
 import filecmp
 import hashlib
 import json
+import os
 import shutil
 import sys
 from importlib import metadata
@@ -89,6 +91,18 @@ def _fresh(cache: Path) -> None:
     cache.mkdir(parents=True)
 
 
+def _plain(folder: Path) -> bool:
+    """Only folders and regular files below `folder`: a link someone put into the cache is never followed
+    (Sphinx would write through it, the copy into the book would read through it); the cache starts again."""
+    for entry in os.scandir(folder):
+        if entry.is_dir(follow_symlinks=False):
+            if not _plain(Path(entry.path)):
+                return False
+        elif not entry.is_file(follow_symlinks=False):
+            return False
+    return True
+
+
 def _mark(cache: Path, frame: str | None) -> None:
     atomic.write_text(cache / CACHE_MARKER, json.dumps({"frame": frame}))
 
@@ -104,7 +118,8 @@ def sync_sources(stage: Path, cache: Path, builder: str) -> tuple[Path, list[str
     # Pages with image or download files (none today: charts and tables are inside the pages) would leave
     # a changed page's old files behind, where a full render has none: such a book is always rendered in full.
     copied = any(kind(cache / "build" / builder / name) is not None for name in ("_images", "_downloads"))
-    if not (isinstance(marker, dict) and marker.get("frame") == frame and kind(source) == "folder") or copied:
+    usable = isinstance(marker, dict) and marker.get("frame") == frame and kind(source) == "folder"
+    if not usable or copied or not _plain(cache):
         _fresh(cache)
         changed = None
     _mark(cache, None)
