@@ -73,6 +73,10 @@ class PublishedBook:
     def chapters(self) -> Path:
         return config.chapter_cache_path(self.warehouse)
 
+    @property
+    def render_cache(self) -> Path:
+        return config.render_cache_path(self.warehouse)
+
 
 def publish_book(export: Path, root: Path) -> PublishedBook:
     """`greenery report` into folders whose names hold spaces, quotes and non-ASCII letters."""

@@ -53,7 +53,8 @@ def test_the_search_finds_what_it_looks_for(tmp_path):
 def test_no_personal_data_in_the_book_built_from_the_sample(sample_book):
     values = personal_values(sample_book.export)
     assert len(values) > 400  # 130 users' names, emails and phones, and every street address
-    assert hits([sample_book.out, sample_book.chapters, config.BASELINES_DIR], values) == []
+    assert sample_book.render_cache.is_dir()
+    assert hits([sample_book.out, sample_book.chapters, sample_book.render_cache, config.BASELINES_DIR], values) == []
 
 
 @pytest.mark.real_export
@@ -62,7 +63,7 @@ def test_no_personal_data_in_the_book_built_from_the_real_export(real_export, tm
     assert book.exit_code == 0, book.log
     values = personal_values(real_export)
     assert len(values) > 400
-    assert hits([book.out, book.chapters], values) == []
+    assert hits([book.out, book.chapters, book.render_cache], values) == []
 
 
 def test_no_mart_carries_personal_data(shop_db):

@@ -146,6 +146,12 @@ def chapter_cache_path(warehouse: Path) -> Path:
     return warehouse.with_name(f"{warehouse.stem}.chapters")
 
 
+def render_cache_path(warehouse: Path) -> Path:
+    """Sphinx's environment and pages from the last render of the book of this warehouse's chapters, so
+    that the next render reads and writes only the pages that changed (greenery.publisher.book_render)."""
+    return warehouse.with_name(f"{warehouse.stem}.render")
+
+
 def history_path(explicit: str | os.PathLike | None = None) -> Path:
     """--history, else $GREENERY_HISTORY, else data/history/history.duckdb."""
     if explicit:

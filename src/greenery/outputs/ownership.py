@@ -305,6 +305,20 @@ def _is_our_chapter_cache(path: Path) -> bool:
     return kind(path) == "folder" and all(p.suffix == ".ipynb" and kind(p) == "file" for p in path.iterdir())
 
 
+RENDER_CACHE_MARKER = ".greenery-render-cache"  # in each builder's render cache: JSON {"frame": key or null}
+
+
+def is_render_cache(path: Path) -> bool:
+    """One builder's render cache (greenery.publisher.book_render): a folder holding our marker."""
+    marker = read_own_json(path / RENDER_CACHE_MARKER) if kind(path) == "folder" else None
+    return isinstance(marker, dict) and "frame" in marker
+
+
+def _is_our_render_cache(path: Path) -> bool:
+    """config.render_cache_path: a folder of render caches, one per builder."""
+    return kind(path) == "folder" and all(is_render_cache(p) for p in path.iterdir())
+
+
 def _is_our_lock(path: Path) -> bool:
     text = read_own(path, 200)
     return text is not None and (text == b"" or text.startswith(b"greenery (pid"))
@@ -365,6 +379,7 @@ def check_warehouse_target(warehouse: Path) -> None:
         (config.run_results_path(warehouse), _is_our_results, "data-test results"),
         (config.rejected_path(warehouse), _is_duckdb_file, "rejected warehouse"),
         (config.chapter_cache_path(warehouse), _is_our_chapter_cache, "chapter cache"),
+        (config.render_cache_path(warehouse), _is_our_render_cache, "render cache"),
         (config.lock_path(warehouse), _is_our_lock, "lock"),
         (config.building_path(warehouse), _is_our_building, "warehouse being built"),
     ]
@@ -376,7 +391,8 @@ def check_warehouse_target(warehouse: Path) -> None:
 def warehouse_family(warehouse: Path) -> list[Path]:
     """The warehouse and every path written beside it."""
     return [warehouse, config.run_results_path(warehouse), config.rejected_path(warehouse),
-            config.chapter_cache_path(warehouse), config.lock_path(warehouse), config.building_path(warehouse)]
+            config.chapter_cache_path(warehouse), config.render_cache_path(warehouse), config.lock_path(warehouse),
+            config.building_path(warehouse)]
 
 
 def check_history_target(history: Path, warehouse: Path | None = None) -> None:

@@ -4,7 +4,8 @@ papermill leaves three things in an executed notebook that are for the machine t
 for readers: the injected-parameters cell (local paths of the export and the warehouse), its own
 metadata (`input_path`, `output_path`, timings) and per-cell execution metadata. `prepare_stage`
 removes them from every staged chapter, puts a readable "computed with" note in their place, and
-writes the book's provenance (data, code version, build time) into the footer of every page.
+leaves a placeholder in the footer of every page for the book's provenance (data, code version, build
+time), which `stamp_provenance` fills in once Sphinx wrote the pages.
 Nothing here holds a path: the data is named by its label and fingerprint.
 
 The published HTML carries no notebook sources (`html_copy_source: false` in _config.yml, no
@@ -17,6 +18,7 @@ from __future__ import annotations
 import html
 import re
 import subprocess
+import zlib
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -175,18 +177,49 @@ def print_css(prov: Provenance) -> str:
             "}\n")
 
 
-def _footer_config(stage: Path, prov: Provenance) -> None:
-    """Add the provenance footer, and the print styles carrying it, to the staged _config.yml and
-    book/_static (the checkout's files are never changed)."""
+# Sphinx's pages hold this comment where the provenance goes, and the print styles a constant stand-in:
+# Sphinx's output then never depends on the build, so a render can reuse what an earlier one wrote
+# (greenery.publisher.book_render); `stamp_provenance` fills both in the published copy.
+FOOTER_PLACEHOLDER = "<!-- greenery: the provenance line goes here -->"
+PRINT_CSS_PLACEHOLDER = "/* greenery: the provenance on paper goes here */\n"
+
+
+def _footer_config(stage: Path) -> None:
+    """Add the provenance footer's placeholder, and the print styles' stand-in, to the staged _config.yml
+    and book/_static (the checkout's files are never changed)."""
     path = stage / config.BOOK_CONFIG_PATH.name
     settings = yaml.safe_load(path.read_text())
-    settings.setdefault("html", {})["extra_footer"] = footer_html(prov)
+    settings.setdefault("html", {})["extra_footer"] = FOOTER_PLACEHOLDER
     sphinx = settings.setdefault("sphinx", {}).setdefault("config", {})
     sphinx["html_css_files"] = [*sphinx.get("html_css_files", []), PRINT_CSS]
     static = stage / config.BOOK_DIR.name / "_static"
     static.mkdir(parents=True, exist_ok=True)
-    (static / PRINT_CSS).write_text(print_css(prov), encoding="utf-8")
+    (static / PRINT_CSS).write_text(PRINT_CSS_PLACEHOLDER, encoding="utf-8")
     path.write_text(yaml.safe_dump(settings, sort_keys=False, allow_unicode=True))
+
+
+def _checksum(data: bytes) -> str:
+    """A static file's `?v=` in Sphinx's links (sphinx.builders.html._assets._file_checksum)."""
+    crc = zlib.crc32(data.translate(None, b"\r"))
+    return f"{crc:08x}"
+
+
+def stamp_provenance(built: Path, provenance: dict) -> None:
+    """Fill the rendered book's placeholders: the provenance line in the footer of every page (escaped,
+    footer_html) and the print styles carrying it, whose links' `?v=` follows their new content."""
+    prov = Provenance(**provenance)
+    footer = footer_html(prov)
+    css = print_css(prov).encode("utf-8")
+    old = f"{PRINT_CSS}?v={_checksum(PRINT_CSS_PLACEHOLDER.encode())}"
+    new = f"{PRINT_CSS}?v={_checksum(css)}"
+    for page in sorted(built.rglob("*.html")):
+        text = page.read_text(encoding="utf-8")
+        stamped = text.replace(FOOTER_PLACEHOLDER, footer).replace(old, new)
+        if stamped != text:
+            page.write_text(stamped, encoding="utf-8")
+    styles = built / "_static" / PRINT_CSS
+    if styles.is_file():
+        styles.write_bytes(css)
 
 
 def landing_page(built: Path, title: str) -> None:
@@ -217,5 +250,5 @@ def prepare_stage(stage: Path, entries: list[str], parameters: dict, source, war
         own = parameters[entry] if isinstance(parameters.get(entry), dict) else parameters
         path = stage / f"{entry}.ipynb"
         nbformat.write(clean(nbformat.read(path, as_version=4), computed_with(own, prov)), path)
-    _footer_config(stage, prov)
+    _footer_config(stage)
     return prov.as_dict()

@@ -42,9 +42,10 @@ def kill_tree(pid: int, grace: float = GRACE_SECONDS) -> None:
     psutil.wait_procs(alive, timeout=grace)
 
 
-def run(command: Sequence[str], timeout: float | None = None) -> subprocess.CompletedProcess:
+def run(command: Sequence[str], timeout: float | None = None, env: dict[str, str] | None = None
+        ) -> subprocess.CompletedProcess:
     """`subprocess.run` with output captured, whose whole tree is stopped if we are interrupted or time out."""
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                           preexec_fn=die_with_parent) as process:
         try:
             stdout, stderr = process.communicate(timeout=timeout)

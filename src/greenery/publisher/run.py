@@ -4,7 +4,8 @@ The story of one run, each step in a module of its own:
 1. check the outputs are ours to write (greenery.outputs) and take their locks (greenery.outputs.locking);
 2. build the warehouse, or reuse it when the export and the code are unchanged (greenery.warehouse);
 3. execute the chapters that changed into a staging folder, reusing the rest (greenery.publisher.chapter_runs);
-4. render the staged book with jupyter-book, Sphinx warnings as errors;
+4. render the staged book with jupyter-book, Sphinx warnings as errors, re-rendering only the pages that
+   changed since the last render (greenery.publisher.book_render);
 5. stamp it with what it was made from and the files it holds, and exchange it with the published
    book in one atomic rename (greenery.outputs.atomic).
 Any failure, timeout or signal leaves the previous book exactly as it was.
@@ -32,6 +33,7 @@ from greenery.outputs import atomic, fingerprint, ownership
 from greenery.outputs.locking import exclusive
 from greenery.publisher import book_stage, processes, warm_server
 from greenery.publisher import chapter_runs as chapters
+from greenery.publisher.warm_client import client_command
 
 
 @dataclass
@@ -55,11 +57,27 @@ def _stage_sources(stage: Path) -> None:
         shutil.copytree(config.BOOK_DIR, stage / config.BOOK_DIR.name)
 
 
-def render(stage: Path, builder: str = "html") -> Path:
-    """jupyter-book build of the staged book, warnings as errors, nitpicky; returns the output folder."""
-    jupyter_book = Path(sys.executable).with_name("jupyter-book")  # the venv's own, never another
-    done = processes.run([str(jupyter_book), "build", str(stage), "--builder", builder,
-                          "--warningiserror", "--nitpick", "--keep-going", "--quiet"])
+def render(stage: Path, builder: str = "html", cache: Path | None = None,
+           server: warm_server.Server | None = None) -> Path:
+    """Sphinx (jupyter-book) render of the staged book, warnings as errors, nitpicky; returns the output
+    folder (in the stage). With `cache` (a folder greenery owns, config.render_cache_path) Sphinx reads
+    and writes only the pages that changed since the render that left it (greenery.publisher.book_render);
+    without it, or when more than pages changed, every page. Sphinx runs in a fork of `server` when it is
+    running (it imported Sphinx for this), else in a process of its own."""
+    from greenery.publisher import book_render
+
+    if builder not in book_render.BUILDERS:
+        raise UsageError(f"no such book builder: {builder} (one of {', '.join(book_render.BUILDERS)})")
+    folder = cache if cache is not None else stage / "_render"
+    source, changed = book_render.sync_sources(stage, folder, builder)
+    if changed == []:  # the very sources of the cached render: its pages are what Sphinx would write
+        book_render.finished(folder, stage, builder)
+        return _copy_rendered(folder, stage, builder)
+    args = [str(source), str(folder / "build"), builder, *(changed or [])]
+    if server is not None and server.process is not None:
+        done = processes.run(client_command("render", *args), env=server.environment())
+    else:
+        done = processes.run([sys.executable, "-m", "greenery.publisher.book_render", *args])
     if done.returncode != 0:
         output = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", done.stdout + done.stderr)  # Sphinx colours its lines
         if "No space left on device" in output or "Disk quota exceeded" in output:  # not the book's fault
@@ -68,7 +86,14 @@ def render(stage: Path, builder: str = "html") -> Path:
         first = details[0] if details else (output.strip().splitlines() or [""])[-1]
         more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
         raise ReportError(f"jupyter-book could not render the book: {first.strip()[:300]}{more}")
-    return stage / "_build" / builder
+    book_render.finished(folder, stage, builder)
+    return _copy_rendered(folder, stage, builder)
+
+
+def _copy_rendered(cache: Path, stage: Path, builder: str) -> Path:
+    output = stage / "_build" / builder
+    shutil.copytree(cache / "build" / builder, output)  # a copy: the cache's pages stay as Sphinx wrote them
+    return output
 
 
 def shown_build(stamp: dict) -> int | None:
@@ -177,7 +202,8 @@ def publish(data_dir=None, out=None, warehouse=None, analysis: Sequence[str] = (
             checkpoint("render")
             log("Rendering the book with jupyter-book ...")
             started = time.perf_counter()
-            html = render(stage, builder) if builder != "html" else render(stage)
+            html = render(stage, builder, config.render_cache_path(warehouse_path) / builder, server)
+            book_stage.stamp_provenance(html, provenance)
             book_stage.landing_page(html, yaml.safe_load(config.BOOK_CONFIG_PATH.read_text()).get("title", "The book"))
             timings["render"] = round(time.perf_counter() - started, 2)
             files = ownership.book_files(html)

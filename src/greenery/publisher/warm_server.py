@@ -150,12 +150,24 @@ def _warm_charts() -> None:
     plt.close(fig)
 
 
+def _preload_render() -> None:
+    """Sphinx and its extensions, for the render forked after the chapters: imported once the first
+    chapters are forked (they need none of it), so that no chapter waits for it."""
+    from greenery.publisher import book_render
+
+    book_render.preload()
+
+
 def _run_role(role: str, args: list[str]) -> int:
     """In the fork: become the process the client stands for."""
     if role == "chapter":
         from greenery.publisher import chapter_process
 
         return chapter_process.child(args)
+    if role == "render":  # what `python -m greenery.publisher.book_render ARGS` does
+        from greenery.publisher import book_render
+
+        return book_render.main(args)
     print(f"greenery.publisher.warm_server: unknown role {role!r}", file=sys.stderr)
     return 2
 
@@ -221,7 +233,11 @@ def serve(path: str) -> None:
     print(READY, flush=True)
     forks: dict[socket.socket, int] = {}  # a client's connection -> the fork it stands for
     waiting: list[socket.socket] = []  # connected, request not read yet
+    later = [_preload_render]  # imported while the first chapters run
     while True:
+        if later and forks and not waiting:
+            with contextlib.suppress(Exception):  # the render then imports what it needs itself, and says so
+                later.pop()()
         readable, _, _ = select.select([listener, *waiting, *forks], [], [], 0.1)
         for sock in readable:
             if sock is listener:

@@ -1,0 +1,293 @@
+"""Rendering the staged book with Sphinx (jupyter-book 1.x), re-reading and re-writing only what changed.
+
+A render keeps Sphinx's environment, doctrees and written pages in a cache folder greenery owns
+(config.render_cache_path, beside the warehouse, a folder per builder; its marker holds the key of
+what it was rendered from, null while a render uses it), with a mirror of the staged sources whose files
+are replaced only when their bytes change: Sphinx then sees unchanged chapters with unchanged
+modification times and reads only the changed ones. What Sphinx does not track itself is added here,
+so that the pages are byte-identical to a full render of the same inputs (tests/test_book_render.py):
+- the chapters that changed are named to Sphinx (never left to modification times alone);
+- a page that pastes another page's glued values (`{glue:text}`repeat_rate.ipynb::name``, resolved
+  when the page is written) depends on that page's source, and is re-read when it changes;
+- when a re-read page changes what other pages show of it (its title, its sections, its labels and
+  glossary terms: the navigation and cross-references on every page), every page is written again.
+Anything else that could change every page (the settings, the table of contents, the static files,
+the set of pages, the code and the versions of Sphinx and its extensions) starts a fresh cache: a full
+render. So does a cache a render left half done (its marker says so until the render succeeds), a
+cache holding anything but folders and regular files, and a book whose pages have image or download
+files (Sphinx would keep a changed page's old ones).
+
+Sphinx's output never holds a per-build value: the provenance (greenery.publisher.book_stage) is a
+placeholder there, filled in the published copy. Sphinx runs in a process of its own, warnings as
+errors: forked from the warm server (greenery.publisher.warm_server, role `render`) when it is running
+for the chapters, with Sphinx and its extensions already imported there (about a CPU second less),
+else `python -m greenery.publisher.book_render SOURCE BUILD BUILDER [CHANGED...]`.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import hashlib
+import json
+import os
+import shutil
+import sys
+from importlib import metadata
+from pathlib import Path
+
+from greenery.outputs import atomic
+from greenery.outputs.ownership import RENDER_CACHE_MARKER as CACHE_MARKER
+from greenery.outputs.ownership import is_render_cache, kind, read_own_json
+
+BUILDERS = ("html", "singlehtml", "dirhtml")  # Sphinx's builders whose output is a folder of pages
+FORMAT = 1  # of the cache's contents: a change starts fresh caches
+PACKAGES = ("jupyter-book", "sphinx", "myst-nb", "myst-parser", "sphinx-book-theme", "pydata-sphinx-theme",
+            "docutils", "sphinx-external-toc", "sphinx-design", "sphinx-togglebutton", "sphinx-copybutton",
+            "sphinx-comments", "matplotlib")
+PAGE_SUFFIXES = (".ipynb", ".md")  # the pages Sphinx reads; any other staged file is part of the frame
+
+
+def _staged_files(stage: Path) -> dict[str, Path]:
+    """What Sphinx reads from the stage: every file outside hidden folders (the staging marker, logs) and
+    the stage's own build output."""
+    found = {}
+    for path in sorted(stage.rglob("*")):
+        relative = path.relative_to(stage)
+        if any(part.startswith(".") or part in ("_build", "_render") for part in relative.parts) or not path.is_file():
+            continue
+        found[relative.as_posix()] = path
+    return found
+
+
+def frame_key(files: dict[str, Path], builder: str) -> str:
+    """Everything that may change every page: the settings, the table of contents and static files
+    (by content), which pages there are (by name), the builder, the code and the packages' versions."""
+    from greenery.outputs import fingerprint
+
+    digest = hashlib.sha256(json.dumps([FORMAT, builder, fingerprint.code(), sys.version,
+                                        [_version(p) for p in PACKAGES]]).encode())
+    for name, path in files.items():
+        digest.update(name.encode() + b"\0")
+        if not name.endswith(PAGE_SUFFIXES):
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "absent"
+
+
+def _fresh(cache: Path) -> None:
+    """Empty the cache for a full render: only a cache of ours is ever removed."""
+    if kind(cache) is not None:
+        if not is_render_cache(cache):
+            from greenery.errors import UsageError
+
+            raise UsageError(f"{cache} exists and is not greenery's render cache; move it aside")
+        shutil.rmtree(cache)
+    cache.mkdir(parents=True)
+
+
+def _plain(folder: Path) -> bool:
+    """Only folders and regular files below `folder`: a link someone put into the cache is never followed
+    (Sphinx would write through it, the copy into the book would read through it); the cache starts again."""
+    for entry in os.scandir(folder):
+        if entry.is_dir(follow_symlinks=False):
+            if not _plain(Path(entry.path)):
+                return False
+        elif not entry.is_file(follow_symlinks=False):
+            return False
+    return True
+
+
+def _mark(cache: Path, frame: str | None) -> None:
+    atomic.write_text(cache / CACHE_MARKER, json.dumps({"frame": frame}))
+
+
+def sync_sources(stage: Path, cache: Path, builder: str) -> tuple[Path, list[str] | None]:
+    """Mirror the staged sources into the cache; returns the mirror and the pages whose bytes changed
+    (None: a full render, in a fresh cache). The cache is marked in use until `finished`."""
+    files = _staged_files(stage)
+    frame = frame_key(files, builder)
+    source = cache / "source"
+    marker = read_own_json(cache / CACHE_MARKER) if kind(cache) == "folder" else None
+    changed: list[str] | None = []
+    # Pages with image or download files (none today: charts and tables are inside the pages) would leave
+    # a changed page's old files behind, where a full render has none: such a book is always rendered in full.
+    copied = any(kind(cache / "build" / builder / name) is not None for name in ("_images", "_downloads"))
+    usable = isinstance(marker, dict) and marker.get("frame") == frame and kind(source) == "folder"
+    if not usable or copied or not _plain(cache):
+        _fresh(cache)
+        changed = None
+    _mark(cache, None)
+    for name, path in files.items():
+        target = source / name
+        found = kind(target)
+        if found == "file" and filecmp.cmp(path, target, shallow=False):
+            continue  # unchanged: Sphinx keeps what it read and wrote from it
+        if found not in (None, "file"):  # not what a render leaves: start again
+            _mark(cache, "")
+            return sync_sources(stage, cache, builder)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic.copy_file(path, target)
+        if changed is not None and name.endswith(PAGE_SUFFIXES):
+            changed.append(name)
+    if changed and kind(cache / "build" / builder / "_static") == "folder":
+        # A page links a static file with its checksum (`?v=`) only if the file is there when the page is
+        # written: as in a full render, only what Sphinx copies before writing pages is.
+        shutil.rmtree(cache / "build" / builder / "_static")
+    return source, changed
+
+
+def finished(cache: Path, stage: Path, builder: str) -> None:
+    """The render succeeded: the cache may serve the next one."""
+    _mark(cache, frame_key(_staged_files(stage), builder))
+
+
+# ---------------------------------------------------------------- in the Sphinx process
+
+
+def _canonical(value) -> str:
+    """A value of Sphinx's environment as text, independent of insertion order (a re-read page's entries
+    move to the end of their dicts: that alone changes nothing a page shows)."""
+    from docutils import nodes
+
+    if isinstance(value, dict):
+        return "{" + ",".join(sorted(f"{_canonical(k)}:{_canonical(v)}" for k, v in value.items())) + "}"
+    if isinstance(value, set | frozenset):
+        return "{" + ",".join(sorted(_canonical(v) for v in value)) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_canonical(v) for v in value) + "]"
+    if isinstance(value, nodes.Node):
+        return value.pformat()
+    return repr(value)
+
+
+def _shown_elsewhere(env) -> str:
+    """What pages show of other pages: titles, tables of contents and section numbers (the navigation,
+    previous/next links), the table of contents' structure, and every domain's data (labels, glossary
+    terms, equations: what cross-references resolve to)."""
+    # a page's metadata (`tocdepth`, `orphan`) can change others' navigation, but not myst's word count:
+    # that is the page's own (its {sub-ref}`wordcount`), and the page is written again anyway
+    metadata = {name: {k: v for k, v in data.items() if k != "wordcount"} for name, data in env.metadata.items()}
+    parts = [env.titles, env.longtitles, env.tocs, env.toc_num_entries, env.toc_secnumbers, env.toc_fignumbers,
+             env.toctree_includes, env.numbered_toctrees, metadata, env.domaindata]
+    return _canonical(parts)
+
+
+class Incremental:
+    """The hooks that make Sphinx's incremental build complete (module docstring)."""
+
+    def __init__(self, app, changed: list[str]):
+        self.changed = set(changed)
+        self.before: str | None = None
+        app.connect("env-get-outdated", self.outdated)
+        app.connect("doctree-read", self.note_glue)
+        app.connect("env-updated", self.updated)
+        app.connect("html-collect-pages", self.index_entries)
+
+    def outdated(self, app, env, added, changed, removed):
+        self.before = _shown_elsewhere(env) if env.all_docs else None
+        named = {docname for docname in env.found_docs if Path(env.doc2path(docname, False)).as_posix() in self.changed}
+        # a page pasting glued values from a changed page is read again (its dependency on that page's source)
+        sources = {str(env.doc2path(d)) for d in named | set(changed) | set(added)}
+        pasting = {d for d in env.found_docs if env.dependencies.get(d, set()) & sources}
+        return sorted((named | pasting) - set(added) - set(changed))
+
+    def note_glue(self, app, doctree):
+        from myst_nb.ext.glue.utils import PendingGlueReference
+
+        env = app.env
+        for node in doctree.findall(PendingGlueReference):
+            if node.refdoc != env.docname and node.refdoc in env.found_docs:
+                env.note_dependency(str(env.doc2path(node.refdoc)))
+
+    def updated(self, app, env):
+        if self.before is not None and self.before != _shown_elsewhere(env):
+            return sorted(env.found_docs)  # written again, every one
+        return []
+
+
+    def index_entries(self, app):
+        """Sphinx's search index keeps the words of the pages it did not write, but not their index entries
+        (glossary terms): they are read back from the index it loaded, and ordered as a full render feeds
+        them (by page name); and it keeps words no page has any more, with no page. Both mended here, the
+        index is the full render's."""
+        indexer = getattr(app.builder, "indexer", None)
+        if indexer is None:
+            return []
+        kept = set(indexer._titles) - set(indexer._index_entries)
+        if kept:
+            old = Path(app.builder.outdir) / app.builder.searchindex_filename
+            form = app.builder.indexer_format
+            form = indexer.formats[form] if isinstance(form, str) else form
+            frozen = form.loads(old.read_text(encoding="utf-8"))
+            for entry, places in frozen.get("indexentries", {}).items():
+                for number, entry_id, main in places:
+                    docname = frozen["docnames"][number]
+                    if docname in kept:
+                        indexer._index_entries.setdefault(docname, []).append((entry, entry_id, "main" if main else ""))
+        indexer._index_entries = dict(sorted(indexer._index_entries.items()))
+        for mapping in (indexer._mapping, indexer._title_mapping):  # words only the re-written pages had
+            for word in [word for word, pages in mapping.items() if not pages]:
+                del mapping[word]
+        return []
+
+
+def build(source: Path, build_folder: Path, builder: str, changed: list[str]) -> int:
+    """What `jupyter-book build SOURCE --builder BUILDER --warningiserror --nitpick --keep-going --quiet`
+    does (jupyter_book.cli.main.build, jupyter_book.sphinx.build_sphinx), into `build_folder`, with the hooks."""
+    import yaml
+    from jupyter_book.config import get_final_config
+    from sphinx.application import Sphinx
+    from sphinx.cmd.build import handle_exception
+    from sphinx.util.docutils import docutils_namespace, patch_docutils
+
+    overrides = {"external_toc_path": (source / "_toc.yml").as_posix(), "latex_individualpages": False,
+                 "nitpicky": True}
+    sphinx_config, _ = get_final_config(user_yaml=source / "_config.yml", cli_config=overrides,
+                                        sourcedir=source, use_external_toc=True)
+    output = build_folder / builder
+    app = None
+    try:
+        with patch_docutils(source), docutils_namespace():
+            app = Sphinx(srcdir=source, confdir=None, outdir=output, doctreedir=build_folder / ".doctrees",
+                         buildername=builder, confoverrides=sphinx_config, status=None, warning=sys.stderr,
+                         freshenv=False, warningiserror=True, tags=None, verbosity=0, parallel=1, keep_going=True)
+            if app.config["use_multitoc_numbering"] and "numbered: true" in yaml.dump(
+                    app.config.external_site_map.as_json()):  # as jupyter-book does
+                app.setup_extension("sphinx_multitoc_numbering")
+            Incremental(app, changed)
+            app.build(False, [])
+            return app.statuscode
+    except (Exception, KeyboardInterrupt) as exc:
+        class Args:
+            pdb = verbosity = traceback = False
+
+        handle_exception(app, Args, exc, sys.stderr)
+        return 1
+
+
+def main(args: list[str]) -> int:
+    """`SOURCE BUILD BUILDER [CHANGED...]`: the render's process, alone or forked from the warm server."""
+    return build(Path(args[0]), Path(args[1]), args[2], args[3:])
+
+
+def preload() -> None:
+    """What a render imports (a second's worth), for the warm server to import once before it forks one."""
+    import jupyter_book.config  # noqa: F401
+    import matplotlib.mathtext  # noqa: F401  (greenery.publisher.mathsvg draws the formulas)
+    import myst_nb.sphinx_ext  # noqa: F401
+    import pydata_sphinx_theme  # noqa: F401
+    import sphinx.application  # noqa: F401
+    import sphinx.builders.html  # noqa: F401
+    import sphinx_book_theme  # noqa: F401
+    import sphinx_design  # noqa: F401
+    import sphinx_external_toc  # noqa: F401
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,287 @@
+"""The incremental render (greenery.publisher.book_render): a book rendered after one page changed is
+byte-identical, every file, to a full render of the same sources, and Sphinx wrote only what it had to.
+
+The book here is small and written by hand: a root page, a page that pastes a value glued in another
+page ({glue:text}, resolved when the pasting page is written: Sphinx does not know it depends on the
+other page), two chapters, a glossary whose terms the pages use, a formula, the real _config.yml and
+static files with the provenance placeholders."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import zlib
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from greenery import config
+from greenery.errors import UsageError
+from greenery.outputs import ownership
+from greenery.publisher import book_stage, run
+
+TOC = """format: jb-book
+root: notebooks/intro
+chapters:
+  - file: notebooks/summary
+  - file: notebooks/a
+  - file: notebooks/b
+  - file: book/glossary
+"""
+
+GLOSSARY = """# Glossary
+
+```{glossary}
+Mart
+  A table the chapters read.
+
+Repeat rate
+  The share of buyers who ordered twice.
+```
+"""
+
+
+def _notebook(*cells) -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = list(cells)
+    for number, cell in enumerate(nb.cells):
+        cell.id = f"cell-{number}"
+    return nb
+
+
+def _glued(name: str, text: str) -> nbformat.NotebookNode:
+    """A code cell as myst-nb's `glue(name, value, display=False)` leaves it once executed."""
+    cell = nbformat.v4.new_code_cell("glue(...)")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"application/papermill.record/text/plain": text},
+                                           metadata={"scrapbook": {"name": name,
+                                                                   "mime_prefix": "application/papermill.record/"}})]
+    return cell
+
+
+def _pages(rate: str = "'42 %'", b_title: str = "Chapter B", glossary: str = GLOSSARY) -> dict[str, object]:
+    md = nbformat.v4.new_markdown_cell
+    return {
+        "notebooks/intro.ipynb": _notebook(md("# Introduction\n\nWhat the book holds.")),
+        "notebooks/summary.ipynb": _notebook(md("# Summary\n\nThe {term}`repeat rate` is "
+                                                "{glue:text}`a.ipynb::rate:s`; see [the chapter](a.ipynb).\n\n"
+                                                "$$\\frac{repeat}{buyers}$$")),
+        "notebooks/a.ipynb": _notebook(md("# Chapter A\n\nEvery {term}`mart` counted."), _glued("rate", rate)),
+        "notebooks/b.ipynb": _notebook(md(f"# {b_title}\n\n## A section\n\nWords about marts.")),
+        "book/glossary.md": glossary,
+    }
+
+
+def _stage(folder: Path, pages: dict[str, object]) -> Path:
+    """A staged book as `greenery report` leaves it for the render (run._stage_sources, book_stage)."""
+    folder.mkdir(parents=True)
+    shutil.copy2(config.BOOK_CONFIG_PATH, folder / "_config.yml")
+    (folder / "_toc.yml").write_text(TOC)
+    shutil.copytree(config.BOOK_DIR / "_static", folder / "book" / "_static")
+    book_stage._footer_config(folder)
+    for name, page in pages.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(page, str):
+            path.write_text(page)
+        else:
+            nbformat.write(page, path)
+    return folder
+
+
+def _tree(folder: Path) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _written(cache: Path) -> dict[str, int]:
+    """When each page in the cache was last written by Sphinx."""
+    return {p.relative_to(cache).as_posix(): p.stat().st_mtime_ns for p in (cache / "build" / "html").rglob("*.html")
+            if "_static" not in p.parts}  # the theme's templates are copied with their own times
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    """The first render of the original pages: (folder, its output, the cache it left)."""
+    folder = tmp_path_factory.mktemp("render")
+    cache = folder / "wh.render" / "html"
+    return folder, _tree(run.render(_stage(folder / "first", _pages()), "html", cache)), cache
+
+
+def _again(tmp_path: Path, pages: dict[str, object]) -> tuple[dict, dict, dict, dict]:
+    """Render the original pages, then `pages` incrementally in the same cache, then `pages` fully in a
+    fresh one; returns both outputs, and when each page was written before and after the incremental
+    render. (A cache is used where it was made: Sphinx reads every page again when its folder moved.)"""
+    cache = tmp_path / "wh.render" / "html"
+    run.render(_stage(tmp_path / "first", _pages()), "html", cache)
+    before = _written(cache)
+    incremental = _tree(run.render(_stage(tmp_path / "stage", pages), "html", cache))
+    full = _tree(run.render(_stage(tmp_path / "full-stage", pages), "html", tmp_path / "full" / "html"))
+    return incremental, full, before, _written(cache)
+
+
+def _same(incremental: dict, full: dict) -> None:
+    different = sorted(name for name in incremental.keys() | full.keys() if incremental.get(name) != full.get(name))
+    assert not different, f"the incremental render differs from the full render in {different}"
+
+
+def test_a_changed_glued_value_reaches_the_page_that_pastes_it(tmp_path):
+    incremental, full, before, after = _again(tmp_path, _pages(rate="'57 %'"))
+    _same(incremental, full)
+    summary = (tmp_path / "stage" / "_build" / "html" / "notebooks" / "summary.html").read_text()
+    assert "57 %" in summary and "42 %" not in summary
+    # incremental: the chapter that did not change, and its neighbours' pages, were not written again
+    assert before["build/html/notebooks/b.html"] == after["build/html/notebooks/b.html"]
+    assert before["build/html/book/glossary.html"] == after["build/html/book/glossary.html"]
+    assert before["build/html/notebooks/summary.html"] != after["build/html/notebooks/summary.html"]
+
+
+def test_a_changed_title_is_written_into_every_page_s_navigation(tmp_path):
+    incremental, full, before, after = _again(tmp_path, _pages(b_title="Chapter Bee"))
+    _same(incremental, full)
+    glossary = (tmp_path / "stage" / "_build" / "html" / "book" / "glossary.html").read_text()
+    assert "Chapter Bee" in glossary and before["build/html/book/glossary.html"] != after["build/html/book/glossary.html"]
+
+
+def test_a_changed_glossary_reaches_the_search_index_and_the_pages_using_its_terms(tmp_path):
+    glossary = GLOSSARY.replace("A table", "A summary table").replace("twice.\n```", "twice.\n\nFunnel\n  Visits to orders.\n```")
+    assert glossary.count("Funnel") == 1 and "summary table" in glossary
+    incremental, full, *_ = _again(tmp_path, _pages(glossary=glossary))
+    _same(incremental, full)
+
+
+def test_a_chapter_changed_in_words_only_leaves_the_search_index_whole(tmp_path):
+    page = _pages()
+    page["notebooks/b.ipynb"].cells[0].source += "\n\nMore words about kumquats."
+    incremental, full, before, after = _again(tmp_path, page)
+    _same(incremental, full)
+    assert before["build/html/notebooks/a.html"] == after["build/html/notebooks/a.html"]
+    index = (tmp_path / "stage" / "_build" / "html" / "searchindex.js").read_text()
+    assert "kumquat" in index and "mart" in index  # the glossary's terms, from a page not written again
+
+
+def test_nothing_changed_reuses_the_cached_pages_without_sphinx(rendered, monkeypatch):
+    monkeypatch.setattr("greenery.publisher.processes.run", lambda *a, **k: pytest.fail("Sphinx ran"))
+    folder, first, cache = rendered
+    mine = folder / "same" / "wh.render" / "html"
+    shutil.copytree(cache, mine)
+    assert _tree(run.render(_stage(folder / "same" / "stage", _pages()), "html", mine)) == first
+
+
+def test_other_settings_start_a_full_render_and_a_half_done_cache_is_never_reused(rendered):
+    folder, first, cache = rendered
+    mine = folder / "settings" / "wh.render" / "html"
+    shutil.copytree(cache, mine)
+    (mine / "build" / "html" / "stale.html").write_text("left from another book")
+    stage = _stage(folder / "settings" / "stage", _pages())
+    (stage / "_config.yml").write_text((stage / "_config.yml").read_text().replace("Greenery: what", "Greenery, what"))
+    output = run.render(stage, "html", mine)
+    assert not (output / "stale.html").exists() and "Greenery, what" in (output / "notebooks" / "a.html").read_text()
+    (mine / ownership.RENDER_CACHE_MARKER).write_text(json.dumps({"frame": None}))  # as a killed render leaves it
+    (mine / "build" / "html" / "stale.html").write_text("left by a killed render")
+    assert not (run.render(_stage(folder / "settings" / "again", _pages()), "html", mine) / "stale.html").exists()
+
+
+def test_a_folder_that_is_not_a_render_cache_is_never_emptied(tmp_path):
+    mine = tmp_path / "wh.render" / "html"
+    mine.mkdir(parents=True)
+    (mine / "notes.txt").write_text("someone's")
+    with pytest.raises(UsageError, match="not greenery's render cache"):
+        run.render(_stage(tmp_path / "stage", _pages()), "html", mine)
+    assert (mine / "notes.txt").read_text() == "someone's"
+    assert not ownership._is_our_render_cache(tmp_path / "wh.render")
+
+
+def test_the_provenance_fills_every_page_and_the_print_styles(rendered, tmp_path):
+    folder, first, cache = rendered
+    output = tmp_path / "html"
+    shutil.copytree(cache / "build" / "html", output)
+    prov = book_stage.Provenance("a <sample>", "abc123", "2026-01-02T03:04:00+00:00", "greenery 0.1.0",
+                                 "2026-01-02T05:06:00+00:00")
+    book_stage.stamp_provenance(output, prov.as_dict())
+    css = (output / "_static" / book_stage.PRINT_CSS).read_bytes()
+    assert css == book_stage.print_css(prov).encode()
+    pages = sorted(p for p in output.rglob("*.html") if "_static" not in p.parts)  # the theme's templates
+    assert len(pages) >= 6
+    for page in pages:
+        text = page.read_text()
+        if "url=" in text and "<body" not in text:
+            continue  # the bare redirect Sphinx writes at the top (book_stage.landing_page replaces it)
+        assert book_stage.FOOTER_PLACEHOLDER not in text
+        assert text.count(book_stage.footer_html(prov)) == 1, page
+        assert "a &lt;sample&gt;" in text
+        linked = re.findall(r"greenery-print\.css\?v=([0-9a-f]+)", text)
+        assert linked == [f"{zlib.crc32(css):08x}"], page
+
+
+def test_a_render_forked_from_the_warm_server_is_the_same_book(rendered, tmp_path):
+    """The warm server imported Sphinx, matplotlib and the chapters' kit before forking the render: the
+    pages (formulas drawn by matplotlib included) are those a render in a process of its own writes."""
+    from greenery.publisher import warm_server
+
+    folder, first, cache = rendered
+    with warm_server.Server() as server:
+        server.start()
+        forked = _tree(run.render(_stage(tmp_path / "stage", _pages()), "html", tmp_path / "cache" / "html", server))
+    _same(forked, first)
+
+
+def test_a_warning_fails_the_render_in_one_line_and_the_next_render_is_full(rendered, tmp_path):
+    from greenery.errors import ReportError
+
+    cache = tmp_path / "wh.render" / "html"
+    run.render(_stage(tmp_path / "first", _pages()), "html", cache)
+    broken = _pages()
+    broken["notebooks/b.ipynb"].cells[0].source += "\n\nSee {ref}`no-such-label`."
+    with pytest.raises(ReportError, match=r"^jupyter-book could not render the book: .*no-such-label") as failed:
+        run.render(_stage(tmp_path / "broken", broken), "html", cache)
+    assert "\n" not in str(failed.value)
+    assert json.loads((cache / ownership.RENDER_CACHE_MARKER).read_text()) == {"frame": None}  # never reused
+    _same(_tree(run.render(_stage(tmp_path / "again", _pages()), "html", cache)), rendered[1])
+
+
+def test_a_render_cache_holding_someone_s_files_is_refused_before_any_work(tmp_path):
+    warehouse = tmp_path / "wh.duckdb"
+    (tmp_path / "wh.render").mkdir()
+    ownership.check_warehouse_target(warehouse)  # an empty folder: ours to use
+    (tmp_path / "wh.render" / "notes.txt").write_text("someone's")
+    with pytest.raises(UsageError, match="is not greenery's render cache"):
+        ownership.check_warehouse_target(warehouse)
+
+
+def test_a_book_with_image_files_is_always_rendered_in_full(tmp_path):
+    """Sphinx keeps a changed page's old image files: where pages have image files, no render is incremental."""
+    png = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
+    cache = tmp_path / "wh.render" / "html"
+
+    def with_image(text: str) -> dict[str, object]:
+        pages = _pages()
+        cell = nbformat.v4.new_code_cell("plot()")
+        cell.outputs = [nbformat.v4.new_output("display_data", data={"image/png": png, "text/plain": text})]
+        pages["notebooks/b.ipynb"].cells.append(cell)
+        pages["notebooks/b.ipynb"].cells[-1].id = "image"
+        return pages
+
+    run.render(_stage(tmp_path / "first", with_image("one")), "html", cache)
+    assert list((cache / "build" / "html" / "_images").iterdir())
+    written = _written(cache)
+    run.render(_stage(tmp_path / "second", _pages()), "html", cache)  # the image is gone
+    assert not (cache / "build" / "html" / "_images").exists()
+    assert all(_written(cache)[page] != when for page, when in written.items())  # every page written again
+
+
+def test_a_link_put_into_the_cache_is_never_followed(rendered, tmp_path):
+    folder, first, cache = rendered
+    mine = tmp_path / "wh.render" / "html"
+    shutil.copytree(cache, mine)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for the book")
+    (mine / "build" / "html" / "notebooks" / "a.html").unlink()
+    (mine / "build" / "html" / "notebooks" / "a.html").symlink_to(secret)
+    output = run.render(_stage(tmp_path / "stage", _pages()), "html", mine)  # nothing changed: yet a full render
+    assert "not for the book" not in (output / "notebooks" / "a.html").read_text()
+    assert secret.read_text() == "not for the book"
+    _same(_tree(output), first)
