@@ -32,6 +32,7 @@ from greenery.outputs import atomic, fingerprint, ownership
 from greenery.outputs.locking import exclusive
 from greenery.publisher import book_stage, processes, warm_server
 from greenery.publisher import chapter_runs as chapters
+from greenery.publisher.status import moved_lines
 
 
 @dataclass
@@ -75,15 +76,6 @@ def shown_build(stamp: dict) -> int | None:
     """The build a published book shows, from its stamp's warehouse key ("fingerprint:build id")."""
     build_id = str(stamp.get("warehouse", "")).rpartition(":")[2]
     return int(build_id) if build_id.isdigit() else None
-
-
-def moved_lines(warehouse: Path) -> list[str]:
-    """The headline metrics that moved beyond chance with this export, for the build's summary (a warning:
-    the run still exits 0)."""
-    from greenery.publisher.status import alerts
-
-    found = alerts(warehouse) or {}
-    return [f"  warning: metric moved: {alert['text']}" for alert in found.get("metrics", [])]
 
 
 def _warehouse(source, warehouse_path: Path, built_at: datetime | None, log: Callable[..., None],
