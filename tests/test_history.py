@@ -248,6 +248,15 @@ def test_reuse_facts_are_the_identity_and_the_compared_builds_read_apart(builder
     assert reuse_facts(tmp_path / "plain.duckdb") == (None, set())
 
 
+def test_a_build_counts_the_exports_whose_metrics_it_can_compare(tmp_path):
+    """`greenery build` looks for moved metrics only from two measured exports on: export a (1), export b (2),
+    a again (still 2: a's metrics are recorded once)."""
+    history = tmp_path / "history.duckdb"
+    found = [build(DataSource(write_shop(tmp_path / name, edit), "test", None), tmp_path / "w.duckdb",
+                   history=history).measured_exports for name, edit in (("a", None), ("b", ship), ("a", None))]
+    assert found == [1, 2, 2]
+
+
 def test_a_build_that_failed_to_publish_is_undone_and_not_compared_with(builder, tmp_path, monkeypatch):
     """The history never records a build whose warehouse was not moved in (here: the rename fails)."""
     from pathlib import Path

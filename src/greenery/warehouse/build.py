@@ -116,6 +116,9 @@ class BuildResult:
     info: dict = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per step, for `make bench`
     watch: list[Finding] = field(default_factory=list)  # the export watch's findings (greenery.warehouse.watch)
+    # Exports whose headline metrics this build's `history_metrics` holds (None: not counted, as on Spark):
+    # a metric can only have moved with two, so with fewer the warehouse is not opened again to look.
+    measured_exports: int | None = None
 
     @property
     def summary(self) -> dict[str, int]:
@@ -381,9 +384,10 @@ def build(source: DataSource, warehouse: Path, manifest: Manifest | None = None,
             store_results(con, tests)
             info = _store_build_info(con, source, loaded, inputs, built_at, build_id)
             db.run(con, "commit")
+            measured = db.scalar(con, "select count(distinct build_id) from history_metrics") if build_id else None
             with _timed(timings, "write"), _cpu(cpu, "write"):
                 con.close()
-            result = BuildResult(source, warehouse, loaded, model_rows, tests, 0.0, info, timings, findings)
+            result = BuildResult(source, warehouse, loaded, model_rows, tests, 0.0, info, timings, findings, measured)
             write_json(config.run_results_path(warehouse), tests, {**info, "timings": timings, "cpu_seconds": cpu})
             if result.summary["fail"]:
                 building.replace(config.rejected_path(warehouse))
