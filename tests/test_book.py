@@ -140,3 +140,21 @@ def test_an_unchanged_export_is_not_read_again_and_a_changed_one_always_is(shop_
     os.utime(orders, ns=(before.st_atime_ns, before.st_mtime_ns))  # and the old modification time
     assert fingerprint.export(shop_dir) != key  # the change time still moved: read again
     assert reads[-1] == str(orders)
+
+
+def test_an_unchanged_report_reuses_the_book_without_reading_the_chapters(sample_book):
+    """Same export, same code, no --param: the book is reused as it is, and no chapter's parameters cell is
+    read (jupytext, a third of an unchanged report's time, is never imported)."""
+    import os
+    import subprocess
+    import sys
+
+    before = tree_digest(sample_book.out)
+    script = ("import sys\nfrom greenery import cli\n"
+              "code = cli.main(['report', '--data-dir', sys.argv[1], '--out', sys.argv[2], '--warehouse', sys.argv[3]])\n"
+              "print('imported:', sorted({'jupytext', 'pandas', 'matplotlib'} & set(sys.modules)), 'exit', code)\n")
+    done = subprocess.run([sys.executable, "-c", script, str(sample_book.export), str(sample_book.out),
+                           str(sample_book.warehouse)], capture_output=True, text=True, env=dict(os.environ), timeout=300)
+    assert "Book up to date" in done.stdout, done.stdout + done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "imported: [] exit 0", done.stdout + done.stderr
+    assert tree_digest(sample_book.out) == before

@@ -230,6 +230,33 @@ def test_rebuilding_an_earlier_export_compares_with_the_build_in_between(builder
     assert again[0] == first[0] and again[1] != first[1]  # same export and code, another build: chapters rerun
 
 
+def test_reuse_facts_are_the_identity_and_the_compared_builds_read_apart(builder, tmp_path):
+    """`greenery report` reads both from one opening of the warehouse: the same answers as built_identity
+    and compared_builds: build 3 (export a again), asked to compare with build 1, suits builds 1 and 3."""
+    from greenery.warehouse.build import built_identity, reuse_facts
+    from greenery.warehouse.history import compared_builds
+
+    build_shop, _ = builder
+    assert reuse_facts(tmp_path / "w.duckdb") == (None, set())  # no warehouse yet
+    build_shop("a").close()
+    build_shop("b", ship).close()
+    build_shop("a", since=1).close()
+    identity, suited = reuse_facts(tmp_path / "w.duckdb")
+    assert identity == built_identity(tmp_path / "w.duckdb") and identity[1] == 3
+    assert suited == compared_builds(tmp_path / "w.duckdb") == {1, 3}
+    (tmp_path / "plain.duckdb").write_bytes(b"not a database")
+    assert reuse_facts(tmp_path / "plain.duckdb") == (None, set())
+
+
+def test_a_build_counts_the_exports_whose_metrics_it_can_compare(tmp_path):
+    """`greenery build` looks for moved metrics only from two measured exports on: export a (1), export b (2),
+    a again (still 2: a's metrics are recorded once)."""
+    history = tmp_path / "history.duckdb"
+    found = [build(DataSource(write_shop(tmp_path / name, edit), "test", None), tmp_path / "w.duckdb",
+                   history=history).measured_exports for name, edit in (("a", None), ("b", ship), ("a", None))]
+    assert found == [1, 2, 2]
+
+
 def test_a_build_that_failed_to_publish_is_undone_and_not_compared_with(builder, tmp_path, monkeypatch):
     """The history never records a build whose warehouse was not moved in (here: the rename fails)."""
     from pathlib import Path

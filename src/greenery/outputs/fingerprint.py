@@ -15,7 +15,6 @@ import time
 from collections.abc import Iterable
 from datetime import datetime
 from functools import cache
-from importlib import metadata
 from pathlib import Path
 
 from greenery import config
@@ -52,6 +51,8 @@ def combine(*values: str) -> str:
 @cache
 def code() -> str:
     """The package's own code, models and queries, and the versions of the libraries that draw the book."""
+    from importlib import metadata  # 20 ms of imports: `greenery build` computes this beside the load
+
     files = sorted(p for p in config.PACKAGE_DIR.rglob("*")
                    if p.suffix in {".py", ".sql", ".yml"} and "__pycache__" not in p.parts)
     versions = []

@@ -33,6 +33,7 @@ from greenery.outputs import atomic, fingerprint, ownership
 from greenery.outputs.locking import exclusive
 from greenery.publisher import book_stage, processes, warm_server
 from greenery.publisher import chapter_runs as chapters
+from greenery.publisher.status import moved_lines
 from greenery.publisher.warm_client import client_command
 
 
@@ -102,15 +103,6 @@ def shown_build(stamp: dict) -> int | None:
     return int(build_id) if build_id.isdigit() else None
 
 
-def moved_lines(warehouse: Path) -> list[str]:
-    """The headline metrics that moved beyond chance with this export, for the build's summary (a warning:
-    the run still exits 0)."""
-    from greenery.publisher.status import alerts
-
-    found = alerts(warehouse) or {}
-    return [f"  warning: metric moved: {alert['text']}" for alert in found.get("metrics", [])]
-
-
 def _warehouse(source, warehouse_path: Path, built_at: datetime | None, log: Callable[..., None],
                engine: str = "duckdb", spark=None, before_build: Callable[[], None] = lambda: None,
                shown: int | None = None, watch=None):
@@ -120,15 +112,14 @@ def _warehouse(source, warehouse_path: Path, built_at: datetime | None, log: Cal
     Returns the key the chapters depend on (the export and code's fingerprint and the build's id in
     the history, so that a "what changed" page is never reused against another history) and the
     BuildResult when a build ran."""
-    from greenery.warehouse.build import built_identity, summary_lines
+    from greenery.warehouse.build import reuse_facts, summary_lines
     from greenery.warehouse.engines import builder, input_fingerprint
-    from greenery.warehouse.history import compared_builds
 
     build = builder(engine, spark, log, watch)  # DuckDB's build, or Spark's; the engine is part of the fingerprint
     wanted = input_fingerprint(engine, source, spark, built_at)
-    identity = built_identity(warehouse_path)
+    identity, suited = reuse_facts(warehouse_path)  # one opening of the warehouse
     if identity and identity[0] == wanted:
-        if shown is None or shown in compared_builds(warehouse_path):
+        if shown is None or shown in suited:
             log(f"Warehouse up to date (same export, same code): reusing {warehouse_path}")
             return f"{wanted}:{identity[1]}", None
         # `build` ran since the book was published: its "what changed" compares with the last of those
@@ -166,7 +157,9 @@ def publish(data_dir=None, out=None, warehouse=None, analysis: Sequence[str] = (
     published = config.absolute(out) if out else config.HTML_DIR
     warehouse_path = config.absolute(config.warehouse_path(warehouse))
     entries = contents.notebook_entries()
-    values = chapters.analysis_parameters(list(analysis), entries)  # a bad --param stops before any work
+    # A bad --param stops before any work. Without one, every chapter gets the common parameters alone,
+    # and no parameters cell is read: reading them (jupytext) cost an unchanged report a third of its time.
+    values = chapters.analysis_parameters(list(analysis), entries) if analysis else {}
     ownership.check_outputs(warehouse_path, config.absolute(config.history_path()),
                             config.absolute(config.digest_cache_path()), book=published)
     source = choose_source_for(engine, data_dir, log)  # before the locks: a refused export leaves nothing
@@ -178,7 +171,7 @@ def publish(data_dir=None, out=None, warehouse=None, analysis: Sequence[str] = (
                                           shown_build(ownership.read_stamp(published)), watch)
 
         common = {"data_dir": str(source.path), "warehouse": str(warehouse_path)}
-        parameters = {e: chapters.chapter_parameters(e, common, values) for e in entries}
+        parameters = {e: chapters.chapter_parameters(e, common, values) if values else dict(common) for e in entries}
         keys = {e: fingerprint.chapter(warehouse_key, contents.notebook_path(e), parameters[e]) for e in entries}
         book_key = fingerprint.book(keys, book_sources())
         if builder != "html":  # another kind of output from the same chapters (`make pdf`: singlehtml)

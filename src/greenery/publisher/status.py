@@ -25,7 +25,6 @@ from greenery import config
 from greenery.errors import ExitCode
 from greenery.outputs import atomic
 from greenery.outputs.ownership import kind, read_own, read_own_json
-from greenery.publisher.book_stage import when
 
 STATUS_JSON, STATUS_HTML = ".status.json", ".status.html"  # after the book folder's name
 WATCH_REFUSAL = "export refused by the watch"  # greenery.warehouse.watch.refuse's words
@@ -144,6 +143,13 @@ def alerts(warehouse: Path) -> dict | None:
     return {"watch": found, "metrics": moved, "correction": metrics.ALERT_CORRECTION, "alpha": metrics.ALERT_ALPHA}
 
 
+def moved_lines(warehouse: Path) -> list[str]:
+    """The headline metrics that moved beyond chance with this export, for the build's summary (a warning:
+    the run still exits 0)."""
+    found = alerts(warehouse) or {}
+    return [f"  warning: metric moved: {alert['text']}" for alert in found.get("metrics", [])]
+
+
 def alert_lines(found: dict | None) -> list[str]:
     """The alerts as lines for a terminal, the status page and the notify message."""
     if not found:
@@ -192,6 +198,8 @@ def _ours(path: Path) -> bool:
 
 def render_html(status: dict) -> str:
     """A small self-contained page (no script, nothing from another host); every value escaped."""
+    from greenery.publisher.book_stage import when  # nbformat under it: `greenery build` never renders a page
+
     e = html.escape
     attempt, tests, book = status["attempt"], status["tests"], status["book"]
     colour = {"published": "#2e7d32", "unchanged": "#2e7d32", "refused": "#c62828", "failed": "#c62828"}

@@ -32,7 +32,7 @@ from greenery.outputs.ownership import check_digest_cache, check_history_target,
 from greenery.warehouse import metrics
 from greenery.warehouse.datatests import TestResult, run_tests, store_results, summarize, write_json
 from greenery.warehouse.history import check as check_history
-from greenery.warehouse.history import forget, mark_published, record_build
+from greenery.warehouse.history import comparison_ids, forget, mark_published, record_build
 from greenery.warehouse.load import LoadReport, check_export_files, load_export, read_header
 from greenery.warehouse.manifest import Manifest, load_manifest
 from greenery.warehouse.watch import ExportFacts, Finding, WatchSettings
@@ -116,6 +116,9 @@ class BuildResult:
     info: dict = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per step, for `make bench`
     watch: list[Finding] = field(default_factory=list)  # the export watch's findings (greenery.warehouse.watch)
+    # Exports whose headline metrics this build's `history_metrics` holds (None: not counted, as on Spark):
+    # a metric can only have moved with two, so with fewer the warehouse is not opened again to look.
+    measured_exports: int | None = None
 
     @property
     def summary(self) -> dict[str, int]:
@@ -167,16 +170,25 @@ def _timed_call(timings: dict[str, float], step: str, function, *args):
 def built_identity(warehouse: Path) -> tuple[str, int | None] | None:
     """The fingerprint of the export and code a warehouse was built from, and its build id in the
     history (what its "what changed" tables compare with); None if it cannot be read."""
+    return reuse_facts(warehouse)[0]
+
+
+def reuse_facts(warehouse: Path) -> tuple[tuple[str, int | None] | None, set[int]]:
+    """built_identity and the builds its "what changed" tables suit (history.compared_builds), from one
+    opening of the warehouse: `greenery report` asks both before reusing it, and each opening costs a
+    DuckDB instance."""
     if not warehouse.is_file():
-        return None
+        return None, set()
     try:
         con = db.connect(warehouse, read_only=True)
     except duckdb.Error:
-        return None
+        return None, set()
     try:
-        return tuple(db.rows(con, "select fingerprint, build_id from build_info")[0])
-    except (duckdb.Error, IndexError):
-        return None
+        try:
+            identity = tuple(db.rows(con, "select fingerprint, build_id from build_info")[0])
+        except (duckdb.Error, IndexError):
+            return None, set()
+        return identity, comparison_ids(con)
     finally:
         con.close()
 
@@ -264,30 +276,33 @@ def _store_build_info(con: duckdb.DuckDBPyConnection, source: DataSource, loaded
     return info
 
 
-def _load_and_model(con: duckdb.DuckDBPyConnection, source: DataSource, manifest: Manifest,
+def _load_and_model(con: duckdb.DuckDBPyConnection, source: DataSource, manifest: Manifest | None,
                     timings: dict[str, float], inputs: str | None,
-                    pinned: datetime | None) -> tuple[LoadReport, dict[str, int | None], str]:
+                    pinned: datetime | None) -> tuple[LoadReport, dict[str, int | None], str, Manifest]:
     """Load the export, commit, then build every model and commit, hashing the export meanwhile
-    (unless the caller already did) so that `greenery report` can reuse this build. Returns what
-    was loaded, the models' rows, the fingerprint.
+    (unless the caller already did) so that `greenery report` can reuse this build, and reading the
+    manifest (unless given) while DuckDB reads the files. Returns what was loaded, the models' rows,
+    the fingerprint and the manifest.
 
     Two transactions, not one: models that read tables still uncommitted in their own transaction
     read them more slowly (fct_orders took 2.7 s instead of 1.2 s at scale 1000). All or nothing
     still holds: the file being built is only published when the whole build succeeded."""
-    with ThreadPoolExecutor(max_workers=1) as hasher:
-        hashed = hasher.submit(
+    with ThreadPoolExecutor(max_workers=2) as background:
+        hashed = background.submit(
             lambda: inputs or _timed_call(timings, "fingerprint", fingerprint.warehouse, source.path, pinned))
+        read = background.submit(lambda: manifest or load_manifest())
         db.run(con, "begin transaction")
         with _timed(timings, "load"):
             loaded = load_export(con, source.path)
             db.run(con, "commit")
         checkpoint("models")
+        manifest = read.result()
         db.run(con, "begin transaction")
         with _timed(timings, "models"):
             model_rows = build_models(con, manifest)
         with _timed(timings, "commit"):
             db.run(con, "commit")
-        return loaded, model_rows, hashed.result()
+        return loaded, model_rows, hashed.result(), manifest
 
 
 def _test_and_record(con: duckdb.DuckDBPyConnection, manifest: Manifest, history: Path, warehouse: Path,
@@ -338,7 +353,6 @@ def build(source: DataSource, warehouse: Path, manifest: Manifest | None = None,
     its "what changed" tables compare with build `since` (greenery.warehouse.history.record_build).
     The export is watched with `watch` (default thresholds: greenery.warehouse.watch).
     """
-    manifest = manifest or load_manifest()
     history = config.absolute(history or config.history_path())
     pinned, built_at = built_at, (built_at or datetime.now(UTC)).replace(microsecond=0)
     check_warehouse_target(warehouse)
@@ -359,7 +373,8 @@ def build(source: DataSource, warehouse: Path, manifest: Manifest | None = None,
         try:
             checkpoint("load")
             with _cpu(cpu, "fingerprint, load, models, commit"):
-                loaded, model_rows, inputs = _load_and_model(con, source, manifest, timings, inputs, pinned)
+                loaded, model_rows, inputs, manifest = _load_and_model(con, source, manifest, timings, inputs,
+                                                                       pinned)
             checkpoint("tests")
             with _cpu(cpu, "data tests and history"):
                 tests, build_id = _test_and_record(con, manifest, history, warehouse, source, loaded, built_at,
@@ -369,9 +384,10 @@ def build(source: DataSource, warehouse: Path, manifest: Manifest | None = None,
             store_results(con, tests)
             info = _store_build_info(con, source, loaded, inputs, built_at, build_id)
             db.run(con, "commit")
+            measured = db.scalar(con, "select count(distinct build_id) from history_metrics") if build_id else None
             with _timed(timings, "write"), _cpu(cpu, "write"):
                 con.close()
-            result = BuildResult(source, warehouse, loaded, model_rows, tests, 0.0, info, timings, findings)
+            result = BuildResult(source, warehouse, loaded, model_rows, tests, 0.0, info, timings, findings, measured)
             write_json(config.run_results_path(warehouse), tests, {**info, "timings": timings, "cpu_seconds": cpu})
             if result.summary["fail"]:
                 building.replace(config.rejected_path(warehouse))
@@ -387,6 +403,6 @@ def build(source: DataSource, warehouse: Path, manifest: Manifest | None = None,
                     forget(history, build_id)
             raise
         checkpoint("mark published")
-        mark_published(history, published)
+        mark_published(history, published, checked=True)  # recorded above, under the same lock
     result.seconds = time.perf_counter() - started
     return result

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import duckdb
 
 from greenery import config, db
+from greenery.warehouse.distributions import gamma_quantile, normal_quantile, t_quantile_upper
 
 DATES_TEST = "assert_delivery_dates_not_whole_days"  # passes when delivery dates look recorded
 # A headline figure "moved" when its test against the previous export or the trailing baseline has a
@@ -71,30 +72,28 @@ class Measure:
 def interval(kind: str, numerator: float, denominator: float, sd: float | None = None,
              confidence: float = CONFIDENCE) -> tuple[float, float]:
     """A metric's interval: Wilson's score interval for a proportion, the exact (Garwood) Poisson interval
-    for a rate per hour, Student's t interval for a mean."""
-    # scipy.special's distribution functions, which scipy.stats' own ppf and isf call: the same floats,
-    # without importing scipy.stats (a second of a `greenery build` that records an export's metrics).
-    from scipy.special import chdtri, ndtri, stdtrit
-
+    for a rate per hour, Student's t interval for a mean. The quantiles are scipy.stats' to the last few
+    bits, computed in the standard library (greenery.warehouse.distributions): `greenery build` records
+    a new export's intervals without importing scipy or numpy."""
     alpha = 1 - confidence
     if not denominator:
         return (math.nan, math.nan)
     if kind == "proportion":  # as binomtest(k, n).proportion_ci(method="wilson") computes it
         k, n = int(numerator), int(denominator)
-        p, z = k / n, ndtri(0.5 + 0.5 * confidence)
+        p, z = k / n, normal_quantile(0.5 + 0.5 * confidence)
         denom = 2 * (n + z**2)
         center, delta = (2 * n * p + z**2) / denom, z / denom * math.sqrt(4 * n * p * (1 - p) + z**2)
         return (0.0 if k == 0 else float(center - delta), 1.0 if k == n else float(center + delta))
-    if kind == "rate":  # chi2.ppf(q, df) is chdtri(df, 1 - q)
+    if kind == "rate":  # chi2.ppf(q, 2k) / 2 is the gamma quantile of shape k
         k = float(numerator)
-        low = chdtri(2 * k, 1 - alpha / 2) / 2 if k > 0 else 0.0
-        high = chdtri(2 * k + 2, alpha / 2) / 2
-        return (float(low / denominator), float(high / denominator))
-    if kind == "mean":  # t.isf(a, df) is -stdtrit(df, a)
+        low = gamma_quantile(k, alpha / 2) if k > 0 else 0.0
+        high = gamma_quantile(k + 1, 1 - alpha / 2)
+        return (low / denominator, high / denominator)
+    if kind == "mean":  # t.isf(a, df)
         n, mean = float(denominator), numerator / denominator
         if n < 2 or sd is None or math.isnan(sd):
             return (math.nan, math.nan)
-        half = float(-stdtrit(n - 1, alpha / 2)) * sd / math.sqrt(n)
+        half = t_quantile_upper(alpha / 2, n - 1) * sd / math.sqrt(n)
         return (mean - half, mean + half)
     raise ValueError(f"unknown kind of metric: {kind}")
 
