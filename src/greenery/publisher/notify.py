@@ -29,8 +29,6 @@ from urllib.parse import urlsplit
 from greenery import config
 from greenery.errors import ExitCode, GreeneryError, UsageError, unexpected_reason
 from greenery.publisher import status
-from greenery.publisher.book_stage import when
-from greenery.warehouse.manifest import load_manifest
 
 MAX_LISTED = 10  # failing tests named in one message; the rest are counted
 DEADLINE_SECONDS = 10.0  # the whole exchange with the webhook: connect, send the message, read the answer
@@ -60,6 +58,9 @@ def message(state: dict) -> dict:
     if summary:
         lines.append(f"Data tests: {summary.get('pass', 0)} passed, {summary.get('warn', 0)} warned, "
                      f"{summary.get('fail', 0)} failed.")
+    from greenery.publisher.book_stage import when  # here: the book's libraries only when a message is sent
+    from greenery.warehouse.manifest import load_manifest
+
     manifest = load_manifest()
     for problem in problems[:MAX_LISTED]:
         lines.append(f"• {problem['status'].upper()} {problem['name']} ({problem['model']}): "

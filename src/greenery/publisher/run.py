@@ -31,8 +31,8 @@ from greenery.errors import ReportError, UsageError
 from greenery.faults import checkpoint
 from greenery.outputs import atomic, fingerprint, ownership
 from greenery.outputs.locking import exclusive
-from greenery.publisher import book_stage, processes, warm_server
 from greenery.publisher import chapter_runs as chapters
+from greenery.publisher import processes, warm_server
 from greenery.publisher.status import moved_lines
 from greenery.publisher.warm_client import client_command
 
@@ -182,6 +182,8 @@ def publish(data_dir=None, out=None, warehouse=None, analysis: Sequence[str] = (
                 log(f"Book up to date (same chapters, same data): {published / 'index.html'}")
                 return ReportResult(published, reused=True, build=built)
             log("The published book differs from its stamp (a page deleted or edited): rendering it again")
+
+        from greenery.publisher import book_stage  # here: a reused book needs none of the book's libraries
 
         ownership.remove_leftover_staging(published, "staging")  # we hold the book's lock: none is in use
         stage = ownership.new_staging(published, "staging")
