@@ -90,6 +90,21 @@ def _visible_ticks(axis, renderer) -> list:
     return [t.get_window_extent(renderer) for t in axis.get_ticklabels() if t.get_visible() and t.get_text()]
 
 
+def _moved(fig, ax, renderer):
+    """A renderer after `ax`'s y label or title moved (its labelpad, its pad): with no layout engine
+    nothing else moves, so they are placed again as a draw places them (the label from the tick
+    labels' boxes, the title over the axes, neither of which changed) instead of drawing every bar
+    and line of the figure again; with a layout engine the figure is drawn."""
+    from matplotlib.layout_engine import PlaceHolderLayoutEngine
+
+    engine = fig.get_layout_engine()  # after `set_layout_engine("none")` or tight_layout(): a placeholder
+    if engine is not None and not isinstance(engine, PlaceHolderLayoutEngine):
+        return _renderer(fig)
+    ax.yaxis._update_label_position(renderer)
+    ax._update_title_position(renderer)
+    return renderer
+
+
 def untangle(fig) -> None:
     """Move labels that run into each other apart: a y label clear of the x tick labels (the hourly
     chart's, longer than the plot is tall, crossed its first rotated tick), a title clear of the
@@ -102,7 +117,7 @@ def untangle(fig) -> None:
             if not any(_overlap(label.get_window_extent(renderer), t) for t in ticks):
                 break
             ax.yaxis.labelpad += 4
-            renderer = _renderer(fig)
+            renderer = _moved(fig, ax, renderer)
         inside = [t for t in ax.texts if t.get_visible() and t.get_text()]
         for loc, title in _titles(ax):
             for _ in range(12):
@@ -115,7 +130,7 @@ def untangle(fig) -> None:
                 pad = (box.y0 - ax.get_window_extent(renderer).y1) + lift
                 ax.set_title(title.get_text(), loc=loc, pad=pad * 72 / fig.dpi, fontsize=title.get_fontsize(),
                              x=title.get_position()[0])
-                renderer = _renderer(fig)
+                renderer = _moved(fig, ax, renderer)
 
 
 def _touching(fig, ticks) -> bool:
