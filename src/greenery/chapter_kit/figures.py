@@ -172,9 +172,14 @@ def _titles(ax) -> list[tuple[str, object]]:
 
 def _upright_bar_labels(fig) -> None:
     """Labels over narrow bars that touch their neighbours stand upright, with room above the tallest."""
+    def level(ax):
+        return [t for t in ax.texts if t.get_visible() and t.get_text() and t.get_rotation() == 0]
+
+    if all(len(level(ax)) < 2 for ax in fig.axes):  # no two labels that could touch: nothing to draw
+        return
     renderer = _renderer(fig)
     for ax in fig.axes:
-        labels = [t for t in ax.texts if t.get_visible() and t.get_text() and t.get_rotation() == 0]
+        labels = level(ax)
         boxes = [t.get_window_extent(renderer) for t in labels]
         if not any(_overlap(a.expanded(1.15, 1), b) for i, a in enumerate(boxes) for b in boxes[i + 1:]):
             continue
@@ -206,10 +211,15 @@ def _notes_inside(fig) -> None:
     right edge is written to the left of it instead: on a phone there is no margin to hold it."""
     from matplotlib.text import Annotation
 
+    def notes(ax):
+        return [t for t in ax.texts if isinstance(t, Annotation) and t.get_text()]
+
+    if not any(notes(ax) for ax in fig.axes):  # no note to move: nothing to draw
+        return
     renderer = _renderer(fig)
     for ax in fig.axes:
         right = ax.get_window_extent(renderer).x1
-        for note in [t for t in ax.texts if isinstance(t, Annotation) and t.get_text()]:
+        for note in notes(ax):
             if note.anncoords in ("offset points", "offset pixels") and note.get_window_extent(renderer).x1 > right:
                 x, y = note.xyann
                 note.xyann = (-abs(x), y)
