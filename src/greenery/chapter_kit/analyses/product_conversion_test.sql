@@ -147,10 +147,10 @@ shuffled as (
         -- one row per session and replicate (not per view): its views' hashes ranked in a list
         unnest(list_select(
             movable_sessions.product_keys,
-            list_grade_up(list_transform(
+            list_slice(list_grade_up(list_transform(
                 movable_sessions.product_ids,
                 lambda product_id: hash(replicates.replicate, movable_sessions.session_id, product_id)  -- noqa: RF02
-            ))[1:movable_sessions.ordered]
+            )), 1, movable_sessions.ordered)
         )) as product_key
     from movable_sessions
     cross join replicates
