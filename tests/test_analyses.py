@@ -264,3 +264,19 @@ def test_days_after_order(shop_db):
     # Delivered: o3 2 days, o1 3 days. Promised: o1 2 days, o2 and o3 3 days.
     assert [(r["kind"], r["whole_days_after_order"], r["orders"]) for r in records(shop_db, "days_after_order")] == [
         ("delivered", 2, 1), ("delivered", 3, 1), ("promised", 2, 1), ("promised", 3, 2)]
+
+
+def test_every_analysis_shown_to_readers_highlights_without_an_error():
+    """The book renders with warnings as errors: a SQL block Pygments cannot lex (DuckDB's `[1:n]` list
+    slice under the MySQL lexer that `$` parameters call for) would stop the render."""
+    import re
+
+    from pygments.lexers import get_lexer_by_name
+
+    from greenery import config
+    from greenery.chapter_kit import book
+
+    for path in sorted(config.ANALYSES_DIR.glob("*.sql")):
+        for language, code in re.findall(r"```(\w+)\n(.*?)\n```", book.sql_markdown(path.stem), re.S):
+            errors = [v for t, v in get_lexer_by_name(language).get_tokens(code) if "Error" in repr(t)]
+            assert errors == [], f"{path.name}: {errors}"

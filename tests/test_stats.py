@@ -93,3 +93,13 @@ def test_wilson_is_scipys_interval_to_the_last_bit():
             assert stats.wilson(k, n, confidence) == (float(ci.low), float(ci.high)), (k, n, confidence)
     with pytest.raises(ValueError):
         stats.wilson(11, 10)
+
+
+def test_a_table_met_again_is_not_tested_again():
+    # The window sweep meets the same segment counts at many windows: the second call returns the
+    # remembered result (the same object), whatever the inputs' types and empty segments dropped.
+    stats._independence.cache_clear()
+    first = stats.independence([2, 0, 0], [2, 2, 2], seed=3)
+    again = stats.independence((2.0, 0, 0, 0), [2, 2, 2, 0], seed=3)
+    assert again is first and stats._independence.cache_info().hits == 1
+    assert stats.independence([2, 0, 0], [2, 2, 2], seed=4) is not first  # another seed: another draw

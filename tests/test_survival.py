@@ -123,3 +123,16 @@ def test_best_case_respects_the_ceiling():
     # 14 buyers against 40 of 100: 14 of 14 would be significant; the detectable rise fits under 100 %.
     p, gap, text = indicators.best_case(14, 40, 100, 0.05)
     assert p < 0.05 and 0.40 + gap < 1 and "would be detected 80 % of the time" in text
+
+
+def test_the_sweep_reports_each_window_as_its_own_tests_and_segments():
+    # Each row of the sweep is that window's indicator test and the indicator's first segment,
+    # exactly as indicator_tests and segments give them one window at a time.
+    swept = indicators.sweep(FLIP).set_index(["hours", "indicator"])
+    for hours, frame in FLIP.items():
+        tests = indicators.indicator_tests(frame).set_index("indicator")
+        for name, row in tests.iterrows():
+            lead = indicators.segments(frame[frame["indicator"] == name]).iloc[0]
+            got = swept.loc[(hours, name)]
+            assert (got.p_value, got.p_adjusted, got.segment, got.buyers, got.difference_low) == (
+                row.p_value, row.p_adjusted, lead.segment, lead.buyers, lead.difference_low)

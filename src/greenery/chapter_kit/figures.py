@@ -90,6 +90,21 @@ def _visible_ticks(axis, renderer) -> list:
     return [t.get_window_extent(renderer) for t in axis.get_ticklabels() if t.get_visible() and t.get_text()]
 
 
+def _moved(fig, ax, renderer):
+    """A renderer after `ax`'s y label or title moved (its labelpad, its pad): with no layout engine
+    nothing else moves, so they are placed again as a draw places them (the label from the tick
+    labels' boxes, the title over the axes, neither of which changed) instead of drawing every bar
+    and line of the figure again; with a layout engine the figure is drawn."""
+    from matplotlib.layout_engine import PlaceHolderLayoutEngine
+
+    engine = fig.get_layout_engine()  # after `set_layout_engine("none")` or tight_layout(): a placeholder
+    if engine is not None and not isinstance(engine, PlaceHolderLayoutEngine):
+        return _renderer(fig)
+    ax.yaxis._update_label_position(renderer)
+    ax._update_title_position(renderer)
+    return renderer
+
+
 def untangle(fig) -> None:
     """Move labels that run into each other apart: a y label clear of the x tick labels (the hourly
     chart's, longer than the plot is tall, crossed its first rotated tick), a title clear of the
@@ -102,7 +117,7 @@ def untangle(fig) -> None:
             if not any(_overlap(label.get_window_extent(renderer), t) for t in ticks):
                 break
             ax.yaxis.labelpad += 4
-            renderer = _renderer(fig)
+            renderer = _moved(fig, ax, renderer)
         inside = [t for t in ax.texts if t.get_visible() and t.get_text()]
         for loc, title in _titles(ax):
             for _ in range(12):
@@ -115,7 +130,7 @@ def untangle(fig) -> None:
                 pad = (box.y0 - ax.get_window_extent(renderer).y1) + lift
                 ax.set_title(title.get_text(), loc=loc, pad=pad * 72 / fig.dpi, fontsize=title.get_fontsize(),
                              x=title.get_position()[0])
-                renderer = _renderer(fig)
+                renderer = _moved(fig, ax, renderer)
 
 
 def _touching(fig, ticks) -> bool:
@@ -157,9 +172,14 @@ def _titles(ax) -> list[tuple[str, object]]:
 
 def _upright_bar_labels(fig) -> None:
     """Labels over narrow bars that touch their neighbours stand upright, with room above the tallest."""
+    def level(ax):
+        return [t for t in ax.texts if t.get_visible() and t.get_text() and t.get_rotation() == 0]
+
+    if all(len(level(ax)) < 2 for ax in fig.axes):  # no two labels that could touch: nothing to draw
+        return
     renderer = _renderer(fig)
     for ax in fig.axes:
-        labels = [t for t in ax.texts if t.get_visible() and t.get_text() and t.get_rotation() == 0]
+        labels = level(ax)
         boxes = [t.get_window_extent(renderer) for t in labels]
         if not any(_overlap(a.expanded(1.15, 1), b) for i, a in enumerate(boxes) for b in boxes[i + 1:]):
             continue
@@ -191,10 +211,15 @@ def _notes_inside(fig) -> None:
     right edge is written to the left of it instead: on a phone there is no margin to hold it."""
     from matplotlib.text import Annotation
 
+    def notes(ax):
+        return [t for t in ax.texts if isinstance(t, Annotation) and t.get_text()]
+
+    if not any(notes(ax) for ax in fig.axes):  # no note to move: nothing to draw
+        return
     renderer = _renderer(fig)
     for ax in fig.axes:
         right = ax.get_window_extent(renderer).x1
-        for note in [t for t in ax.texts if isinstance(t, Annotation) and t.get_text()]:
+        for note in notes(ax):
             if note.anncoords in ("offset points", "offset pixels") and note.get_window_extent(renderer).x1 > right:
                 x, y = note.xyann
                 note.xyann = (-abs(x), y)

@@ -71,20 +71,25 @@ def follow_up(windows: pd.DataFrame, hours: int = 0) -> FollowUp:
 def segments(frame: pd.DataFrame) -> pd.DataFrame:
     """One indicator's segments with rate, Wilson interval, and the difference to the rest of
     the cohort (everyone in the indicator outside the segment) with its Newcombe interval."""
-    frame = frame.sort_values("segment_order").reset_index(drop=True)
-    total, repeat = int(frame["buyers"].sum()), int(frame["repeat_buyers"].sum())
+    frame = frame.sort_values("segment_order")
+    counts = list(zip(frame["segment"].tolist(), frame["repeat_buyers"].astype(int).tolist(),
+                      frame["buyers"].astype(int).tolist(), strict=True))
+    total, repeat = sum(n for _, _, n in counts), sum(k for _, k, _ in counts)
     rows = []
-    for r in frame.itertuples():
-        k, n = int(r.repeat_buyers), int(r.buyers)
+    for segment, k, n in counts:  # plain ints: a segment's figures are a few scalar formulas
         rest_k, rest_n = repeat - k, total - n
         low, high = stats.wilson(k, n)
         d_low, d_high = stats.newcombe(k, n, rest_k, rest_n)
-        rows.append({"segment": r.segment, "buyers": n, "repeat_buyers": k, "rate": k / n if n else float("nan"),
+        rows.append({"segment": segment, "buyers": n, "repeat_buyers": k, "rate": k / n if n else float("nan"),
                      "rate_low": low, "rate_high": high, "rest_buyers": rest_n,
                      "rest_rate": rest_k / rest_n if rest_n else float("nan"),
                      "difference": (k / n - rest_k / rest_n) if n and rest_n else float("nan"),
                      "difference_low": d_low, "difference_high": d_high})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=SEGMENT_COLUMNS)
+
+
+SEGMENT_COLUMNS = ["segment", "buyers", "repeat_buyers", "rate", "rate_low", "rate_high", "rest_buyers",
+                   "rest_rate", "difference", "difference_low", "difference_high"]
 
 
 def indicator_tests(indicators: pd.DataFrame, alpha: float = 0.05, adjustment: str = "holm") -> pd.DataFrame:
@@ -98,13 +103,20 @@ def indicator_tests(indicators: pd.DataFrame, alpha: float = 0.05, adjustment: s
     Columns: indicator, segments, buyers, testable, same_as, method, statistic, dof, p_value,
     p_adjusted, cramers_v, the segment furthest from the rest of the cohort and that difference
     with its interval, and is_signal (adjusted p below alpha)."""
+    return _tests_and_segments(indicators, alpha, adjustment)[0]
+
+
+def _tests_and_segments(indicators: pd.DataFrame, alpha: float,
+                        adjustment: str) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """`indicator_tests`, and each indicator's `segments` table it was computed from (for `sweep`)."""
     if adjustment not in ADJUSTMENTS:
         raise ValueError(f"adjustment must be one of {sorted(ADJUSTMENTS)}, not {adjustment!r}")
-    rows = []
+    rows, tables = [], {}
     seen = {}  # the segment counts of each indicator tested so far -> its name
-    for name in [n for n in TITLES if n in set(indicators["indicator"])]:
-        group = indicators[indicators["indicator"] == name]
-        table = segments(group)
+    for name, group in indicators.groupby("indicator", sort=False):
+        tables[name] = segments(group)
+    for name in [n for n in TITLES if n in tables]:
+        table = tables[name]
         testable = int((table["buyers"] >= MIN_SEGMENT_BUYERS).sum()) >= 2
         test = stats.independence(list(table["repeat_buyers"]), list(table["buyers"]))
         testable = testable and test.method != "not testable"
@@ -124,13 +136,13 @@ def indicator_tests(indicators: pd.DataFrame, alpha: float = 0.05, adjustment: s
                      "difference_high": furthest.difference_high})
     result = pd.DataFrame(rows)
     if result.empty:
-        return result.assign(p_adjusted=[], is_signal=[])
+        return result.assign(p_adjusted=[], is_signal=[]), tables
     tested = result["testable"]
     adjust = stats.holm if adjustment == "holm" else stats.benjamini_hochberg
     result["p_adjusted"] = None
     result.loc[tested, "p_adjusted"] = adjust(result.loc[tested, "p_value"].astype(float).tolist())
     result["is_signal"] = tested & (result["p_adjusted"].astype(float) < alpha)
-    return result
+    return result, tables
 
 
 def detectable(cohort: FollowUp, alpha: float, tests: int) -> dict:
@@ -215,10 +227,11 @@ def sweep(frames: dict[int, pd.DataFrame], alpha: float = 0.05, adjustment: str 
     window's family), and its first segment (promo, 1 session, ...) against the rest of the cohort."""
     rows = []
     for hours, frame in sorted(frames.items()):
-        tests = indicator_tests(frame, alpha, adjustment).set_index("indicator") if len(frame) else pd.DataFrame()
-        for name in tests.index:
-            lead = segments(frame[frame["indicator"] == name]).iloc[0]
-            row = tests.loc[name]
+        if not len(frame):
+            continue
+        tests, tables = _tests_and_segments(frame, alpha, adjustment)
+        for row in tests.itertuples():
+            name, lead = row.indicator, tables[row.indicator].iloc[0]  # the segments the test was computed from
             rows.append({"hours": hours, "indicator": name, "testable": bool(row.testable),
                          "p_value": row.p_value, "p_adjusted": row.p_adjusted, "is_signal": bool(row.is_signal),
                          "segment": lead.segment, "buyers": int(lead.buyers), "repeat_buyers": int(lead.repeat_buyers),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy import stats as sps
@@ -74,7 +75,15 @@ def independence(successes: list[int], trials: list[int], seed: int = 0) -> Test
     Segments without buyers are dropped; fewer than two segments, or an outcome that never
     (or always) happens, cannot be tested: p = 1.
     """
-    pairs = [(int(k), int(n)) for k, n in zip(successes, trials, strict=True) if n > 0]
+    pairs = tuple((int(k), int(n)) for k, n in zip(successes, trials, strict=True) if n > 0)
+    return _independence(pairs, int(seed))
+
+
+@lru_cache(maxsize=4096)
+def _independence(pairs: tuple[tuple[int, int], ...], seed: int) -> Test:
+    """`independence` of non-empty segments' (successes, trials), remembered: the window sweep of the
+    indicators chapters meets the same table at many windows, and a permutation p-value costs
+    milliseconds (the result is a frozen value, the same for the same counts and seed)."""
     table = np.array([[k, n - k] for k, n in pairs])
     if len(pairs) < 2 or table[:, 0].sum() == 0 or table[:, 1].sum() == 0:
         return Test("not testable", math.nan, 0, 1.0, math.nan)

@@ -90,10 +90,48 @@ observed as (
 ),
 
 movable as (
-    select views.*
+    -- the views of sessions that can change, each once however many scopes hold it: a session's
+    -- shuffle depends only on the session, its views and its orders, so it is drawn once and counted
+    -- in every scope that holds the session (shoppers' sessions are also all traffic's)
+    select
+        views.session_id,
+        views.product_id,
+        sessions.viewed,
+        sessions.ordered,
+        bool_or(views.traffic = 'all traffic') as in_all_traffic,
+        bool_or(views.traffic = 'shoppers') as in_shoppers
     from views
     inner join sessions on views.traffic = sessions.traffic and views.session_id = sessions.session_id
     where sessions.ordered > 0 and sessions.ordered < sessions.viewed
+    group by views.session_id, views.product_id, sessions.viewed, sessions.ordered
+),
+
+keyed as (
+    -- whole-number product keys, so that the shuffle below carries numbers rather than ids
+    select
+        *,
+        dense_rank() over (order by product_id) as product_key
+    from movable
+),
+
+movable_sessions as (
+    -- each session once, its views in product order (the order that breaks a tie of hashes)
+    select
+        session_id,
+        ordered,
+        in_all_traffic,
+        in_shoppers,
+        list(product_id order by product_id) as product_ids,
+        list(product_key order by product_id) as product_keys
+    from keyed
+    group by session_id, viewed, ordered, in_all_traffic, in_shoppers
+),
+
+product_keys as (
+    select distinct
+        product_key,
+        product_id
+    from keyed
 ),
 
 replicates as (
@@ -101,27 +139,47 @@ replicates as (
 ),
 
 shuffled as (
+    -- in each replicate, each session orders the `ordered` of its views that come first by the hash
     select
-        movable.traffic,
         replicates.replicate,
-        movable.product_id,
-        row_number() over (
-            partition by movable.traffic, replicates.replicate, movable.session_id
-            order by hash(replicates.replicate, movable.session_id, movable.product_id), movable.product_id
-        ) <= sessions.ordered as ordered
-    from movable
+        movable_sessions.in_all_traffic,
+        movable_sessions.in_shoppers,
+        -- one row per session and replicate (not per view): its views' hashes ranked in a list
+        unnest(list_select(
+            movable_sessions.product_keys,
+            list_slice(list_grade_up(list_transform(
+                movable_sessions.product_ids,
+                lambda product_id: hash(replicates.replicate, movable_sessions.session_id, product_id)  -- noqa: RF02
+            )), 1, movable_sessions.ordered)
+        )) as product_key
+    from movable_sessions
     cross join replicates
-    inner join sessions on movable.traffic = sessions.traffic and movable.session_id = sessions.session_id
+),
+
+shuffled_by_scope as (
+    select
+        replicate,
+        product_key,
+        in_all_traffic,
+        in_shoppers,
+        count(*) as ordered
+    from shuffled
+    group by replicate, product_key, in_all_traffic, in_shoppers
 ),
 
 shuffled_counts as (
     select
-        traffic,
-        replicate,
-        product_id,
-        count(*) filter (where ordered) as ordered
-    from shuffled
-    group by traffic, replicate, product_id
+        scopes.traffic,
+        shuffled_by_scope.replicate,
+        product_keys.product_id,
+        sum(shuffled_by_scope.ordered) as ordered
+    from shuffled_by_scope
+    inner join scopes
+        on
+            (scopes.traffic = 'all traffic' and shuffled_by_scope.in_all_traffic)
+            or (scopes.traffic = 'shoppers' and shuffled_by_scope.in_shoppers)
+    inner join product_keys on shuffled_by_scope.product_key = product_keys.product_key
+    group by scopes.traffic, shuffled_by_scope.replicate, product_keys.product_id
 ),
 
 replicate_statistics as (
