@@ -391,3 +391,18 @@ def test_a_sample_marker_greenery_did_not_write_is_refused_never_shown(shop_dir,
     assert err.count("\n") == 1 and "not a marker `greenery sample` wrote" in err
     assert "script" not in err and "literalinclude" not in err and "alice" not in err
     assert not (tmp_path / "w.duckdb").exists()
+
+
+def test_a_reader_that_goes_away_stops_the_messages_not_the_build(tmp_path):
+    """`greenery build | head -1` exited 5 (BrokenPipeError) once head had its line: now the build goes
+    on, silently, and exits as it would have (0), its warehouse written."""
+    assert cli.main(["sample", "--out", str(tmp_path / "s"), "--scale", "0.05"]) == 0
+    build = subprocess.Popen([sys.executable, "-m", "greenery", "build", "--data-dir", str(tmp_path / "s"),
+                              "--warehouse", str(tmp_path / "w.duckdb")], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env={**os.environ, "GREENERY_HISTORY":
+                                                                     str(tmp_path / "h.duckdb")})
+    assert build.stdout.readline().startswith("Data: ")
+    build.stdout.close()  # as head does once it has its line
+    assert build.wait(120) == 0
+    assert "error" not in build.stderr.read()
+    assert (tmp_path / "w.duckdb").is_file()

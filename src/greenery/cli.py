@@ -260,7 +260,10 @@ def _never_fail_on_encoding() -> None:
 
 class _Visible:
     """A terminal stream through which no control character passes raw (greenery.chapter_kit.escape.terminal):
-    a value from the data in a message (an ESC in a promo name) is shown, never obeyed."""
+    a value from the data in a message (an ESC in a promo name) is shown, never obeyed.
+
+    A reader that goes away (`greenery build | head -1`) stops the messages, never the run: what it
+    does and its exit status do not depend on who reads its log. The rest goes to /dev/null."""
 
     def __init__(self, stream):
         self.stream = stream
@@ -268,7 +271,23 @@ class _Visible:
     def write(self, text: str) -> int:
         from greenery.chapter_kit.escape import terminal
 
-        return self.stream.write(terminal(text))
+        try:
+            return self.stream.write(terminal(text))
+        except BrokenPipeError:
+            self._reader_gone()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            self._reader_gone()
+
+    def _reader_gone(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())  # also for the interpreter's own last flush
+            os.close(devnull)
 
     def __getattr__(self, name: str):
         return getattr(self.stream, name)
