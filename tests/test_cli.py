@@ -406,3 +406,18 @@ def test_a_reader_that_goes_away_stops_the_messages_not_the_build(tmp_path):
     assert build.wait(120) == 0
     assert "error" not in build.stderr.read()
     assert (tmp_path / "w.duckdb").is_file()
+
+
+def test_a_full_disk_in_duckdbs_own_words_is_said_in_ours():
+    """DuckDB reports a full disk in an exception of its own, the cause on a later line: it was shown as
+    "database has been invalidated"; now as the disk it is."""
+    import duckdb
+
+    from greenery.errors import unexpected_reason
+
+    error = duckdb.FatalException("FATAL Error: Failed: database has been invalidated because of a previous fatal "
+                                  "error.\nOriginal error: \"Could not write file \"w\": No space left on device\"")
+    assert unexpected_reason(error) == "FatalException: the disk is full; free some space and run again"
+    assert unexpected_reason(duckdb.IOException("Disk quota exceeded")).endswith("the disk is full; free some "
+                                                                                   "space and run again")
+    assert unexpected_reason(duckdb.IOException("IO Error: busy\nmore")) == "IOException: IO Error: busy"

@@ -248,13 +248,16 @@ def test_a_digest_cache_that_is_not_ours_is_refused_never_read_or_written(what, 
         assert target.read_text() == "my list"
 
 
-@pytest.mark.parametrize("beside", ["lock", "run_results"])
+@pytest.mark.parametrize("beside", ["lock", "run_results", "wal", "building wal", "history wal"])
 def test_a_fifo_beside_the_warehouse_is_refused_without_waiting(beside, built, shop_dir, capsys):
+    """A FIFO at a DuckDB log (`.wal`) hung the build: DuckDB opens whatever is at that path."""
     import os
 
     warehouse, history = built
-    path = config.lock_path(warehouse) if beside == "lock" else config.run_results_path(warehouse)
-    path.unlink()
+    path = {"lock": config.lock_path(warehouse), "run_results": config.run_results_path(warehouse),
+            "wal": config.wal_path(warehouse), "building wal": config.wal_path(config.building_path(warehouse)),
+            "history wal": config.wal_path(history)}[beside]
+    path.unlink(missing_ok=True)
     os.mkfifo(path)
     capsys.readouterr()
     assert finishes(rebuild, shop_dir, warehouse) == ExitCode.BAD_INPUT

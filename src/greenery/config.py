@@ -136,6 +136,12 @@ def building_path(warehouse: Path) -> Path:
     return warehouse.with_name(f".{warehouse.name}.building")
 
 
+def wal_path(database: Path) -> Path:
+    """DuckDB's write-ahead log beside a database file it writes (DuckDB names it; it replays and
+    removes it when it opens the database)."""
+    return database.with_name(f"{database.name}.wal")
+
+
 def lock_path(target: Path) -> Path:
     """The lock file beside an output (greenery.outputs.locking)."""
     return target.with_name(target.name + ".lock")

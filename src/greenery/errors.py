@@ -6,6 +6,7 @@ Library code raises these; only `greenery.cli.main` turns them into exit codes a
 from __future__ import annotations
 
 import errno
+import os
 from enum import IntEnum
 from pathlib import Path
 
@@ -92,6 +93,7 @@ class Interrupted(BaseException):  # noqa: N818 - a signal, like KeyboardInterru
 
 
 FULL_DISK = (errno.ENOSPC, errno.EDQUOT)
+FULL_DISK_WORDS = (os.strerror(errno.ENOSPC), os.strerror(errno.EDQUOT))  # "No space left on device", ...
 
 
 def unexpected_reason(error: BaseException, with_file: bool = True) -> str:
@@ -104,4 +106,6 @@ def unexpected_reason(error: BaseException, with_file: bool = True) -> str:
             reason += ": the disk is full; free some space and run again"
     else:
         where, reason = "", str(error).splitlines()[0] if str(error).strip() else ""
+        if any(words in str(error) for words in FULL_DISK_WORDS):  # DuckDB's own errors carry it in words
+            reason = "the disk is full; free some space and run again"
     return f"{type(error).__name__}{where}: {reason}" if reason else f"{type(error).__name__}{where}"

@@ -90,6 +90,12 @@ def refuse_unless_ours(path: Path, ours: Callable[[Path], bool], role: str, wher
     raise UsageError(f"{where}: {path} exists and is not greenery's {role}{what}; move it aside or name another path")
 
 
+def _is_regular_file(path: Path) -> bool:
+    """A DuckDB log (`.wal`) can only be a regular file: DuckDB opens whatever is at its path, and a
+    FIFO there would hang the run, a link send its writes elsewhere (refuse_unless_ours refuses both)."""
+    return kind(path) == "file"
+
+
 def _is_duckdb_file(path: Path) -> bool:
     """DuckDB's file header: a checksum, then the magic bytes DUCK at offset 8."""
     head = read_own(path, 12, whole=False)
@@ -372,6 +378,12 @@ def check_warehouse_target(warehouse: Path) -> None:
         raise UsageError(f"{what} {warehouse} is a symbolic link; name the file itself")
     if found not in (None, "file"):
         raise UsageError(f"{what} {warehouse} is not a regular file (a {found}); name a .duckdb file")
+    logs = [(config.wal_path(warehouse), _is_regular_file, "warehouse's DuckDB log"),
+            (config.wal_path(config.building_path(warehouse)), _is_regular_file,
+             "DuckDB log of the warehouse being built"),
+            (config.wal_path(config.rejected_path(warehouse)), _is_regular_file, "rejected warehouse's DuckDB log")]
+    for path, ours, role in logs:  # first: opening the warehouse to recognise it opens its log too
+        refuse_unless_ours(path, ours, role, f"{what} {warehouse}")
     if found == "file" and not _is_our_warehouse(warehouse):
         raise UsageError(f"{what} {warehouse} exists and is not a warehouse greenery built; "
                          "name a new file or move it aside")
@@ -410,6 +422,7 @@ def check_history_target(history: Path, warehouse: Path | None = None) -> None:
     if found not in (None, "file"):
         raise UsageError(f"{where} {history} is a {found}, not a history file; name the file itself")
     refuse_unless_ours(config.lock_path(history), _is_our_lock, "lock", f"{where} {history}")
+    refuse_unless_ours(config.wal_path(history), _is_regular_file, "history's DuckDB log", f"{where} {history}")
 
 
 def check_outputs(warehouse: Path, history: Path, digest_cache: Path, book: Path | None = None) -> None:

@@ -362,7 +362,9 @@ def build(source: DataSource, warehouse: Path, manifest: Manifest | None = None,
     timings: dict[str, float] = {}
     cpu: dict[str, float] = {}  # CPU seconds per phase, for `make bench`
     building = config.building_path(warehouse)
-    building.unlink(missing_ok=True)  # we hold the warehouse's lock: a leftover is from a killed run
+    building_log = config.wal_path(building)
+    building.unlink(missing_ok=True)  # we hold the warehouse's lock: a leftover is from a killed run,
+    building_log.unlink(missing_ok=True)  # and so is its log (check_outputs refused any other kind of file)
     with exclusive(history, "the history"):
         check_history(history)  # a foreign file is refused before any work, not after the models
         con = db.connect(building)
@@ -396,8 +398,10 @@ def build(source: DataSource, warehouse: Path, manifest: Manifest | None = None,
             building.replace(warehouse)  # the commit point: the history follows it
             build_id, published = None, build_id
         except BaseException:
-            con.close()
+            with contextlib.suppress(duckdb.Error):  # a database DuckDB invalidated (a full disk) closes with an error
+                con.close()
             building.unlink(missing_ok=True)
+            building_log.unlink(missing_ok=True)  # left when DuckDB could not close it
             if build_id is not None:
                 with contextlib.suppress(Exception):
                     forget(history, build_id)
