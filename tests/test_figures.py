@@ -14,6 +14,20 @@ from greenery.publisher.mathsvg import spoken  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
+def _default_style():
+    """matplotlib's defaults and the SVG canvas, whatever an earlier test in this process set (a chapter
+    executed in-process calls book.setup and turns the inline backend on)."""
+    backend, interactive = matplotlib.get_backend(), matplotlib.is_interactive()
+    with matplotlib.rc_context():
+        matplotlib.rcdefaults()
+        matplotlib.interactive(False)
+        plt.switch_backend("svg")
+        yield
+    plt.switch_backend(backend)
+    matplotlib.interactive(interactive)
+
+
+@pytest.fixture(autouse=True)
 def _close_figures():
     yield
     plt.close("all")
