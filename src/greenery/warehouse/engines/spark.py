@@ -43,6 +43,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -72,6 +73,28 @@ TIMESTAMP_PATTERN = "yyyy-MM-dd'T'HH:mm:ssXXX"  # Z or an offset such as +02:00;
 # either, one query is one job, however many stages it has. --spark-conf turns either back on.
 ONE_JOB_PER_QUERY = {"spark.sql.adaptive.enabled": "false", "spark.sql.autoBroadcastJoinThreshold": "-1",
                      "spark.sql.optimizer.excludedRules": "org.apache.spark.sql.execution.planmerging.MergeSubplans"}
+# A build's data is small and its queries many, so its time is the engine's fixed costs: planning on
+# a JVM that has just started, and tasks that each run for milliseconds. Measured on the real export
+# against the standalone cluster (docs/engines-and-scale.md), these halve a build's CPU:
+# - no generated code: compiling Java for each of a query's operators (whole-stage codegen) and
+#   expressions costs more than interpreting them over a few thousand rows;
+# - no delay scheduling: a task waits up to spark.locality.wait (3 s) for a "better" executor, and
+#   on one worker there is none;
+# - the JVMs compile hot code with the quick C1 compiler only (C2's optimisations pay off on long
+#   runs, not on a minute of many different methods), collect garbage with one thread (two cores,
+#   shared with the Python driver), and keep a young generation large enough that planning's
+#   short-lived garbage is collected a few times, not a hundred.
+# --spark-conf overrides any of them (a JVM option setting replaces the whole option string).
+SMALL_DATA = {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+              "spark.locality.wait": "0s"}
+JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xmn384m"
+# A Spark JVM loads some 20,000 classes (Spark's, Scala's, their lambdas) before a build's first job,
+# a quarter of the driver's CPU. Java's class data sharing keeps them parsed, verified and linked in
+# an archive mapped at start: the first build writes it when its driver exits (data/cache, named for
+# the Java and the pyspark it was made by), later builds' drivers, and a cluster's executors on this
+# machine, start from it. Java checks the archive against its own class path and ignores one that
+# does not match (or is missing, or half-written), so a build never depends on it.
+CLASS_ARCHIVE_DIR = config.DATA_DIR / "cache" / "spark-classes"
 SNAPSHOT_SOURCES = {"stg_orders": "fct_orders", "stg_products": "dim_products", "stg_users": "dim_users",
                     "stg_events": "fct_events"}
 
@@ -116,7 +139,8 @@ def available() -> str | None:
 
 
 def session(options: SparkOptions):
-    """The Spark session: UTC, ANSI SQL, no web UI; few shuffle partitions; every query one job.
+    """The Spark session: UTC, ANSI SQL, no web UI; few shuffle partitions; every query one job; the
+    settings for small data (SMALL_DATA, JVM_OPTIONS).
 
     A session already running on another master is stopped first: a build asked to run on
     spark://host:7077 never runs on local[*] because a session happened to exist."""
@@ -136,8 +160,18 @@ def session(options: SparkOptions):
                .config("spark.ui.enabled", "false")
                .config("spark.ui.showConsoleProgress", "false")
                .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS"))
-    for key, value in ONE_JOB_PER_QUERY.items():
+    for key, value in {**ONE_JOB_PER_QUERY, **SMALL_DATA}.items():
         builder = builder.config(key, value)
+    archive = class_archive()
+    driver, executor = JVM_OPTIONS, JVM_OPTIONS
+    if archive is not None:
+        quiet = " -Xlog:cds*=off"  # Java's notes on classes it does not archive would go to the build's output
+        driver += (f" -XX:SharedArchiveFile={archive}" if archive.is_file()
+                   else f" -XX:ArchiveClassesAtExit={archive}") + quiet
+        if archive.is_file() and options.master.startswith(LOOPBACK_MASTERS):  # executors on this machine
+            executor += f" -XX:SharedArchiveFile={archive}" + quiet
+    builder = (builder.config("spark.driver.extraJavaOptions", driver)
+               .config("spark.executor.extraJavaOptions", executor))
     if options.master.startswith("local"):  # one machine: few shuffle partitions, and only the loopback address
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         builder = (builder.config("spark.sql.shuffle.partitions", str(max(2, 2 * (os.cpu_count() or 1))))
@@ -151,6 +185,37 @@ def session(options: SparkOptions):
         # core the cluster offers (--spark-conf spark.sql.shuffle.partitions=N for more).
         spark.conf.set("spark.sql.shuffle.partitions", str(max(2, 2 * spark.sparkContext.defaultParallelism)))
     return spark
+
+
+LOOPBACK_MASTERS = ("spark://127.0.0.1:", "spark://localhost:")
+
+
+def class_archive() -> Path | None:
+    """Where the Spark JVMs' class archive is (or is to be written), named for the Java and pyspark
+    that make it; None when it cannot be kept (no space-free path, or the cache folder cannot be
+    made). Archives another Java or pyspark made are removed when a new one is to be written."""
+    import pyspark
+
+    java = shutil.which("java", path=str(Path(os.environ["JAVA_HOME"]) / "bin")) if os.environ.get("JAVA_HOME") \
+        else shutil.which("java")
+    if java is None:
+        return None
+    java_file = Path(java).resolve()
+    made_by = "|".join([str(java_file), str(java_file.stat().st_mtime_ns), pyspark.__version__,
+                        str(Path(pyspark.__file__).resolve().parent), JVM_OPTIONS])
+    archive = CLASS_ARCHIVE_DIR / f"classes-{fingerprint.combine(made_by)[:16]}.jsa"
+    if any(c.isspace() for c in str(archive)):  # Spark splits the JVM options at spaces
+        return None
+    if archive.is_file():
+        return archive
+    try:
+        CLASS_ARCHIVE_DIR.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    for old in CLASS_ARCHIVE_DIR.glob("classes-*.jsa"):  # ours, for another Java or pyspark
+        with contextlib.suppress(OSError):
+            old.unlink()
+    return archive
 
 
 # --- types: DuckDB's names and Spark's
@@ -182,7 +247,9 @@ def _uuid_text(source):
 
 
 def duckdb_schemas(manifest: Manifest) -> dict[str, list[tuple[str, str]]]:
-    """Each model's columns and DuckDB types, from DuckDB itself: the models as views over empty raw tables."""
+    """Each model's columns and DuckDB types, from DuckDB itself: the models as views over empty raw
+    tables; and the same for each data test without parameters (the columns of its failing rows),
+    under the test's name, so that the checking query can name its first column by position."""
     con = db.connect()
     try:
         db.run(con, "create schema raw")
@@ -191,10 +258,14 @@ def duckdb_schemas(manifest: Manifest) -> dict[str, list[tuple[str, str]]]:
             db.run(con, f"create table raw.{table.name} ({columns})")
         for model in manifest.build_order():
             db.run(con, f"create view {model.name} as {model.sql}")
-        return {model.name: [tuple(row) for row in db.rows(
+        for test in manifest.tests:
+            if not test.params:  # a view cannot hold parameters: such a test is analysed by Spark alone
+                db.run(con, f'create view "{test.name}" as {test.sql}')
+        names = [model.name for model in manifest.build_order()] + [t.name for t in manifest.tests if not t.params]
+        return {name: [tuple(row) for row in db.rows(
                     con, "select column_name, data_type from information_schema.columns "
-                         "where table_name = $name order by ordinal_position", {"name": model.name})]
-                for model in manifest.build_order()}
+                         "where table_name = $name order by ordinal_position", {"name": name})]
+                for name in names}
     finally:
         con.close()
 
@@ -408,14 +479,19 @@ def _finding(part: int, kind: str, detail: str = "null", n: str = "null", k: str
             f"cast({n} as bigint) as n, cast({k} as string) as k, cast({r} as int) as r")
 
 
-def _checking_query(spark, manifest: Manifest, translated: dict[str, str], reads: list[RawRead]):
+def _checking_query(spark, manifest: Manifest, translated: dict[str, str], reads: list[RawRead],
+                    schemas: dict[str, list[tuple[str, str]]]):
     """The checking job's query and what each of its parts is: ("raw", RawRead), ("model", name) or
-    ("test", DataTest). Every part is a temporary view, and the `union all` of them one SQL statement:
-    Spark analyses it once (a DataFrame union per part would analyse the growing plan again each time)."""
+    ("test", DataTest). The `union all` of the parts is one SQL statement: Spark analyses it once (a
+    DataFrame union per part would analyse the growing plan again each time). A data test's SQL is
+    written into it as a named subquery (its columns renamed by position, their number from DuckDB:
+    `schemas`), so that 60 tests are not 60 queries analysed one by one; a test with parameters (which
+    one statement's named parameters could not keep apart) is analysed on its own, as a view."""
     from pyspark.sql import functions as F
 
     parts: list[tuple[str, object]] = []
     selects: list[str] = []
+    subqueries: list[str] = []
 
     def view(frame) -> str:
         name = f"greenery_check_{len(parts)}"
@@ -434,26 +510,33 @@ def _checking_query(spark, manifest: Manifest, translated: dict[str, str], reads
         # The failing rows' first column as text, whatever its name; counted, and its first keys
         # sorted as DuckDB sorts them (nulls last). The window's limit is applied before the rows
         # meet in one partition, so a test failing on millions of rows sorts only a few of them.
-        args = {name: F.array(*[F.lit(v) for v in values]) for name, values in test.params.items()}
-        frame = spark.sql(translated[test.name], args=args or None)
-        frame = frame.toDF(*[f"c{i}" for i in range(len(frame.columns))])
-        source = view(frame.select(F.col("c0").cast("string").alias("k")))
+        if test.name in schemas:
+            source = f"greenery_test_{len(parts)}"
+            renamed = ", ".join(f"c{i}" for i in range(len(schemas[test.name])))
+            subqueries.append(f"{source} as (select cast(c0 as string) as k from (\n{translated[test.name]}\n) "
+                              f"as failing({renamed}))")
+        else:
+            args = {name: F.array(*[F.lit(v) for v in values]) for name, values in test.params.items()}
+            frame = spark.sql(translated[test.name], args=args)
+            frame = frame.toDF(*[f"c{i}" for i in range(len(frame.columns))])
+            source = view(frame.select(F.col("c0").cast("string").alias("k")))
         selects.append(f"select {_finding(len(parts), COUNT, n='count(*)')} from {source}")
         selects.append(f"select {_finding(len(parts), KEY, k='k', r='r')} from "
                        f"(select k, row_number() over (order by k asc nulls last) as r from {source}) "
                        f"where r <= {MAX_FAILING_KEYS}")
         parts.append(("test", test))
     # One task gathers the parts' few rows: each part's own work runs in stages of its own before.
-    return spark.sql("\nunion all\n".join(selects)).coalesce(1), parts
+    named = ("with " + ",\n".join(subqueries) + "\n") if subqueries else ""
+    return spark.sql(named + "\nunion all\n".join(selects)).coalesce(1), parts
 
 
-def check_and_test(spark, manifest: Manifest, translated: dict[str, str], reads: list[RawRead],
-                   report: LoadReport) -> tuple[list[TestResult], dict[str, int]]:
+def check_and_test(spark, manifest: Manifest, translated: dict[str, str], reads: list[RawRead], report: LoadReport,
+                   schemas: dict[str, list[tuple[str, str]]]) -> tuple[list[TestResult], dict[str, int]]:
     """One Spark job: every raw table's checks (InputError for the first table, in the contract's
     order, holding a value that does not read or fewer rows than records), every model's count that
     is not a mart, and every data test. Returns the test results in declaration order, and the counts."""
 
-    query, parts = _checking_query(spark, manifest, translated, reads)
+    query, parts = _checking_query(spark, manifest, translated, reads, schemas)
     try:
         found = query.collect()
     except _spark_errors():
@@ -550,14 +633,15 @@ def build(source: DataSource, warehouse: Path, options: SparkOptions | None = No
     pinned, built_at = built_at, (built_at or datetime.now(UTC)).replace(microsecond=0)
     started = time.perf_counter()
     timings: dict[str, float] = {}
+    starting = _start_session(options)  # the JVM starts while Python transpiles, types and checks paths
     translated = spark_sql(manifest)
     schemas = duckdb_schemas(manifest)
     marts = marts_location(options, warehouse)
     check_warehouse_target(warehouse)
     _check_marts_target(marts)
     with exclusive(history, "the history"):
-        with _timed(timings, "spark start"):
-            spark = session(options)
+        with _timed(timings, "spark start"):  # what is left of it once the Python work above is done
+            spark = starting.result()
             spark.catalog.clearCache()  # raw tables a previous build in this session kept in memory
         log(f"Spark {spark.version} on {options.master}: marts to {marts}")
         if not is_uri(marts):
@@ -577,7 +661,7 @@ def build(source: DataSource, warehouse: Path, options: SparkOptions | None = No
             with _timed(timings, "models"):
                 _build_models_or_name_the_file(spark, manifest, translated, stage, schemas, reads, loaded)
             with _timed(timings, "checks and data tests"):
-                tests, counted = check_and_test(spark, manifest, translated, reads, loaded)
+                tests, counted = check_and_test(spark, manifest, translated, reads, loaded, schemas)
             with _timed(timings, "warehouse"):
                 db.run(con, "begin transaction")
                 model_rows = _copy_marts(con, manifest, stage, schemas, counted)
@@ -620,6 +704,16 @@ def build(source: DataSource, warehouse: Path, options: SparkOptions | None = No
         mark_published(history, published)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _start_session(options: SparkOptions) -> Future:
+    """`session(options)` in a thread of its own: a JVM takes seconds to start, and the build has
+    Python work to do meanwhile. The result (or SparkUnavailable) is waited for where it is needed."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="greenery-spark-start")
+    try:
+        return pool.submit(session, options)
+    finally:
+        pool.shutdown(wait=False)  # the thread ends when the session is up; nothing else runs on it
 
 
 def _build_models_or_name_the_file(spark, manifest: Manifest, translated: dict[str, str], stage: str,
