@@ -3,7 +3,9 @@
 The build, step by step (the DuckDB build's steps, on another engine). Each Spark job is a
 scheduling round trip, so the build runs few: one per mart written and one that checks and tests
 everything (15 on this project, whatever the data's size); the count is printed and recorded in
-run_results.json's timings ("spark jobs").
+run_results.json's timings ("spark jobs"). What is left on a small export is the JVMs' fixed cost,
+which the session's settings cut (SMALL_DATA, JVM_OPTIONS, the class archive: see `session`); the
+JVM starts in a thread while Python transpiles and types the models.
 
 1. **Load**: each raw CSV is read from a path or URI Spark understands (a local folder, or
    `s3a://`, `abfss://`, `hdfs://` configured through Spark) with every column as text, then cast to
@@ -247,9 +249,7 @@ def _uuid_text(source):
 
 
 def duckdb_schemas(manifest: Manifest) -> dict[str, list[tuple[str, str]]]:
-    """Each model's columns and DuckDB types, from DuckDB itself: the models as views over empty raw
-    tables; and the same for each data test without parameters (the columns of its failing rows),
-    under the test's name, so that the checking query can name its first column by position."""
+    """Each model's columns and DuckDB types, from DuckDB itself: the models as views over empty raw tables."""
     con = db.connect()
     try:
         db.run(con, "create schema raw")
@@ -258,14 +258,10 @@ def duckdb_schemas(manifest: Manifest) -> dict[str, list[tuple[str, str]]]:
             db.run(con, f"create table raw.{table.name} ({columns})")
         for model in manifest.build_order():
             db.run(con, f"create view {model.name} as {model.sql}")
-        for test in manifest.tests:
-            if not test.params:  # a view cannot hold parameters: such a test is analysed by Spark alone
-                db.run(con, f'create view "{test.name}" as {test.sql}')
-        names = [model.name for model in manifest.build_order()] + [t.name for t in manifest.tests if not t.params]
-        return {name: [tuple(row) for row in db.rows(
+        return {model.name: [tuple(row) for row in db.rows(
                     con, "select column_name, data_type from information_schema.columns "
-                         "where table_name = $name order by ordinal_position", {"name": name})]
-                for name in names}
+                         "where table_name = $name order by ordinal_position", {"name": model.name})]
+                for model in manifest.build_order()}
     finally:
         con.close()
 
@@ -420,26 +416,55 @@ def read_export(spark, data_dir: str | os.PathLike) -> tuple[LoadReport, list[Ra
 
 
 def build_models(spark, manifest: Manifest, translated: dict[str, str], marts: str,
-                 schemas: dict[str, list[tuple[str, str]]]) -> None:
-    """Every model as a Spark view in build order, computed only when something reads it; each mart
-    cast to DuckDB's types and written as Parquet under `marts` (a job each), then read back from there
-    (a mart is computed once, as a DuckDB table is). Nothing is counted here: see `check_and_test`."""
+                 schemas: dict[str, list[tuple[str, str]]], job_group: _JobGroup | None = None) -> None:
+    """Every model as a Spark view, computed only when something reads it; each mart cast to DuckDB's
+    types and written as Parquet under `marts` (a job each), then read back from there (a mart is
+    computed once, as a DuckDB table is). Nothing is counted here: see `check_and_test`.
+
+    A model is made as soon as the models it reads are (a few at a time, in threads that join
+    `job_group`): while the executors write one mart, the driver plans the next, so the driver's
+    core and the executors' are busy at once rather than in turn. The first failure in build order
+    is raised once every model started has ended."""
+    order = manifest.build_order()
+    made: dict[str, Future] = {}
+
+    def make(model) -> None:
+        for upstream in model.depends_on:  # submitted earlier, so started or done: never a deadlock
+            made[upstream].result()
+        if job_group is not None:
+            job_group.join()
+        try:
+            _build_model(spark, model, translated[model.name], marts, schemas[model.name])
+        finally:
+            if job_group is not None:
+                job_group.leave()
+
+    with ThreadPoolExecutor(max_workers=MODEL_THREADS, thread_name_prefix="greenery-model") as pool:
+        for model in order:  # in build order: a model's upstream models are always submitted before it
+            made[model.name] = pool.submit(make, model)
+    for model in order:
+        made[model.name].result()  # the first failure in build order (the models it stopped fail with it)
+
+
+MODEL_THREADS = 3  # one mart written while the next is planned, and a view analysed meanwhile
+
+
+def _build_model(spark, model, sql: str, marts: str, schema: list[tuple[str, str]]) -> None:
     from pyspark.sql import functions as F
 
-    for model in manifest.build_order():
-        frame = spark.sql(translated[model.name])
-        expected = [name for name, _ in schemas[model.name]]
-        if [c.lower() for c in frame.columns] != [c.lower() for c in expected]:
-            raise ManifestError(f"{model.path}: Spark gives columns {frame.columns}, DuckDB {expected}")
-        if model.layer == "marts":
-            frame = frame.select(*[F.col(f"`{got}`").cast(spark_type(kind)).alias(name)
-                                   for got, (name, kind) in zip(frame.columns, schemas[model.name], strict=True)])
-            path = _join(marts, model.name)
-            frame.write.mode("overwrite").parquet(path)
-            frame = spark.read.schema(frame.schema).parquet(path)  # the schema given: no job to read it
-        elif model.materialized == "table":
-            frame = frame.persist()  # kept once computed, as DuckDB keeps a table
-        frame.createOrReplaceTempView(model.name)
+    frame = spark.sql(sql)
+    expected = [name for name, _ in schema]
+    if [c.lower() for c in frame.columns] != [c.lower() for c in expected]:
+        raise ManifestError(f"{model.path}: Spark gives columns {frame.columns}, DuckDB {expected}")
+    if model.layer == "marts":
+        frame = frame.select(*[F.col(f"`{got}`").cast(spark_type(kind)).alias(name)
+                               for got, (name, kind) in zip(frame.columns, schema, strict=True)])
+        path = _join(marts, model.name)
+        frame.write.mode("overwrite").parquet(path)
+        frame = spark.read.schema(frame.schema).parquet(path)  # the schema given: no job to read it
+    elif model.materialized == "table":
+        frame = frame.persist()  # kept once computed, as DuckDB keeps a table
+    frame.createOrReplaceTempView(model.name)
 
 
 def _copy_marts(con: duckdb.DuckDBPyConnection, manifest: Manifest, marts: str,
@@ -471,6 +496,7 @@ def _copy_marts(con: duckdb.DuckDBPyConnection, manifest: Manifest, marts: str,
 
 
 COUNT, KEY = "'count'", "'key'"
+ANALYSING_THREADS = max(2, min(4, os.cpu_count() or 1))
 
 
 def _finding(part: int, kind: str, detail: str = "null", n: str = "null", k: str = "null", r: str = "null") -> str:
@@ -479,19 +505,16 @@ def _finding(part: int, kind: str, detail: str = "null", n: str = "null", k: str
             f"cast({n} as bigint) as n, cast({k} as string) as k, cast({r} as int) as r")
 
 
-def _checking_query(spark, manifest: Manifest, translated: dict[str, str], reads: list[RawRead],
-                    schemas: dict[str, list[tuple[str, str]]]):
+def _checking_query(spark, manifest: Manifest, translated: dict[str, str], reads: list[RawRead]):
     """The checking job's query and what each of its parts is: ("raw", RawRead), ("model", name) or
-    ("test", DataTest). The `union all` of the parts is one SQL statement: Spark analyses it once (a
-    DataFrame union per part would analyse the growing plan again each time). A data test's SQL is
-    written into it as a named subquery (its columns renamed by position, their number from DuckDB:
-    `schemas`), so that 60 tests are not 60 queries analysed one by one; a test with parameters (which
-    one statement's named parameters could not keep apart) is analysed on its own, as a view."""
+    ("test", DataTest). Every part is a temporary view, and the `union all` of them one SQL statement:
+    Spark analyses it once (a DataFrame union per part would analyse the growing plan again each time).
+    Each test is analysed on its own, as its view: measured, one statement holding every test's SQL
+    takes longer to analyse and optimise than the tests one by one."""
     from pyspark.sql import functions as F
 
     parts: list[tuple[str, object]] = []
     selects: list[str] = []
-    subqueries: list[str] = []
 
     def view(frame) -> str:
         name = f"greenery_check_{len(parts)}"
@@ -506,37 +529,45 @@ def _checking_query(spark, manifest: Manifest, translated: dict[str, str], reads
         if model.layer != "marts":  # a mart's count comes from its Parquet footers
             selects.append(f"select {_finding(len(parts), COUNT, n='count(*)')} from {model.name}")
             parts.append(("model", model.name))
-    for test in manifest.tests:
+    def analysed(numbered) -> str:
+        """The test's failing rows' first column as `k`, from the test's own view (named by its part)."""
+        part, test = numbered
+        args = {name: F.array(*[F.lit(v) for v in values]) for name, values in test.params.items()}
+        frame = spark.sql(translated[test.name], args=args or None)
+        columns = frame.columns  # from the plan analysed above: no job, no second analysis
+        name = f"greenery_check_{part}"
+        if len({c.lower() for c in columns}) == len(columns):  # the first column can be named: no re-analysis
+            frame.createOrReplaceTempView(name)
+            first = "`" + columns[0].replace("`", "``") + "`"
+        else:  # two columns share the first one's name: renamed by position (two analyses more)
+            frame.toDF(*[f"c{i}" for i in range(len(columns))]).createOrReplaceTempView(name)
+            first = "c0"
+        return f"(select cast({first} as string) as k from {name})"
+
+    # Analysing a test is the driver's work alone, one core's: the tests are analysed a few at a time.
+    numbered = list(enumerate(manifest.tests, start=len(parts)))
+    with ThreadPoolExecutor(max_workers=ANALYSING_THREADS, thread_name_prefix="greenery-analyse") as pool:
+        sources = list(pool.map(analysed, numbered))
+    for test, source in zip(manifest.tests, sources, strict=True):
         # The failing rows' first column as text, whatever its name; counted, and its first keys
         # sorted as DuckDB sorts them (nulls last). The window's limit is applied before the rows
         # meet in one partition, so a test failing on millions of rows sorts only a few of them.
-        if test.name in schemas:
-            source = f"greenery_test_{len(parts)}"
-            renamed = ", ".join(f"c{i}" for i in range(len(schemas[test.name])))
-            subqueries.append(f"{source} as (select cast(c0 as string) as k from (\n{translated[test.name]}\n) "
-                              f"as failing({renamed}))")
-        else:
-            args = {name: F.array(*[F.lit(v) for v in values]) for name, values in test.params.items()}
-            frame = spark.sql(translated[test.name], args=args)
-            frame = frame.toDF(*[f"c{i}" for i in range(len(frame.columns))])
-            source = view(frame.select(F.col("c0").cast("string").alias("k")))
         selects.append(f"select {_finding(len(parts), COUNT, n='count(*)')} from {source}")
         selects.append(f"select {_finding(len(parts), KEY, k='k', r='r')} from "
                        f"(select k, row_number() over (order by k asc nulls last) as r from {source}) "
                        f"where r <= {MAX_FAILING_KEYS}")
         parts.append(("test", test))
     # One task gathers the parts' few rows: each part's own work runs in stages of its own before.
-    named = ("with " + ",\n".join(subqueries) + "\n") if subqueries else ""
-    return spark.sql(named + "\nunion all\n".join(selects)).coalesce(1), parts
+    return spark.sql("\nunion all\n".join(selects)).coalesce(1), parts
 
 
-def check_and_test(spark, manifest: Manifest, translated: dict[str, str], reads: list[RawRead], report: LoadReport,
-                   schemas: dict[str, list[tuple[str, str]]]) -> tuple[list[TestResult], dict[str, int]]:
+def check_and_test(spark, manifest: Manifest, translated: dict[str, str], reads: list[RawRead],
+                   report: LoadReport) -> tuple[list[TestResult], dict[str, int]]:
     """One Spark job: every raw table's checks (InputError for the first table, in the contract's
     order, holding a value that does not read or fewer rows than records), every model's count that
     is not a mart, and every data test. Returns the test results in declaration order, and the counts."""
 
-    query, parts = _checking_query(spark, manifest, translated, reads, schemas)
+    query, parts = _checking_query(spark, manifest, translated, reads)
     try:
         found = query.collect()
     except _spark_errors():
@@ -659,9 +690,9 @@ def build(source: DataSource, warehouse: Path, options: SparkOptions | None = No
                 _size_shuffles(spark, options, reads)
             inputs = inputs or input_fingerprint(source, options, pinned)
             with _timed(timings, "models"):
-                _build_models_or_name_the_file(spark, manifest, translated, stage, schemas, reads, loaded)
+                _build_models_or_name_the_file(spark, manifest, translated, stage, schemas, reads, loaded, group)
             with _timed(timings, "checks and data tests"):
-                tests, counted = check_and_test(spark, manifest, translated, reads, loaded, schemas)
+                tests, counted = check_and_test(spark, manifest, translated, reads, loaded)
             with _timed(timings, "warehouse"):
                 db.run(con, "begin transaction")
                 model_rows = _copy_marts(con, manifest, stage, schemas, counted)
@@ -718,12 +749,12 @@ def _start_session(options: SparkOptions) -> Future:
 
 def _build_models_or_name_the_file(spark, manifest: Manifest, translated: dict[str, str], stage: str,
                                    schemas: dict[str, list[tuple[str, str]]], reads: list[RawRead],
-                                   report: LoadReport) -> None:
+                                   report: LoadReport, job_group: _JobGroup) -> None:
     """The models; when a job fails, the raw tables are checked first, so that a file Spark cannot
     read, or a value that does not read as its type, is named (exit 2) rather than the model."""
 
     try:
-        build_models(spark, manifest, translated, stage, schemas)
+        build_models(spark, manifest, translated, stage, schemas, job_group)
     except _spark_errors():
         _check_each(reads, report)
         raise
@@ -735,7 +766,14 @@ class _JobGroup:
     def __init__(self, spark):
         self.context = spark.sparkContext
         self.id = f"greenery-build-{uuid.uuid4().hex}"
+        self.join()
+
+    def join(self) -> None:
+        """The calling thread's jobs join the group (a job group is a property of the thread)."""
         self.context.setJobGroup(self.id, "greenery build")
+
+    def leave(self) -> None:
+        self.close()
 
     def jobs(self) -> int:
         return len(self.context.statusTracker().getJobIdsForGroup(self.id))
