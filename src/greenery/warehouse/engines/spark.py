@@ -664,12 +664,12 @@ def build(source: DataSource, warehouse: Path, options: SparkOptions | None = No
     pinned, built_at = built_at, (built_at or datetime.now(UTC)).replace(microsecond=0)
     started = time.perf_counter()
     timings: dict[str, float] = {}
-    starting = _start_session(options)  # the JVM starts while Python transpiles, types and checks paths
+    marts = marts_location(options, warehouse)
+    check_warehouse_target(warehouse)  # a wrong target is refused before any JVM starts
+    _check_marts_target(marts)
+    starting = _start_session(options)  # the JVM starts while Python transpiles and types the models
     translated = spark_sql(manifest)
     schemas = duckdb_schemas(manifest)
-    marts = marts_location(options, warehouse)
-    check_warehouse_target(warehouse)
-    _check_marts_target(marts)
     with exclusive(history, "the history"):
         with _timed(timings, "spark start"):  # what is left of it once the Python work above is done
             spark = starting.result()
