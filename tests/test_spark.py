@@ -370,3 +370,29 @@ def test_a_file_spark_cannot_parse_is_named_as_on_duckdb(tmp_path, capsys):
     assert code == ExitCode.BAD_INPUT
     assert capsys.readouterr().err.startswith(f"error: {export / 'orders.csv'}: cannot be read as CSV")
     assert not (tmp_path / "w.duckdb").exists() and not (tmp_path / "marts").exists()
+
+
+def test_the_class_archive_is_named_for_what_makes_it_and_replaces_only_its_own(tmp_path, monkeypatch):
+    """The JVMs' class archive: one per Java, pyspark and JVM options; a stale archive of ours is
+    removed when a new one is to be written, one in use is kept, other files are never touched, and
+    a path Spark would split at a space is not used at all."""
+    from greenery.warehouse.engines import spark as engine
+
+    folder = tmp_path / "spark-classes"
+    monkeypatch.setattr(engine, "CLASS_ARCHIVE_DIR", folder)
+    archive = engine.class_archive()
+    assert archive is not None and archive.parent == folder and not archive.exists()
+    assert archive.name.startswith("classes-") and archive.suffix == ".jsa"
+    stale, notes = folder / "classes-0000000000000000.jsa", folder / "notes.txt"
+    stale.write_bytes(b"stale")
+    notes.write_text("not ours")
+    assert engine.class_archive() == archive  # still to be written: the stale one goes
+    assert not stale.exists() and notes.exists()
+    archive.write_bytes(b"archive")
+    stale.write_bytes(b"stale")
+    assert engine.class_archive() == archive  # written: used as it is, nothing removed
+    assert stale.exists() and archive.read_bytes() == b"archive"
+    monkeypatch.setattr(engine, "JVM_OPTIONS", engine.JVM_OPTIONS + " -Xss4m")
+    assert engine.class_archive() not in (None, archive)  # other JVM options: another archive
+    monkeypatch.setattr(engine, "CLASS_ARCHIVE_DIR", tmp_path / "a folder")
+    assert engine.class_archive() is None and not (tmp_path / "a folder").exists()

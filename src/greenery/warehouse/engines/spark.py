@@ -3,7 +3,9 @@
 The build, step by step (the DuckDB build's steps, on another engine). Each Spark job is a
 scheduling round trip, so the build runs few: one per mart written and one that checks and tests
 everything (15 on this project, whatever the data's size); the count is printed and recorded in
-run_results.json's timings ("spark jobs").
+run_results.json's timings ("spark jobs"). What is left on a small export is the JVMs' fixed cost,
+which the session's settings cut (SMALL_DATA, JVM_OPTIONS, the class archive: see `session`); the
+JVM starts in a thread while Python transpiles and types the models.
 
 1. **Load**: each raw CSV is read from a path or URI Spark understands (a local folder, or
    `s3a://`, `abfss://`, `hdfs://` configured through Spark) with every column as text, then cast to
@@ -43,6 +45,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -72,6 +75,28 @@ TIMESTAMP_PATTERN = "yyyy-MM-dd'T'HH:mm:ssXXX"  # Z or an offset such as +02:00;
 # either, one query is one job, however many stages it has. --spark-conf turns either back on.
 ONE_JOB_PER_QUERY = {"spark.sql.adaptive.enabled": "false", "spark.sql.autoBroadcastJoinThreshold": "-1",
                      "spark.sql.optimizer.excludedRules": "org.apache.spark.sql.execution.planmerging.MergeSubplans"}
+# A build's data is small and its queries many, so its time is the engine's fixed costs: planning on
+# a JVM that has just started, and tasks that each run for milliseconds. Measured on the real export
+# against the standalone cluster (docs/engines-and-scale.md), these halve a build's CPU:
+# - no generated code: compiling Java for each of a query's operators (whole-stage codegen) and
+#   expressions costs more than interpreting them over a few thousand rows;
+# - no delay scheduling: a task waits up to spark.locality.wait (3 s) for a "better" executor, and
+#   on one worker there is none;
+# - the JVMs compile hot code with the quick C1 compiler only (C2's optimisations pay off on long
+#   runs, not on a minute of many different methods), collect garbage with one thread (two cores,
+#   shared with the Python driver), and keep a young generation large enough that planning's
+#   short-lived garbage is collected a few times, not a hundred.
+# --spark-conf overrides any of them (a JVM option setting replaces the whole option string).
+SMALL_DATA = {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+              "spark.locality.wait": "0s"}
+JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xmn384m"
+# A Spark JVM loads some 20,000 classes (Spark's, Scala's, their lambdas) before a build's first job,
+# a quarter of the driver's CPU. Java's class data sharing keeps them parsed, verified and linked in
+# an archive mapped at start: the first build writes it when its driver exits (data/cache, named for
+# the Java and the pyspark it was made by), later builds' drivers, and a cluster's executors on this
+# machine, start from it. Java checks the archive against its own class path and ignores one that
+# does not match (or is missing, or half-written), so a build never depends on it.
+CLASS_ARCHIVE_DIR = config.DATA_DIR / "cache" / "spark-classes"
 SNAPSHOT_SOURCES = {"stg_orders": "fct_orders", "stg_products": "dim_products", "stg_users": "dim_users",
                     "stg_events": "fct_events"}
 
@@ -116,7 +141,8 @@ def available() -> str | None:
 
 
 def session(options: SparkOptions):
-    """The Spark session: UTC, ANSI SQL, no web UI; few shuffle partitions; every query one job.
+    """The Spark session: UTC, ANSI SQL, no web UI; few shuffle partitions; every query one job; the
+    settings for small data (SMALL_DATA, JVM_OPTIONS).
 
     A session already running on another master is stopped first: a build asked to run on
     spark://host:7077 never runs on local[*] because a session happened to exist."""
@@ -136,8 +162,18 @@ def session(options: SparkOptions):
                .config("spark.ui.enabled", "false")
                .config("spark.ui.showConsoleProgress", "false")
                .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS"))
-    for key, value in ONE_JOB_PER_QUERY.items():
+    for key, value in {**ONE_JOB_PER_QUERY, **SMALL_DATA}.items():
         builder = builder.config(key, value)
+    archive = class_archive()
+    driver, executor = JVM_OPTIONS, JVM_OPTIONS
+    if archive is not None:
+        quiet = " -Xlog:cds*=off"  # Java's notes on classes it does not archive would go to the build's output
+        driver += (f" -XX:SharedArchiveFile={archive}" if archive.is_file()
+                   else f" -XX:ArchiveClassesAtExit={archive}") + quiet
+        if archive.is_file() and options.master.startswith(LOOPBACK_MASTERS):  # executors on this machine
+            executor += f" -XX:SharedArchiveFile={archive}" + quiet
+    builder = (builder.config("spark.driver.extraJavaOptions", driver)
+               .config("spark.executor.extraJavaOptions", executor))
     if options.master.startswith("local"):  # one machine: few shuffle partitions, and only the loopback address
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         builder = (builder.config("spark.sql.shuffle.partitions", str(max(2, 2 * (os.cpu_count() or 1))))
@@ -151,6 +187,37 @@ def session(options: SparkOptions):
         # core the cluster offers (--spark-conf spark.sql.shuffle.partitions=N for more).
         spark.conf.set("spark.sql.shuffle.partitions", str(max(2, 2 * spark.sparkContext.defaultParallelism)))
     return spark
+
+
+LOOPBACK_MASTERS = ("spark://127.0.0.1:", "spark://localhost:")
+
+
+def class_archive() -> Path | None:
+    """Where the Spark JVMs' class archive is (or is to be written), named for the Java and pyspark
+    that make it; None when it cannot be kept (no space-free path, or the cache folder cannot be
+    made). Archives another Java or pyspark made are removed when a new one is to be written."""
+    import pyspark
+
+    java = shutil.which("java", path=str(Path(os.environ["JAVA_HOME"]) / "bin")) if os.environ.get("JAVA_HOME") \
+        else shutil.which("java")
+    if java is None:
+        return None
+    java_file = Path(java).resolve()
+    made_by = "|".join([str(java_file), str(java_file.stat().st_mtime_ns), pyspark.__version__,
+                        str(Path(pyspark.__file__).resolve().parent), JVM_OPTIONS])
+    archive = CLASS_ARCHIVE_DIR / f"classes-{fingerprint.combine(made_by)[:16]}.jsa"
+    if any(c.isspace() for c in str(archive)):  # Spark splits the JVM options at spaces
+        return None
+    if archive.is_file():
+        return archive
+    try:
+        CLASS_ARCHIVE_DIR.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    for old in CLASS_ARCHIVE_DIR.glob("classes-*.jsa"):  # ours, for another Java or pyspark
+        with contextlib.suppress(OSError):
+            old.unlink()
+    return archive
 
 
 # --- types: DuckDB's names and Spark's
@@ -349,26 +416,55 @@ def read_export(spark, data_dir: str | os.PathLike) -> tuple[LoadReport, list[Ra
 
 
 def build_models(spark, manifest: Manifest, translated: dict[str, str], marts: str,
-                 schemas: dict[str, list[tuple[str, str]]]) -> None:
-    """Every model as a Spark view in build order, computed only when something reads it; each mart
-    cast to DuckDB's types and written as Parquet under `marts` (a job each), then read back from there
-    (a mart is computed once, as a DuckDB table is). Nothing is counted here: see `check_and_test`."""
+                 schemas: dict[str, list[tuple[str, str]]], job_group: _JobGroup | None = None) -> None:
+    """Every model as a Spark view, computed only when something reads it; each mart cast to DuckDB's
+    types and written as Parquet under `marts` (a job each), then read back from there (a mart is
+    computed once, as a DuckDB table is). Nothing is counted here: see `check_and_test`.
+
+    A model is made as soon as the models it reads are (a few at a time, in threads that join
+    `job_group`): while the executors write one mart, the driver plans the next, so the driver's
+    core and the executors' are busy at once rather than in turn. The first failure in build order
+    is raised once every model started has ended."""
+    order = manifest.build_order()
+    made: dict[str, Future] = {}
+
+    def make(model) -> None:
+        for upstream in model.depends_on:  # submitted earlier, so started or done: never a deadlock
+            made[upstream].result()
+        if job_group is not None:
+            job_group.join()
+        try:
+            _build_model(spark, model, translated[model.name], marts, schemas[model.name])
+        finally:
+            if job_group is not None:
+                job_group.leave()
+
+    with ThreadPoolExecutor(max_workers=MODEL_THREADS, thread_name_prefix="greenery-model") as pool:
+        for model in order:  # in build order: a model's upstream models are always submitted before it
+            made[model.name] = pool.submit(make, model)
+    for model in order:
+        made[model.name].result()  # the first failure in build order (the models it stopped fail with it)
+
+
+MODEL_THREADS = 3  # one mart written while the next is planned, and a view analysed meanwhile
+
+
+def _build_model(spark, model, sql: str, marts: str, schema: list[tuple[str, str]]) -> None:
     from pyspark.sql import functions as F
 
-    for model in manifest.build_order():
-        frame = spark.sql(translated[model.name])
-        expected = [name for name, _ in schemas[model.name]]
-        if [c.lower() for c in frame.columns] != [c.lower() for c in expected]:
-            raise ManifestError(f"{model.path}: Spark gives columns {frame.columns}, DuckDB {expected}")
-        if model.layer == "marts":
-            frame = frame.select(*[F.col(f"`{got}`").cast(spark_type(kind)).alias(name)
-                                   for got, (name, kind) in zip(frame.columns, schemas[model.name], strict=True)])
-            path = _join(marts, model.name)
-            frame.write.mode("overwrite").parquet(path)
-            frame = spark.read.schema(frame.schema).parquet(path)  # the schema given: no job to read it
-        elif model.materialized == "table":
-            frame = frame.persist()  # kept once computed, as DuckDB keeps a table
-        frame.createOrReplaceTempView(model.name)
+    frame = spark.sql(sql)
+    expected = [name for name, _ in schema]
+    if [c.lower() for c in frame.columns] != [c.lower() for c in expected]:
+        raise ManifestError(f"{model.path}: Spark gives columns {frame.columns}, DuckDB {expected}")
+    if model.layer == "marts":
+        frame = frame.select(*[F.col(f"`{got}`").cast(spark_type(kind)).alias(name)
+                               for got, (name, kind) in zip(frame.columns, schema, strict=True)])
+        path = _join(marts, model.name)
+        frame.write.mode("overwrite").parquet(path)
+        frame = spark.read.schema(frame.schema).parquet(path)  # the schema given: no job to read it
+    elif model.materialized == "table":
+        frame = frame.persist()  # kept once computed, as DuckDB keeps a table
+    frame.createOrReplaceTempView(model.name)
 
 
 def _copy_marts(con: duckdb.DuckDBPyConnection, manifest: Manifest, marts: str,
@@ -400,6 +496,7 @@ def _copy_marts(con: duckdb.DuckDBPyConnection, manifest: Manifest, marts: str,
 
 
 COUNT, KEY = "'count'", "'key'"
+ANALYSING_THREADS = max(2, min(4, os.cpu_count() or 1))
 
 
 def _finding(part: int, kind: str, detail: str = "null", n: str = "null", k: str = "null", r: str = "null") -> str:
@@ -411,7 +508,9 @@ def _finding(part: int, kind: str, detail: str = "null", n: str = "null", k: str
 def _checking_query(spark, manifest: Manifest, translated: dict[str, str], reads: list[RawRead]):
     """The checking job's query and what each of its parts is: ("raw", RawRead), ("model", name) or
     ("test", DataTest). Every part is a temporary view, and the `union all` of them one SQL statement:
-    Spark analyses it once (a DataFrame union per part would analyse the growing plan again each time)."""
+    Spark analyses it once (a DataFrame union per part would analyse the growing plan again each time).
+    Each test is analysed on its own, as its view: measured, one statement holding every test's SQL
+    takes longer to analyse and optimise than the tests one by one."""
     from pyspark.sql import functions as F
 
     parts: list[tuple[str, object]] = []
@@ -430,14 +529,29 @@ def _checking_query(spark, manifest: Manifest, translated: dict[str, str], reads
         if model.layer != "marts":  # a mart's count comes from its Parquet footers
             selects.append(f"select {_finding(len(parts), COUNT, n='count(*)')} from {model.name}")
             parts.append(("model", model.name))
-    for test in manifest.tests:
+    def analysed(numbered) -> str:
+        """The test's failing rows' first column as `k`, from the test's own view (named by its part)."""
+        part, test = numbered
+        args = {name: F.array(*[F.lit(v) for v in values]) for name, values in test.params.items()}
+        frame = spark.sql(translated[test.name], args=args or None)
+        columns = frame.columns  # from the plan analysed above: no job, no second analysis
+        name = f"greenery_check_{part}"
+        if len({c.lower() for c in columns}) == len(columns):  # the first column can be named: no re-analysis
+            frame.createOrReplaceTempView(name)
+            first = "`" + columns[0].replace("`", "``") + "`"
+        else:  # two columns share the first one's name: renamed by position (two analyses more)
+            frame.toDF(*[f"c{i}" for i in range(len(columns))]).createOrReplaceTempView(name)
+            first = "c0"
+        return f"(select cast({first} as string) as k from {name})"
+
+    # Analysing a test is the driver's work alone, one core's: the tests are analysed a few at a time.
+    numbered = list(enumerate(manifest.tests, start=len(parts)))
+    with ThreadPoolExecutor(max_workers=ANALYSING_THREADS, thread_name_prefix="greenery-analyse") as pool:
+        sources = list(pool.map(analysed, numbered))
+    for test, source in zip(manifest.tests, sources, strict=True):
         # The failing rows' first column as text, whatever its name; counted, and its first keys
         # sorted as DuckDB sorts them (nulls last). The window's limit is applied before the rows
         # meet in one partition, so a test failing on millions of rows sorts only a few of them.
-        args = {name: F.array(*[F.lit(v) for v in values]) for name, values in test.params.items()}
-        frame = spark.sql(translated[test.name], args=args or None)
-        frame = frame.toDF(*[f"c{i}" for i in range(len(frame.columns))])
-        source = view(frame.select(F.col("c0").cast("string").alias("k")))
         selects.append(f"select {_finding(len(parts), COUNT, n='count(*)')} from {source}")
         selects.append(f"select {_finding(len(parts), KEY, k='k', r='r')} from "
                        f"(select k, row_number() over (order by k asc nulls last) as r from {source}) "
@@ -550,14 +664,15 @@ def build(source: DataSource, warehouse: Path, options: SparkOptions | None = No
     pinned, built_at = built_at, (built_at or datetime.now(UTC)).replace(microsecond=0)
     started = time.perf_counter()
     timings: dict[str, float] = {}
+    marts = marts_location(options, warehouse)
+    check_warehouse_target(warehouse)  # a wrong target is refused before any JVM starts
+    _check_marts_target(marts)
+    starting = _start_session(options)  # the JVM starts while Python transpiles and types the models
     translated = spark_sql(manifest)
     schemas = duckdb_schemas(manifest)
-    marts = marts_location(options, warehouse)
-    check_warehouse_target(warehouse)
-    _check_marts_target(marts)
     with exclusive(history, "the history"):
-        with _timed(timings, "spark start"):
-            spark = session(options)
+        with _timed(timings, "spark start"):  # what is left of it once the Python work above is done
+            spark = starting.result()
             spark.catalog.clearCache()  # raw tables a previous build in this session kept in memory
         log(f"Spark {spark.version} on {options.master}: marts to {marts}")
         if not is_uri(marts):
@@ -575,7 +690,7 @@ def build(source: DataSource, warehouse: Path, options: SparkOptions | None = No
                 _size_shuffles(spark, options, reads)
             inputs = inputs or input_fingerprint(source, options, pinned)
             with _timed(timings, "models"):
-                _build_models_or_name_the_file(spark, manifest, translated, stage, schemas, reads, loaded)
+                _build_models_or_name_the_file(spark, manifest, translated, stage, schemas, reads, loaded, group)
             with _timed(timings, "checks and data tests"):
                 tests, counted = check_and_test(spark, manifest, translated, reads, loaded)
             with _timed(timings, "warehouse"):
@@ -622,14 +737,24 @@ def build(source: DataSource, warehouse: Path, options: SparkOptions | None = No
     return result
 
 
+def _start_session(options: SparkOptions) -> Future:
+    """`session(options)` in a thread of its own: a JVM takes seconds to start, and the build has
+    Python work to do meanwhile. The result (or SparkUnavailable) is waited for where it is needed."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="greenery-spark-start")
+    try:
+        return pool.submit(session, options)
+    finally:
+        pool.shutdown(wait=False)  # the thread ends when the session is up; nothing else runs on it
+
+
 def _build_models_or_name_the_file(spark, manifest: Manifest, translated: dict[str, str], stage: str,
                                    schemas: dict[str, list[tuple[str, str]]], reads: list[RawRead],
-                                   report: LoadReport) -> None:
+                                   report: LoadReport, job_group: _JobGroup) -> None:
     """The models; when a job fails, the raw tables are checked first, so that a file Spark cannot
     read, or a value that does not read as its type, is named (exit 2) rather than the model."""
 
     try:
-        build_models(spark, manifest, translated, stage, schemas)
+        build_models(spark, manifest, translated, stage, schemas, job_group)
     except _spark_errors():
         _check_each(reads, report)
         raise
@@ -641,7 +766,14 @@ class _JobGroup:
     def __init__(self, spark):
         self.context = spark.sparkContext
         self.id = f"greenery-build-{uuid.uuid4().hex}"
+        self.join()
+
+    def join(self) -> None:
+        """The calling thread's jobs join the group (a job group is a property of the thread)."""
         self.context.setJobGroup(self.id, "greenery build")
+
+    def leave(self) -> None:
+        self.close()
 
     def jobs(self) -> int:
         return len(self.context.statusTracker().getJobIdsForGroup(self.id))
