@@ -198,6 +198,25 @@ def test_a_bad_param_is_refused_before_any_work(option, says, shop_dir, tmp_path
     assert not (tmp_path / "w.duckdb").exists()
 
 
+def test_a_param_given_twice_is_refused_not_the_last_one_taken(shop_dir, tmp_path, capsys):
+    code = cli.main(["report", "--data-dir", str(shop_dir), "--out", str(tmp_path / "book"), "--warehouse",
+                     str(tmp_path / "w.duckdb"), "--param", "follow_up_hours=12", "--param", "follow_up_hours=24"])
+    assert code == ExitCode.BAD_INPUT
+    assert "--param follow_up_hours: given twice; give it once" in capsys.readouterr().err
+    assert not (tmp_path / "w.duckdb").exists()
+
+
+@pytest.mark.parametrize("epoch", ["abc", "-5", "1.5", "99999999999999999999"])
+def test_a_bad_source_date_epoch_is_one_line_and_exit_2(epoch, shop_dir, tmp_path, capsys, monkeypatch):
+    """SOURCE_DATE_EPOCH=abc exited 5 (a ValueError); it is a setting like any other."""
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", epoch)
+    code = cli.main(["build", "--data-dir", str(shop_dir), "--warehouse", str(tmp_path / "w.duckdb")])
+    assert code == ExitCode.BAD_INPUT
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line == f"error: $SOURCE_DATE_EPOCH={epoch!r}: expected whole seconds since 1970-01-01 UTC, e.g. 1612915200"
+    assert not (tmp_path / "w.duckdb").exists()
+
+
 @pytest.mark.parametrize("args", [
     ["build", "--warehouse", ""], ["report", "--out", ""], ["report", "--warehouse", " "],
     ["sample", "--out", ""], ["sample", "--out", "x", "--seed", "-1"], ["sample", "--out", "x", "--scale", "1e12"],

@@ -106,7 +106,15 @@ def real_export_dir() -> Path | None:
 def pinned_build_time() -> datetime | None:
     """$SOURCE_DATE_EPOCH (the reproducible-builds convention), read once by the command line."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    return datetime.fromtimestamp(int(epoch), UTC) if epoch else None
+    if not epoch:
+        return None
+    refused = _setting_error("SOURCE_DATE_EPOCH", epoch, "whole seconds since 1970-01-01 UTC, e.g. 1612915200")
+    if not epoch.strip().isdigit():  # the convention's form: a decimal count of seconds, nothing else
+        raise refused
+    try:
+        return datetime.fromtimestamp(int(epoch), UTC)
+    except (ValueError, OverflowError, OSError):  # beyond the year 9999
+        raise refused from None
 
 
 def warehouse_path(explicit: str | os.PathLike | None = None) -> Path:

@@ -132,6 +132,8 @@ def analysis_parameters(given: list[str], entries: list[str]) -> dict[str, objec
         if name not in declared:
             known = ", ".join(sorted(declared)) or "none"
             raise UsageError(f"--param {name}: no chapter declares this parameter (known: {known})")
+        if name in values:  # which one was meant? never the last one silently
+            raise UsageError(f"--param {name}: given twice; give it once")
         values[name] = _parse_value(name, text.strip(), declared[name])
         if name in rules:
             _check_rule(name, values[name], rules[name])
