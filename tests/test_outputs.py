@@ -320,6 +320,18 @@ def test_a_path_that_is_not_utf8_is_refused_by_the_command(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("out", ["w.chapters", "w.render", "w.chapters/book"])
+def test_a_book_in_the_warehouses_own_folders_is_refused_before_any_work(out, shop_dir, tmp_path, capsys):
+    """--out <warehouse>.chapters was refused only after every chapter ran (its files "received during
+    this run"): the caches beside the warehouse are never the book, nor hold it."""
+    code = cli.main(["report", "--data-dir", str(shop_dir), "--warehouse", str(tmp_path / "w.duckdb"),
+                     "--out", str(tmp_path / out)])
+    assert code == ExitCode.BAD_INPUT
+    line = only_line(capsys)
+    assert f"--out {tmp_path / out} " in line and "name a folder of its own for the book" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shop"]  # nothing built, nothing locked
+
+
 def test_a_warehouse_inside_the_book_is_refused_and_leaves_nothing_there(sample_book, tmp_path, capsys):
     before = tree_digest(sample_book.out)
     names = ownership.book_files(sample_book.out)

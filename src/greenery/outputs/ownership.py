@@ -125,7 +125,10 @@ def check_outside(book: Path, paths: dict[str, Path]) -> None:
     root = book.resolve()
     for what, path in paths.items():
         resolved = path.resolve()
-        if resolved == root or resolved.is_relative_to(root):
+        if root.is_relative_to(resolved):  # the book as the chapter cache, say: refused now, not after the run
+            where = "is" if root == resolved else "is inside"
+            raise UsageError(f"--out {book} {where} {what}: {path}; name a folder of its own for the book")
+        if resolved.is_relative_to(root):
             raise UsageError(f"{what} {path} is inside the book folder {book}; name a path outside it")
 
 
@@ -433,8 +436,9 @@ def check_outputs(warehouse: Path, history: Path, digest_cache: Path, book: Path
     check_history_target(history, warehouse)
     check_digest_cache(digest_cache)
     if book is not None:
+        beside = {f"a file beside --warehouse ({path.name})": path for path in warehouse_family(warehouse)[1:]}
         check_outside(book, {"--warehouse": warehouse, "$GREENERY_HISTORY": history,
-                             "$GREENERY_DIGEST_CACHE": digest_cache})
+                             "$GREENERY_DIGEST_CACHE": digest_cache, **beside})
 
 
 # What every refusal of an unusable history file says (exit 4), whichever check found it.
