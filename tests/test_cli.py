@@ -161,6 +161,8 @@ def test_a_corrupt_history_file_exits_4_and_is_left_alone(shop_dir, tmp_path, mo
     assert code == ExitCode.REPORT_FAILED == 4
     assert "not a greenery history file" in capsys.readouterr().err
     assert history.read_bytes() == b"this is not a database" and not (tmp_path / "w.duckdb").exists()
+    # refused before any lock is made: nothing is left beside the user's file, nor beside the warehouse
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != shop_dir.name) == ["h.duckdb"]
 
 
 def test_a_full_disk_while_publishing_exits_5_and_keeps_the_book(sample_book, monkeypatch, capsys):

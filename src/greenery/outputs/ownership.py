@@ -426,6 +426,8 @@ def check_history_target(history: Path, warehouse: Path | None = None) -> None:
         raise UsageError(f"{where} {history} is a {found}, not a history file; name the file itself")
     refuse_unless_ours(config.lock_path(history), _is_our_lock, "lock", f"{where} {history}")
     refuse_unless_ours(config.wal_path(history), _is_regular_file, "history's DuckDB log", f"{where} {history}")
+    if found == "file" and not _is_duckdb_file(history):  # before any lock is made beside someone's file
+        raise HistoryError(f"{history}: not a greenery history file (not a DuckDB database); {HISTORY_ADVICE}")
 
 
 def check_outputs(warehouse: Path, history: Path, digest_cache: Path, book: Path | None = None) -> None:
