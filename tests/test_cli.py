@@ -291,6 +291,7 @@ def test_a_missing_key_is_reported_not_a_crash(shop_dir, tmp_path, capsys):
 @pytest.mark.parametrize("command", ["build", "report"])
 @pytest.mark.parametrize("variable,value", [
     ("GREENERY_DUCKDB_MEMORY", "abc"), ("GREENERY_DUCKDB_MEMORY", "100"), ("GREENERY_DUCKDB_MEMORY", "0GB"),
+    ("GREENERY_DUCKDB_MEMORY", "1MB"), ("GREENERY_DUCKDB_MEMORY", "63.9 MB"),  # 1MB blamed the export, 10MB exit 5
     ("GREENERY_DUCKDB_THREADS", "0"), ("GREENERY_DUCKDB_THREADS", "two"),
     ("GREENERY_DUCKDB_TEMP", "{tmp}/a-file/spill"),  # under a file: no folder can be made there
 ])
@@ -306,6 +307,22 @@ def test_a_bad_duckdb_setting_exits_2_in_one_line_naming_the_variable(command, v
     assert line.startswith(f"error: ${variable}={value!r}: expected ") and "orders.csv" not in line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "shop"]  # nothing written, no status either
     assert (tmp_path / "a-file").read_text() == "mine\n"
+
+
+def test_the_smallest_memory_setting_builds_the_shop(shop_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("GREENERY_DUCKDB_MEMORY", "64MB")
+    monkeypatch.setenv("GREENERY_HISTORY", str(tmp_path / "h.duckdb"))
+    assert cli.main(["build", "--data-dir", str(shop_dir), "--warehouse", str(tmp_path / "w.duckdb")]) == 0
+
+
+def test_duckdbs_out_of_memory_is_said_in_words():
+    import duckdb
+
+    from greenery.errors import unexpected_reason
+
+    said = unexpected_reason(duckdb.OutOfMemoryException("Out of Memory Error: failed to pin block of size 256.0 KiB"))
+    assert said == ("OutOfMemoryException: DuckDB ran out of the memory it may use ($GREENERY_DUCKDB_MEMORY, 1GB "
+                    "unless set): raise it, or free memory, and run again")
 
 
 def test_good_duckdb_settings_are_taken(monkeypatch, tmp_path):

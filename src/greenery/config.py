@@ -197,6 +197,19 @@ def _setting_error(name: str, value: str, expected: str):
     return UsageError(f"${name}={value!r}: expected {expected}")
 
 
+MIN_DUCKDB_MEMORY = 64 * 10**6  # below it DuckDB cannot pin the blocks a build of even the real export needs
+_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}  # as DuckDB reads them
+
+
+def _memory_bytes(text: str) -> float:
+    """A memory size as DuckDB reads it, in bytes (a share of the machine's memory for `N%`)."""
+    number, unit = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(\S+)\s*", text).groups()
+    if unit == "%":
+        return float(number) / 100 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return float(number) * _UNITS[unit.lower()]
+
+
 def duckdb_settings() -> dict[str, object]:
     """The settings db.connect applies to every DuckDB connection, read from the environment each time.
     A value DuckDB would refuse is a UsageError (exit 2) naming the variable."""
@@ -205,8 +218,8 @@ def duckdb_settings() -> dict[str, object]:
     if threads and not (threads.strip().isdigit() and 1 <= int(threads) <= 4096):
         raise _setting_error("GREENERY_DUCKDB_THREADS", threads, "a whole number of threads from 1 to 4096")
     size = MEMORY_SIZE.fullmatch(memory or "")
-    if memory and not (size and float(size.group(1)) > 0):
-        raise _setting_error("GREENERY_DUCKDB_MEMORY", memory, "a size above 0 such as 4GB, 512MiB or 50%")
+    if memory and not (size and _memory_bytes(memory) >= MIN_DUCKDB_MEMORY):
+        raise _setting_error("GREENERY_DUCKDB_MEMORY", memory, "a size of at least 64MB such as 4GB, 512MiB or 50%")
     return {
         "threads": int(threads or os.cpu_count() or 1),
         "memory_limit": memory or "1GB",

@@ -108,4 +108,7 @@ def unexpected_reason(error: BaseException, with_file: bool = True) -> str:
         where, reason = "", str(error).splitlines()[0] if str(error).strip() else ""
         if any(words in str(error) for words in FULL_DISK_WORDS):  # DuckDB's own errors carry it in words
             reason = "the disk is full; free some space and run again"
+        elif type(error).__name__ == "OutOfMemoryException":  # DuckDB's, at its memory limit
+            reason = ("DuckDB ran out of the memory it may use ($GREENERY_DUCKDB_MEMORY, 1GB unless set): "
+                      "raise it, or free memory, and run again")
     return f"{type(error).__name__}{where}: {reason}" if reason else f"{type(error).__name__}{where}"
