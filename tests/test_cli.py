@@ -460,3 +460,16 @@ def test_a_full_disk_in_duckdbs_own_words_is_said_in_ours():
     assert unexpected_reason(duckdb.IOException("Disk quota exceeded")).endswith("the disk is full; free some "
                                                                                    "space and run again")
     assert unexpected_reason(duckdb.IOException("IO Error: busy\nmore")) == "IOException: IO Error: busy"
+
+
+@pytest.mark.parametrize("folder", [b"x/..", b"d\xff"])
+def test_export_dbt_refuses_a_folder_given_through_dotdot_or_not_utf8(folder, tmp_path):
+    """export-dbt wrote into `x/..` (the folder it named is the parent) and into a folder whose name is
+    not UTF-8; every other path option refused both."""
+    (tmp_path / "x").mkdir()
+    done = subprocess.run([sys.executable, "-m", "greenery", "export-dbt", folder, "--warehouse", "w.duckdb"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert done.returncode == ExitCode.BAD_INPUT
+    [line] = done.stderr.splitlines()
+    assert line.startswith("error: export-dbt ") and ("holds '..'" in line or "not UTF-8" in line)
+    assert [p.name for p in tmp_path.iterdir()] == ["x"] and not list((tmp_path / "x").iterdir())

@@ -81,10 +81,11 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_export_dbt(args: argparse.Namespace) -> int:
-    from greenery.outputs.ownership import check_warehouse_source
+    from greenery.outputs.ownership import check_plain_path, check_warehouse_source
     from greenery.warehouse.dbt_project import DBT_DATABASE, export
     from greenery.warehouse.manifest import load_manifest
 
+    check_plain_path(Path(args.dir), "export-dbt")  # as given: `x/..` is another folder than it seems to be
     warehouse = config.warehouse_path(args.warehouse).absolute()
     check_warehouse_source(warehouse)
     manifest = load_manifest()
@@ -225,14 +226,15 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-PATH_OPTIONS = ("data_dir", "warehouse", "out", "marts_dir")
+PATH_OPTIONS = ("data_dir", "warehouse", "out", "marts_dir", "dir")  # `dir`: export-dbt's DIR
 PATH_VARIABLES = ("GREENERY_HISTORY", "GREENERY_DIGEST_CACHE")  # files written beside every build
 
 
 def _refuse_undecodable_paths(args: argparse.Namespace) -> None:
     """A path whose name holds bytes that are not UTF-8 cannot be passed on (DuckDB, Sphinx, JSON):
     refused with one line (exit 2), the bytes shown as escapes."""
-    given = [(f"--{name.replace('_', '-')}", getattr(args, name, None)) for name in PATH_OPTIONS]
+    given = [("export-dbt" if name == "dir" else f"--{name.replace('_', '-')}", getattr(args, name, None))
+             for name in PATH_OPTIONS]
     given += [(f"${name}", os.environ.get(name)) for name in PATH_VARIABLES]
     for option, value in given:
         if not isinstance(value, str):

@@ -236,6 +236,7 @@ def check_dbt_target(project: Path) -> None:
     one, besides the files its stamp lists, only what dbt itself writes when it runs the project
     (config.DBT_OWN_FILES: target/, logs/, its database) may be there, and is left alone."""
     what = "export-dbt"
+    check_plain_path(project, what)  # `x/..` names another folder than it seems to; `/` is no project
     lock = config.lock_path(project)
     if (lock.exists() or lock.is_symlink()) and (lock.is_symlink() or not _is_our_lock(lock)):
         raise UsageError(f"{what} {project}: {lock} exists and is not greenery's lock; move it aside")
