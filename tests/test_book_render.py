@@ -285,3 +285,32 @@ def test_a_link_put_into_the_cache_is_never_followed(rendered, tmp_path):
     assert "not for the book" not in (output / "notebooks" / "a.html").read_text()
     assert secret.read_text() == "not for the book"
     _same(_tree(output), first)
+
+
+@pytest.mark.parametrize("planted", ["environment pickle", "page edited", "file added"])
+def test_a_cache_changed_since_the_last_render_is_never_used(planted, rendered, tmp_path):
+    """The attacker's review: Sphinx unpickles its environment from the cache (a planted pickle ran code)
+    and the book is copied from it (a planted page, with a name and an email, was published). The cache
+    is used only as the last render left it, byte for byte: else a full render in a fresh cache."""
+    import pickle
+
+    cache = rendered[2]
+    mine = tmp_path / "wh.render" / "html"
+    shutil.copytree(cache, mine)
+    mark = tmp_path / "pwned"
+
+    class Planted:  # what an attacker's pickle does when loaded: here, leave a mark
+        def __reduce__(self):
+            return (Path.touch, (mark,))
+
+    if planted == "environment pickle":
+        (mine / "build" / ".doctrees" / "environment.pickle").write_bytes(pickle.dumps(Planted()))
+    elif planted == "page edited":
+        page = mine / "build" / "html" / "notebooks" / "b.html"  # a page the change does not make Sphinx write
+        page.write_text(page.read_text().replace("Words about marts.", "Words. <p>Jane Doe jane@example.com</p>"))
+    else:
+        (mine / "build" / "html" / "planted.txt").write_text("not greenery's")
+    changed = _pages(rate="'43 %'")  # one page changed: Sphinx runs, and would read the cached environment
+    output = _tree(run.render(_stage(tmp_path / "stage", changed), "html", mine))
+    assert not mark.exists()
+    _same(output, _tree(run.render(_stage(tmp_path / "full-stage", changed), "html", tmp_path / "full" / "html")))

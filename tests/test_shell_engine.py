@@ -96,3 +96,52 @@ def test_each_notebook_starts_with_an_empty_namespace():
     run(notebook("leaked = 1"), shell_engine.ENGINE)
     with pytest.raises(papermill.PapermillExecutionError, match="NameError"):
         run(notebook("x = 1", "leaked"), shell_engine.ENGINE)
+
+
+MYST = ("---\njupytext:\n  text_representation:\n    extension: .md\n    format_name: myst\nkernelspec:\n"
+        "  display_name: Python 3\n  language: python\n  name: python3\n---\n\n# A chapter\n\n")
+
+
+def chapter(tmp_path, *cells: str):
+    source = tmp_path / "chapter.md"
+    source.write_text(MYST + "".join(f"```{{code-cell}} ipython3\n{cell}\n```\n\n" for cell in cells))
+    return source
+
+
+@pytest.mark.parametrize("ending", ["raise SystemExit(0)", "import sys\nsys.exit()", "exit()"])
+def test_a_cell_that_ends_the_chapter_is_a_failure_naming_it_never_a_shorter_chapter(ending, tmp_path):
+    """papermill takes SystemExit(0) for a notebook that chose to stop, and kept the chapter cut short
+    (cached, and published when nothing pasted its values); `exit()` failed on a missing method."""
+    from greenery.errors import ReportError
+    from greenery.publisher.chapter_process import execute
+
+    source = chapter(tmp_path, "x = 1", ending, "y = 2")
+    with pytest.raises(ReportError, match=r"chapter.md: cell In \[2\] \(.*\) (ended the chapter early \(|raised )"
+                                          r"SystemExit"):
+        execute(source, tmp_path / "out.ipynb", {})
+    assert not (tmp_path / "out.ipynb").exists()
+
+
+def test_a_chapter_whose_process_ends_itself_is_a_failure_naming_it(tmp_path, monkeypatch):
+    """os._exit(0) in a cell: the process ended with 0 and no notebook; it was an unexpected error (exit 5)."""
+    from greenery.errors import ReportError
+    from greenery.publisher import chapter_runs
+
+    source = chapter(tmp_path, "import os\nos._exit(0)")
+    monkeypatch.setattr(chapter_runs, "notebook_path", lambda entry: source)
+    stage = tmp_path / "stage"
+    stage.mkdir()
+    cache = chapter_runs.ChapterCache(tmp_path / "cache")
+    with pytest.raises(ReportError, match="the chapter's process ended before the chapter did"):
+        chapter_runs.run_all(["notebooks/x"], stage, {"notebooks/x": {}}, {"notebooks/x": "k" * 24}, cache,
+                             lambda *a: None)
+    assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").iterdir())
+
+
+def test_last_times_that_are_not_times_are_ignored_for_the_order():
+    from greenery.publisher.chapter_runs import expected_seconds
+
+    guess = expected_seconds("notebooks/summary", {})
+    for odd in (10**400, -5, float("nan"), float("inf"), "3", True, [1], None):
+        assert expected_seconds("notebooks/summary", {"notebooks/summary": odd}) == guess
+    assert expected_seconds("notebooks/summary", {"notebooks/summary": 2}) == 2.0

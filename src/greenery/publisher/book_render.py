@@ -103,8 +103,23 @@ def _plain(folder: Path) -> bool:
     return True
 
 
-def _mark(cache: Path, frame: str | None) -> None:
-    atomic.write_text(cache / CACHE_MARKER, json.dumps({"frame": frame}))
+def _mark(cache: Path, frame: str | None, files: dict[str, str] | None = None) -> None:
+    atomic.write_text(cache / CACHE_MARKER, json.dumps({"frame": frame, **({"files": files} if files else {})}))
+
+
+def _listing(cache: Path) -> dict[str, str]:
+    """Every file of the cache (a `_plain` one) but its marker, with its sha256. Sphinx unpickles its
+    environment from here and the book is copied from here: a cache is used only as the last render left
+    it, byte for byte (a file planted or edited since, a page or a pickle, means a full render)."""
+    found = {}
+    for path in sorted(cache.rglob("*")):
+        if path.is_file() and path.name != CACHE_MARKER:
+            digest = hashlib.sha256()
+            with path.open("rb") as handle:
+                while chunk := handle.read(1 << 20):
+                    digest.update(chunk)
+            found[path.relative_to(cache).as_posix()] = digest.hexdigest()
+    return found
 
 
 def sync_sources(stage: Path, cache: Path, builder: str) -> tuple[Path, list[str] | None]:
@@ -118,8 +133,9 @@ def sync_sources(stage: Path, cache: Path, builder: str) -> tuple[Path, list[str
     # Pages with image or download files (none today: charts and tables are inside the pages) would leave
     # a changed page's old files behind, where a full render has none: such a book is always rendered in full.
     copied = any(kind(cache / "build" / builder / name) is not None for name in ("_images", "_downloads"))
-    usable = isinstance(marker, dict) and marker.get("frame") == frame and kind(source) == "folder"
-    if not usable or copied or not _plain(cache):
+    usable = (isinstance(marker, dict) and marker.get("frame") == frame and kind(source) == "folder"
+              and not copied and _plain(cache) and marker.get("files") == _listing(cache))
+    if not usable:
         _fresh(cache)
         changed = None
     _mark(cache, None)
@@ -143,8 +159,8 @@ def sync_sources(stage: Path, cache: Path, builder: str) -> tuple[Path, list[str
 
 
 def finished(cache: Path, stage: Path, builder: str) -> None:
-    """The render succeeded: the cache may serve the next one."""
-    _mark(cache, frame_key(_staged_files(stage), builder))
+    """The render succeeded: the cache may serve the next one, as it is now (its files' digests)."""
+    _mark(cache, frame_key(_staged_files(stage), builder), _listing(cache))
 
 
 # ---------------------------------------------------------------- in the Sphinx process

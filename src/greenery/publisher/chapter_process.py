@@ -47,6 +47,13 @@ def execute(source: Path, output: Path, parameters: dict):
             f"{shown(source)}: cell In [{error.exec_count}] ({first_line.strip()[:60]}...) raised "
             f"{error.ename}: {str(error.evalue).splitlines()[0] if error.evalue else ''}"
         ) from None
+    for cell in nb.cells:  # papermill takes `SystemExit(0)` for a notebook that chose to stop: not a chapter
+        ended = next((o for o in cell.get("outputs", []) if o.get("output_type") == "error"
+                      and o.get("ename") == "SystemExit"), None)
+        if ended is not None:
+            first_line = next((line for line in cell.source.splitlines() if line.strip()), "").strip()[:60]
+            raise ReportError(f"{shown(source)}: cell In [{cell.get('execution_count')}] ({first_line}...) ended the "
+                              f"chapter early (SystemExit {ended.get('evalue') or 0}); nothing of it was kept")
     for cell in nb.cells:  # papermill's injected parameters hold local paths: never shown
         if "injected-parameters" in cell.metadata.get("tags", []):
             cell.metadata["tags"] = [*cell.metadata["tags"], "remove-cell"]

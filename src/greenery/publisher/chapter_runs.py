@@ -13,6 +13,7 @@ Each chapter's process is greenery.publisher.chapter_process.
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import os
 import re
@@ -186,8 +187,10 @@ def expected_seconds(entry: str, last_seconds: dict[str, float]) -> float:
     """How long a chapter should take: its last run's time, else a guess from its source's length
     (about a second per 100 lines on this report's chapters), for scheduling only."""
     seconds = last_seconds.get(entry)
-    if isinstance(seconds, int | float) and not isinstance(seconds, bool) and seconds >= 0:
-        return float(seconds)
+    if isinstance(seconds, int | float) and not isinstance(seconds, bool):
+        with contextlib.suppress(OverflowError):  # a whole number beyond a float's range: not a time
+            if 0 <= float(seconds) < 1e9:
+                return float(seconds)
     return notebook_path(entry).stat().st_size / 4000
 
 
@@ -265,6 +268,9 @@ def run_all(entries: list[str], stage: Path, parameters: dict[str, dict], keys: 
                     raise ReportError(reported[-1] if reported else
                                       f"{shown(notebook_path(entry))}: the chapter's process ended with "
                                       f"code {process.returncode}")
+                if not (stage / f"{entry}.ipynb").is_file():  # a cell ended the process itself (os._exit(0))
+                    raise ReportError(f"{shown(notebook_path(entry))}: the chapter's process ended before the "
+                                      "chapter did (a cell ended it); nothing of it was kept")
                 cache.put(entry, keys[entry], stage / f"{entry}.ipynb")
                 checkpoint("chapters")
                 timings[entry] = round(seconds, 2)

@@ -138,6 +138,9 @@ class _Shell(InteractiveShell):
     def enable_gui(self, gui=None) -> None:  # charts are drawn inline; there is no event loop to join
         pass
 
+    def ask_exit(self) -> None:  # `exit()` or `quit()` in a cell: the chapter stops there, as a failure
+        raise SystemExit("exit() called in a cell")
+
 
 def new_shell() -> InteractiveShell:
     """A shell of its own for one notebook, as a kernel of its own would give it: an empty namespace,
