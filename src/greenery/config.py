@@ -188,7 +188,7 @@ def history_path(explicit: str | os.PathLike | None = None) -> Path:
 DUCKDB_TEMP_DIR = DATA_DIR / "duckdb_tmp"
 
 
-MEMORY_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(?:[KMGT]i?B|B|%)\s*", re.IGNORECASE)  # what DuckDB reads
+MEMORY_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B|%)\s*", re.IGNORECASE)  # what DuckDB reads
 
 
 def _setting_error(name: str, value: str, expected: str):
@@ -202,9 +202,9 @@ _UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
           "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}  # as DuckDB reads them
 
 
-def _memory_bytes(text: str) -> float:
-    """A memory size as DuckDB reads it, in bytes (a share of the machine's memory for `N%`)."""
-    number, unit = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(\S+)\s*", text).groups()
+def _memory_bytes(size: re.Match) -> float:
+    """A memory size as DuckDB reads it (a MEMORY_SIZE match), in bytes; `N%` is a share of the machine's memory."""
+    number, unit = size.groups()
     if unit == "%":
         return float(number) / 100 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     return float(number) * _UNITS[unit.lower()]
@@ -218,7 +218,7 @@ def duckdb_settings() -> dict[str, object]:
     if threads and not (threads.strip().isdigit() and 1 <= int(threads) <= 4096):
         raise _setting_error("GREENERY_DUCKDB_THREADS", threads, "a whole number of threads from 1 to 4096")
     size = MEMORY_SIZE.fullmatch(memory or "")
-    if memory and not (size and _memory_bytes(memory) >= MIN_DUCKDB_MEMORY):
+    if memory and not (size and _memory_bytes(size) >= MIN_DUCKDB_MEMORY):
         raise _setting_error("GREENERY_DUCKDB_MEMORY", memory, "a size of at least 64MB such as 4GB, 512MiB or 50%")
     return {
         "threads": int(threads or os.cpu_count() or 1),

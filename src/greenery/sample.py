@@ -402,23 +402,12 @@ def check_sample_target(out: Path) -> None:
 def _as_generated(out: Path, names: set[str]) -> bool:
     """Each of these files of `out` is a regular file whose bytes are those its marker says `greenery
     sample` wrote: a marker copied or put beside an export (its seven CSVs) never lets a sample replace it."""
-    try:
-        recorded = json.loads((out / SAMPLE_MARKER).read_bytes()[: 64 * 1024]).get("sha256")
-    except (OSError, ValueError, AttributeError):
-        return False
+    marker = ownership.read_own_json(out / SAMPLE_MARKER)
+    recorded = marker.get("sha256") if isinstance(marker, dict) else None
     if not isinstance(recorded, dict):
         return False
-    for name in names:
-        path = out / name
-        if path.is_symlink() or not path.is_file() or not isinstance(recorded.get(name), str):
-            return False
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
-        if digest.hexdigest() != recorded[name]:
-            return False
-    return True
+    found = ownership.digest_files(out, sorted(names))  # None for a link, a FIFO or a missing file
+    return all(found[name] is not None and found[name] == recorded.get(name) for name in names)
 
 
 def generate(out: Path, scale: float = 1.0, seed: int = 42, day: SeriesDay | None = None) -> dict[str, int]:

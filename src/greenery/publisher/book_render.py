@@ -37,7 +37,7 @@ from pathlib import Path
 
 from greenery.outputs import atomic
 from greenery.outputs.ownership import RENDER_CACHE_MARKER as CACHE_MARKER
-from greenery.outputs.ownership import is_render_cache, kind, read_own_json
+from greenery.outputs.ownership import digest_files, is_render_cache, kind, read_own_json
 
 BUILDERS = ("html", "singlehtml", "dirhtml")  # Sphinx's builders whose output is a folder of pages
 FORMAT = 1  # of the cache's contents: a change starts fresh caches
@@ -111,15 +111,8 @@ def _listing(cache: Path) -> dict[str, str]:
     """Every file of the cache (a `_plain` one) but its marker, with its sha256. Sphinx unpickles its
     environment from here and the book is copied from here: a cache is used only as the last render left
     it, byte for byte (a file planted or edited since, a page or a pickle, means a full render)."""
-    found = {}
-    for path in sorted(cache.rglob("*")):
-        if path.is_file() and path.name != CACHE_MARKER:
-            digest = hashlib.sha256()
-            with path.open("rb") as handle:
-                while chunk := handle.read(1 << 20):
-                    digest.update(chunk)
-            found[path.relative_to(cache).as_posix()] = digest.hexdigest()
-    return found
+    names = sorted(p.relative_to(cache).as_posix() for p in cache.rglob("*") if p.is_file() and p.name != CACHE_MARKER)
+    return digest_files(cache, names)
 
 
 def sync_sources(stage: Path, cache: Path, builder: str) -> tuple[Path, list[str] | None]:

@@ -131,23 +131,6 @@ def _preload() -> None:
     import greenery.chapter_kit.book  # noqa: F401  (pandas, DuckDB, the analyses)
     import greenery.publisher.chapter_process  # noqa: F401
     import greenery.publisher.shell_engine  # noqa: F401
-    _warm_charts()
-
-
-def _warm_charts() -> None:
-    """Draw one throwaway chart to SVG: a process's first chart loads the fonts' metrics and glyphs and
-    matplotlib's SVG writer (a few tenths of a second), which every fork would otherwise pay again."""
-    import io
-
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots()
-    ax.bar(["a", "b"], [1, 2])
-    ax.errorbar([0, 1], [1, 2], yerr=[0.1, 0.2])
-    ax.set_title("Warm-up 0123456789 %", fontweight="bold")
-    ax.set_xlabel("label")
-    fig.savefig(io.BytesIO(), format="svg", bbox_inches="tight")
-    plt.close(fig)
 
 
 def _preload_render() -> None:
