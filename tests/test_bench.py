@@ -22,3 +22,51 @@ def test_the_readme_table_holds_the_headline_targets_only():
         "| what | measured | target | |", "|---|---:|---:|---|",
         "| greenery build on the real export | 0.25 s | ≤ 0.3 s | met |",
         "| greenery report on the real export, cold | 7.0 s | ≤ 6 s | MISSED |"]
+
+
+def test_build_scales_come_after_the_full_scales_smallest_first_and_a_scale_in_both_is_measured_in_full():
+    assert bench.scale_runs(["1", "100"], ["1000", "100", "500"]) == [
+        ("1", None, True), ("100", None, True), ("500", None, False), ("1000", None, False)]
+    assert bench.scale_runs([], ["1000"]) == [("1000", None, False)]
+
+
+def test_a_build_scale_measures_the_sample_the_floor_and_the_build_only(tmp_path, monkeypatch):
+    steps = []
+
+    def measured(scale, step, command, env):
+        steps.append(step)
+        return bench.Measure(scale, step, {"floor": 2.0}.get(step.split(":")[0], 3.0), 1.0, 0, 0)
+
+    monkeypatch.setattr(bench, "measure", measured)
+    previous = tmp_path / "scale-100"
+    previous.mkdir()
+    (previous / "history.duckdb").write_bytes(b"")  # a scale below with a history: no grown build all the same
+    results = bench.run_scale("1000", None, tmp_path / "scale-1000", {}, previous=previous, report=False)
+    assert steps == ["sample", "floor: DuckDB loads the CSVs", "greenery build"]
+    assert [r.floor_ratio for r in results] == [None, 1.0, 1.5]
+    steps.clear()
+    bench.run_scale("100", None, tmp_path / "again", {}, previous=previous)
+    assert steps == ["sample", "floor: DuckDB loads the CSVs", "greenery build", bench.GROWN,
+                     "greenery report, cold", "greenery report, unchanged"]
+
+
+def _measures(scale: str, floor: float, build: float, report: bool) -> list:
+    rows = [bench.Measure(scale, "sample", 1.0, 1.0, 0, 0),
+            bench.Measure(scale, "floor: DuckDB loads the CSVs", floor, floor, 0, 0),
+            bench.Measure(scale, "greenery build", build, build, 0, 0, round(build / floor, 2))]
+    if report:
+        rows += [bench.Measure(scale, "greenery report, cold", 10.0, 10.0, 0, 500),
+                 bench.Measure(scale, "greenery report, unchanged", 1.0, 1.0, 0, 100)]
+    return rows
+
+
+def test_targets_of_a_build_scale_are_its_ratio_and_growth_never_a_report_it_did_not_run():
+    results = _measures("100", 1.0, 1.25, report=True) + _measures("1000", 10.0, 16.0, report=False)
+    checks = {what: (value, wanted, met) for what, value, wanted, met in bench.check_targets(results, {})}
+    assert checks["build ÷ floor at scale 100"] == ("1.25", "≤ 1.3", True)
+    assert checks["build ÷ floor at scale 1000"] == ("1.60", "≤ 1.5", False)
+    assert checks["time(1000) ÷ time(100): greenery build"] == ("12.8", "≤ 10", False)  # 16 / 1.25
+    assert checks["time(1000) ÷ time(100): floor: DuckDB loads the CSVs"] == ("10.0", "≤ 10", True)
+    assert checks["unchanged report ÷ cold report, scale 100"] == ("0.100", "≤ 0.25", True)
+    assert checks["peak memory of greenery report at scale 100, all processes"] == ("500 MB", "≤ 1,024 MB", True)
+    assert not [what for what in checks if "report" in what and "1000" in what]

@@ -8,6 +8,9 @@ For each scale the same generated export is used by every step, each step a sepa
 - report, cold: `greenery report` with no warehouse, no executed chapters and no book yet;
 - report, unchanged: the same command again, with the same data and code.
 
+At a build scale (--build-scales, `make bench BUILD_SCALES=...`) only the sample, the floor and the
+build are measured: the build ÷ floor target at scale 1000 without the minutes of a cold report there.
+
 Each step's wall time, CPU time (its own and its children's) and peak memory are measured: the
 largest single process (the kernel's own count, exact) and all of its processes together
 (sampled every 20 ms). Results are printed, written to data/bench/bench.csv, checked against the
@@ -104,9 +107,10 @@ GROWN = "greenery build, grown export"
 
 
 def run_scale(scale: str, export: Path | None, folder: Path, env: dict[str, str], seed: int = 7,
-              previous: Path | None = None) -> list[Measure]:
+              previous: Path | None = None, report: bool = True) -> list[Measure]:
     """Every step on one export; `export` None means: generate the sample at this scale. `previous`
-    is the folder of the scale below, whose history this scale's grown-export build compares with."""
+    is the folder of the scale below, whose history this scale's grown-export build compares with.
+    `report` False (a build scale): the sample, the floor and the build only."""
     greenery = [sys.executable, "-m", "greenery"]
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
@@ -121,16 +125,17 @@ def run_scale(scale: str, export: Path | None, folder: Path, env: dict[str, str]
     results.append(floor)
     build = [*greenery, "build", "--data-dir", str(export), "--warehouse", str(folder / "build.duckdb")]
     results.append(measure(scale, "greenery build", build, env))
-    if previous is not None and (previous / "history.duckdb").is_file():
+    if report and previous is not None and (previous / "history.duckdb").is_file():
         # The export grew since the last build: the history records every new row and the "what
         # changed" tables list them (the path an unchanged or first build never takes).
         shutil.copyfile(previous / "history.duckdb", folder / "grown-history.duckdb")
         grown = [*greenery, "build", "--data-dir", str(export), "--warehouse", str(folder / "grown.duckdb")]
         results.append(measure(scale, GROWN, grown, {**env, "GREENERY_HISTORY": str(folder / "grown-history.duckdb")}))
-    report = [*greenery, "report", "--data-dir", str(export), "--warehouse", str(folder / "report.duckdb"),
-              "--out", str(folder / "html")]
-    results.append(measure(scale, "greenery report, cold", report, env))
-    results.append(measure(scale, "greenery report, unchanged", report, env))
+    if report:
+        command = [*greenery, "report", "--data-dir", str(export), "--warehouse", str(folder / "report.duckdb"),
+                   "--out", str(folder / "html")]
+        results.append(measure(scale, "greenery report, cold", command, env))
+        results.append(measure(scale, "greenery report, unchanged", command, env))
     for result in results:
         if result.step.startswith(("floor", "greenery build")):
             result.floor_ratio = round(result.wall_s / floor.wall_s, 2)
@@ -233,12 +238,13 @@ def check_targets(results: list[Measure], steps: dict[str, dict[str, float]]) ->
                        report.wall_s <= REPORT_AT_1000_S))
         checks.append(("peak memory of greenery report at scale 1000, all processes", f"{report.rss_all_mb:,.0f} MB",
                        f"≤ {REPORT_AT_1000_MB:,} MB", report.rss_all_mb <= REPORT_AT_1000_MB))
-    top = max((r.scale for r in results if r.scale != "real"), key=float, default=None)
+    reported = {r.scale for r in results if r.step.startswith("greenery report, cold")}  # not the build scales
+    top = max((scale for scale in reported if scale != "real"), key=float, default=None)
     if top and top != "1000":
         report = find(top, "greenery report, cold")
         checks.append((f"peak memory of greenery report at scale {top}, all processes",
                        f"{report.rss_all_mb:,.0f} MB", "≤ 1,024 MB", report.rss_all_mb <= 1024))
-    for scale in sorted({r.scale for r in results}, key=lambda s: (s == "real", float(s) if s != "real" else 0)):
+    for scale in sorted(reported, key=lambda s: (s == "real", float(s) if s != "real" else 0)):
         cold, warm = find(scale, "greenery report, cold"), find(scale, "greenery report, unchanged")
         share = RERUN_SHARE.get(scale, 0.25)
         checks.append((f"unchanged report ÷ cold report, scale {scale}", f"{warm.wall_s / cold.wall_s:.3f}",
@@ -376,10 +382,22 @@ def spark_on_a_cluster(export: Path, folder: Path, env: dict[str, str]) -> tuple
     return build, int(timings["spark jobs"]), [f"standalone cluster: {steps}"]
 
 
+def scale_runs(scales: list[str], build_scales: list[str]) -> list[tuple[str, Path | None, bool]]:
+    """The sample scales in the order measured, each (scale, None: the sample is generated, whether the
+    report is measured too): the full scales as given, then the build scales not among them, smallest
+    first. A scale in both lists is measured once, in full."""
+    only_built = sorted({s for s in build_scales if s not in scales}, key=float)
+    return [(scale, None, True) for scale in scales] + [(scale, None, False) for scale in only_built]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m greenery.tools.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scales", nargs="+", default=["1", "10", "100"],
-                        help="sample scales (default 1 10 100; `make bench` adds 1000, `SCALES=\"1 10 100\"` not)")
+    parser.add_argument("--scales", nargs="*", default=["1", "10", "100"],
+                        help="sample scales measured in full, the report included (default 1 10 100)")
+    parser.add_argument("--build-scales", nargs="*", default=[], metavar="SCALE",
+                        help="sample scales measured without the report: sample, floor and build only "
+                             "(`make bench` measures 1000 so: BUILD_SCALES=\"1000\"); one also in --scales is "
+                             "measured in full")
     parser.add_argument("--seed", type=int, default=7, help="the sample's seed (default 7)")
     parser.add_argument("--out", type=Path, default=BENCH_DIR, help=f"work folder (default {BENCH_DIR})")
     parser.add_argument("--docs", action="store_true",
@@ -397,22 +415,24 @@ def main(argv: list[str] | None = None) -> None:
                                                              "SOURCE_DATE_EPOCH"}}
     results, notes, steps = [], [], {}
     load_before = os.getloadavg()[0]
-    runs = [(scale, None) for scale in args.scales]
+    runs = scale_runs(args.scales, args.build_scales)
     real = config.real_export_dir()
     if real:
-        runs.append(("real", real.resolve()))
+        runs.append(("real", real.resolve(), True))
+    if not runs:
+        parser.error("nothing to measure: no --scales, no --build-scales and no real export")
     previous = None
-    for scale, export in runs:
-        print(f"bench: scale {scale} ...", flush=True)
+    for scale, export, report in runs:
+        print(f"bench: scale {scale}{'' if report else ' (sample, floor and build)'} ...", flush=True)
         folder = args.out / f"scale-{scale}"
-        results += run_scale(scale, export, folder, env, args.seed, previous if export is None else None)
+        results += run_scale(scale, export, folder, env, args.seed, previous if export is None else None, report)
         previous = folder
         notes += [f"scale {scale}, {line}" for line in where_the_time_goes(folder)]
         steps[scale] = build_timings(folder)
 
     dbt_ratio = spark = None
     if args.dbt:
-        export = real.resolve() if real else args.out / f"scale-{args.scales[0]}" / "export"
+        export = real.resolve() if real else args.out / f"scale-{runs[0][0]}" / "export"
         said, dbt_ratio = dbt_comparison(export, args.out, env)
         notes += said
     if args.spark and real:
@@ -423,7 +443,8 @@ def main(argv: list[str] | None = None) -> None:
     elif args.spark:
         notes.append("Spark on a standalone cluster: not measured (no real export: GREENERY_DATA_DIR or ../shared)")
     targets = check_targets(results, steps) + extra_targets(dbt_ratio, spark)
-    flags = f"{' DBT=1' if args.dbt else ''}{' SPARK=1' if args.spark else ''}"
+    built = f' BUILD_SCALES="{" ".join(args.build_scales)}"' if args.build_scales else ""
+    flags = f"{built}{' DBT=1' if args.dbt else ''}{' SPARK=1' if args.spark else ''}"
     machine = (f"Measured by `make bench SCALES=\"{' '.join(args.scales)}\"{flags}` on "
                f"{time.strftime('%Y-%m-%d')}: "
                f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, DuckDB {__import__('duckdb').__version__}, "
