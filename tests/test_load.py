@@ -301,6 +301,37 @@ def test_numbers_that_fit_exactly_are_loaded_as_written(tmp_path):
         "INTEGER DECIMAL(12,2)"
 
 
+def test_an_export_that_passes_is_loaded_by_the_fast_path(shop_dir, monkeypatch):
+    """Each file read with its numbers checked and cast in the same statement: neither the separate
+    number check nor the rejects' rows are asked for."""
+    from greenery.warehouse import load as loader
+
+    def never(*args):
+        raise AssertionError("the checking path ran")
+
+    monkeypatch.setattr(loader, "_check_numbers", never)
+    monkeypatch.setattr(loader, "_rejects", never)
+    con, report = load(shop_dir)
+    assert report.rows == {"users": 4, "addresses": 4, "products": 3, "promos": 2, "orders": 6,
+                           "order_items": 8, "events": 21}
+    assert db.scalar(con, "select typeof(quantity) from raw.order_items limit 1") == "INTEGER"
+
+
+def test_a_bad_number_met_on_the_fast_path_is_named_by_the_checking_path_all_rolled_back(tmp_path, shop_dir):
+    from shop import write_shop
+
+    export = write_shop(tmp_path / "x", edit=lambda rows: rows["orders"][1].update(order_cost="1.005"))
+    con = db.connect()
+    with pytest.raises(InputError) as raised:
+        load_export(con, export)
+    assert (raised.value.file.name, raised.value.line, raised.value.column) == ("orders.csv", 3, "order_cost")
+    assert str(raised.value).endswith("cannot read '1.005' as DECIMAL(12,2): at most 2 decimals (more are never rounded)")
+    # The load's transaction was rolled back (the tables read before orders.csv included), and the
+    # connection is usable: a good export loads on it.
+    assert db.scalar(con, "select count(*) from duckdb_tables() where schema_name = 'raw'") == 0
+    assert load_export(con, shop_dir).rows["orders"] == 6
+
+
 def test_the_first_bad_number_in_the_file_is_named(tmp_path):
     """The warehouse keeps no row order: the line is found in the file, the earliest of the refused values."""
     from shop import write_shop

@@ -119,6 +119,7 @@ class BuildResult:
     # Exports whose headline metrics this build's `history_metrics` holds (None: not counted, as on Spark):
     # a metric can only have moved with two, so with fewer the warehouse is not opened again to look.
     measured_exports: int | None = None
+    manifest: Manifest | None = None  # the models and tests built (summary_lines reads them, else again)
 
     @property
     def summary(self) -> dict[str, int]:
@@ -128,12 +129,12 @@ class BuildResult:
 def build_models(con: duckdb.DuckDBPyConnection, manifest: Manifest) -> dict[str, int | None]:
     """Create every model in dependency order; record them with the row counts of tables in `model_runs`.
 
-    A view is not counted: counting it would compute it, which is what making it a view avoids."""
+    A view is not counted: counting it would compute it, which is what making it a view avoids. A
+    table's count is the one its `create table ... as` returns (the rows it inserted): no query of its own."""
     rows: dict[str, int | None] = {}
     for model in manifest.build_order():
-        db.run(con, f"create or replace {model.materialized} {model.name} as {model.sql}")
-        counted = model.materialized == "table"
-        rows[model.name] = db.scalar(con, f"select count(*) from {model.name}") if counted else None
+        made = db.rows(con, f"create or replace {model.materialized} {model.name} as {model.sql}")
+        rows[model.name] = made[0][0] if model.materialized == "table" else None
     db.run(con, "create or replace table model_runs (model varchar, folder varchar, materialized varchar, "
                 "row_count bigint)")
     con.executemany("insert into model_runs values (?, ?, ?, ?)",
@@ -200,7 +201,7 @@ def summary_lines(result: BuildResult) -> list[str]:
     lines = [f"Read {loaded.total_rows:,} rows from {len(loaded.rows)} files: {counts}"]
     lines += [f"  warning: {warning}" for warning in loaded.warnings]
     lines += [f"  warning: {finding.message}" for finding in result.watch if finding.status != "ok"]
-    manifest = load_manifest()
+    manifest = result.manifest or load_manifest()  # read again only for a result that does not carry it
     models = manifest.models
     lines.append(f"Models ({len(result.model_rows)}), in build order:")
     for name, rows in result.model_rows.items():
@@ -291,10 +292,8 @@ def _load_and_model(con: duckdb.DuckDBPyConnection, source: DataSource, manifest
         hashed = background.submit(
             lambda: inputs or _timed_call(timings, "fingerprint", fingerprint.warehouse, source.path, pinned))
         read = background.submit(lambda: manifest or load_manifest())
-        db.run(con, "begin transaction")
         with _timed(timings, "load"):
-            loaded = load_export(con, source.path)
-            db.run(con, "commit")
+            loaded = load_export(con, source.path)  # in a transaction of its own, committed
         checkpoint("models")
         manifest = read.result()
         db.run(con, "begin transaction")
@@ -389,7 +388,8 @@ def build(source: DataSource, warehouse: Path, manifest: Manifest | None = None,
             measured = db.scalar(con, "select count(distinct build_id) from history_metrics") if build_id else None
             with _timed(timings, "write"), _cpu(cpu, "write"):
                 con.close()
-            result = BuildResult(source, warehouse, loaded, model_rows, tests, 0.0, info, timings, findings, measured)
+            result = BuildResult(source, warehouse, loaded, model_rows, tests, 0.0, info, timings, findings, measured,
+                                 manifest)
             write_json(config.run_results_path(warehouse), tests, {**info, "timings": timings, "cpu_seconds": cpu})
             if result.summary["fail"]:
                 building.replace(config.rejected_path(warehouse))

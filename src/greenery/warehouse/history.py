@@ -25,7 +25,7 @@ import contextlib
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 
@@ -88,6 +88,13 @@ def snapshots() -> tuple[Snapshot, ...]:
     return tuple(Snapshot(e["name"], e["source"], e["key"], tuple(e["check_columns"]), e["description"].strip(),
                           bool(e.get("hash_key", False)))
                  for e in entries)
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """A build time read as `built_at::timestamp` (UTC: the session's zone, db.connect), as the aware
+    datetime it is. Read so rather than as TIMESTAMPTZ, whose conversion makes DuckDB import zoneinfo
+    and the platform's sysconfig (10 ms of `greenery build`, for a zone that is always UTC)."""
+    return None if moment is None else moment.replace(tzinfo=UTC)
 
 
 def _all_columns(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], list[tuple[str, str]]]:
@@ -187,13 +194,13 @@ def _compared_build(con: duckdb.DuckDBPyConnection, kind: str, since: int | None
     """The build this one is compared with: `since` if it is a published build of this kind of data,
     else the last published build of this kind; None for the first build."""
     found = db.rows(con, """
-        select build_id, built_at from history.builds
+        select build_id, built_at::timestamp from history.builds
         where data_kind = $kind and state = 'published' and (build_id = $since or $since is null)
         order by build_id desc limit 1
     """, {"kind": kind, "since": since})
     if not found and since is not None:
         return _compared_build(con, kind, None)
-    return tuple(found[0]) if found else None
+    return (found[0][0], _utc(found[0][1])) if found else None
 
 
 def _write_changes(con: duckdb.DuckDBPyConnection, params: dict) -> None:
@@ -329,9 +336,9 @@ def reconcile(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Settle builds left pending by a run that stopped between recording and publishing (see module doc).
     Returns one line per settled build, for the log."""
     settled = []
-    pending = db.rows(con, "select build_id, built_at, data_kind, warehouse from history.builds "
+    pending = db.rows(con, "select build_id, built_at::timestamp, data_kind, warehouse from history.builds "
                            "where state = 'pending' order by build_id desc")
-    for build_id, built_at, kind, warehouse in pending:
+    for build_id, built_at, kind, warehouse in ((i, _utc(at), k, w) for i, at, k, w in pending):
         if _published_build_id(warehouse) == build_id:
             db.run(con, "update history.builds set state = 'published' where build_id = $id", {"id": build_id})
             settled.append(f"history: build {build_id} was published before its run stopped; recorded as published")
@@ -378,7 +385,8 @@ def _record(con, history_path, warehouse, built_at, data_kind, data_label, rows_
         _ensure_schema(con, history_path)
         for line in reconcile(con):
             log(line)
-        last = db.scalar(con, "select max(built_at) from history.builds where data_kind = $kind", {"kind": data_kind})
+        last = _utc(db.scalar(con, "select max(built_at)::timestamp from history.builds where data_kind = $kind",
+                              {"kind": data_kind}))
         compared = _compared_build(con, data_kind, since)
         # Versions are stamped with the build time; it must move forward for valid_from/valid_to to order.
         now = built_at if last is None or built_at > last else last + timedelta(seconds=1)
@@ -476,10 +484,10 @@ def _settle(history_path: Path, build_id: int, undo: bool, checked: bool = False
             _attach(con, history_path, checked)
             db.run(con, "begin transaction")
             if undo:
-                row = db.rows(con, "select built_at, data_kind from history.builds where build_id = $id and "
-                                   "state = 'pending'", {"id": build_id})
+                row = db.rows(con, "select built_at::timestamp, data_kind from history.builds where build_id = $id "
+                                   "and state = 'pending'", {"id": build_id})
                 if row:
-                    _undo(con, build_id, *row[0])
+                    _undo(con, build_id, _utc(row[0][0]), row[0][1])
             else:
                 db.run(con, "update history.builds set state = 'published' where build_id = $id", {"id": build_id})
             db.run(con, "commit")
