@@ -177,3 +177,12 @@ def test_tests_batched_in_one_statement_give_what_each_gives_alone(tmp_path):
                 cursor.close()
     finally:
         con.close()
+
+
+def test_a_statement_gets_the_parameters_it_names_and_no_others():
+    from greenery import db
+
+    params = {"a": 1, "ab": 2, "b": 3, "c": 4, "c_1": 5, "abc": 6, "d": 7}
+    assert db._used("select $a, $ab where x = $c_1 or y = $d", params) == {"a": 1, "ab": 2, "c_1": 5, "d": 7}
+    assert db._used("select $abc_2", params) == {}
+    assert db._used("select 1", None) == {}
