@@ -308,49 +308,28 @@ def _test_and_record(con: duckdb.DuckDBPyConnection, manifest: Manifest, history
                      source: DataSource, loaded: LoadReport, built_at: datetime,
                      timings: dict[str, float], log, since: int | None = None,
                      settings: WatchSettings | None = None,
-                     findings: list[Finding] | None = None,
-                     spare: list | None = None) -> tuple[list[TestResult], int | None]:
+                     findings: list[Finding] | None = None) -> tuple[list[TestResult], int | None]:
     """Run the data tests on cursors of their own while the history is prepared on `con`; the history
     keeps this build (pending until its warehouse is published) only if no error-level test failed.
 
     Meanwhile a checkpoint writes the models into the file: it compresses on one thread (3 s at scale
-    1000), and would otherwise be paid when the connection closes, with nothing else to do. And the
-    in-memory connection that will mark the build published is opened (a DuckDB instance, 10 ms of
-    the build's end otherwise), into `spare` (the caller closes it)."""
+    1000), and would otherwise be paid when the connection closes, with nothing else to do."""
     cursors = [con.cursor() for _ in range(os.cpu_count() or 1)]  # opened here: `con` stays on one thread
-    writer, measurer = con.cursor(), con.cursor()
-    measured: list = []
-
-    def keep() -> bool:
-        # The history waits here for the data tests, with nothing else to do: every headline metric is
-        # measured meanwhile (on a cursor of its own: a failing query must not end the history's
-        # transaction), and those the tests rule out are dropped once they are known (measures).
-        with contextlib.suppress(duckdb.Error):  # then measured after the tests, only as they allow, as before
-            measured.append(metrics.measure(measurer, True))
-        return not summarize(tested.result())["fail"]
-
-    def measures() -> dict[str, metrics.Measure]:
-        if not measured:
-            return headline_measures(con, tested.result())
-        allowed = metrics.dates_recorded({t.name: t.status for t in tested.result()})
-        return {name: m for name, m in measured[0].items()
-                if allowed or not metrics.BY_NAME[name].needs_recorded_dates}
-
+    writer = con.cursor()
     try:
-        with ThreadPoolExecutor(max_workers=3) as background:
+        with ThreadPoolExecutor(max_workers=2) as background:
             written = background.submit(_timed_call, timings, "checkpoint", _checkpoint, writer)
             tested = background.submit(_timed_call, timings, "data tests", run_tests, cursors, manifest.tests)
-            if spare is not None:
-                spare.append(background.submit(db.connect))
             with _timed(timings, "history"):
                 build_id = record_build(con, history, warehouse, built_at, source.kind, source.label,
-                                        loaded.total_rows, keep=keep, log=log, since=since,
-                                        export=export_facts(source, loaded), measures=measures,
+                                        loaded.total_rows, keep=lambda: not summarize(tested.result())["fail"],
+                                        log=log, since=since, export=export_facts(source, loaded),
+                                        measures=lambda: headline_measures(con, tested.result()),
                                         settings=settings, findings=findings)
             written.result()
             return tested.result(), build_id
     finally:
-        for cursor in (*cursors, writer, measurer):
+        for cursor in (*cursors, writer):
             cursor.close()
 
 
@@ -392,7 +371,6 @@ def build(source: DataSource, warehouse: Path, manifest: Manifest | None = None,
         db.run(con, "set checkpoint_threshold = '1TB'")
         build_id = None
         findings: list[Finding] = []
-        spare: list = []  # the connection that marks the build published, opened beside the data tests
         try:
             checkpoint("load")
             with _cpu(cpu, "fingerprint, load, models, commit"):
@@ -401,7 +379,7 @@ def build(source: DataSource, warehouse: Path, manifest: Manifest | None = None,
             checkpoint("tests")
             with _cpu(cpu, "data tests and history"):
                 tests, build_id = _test_and_record(con, manifest, history, warehouse, source, loaded, built_at,
-                                                   timings, log, since, watch, findings, spare)
+                                                   timings, log, since, watch, findings)
             checkpoint("history")
             db.run(con, "begin transaction")
             store_results(con, tests)
@@ -424,15 +402,11 @@ def build(source: DataSource, warehouse: Path, manifest: Manifest | None = None,
                 con.close()
             building.unlink(missing_ok=True)
             building_log.unlink(missing_ok=True)  # left when DuckDB could not close it
-            for opened in spare:
-                with contextlib.suppress(Exception):
-                    opened.result().close()
             if build_id is not None:
                 with contextlib.suppress(Exception):
                     forget(history, build_id)
             raise
         checkpoint("mark published")
-        # recorded above, under the same lock
-        mark_published(history, published, checked=True, con=spare[0].result() if spare else None)
+        mark_published(history, published, checked=True)  # recorded above, under the same lock
     result.seconds = time.perf_counter() - started
     return result

@@ -397,14 +397,11 @@ def _record(con, history_path, warehouse, built_at, data_kind, data_label, rows_
                 "warehouse": str(warehouse)})
         for snap in snapshots():
             _apply(con, snap, current[snap.name], params, first=last is None)
-        # Read while the data tests still run (keep() waits for them): it writes nothing, and nothing
-        # written since changes what it reads (published exports, the events).
-        found = _watch(con, export, data_kind, built_at, settings) if export is not None else []
         if not keep():
             db.run(con, "rollback")
             return None
         if export is not None:
-            findings.extend(found)
+            findings.extend(_watch(con, export, data_kind, built_at, settings))
             watch.refuse(findings)  # a threshold the user set: nothing is recorded (the rollback below)
             _record_export(con, build_id, data_kind, export, measures)
         db.run(con, "commit")
@@ -480,10 +477,8 @@ def _record_export(con: duckdb.DuckDBPyConnection, build_id: int, kind: str, exp
         con.executemany("insert into history.metrics values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
 
-def _settle(history_path: Path, build_id: int, undo: bool, checked: bool = False,
-            con: duckdb.DuckDBPyConnection | None = None) -> None:
-    """Mark the build published or undo it, on `con` (an in-memory connection, closed here) or a new one."""
-    con = con or db.connect()
+def _settle(history_path: Path, build_id: int, undo: bool, checked: bool = False) -> None:
+    con = db.connect()
     try:
         with _damage_is_a_history_error(history_path):
             _attach(con, history_path, checked)
@@ -500,13 +495,11 @@ def _settle(history_path: Path, build_id: int, undo: bool, checked: bool = False
         con.close()
 
 
-def mark_published(history_path: Path, build_id: int, checked: bool = False,
-                   con: duckdb.DuckDBPyConnection | None = None) -> None:
+def mark_published(history_path: Path, build_id: int, checked: bool = False) -> None:
     """The build's warehouse is in place: the build becomes the one the next build compares with.
     `checked`: the caller recorded the build in this file under the lock it still holds (nothing but
-    this run wrote it since it was checked). `con`: an in-memory connection to do it on (closed here),
-    else a new one."""
-    _settle(history_path, build_id, undo=False, checked=checked, con=con)
+    this run wrote it since it was checked)."""
+    _settle(history_path, build_id, undo=False, checked=checked)
 
 
 def compared_builds(warehouse: Path) -> set[int]:
