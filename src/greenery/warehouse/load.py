@@ -321,8 +321,8 @@ def load_table(con: duckdb.DuckDBPyConnection, table: RawTable, data_dir: Path, 
                counted: Future | None = None) -> int:
     """One file into raw.<table>. `counted` (the fast path): count_file_records of the file, running
     beside the read; a failure on the way raises _Recheck, except the checks whose line the checking
-    path would give the same way (a record too long, a value the reader refused, a row count that
-    differs), which raise their InputError here, in the same order."""
+    path would give the same way (a record too long, then a row count that differs when the reader
+    refused nothing), which raise their InputError here, in the same order."""
     path = data_dir / table.file_name
     header = read_header(path)
     _check_header(table, path, header, report)
