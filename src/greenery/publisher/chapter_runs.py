@@ -7,7 +7,8 @@ a time, the longest first, and each within a time limit. A chapter that fails or
 is reported by name and cell, and every process it started is stopped. A chapter that finished
 is cached at once by fingerprint, so a rerun after any failure or signal does not redo it.
 
-Each chapter's process is greenery.publisher.chapter_process.
+Each chapter's process is greenery.publisher.chapter_process. A result two chapters both need is computed
+once, in a folder of the run's own (greenery.chapter_kit.shared).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 
 from greenery import config
 from greenery.chapter_kit.contents import name_of, notebook_path, read_notebook
+from greenery.chapter_kit.shared import SHARED_ENV
 from greenery.errors import ParameterError, ReportError, UsageError
 from greenery.faults import checkpoint
 from greenery.outputs import atomic
@@ -229,12 +231,16 @@ def run_all(entries: list[str], stage: Path, parameters: dict[str, dict], keys: 
     workers = max(1, min(len(todo), workers or os.cpu_count() or 1))
     logs = stage / ".logs"
     logs.mkdir(exist_ok=True)
+    # Results two chapters both need (greenery.chapter_kit.shared): computed by one, read by the other, for
+    # this run only (the stage is this run's own, and removed with it).
+    shared = stage / ".shared"
+    shared.mkdir(exist_ok=True)
     running: dict[str, tuple[subprocess.Popen, float, Path]] = {}
     waiting = list(todo)
     own_server = server is None
     server = server or warm.Server()
     try:
-        env = server.environment() if todo else {}
+        env = {**server.environment(), SHARED_ENV: str(shared)} if todo else {}
         while waiting or running:
             while waiting and len(running) < workers:
                 entry = waiting.pop(0)
