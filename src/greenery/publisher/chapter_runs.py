@@ -18,6 +18,7 @@ import contextlib
 import json
 import os
 import re
+import select
 import subprocess
 import sys
 import time
@@ -203,6 +204,24 @@ def _relay(stderr: str) -> None:
             print(line, file=sys.stderr)
 
 
+def _wait_for_one(running: dict[str, tuple[subprocess.Popen, float, Path]], timeout: float) -> None:
+    """Return as soon as one of the running chapters' processes has ended (its pidfd is readable), or when
+    the first of their time limits is reached; at most a second (poll's cost is nothing). Without pidfds
+    (Linux < 5.3), a twentieth of a second."""
+    now = time.monotonic()
+    limit = max(0.0, min([started + timeout - now for _, started, _ in running.values()] + [1.0]))
+    descriptors: list[int] = []
+    try:
+        for process, _, _ in running.values():
+            descriptors.append(os.pidfd_open(process.pid))  # a process that ended and is not reaped: readable
+        select.select(descriptors, [], [], limit)
+    except (AttributeError, OSError):  # no pidfd here
+        time.sleep(min(limit, 0.05))
+    finally:
+        for fd in descriptors:
+            os.close(fd)
+
+
 def run_all(entries: list[str], stage: Path, parameters: dict[str, dict], keys: dict[str, str],
             cache: ChapterCache, log: Callable[..., None], timeout: float = config.CHAPTER_TIMEOUT,
             workers: int | None = None, server: warm.Server | None = None,
@@ -251,7 +270,7 @@ def run_all(entries: list[str], stage: Path, parameters: dict[str, dict], keys: 
                     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=handle, env=env,
                                              stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
                     running[entry] = (child, time.monotonic(), err)
-            time.sleep(0.05)
+            _wait_for_one(running, timeout)
             for entry, (process, started, err) in list(running.items()):
                 seconds = time.monotonic() - started
                 if process.poll() is None:
