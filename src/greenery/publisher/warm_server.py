@@ -13,7 +13,8 @@ whoever started it the client behaves as the process it stands for. A fork dies 
 and the server kills a fork whose client is gone (even killed with SIGKILL): stopping the
 server's process tree (`Server.stop`, on any exit of `greenery report`) stops every fork.
 
-`python -m greenery.publisher.warm_server SOCKET` is the server: it prints `ready` once it accepts forks.
+`python -m greenery.publisher.warm_server SOCKET [ROLE]` is the server (ROLE: chapters, the default, or render): it
+prints `ready` once it accepts forks.
 """
 
 from __future__ import annotations
@@ -37,11 +38,21 @@ READY = "ready"
 
 class Server:
     """The warm server's process: started early (it imports while the warehouse is built), waited for
-    when the first chapter needs it, stopped with every process it forked."""
+    when the first chapter needs it, stopped with every process it forked.
+
+    `role` is what it imports before it forks: "chapters" (everything a chapter imports), or "render"
+    (Sphinx and its extensions, for the render: a server of its own, started once the build has left a
+    core idle, so that its second of imports is done by the time the chapters end and never competes
+    with them or holds up a chapter's fork)."""
 
     START_SECONDS = 300  # importing takes seconds; a server still importing after this is stuck
 
-    def __init__(self) -> None:
+    ROLES = ("chapters", "render")
+
+    def __init__(self, role: str = "chapters") -> None:
+        if role not in self.ROLES:
+            raise ValueError(f"no such warm server role: {role}")
+        self.role = role
         self.process: subprocess.Popen | None = None
         self.folder: Path | None = None
         self.ready = False
@@ -53,7 +64,7 @@ class Server:
             self.folder = self._new_folder()
             with (self.folder / "server.err").open("w") as handle:
                 self.process = subprocess.Popen([sys.executable, "-m", "greenery.publisher.warm_server",
-                                                 str(self.socket)],
+                                                 str(self.socket), self.role],
                                                 stdout=subprocess.PIPE, stderr=handle, stdin=subprocess.DEVNULL,
                                                 text=True, preexec_fn=die_with_parent)
 
@@ -147,9 +158,11 @@ def _preload() -> None:
     import greenery.chapter_kit.contents  # noqa: F401
     import greenery.chapter_kit.delivery  # noqa: F401
     import greenery.chapter_kit.headlines  # noqa: F401
+    import greenery.chapter_kit.indicators  # noqa: F401
     import greenery.chapter_kit.lineage  # noqa: F401
     import greenery.chapter_kit.models  # noqa: F401
     import greenery.chapter_kit.shared  # noqa: F401
+    import greenery.chapter_kit.survival  # noqa: F401  (statsmodels: the first chapter forked needs it)
     import greenery.chapter_kit.traffic  # noqa: F401
     import greenery.chapter_kit.trends  # noqa: F401
     import greenery.publisher.chapter_process  # noqa: F401
@@ -170,16 +183,8 @@ def _first_use() -> None:
     pd.DataFrame({"a": [1]}).style.to_html()
 
 
-def _preload_statistics() -> None:
-    """statsmodels (0.15 s), for the chapters of survival statistics; imported once the first chapters are
-    forked (most chapters need none of it), so that no chapter waits for it."""
-    import greenery.chapter_kit.indicators  # noqa: F401
-    import greenery.chapter_kit.survival  # noqa: F401
-
-
 def _preload_render() -> None:
-    """Sphinx and its extensions, for the render forked after the chapters: imported once the first
-    chapters are forked (they need none of it), so that no chapter waits for it."""
+    """Sphinx and its extensions, for the render: what the render server imports."""
     from greenery.publisher import book_render
 
     book_render.preload()
@@ -255,20 +260,20 @@ def _status(wait_status: int) -> int:
     return os.WEXITSTATUS(wait_status)
 
 
-def serve(path: str) -> None:
-    _preload()
+def serve(path: str, role: str = "chapters") -> None:
+    if role == "render":
+        with contextlib.suppress(Exception):  # the render then imports what it needs itself, and says so
+            _preload_render()
+    else:
+        _preload()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen(16)
     print(READY, flush=True)
     forks: dict[socket.socket, int] = {}  # a client's connection -> the fork it stands for
     waiting: list[socket.socket] = []  # connected, request not read yet
-    later = [_preload_render, _preload_statistics]  # imported while the first chapters run, the last first
     ended: dict[int, int] = {}  # a fork's pidfd (readable once it has ended) -> its pid
     while True:
-        if later and forks and not waiting:
-            with contextlib.suppress(Exception):  # the render then imports what it needs itself, and says so
-                later.pop()()
         # A fork's end wakes the loop at once (its pidfd), not at the next tenth of a second: its client, and
         # the chapter runner behind it, learn it as soon as it happened.
         readable, _, _ = select.select([listener, *waiting, *forks, *ended], [], [], 0.1)
@@ -310,4 +315,4 @@ def serve(path: str) -> None:
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1])
+    serve(sys.argv[1], *sys.argv[2:3])
