@@ -286,7 +286,8 @@ def main(args: list[str]) -> int:
 
 
 def preload() -> None:
-    """What a render imports (a second's worth), for the warm server to import once before it forks one."""
+    """What a render imports (a second's worth) and builds on first use, for the render's warm server to do
+    once before it forks one."""
     import jupyter_book.config  # noqa: F401
     import matplotlib.mathtext  # noqa: F401  (greenery.publisher.mathsvg draws the formulas)
     import myst_nb.sphinx_ext  # noqa: F401
@@ -296,6 +297,13 @@ def preload() -> None:
     import sphinx_book_theme  # noqa: F401
     import sphinx_design  # noqa: F401
     import sphinx_external_toc  # noqa: F401
+
+    from greenery.publisher import mathsvg
+
+    # A formula's first drawing builds mathtext's parser and loads its fonts (0.25 s): both kept by matplotlib
+    # for the process (caches; what a formula looks like depends only on its text). Not through `svg`'s own
+    # cache, which keeps only the book's formulas.
+    mathsvg.svg.__wrapped__("x", mathsvg.INLINE_SIZE)
 
 
 if __name__ == "__main__":
