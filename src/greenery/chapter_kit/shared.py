@@ -31,9 +31,10 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:  # the publisher reads SHARED_ENV from here: numpy and pandas are imported where used
+    import pandas as pd
 
 SHARED_ENV = "GREENERY_SHARED_RESULTS"  # the report's folder for shared results; unset: nothing is shared
 WAIT_SECONDS = 120.0  # the longest a chapter waits for another to finish computing a result
@@ -48,6 +49,8 @@ class _NotShareable(Exception):
 @functools.cache
 def _code() -> str:
     """The chapter kit's own code and the versions of the libraries its statistics come from."""
+    import numpy as np
+    import pandas as pd
     import scipy
     import statsmodels
 
@@ -61,13 +64,19 @@ def _code() -> str:
 
 # --------------------------------------------------------------------------- exact encoding
 
-_SCALARS = {type(None): "none", bool: "bool", int: "int", float: "float", str: "str",
+@functools.cache
+def _scalars() -> dict[type, str]:
+    import numpy as np
+
+    return {type(None): "none", bool: "bool", int: "int", float: "float", str: "str",
             np.float64: "float64", np.int64: "int64", np.bool_: "bool_"}
 
 
 def _scalar(value) -> list:
     """A scalar as [type, value]: JSON keeps a float's every bit (repr) and NaN; the type comes back too."""
-    name = _SCALARS.get(type(value))
+    import numpy as np
+
+    name = _scalars().get(type(value))
     if name is None:
         raise _NotShareable(type(value).__name__)
     if name == "none":
@@ -77,6 +86,8 @@ def _scalar(value) -> list:
 
 
 def _unscalar(item: list):
+    import numpy as np
+
     name = item[0]
     if name == "none":
         return None
@@ -90,6 +101,9 @@ def _unscalar(item: list):
 
 def encode_frame(frame: pd.DataFrame) -> dict:
     """A data frame with a plain 0..n-1 index as JSON-ready data that `decode_frame` rebuilds exactly."""
+    import numpy as np
+    import pandas as pd
+
     if not isinstance(frame.index, pd.RangeIndex) or frame.index.start != 0 or frame.index.step != 1:
         raise _NotShareable("index")
     if not all(isinstance(c, str) for c in frame.columns) or frame.columns.has_duplicates:
@@ -111,6 +125,9 @@ def encode_frame(frame: pd.DataFrame) -> dict:
 
 def decode_frame(data: dict) -> pd.DataFrame:
     """The frame `encode_frame` encoded; ValueError (or a KeyError, TypeError) when `data` is not one."""
+    import numpy as np
+    import pandas as pd
+
     rows = data["rows"]
     if type(rows) is not int:
         raise ValueError("rows")
@@ -133,6 +150,9 @@ def decode_frame(data: dict) -> pd.DataFrame:
 
 def _key_parts(value, hasher) -> None:
     """Feed `value` to the hash unambiguously: every part typed and length-prefixed."""
+    import numpy as np
+    import pandas as pd
+
     def part(tag: str, data: bytes) -> None:
         hasher.update(tag.encode() + len(data).to_bytes(8, "little") + data)
 
