@@ -19,9 +19,9 @@ files (Sphinx would keep a changed page's old ones).
 
 Sphinx's output never holds a per-build value: the provenance (greenery.publisher.book_stage) is a
 placeholder there, filled in the published copy. Sphinx runs in a process of its own, warnings as
-errors: forked from the warm server (greenery.publisher.warm_server, role `render`) when it is running
-for the chapters, with Sphinx and its extensions already imported there (about a CPU second less),
-else `python -m greenery.publisher.book_render SOURCE BUILD BUILDER [CHANGED...]`.
+errors: forked from the render's warm server (greenery.publisher.warm_server started as `render`: `greenery
+report` starts it once the build is done), with Sphinx and its extensions already imported there (about a
+CPU second less), else `python -m greenery.publisher.book_render SOURCE BUILD BUILDER [CHANGED...]`.
 """
 
 from __future__ import annotations
