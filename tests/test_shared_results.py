@@ -96,9 +96,17 @@ def test_never_reused_for_other_data_parameters_or_code(tmp_path, monkeypatch):
     renamed = _frame().rename(columns={"n": "m"})
     shared.computed("t", compute, renamed, alpha=0.05)
     assert compute.calls == 4
+    texts = _frame()
+    texts["indicator"] = pd.Series(["promo", "hour", None], dtype="str")  # the same texts, moved
+    shared.computed("t", compute, texts, alpha=0.05)
+    assert compute.calls == 5
+    mixed = _frame()
+    mixed.loc[0, "mixed"] = 1.5000000000000002  # one object's last bit
+    shared.computed("t", compute, mixed, alpha=0.05)
+    assert compute.calls == 6
     monkeypatch.setattr(shared, "_code", lambda: "other code")
     shared.computed("t", compute, _frame(), alpha=0.05)
-    assert compute.calls == 5
+    assert compute.calls == 7
 
 
 def test_without_the_report_folder_nothing_is_shared(tmp_path, monkeypatch):

@@ -165,10 +165,12 @@ def _key_parts(value, hasher) -> None:
             column = value[name]
             if isinstance(column.dtype, np.dtype) and column.dtype.kind in "biuf":
                 part("values", np.ascontiguousarray(column.to_numpy()).tobytes())
-            elif str(column.dtype) in ("object", "str"):
-                part("values", json.dumps([_scalar(v) for v in column.to_numpy(dtype=object, na_value=None)]
-                                          if str(column.dtype) == "str" else
-                                          [_scalar(v) for v in column.tolist()]).encode())
+            elif str(column.dtype) == "str":  # text or missing only: its distinct values and each row's (fast)
+                codes, uniques = pd.factorize(column, use_na_sentinel=True)
+                part("texts", json.dumps(list(uniques)).encode())
+                part("codes", np.ascontiguousarray(codes, dtype=np.int64).tobytes())
+            elif str(column.dtype) == "object":  # anything: each value with its type (1, 1.0 and True differ)
+                part("values", json.dumps([_scalar(v) for v in column.tolist()]).encode())
             else:
                 raise _NotShareable(str(column.dtype))
     elif isinstance(value, dict):
