@@ -19,7 +19,7 @@ from scipy.special import ndtri
 # Below this expected count in any cell, the chi-square approximation is not trusted and an
 # exact (2 x 2) or Monte Carlo permutation (larger tables) p-value is used instead.
 MIN_EXPECTED = 5
-PERMUTATIONS = 9_999
+PERMUTATIONS = 9_999  # below 8! (40,320): scipy enumerates every permutation of 7 buyers or fewer
 
 
 def wilson(successes: int, trials: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -121,7 +121,7 @@ def _permutation_p(table: np.ndarray, observed: float, seed: int) -> float:
         return chi_square(np.moveaxis(shuffled, axis, -1) @ onehot)
 
     n = len(outcomes)
-    if math.factorial(n) <= PERMUTATIONS or n * PERMUTATIONS * 4 > _PERMUTATIONS_BYTES:
+    if math.factorial(min(n, 8)) <= PERMUTATIONS or n * PERMUTATIONS * 4 > _PERMUTATIONS_BYTES:  # 8! > 9,999
         result = sps.permutation_test((outcomes,), statistic, permutation_type="pairings", vectorized=True,
                                       n_resamples=PERMUTATIONS, batch=_BATCH, alternative="greater",
                                       rng=np.random.default_rng(seed))
