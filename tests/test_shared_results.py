@@ -195,3 +195,11 @@ def test_the_publisher_reads_the_folders_name_without_importing_pandas():
                            "print(sorted({'numpy', 'pandas'} & set(sys.modules)))"],
                           capture_output=True, text=True, timeout=120, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_what_cannot_be_stored_exactly_is_computed_and_never_stored(tmp_path, monkeypatch):
+    monkeypatch.setenv(shared.SHARED_ENV, str(tmp_path))
+    assert shared.computed("t", lambda: {"not": "a frame"}) == {"not": "a frame"}
+    indexed = pd.DataFrame({"a": [1, 2]}, index=[5, 6])
+    assert shared.computed("t", lambda: indexed) is indexed
+    assert list(tmp_path.iterdir()) == []

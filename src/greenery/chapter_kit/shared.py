@@ -104,6 +104,8 @@ def encode_frame(frame: pd.DataFrame) -> dict:
     import numpy as np
     import pandas as pd
 
+    if not isinstance(frame, pd.DataFrame):
+        raise _NotShareable(type(frame).__name__)
     if not isinstance(frame.index, pd.RangeIndex) or frame.index.start != 0 or frame.index.step != 1:
         raise _NotShareable("index")
     if not all(isinstance(c, str) for c in frame.columns) or frame.columns.has_duplicates:
