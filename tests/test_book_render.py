@@ -217,13 +217,15 @@ def test_the_provenance_fills_every_page_and_the_print_styles(rendered, tmp_path
         assert linked == [f"{zlib.crc32(css):08x}"], page
 
 
-def test_a_render_forked_from_the_warm_server_is_the_same_book(rendered, tmp_path):
-    """The warm server imported Sphinx, matplotlib and the chapters' kit before forking the render: the
-    pages (formulas drawn by matplotlib included) are those a render in a process of its own writes."""
+@pytest.mark.parametrize("role", ["render", "chapters"])
+def test_a_render_forked_from_the_warm_server_is_the_same_book(rendered, tmp_path, role):
+    """The render's warm server (`greenery report` starts one of its own) imported Sphinx and matplotlib
+    before forking the render; the chapters' server, the chapters' libraries: either way the pages (formulas
+    drawn by matplotlib included) are those a render in a process of its own writes."""
     from greenery.publisher import warm_server
 
     folder, first, cache = rendered
-    with warm_server.Server() as server:
+    with warm_server.Server(role) as server:
         server.start()
         forked = _tree(run.render(_stage(tmp_path / "stage", _pages()), "html", tmp_path / "cache" / "html", server))
     _same(forked, first)

@@ -145,3 +145,34 @@ def test_last_times_that_are_not_times_are_ignored_for_the_order():
     for odd in (10**400, -5, float("nan"), float("inf"), "3", True, [1], None):
         assert expected_seconds("notebooks/summary", {"notebooks/summary": odd}) == guess
     assert expected_seconds("notebooks/summary", {"notebooks/summary": 2}) == 2.0
+
+
+def test_a_result_two_chapters_need_is_computed_once_per_report(tmp_path, monkeypatch):
+    """Two chapters running at the same time ask for the same result (greenery.chapter_kit.shared): one
+    computes it, the other waits and reads it; each shows the same value. The run's folder goes with its stage."""
+    from greenery.publisher import chapter_runs
+
+    counter = tmp_path / "computed"
+    sources = {}
+    for name in ("a", "b"):
+        folder = tmp_path / name
+        folder.mkdir()
+        sources[f"notebooks/{name}"] = chapter(folder, (
+            "import time\nimport pandas as pd\nfrom greenery.chapter_kit import shared\n"
+            "def slow(n):\n"
+            f"    with open({str(counter)!r}, 'a') as handle:\n"
+            "        handle.write('x')\n"
+            "    time.sleep(1)\n"
+            "    return pd.DataFrame({'n': [n]})\n"
+            "print(int(shared.computed('t', slow, 7).loc[0, 'n']))"))
+    monkeypatch.setattr(chapter_runs, "notebook_path", lambda entry: sources[entry])
+    stage = tmp_path / "stage"
+    stage.mkdir()
+    entries = list(sources)
+    chapter_runs.run_all(entries, stage, {e: {} for e in entries}, {e: e[-1] * 24 for e in entries},
+                         chapter_runs.ChapterCache(tmp_path / "cache"), lambda *a: None, workers=2)
+    assert counter.read_text() == "x"
+    for entry in entries:
+        shown = nbformat.read(stage / f"{entry}.ipynb", as_version=4).cells[1].outputs
+        assert [o.get("text") for o in shown] == ["7\n"]
+    assert len(list((stage / ".shared").iterdir())) == 1

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
+from scipy import stats as sps
 
 from greenery.chapter_kit import stats
 
@@ -103,3 +105,38 @@ def test_a_table_met_again_is_not_tested_again():
     again = stats.independence((2.0, 0, 0, 0), [2, 2, 2, 0], seed=3)
     assert again is first and stats._independence.cache_info().hits == 1
     assert stats.independence([2, 0, 0], [2, 2, 2], seed=4) is not first  # another seed: another draw
+
+
+def _scipy_permutation_p(table: np.ndarray, seed: int) -> float:
+    """What stats._permutation_p returned before it kept the permutations: scipy's own test, as it called it."""
+    labels = np.repeat(np.arange(len(table)), table.sum(axis=1))
+    outcomes = np.concatenate([np.r_[np.ones(k), np.zeros(f)] for k, f in table])
+    sizes = table.sum(axis=1)
+    expected = sizes * outcomes.mean()
+    onehot = (labels[:, None] == np.arange(len(table))[None, :]).astype(float)
+
+    def statistic(shuffled, axis=-1):
+        k = np.moveaxis(shuffled, axis, -1) @ onehot
+        return (((k - expected) ** 2) / expected + ((sizes - k - (sizes - expected)) ** 2) / (sizes - expected)).sum(-1)
+
+    return float(sps.permutation_test((outcomes,), statistic, permutation_type="pairings", vectorized=True,
+                                      n_resamples=stats.PERMUTATIONS, batch=1_000, alternative="greater",
+                                      rng=np.random.default_rng(seed)).pvalue)
+
+
+def test_the_permutation_p_value_is_scipys_to_the_bit():
+    """The permutations are drawn once per number of buyers and reused for every table of that size: the
+    p-value is still exactly scipy.stats.permutation_test's, table by table and seed by seed (sizes of 7
+    buyers or fewer are enumerated by scipy itself)."""
+    rng = np.random.default_rng(1)
+    checked = 0
+    for _ in range(80):
+        trials = rng.integers(1, 25, size=int(rng.integers(2, 5)))
+        table = np.array([[k, n - k] for n, k in ((n, int(rng.integers(0, n + 1))) for n in trials)])
+        if table[:, 0].sum() == 0 or table[:, 1].sum() == 0:
+            continue
+        chi2 = sps.chi2_contingency(table, correction=False)[0]
+        seed = int(rng.integers(0, 2))
+        assert stats._permutation_p(table, float(chi2), seed) == _scipy_permutation_p(table, seed), table.tolist()
+        checked += 1
+    assert checked > 50 and stats._DRAWN  # and some permutations were kept for the next table

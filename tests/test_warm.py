@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -101,3 +102,70 @@ def test_a_long_temporary_folder_path_is_not_a_socket_path(tmp_path, monkeypatch
         client.wait()
         assert gone(chapter)
     assert not list(deep.iterdir())  # the folder it could not use was removed
+
+
+def _pidfds(pid: int) -> int:
+    return sum(1 for fd in Path(f"/proc/{pid}/fd").iterdir() if "pidfd" in fd.readlink().as_posix())
+
+
+def test_the_server_watches_each_fork_for_its_end_and_lets_go_of_it(server, tmp_path):
+    """A fork's end wakes the server at once (its pidfd is in the server's select), so the chapter runner
+    learns of it without waiting for the loop's next round; the pidfd is closed once the fork is reaped."""
+    client, chapter = start_chapter(server, tmp_path)
+    assert _pidfds(server.process.pid) == 1
+    chapter.kill()
+    assert client.wait(30) == 128 + signal.SIGKILL
+    deadline = time.monotonic() + 10
+    while _pidfds(server.process.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _pidfds(server.process.pid) == 0
+
+
+def test_the_runner_wakes_when_a_chapter_ends():
+    from greenery.publisher.chapter_runs import _wait_for_one
+
+    process = subprocess.Popen(["sleep", "0.3"])
+    _wait_for_one({"notebooks/x": (process, time.monotonic(), Path("x"))}, timeout=600)
+    assert process.poll() == 0  # it returned because the process ended, not after a fixed nap
+    stuck = subprocess.Popen(["sleep", "60"])
+    try:
+        _wait_for_one({"notebooks/x": (stuck, time.monotonic() - 600, Path("x"))}, timeout=600.2)
+        assert stuck.poll() is None  # its time limit came first: the runner stops it
+    finally:
+        stuck.kill()
+        stuck.wait()
+
+
+FORK_IMPORTS = """
+import os, sys
+from pathlib import Path
+from greenery.publisher import warm_server
+warm_server._preload()
+from greenery.publisher import chapter_process
+source = Path(sys.argv[1])
+pid = os.fork()
+if pid == 0:
+    before = set(sys.modules)
+    chapter_process.execute(source, source.with_suffix(".ipynb"), {})
+    print(" ".join(sorted(set(sys.modules) - before)))
+    sys.stdout.flush()
+    os._exit(0)
+os.waitpid(pid, 0)
+"""
+
+
+def test_a_fork_imports_nothing_a_chapter_needs(tmp_path):
+    """What a chapter uses (the kit, glue, a styled table with its CSV, an SVG chart, a new shell) is imported
+    by the server before it forks: no fork imports it again."""
+    source = tmp_path / "chapter.md"
+    source.write_text(
+        "---\njupytext:\n  text_representation:\n    extension: .md\n    format_name: myst\nkernelspec:\n"
+        "  display_name: Python 3\n  language: python\n  name: python3\n---\n\n# A chapter\n\n"
+        "```{code-cell} ipython3\nimport matplotlib.pyplot as plt\nimport pandas as pd\n"
+        "from greenery.chapter_kit import book\n\nbook.setup()\n"
+        "book.glue('answer', '42')\nbook.table(pd.DataFrame({'a': [1, 2]}), caption='A table', csv=pd.DataFrame({'a': [1]}))\n"
+        "plt.plot([1, 2], [3, 4])\nplt.show()\n```\n")
+    done = subprocess.run([sys.executable, "-c", FORK_IMPORTS, str(source)], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == []

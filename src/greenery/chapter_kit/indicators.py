@@ -16,6 +16,7 @@ import pandas as pd
 
 from greenery.chapter_kit import formats as fmt
 from greenery.chapter_kit import stats, survival
+from greenery.chapter_kit.shared import once_per_report
 from greenery.errors import ParameterError
 
 # What each indicator is, in words, in the order the chapter presents them.
@@ -221,6 +222,7 @@ def window_range(windows: pd.DataFrame, hours, reordered) -> tuple[int, int]:
     return (min(low, high), high)
 
 
+@once_per_report  # the promos and indicators chapters both sweep every window: computed once per report
 def sweep(frames: dict[int, pd.DataFrame], alpha: float = 0.05, adjustment: str = "holm") -> pd.DataFrame:
     """The equal-follow-up tests at every window: `frames` maps each window H (hours) to its
     `repeat_by_indicator` frame. One row per window and indicator: its test (adjusted across that

@@ -8,6 +8,7 @@ worked out by hand (tests/test_stats.py). Intervals and tests are two-sided at 9
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -18,7 +19,7 @@ from scipy.special import ndtri
 # Below this expected count in any cell, the chi-square approximation is not trusted and an
 # exact (2 x 2) or Monte Carlo permutation (larger tables) p-value is used instead.
 MIN_EXPECTED = 5
-PERMUTATIONS = 9_999
+PERMUTATIONS = 9_999  # below 8! (40,320): scipy enumerates every permutation of 7 buyers or fewer
 
 
 def wilson(successes: int, trials: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -99,23 +100,71 @@ def _independence(pairs: tuple[tuple[int, int], ...], seed: int) -> Test:
 
 
 def _permutation_p(table: np.ndarray, observed: float, seed: int) -> float:
-    """p-value of the chi-square statistic when outcomes are shuffled across buyers (margins fixed),
-    by scipy.stats.permutation_test, vectorised and in batches so memory stays small."""
+    """p-value of the chi-square statistic when outcomes are shuffled across buyers (margins fixed): what
+    scipy.stats.permutation_test (pairings, vectorised, batches of 1,000, "greater") returns, to the bit.
+
+    Its cost was drawing the permutations (rng.permuted), and with the same seed and the same number of
+    buyers they are the same permutations whatever the table: the window sweep meets the same cohort size
+    at many windows and indicators, so they are drawn once per size (`_permutations`, the very draws scipy
+    makes from the same generator) and only the statistic is computed per table. A size small enough for
+    scipy to enumerate every permutation, or too large to keep, goes to scipy itself."""
     labels = np.repeat(np.arange(len(table)), table.sum(axis=1))
     outcomes = np.concatenate([np.r_[np.ones(k), np.zeros(f)] for k, f in table])
     sizes = table.sum(axis=1)
     expected = sizes * outcomes.mean()
     onehot = (labels[:, None] == np.arange(len(table))[None, :]).astype(float)
 
-    def statistic(shuffled, axis=-1):
-        k = np.moveaxis(shuffled, axis, -1) @ onehot  # successes per segment, per resample
+    def chi_square(k):  # from the successes per segment, per resample
         return (((k - expected) ** 2) / expected + ((sizes - k - (sizes - expected)) ** 2) / (sizes - expected)).sum(-1)
 
-    result = sps.permutation_test((outcomes,), statistic, permutation_type="pairings", vectorized=True,
-                                  n_resamples=PERMUTATIONS, batch=1_000, alternative="greater",
-                                  rng=np.random.default_rng(seed))
-    assert abs(result.statistic - observed) < 1e-6 * max(1.0, observed)
-    return float(result.pvalue)
+    def statistic(shuffled, axis=-1):
+        return chi_square(np.moveaxis(shuffled, axis, -1) @ onehot)
+
+    n = len(outcomes)
+    if math.factorial(min(n, 8)) <= PERMUTATIONS or n * PERMUTATIONS * 4 > _PERMUTATIONS_BYTES:  # 8! > 9,999
+        result = sps.permutation_test((outcomes,), statistic, permutation_type="pairings", vectorized=True,
+                                      n_resamples=PERMUTATIONS, batch=_BATCH, alternative="greater",
+                                      rng=np.random.default_rng(seed))
+        assert abs(result.statistic - observed) < 1e-6 * max(1.0, observed)
+        return float(result.pvalue)
+    statistic_observed = statistic(outcomes, axis=-1)
+    assert abs(statistic_observed - observed) < 1e-6 * max(1.0, observed)
+    # The successes per segment of each resample, counted as whole numbers (exact, as the float product
+    # above), from one byte per buyer rather than a float: then the same formula, on the same values.
+    ones, starts = outcomes.astype(np.int8), np.r_[0, np.cumsum(sizes)[:-1]]
+
+    def successes(batch):
+        return np.add.reduceat(ones[batch], starts, axis=1, dtype=np.int64).astype(float)
+
+    null = np.concatenate([chi_square(successes(batch)) for batch in _permutations(n, seed)])
+    gamma = abs(np.finfo(statistic_observed.dtype).eps * 100 * statistic_observed)
+    count = np.count_nonzero(null >= statistic_observed - gamma) + 1
+    return float(min(max(np.float64(count) / (PERMUTATIONS + 1), 0.0), 1.0))
+
+
+_BATCH = 1_000
+_PERMUTATIONS_BYTES = 64 * 1024 * 1024  # the permutations kept, all sizes together (int32): 1,600 buyers' at most
+_DRAWN: OrderedDict[tuple[int, int], tuple[np.ndarray, ...]] = OrderedDict()  # least recently used first
+
+
+def _permutations(n: int, seed: int) -> tuple[np.ndarray, ...]:
+    """The permutations scipy.stats.permutation_test draws for one sample of `n` (pairings, batches of
+    _BATCH) from `default_rng(seed)`, batch by batch, as it draws them; kept (read-only) for the next table
+    of the same size while they fit in _PERMUTATIONS_BYTES with the others kept."""
+    if (n, seed) in _DRAWN:
+        _DRAWN.move_to_end((n, seed))
+        return _DRAWN[(n, seed)]
+    rng = np.random.default_rng(seed)
+    indices = np.tile(np.arange(n), (_BATCH, 1, 1))
+    batches = []
+    for start in range(0, PERMUTATIONS, _BATCH):
+        drawn = rng.permuted(indices, axis=-1)[: min(_BATCH, PERMUTATIONS - start), 0, :].astype(np.int32)
+        drawn.flags.writeable = False
+        batches.append(drawn)
+    _DRAWN[(n, seed)] = drawn_all = tuple(batches)
+    while sum(b.nbytes for kept in _DRAWN.values() for b in kept) > _PERMUTATIONS_BYTES:
+        _DRAWN.popitem(last=False)
+    return drawn_all
 
 
 def holm(p_values):

@@ -24,6 +24,7 @@ from statsmodels.duration.survfunc import SurvfuncRight, survdiff
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from greenery.chapter_kit import stats
+from greenery.chapter_kit.shared import once_per_report
 
 MIN_SEGMENT_BUYERS = 5  # as for the equal-follow-up tests: a segment smaller than this is not compared
 
@@ -109,6 +110,7 @@ def hazard_ratio(hours, reordered, in_segment, confidence: float = 0.95) -> tupl
     return (math.exp(beta), math.exp(beta - z * se), math.exp(beta + z * se))
 
 
+@once_per_report  # the promos and indicators chapters both need every test: computed once per report
 def indicator_tests(buyers: pd.DataFrame, titles: dict[str, str], alpha: float = 0.05,
                     adjustment: str = "holm") -> pd.DataFrame:
     """One log-rank test per indicator over all its segments, every buyer in it, p-values adjusted across

@@ -19,9 +19,9 @@ files (Sphinx would keep a changed page's old ones).
 
 Sphinx's output never holds a per-build value: the provenance (greenery.publisher.book_stage) is a
 placeholder there, filled in the published copy. Sphinx runs in a process of its own, warnings as
-errors: forked from the warm server (greenery.publisher.warm_server, role `render`) when it is running
-for the chapters, with Sphinx and its extensions already imported there (about a CPU second less),
-else `python -m greenery.publisher.book_render SOURCE BUILD BUILDER [CHANGED...]`.
+errors: forked from the render's warm server (greenery.publisher.warm_server started as `render`: `greenery
+report` starts it once the build is done), with Sphinx and its extensions already imported there (about a
+CPU second less), else `python -m greenery.publisher.book_render SOURCE BUILD BUILDER [CHANGED...]`.
 """
 
 from __future__ import annotations
@@ -286,7 +286,8 @@ def main(args: list[str]) -> int:
 
 
 def preload() -> None:
-    """What a render imports (a second's worth), for the warm server to import once before it forks one."""
+    """What a render imports (a second's worth) and builds on first use, for the render's warm server to do
+    once before it forks one."""
     import jupyter_book.config  # noqa: F401
     import matplotlib.mathtext  # noqa: F401  (greenery.publisher.mathsvg draws the formulas)
     import myst_nb.sphinx_ext  # noqa: F401
@@ -296,6 +297,13 @@ def preload() -> None:
     import sphinx_book_theme  # noqa: F401
     import sphinx_design  # noqa: F401
     import sphinx_external_toc  # noqa: F401
+
+    from greenery.publisher import mathsvg
+
+    # A formula's first drawing builds mathtext's parser and loads its fonts (0.25 s): both kept by matplotlib
+    # for the process (caches; what a formula looks like depends only on its text). Not through `svg`'s own
+    # cache, which keeps only the book's formulas.
+    mathsvg.svg.__wrapped__("x", mathsvg.INLINE_SIZE)
 
 
 if __name__ == "__main__":

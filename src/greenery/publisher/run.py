@@ -164,7 +164,8 @@ def publish(data_dir=None, out=None, warehouse=None, analysis: Sequence[str] = (
                             config.absolute(config.digest_cache_path()), book=published)
     source = choose_source_for(engine, data_dir, log)  # before the locks: a refused export leaves nothing
     log(f"Data: {source.path} ({source.label}; chosen by {source.chosen_by})")
-    with exclusive(published, "the book"), exclusive(warehouse_path, "the warehouse"), warm_server.Server() as server:
+    with (exclusive(published, "the book"), exclusive(warehouse_path, "the warehouse"), warm_server.Server() as server,
+          warm_server.Server("render") as render_server):
         ownership.check_book_target(published)  # again, now that no other run can change it
         # A new warehouse means every chapter runs: the server imports their libraries during the build.
         warehouse_key, built = _warehouse(source, warehouse_path, built_at, log, engine, spark, server.start,
@@ -185,6 +186,7 @@ def publish(data_dir=None, out=None, warehouse=None, analysis: Sequence[str] = (
 
         from greenery.publisher import book_stage  # here: a reused book needs none of the book's libraries
 
+        render_server.start()  # Sphinx imported on the core the build leaves idle, while the chapters' server imports
         ownership.remove_leftover_staging(published, "staging")  # we hold the book's lock: none is in use
         stage = ownership.new_staging(published, "staging")
         cache = chapters.ChapterCache(config.chapter_cache_path(warehouse_path))
@@ -197,7 +199,7 @@ def publish(data_dir=None, out=None, warehouse=None, analysis: Sequence[str] = (
             checkpoint("render")
             log("Rendering the book with jupyter-book ...")
             started = time.perf_counter()
-            html = render(stage, builder, config.render_cache_path(warehouse_path) / builder, server)
+            html = render(stage, builder, config.render_cache_path(warehouse_path) / builder, render_server)
             book_stage.stamp_provenance(html, provenance)
             book_stage.landing_page(html, yaml.safe_load(config.BOOK_CONFIG_PATH.read_text()).get("title", "The book"))
             timings["render"] = round(time.perf_counter() - started, 2)

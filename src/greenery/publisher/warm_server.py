@@ -13,7 +13,8 @@ whoever started it the client behaves as the process it stands for. A fork dies 
 and the server kills a fork whose client is gone (even killed with SIGKILL): stopping the
 server's process tree (`Server.stop`, on any exit of `greenery report`) stops every fork.
 
-`python -m greenery.publisher.warm_server SOCKET` is the server: it prints `ready` once it accepts forks.
+`python -m greenery.publisher.warm_server SOCKET [ROLE]` is the server (ROLE: chapters, the default, or render): it
+prints `ready` once it accepts forks.
 """
 
 from __future__ import annotations
@@ -37,11 +38,21 @@ READY = "ready"
 
 class Server:
     """The warm server's process: started early (it imports while the warehouse is built), waited for
-    when the first chapter needs it, stopped with every process it forked."""
+    when the first chapter needs it, stopped with every process it forked.
+
+    `role` is what it imports before it forks: "chapters" (everything a chapter imports), or "render"
+    (Sphinx and its extensions, for the render: a server of its own, started once the build has left a
+    core idle, so that its second of imports is done by the time the chapters end and never competes
+    with them or holds up a chapter's fork)."""
 
     START_SECONDS = 300  # importing takes seconds; a server still importing after this is stuck
 
-    def __init__(self) -> None:
+    ROLES = ("chapters", "render")
+
+    def __init__(self, role: str = "chapters") -> None:
+        if role not in self.ROLES:
+            raise ValueError(f"no such warm server role: {role}")
+        self.role = role
         self.process: subprocess.Popen | None = None
         self.folder: Path | None = None
         self.ready = False
@@ -53,7 +64,7 @@ class Server:
             self.folder = self._new_folder()
             with (self.folder / "server.err").open("w") as handle:
                 self.process = subprocess.Popen([sys.executable, "-m", "greenery.publisher.warm_server",
-                                                 str(self.socket)],
+                                                 str(self.socket), self.role],
                                                 stdout=subprocess.PIPE, stderr=handle, stdin=subprocess.DEVNULL,
                                                 text=True, preexec_fn=die_with_parent)
 
@@ -119,23 +130,61 @@ def _preload() -> None:
     """What a chapter imports, imported once here (never used: no thread, no state)."""
     # As a kernel would set it before matplotlib is imported; chapters draw with the inline backend.
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    import bdb  # noqa: F401  (IPython's debugger, on a new shell's first cell)
+    import encodings.utf_8_sig  # noqa: F401  (the CSV downloads)
+
     import ipykernel.ipkernel  # noqa: F401  (the language a notebook records: shell_engine)
+    import IPython.core.application  # noqa: F401  (these seven: what a new shell imports on first use)
+    import IPython.core.completerlib  # noqa: F401
+    import IPython.core.crashhandler  # noqa: F401
+    import IPython.core.logger  # noqa: F401
+    import IPython.core.magics.ast_mod  # noqa: F401
+    import IPython.core.magics.execution  # noqa: F401
+    import IPython.core.oinspect  # noqa: F401
     import jupytext  # noqa: F401
+    import matplotlib.backends.backend_svg  # noqa: F401  (charts are SVG)
     import matplotlib.pyplot  # noqa: F401
     import matplotlib_inline.backend_inline  # noqa: F401
+    import myst_nb.ext.glue  # noqa: F401  (book.glue imports it on first use)
     import nbformat  # noqa: F401
+    import pandas.core.methods.to_dict  # noqa: F401
+    import pandas.io.formats.csvs  # noqa: F401
     import pandas.io.formats.style  # noqa: F401  (tables are styled: jinja2 and its templates)
     import papermill  # noqa: F401
     import scipy.stats  # noqa: F401
 
-    import greenery.chapter_kit.book  # noqa: F401  (pandas, DuckDB, the analyses)
+    # The whole kit (book: pandas, DuckDB, the analyses; the rest is small, but each fork would import it again)
+    import greenery.chapter_kit.book  # noqa: F401
+    import greenery.chapter_kit.contents  # noqa: F401
+    import greenery.chapter_kit.delivery  # noqa: F401
+    import greenery.chapter_kit.headlines  # noqa: F401
+    import greenery.chapter_kit.indicators  # noqa: F401
+    import greenery.chapter_kit.lineage  # noqa: F401
+    import greenery.chapter_kit.models  # noqa: F401
+    import greenery.chapter_kit.shared  # noqa: F401
+    import greenery.chapter_kit.survival  # noqa: F401  (statsmodels: the first chapter forked needs it)
+    import greenery.chapter_kit.traffic  # noqa: F401
+    import greenery.chapter_kit.trends  # noqa: F401
     import greenery.publisher.chapter_process  # noqa: F401
     import greenery.publisher.shell_engine  # noqa: F401
 
+    _first_use()
+
+
+def _first_use() -> None:
+    """What every chapter's process paid on its first use of a library, paid once here. Each is a cache of
+    compiled code that no chapter's output depends on: nbformat's compiled JSON schema (every cell made
+    or notebook written is validated against it: 30 ms to compile) and pandas' compiled table templates."""
+    import nbformat
+    import pandas as pd
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_raw_cell
+
+    nbformat.validate(new_notebook(cells=[new_code_cell("1"), new_markdown_cell("a"), new_raw_cell("b")]))
+    pd.DataFrame({"a": [1]}).style.to_html()
+
 
 def _preload_render() -> None:
-    """Sphinx and its extensions, for the render forked after the chapters: imported once the first
-    chapters are forked (they need none of it), so that no chapter waits for it."""
+    """Sphinx and its extensions, for the render: what the render server imports."""
     from greenery.publisher import book_render
 
     book_render.preload()
@@ -155,7 +204,8 @@ def _run_role(role: str, args: list[str]) -> int:
     return 2
 
 
-def _fork(connection: socket.socket, listener: socket.socket, others: list[socket.socket]) -> int | None:
+def _fork(connection: socket.socket, listener: socket.socket, others: list[socket.socket],
+          descriptors: list[int] = ()) -> int | None:
     """Read one request (role, arguments, working folder, environment and three streams) and fork it."""
     try:
         message, fds, _, _ = socket.recv_fds(connection, 1 << 20, 3)
@@ -175,6 +225,8 @@ def _fork(connection: socket.socket, listener: socket.socket, others: list[socke
             die_with_parent()
             for sock in (listener, connection, *others):
                 sock.close()
+            for fd in descriptors:  # the other forks' pidfds
+                os.close(fd)
             for target, fd in enumerate(fds):
                 os.dup2(fd, target)
                 os.close(fd)
@@ -208,30 +260,37 @@ def _status(wait_status: int) -> int:
     return os.WEXITSTATUS(wait_status)
 
 
-def serve(path: str) -> None:
-    _preload()
+def serve(path: str, role: str = "chapters") -> None:
+    if role == "render":
+        with contextlib.suppress(Exception):  # the render then imports what it needs itself, and says so
+            _preload_render()
+    else:
+        _preload()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen(16)
     print(READY, flush=True)
     forks: dict[socket.socket, int] = {}  # a client's connection -> the fork it stands for
     waiting: list[socket.socket] = []  # connected, request not read yet
-    later = [_preload_render]  # imported while the first chapters run
+    ended: dict[int, int] = {}  # a fork's pidfd (readable once it has ended) -> its pid
     while True:
-        if later and forks and not waiting:
-            with contextlib.suppress(Exception):  # the render then imports what it needs itself, and says so
-                later.pop()()
-        readable, _, _ = select.select([listener, *waiting, *forks], [], [], 0.1)
+        # A fork's end wakes the loop at once (its pidfd), not at the next tenth of a second: its client, and
+        # the chapter runner behind it, learn it as soon as it happened.
+        readable, _, _ = select.select([listener, *waiting, *forks, *ended], [], [], 0.1)
         for sock in readable:
             if sock is listener:
                 waiting.append(listener.accept()[0])
             elif sock in waiting:
                 waiting.remove(sock)
-                pid = _fork(sock, listener, [*waiting, *forks])
+                pid = _fork(sock, listener, [*waiting, *forks], list(ended))
                 if pid is None:
                     sock.close()
                 else:
                     forks[sock] = pid
+                    with contextlib.suppress(AttributeError, OSError):  # no pidfd (Linux < 5.3): the tenth
+                        ended[os.pidfd_open(pid)] = pid
+            elif sock in ended:
+                pass  # reaped below
             else:  # a client with a fork running only ever closes its end: it died
                 pid = forks.pop(sock)
                 with contextlib.suppress(ProcessLookupError):
@@ -244,6 +303,9 @@ def serve(path: str) -> None:
                 break
             if pid == 0:
                 break
+            for fd in [fd for fd, fork in ended.items() if fork == pid]:
+                os.close(fd)
+                del ended[fd]
             for sock, fork in list(forks.items()):
                 if fork == pid:
                     with contextlib.suppress(OSError):
@@ -253,4 +315,4 @@ def serve(path: str) -> None:
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1])
+    serve(sys.argv[1], *sys.argv[2:3])
