@@ -245,6 +245,19 @@ def test_a_warning_fails_the_render_in_one_line_and_the_next_render_is_full(rend
     _same(_tree(run.render(_stage(tmp_path / "again", _pages()), "html", cache)), rendered[1])
 
 
+def test_a_render_past_its_deadline_is_stopped_in_one_line(tmp_path, monkeypatch):
+    import psutil
+
+    from greenery.errors import ReportError
+
+    monkeypatch.setattr(config, "RENDER_TIMEOUT", 0.05)  # Python alone takes longer to start
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    with pytest.raises(ReportError, match=r"^jupyter-book did not finish rendering the book within 0.05 s") as failed:
+        run.render(_stage(tmp_path / "stage", _pages()), "html", tmp_path / "wh.render" / "html")
+    assert "\n" not in str(failed.value)
+    assert {p.pid for p in psutil.Process().children(recursive=True)} <= before  # Sphinx stopped with its tree
+
+
 def test_a_render_cache_holding_someone_s_files_is_refused_before_any_work(tmp_path):
     warehouse = tmp_path / "wh.duckdb"
     (tmp_path / "wh.render").mkdir()

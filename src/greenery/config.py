@@ -58,6 +58,7 @@ SAMPLE_MAX_SCALE = 10_000  # about 10 GB of CSV: beyond it a sample is a typo, n
 
 CHAPTER_TIMEOUT = 600  # seconds one chapter may run before it is stopped and reported (exit 4)
 CHAPTER_TIMEOUT_MAX = 7 * 24 * 3600  # a week: a longer limit is a typo (and past the event loop's clock)
+RENDER_TIMEOUT = 900  # seconds Sphinx may take to render the book (about 2 s today) before it is stopped (exit 4)
 
 
 def env_path(name: str) -> Path | None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import re
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -75,10 +76,13 @@ def render(stage: Path, builder: str = "html", cache: Path | None = None,
         book_render.finished(folder, stage, builder)
         return _copy_rendered(folder, stage, builder)
     args = [str(source), str(folder / "build"), builder, *(changed or [])]
-    if server is not None and server.process is not None:
-        done = processes.run(client_command("render", *args), env=server.environment())
-    else:
-        done = processes.run([sys.executable, "-m", "greenery.publisher.book_render", *args])
+    command, env = ((client_command("render", *args), server.environment()) if server is not None and server.process
+                    is not None else ([sys.executable, "-m", "greenery.publisher.book_render", *args], None))
+    try:  # a stuck Sphinx (an extension waiting on the network, say) is stopped, its whole tree with it
+        done = processes.run(command, timeout=config.RENDER_TIMEOUT, env=env)
+    except subprocess.TimeoutExpired:
+        raise ReportError(f"jupyter-book did not finish rendering the book within {config.RENDER_TIMEOUT:g} s "
+                          "and was stopped; the last published book is kept as it was") from None
     if done.returncode != 0:
         output = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", done.stdout + done.stderr)  # Sphinx colours its lines
         if "No space left on device" in output or "Disk quota exceeded" in output:  # not the book's fault
