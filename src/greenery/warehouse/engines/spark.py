@@ -19,10 +19,12 @@ JVM starts in a thread while Python transpiles and types the models.
    engines' marts have one schema, and read back from there by the models and tests that read it.
 3. **Checks and data tests**, one job (`check_and_test`): a `union all` of each raw table's checks
    (one aggregate per table), the row count of every model that is not a mart, and every data test's
-   failing rows named by the test. A value that does not parse, or a number its type does not hold
-   exactly (Spark's casts round too), is refused (exit 2) naming the file, the column and the value,
-   as are rows read that are fewer than the file's records; timestamps with a UTC offset are
-   converted to UTC with a warning, as on DuckDB. The tests keep DuckDB's severities, counts, keys
+   failing rows named by the test (counted, and its first keys, in one window). Each part is a view
+   analysed while the models' jobs run, as soon as the models it reads are made (`prepare_checks`).
+   A value that does not parse, or a number its type does not hold exactly (Spark's casts round
+   too), is refused (exit 2) naming the file, the column and the value, as are rows read that are
+   fewer than the file's records; timestamps with a UTC offset are converted to UTC with a warning,
+   as on DuckDB. The tests keep DuckDB's severities, counts, keys
    and JSON. (When a job fails earlier, the tables are checked one by one first, to name the file.)
 4. **Warehouse**: the DuckDB file the report reads is made from the Parquet marts (their row counts
    from the Parquet footers), plus the tables the chapters read besides (model_runs, build_info,
@@ -93,8 +95,9 @@ JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xmn384m"
 # A Spark JVM loads some 20,000 classes (Spark's, Scala's, their lambdas) before a build's first job,
 # a quarter of the driver's CPU. Java's class data sharing keeps them parsed, verified and linked in
 # an archive mapped at start: the first build writes it when its driver exits (data/cache, named for
-# the Java and the pyspark it was made by), later builds' drivers, and a cluster's executors on this
-# machine, start from it. Java checks the archive against its own class path and ignores one that
+# the Java and the pyspark it was made by; `write_class_archive` writes it beforehand, as the cluster's
+# helper does before any build it serves is measured), later builds' drivers, and a cluster's
+# executors on this machine, start from it. Java checks the archive against its own class path and ignores one that
 # does not match (or is missing, or half-written), so a build never depends on it.
 CLASS_ARCHIVE_DIR = config.DATA_DIR / "cache" / "spark-classes"
 SNAPSHOT_SOURCES = {"stg_orders": "fct_orders", "stg_products": "dim_products", "stg_users": "dim_users",
@@ -218,6 +221,62 @@ def class_archive() -> Path | None:
         with contextlib.suppress(OSError):
             old.unlink()
     return archive
+
+
+ARCHIVE_SECONDS = 600.0  # the archive's build: a Spark build of the scale-1 sample, and the JVM's dump
+
+
+def write_class_archive(log: Callable[..., None] = lambda *_: None) -> Path | None:
+    """The JVMs' class archive, written now when it is missing, so that no measured build pays for it
+    (the cluster's helper calls this before its daemons start): a Spark build of the generated scale-1
+    sample on local[*], in a process of its own, in a temporary folder. Its driver writes the archive
+    as its JVM exits, and local mode runs the executors' code in the driver, so a cluster's executors
+    find their classes in it too. Returns the archive, or None when none could be written (a build
+    still runs without it)."""
+    import subprocess
+    import sys
+    import tempfile
+
+    from greenery.sample import generate
+
+    archive = class_archive()
+    if archive is None or archive.is_file():
+        return archive
+    log(f"writing the Spark JVMs' class archive {archive} (once per Java and pyspark) ...")
+    with tempfile.TemporaryDirectory(prefix="greenery-spark-classes-") as folder:
+        generate(Path(folder) / "export", config.SAMPLE_SCALE, config.SAMPLE_SEED)
+        command = [sys.executable, "-m", "greenery", "build", "--engine", "spark", "--spark-master", "local[*]",
+                   "--data-dir", str(Path(folder) / "export"), "--warehouse", str(Path(folder) / "w.duckdb"),
+                   "--marts-dir", str(Path(folder) / "marts")]
+        env = {**os.environ, "GREENERY_HISTORY": str(Path(folder) / "history.duckdb")}
+        env.pop("GREENERY_DATA_DIR", None)
+        deadline = time.monotonic() + ARCHIVE_SECONDS
+        # A session of its own: the JVM pyspark started outlives the Python process by the archive's
+        # dump, and is waited for as the session's last member.
+        build = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            code = build.wait(timeout=ARCHIVE_SECONDS)
+        except subprocess.TimeoutExpired:
+            build.kill()
+            code = build.wait()
+        while _session_members(build.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    if code != 0 or not archive.is_file():
+        log(f"no class archive written (the build exited {code}): Spark builds start without one")
+        return None
+    return archive
+
+
+def _session_members(session: int) -> list[int]:
+    """The processes still in a session (Linux's /proc; elsewhere none are seen, and the archive's
+    dump is not waited for: Java ignores an archive it finds half-written)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[3]) == session:  # state ppid pgrp session
+                members.append(int(stat.parent.name))
+    return members
 
 
 # --- types: DuckDB's names and Spark's
