@@ -840,7 +840,8 @@ def build(source: DataSource, warehouse: Path, options: SparkOptions | None = No
             if preparing is not None:  # ended (its waits end when the models have), its views dropped
                 with contextlib.suppress(BaseException):
                     preparing.result()
-                drop_check_views(spark, len(check_parts(manifest, reads)))
+                with contextlib.suppress(Exception):  # a session that died keeps nothing to drop
+                    drop_check_views(spark, len(check_parts(manifest, reads)))
         mark_published(history, published)
     result.seconds = time.perf_counter() - started
     return result
