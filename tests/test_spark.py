@@ -396,3 +396,22 @@ def test_the_class_archive_is_named_for_what_makes_it_and_replaces_only_its_own(
     assert engine.class_archive() not in (None, archive)  # other JVM options: another archive
     monkeypatch.setattr(engine, "CLASS_ARCHIVE_DIR", tmp_path / "a folder")
     assert engine.class_archive() is None and not (tmp_path / "a folder").exists()
+
+
+def test_a_class_archive_already_written_is_used_as_it_is(tmp_path, monkeypatch):
+    """write_class_archive (the cluster's helper calls it before its daemons start) builds nothing
+    when the archive is there, and nothing when no archive can be kept (a path with a space)."""
+    import subprocess
+
+    from greenery.warehouse.engines import spark as engine
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("no Spark build was wanted")
+
+    monkeypatch.setattr(subprocess, "Popen", no_build)
+    monkeypatch.setattr(engine, "CLASS_ARCHIVE_DIR", tmp_path / "spark-classes")
+    archive = engine.class_archive()
+    archive.write_bytes(b"archive")
+    assert engine.write_class_archive() == archive and archive.read_bytes() == b"archive"
+    monkeypatch.setattr(engine, "CLASS_ARCHIVE_DIR", tmp_path / "a folder")
+    assert engine.write_class_archive() is None

@@ -11,7 +11,7 @@ from sqlglot import exp
 
 from greenery.errors import ExitCode
 from greenery.warehouse.engines.spark import duckdb_schemas, spark_type
-from greenery.warehouse.engines.transpile import TranspileError, to_spark
+from greenery.warehouse.engines.transpile import TranspileError, tables_read, to_spark
 from greenery.warehouse.manifest import Manifest, ManifestError, load_manifest, spark_sql
 
 
@@ -91,3 +91,17 @@ def test_spark_settings_are_key_value_pairs(capsys):
     with pytest.raises(SystemExit):
         cli.parser().parse_args(["build", "--spark-conf", "no-equals-sign"])
     assert "expected KEY=VALUE" in capsys.readouterr().err
+
+
+def test_the_tables_a_query_reads_are_all_named():
+    """A Spark build analyses a data test once the models it reads are made: every table named
+    counts, in a subquery, a join or a common table expression (whose own name is harmless: it is no model)."""
+    sql = "with a as (select * from X) select * from a join y using (k) where k in (select k from raw_z)"
+    assert tables_read(sql) == {"a", "x", "y", "raw_z"}
+    manifest = load_manifest()
+    translated = spark_sql(manifest)
+    for test in manifest.tests:  # every test reads a model, and a relationship both of its models
+        read = tables_read(translated[test.name])
+        assert read & set(manifest.models), test.name
+        if test.kind == "relationships":
+            assert {test.model, test.arguments["to"]} <= read

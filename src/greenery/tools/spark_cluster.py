@@ -95,7 +95,14 @@ def _wait_for(folder: Path, name: str, process: subprocess.Popen, wanted, second
 
 
 def start(folder: Path, cores: int | None = None, memory: str = "2g", seconds: float = START_SECONDS) -> Cluster:
-    """Start the master, then the worker, each within `seconds`; stop both on any failure."""
+    """Start the master, then the worker, each within `seconds`; stop both on any failure.
+
+    First, when it is missing, the Spark JVMs' class archive is written (greenery.warehouse.engines.spark's
+    `write_class_archive`, once per Java and pyspark): the builds measured or tested on this cluster
+    then all start from it, rather than the first one paying for it."""
+    from greenery.warehouse.engines.spark import write_class_archive
+
+    write_class_archive()
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "work").mkdir(exist_ok=True)
     cores = cores or os.cpu_count() or 1

@@ -19,10 +19,12 @@ JVM starts in a thread while Python transpiles and types the models.
    engines' marts have one schema, and read back from there by the models and tests that read it.
 3. **Checks and data tests**, one job (`check_and_test`): a `union all` of each raw table's checks
    (one aggregate per table), the row count of every model that is not a mart, and every data test's
-   failing rows named by the test. A value that does not parse, or a number its type does not hold
-   exactly (Spark's casts round too), is refused (exit 2) naming the file, the column and the value,
-   as are rows read that are fewer than the file's records; timestamps with a UTC offset are
-   converted to UTC with a warning, as on DuckDB. The tests keep DuckDB's severities, counts, keys
+   failing rows named by the test (counted, and its first keys, in one window). Each part is a view
+   analysed while the models' jobs run, as soon as the models it reads are made (`prepare_checks`).
+   A value that does not parse, or a number its type does not hold exactly (Spark's casts round
+   too), is refused (exit 2) naming the file, the column and the value, as are rows read that are
+   fewer than the file's records; timestamps with a UTC offset are converted to UTC with a warning,
+   as on DuckDB. The tests keep DuckDB's severities, counts, keys
    and JSON. (When a job fails earlier, the tables are checked one by one first, to name the file.)
 4. **Warehouse**: the DuckDB file the report reads is made from the Parquet marts (their row counts
    from the Parquet footers), plus the tables the chapters read besides (model_runs, build_info,
@@ -60,7 +62,7 @@ from greenery.outputs.locking import exclusive
 from greenery.outputs.ownership import check_warehouse_target
 from greenery.warehouse.build import BuildResult, DataSource, _store_build_info, _timed, export_facts, headline_measures
 from greenery.warehouse.datatests import MAX_FAILING_KEYS, TestResult, store_results, summarize, write_json
-from greenery.warehouse.engines.transpile import raw_view
+from greenery.warehouse.engines.transpile import raw_view, tables_read
 from greenery.warehouse.history import forget, mark_published, record_build
 from greenery.warehouse.load import LoadReport, _check_header, count_file_records, read_header, shown_value
 from greenery.warehouse.manifest import Manifest, ManifestError, load_manifest, spark_sql
@@ -93,8 +95,9 @@ JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xmn384m"
 # A Spark JVM loads some 20,000 classes (Spark's, Scala's, their lambdas) before a build's first job,
 # a quarter of the driver's CPU. Java's class data sharing keeps them parsed, verified and linked in
 # an archive mapped at start: the first build writes it when its driver exits (data/cache, named for
-# the Java and the pyspark it was made by), later builds' drivers, and a cluster's executors on this
-# machine, start from it. Java checks the archive against its own class path and ignores one that
+# the Java and the pyspark it was made by; `write_class_archive` writes it beforehand, as the cluster's
+# helper does before any build it serves is measured), later builds' drivers, and a cluster's
+# executors on this machine, start from it. Java checks the archive against its own class path and ignores one that
 # does not match (or is missing, or half-written), so a build never depends on it.
 CLASS_ARCHIVE_DIR = config.DATA_DIR / "cache" / "spark-classes"
 SNAPSHOT_SOURCES = {"stg_orders": "fct_orders", "stg_products": "dim_products", "stg_users": "dim_users",
@@ -218,6 +221,62 @@ def class_archive() -> Path | None:
         with contextlib.suppress(OSError):
             old.unlink()
     return archive
+
+
+ARCHIVE_SECONDS = 600.0  # the archive's build: a Spark build of the scale-1 sample, and the JVM's dump
+
+
+def write_class_archive(log: Callable[..., None] = lambda *_: None) -> Path | None:
+    """The JVMs' class archive, written now when it is missing, so that no measured build pays for it
+    (the cluster's helper calls this before its daemons start): a Spark build of the generated scale-1
+    sample on local[*], in a process of its own, in a temporary folder. Its driver writes the archive
+    as its JVM exits, and local mode runs the executors' code in the driver, so a cluster's executors
+    find their classes in it too. Returns the archive, or None when none could be written (a build
+    still runs without it)."""
+    import subprocess
+    import sys
+    import tempfile
+
+    from greenery.sample import generate
+
+    archive = class_archive()
+    if archive is None or archive.is_file():
+        return archive
+    log(f"writing the Spark JVMs' class archive {archive} (once per Java and pyspark) ...")
+    with tempfile.TemporaryDirectory(prefix="greenery-spark-classes-") as folder:
+        generate(Path(folder) / "export", config.SAMPLE_SCALE, config.SAMPLE_SEED)
+        command = [sys.executable, "-m", "greenery", "build", "--engine", "spark", "--spark-master", "local[*]",
+                   "--data-dir", str(Path(folder) / "export"), "--warehouse", str(Path(folder) / "w.duckdb"),
+                   "--marts-dir", str(Path(folder) / "marts")]
+        env = {**os.environ, "GREENERY_HISTORY": str(Path(folder) / "history.duckdb")}
+        env.pop("GREENERY_DATA_DIR", None)
+        deadline = time.monotonic() + ARCHIVE_SECONDS
+        # A session of its own: the JVM pyspark started outlives the Python process by the archive's
+        # dump, and is waited for as the session's last member.
+        build = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            code = build.wait(timeout=ARCHIVE_SECONDS)
+        except subprocess.TimeoutExpired:
+            build.kill()
+            code = build.wait()
+        while _session_members(build.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    if code != 0 or not archive.is_file():
+        log(f"no class archive written (the build exited {code}): Spark builds start without one")
+        return None
+    return archive
+
+
+def _session_members(session: int) -> list[int]:
+    """The processes still in a session (Linux's /proc; elsewhere none are seen, and the archive's
+    dump is not waited for: Java ignores an archive it finds half-written)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[3]) == session:  # state ppid pgrp session
+                members.append(int(stat.parent.name))
+    return members
 
 
 # --- types: DuckDB's names and Spark's
@@ -416,34 +475,46 @@ def read_export(spark, data_dir: str | os.PathLike) -> tuple[LoadReport, list[Ra
 
 
 def build_models(spark, manifest: Manifest, translated: dict[str, str], marts: str,
-                 schemas: dict[str, list[tuple[str, str]]], job_group: _JobGroup | None = None) -> None:
+                 schemas: dict[str, list[tuple[str, str]]], job_group: _JobGroup | None = None,
+                 made: dict[str, Future] | None = None) -> None:
     """Every model as a Spark view, computed only when something reads it; each mart cast to DuckDB's
     types and written as Parquet under `marts` (a job each), then read back from there (a mart is
     computed once, as a DuckDB table is). Nothing is counted here: see `check_and_test`.
 
     A model is made as soon as the models it reads are (a few at a time, in threads that join
     `job_group`): while the executors write one mart, the driver plans the next, so the driver's
-    core and the executors' are busy at once rather than in turn. The first failure in build order
-    is raised once every model started has ended."""
+    core and the executors' are busy at once rather than in turn. `made` (see `model_futures`) tells
+    others, as each model is made, that its view is final (the checking job's parts are analysed
+    meanwhile). The first failure in build order is raised once every model started has ended."""
     order = manifest.build_order()
-    made: dict[str, Future] = {}
+    made = model_futures(manifest) if made is None else made
 
     def make(model) -> None:
-        for upstream in model.depends_on:  # submitted earlier, so started or done: never a deadlock
-            made[upstream].result()
-        if job_group is not None:
-            job_group.join()
         try:
-            _build_model(spark, model, translated[model.name], marts, schemas[model.name])
-        finally:
+            for upstream in model.depends_on:  # submitted earlier, so started or done: never a deadlock
+                made[upstream].result()
             if job_group is not None:
-                job_group.leave()
+                job_group.join()
+            try:
+                _build_model(spark, model, translated[model.name], marts, schemas[model.name])
+            finally:
+                if job_group is not None:
+                    job_group.leave()
+        except BaseException as error:  # the models it stops, and whoever waits for it, fail with it
+            made[model.name].set_exception(error)
+        else:
+            made[model.name].set_result(model.name)
 
     with ThreadPoolExecutor(max_workers=MODEL_THREADS, thread_name_prefix="greenery-model") as pool:
         for model in order:  # in build order: a model's upstream models are always submitted before it
-            made[model.name] = pool.submit(make, model)
+            pool.submit(make, model)
     for model in order:
         made[model.name].result()  # the first failure in build order (the models it stopped fail with it)
+
+
+def model_futures(manifest: Manifest) -> dict[str, Future]:
+    """One future per model, done when `build_models` has made its final view (or failed to)."""
+    return {model.name: Future() for model in manifest.build_order()}
 
 
 MODEL_THREADS = 3  # one mart written while the next is planned, and a view analysed meanwhile
@@ -505,77 +576,105 @@ def _finding(part: int, kind: str, detail: str = "null", n: str = "null", k: str
             f"cast({n} as bigint) as n, cast({k} as string) as k, cast({r} as int) as r")
 
 
-def _checking_query(spark, manifest: Manifest, translated: dict[str, str], reads: list[RawRead]):
-    """The checking job's query and what each of its parts is: ("raw", RawRead), ("model", name) or
-    ("test", DataTest). Every part is a temporary view, and the `union all` of them one SQL statement:
-    Spark analyses it once (a DataFrame union per part would analyse the growing plan again each time).
-    Each test is analysed on its own, as its view: measured, one statement holding every test's SQL
-    takes longer to analyse and optimise than the tests one by one."""
+def check_parts(manifest: Manifest, reads: list[RawRead]) -> list[tuple[str, object]]:
+    """What each part of the checking job is, in its order: ("raw", RawRead), ("model", name) for
+    every model that is not a mart (a mart's count comes from its Parquet footers), ("test", DataTest)."""
+    return [*(("raw", read) for read in reads),
+            *(("model", model.name) for model in manifest.build_order() if model.layer != "marts"),
+            *(("test", test) for test in manifest.tests)]
+
+
+def _part_view(part: int, suffix: str = "") -> str:
+    return f"greenery_check_{part}{suffix}"
+
+
+def prepare_checks(spark, manifest: Manifest, translated: dict[str, str], reads: list[RawRead],
+                   made: dict[str, Future]) -> list[tuple[str, object]]:
+    """Every part of the checking job (`check_parts`) as a temporary view of its own, holding its rows
+    of the job's result, analysed as soon as the models it reads are made (`made`): while the
+    executors write marts, the driver analyses the tests, whose views are then final. Each test is
+    analysed on its own: measured, one statement holding every test's SQL takes longer to analyse
+    and optimise than the tests one by one. Returns the parts."""
     from pyspark.sql import functions as F
 
-    parts: list[tuple[str, object]] = []
-    selects: list[str] = []
+    parts = check_parts(manifest, reads)
+    position = {model.name.lower(): i for i, model in enumerate(manifest.build_order())}
+    names = {model.name.lower(): model.name for model in manifest.build_order()}
 
-    def view(frame) -> str:
-        name = f"greenery_check_{len(parts)}"
-        frame.createOrReplaceTempView(name)
-        return name
+    def reads_models(part: tuple[str, object]) -> list[str]:
+        kind, what = part
+        if kind == "model":
+            return [what]
+        if kind == "test":
+            read = tables_read(translated[what.name]) & names.keys()
+            return [names[name] for name in sorted(read, key=position.__getitem__)]
+        return []
 
-    for read in reads:
-        source = view(_findings(read))
-        selects.append(f"select {_finding(len(parts), 'kind', 'detail', 'n', 'k')} from {source}")
-        parts.append(("raw", read))
-    for model in manifest.build_order():
-        if model.layer != "marts":  # a mart's count comes from its Parquet footers
-            selects.append(f"select {_finding(len(parts), COUNT, n='count(*)')} from {model.name}")
-            parts.append(("model", model.name))
-    def analysed(numbered) -> str:
-        """The test's failing rows' first column as `k`, from the test's own view (named by its part)."""
-        part, test = numbered
-        args = {name: F.array(*[F.lit(v) for v in values]) for name, values in test.params.items()}
-        frame = spark.sql(translated[test.name], args=args or None)
-        columns = frame.columns  # from the plan analysed above: no job, no second analysis
-        name = f"greenery_check_{part}"
-        if len({c.lower() for c in columns}) == len(columns):  # the first column can be named: no re-analysis
-            frame.createOrReplaceTempView(name)
-            first = "`" + columns[0].replace("`", "``") + "`"
-        else:  # two columns share the first one's name: renamed by position (two analyses more)
-            frame.toDF(*[f"c{i}" for i in range(len(columns))]).createOrReplaceTempView(name)
-            first = "c0"
-        return f"(select cast({first} as string) as k from {name})"
+    def prepare(numbered: tuple[int, tuple[str, object]]) -> None:
+        part, (kind, what) = numbered
+        for model in reads_models((kind, what)):
+            made[model].result()  # its view is final (a mart's reads its Parquet); raises if it failed
+        if kind == "raw":
+            _findings(what).createOrReplaceTempView(_part_view(part, "_in"))
+            select = f"select {_finding(part, 'kind', 'detail', 'n', 'k')} from {_part_view(part, '_in')}"
+        elif kind == "model":
+            select = f"select {_finding(part, COUNT, n='count(*)')} from {what}"
+        else:
+            select = _test_part(spark, part, what, translated[what.name], F)
+        spark.sql(select).createOrReplaceTempView(_part_view(part))
 
-    # Analysing a test is the driver's work alone, one core's: the tests are analysed a few at a time.
-    numbered = list(enumerate(manifest.tests, start=len(parts)))
+    # Analysing is the driver's work alone, a few parts at a time; the parts that wait for a mart
+    # last, so that a thread waiting for one never holds up a part that could be analysed now.
+    def waits_for(numbered) -> int:
+        return max((position[model.lower()] for model in reads_models(numbered[1])), default=-1)
+
     with ThreadPoolExecutor(max_workers=ANALYSING_THREADS, thread_name_prefix="greenery-analyse") as pool:
-        sources = list(pool.map(analysed, numbered))
-    for test, source in zip(manifest.tests, sources, strict=True):
-        # The failing rows' first column as text, whatever its name; counted, and its first keys
-        # sorted as DuckDB sorts them (nulls last). The window's limit is applied before the rows
-        # meet in one partition, so a test failing on millions of rows sorts only a few of them.
-        selects.append(f"select {_finding(len(parts), COUNT, n='count(*)')} from {source}")
-        selects.append(f"select {_finding(len(parts), KEY, k='k', r='r')} from "
-                       f"(select k, row_number() over (order by k asc nulls last) as r from {source}) "
-                       f"where r <= {MAX_FAILING_KEYS}")
-        parts.append(("test", test))
-    # One task gathers the parts' few rows: each part's own work runs in stages of its own before.
-    return spark.sql("\nunion all\n".join(selects)).coalesce(1), parts
+        for done in [pool.submit(prepare, numbered) for numbered in sorted(enumerate(parts), key=waits_for)]:
+            done.result()
+    return parts
 
 
-def check_and_test(spark, manifest: Manifest, translated: dict[str, str], reads: list[RawRead],
+def _test_part(spark, part: int, test, sql: str, F) -> str:
+    """A test's rows of the checking job: its failing rows' first column as text, whatever its name,
+    its first keys sorted as DuckDB sorts them (nulls last), each row carrying how many rows failed.
+    One window over the failing rows gives both (one shuffle stage per test, where a count beside
+    the keys took two); a test that passes gives no row at all."""
+    args = {name: F.array(*[F.lit(v) for v in values]) for name, values in test.params.items()}
+    frame = spark.sql(sql, args=args or None)
+    columns = frame.columns  # from the plan analysed above: no job, no second analysis
+    source = _part_view(part, "_in")
+    if len({c.lower() for c in columns}) == len(columns):  # the first column can be named: no re-analysis
+        frame.createOrReplaceTempView(source)
+        first = "`" + columns[0].replace("`", "``") + "`"
+    else:  # two columns share the first one's name: renamed by position (two analyses more)
+        frame.toDF(*[f"c{i}" for i in range(len(columns))]).createOrReplaceTempView(source)
+        first = "c0"
+    return (f"select {_finding(part, KEY, n='n', k='k', r='r')} from "
+            f"(select k, row_number() over (order by k asc nulls last) as r, count(*) over () as n "
+            f"from (select cast({first} as string) as k from {source})) where r <= {MAX_FAILING_KEYS}")
+
+
+def drop_check_views(spark, parts: int) -> None:
+    for part in range(parts):
+        spark.catalog.dropTempView(_part_view(part))
+        spark.catalog.dropTempView(_part_view(part, "_in"))
+
+
+def check_and_test(spark, parts: list[tuple[str, object]], reads: list[RawRead],
                    report: LoadReport) -> tuple[list[TestResult], dict[str, int]]:
-    """One Spark job: every raw table's checks (InputError for the first table, in the contract's
-    order, holding a value that does not read or fewer rows than records), every model's count that
-    is not a mart, and every data test. Returns the test results in declaration order, and the counts."""
+    """One Spark job, the `union all` of the parts `prepare_checks` made: every raw table's checks
+    (InputError for the first table, in the contract's order, holding a value that does not read or
+    fewer rows than records), every model's count that is not a mart, and every data test. Returns
+    the test results in declaration order, and the counts."""
 
-    query, parts = _checking_query(spark, manifest, translated, reads)
+    # One task gathers the parts' few rows: each part's own work runs in stages of its own before.
+    # The parts are analysed views: the statement itself only names them.
+    query = spark.sql("\nunion all\n".join(f"select * from {_part_view(i)}" for i in range(len(parts))))
     try:
-        found = query.collect()
+        found = query.coalesce(1).collect()
     except _spark_errors():
         _check_each(reads, report)  # names the file a failed read came from, if one did
         raise
-    finally:
-        for i in range(len(parts)):
-            spark.catalog.dropTempView(f"greenery_check_{i}")
     by_part: dict[int, list] = {}
     for row in found:
         by_part.setdefault(row.part, []).append(row)
@@ -588,8 +687,8 @@ def check_and_test(spark, manifest: Manifest, translated: dict[str, str], reads:
             counted[what] = int(rows[0].n)
         else:
             test = what
-            count = next(int(row.n) for row in rows if row.kind == "count")
-            keys = sorted((row.r, "(null)" if row.k is None else row.k) for row in rows if row.kind == "key")
+            count = int(rows[0].n) if rows else 0  # every row of a failing test carries the count
+            keys = sorted((row.r, "(null)" if row.k is None else row.k) for row in rows)
             status = "pass" if count == 0 else ("fail" if test.severity == "error" else "warn")
             results.append(TestResult(test.name, test.kind, test.model, test.column, test.severity, test.rationale,
                                       status, count, [key for _, key in keys]))
@@ -684,15 +783,21 @@ def build(source: DataSource, warehouse: Path, options: SparkOptions | None = No
         build_id = None
         findings = []
         group = _JobGroup(spark)
+        preparing = None
         try:
             with _timed(timings, "load"):
                 loaded, reads = read_export(spark, source.path)
                 _size_shuffles(spark, options, reads)
             inputs = inputs or input_fingerprint(source, options, pinned)
+            made = model_futures(manifest)
+            # The checking job's parts are analysed (the driver's work) while the models' jobs run
+            # (the executors'): each as soon as the models it reads are made.
+            preparing = _in_thread(prepare_checks, spark, manifest, translated, reads, made)
             with _timed(timings, "models"):
-                _build_models_or_name_the_file(spark, manifest, translated, stage, schemas, reads, loaded, group)
+                _build_models_or_name_the_file(spark, manifest, translated, stage, schemas, reads, loaded, group,
+                                               made)
             with _timed(timings, "checks and data tests"):
-                tests, counted = check_and_test(spark, manifest, translated, reads, loaded)
+                tests, counted = check_and_test(spark, preparing.result(), reads, loaded)
             with _timed(timings, "warehouse"):
                 db.run(con, "begin transaction")
                 model_rows = _copy_marts(con, manifest, stage, schemas, counted)
@@ -732,6 +837,11 @@ def build(source: DataSource, warehouse: Path, options: SparkOptions | None = No
             raise
         finally:
             group.close()
+            if preparing is not None:  # ended (its waits end when the models have), its views dropped
+                with contextlib.suppress(BaseException):
+                    preparing.result()
+                with contextlib.suppress(Exception):  # a session that died keeps nothing to drop
+                    drop_check_views(spark, len(check_parts(manifest, reads)))
         mark_published(history, published)
     result.seconds = time.perf_counter() - started
     return result
@@ -740,21 +850,26 @@ def build(source: DataSource, warehouse: Path, options: SparkOptions | None = No
 def _start_session(options: SparkOptions) -> Future:
     """`session(options)` in a thread of its own: a JVM takes seconds to start, and the build has
     Python work to do meanwhile. The result (or SparkUnavailable) is waited for where it is needed."""
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="greenery-spark-start")
+    return _in_thread(session, options)
+
+
+def _in_thread(work: Callable, *args) -> Future:
+    """`work(*args)` in a thread of its own, its result (or exception) in the future returned."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"greenery-{work.__name__}")
     try:
-        return pool.submit(session, options)
+        return pool.submit(work, *args)
     finally:
-        pool.shutdown(wait=False)  # the thread ends when the session is up; nothing else runs on it
+        pool.shutdown(wait=False)  # the thread ends with the work; nothing else runs on it
 
 
 def _build_models_or_name_the_file(spark, manifest: Manifest, translated: dict[str, str], stage: str,
                                    schemas: dict[str, list[tuple[str, str]]], reads: list[RawRead],
-                                   report: LoadReport, job_group: _JobGroup) -> None:
+                                   report: LoadReport, job_group: _JobGroup, made: dict[str, Future]) -> None:
     """The models; when a job fails, the raw tables are checked first, so that a file Spark cannot
     read, or a value that does not read as its type, is named (exit 2) rather than the model."""
 
     try:
-        build_models(spark, manifest, translated, stage, schemas, job_group)
+        build_models(spark, manifest, translated, stage, schemas, job_group, made)
     except _spark_errors():
         _check_each(reads, report)
         raise

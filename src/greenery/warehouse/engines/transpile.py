@@ -84,3 +84,13 @@ def to_spark(sql: str) -> str:
     except SqlglotError as error:
         raise TranspileError(str(error).splitlines()[0]) from None
     return spark_sql
+
+
+def tables_read(sql: str, dialect: str = WRITE) -> frozenset[str]:
+    """Every table name a query mentions, lowercased (a common table expression's too: a caller that
+    waits for the models among them then waits at worst for one more than it needs)."""
+    try:
+        tree = sqlglot.parse_one(sql, read=dialect)
+    except SqlglotError as error:
+        raise TranspileError(str(error).splitlines()[0]) from None
+    return frozenset(table.name.lower() for table in tree.find_all(exp.Table) if table.name)
