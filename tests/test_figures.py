@@ -267,7 +267,7 @@ def test_untangle_places_moved_labels_as_a_full_draw_would(monkeypatch, engine):
     draws = []
     full_draw = figures._renderer
     monkeypatch.setitem(matplotlib.rcParams, "svg.hashsalt", "test")  # ids from content, as the book sets them
-    monkeypatch.setattr(figures, "_renderer", lambda fig: draws.append(fig) or full_draw(fig))
+    monkeypatch.setattr(figures, "_renderer", lambda fig, drawn=None: draws.append(fig) or full_draw(fig, drawn))
     figures.untangle(quick)
     monkeypatch.setattr(figures, "_moved", lambda fig, ax, renderer: full_draw(fig))
     drawn = tangled()
@@ -276,3 +276,109 @@ def test_untangle_places_moved_labels_as_a_full_draw_would(monkeypatch, engine):
     assert quick.axes[0].yaxis.labelpad > 4  # the label did move
     if engine == "none":  # without a layout engine nothing else moves: one draw in all
         assert sum(fig is quick for fig in draws) == 1
+
+
+def crowded_charts():
+    """Charts whose phone versions take every step's changing branch: x tick labels laid flat and thinned,
+    or rotated; labels over narrow bars stood upright with the plot rescaled; a note moved left; a
+    legend moved above; a title lifted off a bar label; panels stacked."""
+    import pandas as pd
+
+    hours = pd.date_range("2021-02-09 18:00", periods=54, freq="h")
+    hourly, ax = plt.subplots(figsize=(8.5, 3.6))
+    ax.bar(hours, [5] * 54, width=1 / 24, label="sessions started, shoppers", align="edge")
+    ax.annotate("160 sessions\n(150 flagged), off scale", (hours[50], 5), xytext=(8, -24), textcoords="offset points",
+                fontsize=8, arrowprops={"arrowstyle": "-"})
+    ticks = hours[hours.hour % 6 == 0]
+    ax.set_xticks(list(ticks), [t.strftime("%a %d %b %H:%M") for t in ticks], rotation=30, ha="right", fontsize=8)
+    ax.set_title("Orders and sessions started, hour by hour (UTC)", loc="left")
+    ax.set_ylabel("Count per hour (axis cut above the shoppers' busiest hour)")
+    ax.legend(fontsize=8, loc="upper left")
+    hourly.tight_layout()
+
+    labelled, ax = plt.subplots(figsize=(7.5, 2.8))
+    bars = ax.bar([f"day {i}" for i in range(12)], [61164 - 900 * i for i in range(12)])
+    ax.bar_label(bars, labels=[f"{180 - i} orders" for i in range(12)])
+    ax.set_title("Revenue per day", loc="left", pad=-4)
+
+    rotated, ax = plt.subplots(figsize=(9, 3))
+    ax.bar([f"a long category name {i}" for i in range(8)], range(8))
+    return [two_panels(), hourly, labelled, rotated]
+
+
+@pytest.mark.parametrize("chart", range(4))
+def test_phone_steps_share_a_draw_only_while_the_figure_is_unchanged(monkeypatch, chart):
+    """A step hands the next the renderer of its last draw only when it changed nothing since: the phone
+    version is the same, to the byte, as when every step draws the figure afresh; and it takes fewer draws."""
+    from matplotlib.figure import Figure
+
+    monkeypatch.setitem(matplotlib.rcParams, "svg.hashsalt", "test")  # ids from content, as the book sets them
+    draws = []
+    real_draw = Figure.draw
+    monkeypatch.setattr(Figure, "draw", lambda fig, renderer: draws.append(fig) or real_draw(fig, renderer))
+    shared = figures.phone_svg(crowded_charts()[chart])
+    shared_draws = len(draws)
+    full_draw = figures._renderer
+    monkeypatch.setattr(figures, "_renderer", lambda fig, drawn=None: full_draw(fig))  # never trust a handed renderer
+    fresh = figures.phone_svg(crowded_charts()[chart])
+    assert shared == fresh
+    assert shared_draws < len(draws) - shared_draws
+
+
+def test_a_step_that_changed_the_figure_hands_on_no_renderer():
+    """What makes the shared draws safe: each step returns its renderer only when it left the figure as drawn."""
+    fig, ax = plt.subplots(figsize=(2.5, 3))
+    ax.bar([f"a very long category name {i}" for i in range(13)], range(13))
+    assert figures._unclash_ticks(fig) is None  # even every sixth touched: rotated after its last draw
+    assert ax.get_xticklabels()[0].get_rotation() == 45
+    fig, ax = plt.subplots(figsize=(2.5, 3))
+    ax.bar([f"cat {i}" for i in range(13)], range(13))
+    renderer = figures._unclash_ticks(fig)  # short names: laid flat and thinned, then drawn again
+    assert len(ax.get_xticklabels()) < 13  # the hidden ones are not listed
+    assert renderer is not None and figures._unclash_ticks(fig) is not None
+    assert figures._renderer(fig, renderer) is renderer
+    assert figures._legends_above(fig, renderer) is renderer  # no legend: nothing moved
+    ax.bar([0], [1], label="late")
+    ax.legend()
+    assert figures._legends_above(fig, renderer) is None
+    ax.set_ylabel("A y label")
+    assert figures.untangle(fig) is not None  # nothing ran into anything
+    labelled = crowded_charts()[2]
+    assert figures._upright_bar_labels(labelled, figures._renderer(labelled)) is None  # stood up, plot rescaled
+    assert labelled.axes[0].texts[0].get_rotation() == 90
+    fig, ax = plt.subplots(figsize=(7.5, 2.8))
+    ax.bar_label(ax.bar(["Wed", "Thu"], [61164, 55953]), labels=["180 orders", "174 orders"])
+    ax.set_title("Revenue per day", loc="left", pad=-4)
+    assert figures.untangle(fig) is None  # the title was lifted off the bar's label
+
+
+@pytest.mark.parametrize("aspect", ["auto", "equal"])
+def test_left_titles_are_placed_from_the_box_a_draw_leaves(aspect):
+    """_titles_from_the_left_edge reads each plot's box without drawing the figure, unless a draw would move it."""
+    def chart():
+        fig, ax = plt.subplots(figsize=(4, 3))
+        ax.barh(["ups", "a long carrier name"], [1, 2])
+        ax.set_aspect(aspect)
+        ax.set_title("Late orders", loc="left")
+        fig.tight_layout()
+        return fig
+
+    quick, drawn = chart(), chart()
+    figures._titles_from_the_left_edge(quick)
+    figures._renderer(drawn)
+    figures._titles_from_the_left_edge(drawn)
+    assert quick.axes[0]._left_title.get_position() == drawn.axes[0]._left_title.get_position()
+    assert quick.axes[0]._left_title.get_position()[0] < 0  # from the figure's edge, left of the plot
+
+
+def test_a_renderer_handed_on_after_a_change_shows_the_old_layout():
+    """Why a step that changed the figure must hand on no renderer: a label placed by a draw (the y label,
+    beside the y numbers) stays where the last draw put it until the figure is drawn again."""
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.plot([0, 1], [0, 1000])
+    ax.set_ylabel("orders")
+    drawn = figures._renderer(fig)
+    before = ax.yaxis.label.get_window_extent(drawn).x0
+    ax.tick_params(axis="y", labelsize=30)  # wider numbers: a draw moves the y label left
+    assert ax.yaxis.label.get_window_extent(figures._renderer(fig, drawn)).x0 == before  # the old place
+    assert ax.yaxis.label.get_window_extent(figures._renderer(fig)).x0 < before - 10

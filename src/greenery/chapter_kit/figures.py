@@ -76,8 +76,15 @@ def printed_text_pt(svg_text: str, height_mm: float = PRINT_HEIGHT_MM) -> float:
     return min(sizes) * scale
 
 
-def _renderer(fig):
-    """A renderer that has placed every label (any backend's: the SVG canvas has none of its own)."""
+def _renderer(fig, drawn=None):
+    """A renderer that has placed every label (any backend's: the SVG canvas has none of its own).
+
+    `drawn` is the renderer of this figure's last draw, passed on by the step that drew it when it changed
+    nothing since (each step returns it, or None once it changed the figure): it is used as it is, instead
+    of drawing every bar and line again to place the same labels in the same places. Without it the figure
+    is drawn. (matplotlib's `stale` flag cannot tell: reading tick labels sets it.)"""
+    if drawn is not None:
+        return drawn
     fig.draw_without_rendering()
     return fig._get_renderer()
 
@@ -105,11 +112,13 @@ def _moved(fig, ax, renderer):
     return renderer
 
 
-def untangle(fig) -> None:
+def untangle(fig, drawn=None):
     """Move labels that run into each other apart: a y label clear of the x tick labels (the hourly
     chart's, longer than the plot is tall, crossed its first rotated tick), a title clear of the
-    texts inside the plot (a bar's label under it)."""
-    renderer = _renderer(fig)
+    texts inside the plot (a bar's label under it). Returns the renderer of its draw when it moved
+    nothing (`_renderer`'s `drawn`), else None."""
+    renderer = _renderer(fig, drawn)
+    moved = False
     for ax in fig.axes:
         label = ax.yaxis.label
         ticks = _visible_ticks(ax.xaxis, renderer) if label.get_text() else []
@@ -117,7 +126,7 @@ def untangle(fig) -> None:
             if not any(_overlap(label.get_window_extent(renderer), t) for t in ticks):
                 break
             ax.yaxis.labelpad += 4
-            renderer = _moved(fig, ax, renderer)
+            renderer, moved = _moved(fig, ax, renderer), True
         inside = [t for t in ax.texts if t.get_visible() and t.get_text()]
         for loc, title in _titles(ax):
             for _ in range(12):
@@ -130,25 +139,30 @@ def untangle(fig) -> None:
                 pad = (box.y0 - ax.get_window_extent(renderer).y1) + lift
                 ax.set_title(title.get_text(), loc=loc, pad=pad * 72 / fig.dpi, fontsize=title.get_fontsize(),
                              x=title.get_position()[0])
-                renderer = _moved(fig, ax, renderer)
+                renderer, moved = _moved(fig, ax, renderer), True
+    return None if moved else renderer
 
 
-def _touching(fig, ticks) -> bool:
-    renderer = _renderer(fig)
+def _touching(fig, ticks, drawn=None) -> tuple[bool, object]:
+    """Whether neighbouring `ticks` touch, and the renderer that placed them."""
+    renderer = _renderer(fig, drawn)
     boxes = [t.get_window_extent(renderer) for t in ticks if t.get_visible()]
-    return any(_overlap(a.expanded(1.1, 1), b) for a, b in zip(boxes, boxes[1:], strict=False))
+    return any(_overlap(a.expanded(1.1, 1), b) for a, b in zip(boxes, boxes[1:], strict=False)), renderer
 
 
-def _unclash_ticks(fig) -> None:
+def _unclash_ticks(fig):
     """x tick labels that would touch their neighbours at phone width are laid flat and thinned (every
     second, third … label kept, as a reader of an hourly axis needs only some hours named), and only
-    rotated when even every sixth would touch."""
+    rotated when even every sixth would touch. Returns the renderer of the figure as it leaves it, or
+    None when it rotated labels after its last draw."""
+    drawn = None
     for ax in fig.axes:
         ticks = [t for t in ax.get_xticklabels() if t.get_text()]
         if len(ticks) < 2:
             continue
 
-        if not _touching(fig, ticks):
+        touching, drawn = _touching(fig, ticks, drawn)
+        if not touching:
             continue
         for tick in ticks:
             tick.set_rotation(0)
@@ -156,13 +170,16 @@ def _unclash_ticks(fig) -> None:
         for step in (1, 2, 3, 4, 6):
             for i, tick in enumerate(ticks):
                 tick.set_visible(i % step == 0)
-            if not _touching(fig, ticks):
+            touching, drawn = _touching(fig, ticks)  # labels laid flat and thinned: drawn again
+            if not touching:
                 break
         else:
             for tick in ticks:
                 tick.set_rotation(45)
                 tick.set_horizontalalignment("right")
                 tick.set_rotation_mode("anchor")
+            drawn = None
+    return drawn
 
 
 def _titles(ax) -> list[tuple[str, object]]:
@@ -170,14 +187,15 @@ def _titles(ax) -> list[tuple[str, object]]:
             (("left", "_left_title"), ("center", "title"), ("right", "_right_title")) if ax.get_title(loc)]
 
 
-def _upright_bar_labels(fig) -> None:
-    """Labels over narrow bars that touch their neighbours stand upright, with room above the tallest."""
+def _upright_bar_labels(fig, drawn=None):
+    """Labels over narrow bars that touch their neighbours stand upright, with room above the tallest.
+    Returns the renderer of the figure as it leaves it (`_renderer`'s `drawn`), or None."""
     def level(ax):
         return [t for t in ax.texts if t.get_visible() and t.get_text() and t.get_rotation() == 0]
 
     if all(len(level(ax)) < 2 for ax in fig.axes):  # no two labels that could touch: nothing to draw
-        return
-    renderer = _renderer(fig)
+        return drawn
+    renderer, rescaled = _renderer(fig, drawn), False
     for ax in fig.axes:
         labels = level(ax)
         boxes = [t.get_window_extent(renderer) for t in labels]
@@ -193,6 +211,8 @@ def _upright_bar_labels(fig) -> None:
         if top > box.y1:
             low, high = ax.get_ylim()
             ax.set_ylim(low, low + (high - low) * (top - box.y0) / box.height * 1.05)
+            rescaled = True  # every bar and label of the plot moved since the last draw
+    return None if rescaled else renderer
 
 
 def _y_label_on_top(fig) -> None:
@@ -206,7 +226,7 @@ def _y_label_on_top(fig) -> None:
             ax.set_ylabel("")
 
 
-def _notes_inside(fig) -> None:
+def _notes_inside(fig, drawn=None) -> None:
     """A note written to the right of its point (an annotation's offset) that runs past the plot's
     right edge is written to the left of it instead: on a phone there is no margin to hold it."""
     from matplotlib.text import Annotation
@@ -216,7 +236,7 @@ def _notes_inside(fig) -> None:
 
     if not any(notes(ax) for ax in fig.axes):  # no note to move: nothing to draw
         return
-    renderer = _renderer(fig)
+    renderer = _renderer(fig, drawn)
     for ax in fig.axes:
         right = ax.get_window_extent(renderer).x1
         for note in notes(ax):
@@ -226,14 +246,15 @@ def _notes_inside(fig) -> None:
                 note.set_horizontalalignment("right")
 
 
-def _legends_above(fig) -> None:
+def _legends_above(fig, drawn=None):
     """A legend beside or inside a narrow plot hides data or squeezes it: it goes above the plot,
-    under the title and above anything already between them (a reference line's label)."""
+    under the title and above anything already between them (a reference line's label). Returns
+    `drawn` when there was no legend to move, else None."""
     for ax in fig.axes:
         legend = ax.get_legend()
         if legend is None:
             continue
-        renderer = _renderer(fig)
+        renderer, drawn = _renderer(fig, drawn), None  # a legend moved: the next one's figure is drawn again
         handles, labels = legend.legend_handles, [t.get_text() for t in legend.get_texts()]
         size = max(legend.get_texts()[0].get_fontsize(), MIN_TEXT_PT) if labels else MIN_TEXT_PT
         box, titles = ax.get_window_extent(renderer), _titles(ax)
@@ -245,6 +266,7 @@ def _legends_above(fig) -> None:
         for loc, title in titles:
             ax.set_title(title.get_text(), loc=loc, pad=(top - box.y1) * 72 / fig.dpi + 4,
                          fontsize=title.get_fontsize(), x=title.get_position()[0])
+    return drawn
 
 
 def _stack_panels(fig) -> int:
@@ -314,10 +336,17 @@ def _room_for_rows(fig) -> None:
 
 
 def _titles_from_the_left_edge(fig) -> None:
-    """A left title starts at the figure's edge, not the plot's: the names beside the bars leave it little room."""
-    renderer = _renderer(fig)
+    """A left title starts at the figure's edge, not the plot's: the names beside the bars leave it little room.
+
+    It needs only each plot's box, where the layout put it: a draw moves a plot only to keep a fixed
+    aspect or where a locator (an inset's) says, so only such a figure is drawn first; the box of any
+    other is set as a draw sets it (`apply_aspect`: the layout's box)."""
+    if any(ax.get_aspect() != "auto" or ax.get_box_aspect() is not None or ax.get_axes_locator() is not None
+           for ax in fig.axes):
+        _renderer(fig)
     for ax in fig.axes:
-        box = ax.get_window_extent(renderer)
+        ax.apply_aspect()  # after a draw: the box it left (an aspect already kept is kept again)
+        box = ax.get_window_extent()
         moved = [ax._left_title, *(t for t in ax.texts if t.get_gid() == "greenery-y-label")]
         for text in [t for t in moved if t.get_text()]:
             text.set_x((fig.bbox.x0 + 2 - box.x0) / box.width)
@@ -356,15 +385,12 @@ def phone_svg(fig) -> str:
     _y_label_on_top(phone)
     _room_for_rows(phone)
     _fit(phone, PHONE_WIDTH_PX / 96)
-    _unclash_ticks(phone)
-    _upright_bar_labels(phone)
-    _notes_inside(phone)
+    # each step hands the next the renderer of its draw while it has changed nothing since (`_renderer`)
+    _notes_inside(phone, _upright_bar_labels(phone, _unclash_ticks(phone)))
     _fit(phone, PHONE_WIDTH_PX / 96)
     # what sits above the plot, bottom up once its size is settled: notes, title, then the legend under it
     _titles_from_the_left_edge(phone)
-    untangle(phone)
-    _legends_above(phone)
-    untangle(phone)
+    untangle(phone, _legends_above(phone, untangle(phone)))
     drawn, width = svg(phone), PHONE_WIDTH_PX / 96
     for _ in range(3):  # labels outside the axes still widen the tight box: narrow the figure by the excess
         excess = natural_width_px(drawn) - PHONE_WIDTH_PX
