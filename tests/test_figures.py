@@ -231,7 +231,7 @@ def test_a_phone_chart_gives_its_plot_the_width():
     fig.tight_layout()
     captured = {}
     real_svg = figures.svg
-    figures.svg = lambda f: captured.setdefault("fig", f) and real_svg(f)  # keep the phone figure to look at it
+    figures.svg = lambda f, wanted=None: captured.setdefault("fig", f) and real_svg(f, wanted)  # keep the phone figure
     try:
         drawn = figures.phone_svg(fig)
     finally:
@@ -382,3 +382,35 @@ def test_a_renderer_handed_on_after_a_change_shows_the_old_layout():
     ax.tick_params(axis="y", labelsize=30)  # wider numbers: a draw moves the y label left
     assert ax.yaxis.label.get_window_extent(figures._renderer(fig, drawn)).x0 == before  # the old place
     assert ax.yaxis.label.get_window_extent(figures._renderer(fig)).x0 < before - 10
+
+
+def test_an_unwanted_svg_is_measured_not_drawn(monkeypatch):
+    """svg's `wanted`: the opening tag it is asked with holds the size of the SVG it would write; when
+    unwanted, savefig's last draw is not made, and the figure is left as it was for the next savefig."""
+    from matplotlib.figure import Figure
+
+    monkeypatch.setitem(matplotlib.rcParams, "svg.hashsalt", "test")
+    fig = two_panels()
+    whole = figures.svg(fig)
+    draws, real_draw = [], Figure.draw
+    monkeypatch.setattr(Figure, "draw", lambda f, renderer: draws.append(f) or real_draw(f, renderer))
+    asked = []
+    head = figures.svg(fig, lambda tag: asked.append(tag) or False)
+    assert len(draws) == 1  # the draw that measures the tight box, not the one that writes
+    assert asked == [head] and whole.startswith(head) and "<g " not in head  # its start: nothing drawn yet
+    assert figures.natural_size_pt(head) == figures.natural_size_pt(whole) != (0.0, 0.0)
+    assert "draw" not in vars(fig)
+    assert figures.svg(fig, lambda tag: True) == whole == figures.svg(fig)
+
+
+@pytest.mark.parametrize("chart", range(4))
+def test_a_phone_version_narrowed_again_is_measured_not_written(monkeypatch, chart):
+    """Each version of the phone figure that is narrowed again is only measured: the one kept is the
+    same, to the byte, as when every version is written in full."""
+    monkeypatch.setitem(matplotlib.rcParams, "svg.hashsalt", "test")
+    real_svg, sizes = figures.svg, []
+    monkeypatch.setattr(figures, "svg", lambda f, wanted=None: sizes.append(f.get_size_inches()[0]) or real_svg(f))
+    written = figures.phone_svg(crowded_charts()[chart])
+    monkeypatch.setattr(figures, "svg", real_svg)
+    assert figures.phone_svg(crowded_charts()[chart]) == written
+    assert chart != 1 or len(sizes) > 1  # the hourly chart is narrowed at least once

@@ -41,10 +41,30 @@ PRINT_TALL_HEIGHT_MM = 240  # greenery.css: `img.greenery-print-chart { max-heig
 MIN_PRINT_TEXT_PT = 7  # the smallest text on paper a reader holding the sheet reads without effort
 
 
-def svg(fig) -> str:
-    """The figure as SVG text, tight around what is drawn, with no timestamp (nbval compares it)."""
+class _Unwanted(Exception):
+    """Stops a savefig at the draw that would write an SVG whose caller wants only its size."""
+
+
+def svg(fig, wanted=None) -> str:
+    """The figure as SVG text, tight around what is drawn, with no timestamp (nbval compares it).
+
+    `wanted`, when given, is asked with the SVG's opening tag, which holds its size: savefig writes it once
+    it has measured the tight box, before its last draw puts the figure into it. When it answers no, that
+    draw is not made and only the opening tag is returned (enough for `natural_width_px`)."""
     buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
+    if wanted is not None:
+        def draw(renderer):
+            if buffer.tell() and not wanted(buffer.getvalue()):  # the tag is written: the draw that writes
+                raise _Unwanted
+            return type(fig).draw(fig, renderer)
+        fig.draw = draw  # as savefig's own `_get_renderer` stops at the draw
+    try:
+        fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
+    except _Unwanted:
+        pass
+    finally:
+        if wanted is not None:
+            del fig.draw
     return buffer.getvalue()
 
 
@@ -391,18 +411,20 @@ def phone_svg(fig) -> str:
     # what sits above the plot, bottom up once its size is settled: notes, title, then the legend under it
     _titles_from_the_left_edge(phone)
     untangle(phone, _legends_above(phone, untangle(phone)))
-    drawn, width = svg(phone), PHONE_WIDTH_PX / 96
-    for _ in range(3):  # labels outside the axes still widen the tight box: narrow the figure by the excess
-        excess = natural_width_px(drawn) - PHONE_WIDTH_PX
+    width = PHONE_WIDTH_PX / 96
+    for narrowed in range(4):  # labels outside the axes still widen the tight box: narrow the figure by the excess
         plots = [ax.get_position().width for ax in phone.axes if ax.axison]
-        if excess <= 1 or width <= 1.5 or min(plots, default=1) < 0.4:  # never crush the plot to make room
-            break
+        last = narrowed == 3 or width <= 1.5 or min(plots, default=1) < 0.4  # never crush the plot to make room
+        # a version that will be narrowed again is only measured, not written (`svg`'s `wanted`)
+        drawn = svg(phone, None if last else lambda head: natural_width_px(head) - PHONE_WIDTH_PX <= 1)
+        excess = natural_width_px(drawn) - PHONE_WIDTH_PX
+        if last or excess <= 1:
+            return drawn
         width = max(width - excess / 96 - 0.02, 1.5)
         _fit(phone, width)
         _titles_from_the_left_edge(phone)
         untangle(phone)
-        drawn = svg(phone)
-    return drawn
+    raise AssertionError("unreachable: the fourth version is the last")
 
 
 def print_svg(fig, laptop: str) -> str | None:
