@@ -269,7 +269,7 @@ def test_untangle_places_moved_labels_as_a_full_draw_would(monkeypatch, engine):
     monkeypatch.setitem(matplotlib.rcParams, "svg.hashsalt", "test")  # ids from content, as the book sets them
     monkeypatch.setattr(figures, "_renderer", lambda fig, drawn=None: draws.append(fig) or full_draw(fig, drawn))
     figures.untangle(quick)
-    monkeypatch.setattr(figures, "_moved", lambda fig, ax, renderer: full_draw(fig))
+    monkeypatch.setattr(figures, "_moved", lambda fig, ax, renderer, title: full_draw(fig))
     drawn = tangled()
     figures.untangle(drawn)
     assert figures.svg(quick) == figures.svg(drawn)

@@ -117,18 +117,20 @@ def _visible_ticks(axis, renderer) -> list:
     return [t.get_window_extent(renderer) for t in axis.get_ticklabels() if t.get_visible() and t.get_text()]
 
 
-def _moved(fig, ax, renderer):
-    """A renderer after `ax`'s y label or title moved (its labelpad, its pad): with no layout engine
-    nothing else moves, so they are placed again as a draw places them (the label from the tick
-    labels' boxes, the title over the axes, neither of which changed) instead of drawing every bar
-    and line of the figure again; with a layout engine the figure is drawn."""
+def _moved(fig, ax, renderer, title: bool):
+    """A renderer after `ax`'s y label or (`title`) its title moved (its labelpad, its pad): with no layout
+    engine nothing else moves, so the one that moved is placed again as a draw places it (the label from
+    the tick labels' boxes, the title over the axes, neither of which changed, nor depends on the other)
+    instead of drawing every bar and line of the figure again; with a layout engine the figure is drawn."""
     from matplotlib.layout_engine import PlaceHolderLayoutEngine
 
     engine = fig.get_layout_engine()  # after `set_layout_engine("none")` or tight_layout(): a placeholder
     if engine is not None and not isinstance(engine, PlaceHolderLayoutEngine):
         return _renderer(fig)
-    ax.yaxis._update_label_position(renderer)
-    ax._update_title_position(renderer)
+    if title:
+        ax._update_title_position(renderer)
+    else:
+        ax.yaxis._update_label_position(renderer)
     return renderer
 
 
@@ -146,7 +148,7 @@ def untangle(fig, drawn=None):
             if not any(_overlap(label.get_window_extent(renderer), t) for t in ticks):
                 break
             ax.yaxis.labelpad += 4
-            renderer, moved = _moved(fig, ax, renderer), True
+            renderer, moved = _moved(fig, ax, renderer, title=False), True
         inside = [t for t in ax.texts if t.get_visible() and t.get_text()]
         for loc, title in _titles(ax):
             for _ in range(12):
@@ -159,7 +161,7 @@ def untangle(fig, drawn=None):
                 pad = (box.y0 - ax.get_window_extent(renderer).y1) + lift
                 ax.set_title(title.get_text(), loc=loc, pad=pad * 72 / fig.dpi, fontsize=title.get_fontsize(),
                              x=title.get_position()[0])
-                renderer, moved = _moved(fig, ax, renderer), True
+                renderer, moved = _moved(fig, ax, renderer, title=True), True
     return None if moved else renderer
 
 
@@ -282,7 +284,8 @@ def _legends_above(fig, drawn=None):
         left = (fig.bbox.x0 + 2 - box.x0) / box.width  # from the figure's edge, as the title: the widest line
         moved = ax.legend(handles, labels, loc="lower left", bbox_to_anchor=(left, (floor - box.y0) / box.height),
                           frameon=False, fontsize=size, borderaxespad=0.2)
-        top = moved.get_window_extent(_renderer(fig)).y1
+        # the moved legend's box is worked out from its anchor when asked: the renderer that placed the rest serves
+        top = moved.get_window_extent(_renderer(fig, renderer)).y1
         for loc, title in titles:
             ax.set_title(title.get_text(), loc=loc, pad=(top - box.y1) * 72 / fig.dpi + 4,
                          fontsize=title.get_fontsize(), x=title.get_position()[0])
