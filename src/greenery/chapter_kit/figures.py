@@ -48,23 +48,33 @@ class _Unwanted(Exception):
 def svg(fig, wanted=None) -> str:
     """The figure as SVG text, tight around what is drawn, with no timestamp (nbval compares it).
 
+    savefig draws the figure twice: once without output, then the tight box is measured, then once into
+    the SVG. The first draw is skipped unless a layout engine (constrained layout) runs in it: measuring
+    the tight box places every tick, label, title, legend and note itself, as that draw would, and the
+    second draw places them all again (tests/test_figures.py compares both ways on many kinds of chart).
+
     `wanted`, when given, is asked with the SVG's opening tag, which holds its size: savefig writes it once
     it has measured the tight box, before its last draw puts the figure into it. When it answers no, that
     draw is not made and only the opening tag is returned (enough for `natural_width_px`)."""
+    from matplotlib.layout_engine import PlaceHolderLayoutEngine
+
     buffer = io.StringIO()
-    if wanted is not None:
-        def draw(renderer):
-            if buffer.tell() and not wanted(buffer.getvalue()):  # the tag is written: the draw that writes
-                raise _Unwanted
-            return type(fig).draw(fig, renderer)
-        fig.draw = draw  # as savefig's own `_get_renderer` stops at the draw
+    engine = fig.get_layout_engine()
+    measured_alone = engine is None or isinstance(engine, PlaceHolderLayoutEngine)
+
+    def draw(renderer):
+        if not buffer.tell():  # nothing written yet: the draw before the tight box is measured
+            return type(fig).draw(fig, renderer) if not measured_alone else None
+        if wanted is not None and not wanted(buffer.getvalue()):  # the tag is written: the draw that writes
+            raise _Unwanted
+        return type(fig).draw(fig, renderer)
+    fig.draw = draw  # as savefig's own `_get_renderer` stops at the draw
     try:
         fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
     except _Unwanted:
         pass
     finally:
-        if wanted is not None:
-            del fig.draw
+        del fig.draw
     return buffer.getvalue()
 
 
