@@ -308,8 +308,9 @@ def crowded_charts():
 
 @pytest.mark.parametrize("chart", range(4))
 def test_phone_steps_share_a_draw_only_while_the_figure_is_unchanged(monkeypatch, chart):
-    """A step hands the next the renderer of its last draw only when it changed nothing since: the phone
-    version is the same, to the byte, as when every step draws the figure afresh; and it takes fewer draws."""
+    """A step hands the next the renderer of its last draw only when it changed nothing since, and steps
+    that measure only what is placed when measured do not draw (`_reader`): the phone version is the same,
+    to the byte, as when every step draws the figure afresh; and it takes fewer draws."""
     from matplotlib.figure import Figure
 
     monkeypatch.setitem(matplotlib.rcParams, "svg.hashsalt", "test")  # ids from content, as the book sets them
@@ -320,6 +321,7 @@ def test_phone_steps_share_a_draw_only_while_the_figure_is_unchanged(monkeypatch
     shared_draws = len(draws)
     full_draw = figures._renderer
     monkeypatch.setattr(figures, "_renderer", lambda fig, drawn=None: full_draw(fig))  # never trust a handed renderer
+    monkeypatch.setattr(figures, "_reader", full_draw)  # nor measure without a draw
     fresh = figures.phone_svg(crowded_charts()[chart])
     assert shared == fresh
     assert shared_draws < len(draws) - shared_draws
@@ -328,14 +330,8 @@ def test_phone_steps_share_a_draw_only_while_the_figure_is_unchanged(monkeypatch
 def test_a_step_that_changed_the_figure_hands_on_no_renderer():
     """What makes the shared draws safe: each step returns its renderer only when it left the figure as drawn."""
     fig, ax = plt.subplots(figsize=(2.5, 3))
-    ax.bar([f"a very long category name {i}" for i in range(13)], range(13))
-    assert figures._unclash_ticks(fig) is None  # even every sixth touched: rotated after its last draw
-    assert ax.get_xticklabels()[0].get_rotation() == 45
-    fig, ax = plt.subplots(figsize=(2.5, 3))
     ax.bar([f"cat {i}" for i in range(13)], range(13))
-    renderer = figures._unclash_ticks(fig)  # short names: laid flat and thinned, then drawn again
-    assert len(ax.get_xticklabels()) < 13  # the hidden ones are not listed
-    assert renderer is not None and figures._unclash_ticks(fig) is not None
+    renderer = figures._renderer(fig)
     assert figures._renderer(fig, renderer) is renderer
     assert figures._legends_above(fig, renderer) is renderer  # no legend: nothing moved
     ax.bar([0], [1], label="late")
@@ -343,9 +339,6 @@ def test_a_step_that_changed_the_figure_hands_on_no_renderer():
     assert figures._legends_above(fig, renderer) is None
     ax.set_ylabel("A y label")
     assert figures.untangle(fig) is not None  # nothing ran into anything
-    labelled = crowded_charts()[2]
-    assert figures._upright_bar_labels(labelled, figures._renderer(labelled)) is None  # stood up, plot rescaled
-    assert labelled.axes[0].texts[0].get_rotation() == 90
     fig, ax = plt.subplots(figsize=(7.5, 2.8))
     ax.bar_label(ax.bar(["Wed", "Thu"], [61164, 55953]), labels=["180 orders", "174 orders"])
     ax.set_title("Revenue per day", loc="left", pad=-4)
@@ -477,3 +470,43 @@ def test_an_svg_measured_without_the_first_draw_is_savefigs_own(monkeypatch, cha
     buffer = io.StringIO()
     many_kinds_of_chart()[chart].savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
     assert ours == buffer.getvalue()
+
+
+@pytest.mark.parametrize("chart", range(4))
+def test_a_reader_measures_ticks_texts_and_boxes_as_a_draw_leaves_them(monkeypatch, chart):
+    """`_reader` does not draw the figure: tick labels, texts, notes and the plots' boxes it measures are
+    where a draw puts them, at the phone's size after its layout, and after ticks and labels were changed."""
+    from matplotlib.figure import Figure
+
+    def measured(fig, renderer):
+        boxes = []
+        for ax in fig.axes:
+            boxes.append(tuple(ax.get_window_extent().bounds))
+            boxes += [tuple(t.get_window_extent(renderer).bounds) for t in [*ax.get_xticklabels(), *ax.texts]]
+        return boxes
+
+    def phone():
+        fig = pickle_copy(crowded_charts()[chart])
+        fig.set_layout_engine("none")
+        figures._phone_text(fig)
+        figures._fit(fig, figures.PHONE_WIDTH_PX / 96)
+        return fig
+
+    draws, real_draw = [], Figure.draw
+    monkeypatch.setattr(Figure, "draw", lambda f, renderer: draws.append(f) or real_draw(f, renderer))
+    read, drawn = phone(), phone()
+    assert measured(read, figures._reader(read)) == measured(drawn, figures._renderer(drawn))
+    for fig in (read, drawn):
+        figures._unclash_ticks(fig)
+        figures._upright_bar_labels(fig)
+    assert measured(read, figures._reader(read)) == measured(drawn, figures._renderer(drawn))
+    assert read not in draws
+
+
+def test_a_reader_draws_a_figure_whose_boxes_a_draw_moves():
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.plot([0, 1], [0, 1])
+    ax.set_aspect("equal")  # a draw narrows the box to keep the aspect
+    before = ax.get_window_extent().width
+    figures._reader(fig)
+    assert ax.get_window_extent().width < before - 50

@@ -119,6 +119,19 @@ def _renderer(fig, drawn=None):
     return fig._get_renderer()
 
 
+def _reader(fig):
+    """A renderer to measure, without drawing the figure, what matplotlib places whenever it is measured:
+    tick labels (placed when read), texts and notes (placed when measured) and the plots' boxes (where the
+    layout put them, as a draw leaves them: `apply_aspect`). A figure whose boxes a draw would move (a
+    fixed aspect, a locator's inset) is drawn first. Axis labels and titles are placed by a draw: `_renderer`."""
+    if any(ax.get_aspect() != "auto" or ax.get_box_aspect() is not None or ax.get_axes_locator() is not None
+           for ax in fig.axes):
+        return _renderer(fig)
+    for ax in fig.axes:
+        ax.apply_aspect()  # the box a draw would leave: the layout's
+    return fig._get_renderer()
+
+
 def _overlap(a, b) -> bool:
     return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
 
@@ -175,26 +188,22 @@ def untangle(fig, drawn=None):
     return None if moved else renderer
 
 
-def _touching(fig, ticks, drawn=None) -> tuple[bool, object]:
-    """Whether neighbouring `ticks` touch, and the renderer that placed them."""
-    renderer = _renderer(fig, drawn)
+def _touching(ticks, renderer) -> bool:
     boxes = [t.get_window_extent(renderer) for t in ticks if t.get_visible()]
-    return any(_overlap(a.expanded(1.1, 1), b) for a, b in zip(boxes, boxes[1:], strict=False)), renderer
+    return any(_overlap(a.expanded(1.1, 1), b) for a, b in zip(boxes, boxes[1:], strict=False))
 
 
-def _unclash_ticks(fig):
+def _unclash_ticks(fig) -> None:
     """x tick labels that would touch their neighbours at phone width are laid flat and thinned (every
     second, third … label kept, as a reader of an hourly axis needs only some hours named), and only
-    rotated when even every sixth would touch. Returns the renderer of the figure as it leaves it, or
-    None when it rotated labels after its last draw."""
-    drawn = None
+    rotated when even every sixth would touch. (Tick labels are placed when read: no draw, `_reader`.)"""
+    renderer = None
     for ax in fig.axes:
         ticks = [t for t in ax.get_xticklabels() if t.get_text()]
         if len(ticks) < 2:
             continue
-
-        touching, drawn = _touching(fig, ticks, drawn)
-        if not touching:
+        renderer = renderer or _reader(fig)
+        if not _touching(ticks, renderer):
             continue
         for tick in ticks:
             tick.set_rotation(0)
@@ -202,16 +211,13 @@ def _unclash_ticks(fig):
         for step in (1, 2, 3, 4, 6):
             for i, tick in enumerate(ticks):
                 tick.set_visible(i % step == 0)
-            touching, drawn = _touching(fig, ticks)  # labels laid flat and thinned: drawn again
-            if not touching:
+            if not _touching(ticks, renderer):
                 break
         else:
             for tick in ticks:
                 tick.set_rotation(45)
                 tick.set_horizontalalignment("right")
                 tick.set_rotation_mode("anchor")
-            drawn = None
-    return drawn
 
 
 def _titles(ax) -> list[tuple[str, object]]:
@@ -219,15 +225,15 @@ def _titles(ax) -> list[tuple[str, object]]:
             (("left", "_left_title"), ("center", "title"), ("right", "_right_title")) if ax.get_title(loc)]
 
 
-def _upright_bar_labels(fig, drawn=None):
+def _upright_bar_labels(fig) -> None:
     """Labels over narrow bars that touch their neighbours stand upright, with room above the tallest.
-    Returns the renderer of the figure as it leaves it (`_renderer`'s `drawn`), or None."""
+    (Texts are placed when measured: no draw, `_reader`.)"""
     def level(ax):
         return [t for t in ax.texts if t.get_visible() and t.get_text() and t.get_rotation() == 0]
 
-    if all(len(level(ax)) < 2 for ax in fig.axes):  # no two labels that could touch: nothing to draw
-        return drawn
-    renderer, rescaled = _renderer(fig, drawn), False
+    if all(len(level(ax)) < 2 for ax in fig.axes):  # no two labels that could touch: nothing to measure
+        return
+    renderer = _reader(fig)
     for ax in fig.axes:
         labels = level(ax)
         boxes = [t.get_window_extent(renderer) for t in labels]
@@ -237,14 +243,11 @@ def _upright_bar_labels(fig, drawn=None):
             text.set_rotation(90)
             text.set_verticalalignment("bottom")
             text.set_horizontalalignment("center")
-        renderer = _renderer(fig)
         top = max(t.get_window_extent(renderer).y1 for t in labels)
         box = ax.get_window_extent(renderer)
         if top > box.y1:
             low, high = ax.get_ylim()
             ax.set_ylim(low, low + (high - low) * (top - box.y0) / box.height * 1.05)
-            rescaled = True  # every bar and label of the plot moved since the last draw
-    return None if rescaled else renderer
 
 
 def _y_label_on_top(fig) -> None:
@@ -258,17 +261,18 @@ def _y_label_on_top(fig) -> None:
             ax.set_ylabel("")
 
 
-def _notes_inside(fig, drawn=None) -> None:
+def _notes_inside(fig) -> None:
     """A note written to the right of its point (an annotation's offset) that runs past the plot's
-    right edge is written to the left of it instead: on a phone there is no margin to hold it."""
+    right edge is written to the left of it instead: on a phone there is no margin to hold it.
+    (Notes are placed when measured: no draw, `_reader`.)"""
     from matplotlib.text import Annotation
 
     def notes(ax):
         return [t for t in ax.texts if isinstance(t, Annotation) and t.get_text()]
 
-    if not any(notes(ax) for ax in fig.axes):  # no note to move: nothing to draw
+    if not any(notes(ax) for ax in fig.axes):  # no note to move: nothing to measure
         return
-    renderer = _renderer(fig, drawn)
+    renderer = _reader(fig)
     for ax in fig.axes:
         right = ax.get_window_extent(renderer).x1
         for note in notes(ax):
@@ -371,14 +375,9 @@ def _room_for_rows(fig) -> None:
 def _titles_from_the_left_edge(fig) -> None:
     """A left title starts at the figure's edge, not the plot's: the names beside the bars leave it little room.
 
-    It needs only each plot's box, where the layout put it: a draw moves a plot only to keep a fixed
-    aspect or where a locator (an inset's) says, so only such a figure is drawn first; the box of any
-    other is set as a draw sets it (`apply_aspect`: the layout's box)."""
-    if any(ax.get_aspect() != "auto" or ax.get_box_aspect() is not None or ax.get_axes_locator() is not None
-           for ax in fig.axes):
-        _renderer(fig)
+    It needs only each plot's box, where the layout put it (`_reader`: no draw)."""
+    _reader(fig)
     for ax in fig.axes:
-        ax.apply_aspect()  # after a draw: the box it left (an aspect already kept is kept again)
         box = ax.get_window_extent()
         moved = [ax._left_title, *(t for t in ax.texts if t.get_gid() == "greenery-y-label")]
         for text in [t for t in moved if t.get_text()]:
@@ -418,11 +417,13 @@ def phone_svg(fig) -> str:
     _y_label_on_top(phone)
     _room_for_rows(phone)
     _fit(phone, PHONE_WIDTH_PX / 96)
-    # each step hands the next the renderer of its draw while it has changed nothing since (`_renderer`)
-    _notes_inside(phone, _upright_bar_labels(phone, _unclash_ticks(phone)))
+    _unclash_ticks(phone)
+    _upright_bar_labels(phone)
+    _notes_inside(phone)
     _fit(phone, PHONE_WIDTH_PX / 96)
     # what sits above the plot, bottom up once its size is settled: notes, title, then the legend under it
     _titles_from_the_left_edge(phone)
+    # each step hands the next the renderer of its draw while it has changed nothing since (`_renderer`)
     untangle(phone, _legends_above(phone, untangle(phone)))
     width = PHONE_WIDTH_PX / 96
     for narrowed in range(4):  # labels outside the axes still widen the tight box: narrow the figure by the excess
