@@ -251,8 +251,9 @@ def test_a_phone_chart_gives_its_plot_the_width():
 
 @pytest.mark.parametrize("engine", ["none", "constrained"])
 def test_untangle_places_moved_labels_as_a_full_draw_would(monkeypatch, engine):
-    """untangle re-places only the label or title it moved (figures._moved) instead of drawing the whole
-    figure after each step: the chart it leaves is the same, to the byte, as with a full draw each time."""
+    """untangle places the labels and titles it reads (figures._placed) and re-places only the label or
+    title it moved (figures._moved) instead of drawing the whole figure: the chart it leaves is the same,
+    to the byte, as with a full draw each time."""
     def tangled():
         fig, ax = plt.subplots(figsize=(8.5, 3.6), layout=engine)
         bars = ax.bar(range(4), [1, 2, 3, 4])
@@ -270,12 +271,15 @@ def test_untangle_places_moved_labels_as_a_full_draw_would(monkeypatch, engine):
     monkeypatch.setattr(figures, "_renderer", lambda fig, drawn=None: draws.append(fig) or full_draw(fig, drawn))
     figures.untangle(quick)
     monkeypatch.setattr(figures, "_moved", lambda fig, ax, renderer, title: full_draw(fig))
+    monkeypatch.setattr(figures, "_placed", full_draw)
     drawn = tangled()
     figures.untangle(drawn)
     assert figures.svg(quick) == figures.svg(drawn)
     assert quick.axes[0].yaxis.labelpad > 4  # the label did move
-    if engine == "none":  # without a layout engine nothing else moves: one draw in all
-        assert sum(fig is quick for fig in draws) == 1
+    if engine == "none":  # without a layout engine nothing else moves: no draw at all
+        assert not any(fig is quick for fig in draws)
+    else:  # the engine runs in a draw: drawn to place the labels, and again after each move
+        assert sum(fig is quick for fig in draws) > 1
 
 
 def crowded_charts():
@@ -322,6 +326,7 @@ def test_phone_steps_share_a_draw_only_while_the_figure_is_unchanged(monkeypatch
     full_draw = figures._renderer
     monkeypatch.setattr(figures, "_renderer", lambda fig, drawn=None: full_draw(fig))  # never trust a handed renderer
     monkeypatch.setattr(figures, "_reader", full_draw)  # nor measure without a draw
+    monkeypatch.setattr(figures, "_placed", full_draw)  # nor place labels and titles without one
     fresh = figures.phone_svg(crowded_charts()[chart])
     assert shared == fresh
     assert shared_draws < len(draws) - shared_draws
@@ -501,6 +506,31 @@ def test_a_reader_measures_ticks_texts_and_boxes_as_a_draw_leaves_them(monkeypat
         figures._upright_bar_labels(fig)
     assert measured(read, figures._reader(read)) == measured(drawn, figures._renderer(drawn))
     assert read not in draws
+
+
+@pytest.mark.parametrize("chart", range(4))
+def test_labels_and_titles_are_placed_as_a_draw_places_them(monkeypatch, chart):
+    """`_placed` does not draw the figure: y labels and titles are where a draw puts them, at the phone's
+    size after its layout and after the tick labels changed (flat, thinned, rotated)."""
+    from matplotlib.figure import Figure
+
+    def placed(fig, renderer):
+        return [tuple(t.get_window_extent(renderer).bounds) for ax in fig.axes
+                for t in [ax.yaxis.label, ax.title, ax._left_title, ax._right_title]]
+
+    def phone():
+        fig = pickle_copy(crowded_charts()[chart])
+        fig.set_layout_engine("none")
+        figures._phone_text(fig)
+        figures._fit(fig, figures.PHONE_WIDTH_PX / 96)
+        figures._unclash_ticks(fig)
+        return fig
+
+    draws, real_draw = [], Figure.draw
+    monkeypatch.setattr(Figure, "draw", lambda f, renderer: draws.append(f) or real_draw(f, renderer))
+    quick, drawn = phone(), phone()
+    assert placed(quick, figures._placed(quick)) == placed(drawn, figures._renderer(drawn))
+    assert quick not in draws
 
 
 def test_a_reader_draws_a_figure_whose_boxes_a_draw_moves():

@@ -107,12 +107,13 @@ def printed_text_pt(svg_text: str, height_mm: float = PRINT_HEIGHT_MM) -> float:
 
 
 def _renderer(fig, drawn=None):
-    """A renderer that has placed every label (any backend's: the SVG canvas has none of its own).
+    """A renderer that has placed every label, by drawing the figure (any backend's: the SVG canvas has none
+    of its own). Most steps need less: `_reader` (what is placed when measured), `_placed` (labels, titles).
 
-    `drawn` is the renderer of this figure's last draw, passed on by the step that drew it when it changed
-    nothing since (each step returns it, or None once it changed the figure): it is used as it is, instead
-    of drawing every bar and line again to place the same labels in the same places. Without it the figure
-    is drawn. (matplotlib's `stale` flag cannot tell: reading tick labels sets it.)"""
+    `drawn` is the renderer a step last placed the figure's labels with, handed on by that step when it
+    changed nothing since (each step returns it, or None once it changed the figure): it is used as it is,
+    instead of placing the same labels in the same places again. (matplotlib's `stale` flag cannot tell:
+    reading tick labels sets it.)"""
     if drawn is not None:
         return drawn
     fig.draw_without_rendering()
@@ -157,12 +158,28 @@ def _moved(fig, ax, renderer, title: bool):
     return renderer
 
 
+def _placed(fig):
+    """A renderer after every y label and title is placed as a draw places them, without drawing the
+    figure: a y label beside its tick labels' boxes, a title over the axes and its x tick labels (all
+    placed when read: `_reader`). A figure whose layout engine runs in a draw is drawn."""
+    from matplotlib.layout_engine import PlaceHolderLayoutEngine
+
+    engine = fig.get_layout_engine()  # after `set_layout_engine("none")` or tight_layout(): a placeholder
+    if engine is not None and not isinstance(engine, PlaceHolderLayoutEngine):
+        return _renderer(fig)
+    renderer = _reader(fig)
+    for ax in fig.axes:  # in a draw's order: the title, then the axes' labels
+        ax._update_title_position(renderer)
+        ax.yaxis._update_label_position(renderer)
+    return renderer
+
+
 def untangle(fig, drawn=None):
     """Move labels that run into each other apart: a y label clear of the x tick labels (the hourly
     chart's, longer than the plot is tall, crossed its first rotated tick), a title clear of the
-    texts inside the plot (a bar's label under it). Returns the renderer of its draw when it moved
-    nothing (`_renderer`'s `drawn`), else None."""
-    renderer = _renderer(fig, drawn)
+    texts inside the plot (a bar's label under it). Returns the renderer it placed them with when it
+    moved nothing (`_renderer`'s `drawn`), else None."""
+    renderer = drawn if drawn is not None else _placed(fig)
     moved = False
     for ax in fig.axes:
         label = ax.yaxis.label
@@ -290,7 +307,7 @@ def _legends_above(fig, drawn=None):
         legend = ax.get_legend()
         if legend is None:
             continue
-        renderer, drawn = _renderer(fig, drawn), None  # a legend moved: the next one's figure is drawn again
+        renderer, drawn = drawn if drawn is not None else _placed(fig), None  # a legend moved: placed again next
         handles, labels = legend.legend_handles, [t.get_text() for t in legend.get_texts()]
         size = max(legend.get_texts()[0].get_fontsize(), MIN_TEXT_PT) if labels else MIN_TEXT_PT
         box, titles = ax.get_window_extent(renderer), _titles(ax)
@@ -423,7 +440,7 @@ def phone_svg(fig) -> str:
     _fit(phone, PHONE_WIDTH_PX / 96)
     # what sits above the plot, bottom up once its size is settled: notes, title, then the legend under it
     _titles_from_the_left_edge(phone)
-    # each step hands the next the renderer of its draw while it has changed nothing since (`_renderer`)
+    # each step hands the next the renderer it placed the labels with while it changed nothing since (`_renderer`)
     untangle(phone, _legends_above(phone, untangle(phone)))
     width = PHONE_WIDTH_PX / 96
     for narrowed in range(4):  # labels outside the axes still widen the tight box: narrow the figure by the excess
