@@ -124,7 +124,7 @@ def _reader(fig):
     """A renderer to measure, without drawing the figure, what matplotlib places whenever it is measured:
     tick labels (placed when read), texts and notes (placed when measured) and the plots' boxes (where the
     layout put them, as a draw leaves them: `apply_aspect`). A figure whose boxes a draw would move (a
-    fixed aspect, a locator's inset) is drawn first. Axis labels and titles are placed by a draw: `_renderer`."""
+    fixed aspect, a locator's inset) is drawn first. Y labels and titles are placed by a draw: `_placed`."""
     if any(ax.get_aspect() != "auto" or ax.get_box_aspect() is not None or ax.get_axes_locator() is not None
            for ax in fig.axes):
         return _renderer(fig)
