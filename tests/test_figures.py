@@ -231,7 +231,7 @@ def test_a_phone_chart_gives_its_plot_the_width():
     fig.tight_layout()
     captured = {}
     real_svg = figures.svg
-    figures.svg = lambda f: captured.setdefault("fig", f) and real_svg(f)  # keep the phone figure to look at it
+    figures.svg = lambda f, wanted=None: captured.setdefault("fig", f) and real_svg(f, wanted)  # keep the phone figure
     try:
         drawn = figures.phone_svg(fig)
     finally:
@@ -251,8 +251,9 @@ def test_a_phone_chart_gives_its_plot_the_width():
 
 @pytest.mark.parametrize("engine", ["none", "constrained"])
 def test_untangle_places_moved_labels_as_a_full_draw_would(monkeypatch, engine):
-    """untangle re-places only the label or title it moved (figures._moved) instead of drawing the whole
-    figure after each step: the chart it leaves is the same, to the byte, as with a full draw each time."""
+    """untangle places the labels and titles it reads (figures._placed) and re-places only the label or
+    title it moved (figures._moved) instead of drawing the whole figure: the chart it leaves is the same,
+    to the byte, as with a full draw each time."""
     def tangled():
         fig, ax = plt.subplots(figsize=(8.5, 3.6), layout=engine)
         bars = ax.bar(range(4), [1, 2, 3, 4])
@@ -267,12 +268,275 @@ def test_untangle_places_moved_labels_as_a_full_draw_would(monkeypatch, engine):
     draws = []
     full_draw = figures._renderer
     monkeypatch.setitem(matplotlib.rcParams, "svg.hashsalt", "test")  # ids from content, as the book sets them
-    monkeypatch.setattr(figures, "_renderer", lambda fig: draws.append(fig) or full_draw(fig))
+    monkeypatch.setattr(figures, "_renderer", lambda fig, drawn=None: draws.append(fig) or full_draw(fig, drawn))
     figures.untangle(quick)
-    monkeypatch.setattr(figures, "_moved", lambda fig, ax, renderer: full_draw(fig))
+    monkeypatch.setattr(figures, "_moved", lambda fig, ax, renderer, title: full_draw(fig))
+    monkeypatch.setattr(figures, "_placed", full_draw)
     drawn = tangled()
     figures.untangle(drawn)
     assert figures.svg(quick) == figures.svg(drawn)
     assert quick.axes[0].yaxis.labelpad > 4  # the label did move
-    if engine == "none":  # without a layout engine nothing else moves: one draw in all
-        assert sum(fig is quick for fig in draws) == 1
+    if engine == "none":  # without a layout engine nothing else moves: no draw at all
+        assert not any(fig is quick for fig in draws)
+    else:  # the engine runs in a draw: drawn to place the labels, and again after each move
+        assert sum(fig is quick for fig in draws) > 1
+
+
+def crowded_charts():
+    """Charts whose phone versions take every step's changing branch: x tick labels laid flat and thinned,
+    or rotated; labels over narrow bars stood upright with the plot rescaled; a note moved left; a
+    legend moved above; a title lifted off a bar label; panels stacked."""
+    import pandas as pd
+
+    hours = pd.date_range("2021-02-09 18:00", periods=54, freq="h")
+    hourly, ax = plt.subplots(figsize=(8.5, 3.6))
+    ax.bar(hours, [5] * 54, width=1 / 24, label="sessions started, shoppers", align="edge")
+    ax.annotate("160 sessions\n(150 flagged), off scale", (hours[50], 5), xytext=(8, -24), textcoords="offset points",
+                fontsize=8, arrowprops={"arrowstyle": "-"})
+    ticks = hours[hours.hour % 6 == 0]
+    ax.set_xticks(list(ticks), [t.strftime("%a %d %b %H:%M") for t in ticks], rotation=30, ha="right", fontsize=8)
+    ax.set_title("Orders and sessions started, hour by hour (UTC)", loc="left")
+    ax.set_ylabel("Count per hour (axis cut above the shoppers' busiest hour)")
+    ax.legend(fontsize=8, loc="upper left")
+    hourly.tight_layout()
+
+    labelled, ax = plt.subplots(figsize=(7.5, 2.8))
+    bars = ax.bar([f"day {i}" for i in range(12)], [61164 - 900 * i for i in range(12)])
+    ax.bar_label(bars, labels=[f"{180 - i} orders" for i in range(12)])
+    ax.set_title("Revenue per day", loc="left", pad=-4)
+
+    rotated, ax = plt.subplots(figsize=(9, 3))
+    ax.bar([f"a long category name {i}" for i in range(8)], range(8))
+    return [two_panels(), hourly, labelled, rotated]
+
+
+@pytest.mark.parametrize("chart", range(4))
+def test_phone_steps_share_a_draw_only_while_the_figure_is_unchanged(monkeypatch, chart):
+    """A step hands the next the renderer of its last draw only when it changed nothing since, and steps
+    that measure only what is placed when measured do not draw (`_reader`): the phone version is the same,
+    to the byte, as when every step draws the figure afresh; and it takes fewer draws."""
+    from matplotlib.figure import Figure
+
+    monkeypatch.setitem(matplotlib.rcParams, "svg.hashsalt", "test")  # ids from content, as the book sets them
+    draws = []
+    real_draw = Figure.draw
+    monkeypatch.setattr(Figure, "draw", lambda fig, renderer: draws.append(fig) or real_draw(fig, renderer))
+    shared = figures.phone_svg(crowded_charts()[chart])
+    shared_draws = len(draws)
+    full_draw = figures._renderer
+    monkeypatch.setattr(figures, "_renderer", lambda fig, drawn=None: full_draw(fig))  # never trust a handed renderer
+    monkeypatch.setattr(figures, "_reader", full_draw)  # nor measure without a draw
+    monkeypatch.setattr(figures, "_placed", full_draw)  # nor place labels and titles without one
+    fresh = figures.phone_svg(crowded_charts()[chart])
+    assert shared == fresh
+    assert shared_draws < len(draws) - shared_draws
+
+
+def test_a_step_that_changed_the_figure_hands_on_no_renderer():
+    """What makes the shared draws safe: each step returns its renderer only when it left the figure as drawn."""
+    fig, ax = plt.subplots(figsize=(2.5, 3))
+    ax.bar([f"cat {i}" for i in range(13)], range(13))
+    renderer = figures._renderer(fig)
+    assert figures._renderer(fig, renderer) is renderer
+    assert figures._legends_above(fig, renderer) is renderer  # no legend: nothing moved
+    ax.bar([0], [1], label="late")
+    ax.legend()
+    assert figures._legends_above(fig, renderer) is None
+    ax.set_ylabel("A y label")
+    assert figures.untangle(fig) is not None  # nothing ran into anything
+    fig, ax = plt.subplots(figsize=(7.5, 2.8))
+    ax.bar_label(ax.bar(["Wed", "Thu"], [61164, 55953]), labels=["180 orders", "174 orders"])
+    ax.set_title("Revenue per day", loc="left", pad=-4)
+    assert figures.untangle(fig) is None  # the title was lifted off the bar's label
+
+
+@pytest.mark.parametrize("aspect", ["auto", "equal"])
+def test_left_titles_are_placed_from_the_box_a_draw_leaves(aspect):
+    """_titles_from_the_left_edge reads each plot's box without drawing the figure, unless a draw would move it."""
+    def chart():
+        fig, ax = plt.subplots(figsize=(4, 3))
+        ax.barh(["ups", "a long carrier name"], [1, 2])
+        ax.set_aspect(aspect)
+        ax.set_title("Late orders", loc="left")
+        fig.tight_layout()
+        return fig
+
+    quick, drawn = chart(), chart()
+    figures._titles_from_the_left_edge(quick)
+    figures._renderer(drawn)
+    figures._titles_from_the_left_edge(drawn)
+    assert quick.axes[0]._left_title.get_position() == drawn.axes[0]._left_title.get_position()
+    assert quick.axes[0]._left_title.get_position()[0] < 0  # from the figure's edge, left of the plot
+
+
+def test_a_renderer_handed_on_after_a_change_shows_the_old_layout():
+    """Why a step that changed the figure must hand on no renderer: a label placed by a draw (the y label,
+    beside the y numbers) stays where the last draw put it until the figure is drawn again."""
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.plot([0, 1], [0, 1000])
+    ax.set_ylabel("orders")
+    drawn = figures._renderer(fig)
+    before = ax.yaxis.label.get_window_extent(drawn).x0
+    ax.tick_params(axis="y", labelsize=30)  # wider numbers: a draw moves the y label left
+    assert ax.yaxis.label.get_window_extent(figures._renderer(fig, drawn)).x0 == before  # the old place
+    assert ax.yaxis.label.get_window_extent(figures._renderer(fig)).x0 < before - 10
+
+
+def test_an_unwanted_svg_is_measured_not_drawn(monkeypatch):
+    """svg's `wanted`: the opening tag it is asked with holds the size of the SVG it would write; when
+    unwanted, savefig's last draw is not made, and the figure is left as it was for the next savefig."""
+    from matplotlib.figure import Figure
+
+    monkeypatch.setitem(matplotlib.rcParams, "svg.hashsalt", "test")
+    fig = two_panels()
+    whole = figures.svg(fig)
+    draws, real_draw = [], Figure.draw
+    monkeypatch.setattr(Figure, "draw", lambda f, renderer: draws.append(f) or real_draw(f, renderer))
+    asked = []
+    head = figures.svg(fig, lambda tag: asked.append(tag) or False)
+    assert draws == []  # not the draw that writes (nor savefig's draw before measuring: `svg` skips it)
+    assert asked == [head] and whole.startswith(head) and "<g " not in head  # its start: nothing drawn yet
+    assert figures.natural_size_pt(head) == figures.natural_size_pt(whole) != (0.0, 0.0)
+    assert "draw" not in vars(fig)
+    assert figures.svg(fig, lambda tag: True) == whole == figures.svg(fig)
+    assert len(draws) == 2  # one each: the draw that writes
+
+
+@pytest.mark.parametrize("chart", range(4))
+def test_a_phone_version_narrowed_again_is_measured_not_written(monkeypatch, chart):
+    """Each version of the phone figure that is narrowed again is only measured: the one kept is the
+    same, to the byte, as when every version is written in full."""
+    monkeypatch.setitem(matplotlib.rcParams, "svg.hashsalt", "test")
+    real_svg, sizes = figures.svg, []
+    monkeypatch.setattr(figures, "svg", lambda f, wanted=None: sizes.append(f.get_size_inches()[0]) or real_svg(f))
+    written = figures.phone_svg(crowded_charts()[chart])
+    monkeypatch.setattr(figures, "svg", real_svg)
+    assert figures.phone_svg(crowded_charts()[chart]) == written
+    assert chart != 1 or len(sizes) > 1  # the hourly chart is narrowed at least once
+
+
+def many_kinds_of_chart():
+    """One of each kind of chart a chapter might draw, for `svg` against savefig's own tight box."""
+    import numpy as np
+    import pandas as pd
+    from mpl_toolkits.axes_grid1.inset_locator import inset_axes
+
+    charts = [two_panels()]
+    fig, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")  # a layout engine runs in the draw
+    ax.plot(range(10), np.arange(10) ** 2, label="squares")
+    ax.plot(range(10), range(10), label="identity")
+    ax.legend(loc="best")
+    ax.set_xlabel("x with a long label")
+    charts.append(fig)
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.plot(range(5), [1e6, 2e6, 3e6, 2.5e6, 4e6])  # numbers written with an offset above the axis
+    ax.annotate("peak", (4, 4e6), xytext=(-40, -20), textcoords="offset points", arrowprops={"arrowstyle": "->"})
+    ax.text(0.1, 0.9, "a note long enough to be wrapped inside the figure's width " * 3, wrap=True,
+            transform=ax.transAxes)
+    ax.set_title("Offset numbers, a note and an arrow")
+    twin = ax.twinx()
+    twin.plot(range(5), [5, 3, 4, 1, 2], color="red")
+    twin.set_ylabel("share (%)")
+    charts.append(fig)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8, 3), sharey=True)
+    image = left.imshow(np.arange(20).reshape(4, 5), aspect="equal")
+    fig.colorbar(image, ax=left)
+    right.barh(["a", "b", "c"], [3, 1, 2])
+    right.set_xscale("log")
+    fig.suptitle("A suptitle over an image and a log axis")
+    fig.legend(["bars"], loc="lower center")
+    inset = inset_axes(right, width="30%", height="30%", loc="upper right")
+    inset.plot([0, 1], [1, 0])
+    charts.append(fig)
+    fig = plt.figure(figsize=(4, 4))
+    polar = fig.add_subplot(projection="polar")
+    polar.plot(np.linspace(0, 2 * np.pi, 50), np.linspace(0, 1, 50))
+    polar.set_title("Polar", loc="left")
+    charts.append(fig)
+    fig, ax = plt.subplots(figsize=(7, 3))
+    days = pd.date_range("2021-02-01", periods=30, freq="D")
+    bars = ax.bar(days, range(30))
+    ax.bar_label(bars, fontsize=6, rotation=90)
+    ax.tick_params(axis="x", rotation=45)
+    ax.set_ylabel("orders per day, a label taller than the plot", wrap=True)
+    fig.tight_layout()
+    charts.append(fig)
+    return charts
+
+
+@pytest.mark.parametrize("chart", range(6))
+def test_an_svg_measured_without_the_first_draw_is_savefigs_own(monkeypatch, chart):
+    """`svg` skips savefig's draw before it measures the tight box: the SVG is the same, to the byte, as
+    savefig's with that draw, on every kind of chart."""
+    import io
+
+    monkeypatch.setitem(matplotlib.rcParams, "svg.hashsalt", "test")
+    ours = figures.svg(many_kinds_of_chart()[chart])
+    buffer = io.StringIO()
+    many_kinds_of_chart()[chart].savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
+    assert ours == buffer.getvalue()
+
+
+@pytest.mark.parametrize("chart", range(4))
+def test_a_reader_measures_ticks_texts_and_boxes_as_a_draw_leaves_them(monkeypatch, chart):
+    """`_reader` does not draw the figure: tick labels, texts, notes and the plots' boxes it measures are
+    where a draw puts them, at the phone's size after its layout, and after ticks and labels were changed."""
+    from matplotlib.figure import Figure
+
+    def measured(fig, renderer):
+        boxes = []
+        for ax in fig.axes:
+            boxes.append(tuple(ax.get_window_extent().bounds))
+            boxes += [tuple(t.get_window_extent(renderer).bounds) for t in [*ax.get_xticklabels(), *ax.texts]]
+        return boxes
+
+    def phone():
+        fig = pickle_copy(crowded_charts()[chart])
+        fig.set_layout_engine("none")
+        figures._phone_text(fig)
+        figures._fit(fig, figures.PHONE_WIDTH_PX / 96)
+        return fig
+
+    draws, real_draw = [], Figure.draw
+    monkeypatch.setattr(Figure, "draw", lambda f, renderer: draws.append(f) or real_draw(f, renderer))
+    read, drawn = phone(), phone()
+    assert measured(read, figures._reader(read)) == measured(drawn, figures._renderer(drawn))
+    for fig in (read, drawn):
+        figures._unclash_ticks(fig)
+        figures._upright_bar_labels(fig)
+    assert measured(read, figures._reader(read)) == measured(drawn, figures._renderer(drawn))
+    assert read not in draws
+
+
+@pytest.mark.parametrize("chart", range(4))
+def test_labels_and_titles_are_placed_as_a_draw_places_them(monkeypatch, chart):
+    """`_placed` does not draw the figure: y labels and titles are where a draw puts them, at the phone's
+    size after its layout and after the tick labels changed (flat, thinned, rotated)."""
+    from matplotlib.figure import Figure
+
+    def placed(fig, renderer):
+        return [tuple(t.get_window_extent(renderer).bounds) for ax in fig.axes
+                for t in [ax.yaxis.label, ax.title, ax._left_title, ax._right_title]]
+
+    def phone():
+        fig = pickle_copy(crowded_charts()[chart])
+        fig.set_layout_engine("none")
+        figures._phone_text(fig)
+        figures._fit(fig, figures.PHONE_WIDTH_PX / 96)
+        figures._unclash_ticks(fig)
+        return fig
+
+    draws, real_draw = [], Figure.draw
+    monkeypatch.setattr(Figure, "draw", lambda f, renderer: draws.append(f) or real_draw(f, renderer))
+    quick, drawn = phone(), phone()
+    assert placed(quick, figures._placed(quick)) == placed(drawn, figures._renderer(drawn))
+    assert quick not in draws
+
+
+def test_a_reader_draws_a_figure_whose_boxes_a_draw_moves():
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.plot([0, 1], [0, 1])
+    ax.set_aspect("equal")  # a draw narrows the box to keep the aspect
+    before = ax.get_window_extent().width
+    figures._reader(fig)
+    assert ax.get_window_extent().width < before - 50

@@ -41,10 +41,40 @@ PRINT_TALL_HEIGHT_MM = 240  # greenery.css: `img.greenery-print-chart { max-heig
 MIN_PRINT_TEXT_PT = 7  # the smallest text on paper a reader holding the sheet reads without effort
 
 
-def svg(fig) -> str:
-    """The figure as SVG text, tight around what is drawn, with no timestamp (nbval compares it)."""
+class _Unwanted(Exception):
+    """Stops a savefig at the draw that would write an SVG whose caller wants only its size."""
+
+
+def svg(fig, wanted=None) -> str:
+    """The figure as SVG text, tight around what is drawn, with no timestamp (nbval compares it).
+
+    savefig draws the figure twice: once without output, then the tight box is measured, then once into
+    the SVG. The first draw is skipped unless a layout engine (constrained layout) runs in it: measuring
+    the tight box places every tick, label, title, legend and note itself, as that draw would, and the
+    second draw places them all again (tests/test_figures.py compares both ways on many kinds of chart).
+
+    `wanted`, when given, is asked with the SVG's opening tag, which holds its size: savefig writes it once
+    it has measured the tight box, before its last draw puts the figure into it. When it answers no, that
+    draw is not made and only the opening tag is returned (enough for `natural_width_px`)."""
+    from matplotlib.layout_engine import PlaceHolderLayoutEngine
+
     buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
+    engine = fig.get_layout_engine()
+    measured_alone = engine is None or isinstance(engine, PlaceHolderLayoutEngine)
+
+    def draw(renderer):
+        if not buffer.tell():  # nothing written yet: the draw before the tight box is measured
+            return type(fig).draw(fig, renderer) if not measured_alone else None
+        if wanted is not None and not wanted(buffer.getvalue()):  # the tag is written: the draw that writes
+            raise _Unwanted
+        return type(fig).draw(fig, renderer)
+    fig.draw = draw  # as savefig's own `_get_renderer` stops at the draw
+    try:
+        fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
+    except _Unwanted:
+        pass
+    finally:
+        del fig.draw
     return buffer.getvalue()
 
 
@@ -76,9 +106,30 @@ def printed_text_pt(svg_text: str, height_mm: float = PRINT_HEIGHT_MM) -> float:
     return min(sizes) * scale
 
 
-def _renderer(fig):
-    """A renderer that has placed every label (any backend's: the SVG canvas has none of its own)."""
+def _renderer(fig, drawn=None):
+    """A renderer that has placed every label, by drawing the figure (any backend's: the SVG canvas has none
+    of its own). Most steps need less: `_reader` (what is placed when measured), `_placed` (labels, titles).
+
+    `drawn` is the renderer a step last placed the figure's labels with, handed on by that step when it
+    changed nothing since (each step returns it, or None once it changed the figure): it is used as it is,
+    instead of placing the same labels in the same places again. (matplotlib's `stale` flag cannot tell:
+    reading tick labels sets it.)"""
+    if drawn is not None:
+        return drawn
     fig.draw_without_rendering()
+    return fig._get_renderer()
+
+
+def _reader(fig):
+    """A renderer to measure, without drawing the figure, what matplotlib places whenever it is measured:
+    tick labels (placed when read), texts and notes (placed when measured) and the plots' boxes (where the
+    layout put them, as a draw leaves them: `apply_aspect`). A figure whose boxes a draw would move (a
+    fixed aspect, a locator's inset) is drawn first. Y labels and titles are placed by a draw: `_placed`."""
+    if any(ax.get_aspect() != "auto" or ax.get_box_aspect() is not None or ax.get_axes_locator() is not None
+           for ax in fig.axes):
+        return _renderer(fig)
+    for ax in fig.axes:
+        ax.apply_aspect()  # the box a draw would leave: the layout's
     return fig._get_renderer()
 
 
@@ -90,26 +141,46 @@ def _visible_ticks(axis, renderer) -> list:
     return [t.get_window_extent(renderer) for t in axis.get_ticklabels() if t.get_visible() and t.get_text()]
 
 
-def _moved(fig, ax, renderer):
-    """A renderer after `ax`'s y label or title moved (its labelpad, its pad): with no layout engine
-    nothing else moves, so they are placed again as a draw places them (the label from the tick
-    labels' boxes, the title over the axes, neither of which changed) instead of drawing every bar
-    and line of the figure again; with a layout engine the figure is drawn."""
+def _moved(fig, ax, renderer, title: bool):
+    """A renderer after `ax`'s y label or (`title`) its title moved (its labelpad, its pad): with no layout
+    engine nothing else moves, so the one that moved is placed again as a draw places it (the label from
+    the tick labels' boxes, the title over the axes, neither of which changed, nor depends on the other)
+    instead of drawing every bar and line of the figure again; with a layout engine the figure is drawn."""
     from matplotlib.layout_engine import PlaceHolderLayoutEngine
 
     engine = fig.get_layout_engine()  # after `set_layout_engine("none")` or tight_layout(): a placeholder
     if engine is not None and not isinstance(engine, PlaceHolderLayoutEngine):
         return _renderer(fig)
-    ax.yaxis._update_label_position(renderer)
-    ax._update_title_position(renderer)
+    if title:
+        ax._update_title_position(renderer)
+    else:
+        ax.yaxis._update_label_position(renderer)
     return renderer
 
 
-def untangle(fig) -> None:
+def _placed(fig):
+    """A renderer after every y label and title is placed as a draw places them, without drawing the
+    figure: a y label beside its tick labels' boxes, a title over the axes and its x tick labels (all
+    placed when read: `_reader`). A figure whose layout engine runs in a draw is drawn."""
+    from matplotlib.layout_engine import PlaceHolderLayoutEngine
+
+    engine = fig.get_layout_engine()  # after `set_layout_engine("none")` or tight_layout(): a placeholder
+    if engine is not None and not isinstance(engine, PlaceHolderLayoutEngine):
+        return _renderer(fig)
+    renderer = _reader(fig)
+    for ax in fig.axes:  # in a draw's order: the title, then the axes' labels
+        ax._update_title_position(renderer)
+        ax.yaxis._update_label_position(renderer)
+    return renderer
+
+
+def untangle(fig, drawn=None):
     """Move labels that run into each other apart: a y label clear of the x tick labels (the hourly
     chart's, longer than the plot is tall, crossed its first rotated tick), a title clear of the
-    texts inside the plot (a bar's label under it)."""
-    renderer = _renderer(fig)
+    texts inside the plot (a bar's label under it). Returns the renderer it placed them with when it
+    moved nothing (`_renderer`'s `drawn`), else None."""
+    renderer = drawn if drawn is not None else _placed(fig)
+    moved = False
     for ax in fig.axes:
         label = ax.yaxis.label
         ticks = _visible_ticks(ax.xaxis, renderer) if label.get_text() else []
@@ -117,7 +188,7 @@ def untangle(fig) -> None:
             if not any(_overlap(label.get_window_extent(renderer), t) for t in ticks):
                 break
             ax.yaxis.labelpad += 4
-            renderer = _moved(fig, ax, renderer)
+            renderer, moved = _moved(fig, ax, renderer, title=False), True
         inside = [t for t in ax.texts if t.get_visible() and t.get_text()]
         for loc, title in _titles(ax):
             for _ in range(12):
@@ -130,11 +201,11 @@ def untangle(fig) -> None:
                 pad = (box.y0 - ax.get_window_extent(renderer).y1) + lift
                 ax.set_title(title.get_text(), loc=loc, pad=pad * 72 / fig.dpi, fontsize=title.get_fontsize(),
                              x=title.get_position()[0])
-                renderer = _moved(fig, ax, renderer)
+                renderer, moved = _moved(fig, ax, renderer, title=True), True
+    return None if moved else renderer
 
 
-def _touching(fig, ticks) -> bool:
-    renderer = _renderer(fig)
+def _touching(ticks, renderer) -> bool:
     boxes = [t.get_window_extent(renderer) for t in ticks if t.get_visible()]
     return any(_overlap(a.expanded(1.1, 1), b) for a, b in zip(boxes, boxes[1:], strict=False))
 
@@ -142,13 +213,14 @@ def _touching(fig, ticks) -> bool:
 def _unclash_ticks(fig) -> None:
     """x tick labels that would touch their neighbours at phone width are laid flat and thinned (every
     second, third … label kept, as a reader of an hourly axis needs only some hours named), and only
-    rotated when even every sixth would touch."""
+    rotated when even every sixth would touch. (Tick labels are placed when read: no draw, `_reader`.)"""
+    renderer = None
     for ax in fig.axes:
         ticks = [t for t in ax.get_xticklabels() if t.get_text()]
         if len(ticks) < 2:
             continue
-
-        if not _touching(fig, ticks):
+        renderer = renderer or _reader(fig)
+        if not _touching(ticks, renderer):
             continue
         for tick in ticks:
             tick.set_rotation(0)
@@ -156,7 +228,7 @@ def _unclash_ticks(fig) -> None:
         for step in (1, 2, 3, 4, 6):
             for i, tick in enumerate(ticks):
                 tick.set_visible(i % step == 0)
-            if not _touching(fig, ticks):
+            if not _touching(ticks, renderer):
                 break
         else:
             for tick in ticks:
@@ -171,13 +243,14 @@ def _titles(ax) -> list[tuple[str, object]]:
 
 
 def _upright_bar_labels(fig) -> None:
-    """Labels over narrow bars that touch their neighbours stand upright, with room above the tallest."""
+    """Labels over narrow bars that touch their neighbours stand upright, with room above the tallest.
+    (Texts are placed when measured: no draw, `_reader`.)"""
     def level(ax):
         return [t for t in ax.texts if t.get_visible() and t.get_text() and t.get_rotation() == 0]
 
-    if all(len(level(ax)) < 2 for ax in fig.axes):  # no two labels that could touch: nothing to draw
+    if all(len(level(ax)) < 2 for ax in fig.axes):  # no two labels that could touch: nothing to measure
         return
-    renderer = _renderer(fig)
+    renderer = _reader(fig)
     for ax in fig.axes:
         labels = level(ax)
         boxes = [t.get_window_extent(renderer) for t in labels]
@@ -187,7 +260,6 @@ def _upright_bar_labels(fig) -> None:
             text.set_rotation(90)
             text.set_verticalalignment("bottom")
             text.set_horizontalalignment("center")
-        renderer = _renderer(fig)
         top = max(t.get_window_extent(renderer).y1 for t in labels)
         box = ax.get_window_extent(renderer)
         if top > box.y1:
@@ -208,15 +280,16 @@ def _y_label_on_top(fig) -> None:
 
 def _notes_inside(fig) -> None:
     """A note written to the right of its point (an annotation's offset) that runs past the plot's
-    right edge is written to the left of it instead: on a phone there is no margin to hold it."""
+    right edge is written to the left of it instead: on a phone there is no margin to hold it.
+    (Notes are placed when measured: no draw, `_reader`.)"""
     from matplotlib.text import Annotation
 
     def notes(ax):
         return [t for t in ax.texts if isinstance(t, Annotation) and t.get_text()]
 
-    if not any(notes(ax) for ax in fig.axes):  # no note to move: nothing to draw
+    if not any(notes(ax) for ax in fig.axes):  # no note to move: nothing to measure
         return
-    renderer = _renderer(fig)
+    renderer = _reader(fig)
     for ax in fig.axes:
         right = ax.get_window_extent(renderer).x1
         for note in notes(ax):
@@ -226,14 +299,15 @@ def _notes_inside(fig) -> None:
                 note.set_horizontalalignment("right")
 
 
-def _legends_above(fig) -> None:
+def _legends_above(fig, drawn=None):
     """A legend beside or inside a narrow plot hides data or squeezes it: it goes above the plot,
-    under the title and above anything already between them (a reference line's label)."""
+    under the title and above anything already between them (a reference line's label). Returns
+    `drawn` when there was no legend to move, else None."""
     for ax in fig.axes:
         legend = ax.get_legend()
         if legend is None:
             continue
-        renderer = _renderer(fig)
+        renderer, drawn = drawn if drawn is not None else _placed(fig), None  # a legend moved: placed again next
         handles, labels = legend.legend_handles, [t.get_text() for t in legend.get_texts()]
         size = max(legend.get_texts()[0].get_fontsize(), MIN_TEXT_PT) if labels else MIN_TEXT_PT
         box, titles = ax.get_window_extent(renderer), _titles(ax)
@@ -241,10 +315,12 @@ def _legends_above(fig) -> None:
         left = (fig.bbox.x0 + 2 - box.x0) / box.width  # from the figure's edge, as the title: the widest line
         moved = ax.legend(handles, labels, loc="lower left", bbox_to_anchor=(left, (floor - box.y0) / box.height),
                           frameon=False, fontsize=size, borderaxespad=0.2)
-        top = moved.get_window_extent(_renderer(fig)).y1
+        # the moved legend's box is worked out from its anchor when asked: the renderer that placed the rest serves
+        top = moved.get_window_extent(_renderer(fig, renderer)).y1
         for loc, title in titles:
             ax.set_title(title.get_text(), loc=loc, pad=(top - box.y1) * 72 / fig.dpi + 4,
                          fontsize=title.get_fontsize(), x=title.get_position()[0])
+    return drawn
 
 
 def _stack_panels(fig) -> int:
@@ -314,10 +390,12 @@ def _room_for_rows(fig) -> None:
 
 
 def _titles_from_the_left_edge(fig) -> None:
-    """A left title starts at the figure's edge, not the plot's: the names beside the bars leave it little room."""
-    renderer = _renderer(fig)
+    """A left title starts at the figure's edge, not the plot's: the names beside the bars leave it little room.
+
+    It needs only each plot's box, where the layout put it (`_reader`: no draw)."""
+    _reader(fig)
     for ax in fig.axes:
-        box = ax.get_window_extent(renderer)
+        box = ax.get_window_extent()
         moved = [ax._left_title, *(t for t in ax.texts if t.get_gid() == "greenery-y-label")]
         for text in [t for t in moved if t.get_text()]:
             text.set_x((fig.bbox.x0 + 2 - box.x0) / box.width)
@@ -362,21 +440,22 @@ def phone_svg(fig) -> str:
     _fit(phone, PHONE_WIDTH_PX / 96)
     # what sits above the plot, bottom up once its size is settled: notes, title, then the legend under it
     _titles_from_the_left_edge(phone)
-    untangle(phone)
-    _legends_above(phone)
-    untangle(phone)
-    drawn, width = svg(phone), PHONE_WIDTH_PX / 96
-    for _ in range(3):  # labels outside the axes still widen the tight box: narrow the figure by the excess
-        excess = natural_width_px(drawn) - PHONE_WIDTH_PX
+    # each step hands the next the renderer it placed the labels with while it changed nothing since (`_renderer`)
+    untangle(phone, _legends_above(phone, untangle(phone)))
+    width = PHONE_WIDTH_PX / 96
+    for narrowed in range(4):  # labels outside the axes still widen the tight box: narrow the figure by the excess
         plots = [ax.get_position().width for ax in phone.axes if ax.axison]
-        if excess <= 1 or width <= 1.5 or min(plots, default=1) < 0.4:  # never crush the plot to make room
-            break
+        last = narrowed == 3 or width <= 1.5 or min(plots, default=1) < 0.4  # never crush the plot to make room
+        # a version that will be narrowed again is only measured, not written (`svg`'s `wanted`)
+        drawn = svg(phone, None if last else lambda head: natural_width_px(head) - PHONE_WIDTH_PX <= 1)
+        excess = natural_width_px(drawn) - PHONE_WIDTH_PX
+        if last or excess <= 1:
+            return drawn
         width = max(width - excess / 96 - 0.02, 1.5)
         _fit(phone, width)
         _titles_from_the_left_edge(phone)
         untangle(phone)
-        drawn = svg(phone)
-    return drawn
+    raise AssertionError("unreachable: the fourth version is the last")
 
 
 def print_svg(fig, laptop: str) -> str | None:
