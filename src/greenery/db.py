@@ -34,7 +34,7 @@ def _used(sql: str, params: Params) -> dict:
 
 
 def _mentions(sql: str, name: str) -> bool:
-    """Whether `sql` holds `$name` not followed by a letter, digit or underscore (regex `\$name\b`, without
+    r"""Whether `sql` holds `$name` not followed by a letter, digit or underscore (regex `\$name\b`, without
     compiling one pattern per parameter name: the data tests' batch alone names a hundred)."""
     token = "$" + name
     at = sql.find(token)
