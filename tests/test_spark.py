@@ -415,3 +415,19 @@ def test_a_class_archive_already_written_is_used_as_it_is(tmp_path, monkeypatch)
     assert engine.write_class_archive() == archive and archive.read_bytes() == b"archive"
     monkeypatch.setattr(engine, "CLASS_ARCHIVE_DIR", tmp_path / "a folder")
     assert engine.write_class_archive() is None
+
+
+def test_what_a_query_reads_is_planned_as_kept_rows_never_as_its_lineage(shop_built, spark_master, tmp_path):
+    """Every raw table and model a build makes is kept as rows: a query reading one plans a scan of
+    those rows (a LogicalRDD), never the model's lineage down to a CSV's read and its typing
+    expressions (which every mart's query and the checking job used to analyse and optimise again)."""
+    from greenery.warehouse.engines.spark import build_models, duckdb_schemas, read_export, session
+    from greenery.warehouse.manifest import spark_sql
+
+    spark = session(SparkOptions(master=spark_master))
+    manifest = load_manifest()
+    read_export(spark, shop_built.export)
+    build_models(spark, manifest, spark_sql(manifest), str(tmp_path / "marts"), duckdb_schemas(manifest))
+    for name in ["raw_orders", *(model.name for model in manifest.build_order())]:
+        leaves = spark.sql(f"select * from {name}")._jdf.queryExecution().analyzed().collectLeaves()
+        assert {leaves.apply(i).nodeName() for i in range(leaves.size())} == {"LogicalRDD"}, name

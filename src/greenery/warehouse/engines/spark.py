@@ -9,18 +9,21 @@ JVM starts in a thread while Python transpiles and types the models.
 
 1. **Load**: each raw CSV is read from a path or URI Spark understands (a local folder, or
    `s3a://`, `abfss://`, `hdfs://` configured through Spark) with every column as text, then cast to
-   the raw contract's type (src/greenery/contract.py; no inference), as a cached view that Spark reads
-   once, in the first job that needs it. A local file's records are counted by the DuckDB loader's own
-   pass (one longer than the limit is refused at its line).
+   the raw contract's type (src/greenery/contract.py; no inference), as a view of rows that Spark reads
+   once, in the first job that needs it, and keeps (`_kept`). A local file's records are counted by
+   the DuckDB loader's own pass (one longer than the limit is refused at its line).
 2. **Models**: every model's DuckDB SQL is transpiled to Spark SQL by sqlglot (greenery.engines.transpile)
    and registered as a temporary view, in the manifest's build order; models that only feed others
-   stay views, computed where they are read. Each mart is cast to the column types DuckDB gives the
-   same SQL (found by running the models on empty raw tables), written as Parquet (a job), so both
-   engines' marts have one schema, and read back from there by the models and tests that read it.
+   are computed in the first job that reads them and kept. Each mart is cast to the column types
+   DuckDB gives the same SQL (found by running the models on empty raw tables) and written as Parquet
+   (a job), so both engines' marts have one schema; the rows written are kept for the models and
+   tests that read the mart. What reads a model plans a scan of its kept rows, never the model's
+   lineage again (`_kept`).
 3. **Checks and data tests**, one job (`check_and_test`): a `union all` of each raw table's checks
    (one aggregate per table), the row count of every model that is not a mart, and every data test's
    failing rows named by the test (counted, and its first keys, in one window). Each part is a view
-   analysed while the models' jobs run, as soon as the models it reads are made (`prepare_checks`).
+   analysed and planned while the models' jobs run, as soon as the models it reads are made
+   (`prepare_checks`), its rows computed within the one job.
    A value that does not parse, or a number its type does not hold exactly (Spark's casts round
    too), is refused (exit 2) naming the file, the column and the value, as are rows read that are
    fewer than the file's records; timestamps with a UTC offset are converted to UTC with a warning,
@@ -335,11 +338,11 @@ class RawRead:
     table: RawTable
     path: str
     records: int | None  # the file's data records by our own pass (local files); None for a URI
-    wide: object  # the typed columns beside the text of the typed ones (the checks compare them), cached
+    wide: object  # the typed columns beside the text of the typed ones (the checks compare them), kept
 
 
 def _read_table(spark, table: RawTable, path: str, report: LoadReport) -> RawRead:
-    """raw_<table> as a lazy, cached view typed by the contract; InputError for a file or header that
+    """raw_<table> as a lazy, kept view typed by the contract; InputError for a file or header that
     cannot be used. Its values are checked by `_findings` (within the build's one checking job)."""
     from pyspark.sql import functions as F
 
@@ -379,14 +382,15 @@ def _read_table(spark, table: RawTable, path: str, report: LoadReport) -> RawRea
         typed.append(value.alias(column.name))
         texts.append(source.alias(f"text {column.name}"))
     # One pass over the file: the typed rows are kept (models read them several times) beside the
-    # text of the typed columns, which the checks compare them with.
-    wide = text.select(*typed, *texts).persist()
+    # text of the typed columns, which the checks compare them with; what reads them plans a scan of
+    # the kept rows, not the file's read and its typing expressions (see `_kept`).
+    wide = _kept(text.select(*typed, *texts))
     wide.select(*table.column_names).createOrReplaceTempView(raw_view(table.name))
     return RawRead(table, path, records, wide)
 
 
 def _findings(read: RawRead):
-    """One aggregate over the cached table, as rows: its row count, for each typed column the least
+    """One aggregate over the kept table, as rows: its row count, for each typed column the least
     text that does not read as its type, and for each timestamp column how many carry an offset."""
     from pyspark.sql import functions as F
 
@@ -477,9 +481,10 @@ def read_export(spark, data_dir: str | os.PathLike) -> tuple[LoadReport, list[Ra
 def build_models(spark, manifest: Manifest, translated: dict[str, str], marts: str,
                  schemas: dict[str, list[tuple[str, str]]], job_group: _JobGroup | None = None,
                  made: dict[str, Future] | None = None) -> None:
-    """Every model as a Spark view, computed only when something reads it; each mart cast to DuckDB's
-    types and written as Parquet under `marts` (a job each), then read back from there (a mart is
-    computed once, as a DuckDB table is). Nothing is counted here: see `check_and_test`.
+    """Every model as a Spark view, computed once, in the first job that reads it, and kept (`_kept`);
+    each mart cast to DuckDB's types and written as Parquet under `marts` (a job each), the rows
+    written kept for what reads it (a model is computed once, as a DuckDB table is). Nothing is
+    counted here: see `check_and_test`.
 
     A model is made as soon as the models it reads are (a few at a time, in threads that join
     `job_group`): while the executors write one mart, the driver plans the next, so the driver's
@@ -531,11 +536,24 @@ def _build_model(spark, model, sql: str, marts: str, schema: list[tuple[str, str
         frame = frame.select(*[F.col(f"`{got}`").cast(spark_type(kind)).alias(name)
                                for got, (name, kind) in zip(frame.columns, schema, strict=True)])
         path = _join(marts, model.name)
+        frame = _kept(frame)  # the rows written are the rows the models and tests downstream read
         frame.write.mode("overwrite").parquet(path)
-        frame = spark.read.schema(frame.schema).parquet(path)  # the schema given: no job to read it
-    elif model.materialized == "table":
-        frame = frame.persist()  # kept once computed, as DuckDB keeps a table
+    else:  # a view too is computed once, where it is first read, and kept, as DuckDB keeps a table
+        frame = _kept(frame)
     frame.createOrReplaceTempView(model.name)
+
+
+def _kept(frame):
+    """`frame` computed once, in the first job that reads it, and kept on the executors; what reads it
+    plans a scan of the kept rows, not `frame`'s own plan.
+
+    A build's time on a small export is mostly the driver analysing, optimising and planning queries,
+    and a plan's cost grows with its size: without this, every mart's query, and the checking job,
+    carried the whole lineage of the views it read, down to each CSV's read and typing expressions,
+    and planned it again (the checking job's analysed plan: 3,559 nodes; with it, 404). The plan is
+    made here (no job), the rows kept in memory, spilled to disk when they do not fit (a local
+    checkpoint: an executor lost mid-build fails the build, it never changes a result)."""
+    return frame.localCheckpoint(eager=False)
 
 
 def _copy_marts(con: duckdb.DuckDBPyConnection, manifest: Manifest, marts: str,
@@ -591,8 +609,9 @@ def _part_view(part: int, suffix: str = "") -> str:
 def prepare_checks(spark, manifest: Manifest, translated: dict[str, str], reads: list[RawRead],
                    made: dict[str, Future]) -> list[tuple[str, object]]:
     """Every part of the checking job (`check_parts`) as a temporary view of its own, holding its rows
-    of the job's result, analysed as soon as the models it reads are made (`made`): while the
-    executors write marts, the driver analyses the tests, whose views are then final. Each test is
+    of the job's result, analysed and planned as soon as the models it reads are made (`made`): while
+    the executors write marts, the driver plans the tests, whose views are then final (kept rows,
+    computed within the checking job: see `_kept`). Each test is
     analysed on its own: measured, one statement holding every test's SQL takes longer to analyse
     and optimise than the tests one by one. Returns the parts."""
     from pyspark.sql import functions as F
@@ -621,7 +640,9 @@ def prepare_checks(spark, manifest: Manifest, translated: dict[str, str], reads:
             select = f"select {_finding(part, COUNT, n='count(*)')} from {what}"
         else:
             select = _test_part(spark, part, what, translated[what.name], F)
-        spark.sql(select).createOrReplaceTempView(_part_view(part))
+        # Planned here, to the physical plan, while the marts are written: the checking job is left
+        # with a union of the parts' kept rows to plan (each computed within that one job).
+        _kept(spark.sql(select)).createOrReplaceTempView(_part_view(part))
 
     # Analysing is the driver's work alone, a few parts at a time; the parts that wait for a mart
     # last, so that a thread waiting for one never holds up a part that could be analysed now.
@@ -668,7 +689,7 @@ def check_and_test(spark, parts: list[tuple[str, object]], reads: list[RawRead],
     the test results in declaration order, and the counts."""
 
     # One task gathers the parts' few rows: each part's own work runs in stages of its own before.
-    # The parts are analysed views: the statement itself only names them.
+    # The parts are planned views of kept rows: the statement only names them, its plan a union of scans.
     query = spark.sql("\nunion all\n".join(f"select * from {_part_view(i)}" for i in range(len(parts))))
     try:
         found = query.coalesce(1).collect()
@@ -772,7 +793,9 @@ def build(source: DataSource, warehouse: Path, options: SparkOptions | None = No
     with exclusive(history, "the history"):
         with _timed(timings, "spark start"):  # what is left of it once the Python work above is done
             spark = starting.result()
-            spark.catalog.clearCache()  # raw tables a previous build in this session kept in memory
+            # Anything cached in this session before; a previous build's kept rows are freed by
+            # Spark's cleaner once its views, replaced by this build's, no longer reference them.
+            spark.catalog.clearCache()
         log(f"Spark {spark.version} on {options.master}: marts to {marts}")
         if not is_uri(marts):
             ownership.remove_leftover_staging(Path(marts), "building")
