@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import pytest
 from shop import name, write_shop
 
 from greenery import config
 from greenery.errors import DataTestFailure
-from greenery.warehouse.build import DataSource, build
+from greenery.warehouse.build import (
+    BESIDE_BATCH,
+    DataSource,
+    _beside,
+    _tests_until,
+    build,
+    first_models,
+    first_tests,
+)
+from greenery.warehouse.manifest import DataTest, Manifest, Model, load_manifest
 
 
 def build_shop(tmp_path: Path, edit=None):
@@ -186,3 +198,61 @@ def test_a_statement_gets_the_parameters_it_names_and_no_others():
     assert db._used("select $a, $ab where x = $c_1 or y = $d", params) == {"a": 1, "ab": 2, "c_1": 5, "d": 7}
     assert db._used("select $abc_2", params) == {}
     assert db._used("select 1", None) == {}
+
+
+def _test(name: str, reads: frozenset[str] | None) -> DataTest:
+    return DataTest(name, "assertion", "stg_a", None, "error", "why", "select 1 where false", reads=reads)
+
+
+def test_only_tests_reading_raw_tables_and_staging_views_run_beside_the_models():
+    """stg_a reads raw.a; int_b reads stg_a. Beside the models (before int_b exists) may run: a test of
+    raw.a and stg_a; not one reading int_b, nor one whose tables are not known."""
+    def model(name, depends_on):
+        return Model(name, "staging" if not depends_on else "intermediate", None, Path(f"{name}.sql"), "select 1",
+                     "d", "one row per a", "", ("id",), {}, frozenset(depends_on), frozenset(), "view")
+
+    tests = [_test("of_raw_and_staging", frozenset({"raw.a", "stg_a"})), _test("of_int", frozenset({"stg_a", "int_b"})),
+             _test("unknown", None), _test("of_staging", frozenset({"stg_a"}))]
+    manifest = Manifest({"stg_a": model("stg_a", ()), "int_b": model("int_b", ("stg_a",))}, tests)
+    assert [m.name for m in first_models(manifest)] == ["stg_a"]
+    assert [t.name for t in first_tests(manifest)] == ["of_raw_and_staging", "of_staging"]
+
+
+def test_the_project_s_tests_know_what_they_read():
+    """Generic tests read their model (and a relationship's parent); assertions what their SQL names."""
+    tests = {t.name: t for t in load_manifest().tests}
+    assert tests["unique_fct_orders_order_id"].reads == {"fct_orders"}
+    assert tests["relationships_fct_orders_user_id__dim_users"].reads == {"fct_orders", "dim_users"}
+    assert tests["assert_order_cost_matches_items"].reads == {"int_order_item_totals", "stg_orders"}
+    first = {t.name for t in first_tests(load_manifest())}
+    assert "assert_raw_tables_not_empty" in first and "unique_fct_orders_order_id" not in first
+
+
+def test_tests_beside_the_models_stop_between_batches():
+    con = duckdb.connect()
+    tests = [_test(f"t{i}", frozenset()) for i in range(BESIDE_BATCH + 3)]
+    enough = threading.Event()
+    assert [r.name for r in _tests_until(con, tests, enough)] == [t.name for t in tests]
+    enough.set()
+    assert _tests_until(con, tests, enough) == []
+
+
+def test_a_failed_build_interrupts_the_query_beside_it_and_waits_for_it():
+    con = duckdb.connect()
+    running = threading.active_count()
+    started = time.monotonic()
+    with pytest.raises(KeyError), _beside(con) as beside:
+        long = beside(lambda cursor: cursor.execute("select count(*) from range(100000000000)").fetchall())
+        time.sleep(0.2)
+        raise KeyError("the build failed")
+    assert time.monotonic() - started < 30  # interrupted: the count alone would take minutes
+    assert long.done() and isinstance(long.exception(), duckdb.Error)
+    assert threading.active_count() == running
+
+
+def test_results_are_stored_in_declaration_order(tmp_path):
+    """Whether a test ran beside the models or after them, the results keep the manifest's order."""
+    result = build_shop(tmp_path)
+    assert [t.name for t in result.tests] == [t.name for t in load_manifest().tests]
+    stored = json.loads(config.run_results_path(tmp_path / "w.duckdb").read_text())["results"]
+    assert [r["name"] for r in stored] == [t.name for t in load_manifest().tests]

@@ -157,7 +157,7 @@ def where_the_time_goes(folder: Path) -> list[str]:
     """The build's and the cold report's own timings, step by step (written by the runs themselves)."""
     build = build_timings(folder)
     lines = ["build: " + ", ".join(f"{step} {seconds:.2f} s" for step, seconds in build.items())
-             + " (checkpoint, data tests and history run side by side)"]
+             + " (the first data tests run beside the models; checkpoint, data tests and history side by side)"]
     stamp = folder / "html" / ".greenery-book.json"
     if stamp.is_file():
         seconds = json.loads(stamp.read_text())["seconds"]

@@ -477,8 +477,9 @@ def _record_export(con: duckdb.DuckDBPyConnection, build_id: int, kind: str, exp
         con.executemany("insert into history.metrics values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
 
-def _settle(history_path: Path, build_id: int, undo: bool, checked: bool = False) -> None:
-    con = db.connect()
+def _settle(history_path: Path, build_id: int, undo: bool, checked: bool = False,
+            con: duckdb.DuckDBPyConnection | None = None) -> None:
+    con = con or db.connect()
     try:
         with _damage_is_a_history_error(history_path):
             _attach(con, history_path, checked)
@@ -495,11 +496,13 @@ def _settle(history_path: Path, build_id: int, undo: bool, checked: bool = False
         con.close()
 
 
-def mark_published(history_path: Path, build_id: int, checked: bool = False) -> None:
+def mark_published(history_path: Path, build_id: int, checked: bool = False,
+                   con: duckdb.DuckDBPyConnection | None = None) -> None:
     """The build's warehouse is in place: the build becomes the one the next build compares with.
     `checked`: the caller recorded the build in this file under the lock it still holds (nothing but
-    this run wrote it since it was checked)."""
-    _settle(history_path, build_id, undo=False, checked=checked)
+    this run wrote it since it was checked). `con`: an in-memory connection (db.connect()) the caller
+    opened beforehand, used and closed here; else one is opened."""
+    _settle(history_path, build_id, undo=False, checked=checked, con=con)
 
 
 def compared_builds(warehouse: Path) -> set[int]:

@@ -26,6 +26,7 @@ import contextlib
 import csv
 import re
 import stat
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -376,9 +377,11 @@ def _load_all(con: duckdb.DuckDBPyConnection, data_dir: Path, fast: bool) -> Loa
     return report
 
 
-def load_export(con: duckdb.DuckDBPyConnection, data_dir: Path) -> LoadReport:
+def load_export(con: duckdb.DuckDBPyConnection, data_dir: Path,
+                before_commit: Callable[[], None] | None = None) -> LoadReport:
     """Load all seven tables into schema `raw`, in one transaction of its own (committed); raise
-    InputError at the first unusable value.
+    InputError at the first unusable value. `before_commit` runs in that transaction once every
+    table is loaded (the build creates the views that read only raw tables there, in the same commit).
 
     The fast path first; if anything there fails, the transaction is rolled back and the checking
     path loads the export again and names the first problem, as it always has (module doc)."""
@@ -387,6 +390,8 @@ def load_export(con: duckdb.DuckDBPyConnection, data_dir: Path) -> LoadReport:
         db.run(con, "begin transaction")
         try:
             report = _load_all(con, data_dir, fast)
+            if before_commit is not None:
+                before_commit()
         except _Recheck:
             db.run(con, "rollback")
             continue

@@ -82,6 +82,9 @@ class DataTest:
     params: dict = field(default_factory=dict, hash=False, compare=False)
     unit: str = "row"  # what one failing row is (an assertion may return accounts, not rows of its model)
     arguments: dict = field(default_factory=dict, hash=False, compare=False)  # a generic test's, as in the YAML
+    # The tables its SQL reads (`raw.<table>` or a model), None when not known: `greenery build` runs a test
+    # beside the models when it reads only what the load committed (greenery.warehouse.build).
+    reads: frozenset[str] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -163,8 +166,9 @@ def _generic_test(model: Model, column: str, kind: str, config: dict, where: str
         raise ManifestError(f"{where}: unknown data test {kind!r}; use one of {GENERIC_TESTS} or an assertion")
     suffix = f"__{config['to']}" if kind == "relationships" else ""
     name = f"{kind}_{table}_{column}{suffix}"
+    reads = frozenset({table, config["to"]} if kind == "relationships" else {table})  # the SQL above: no parse
     return DataTest(name, kind, table, column, severity, rationale, sql, (config.get("handling") or "").strip(), params,
-                    arguments=arguments)
+                    arguments=arguments, reads=reads)
 
 
 def data_tests_dir(models_dir: Path) -> Path:
@@ -231,9 +235,10 @@ def _read_folder(folder: Path, models_dir: Path) -> tuple[list[Model], list[Data
         if not re.fullmatch(r"[a-z]+", unit):
             raise ManifestError(f"{yml_files[0]}: {name}: unit must be one lower-case word (row, account...), "
                                 f"not {unit!r}")
+        sql = path.read_text()
         tests.append(
             DataTest(name, "assertion", entry["model"], entry.get("column"), severity, rationale,
-                     path.read_text(), (entry.get("handling") or "").strip(), unit=unit)
+                     sql, (entry.get("handling") or "").strip(), unit=unit, reads=frozenset(table_references(sql)))
         )
     return models, tests
 
