@@ -212,10 +212,9 @@ def test_a_formula_reads_in_words(latex, words):
     assert spoken(latex) == words
 
 
-def test_a_phone_chart_gives_its_plot_the_width():
-    """The hourly chart: a y label longer than the plot is tall, a legend inside, a note to the right of
-    the last bars, 8 pt rotated ticks. On a phone: the y label above the plot, written across; the legend
-    above the plot; the note left of its point; the plot at least half the phone's width."""
+def _hourly_chart():
+    """The book's hourly chart, as its chapter draws it: a y label longer than the plot is tall, a legend
+    inside, a note to the right of the last bars, 8 pt rotated ticks."""
     import pandas as pd
 
     hours = pd.date_range("2021-02-09 18:00", periods=54, freq="h")
@@ -229,6 +228,15 @@ def test_a_phone_chart_gives_its_plot_the_width():
     ax.set_ylabel("Count per hour (axis cut above the shoppers' busiest hour)")
     ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
+    return fig
+
+
+def test_a_phone_chart_gives_its_plot_the_width():
+    """The hourly chart: a y label longer than the plot is tall, a legend inside, a note to the right of
+    the last bars, 8 pt rotated ticks. On a phone: the y label above the plot, written across; the legend
+    above the plot; the note left of its point; the plot at least half the phone's width."""
+
+    fig = _hourly_chart()
     captured = {}
     real_svg = figures.svg
     figures.svg = lambda f, wanted=None: captured.setdefault("fig", f) and real_svg(f, wanted)  # keep the phone figure
@@ -286,19 +294,8 @@ def crowded_charts():
     """Charts whose phone versions take every step's changing branch: x tick labels laid flat and thinned,
     or rotated; labels over narrow bars stood upright with the plot rescaled; a note moved left; a
     legend moved above; a title lifted off a bar label; panels stacked."""
-    import pandas as pd
 
-    hours = pd.date_range("2021-02-09 18:00", periods=54, freq="h")
-    hourly, ax = plt.subplots(figsize=(8.5, 3.6))
-    ax.bar(hours, [5] * 54, width=1 / 24, label="sessions started, shoppers", align="edge")
-    ax.annotate("160 sessions\n(150 flagged), off scale", (hours[50], 5), xytext=(8, -24), textcoords="offset points",
-                fontsize=8, arrowprops={"arrowstyle": "-"})
-    ticks = hours[hours.hour % 6 == 0]
-    ax.set_xticks(list(ticks), [t.strftime("%a %d %b %H:%M") for t in ticks], rotation=30, ha="right", fontsize=8)
-    ax.set_title("Orders and sessions started, hour by hour (UTC)", loc="left")
-    ax.set_ylabel("Count per hour (axis cut above the shoppers' busiest hour)")
-    ax.legend(fontsize=8, loc="upper left")
-    hourly.tight_layout()
+    hourly = _hourly_chart()
 
     labelled, ax = plt.subplots(figsize=(7.5, 2.8))
     bars = ax.bar([f"day {i}" for i in range(12)], [61164 - 900 * i for i in range(12)])
