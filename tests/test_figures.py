@@ -537,3 +537,14 @@ def test_a_reader_draws_a_figure_whose_boxes_a_draw_moves():
     before = ax.get_window_extent().width
     figures._reader(fig)
     assert ax.get_window_extent().width < before - 50
+
+
+def test_the_copies_drawn_for_phones_and_paper_are_not_left_open_in_pyplot():
+    # Unpickling a pyplot figure registers the copy with pyplot: left open, every chart would keep its
+    # copies alive until the chapter ends (and pyplot warns past 20 open figures).
+    fig, ax = plt.subplots(figsize=(6, 30))  # tall: a print version too
+    ax.barh([f"product {i}" for i in range(30)], range(30))
+    before = plt.get_fignums()
+    figures.picture_html(fig, "bars")
+    assert plt.get_fignums() == before
+    plt.close(fig)

@@ -426,6 +426,16 @@ def phone_svg(fig) -> str:
     except (pickle.PicklingError, AttributeError, TypeError) as failure:  # a lambda formatter, say
         raise TypeError(f"a chart is copied for phones by pickling it: {failure} (use a named function or one "
                         "of matplotlib.ticker's formatters)") from None
+    try:
+        return _for_phones(phone)
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close(phone)  # unpickling registered the copy with pyplot: it is not a figure of the page
+
+
+def _for_phones(phone) -> str:
+    """phone_svg's steps on its copy."""
     phone.set_layout_engine("none")
     height_in = phone.get_size_inches()[1]
     panels = _stack_panels(phone)
