@@ -10,6 +10,7 @@ import math
 import os
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -73,8 +74,14 @@ class _Counted:
         return frame.assign(p=frame["p"] * alpha)
 
 
+def _share(monkeypatch, folder: Path) -> None:
+    """This process shares through `folder` for one test (what the chapter runner does for a chapter)."""
+    monkeypatch.setattr(shared, "_folder", None)  # put back after the test
+    shared.share_through(folder)
+
+
 def test_computed_once_then_read(tmp_path, monkeypatch):
-    monkeypatch.setenv(shared.SHARED_ENV, str(tmp_path))
+    _share(monkeypatch, tmp_path)
     compute = _Counted()
     first = shared.computed("t", compute, _frame(), alpha=0.05)
     again = shared.computed("t", compute, _frame(), alpha=0.05)
@@ -84,7 +91,7 @@ def test_computed_once_then_read(tmp_path, monkeypatch):
 
 
 def test_never_reused_for_other_data_parameters_or_code(tmp_path, monkeypatch):
-    monkeypatch.setenv(shared.SHARED_ENV, str(tmp_path))
+    _share(monkeypatch, tmp_path)
     compute = _Counted()
     shared.computed("t", compute, _frame(), alpha=0.05)
     shared.computed("t", compute, _frame(), alpha=0.01)  # another parameter
@@ -110,7 +117,7 @@ def test_never_reused_for_other_data_parameters_or_code(tmp_path, monkeypatch):
 
 
 def test_without_the_report_folder_nothing_is_shared(tmp_path, monkeypatch):
-    monkeypatch.delenv(shared.SHARED_ENV, raising=False)
+    monkeypatch.setattr(shared, "_folder", None)
     compute = _Counted()
     shared.computed("t", compute, _frame())
     shared.computed("t", compute, _frame())
@@ -118,7 +125,7 @@ def test_without_the_report_folder_nothing_is_shared(tmp_path, monkeypatch):
 
 
 def test_a_damaged_result_is_never_read(tmp_path, monkeypatch):
-    monkeypatch.setenv(shared.SHARED_ENV, str(tmp_path))
+    _share(monkeypatch, tmp_path)
     compute = _Counted()
     path = tmp_path / f"t-{shared.key('t', (_frame(),), {})[:32]}.json"
     whole = json.dumps(shared.encode_frame(compute(_frame())), separators=(",", ":"))
@@ -139,7 +146,7 @@ def test_a_damaged_result_is_never_read(tmp_path, monkeypatch):
 def test_a_chapter_waits_for_the_one_computing(tmp_path, monkeypatch):
     # Another chapter holds the folder's lock while it computes, then writes the result: this one waits and
     # reads it rather than computing it twice.
-    monkeypatch.setenv(shared.SHARED_ENV, str(tmp_path))
+    _share(monkeypatch, tmp_path)
     compute = _Counted()
     path = tmp_path / f"t-{shared.key('t', (_frame(),), {})[:32]}.json"
     other = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
@@ -160,7 +167,7 @@ def test_a_chapter_waits_for_the_one_computing(tmp_path, monkeypatch):
 
 
 def test_the_wait_has_a_deadline(tmp_path, monkeypatch):
-    monkeypatch.setenv(shared.SHARED_ENV, str(tmp_path))
+    _share(monkeypatch, tmp_path)
     monkeypatch.setattr(shared, "WAIT_SECONDS", 0.2)
     compute = _Counted()
     other = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
@@ -174,7 +181,7 @@ def test_the_wait_has_a_deadline(tmp_path, monkeypatch):
 
 
 def test_the_chapters_functions_are_shared(tmp_path, monkeypatch):
-    monkeypatch.setenv(shared.SHARED_ENV, str(tmp_path))
+    _share(monkeypatch, tmp_path)
     first = indicators.sweep(FLIP)
     assert len(list(tmp_path.glob("indicators.sweep-*.json"))) == 1
     calls = []
@@ -186,8 +193,8 @@ def test_the_chapters_functions_are_shared(tmp_path, monkeypatch):
 
 
 def test_the_publisher_reads_the_folders_name_without_importing_pandas():
-    """`greenery report` names the folder to its chapters (SHARED_ENV): an unchanged report imports neither
-    numpy nor pandas for that (0.3 s of its half-second budget)."""
+    """`greenery report` names the folder to its chapters: an unchanged report imports neither numpy nor
+    pandas for that (0.3 s of its half-second budget)."""
     import subprocess
     import sys
 
@@ -198,8 +205,44 @@ def test_the_publisher_reads_the_folders_name_without_importing_pandas():
 
 
 def test_what_cannot_be_stored_exactly_is_computed_and_never_stored(tmp_path, monkeypatch):
-    monkeypatch.setenv(shared.SHARED_ENV, str(tmp_path))
+    _share(monkeypatch, tmp_path)
     assert shared.computed("t", lambda: {"not": "a frame"}) == {"not": "a frame"}
     indexed = pd.DataFrame({"a": [1, 2]}, index=[5, 6])
     assert shared.computed("t", lambda: indexed) is indexed
     assert list(tmp_path.iterdir()) == []
+
+
+def test_only_the_folder_the_runner_names_is_shared_through(tmp_path, monkeypatch):
+    """The attacker's review: a folder named by an environment variable a shell or a notebook server
+    passed on was written to, and a result planted there was published. Only the runner's argument
+    counts (chapter_process), and a link or a file there shares nothing."""
+    from greenery.publisher import chapter_process
+
+    planted = tmp_path / "someone"
+    planted.mkdir()
+    monkeypatch.setenv("GREENERY_SHARED_RESULTS", str(planted))
+    monkeypatch.setattr(shared, "_folder", None)
+    compute = _Counted()
+    shared.computed("t", compute, _frame())
+    shared.computed("t", compute, _frame())
+    assert compute.calls == 2 and list(planted.iterdir()) == []
+    link = tmp_path / "link"
+    link.symlink_to(planted, target_is_directory=True)
+    for given in (link, tmp_path / "missing", tmp_path / "file.txt"):
+        shared.share_through(given)
+        assert shared._folder is None, given
+    # the runner's fifth argument: the report's folder, given before the chapter runs
+    ran = {}
+    monkeypatch.setattr(chapter_process, "execute", lambda *a: ran.setdefault("folder", shared._folder))
+    own = tmp_path / "stage" / ".shared"
+    own.mkdir(parents=True)
+    assert chapter_process.child(["a.md", "a.ipynb", "{}", "60", str(own)]) == 0
+    assert ran["folder"] == own
+
+
+def test_a_result_nested_past_the_parser_is_computed(tmp_path, monkeypatch):
+    _share(monkeypatch, tmp_path)
+    compute = _Counted()
+    (tmp_path / f"t-{shared.key('t', (_frame(),), {})[:32]}.json").write_text("[" * 200_000)
+    shared.computed("t", compute, _frame())
+    assert compute.calls == 1

@@ -3,9 +3,11 @@
 The promos and indicators chapters both test every trait of a first order (Cox fits, log-rank tests and
 the permutation tests of the window sweep: the family adjustment needs every p-value), about a second on
 the real export and 24 CPU seconds at sample scale 100, each. `greenery report` runs its chapters in
-separate processes, two at a time, and gives them a folder of this report's own (SHARED_ENV, in its
-staging folder: it lives as long as the report and is removed with it). In it, `@once_per_report`
-functions keep their results as JSON:
+separate processes, two at a time, and hands each a folder of this report's own, in its staging folder
+(it lives as long as the report and is removed with it): `share_through(folder)`, called by the chapter's
+runner (greenery.publisher.chapter_process) with the folder it was given as an argument, never from an
+environment variable a shell or a notebook server could pass on. In it, `@once_per_report` functions
+keep their results as JSON:
 
 - keyed by everything a result depends on: the function, its arguments (the data frames' every value,
   byte for byte, the parameters) and the code (the chapter kit's source, the numerical libraries'
@@ -33,10 +35,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # the publisher reads SHARED_ENV from here: numpy and pandas are imported where used
+if TYPE_CHECKING:  # the publisher imports this module: numpy and pandas are imported where used
     import pandas as pd
 
-SHARED_ENV = "GREENERY_SHARED_RESULTS"  # the report's folder for shared results; unset: nothing is shared
+_folder: Path | None = None  # this report's folder for shared results (share_through); None: nothing is shared
 WAIT_SECONDS = 120.0  # the longest a chapter waits for another to finish computing a result
 _POLL_SECONDS = 0.02
 _PACKAGE = Path(__file__).resolve().parent
@@ -208,7 +210,7 @@ def _read(path: Path) -> pd.DataFrame | None:
         return None
     try:
         return decode_frame(json.loads(data))
-    except (ValueError, KeyError, TypeError, IndexError, OverflowError):
+    except (ValueError, KeyError, TypeError, IndexError, OverflowError, RecursionError):  # nested past the parser
         return None
 
 
@@ -230,11 +232,19 @@ def _locked(folder: Path, deadline: float):
         os.close(fd)  # closing releases the lock
 
 
+def share_through(folder: Path | None) -> None:
+    """Share results through `folder` in this process from now on (None: share nothing). Only the chapter
+    runner calls it, with the folder the report made in its own staging folder; a link or anything but a
+    folder there shares nothing."""
+    global _folder
+    _folder = folder if folder is not None and not folder.is_symlink() and folder.is_dir() else None
+
+
 def computed(name: str, function: Callable[..., pd.DataFrame], *args, **kwargs) -> pd.DataFrame:
     """`function(*args, **kwargs)`, computed once per report: read from the report's shared folder when a
     chapter already computed it with these very arguments and this code, else computed and stored there."""
-    folder = os.environ.get(SHARED_ENV)
-    if not folder:
+    folder = _folder
+    if folder is None:
         return function(*args, **kwargs)
     try:
         digest = key(name, args, kwargs)

@@ -4,7 +4,8 @@ The cells run in this very process (greenery.publisher.shell_engine: no kernel, 
 runs nothing else. A failure is one line naming the notebook and the cell; a parameter the chapter
 refuses, knowing the data, is a ParameterError (exit 2). `python -m greenery.publisher.chapter_process
 SOURCE OUTPUT PARAMETERS_JSON TIMEOUT` runs one chapter without the server (its libraries are then
-imported first), for debugging one chapter and for `make baselines`.
+imported first), for debugging one chapter and for `make baselines`. The report's runner adds a fifth
+argument: the folder of the report's own through which chapters share results (greenery.chapter_kit.shared).
 """
 
 from __future__ import annotations
@@ -85,7 +86,11 @@ def to_the_log(nb) -> list[str]:
 def child(argv: list[str]) -> int:
     """The chapter runner: execute one chapter; 4 and one error line on stderr if it fails. (Its time
     limit is kept by whoever started it, which stops the process: greenery.publisher.chapter_runs.)"""
-    source, output, parameters, _timeout = argv
+    source, output, parameters, _timeout, *shared_folder = argv
+    if shared_folder:  # given by the runner, never taken from the environment: only a folder the report made
+        from greenery.chapter_kit import shared
+
+        shared.share_through(Path(shared_folder[0]))
     try:
         execute(Path(source), Path(output), json.loads(parameters))
     except ParameterError as error:

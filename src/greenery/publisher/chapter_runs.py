@@ -28,7 +28,6 @@ from pathlib import Path
 
 from greenery import config
 from greenery.chapter_kit.contents import name_of, notebook_path, read_notebook
-from greenery.chapter_kit.shared import SHARED_ENV
 from greenery.errors import ParameterError, ReportError, UsageError
 from greenery.faults import checkpoint
 from greenery.outputs import atomic
@@ -259,14 +258,14 @@ def run_all(entries: list[str], stage: Path, parameters: dict[str, dict], keys: 
     own_server = server is None
     server = server or warm.Server()
     try:
-        env = {**server.environment(), SHARED_ENV: str(shared)} if todo else {}
+        env = server.environment() if todo else {}
         while waiting or running:
             while waiting and len(running) < workers:
                 entry = waiting.pop(0)
                 err = logs / f"{name_of(entry)}.err"
                 with err.open("w") as handle:
                     command = client_command("chapter", str(notebook_path(entry)), str(stage / f"{entry}.ipynb"),
-                                                  json.dumps(parameters[entry]), str(timeout))
+                                                  json.dumps(parameters[entry]), str(timeout), str(shared))
                     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=handle, env=env,
                                              stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
                     running[entry] = (child, time.monotonic(), err)
