@@ -99,34 +99,3 @@ def test_a_chapter_over_its_time_limit_is_named_and_stopped(export, tmp_path):
     assert not (tmp_path / "book").exists()
     assert not [p for p in psutil.Process().children(recursive=True) if is_chapter(p)]
     no_temporary_folders(tmp_path)
-
-
-@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_a_signal_during_a_query_exits_with_the_signal_s_code(sig, code, monkeypatch, capsys):
-    """The attacker's review: DuckDB turns a signal that arrives while it runs a query into its own
-    RuntimeError ("Query interrupted"), which exited 5 as an unexpected error instead of 130."""
-    import argparse
-    import threading
-
-    import duckdb
-
-    from greenery import cli
-
-    def long_query(_args):
-        threading.Timer(0.3, os.kill, (os.getpid(), sig)).start()
-        duckdb.connect().execute("select count(*) from range(100000000000) t(x) where x % 7 = 3").fetchall()
-        return 0
-
-    def fake_parser():
-        parser = argparse.ArgumentParser()
-        parser.set_defaults(run=long_query, debug=False)
-        return parser
-
-    monkeypatch.setattr(cli, "parser", fake_parser)
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal (see above)
-    try:
-        assert cli.main([]) == code
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    assert capsys.readouterr().err == (f"stopped by {signal.Signals(sig).name}: child processes and temporary "
-                                       "files removed; the last good outputs are kept\n")

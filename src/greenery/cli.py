@@ -250,16 +250,9 @@ def _refuse_undecodable_paths(args: argparse.Namespace) -> None:
                              "or name another path") from None
 
 
-_stopped_by: list[Interrupted] = []  # the signal that arrived, kept: a library may turn it into its own error
-
-
 def _on_signal(signum, frame):
     name = signal.Signals(signum).name
-    stop = Interrupted(name, ExitCode.TERMINATED if signum == signal.SIGTERM else ExitCode.INTERRUPTED)
-    _stopped_by.append(stop)
-    if signum == signal.SIGINT:
-        raise KeyboardInterrupt  # as Python's own handler: libraries (and the chapters' runner) expect it
-    raise stop
+    raise Interrupted(name, ExitCode.TERMINATED if signum == signal.SIGTERM else ExitCode.INTERRUPTED)
 
 
 def _never_fail_on_encoding() -> None:
@@ -317,10 +310,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     args = parser().parse_args(argv)  # bad arguments: usage and exit 2 (argparse)
-    # SIGINT only where Python's own handler is (a shell that runs us in the background ignores it)
-    previous = {number: signal.signal(number, _on_signal) for number in (signal.SIGTERM, signal.SIGINT)
-                if number == signal.SIGTERM or signal.getsignal(number) is signal.default_int_handler}
-    _stopped_by.clear()
+    previous = signal.signal(signal.SIGTERM, _on_signal)
     try:
         _refuse_undecodable_paths(args)
         return int(args.run(args))
@@ -328,22 +318,15 @@ def _main(argv: list[str] | None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return int(error.exit_code)
     except (Interrupted, KeyboardInterrupt) as stop:
-        return _stopped(stop)
+        name, code = (stop.signal_name, stop.exit_code) if isinstance(stop, Interrupted) else (
+            "SIGINT", ExitCode.INTERRUPTED)
+        print(f"stopped by {name}: child processes and temporary files removed; the last good outputs are kept",
+              file=sys.stderr)
+        return int(code)
     except Exception as error:  # a full disk, a bug: one line, and the traceback on request
-        if _stopped_by:  # DuckDB turns a signal that arrives during a query into "Query interrupted"
-            return _stopped(_stopped_by[0])
         if args.debug:
             traceback.print_exc()
         print(f"error: unexpected {unexpected_reason(error)} (run with --debug for the traceback)", file=sys.stderr)
         return int(ExitCode.UNEXPECTED)
     finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
-
-
-def _stopped(stop: BaseException) -> int:
-    name, code = (stop.signal_name, stop.exit_code) if isinstance(stop, Interrupted) else (
-        "SIGINT", ExitCode.INTERRUPTED)
-    print(f"stopped by {name}: child processes and temporary files removed; the last good outputs are kept",
-          file=sys.stderr)
-    return int(code)
+        signal.signal(signal.SIGTERM, previous)
