@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,10 +16,19 @@ from greenery.warehouse.build import DataSource, build
 
 PATH_MARKER = "zq7-local-path-marker"  # in the folder names of the sample book: never in a published file
 
+
+
+def _session_folder(prefix: str) -> Path:
+    """A temporary folder for this test session, removed when it ends (each run left three behind)."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
 # Tests never write the checkout's own history; tests of history pass their own path.
-os.environ["GREENERY_HISTORY"] = str(Path(tempfile.mkdtemp(prefix="greenery-history-")) / "h.duckdb")
+os.environ["GREENERY_HISTORY"] = str(_session_folder("greenery-history-") / "h.duckdb")
 # Nor its cache of export digests (fingerprint.export).
-os.environ["GREENERY_DIGEST_CACHE"] = str(Path(tempfile.mkdtemp(prefix="greenery-digests-")) / "digests.json")
+os.environ["GREENERY_DIGEST_CACHE"] = str(_session_folder("greenery-digests-") / "digests.json")
 
 
 real_export_dir = config.real_export_dir
@@ -104,5 +115,5 @@ def pytest_sessionstart(session):
     """nbval re-runs tests/baselines/*.ipynb against the sample, never against a configured export."""
     from greenery.tools.baselines import build_sample_warehouse
 
-    folder = Path(tempfile.mkdtemp(prefix="greenery-nbval-"))
+    folder = _session_folder("greenery-nbval-")
     os.environ["GREENERY_WAREHOUSE"] = str(build_sample_warehouse(folder))
