@@ -92,6 +92,23 @@ class Interrupted(BaseException):  # noqa: N818 - a signal, like KeyboardInterru
         super().__init__(signal_name)
 
 
+_RECEIVED: list[Interrupted] = []  # the signals this command received (greenery.cli records them)
+
+
+def record_signal(stop: Interrupted | None) -> None:
+    """Remember a signal that arrived (None: forget them, a new command begins). DuckDB turns a signal that
+    arrives during a query into its own RuntimeError ('Query interrupted'): the run was still stopped."""
+    if stop is None:
+        _RECEIVED.clear()
+    else:
+        _RECEIVED.append(stop)
+
+
+def received_signal() -> Interrupted | None:
+    """The first signal this command received, if any: an error after it is its consequence, not a failure."""
+    return _RECEIVED[0] if _RECEIVED else None
+
+
 FULL_DISK = (errno.ENOSPC, errno.EDQUOT)
 FULL_DISK_WORDS = (os.strerror(errno.ENOSPC), os.strerror(errno.EDQUOT))  # "No space left on device", ...
 
