@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from conftest import tree_digest
@@ -436,3 +440,44 @@ def test_an_unreadable_chapter_cache_entry_is_discarded(tmp_path):
     cut = cache.path("notebooks/a", "k" * 24)
     cut.write_bytes(cut.read_bytes()[:20])  # cut short, as a full disk or a crash leaves it
     assert cache.get("notebooks/a", "k" * 24) is None and not cut.exists()
+
+
+def _marked_by_a_process_that_ended(folder: Path) -> None:
+    """`folder`, made and marked by a process that has ended since (as a run killed with SIGKILL)."""
+    folder.mkdir()
+    subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; from greenery.outputs import "
+                    "leftovers; leftovers.mark(Path(sys.argv[1]))", str(folder)], check=True, timeout=60)
+
+
+def test_only_folders_provably_ours_and_abandoned_are_removed(tmp_path):
+    """The attacker's review: a report killed with SIGKILL left its /tmp/greenery-warm-* folder for ever.
+    Removed by a later run only when its marker names a process that is gone; anything else is left."""
+    from greenery.outputs import leftovers
+
+    _marked_by_a_process_that_ended(dead := tmp_path / "x-dead")
+    (dead / "server.err").write_text("")
+    (dead / "linked").symlink_to(outside := tmp_path / "outside")  # removed as a link, never followed
+    outside.mkdir()
+    (outside / "keep").write_text("keep")
+    (alive := tmp_path / "x-alive").mkdir()
+    leftovers.mark(alive)  # this process: running
+    (tmp_path / "x-unmarked").mkdir()  # someone's, or ours from before markers: cannot tell
+    _marked_by_a_process_that_ended(elsewhere := tmp_path / "elsewhere")
+    (tmp_path / "x-link").symlink_to(elsewhere)  # the folder of a link is not the link's
+    _marked_by_a_process_that_ended(other_namespace := tmp_path / "x-other-namespace")
+    marker = other_namespace / leftovers.MARKER
+    marker.write_text(json.dumps({**json.loads(marker.read_text()), "pidns": "pid:[1]"}))
+    _marked_by_a_process_that_ended(linked_marker := tmp_path / "x-linked-marker")
+    (linked_marker / leftovers.MARKER).rename(tmp_path / "a-marker")
+    (linked_marker / leftovers.MARKER).symlink_to(tmp_path / "a-marker")
+    (reused := tmp_path / "x-pid-reused").mkdir()  # this process's pid, another start time: another process
+    (reused / leftovers.MARKER).write_text(json.dumps({**leftovers._owner(), "start": "1"}))
+    _marked_by_a_process_that_ended(earlier_boot := tmp_path / "x-earlier-boot")
+    marker = earlier_boot / leftovers.MARKER
+    marker.write_text(json.dumps({**json.loads(marker.read_text()), "boot": "another boot", "pid": os.getpid()}))
+
+    assert sorted(p.name for p in leftovers.remove_abandoned(tmp_path, "x-")) == [
+        "x-dead", "x-earlier-boot", "x-pid-reused"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "a-marker", "elsewhere", "outside", "x-alive", "x-link", "x-linked-marker", "x-other-namespace", "x-unmarked"]
+    assert (outside / "keep").read_text() == "keep" and (elsewhere / leftovers.MARKER).is_file()
