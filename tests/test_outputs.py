@@ -269,6 +269,29 @@ def test_a_fifo_beside_the_warehouse_is_refused_without_waiting(beside, built, s
     assert str(path) in line and "(a FIFO)" in line
 
 
+@pytest.mark.parametrize("content", [b"my notes\n", b""])
+@pytest.mark.parametrize("beside", ["history wal", "wal", "building wal", "rejected wal"])
+def test_a_file_of_someone_else_s_at_a_duckdb_log_is_refused_and_kept(beside, content, built, shop_dir, capsys):
+    """The attacker's review: DuckDB replays, then deletes, whatever regular file is at a database's `.wal`
+    (a user's notes at `<history>.wal` were gone after a build). Only a log DuckDB wrote is ours."""
+    warehouse, history = built
+    path = {"history wal": config.wal_path(history), "wal": config.wal_path(warehouse),
+            "building wal": config.wal_path(config.building_path(warehouse)),
+            "rejected wal": config.wal_path(config.rejected_path(warehouse))}[beside]
+    path.write_bytes(content)
+    before = outputs(warehouse, history)
+    capsys.readouterr()
+    assert rebuild(shop_dir, warehouse) == ExitCode.BAD_INPUT
+    where = f"$GREENERY_HISTORY {history}" if beside == "history wal" else f"--warehouse {warehouse}"
+    assert only_line(capsys) == (f"error: {where}: {path} exists and is not greenery's {ROLES[beside]}; "
+                                 "move it aside or name another path")
+    assert outputs(warehouse, history) == before and path.read_bytes() == content
+
+
+ROLES = {"history wal": "history's DuckDB log", "wal": "warehouse's DuckDB log",
+         "building wal": "DuckDB log of the warehouse being built", "rejected wal": "rejected warehouse's DuckDB log"}
+
+
 def test_a_fifo_at_the_book_lock_is_refused_without_waiting(shop_dir, tmp_path, capsys):
     import os
 

@@ -90,10 +90,17 @@ def refuse_unless_ours(path: Path, ours: Callable[[Path], bool], role: str, wher
     raise UsageError(f"{where}: {path} exists and is not greenery's {role}{what}; move it aside or name another path")
 
 
-def _is_regular_file(path: Path) -> bool:
-    """A DuckDB log (`.wal`) can only be a regular file: DuckDB opens whatever is at its path, and a
-    FIFO there would hang the run, a link send its writes elsewhere (refuse_unless_ours refuses both)."""
-    return kind(path) == "file"
+# The first bytes of every log DuckDB writes: its version entry (field 100, the entry's type: 98, WAL_VERSION;
+# then field 101, the version).
+DUCKDB_LOG_HEAD = b"d\x00be\x00"
+
+
+def _is_duckdb_log(path: Path) -> bool:
+    """A DuckDB log (`.wal`) that DuckDB wrote (a run killed before its checkpoint leaves one, to be replayed):
+    DuckDB replays and then deletes whatever regular file is at its path, so a file of someone else's there
+    (an empty one included) would be lost; a FIFO would hang the run, a link send its writes elsewhere
+    (refuse_unless_ours refuses both)."""
+    return read_own(path, len(DUCKDB_LOG_HEAD), whole=False) == DUCKDB_LOG_HEAD
 
 
 def _is_duckdb_file(path: Path) -> bool:
@@ -382,10 +389,10 @@ def check_warehouse_target(warehouse: Path) -> None:
         raise UsageError(f"{what} {warehouse} is a symbolic link; name the file itself")
     if found not in (None, "file"):
         raise UsageError(f"{what} {warehouse} is not a regular file (a {found}); name a .duckdb file")
-    logs = [(config.wal_path(warehouse), _is_regular_file, "warehouse's DuckDB log"),
-            (config.wal_path(config.building_path(warehouse)), _is_regular_file,
+    logs = [(config.wal_path(warehouse), _is_duckdb_log, "warehouse's DuckDB log"),
+            (config.wal_path(config.building_path(warehouse)), _is_duckdb_log,
              "DuckDB log of the warehouse being built"),
-            (config.wal_path(config.rejected_path(warehouse)), _is_regular_file, "rejected warehouse's DuckDB log")]
+            (config.wal_path(config.rejected_path(warehouse)), _is_duckdb_log, "rejected warehouse's DuckDB log")]
     for path, ours, role in logs:  # first: opening the warehouse to recognise it opens its log too
         refuse_unless_ours(path, ours, role, f"{what} {warehouse}")
     if found == "file" and not _is_our_warehouse(warehouse):
@@ -426,7 +433,7 @@ def check_history_target(history: Path, warehouse: Path | None = None) -> None:
     if found not in (None, "file"):
         raise UsageError(f"{where} {history} is a {found}, not a history file; name the file itself")
     refuse_unless_ours(config.lock_path(history), _is_our_lock, "lock", f"{where} {history}")
-    refuse_unless_ours(config.wal_path(history), _is_regular_file, "history's DuckDB log", f"{where} {history}")
+    refuse_unless_ours(config.wal_path(history), _is_duckdb_log, "history's DuckDB log", f"{where} {history}")
     if found == "file" and not _is_duckdb_file(history):  # before any lock is made beside someone's file
         raise HistoryError(f"{history}: not a greenery history file (not a DuckDB database); {HISTORY_ADVICE}")
 
