@@ -292,6 +292,37 @@ ROLES = {"history wal": "history's DuckDB log", "wal": "warehouse's DuckDB log",
          "building wal": "DuckDB log of the warehouse being built", "rejected wal": "rejected warehouse's DuckDB log"}
 
 
+def test_someone_else_s_duckdb_file_at_the_rejected_warehouse_is_refused_and_kept(built, shop_dir, capsys):
+    """The attacker's review: any DuckDB file at `<warehouse>.rejected.duckdb` counted as ours, and the next
+    build whose data tests failed moved its rejected warehouse over it. Ours holds build_info, as the
+    warehouse does."""
+    import duckdb
+
+    warehouse, history = built
+    rejected = config.rejected_path(warehouse)
+    con = duckdb.connect(str(rejected))
+    con.execute("create table my_data as select 42 as answer")
+    con.close()
+    before = outputs(warehouse, history)
+    capsys.readouterr()
+    assert rebuild(shop_dir, warehouse) == ExitCode.BAD_INPUT
+    assert only_line(capsys) == (f"error: --warehouse {warehouse}: {rejected} exists and is not greenery's "
+                                 "rejected warehouse; move it aside or name another path")
+    assert outputs(warehouse, history) == before
+
+
+def test_a_rejected_warehouse_greenery_built_is_replaced_by_the_next_one(shop_dir, tmp_path, monkeypatch, capsys):
+    """The rejected warehouse a failed build left is ours: the next failed build replaces it."""
+    monkeypatch.setenv("GREENERY_HISTORY", str(tmp_path / "h.duckdb"))
+    orders = shop_dir / "orders.csv"
+    lines = orders.read_text().splitlines(keepends=True)
+    orders.write_text("".join(lines + lines[1:2]))  # an order twice: unique_stg_orders_order_id fails
+    warehouse = tmp_path / "w.duckdb"
+    for _ in range(2):
+        assert rebuild(shop_dir, warehouse) == ExitCode.DATA_TEST_FAILED
+        assert config.rejected_path(warehouse).is_file() and not warehouse.exists()
+
+
 def test_a_fifo_at_the_book_lock_is_refused_without_waiting(shop_dir, tmp_path, capsys):
     import os
 

@@ -400,7 +400,7 @@ def check_warehouse_target(warehouse: Path) -> None:
                          "name a new file or move it aside")
     beside = [
         (config.run_results_path(warehouse), _is_our_results, "data-test results"),
-        (config.rejected_path(warehouse), _is_duckdb_file, "rejected warehouse"),
+        (config.rejected_path(warehouse), _is_our_warehouse, "rejected warehouse"),  # a build's: build_info too
         (config.chapter_cache_path(warehouse), _is_our_chapter_cache, "chapter cache"),
         (config.render_cache_path(warehouse), _is_our_render_cache, "render cache"),
         (config.lock_path(warehouse), _is_our_lock, "lock"),
