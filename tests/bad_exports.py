@@ -252,6 +252,8 @@ CASES: list[Case] = [
     Case("impossible_timestamp", set_value("orders.csv", 5, "created_at", "2021-02-30T10:00:00Z"), 2,
          "cannot read '2021-02-30T10:00:00Z' as a timestamp", "orders.csv", 5, "created_at"),
     Case("timestamp_without_zone", zoneless_timestamp, 2, "has no time zone", "orders.csv", 5, "created_at"),
+    Case("offset_out_of_range", set_value("orders.csv", 5, "created_at", "2021-02-11T10:00:00+02:99"), 2,
+         "has an offset no time zone has", "orders.csv", 5, "created_at"),
     Case("non_utf8_bytes", replace_bytes("products.csv", b"Pothos", b"Poth\xf3s"), 2, "not valid UTF-8",
          "products.csv", 3, "name"),
     Case("quoted_newline_then_bad_price", quoted_newline_then_bad_price, 2, "cannot read 'n/a'",

@@ -344,3 +344,24 @@ def test_the_first_bad_number_in_the_file_is_named(tmp_path):
         load(write_shop(tmp_path / "x", edit=edit))
     assert (raised.value.line, raised.value.column) == (4, "quantity")
     assert "'2.5'" in str(raised.value)
+
+
+@pytest.mark.parametrize("offset", ["+02:99", "+0299", "+24:00", "-00:60"])
+def test_an_offset_no_time_zone_has_is_refused_never_normalised(shop_dir, offset):
+    """The attacker's review: `+02:99` was read as +03:39 (DuckDB and Python both carry the minutes
+    over), a value changed in silence. An offset's hours run 00-23, its minutes 00-59."""
+    text = (shop_dir / "orders.csv").read_text().replace("2021-02-11T15:30:00Z", f"2021-02-11T17:30:00{offset}")
+    (shop_dir / "orders.csv").write_text(text)
+    with pytest.raises(InputError) as raised:
+        load(shop_dir)
+    assert (raised.value.file.name, raised.value.line, raised.value.column) == ("orders.csv", 3, "created_at")
+    assert raised.value.reason == (f"timestamp '2021-02-11T17:30:00{offset}' has an offset no time zone has "
+                                   "(hours 00-23, minutes 00-59): refused, never normalised")
+
+
+def test_an_offset_a_time_zone_has_is_converted_to_utc(shop_dir):
+    text = (shop_dir / "orders.csv").read_text().replace("2021-02-11T15:30:00Z", "2021-02-11T17:29:00+01:59")
+    (shop_dir / "orders.csv").write_text(text)
+    con, report = load(shop_dir)
+    assert db.scalar(con, "select count(*) from raw.orders where created_at = '2021-02-11 15:30:00'") == 1
+    assert any("converted to UTC" in warning for warning in report.warnings)

@@ -41,7 +41,9 @@ from greenery.warehouse.records import Records, count_records, physical_line
 
 UTF8_BOM = b"\xef\xbb\xbf"
 OFFSET_TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
-OFFSET_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{2}:?\d{2}")
+# An offset a time zone can have: hours 00-23, minutes 00-59 (DuckDB and Python read +02:99 as +03:39)
+OFFSET_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]([01]\d|2[0-3]):?[0-5]\d")
+ANY_OFFSET_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{2}:?\d{2}")
 ZONELESS_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?")
 
 
@@ -160,6 +162,9 @@ def _describe(reject: Reject, types: dict[str, str], header: list[str],
         if ZONELESS_TIMESTAMP.fullmatch(reject.value):
             return reject.column, (f"timestamp {shown} has no time zone: expected Z (UTC) or an offset "
                                    "such as +02:00, so the instant it means is unknown")
+        if ANY_OFFSET_TIMESTAMP.fullmatch(reject.value) and not OFFSET_TIMESTAMP.fullmatch(reject.value):
+            return reject.column, (f"timestamp {shown} has an offset no time zone has (hours 00-23, minutes "
+                                   "00-59): refused, never normalised")
         return reject.column, f"cannot read {shown} as a timestamp like 2021-02-11T23:30:33Z"
     if reject.error_type == "CAST":
         return reject.column, f"cannot read {shown} as {wanted(column_type)}"
