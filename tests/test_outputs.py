@@ -221,7 +221,8 @@ def test_a_duckdb_file_that_is_not_a_history_is_refused_and_kept(foreign, built,
     assert other.read_bytes() == theirs and outputs(warehouse, history) == before
 
 
-@pytest.mark.parametrize("what", ["a file of mine", "a FIFO", "/dev/zero"])
+@pytest.mark.parametrize("what", ["a file of mine", "an empty file", "{}", "another JSON object", "a FIFO",
+                                  "/dev/zero"])
 def test_a_digest_cache_that_is_not_ours_is_refused_never_read_or_written(what, built, shop_dir, tmp_path,
                                                                           monkeypatch):
     import os
@@ -231,8 +232,10 @@ def test_a_digest_cache_that_is_not_ours_is_refused_never_read_or_written(what, 
 
     warehouse, history = built
     target = tmp_path / "cache" / "mine"
-    if what == "a file of mine":
-        target.write_text("my list")
+    mine = {"a file of mine": "my list", "an empty file": "", "{}": "{}",
+            "another JSON object": '{"/x": {"identity": [1], "hashed_ns": 0, "sha256": "mine"}}'}.get(what)
+    if mine is not None:  # the attacker's review: an empty file and `{}` were taken as ours, and written over
+        target.write_text(mine)
     elif what == "a FIFO":
         os.mkfifo(target)
     else:
@@ -248,8 +251,17 @@ def test_a_digest_cache_that_is_not_ours_is_refused_never_read_or_written(what, 
     [line] = done.stderr.splitlines()
     assert f"$GREENERY_DIGEST_CACHE: {target} exists and is not greenery's digest cache" in line
     assert outputs(warehouse, history) == before
-    if what == "a file of mine":
-        assert target.read_text() == "my list"
+    if mine is not None:
+        assert target.read_text() == mine
+
+
+def test_an_empty_digest_cache_is_never_written(tmp_path):
+    """An empty cache is nobody's (read_digest_cache refuses it): the one that is there stays."""
+    from greenery.outputs import fingerprint
+
+    cache = tmp_path / "digests.json"
+    fingerprint._write_cache(cache, {})
+    assert not cache.exists()
 
 
 @pytest.mark.parametrize("beside", ["lock", "run_results", "wal", "building wal", "history wal"])

@@ -346,20 +346,27 @@ def _is_our_building(path: Path) -> bool:
     return read_own(path, 0, whole=False) is not None and (path.stat().st_size == 0 or _is_duckdb_file(path))
 
 
+def _is_digest_entry(key: str, entry: object) -> bool:
+    """One entry as fingerprint.file_digests writes it: an absolute path -> exactly its three fields."""
+    return (key.startswith("/") and isinstance(entry, dict) and entry.keys() == {"identity", "hashed_ns", "sha256"}
+            and isinstance(entry["identity"], list) and len(entry["identity"]) == 5
+            and all(type(n) is int for n in entry["identity"]) and type(entry["hashed_ns"]) is int
+            and isinstance(entry["sha256"], str) and len(entry["sha256"]) == 64
+            and all(c in "0123456789abcdef" for c in entry["sha256"]))
+
+
 def read_digest_cache(path: Path) -> dict | None:
-    """fingerprint.file_digests' cache: {} when missing or empty, its entries when it is a JSON object of
-    {identity, hashed_ns, sha256} entries, and None when anything else is there (never ours to write)."""
+    """fingerprint.file_digests' cache: {} when missing, its entries when it is a JSON object of entries as
+    it writes them (at least one: it never writes an empty cache), and None when anything else is there,
+    an empty file or `{}` included (never ours to write)."""
     if kind(path) is None:
         return {}
     data = read_own(path)
-    if data == b"":
-        return {}
     try:
-        cache = json.loads(data) if data is not None else None
+        cache = json.loads(data) if data else None
     except ValueError:
         return None
-    ours = isinstance(cache, dict) and all(
-        isinstance(entry, dict) and {"identity", "hashed_ns", "sha256"} <= entry.keys() for entry in cache.values())
+    ours = isinstance(cache, dict) and cache and all(_is_digest_entry(key, entry) for key, entry in cache.items())
     return cache if ours else None
 
 
