@@ -27,7 +27,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from greenery import config
-from greenery.errors import ExitCode, GreeneryError, UsageError, received_signal, unexpected_reason
+from greenery.errors import ExitCode, GreeneryError, UsageError, one_line, received_signal, unexpected_reason
 from greenery.publisher import status
 
 MAX_LISTED = 10  # failing tests named in one message; the rest are counted
@@ -185,6 +185,7 @@ def _spellings(path: Path) -> set[str]:
     forms = {str(config.absolute(path))} | ({str(path)} if path.is_absolute() else set())
     with contextlib.suppress(OSError, RuntimeError):  # a link loop: the other forms still stand
         forms.add(str(path.resolve()))
+    forms |= {one_line(form) for form in forms}  # as an error line shows a path with a line break in it
     return {form for form in forms if form not in ("", ".", "/")}
 
 
