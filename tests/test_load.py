@@ -365,3 +365,23 @@ def test_an_offset_a_time_zone_has_is_converted_to_utc(shop_dir):
     con, report = load(shop_dir)
     assert db.scalar(con, "select count(*) from raw.orders where created_at = '2021-02-11 15:30:00'") == 1
     assert any("converted to UTC" in warning for warning in report.warnings)
+
+
+@pytest.mark.parametrize("file,at,crlf,named,alone", [
+    ("users.csv", 2, True, 2, "a line feed alone"), ("promos.csv", 2, True, 2, "a line feed alone"),
+    ("orders.csv", 4, False, 4, "CR LF"),
+    ("orders.csv", 1, False, 2, "a line feed alone"),  # the header's ending is the file's: line 2 is the odd one
+])
+def test_a_line_with_the_other_line_ending_is_named(shop_dir, file, at, crlf, named, alone):
+    """The attacker's review: one line ending in a line feed alone inside a CRLF file (or CRLF inside an
+    LF file) was `cannot be read as CSV`, with no line: DuckDB's reader says nothing of where."""
+    path = shop_dir / file
+    lines = path.read_bytes().split(b"\r\n" if crlf else b"\n")
+    odd, usual = (b"\n", b"\r\n") if crlf else (b"\r\n", b"\n")
+    path.write_bytes(usual.join(lines[:at]) + odd + usual.join(lines[at:]))  # line `at` ends with `odd`
+    with pytest.raises(InputError) as raised:
+        load(shop_dir)
+    assert (raised.value.file.name, raised.value.line, raised.value.column) == (file, named, None)
+    other = "CR LF" if alone == "a line feed alone" else "a line feed alone"
+    assert raised.value.reason == (f"this line ends with {alone}, the lines before it with {other}: save the file "
+                                   "with one kind of line ending")

@@ -37,7 +37,7 @@ import duckdb
 from greenery import config, db
 from greenery.contract import RAW_TABLES, TIMESTAMP_FORMAT, RawTable, number_problem, plain_number, wanted
 from greenery.errors import InputError
-from greenery.warehouse.records import Records, count_records, physical_line
+from greenery.warehouse.records import Records, count_records, mixed_line_ending, physical_line
 
 UTF8_BOM = b"\xef\xbb\xbf"
 OFFSET_TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
@@ -229,6 +229,9 @@ def _read(con: duckdb.DuckDBPyConnection, table: RawTable, path: Path, columns: 
     except duckdb.Error as error:  # what the rejects table cannot hold: the file as a whole is unreadable
         if fast:
             raise _Recheck from None
+        mixed = mixed_line_ending(path)  # what DuckDB cannot read, and does not say where
+        if mixed:
+            raise InputError(path, mixed[0], None, mixed[1]) from None
         detail = "" if table.personal else f": {str(error).splitlines()[0]}"  # the message may quote a row
         raise InputError(path, None, None, f"cannot be read as CSV{detail}") from None
 

@@ -128,3 +128,25 @@ def physical_line(path: Path, byte_offset: int) -> int:
             lines += chunk.count(b"\n")
             left -= len(chunk)
     return lines
+
+
+def mixed_line_ending(path: Path) -> tuple[int, str] | None:
+    """The first line (as an editor numbers them) whose record ends otherwise than the header's, and
+    why, or None. DuckDB's reader cannot read a CSV file whose records end both with CRLF and with a
+    line feed alone ("invalid state", no line): only on the way to that error. A line break inside
+    quotes is part of a value, never an ending."""
+    with path.open("rb") as handle:
+        crlf, in_quotes = None, False
+        for number, line in enumerate(handle, start=1):
+            if line.count(b'"') & 1:
+                in_quotes = not in_quotes
+            if in_quotes or not line.endswith(b"\n"):
+                continue
+            ends_crlf = line.endswith(b"\r\n")
+            if crlf is None:
+                crlf = ends_crlf
+            elif ends_crlf != crlf:
+                alone, other = ("CR LF", "a line feed alone") if ends_crlf else ("a line feed alone", "CR LF")
+                return number, (f"this line ends with {alone}, the lines before it with {other}: save the file "
+                                "with one kind of line ending")
+    return None
