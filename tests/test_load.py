@@ -385,3 +385,26 @@ def test_a_line_with_the_other_line_ending_is_named(shop_dir, file, at, crlf, na
     other = "CR LF" if alone == "a line feed alone" else "a line feed alone"
     assert raised.value.reason == (f"this line ends with {alone}, the lines before it with {other}: save the file "
                                    "with one kind of line ending")
+
+
+def test_a_file_that_changes_while_it_is_read_is_named_as_such(shop_dir, monkeypatch):
+    """The attacker's review: a file written to during a build (an export still being copied) was blamed
+    on its longest record ('the file holds 6 records but 7 were read'), or loaded in silence."""
+    from greenery.warehouse import load as loader
+
+    read = loader._read
+    orders = shop_dir / "orders.csv"
+    record = orders.read_bytes().split(b"\n")[1]
+
+    def read_after_a_write(con, table, path, *args, **kwargs):
+        if path == orders:  # the copy goes on: one more record arrives while the loader works
+            with orders.open("ab") as handle:
+                handle.write(b"\n" + record.replace(uid("o1").encode(), uid("o9").encode()))
+        return read(con, table, path, *args, **kwargs)
+
+    monkeypatch.setattr(loader, "_read", read_after_a_write)
+    with pytest.raises(InputError) as raised:
+        load(shop_dir)
+    assert (raised.value.file.name, raised.value.line, raised.value.column) == ("orders.csv", None, None)
+    assert raised.value.reason == ("the file changed while it was read (is the export still being written?): "
+                                   "run again once it is complete")

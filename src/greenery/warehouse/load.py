@@ -37,7 +37,7 @@ import duckdb
 from greenery import config, db
 from greenery.contract import RAW_TABLES, TIMESTAMP_FORMAT, RawTable, number_problem, plain_number, wanted
 from greenery.errors import InputError
-from greenery.warehouse.records import Records, count_records, mixed_line_ending, physical_line
+from greenery.warehouse.records import Records, count_records, file_identity, mixed_line_ending, physical_line
 
 UTF8_BOM = b"\xef\xbb\xbf"
 OFFSET_TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
@@ -262,6 +262,14 @@ def count_file_records(path: Path) -> Records:
     return records
 
 
+def _check_unchanged(path: Path, records: Records, before: tuple[int, ...]) -> None:
+    """The file was not written to since it was counted, nor since its read began (`before`): else the
+    count and the rows read may be of two versions of it, and the fault no record's."""
+    if not file_identity(path) == records.identity == before:
+        raise InputError(path, None, None, "the file changed while it was read (is the export still being "
+                                           "written?): run again once it is complete")
+
+
 def _check_count(con: duckdb.DuckDBPyConnection, table: RawTable, path: Path, records: Records,
                  rows: int | None = None) -> int:
     """The rows loaded (`rows`, else counted now) are all the file's records (the header aside), or InputError."""
@@ -333,6 +341,7 @@ def load_table(con: duckdb.DuckDBPyConnection, table: RawTable, data_dir: Path, 
     path would give the same way (a record too long, then a row count that differs when the reader
     refused nothing), which raise their InputError here, in the same order."""
     path = data_dir / table.file_name
+    before = file_identity(path)  # before the read begins: _check_unchanged
     header = read_header(path)
     _check_header(table, path, header, report)
     fast = counted is not None
@@ -346,6 +355,7 @@ def load_table(con: duckdb.DuckDBPyConnection, table: RawTable, data_dir: Path, 
         rows, rejected = db.rows(con, f"select (select count(*) from raw.{table.name}), "
                                       f"(select count(*) from {rejects})")[0]
         if not rejected:  # the numbers were checked and cast by the read
+            _check_unchanged(path, records, before)
             report.rows[table.name] = _check_count(con, table, path, records, rows)
             return rows
         raise _Recheck  # offset timestamps to convert or a value refused: the checking path, step by step
@@ -360,6 +370,7 @@ def load_table(con: duckdb.DuckDBPyConnection, table: RawTable, data_dir: Path, 
         report.warnings.append(
             f"{path}:{physical_line(path, first.line_start)}: column '{first.column}': {len(found):,} timestamp(s) "
             "carry a UTC offset instead of Z; converted to UTC")
+    _check_unchanged(path, records, before)
     rows = _check_count(con, table, path, records)
     _check_numbers(con, table, path, header)
     report.rows[table.name] = rows
