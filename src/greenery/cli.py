@@ -336,6 +336,7 @@ def _main(argv: list[str] | None) -> int:
         print(f"error: unexpected {unexpected_reason(error)} (run with --debug for the traceback)", file=sys.stderr)
         return int(ExitCode.UNEXPECTED)
     finally:
+        errors.record_signal(None)  # this command's, not the next one's (tests run several in one process)
         for number, handler in previous.items():
             signal.signal(number, handler)
 
