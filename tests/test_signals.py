@@ -144,7 +144,7 @@ def signal_until_it_exits(process: subprocess.Popen, sig: int, deadline_s: float
             time.sleep(0.2)  # into the query
             process.send_signal(sig)
             with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(10)
+                process.wait(max(0.0, min(10.0, deadline - time.monotonic())))
         assert process.poll() is not None, "still running after the deadline"
         stdout, stderr = process.communicate(timeout=5)
         return seen + stdout, stderr
