@@ -212,6 +212,13 @@ def cr_only_line_endings(export: Path) -> None:
     data.write()
 
 
+def lf_line_in_crlf_file(export: Path) -> None:
+    """users.csv ends its lines with CRLF (as delivered); a hand edit ended line 3 with a line feed alone."""
+    path = export / "users.csv"
+    lines = path.read_bytes().split(b"\r\n")
+    path.write_bytes(b"\r\n".join(lines[:3]) + b"\n" + b"\r\n".join(lines[3:]))
+
+
 def phone_number_in_timestamp(export: Path) -> None:
     """A hand edit that pasted the phone number into created_at: the message must not repeat it."""
     data = CsvFile.read(export / "users.csv")
@@ -252,6 +259,8 @@ CASES: list[Case] = [
     Case("impossible_timestamp", set_value("orders.csv", 5, "created_at", "2021-02-30T10:00:00Z"), 2,
          "cannot read '2021-02-30T10:00:00Z' as a timestamp", "orders.csv", 5, "created_at"),
     Case("timestamp_without_zone", zoneless_timestamp, 2, "has no time zone", "orders.csv", 5, "created_at"),
+    Case("offset_out_of_range", set_value("orders.csv", 5, "created_at", "2021-02-11T10:00:00+02:99"), 2,
+         "has an offset no time zone has", "orders.csv", 5, "created_at"),
     Case("non_utf8_bytes", replace_bytes("products.csv", b"Pothos", b"Poth\xf3s"), 2, "not valid UTF-8",
          "products.csv", 3, "name"),
     Case("quoted_newline_then_bad_price", quoted_newline_then_bad_price, 2, "cannot read 'n/a'",
@@ -262,6 +271,7 @@ CASES: list[Case] = [
          "more values than the header", "promos.csv", 2, "status"),
     Case("file_is_a_fifo", promos_as_fifo, 2, "is a FIFO, not a regular file", "promos.csv"),
     Case("cr_only_line_endings", cr_only_line_endings, 2, "carriage return alone", "products.csv", 1),
+    Case("lf_line_in_crlf_file", lf_line_in_crlf_file, 2, "this line ends with a line feed alone", "users.csv", 3),
     Case("id_not_a_uuid", set_value("orders.csv", 3, "user_id", "no-such-user"), 2,
          "cannot read 'no-such-user' as an id", "orders.csv", 3, "user_id"),
     Case("record_longer_than_limit", record_longer_than_limit, 2, "longer than the loader reads",

@@ -12,15 +12,19 @@ import pytest
 from shop import write_shop
 
 from greenery import config, db
+from greenery.outputs import leftovers
 from greenery.warehouse.build import DataSource, build
 
 PATH_MARKER = "zq7-local-path-marker"  # in the folder names of the sample book: never in a published file
 
 
-
 def _session_folder(prefix: str) -> Path:
-    """A temporary folder for this test session, removed when it ends (each run left three behind)."""
+    """A temporary folder for this test session, removed when it ends (each run left three behind), and
+    marked as this process's: a session killed hard leaves it, and a later one removes it once that
+    session's process is gone (greenery.outputs.leftovers; never another live session's, nor unmarked ones)."""
+    leftovers.remove_abandoned(Path(tempfile.gettempdir()), prefix)
     folder = Path(tempfile.mkdtemp(prefix=prefix))
+    leftovers.mark(folder)
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     return folder
 

@@ -68,6 +68,26 @@ def test_the_command_prints_control_characters_as_escapes(tmp_path, capsys):
     assert "\x1b" not in err and "<U+001B>[2J" in err
 
 
+@pytest.mark.parametrize("made", [False, True])
+def test_a_line_break_in_a_path_never_splits_the_error_line(made, tmp_path, capsys):
+    """The attacker's review: `--data-dir` with a newline in its name printed its error over two lines."""
+    folder = tmp_path / "export\nfolder\tnamed"
+    if made:
+        folder.mkdir()  # the error names a file inside it (users.csv is missing)
+    assert cli.main(["build", "--data-dir", str(folder), "--warehouse", str(tmp_path / "w.duckdb")]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    shown = str(tmp_path / "export<U+000A>folder<U+0009>named")
+    assert line == (f"error: {shown}/users.csv: the file is missing from the export" if made else
+                    f"error: {shown}: no such folder: expected the export's seven CSV files here")
+
+
+def test_an_unexpected_error_naming_a_path_is_one_line():
+    from greenery.errors import unexpected_reason
+
+    error = FileNotFoundError(2, "No such file or directory", "/tmp/a\nb\r")
+    assert unexpected_reason(error) == "FileNotFoundError (/tmp/a<U+000A>b<U+000D>): No such file or directory"
+
+
 def test_markdown_escapes_every_punctuation_character():
     assert escape.markdown("[x](y) $1 {r}`c` <b>") == r"\[x\]\(y\) \$1 \{r\}\`c\` \<b\>"
 

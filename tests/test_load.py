@@ -344,3 +344,67 @@ def test_the_first_bad_number_in_the_file_is_named(tmp_path):
         load(write_shop(tmp_path / "x", edit=edit))
     assert (raised.value.line, raised.value.column) == (4, "quantity")
     assert "'2.5'" in str(raised.value)
+
+
+@pytest.mark.parametrize("offset", ["+02:99", "+0299", "+24:00", "-00:60"])
+def test_an_offset_no_time_zone_has_is_refused_never_normalised(shop_dir, offset):
+    """The attacker's review: `+02:99` was read as +03:39 (DuckDB and Python both carry the minutes
+    over), a value changed in silence. An offset's hours run 00-23, its minutes 00-59."""
+    text = (shop_dir / "orders.csv").read_text().replace("2021-02-11T15:30:00Z", f"2021-02-11T17:30:00{offset}")
+    (shop_dir / "orders.csv").write_text(text)
+    with pytest.raises(InputError) as raised:
+        load(shop_dir)
+    assert (raised.value.file.name, raised.value.line, raised.value.column) == ("orders.csv", 3, "created_at")
+    assert raised.value.reason == (f"timestamp '2021-02-11T17:30:00{offset}' has an offset no time zone has "
+                                   "(hours 00-23, minutes 00-59): refused, never normalised")
+
+
+def test_an_offset_a_time_zone_has_is_converted_to_utc(shop_dir):
+    text = (shop_dir / "orders.csv").read_text().replace("2021-02-11T15:30:00Z", "2021-02-11T17:29:00+01:59")
+    (shop_dir / "orders.csv").write_text(text)
+    con, report = load(shop_dir)
+    assert db.scalar(con, "select count(*) from raw.orders where created_at = '2021-02-11 15:30:00'") == 1
+    assert any("converted to UTC" in warning for warning in report.warnings)
+
+
+@pytest.mark.parametrize("file,at,crlf,named,alone", [
+    ("users.csv", 2, True, 2, "a line feed alone"), ("promos.csv", 2, True, 2, "a line feed alone"),
+    ("orders.csv", 4, False, 4, "CR LF"),
+    ("orders.csv", 1, False, 2, "a line feed alone"),  # the header's ending is the file's: line 2 is the odd one
+])
+def test_a_line_with_the_other_line_ending_is_named(shop_dir, file, at, crlf, named, alone):
+    """The attacker's review: one line ending in a line feed alone inside a CRLF file (or CRLF inside an
+    LF file) was `cannot be read as CSV`, with no line: DuckDB's reader says nothing of where."""
+    path = shop_dir / file
+    lines = path.read_bytes().split(b"\r\n" if crlf else b"\n")
+    odd, usual = (b"\n", b"\r\n") if crlf else (b"\r\n", b"\n")
+    path.write_bytes(usual.join(lines[:at]) + odd + usual.join(lines[at:]))  # line `at` ends with `odd`
+    with pytest.raises(InputError) as raised:
+        load(shop_dir)
+    assert (raised.value.file.name, raised.value.line, raised.value.column) == (file, named, None)
+    other = "CR LF" if alone == "a line feed alone" else "a line feed alone"
+    assert raised.value.reason == (f"this line ends with {alone}, the lines before it with {other}: save the file "
+                                   "with one kind of line ending")
+
+
+def test_a_file_that_changes_while_it_is_read_is_named_as_such(shop_dir, monkeypatch):
+    """The attacker's review: a file written to during a build (an export still being copied) was blamed
+    on its longest record ('the file holds 6 records but 7 were read'), or loaded in silence."""
+    from greenery.warehouse import load as loader
+
+    read = loader._read
+    orders = shop_dir / "orders.csv"
+    record = orders.read_bytes().split(b"\n")[1]
+
+    def read_after_a_write(con, table, path, *args, **kwargs):
+        if path == orders:  # the copy goes on: one more record arrives while the loader works
+            with orders.open("ab") as handle:
+                handle.write(b"\n" + record.replace(uid("o1").encode(), uid("o9").encode()))
+        return read(con, table, path, *args, **kwargs)
+
+    monkeypatch.setattr(loader, "_read", read_after_a_write)
+    with pytest.raises(InputError) as raised:
+        load(shop_dir)
+    assert (raised.value.file.name, raised.value.line, raised.value.column) == ("orders.csv", None, None)
+    assert raised.value.reason == ("the file changed while it was read (is the export still being written?): "
+                                   "run again once it is complete")

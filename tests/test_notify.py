@@ -213,3 +213,14 @@ def test_error_lines_lose_every_value_even_one_holding_quotes():
     assert status.redact("rejected alice@example.com, call +1 (555) 010-0100 or 555-0100") == \
         "rejected … call … or …"  # the comma went with the address: too much, never too little
     assert status.redact("orders.csv:1234: too many values") == "orders.csv:1234: too many values"
+
+
+def test_a_path_with_a_line_break_is_hidden_as_the_error_line_shows_it(tmp_path):
+    """Error lines show a line break in a path as <U+000A> (errors.one_line): that spelling is hidden too."""
+    from greenery.errors import InputError
+    from greenery.publisher import notify
+
+    export = tmp_path / "my\nexport"
+    line = str(InputError(export / "orders.csv", 3, "created_at", "cannot read it"))
+    hidden = dict.fromkeys(notify._spellings(export), "<export>")
+    assert status.redact(line, hidden) == "<export>/orders.csv:3: column 'created_at': cannot read it"

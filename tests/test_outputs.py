@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from conftest import tree_digest
@@ -217,7 +221,8 @@ def test_a_duckdb_file_that_is_not_a_history_is_refused_and_kept(foreign, built,
     assert other.read_bytes() == theirs and outputs(warehouse, history) == before
 
 
-@pytest.mark.parametrize("what", ["a file of mine", "a FIFO", "/dev/zero"])
+@pytest.mark.parametrize("what", ["a file of mine", "an empty file", "{}", "another JSON object", "a FIFO",
+                                  "/dev/zero"])
 def test_a_digest_cache_that_is_not_ours_is_refused_never_read_or_written(what, built, shop_dir, tmp_path,
                                                                           monkeypatch):
     import os
@@ -227,8 +232,10 @@ def test_a_digest_cache_that_is_not_ours_is_refused_never_read_or_written(what, 
 
     warehouse, history = built
     target = tmp_path / "cache" / "mine"
-    if what == "a file of mine":
-        target.write_text("my list")
+    mine = {"a file of mine": "my list", "an empty file": "", "{}": "{}",
+            "another JSON object": '{"/x": {"identity": [1], "hashed_ns": 0, "sha256": "mine"}}'}.get(what)
+    if mine is not None:  # the attacker's review: an empty file and `{}` were taken as ours, and written over
+        target.write_text(mine)
     elif what == "a FIFO":
         os.mkfifo(target)
     else:
@@ -244,8 +251,17 @@ def test_a_digest_cache_that_is_not_ours_is_refused_never_read_or_written(what, 
     [line] = done.stderr.splitlines()
     assert f"$GREENERY_DIGEST_CACHE: {target} exists and is not greenery's digest cache" in line
     assert outputs(warehouse, history) == before
-    if what == "a file of mine":
-        assert target.read_text() == "my list"
+    if mine is not None:
+        assert target.read_text() == mine
+
+
+def test_an_empty_digest_cache_is_never_written(tmp_path):
+    """An empty cache is nobody's (read_digest_cache refuses it): the one that is there stays."""
+    from greenery.outputs import fingerprint
+
+    cache = tmp_path / "digests.json"
+    fingerprint._write_cache(cache, {})
+    assert not cache.exists()
 
 
 @pytest.mark.parametrize("beside", ["lock", "run_results", "wal", "building wal", "history wal"])
@@ -263,6 +279,60 @@ def test_a_fifo_beside_the_warehouse_is_refused_without_waiting(beside, built, s
     assert finishes(rebuild, shop_dir, warehouse) == ExitCode.BAD_INPUT
     line = only_line(capsys)
     assert str(path) in line and "(a FIFO)" in line
+
+
+@pytest.mark.parametrize("content", [b"my notes\n", b""])
+@pytest.mark.parametrize("beside", ["history wal", "wal", "building wal", "rejected wal"])
+def test_a_file_of_someone_else_s_at_a_duckdb_log_is_refused_and_kept(beside, content, built, shop_dir, capsys):
+    """The attacker's review: DuckDB replays, then deletes, whatever regular file is at a database's `.wal`
+    (a user's notes at `<history>.wal` were gone after a build). Only a log DuckDB wrote is ours."""
+    warehouse, history = built
+    path = {"history wal": config.wal_path(history), "wal": config.wal_path(warehouse),
+            "building wal": config.wal_path(config.building_path(warehouse)),
+            "rejected wal": config.wal_path(config.rejected_path(warehouse))}[beside]
+    path.write_bytes(content)
+    before = outputs(warehouse, history)
+    capsys.readouterr()
+    assert rebuild(shop_dir, warehouse) == ExitCode.BAD_INPUT
+    where = f"$GREENERY_HISTORY {history}" if beside == "history wal" else f"--warehouse {warehouse}"
+    assert only_line(capsys) == (f"error: {where}: {path} exists and is not greenery's {ROLES[beside]}; "
+                                 "move it aside or name another path")
+    assert outputs(warehouse, history) == before and path.read_bytes() == content
+
+
+ROLES = {"history wal": "history's DuckDB log", "wal": "warehouse's DuckDB log",
+         "building wal": "DuckDB log of the warehouse being built", "rejected wal": "rejected warehouse's DuckDB log"}
+
+
+def test_someone_else_s_duckdb_file_at_the_rejected_warehouse_is_refused_and_kept(built, shop_dir, capsys):
+    """The attacker's review: any DuckDB file at `<warehouse>.rejected.duckdb` counted as ours, and the next
+    build whose data tests failed moved its rejected warehouse over it. Ours holds build_info, as the
+    warehouse does."""
+    import duckdb
+
+    warehouse, history = built
+    rejected = config.rejected_path(warehouse)
+    con = duckdb.connect(str(rejected))
+    con.execute("create table my_data as select 42 as answer")
+    con.close()
+    before = outputs(warehouse, history)
+    capsys.readouterr()
+    assert rebuild(shop_dir, warehouse) == ExitCode.BAD_INPUT
+    assert only_line(capsys) == (f"error: --warehouse {warehouse}: {rejected} exists and is not greenery's "
+                                 "rejected warehouse; move it aside or name another path")
+    assert outputs(warehouse, history) == before
+
+
+def test_a_rejected_warehouse_greenery_built_is_replaced_by_the_next_one(shop_dir, tmp_path, monkeypatch, capsys):
+    """The rejected warehouse a failed build left is ours: the next failed build replaces it."""
+    monkeypatch.setenv("GREENERY_HISTORY", str(tmp_path / "h.duckdb"))
+    orders = shop_dir / "orders.csv"
+    lines = orders.read_text().splitlines(keepends=True)
+    orders.write_text("".join(lines + lines[1:2]))  # an order twice: unique_stg_orders_order_id fails
+    warehouse = tmp_path / "w.duckdb"
+    for _ in range(2):
+        assert rebuild(shop_dir, warehouse) == ExitCode.DATA_TEST_FAILED
+        assert config.rejected_path(warehouse).is_file() and not warehouse.exists()
 
 
 def test_a_fifo_at_the_book_lock_is_refused_without_waiting(shop_dir, tmp_path, capsys):
@@ -436,3 +506,44 @@ def test_an_unreadable_chapter_cache_entry_is_discarded(tmp_path):
     cut = cache.path("notebooks/a", "k" * 24)
     cut.write_bytes(cut.read_bytes()[:20])  # cut short, as a full disk or a crash leaves it
     assert cache.get("notebooks/a", "k" * 24) is None and not cut.exists()
+
+
+def _marked_by_a_process_that_ended(folder: Path) -> None:
+    """`folder`, made and marked by a process that has ended since (as a run killed with SIGKILL)."""
+    folder.mkdir()
+    subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; from greenery.outputs import "
+                    "leftovers; leftovers.mark(Path(sys.argv[1]))", str(folder)], check=True, timeout=60)
+
+
+def test_only_folders_provably_ours_and_abandoned_are_removed(tmp_path):
+    """The attacker's review: a report killed with SIGKILL left its /tmp/greenery-warm-* folder for ever.
+    Removed by a later run only when its marker names a process that is gone; anything else is left."""
+    from greenery.outputs import leftovers
+
+    _marked_by_a_process_that_ended(dead := tmp_path / "x-dead")
+    (dead / "server.err").write_text("")
+    (dead / "linked").symlink_to(outside := tmp_path / "outside")  # removed as a link, never followed
+    outside.mkdir()
+    (outside / "keep").write_text("keep")
+    (alive := tmp_path / "x-alive").mkdir()
+    leftovers.mark(alive)  # this process: running
+    (tmp_path / "x-unmarked").mkdir()  # someone's, or ours from before markers: cannot tell
+    _marked_by_a_process_that_ended(elsewhere := tmp_path / "elsewhere")
+    (tmp_path / "x-link").symlink_to(elsewhere)  # the folder of a link is not the link's
+    _marked_by_a_process_that_ended(other_namespace := tmp_path / "x-other-namespace")
+    marker = other_namespace / leftovers.MARKER
+    marker.write_text(json.dumps({**json.loads(marker.read_text()), "pidns": "pid:[1]"}))
+    _marked_by_a_process_that_ended(linked_marker := tmp_path / "x-linked-marker")
+    (linked_marker / leftovers.MARKER).rename(tmp_path / "a-marker")
+    (linked_marker / leftovers.MARKER).symlink_to(tmp_path / "a-marker")
+    (reused := tmp_path / "x-pid-reused").mkdir()  # this process's pid, another start time: another process
+    (reused / leftovers.MARKER).write_text(json.dumps({**leftovers._owner(), "start": "1"}))
+    _marked_by_a_process_that_ended(earlier_boot := tmp_path / "x-earlier-boot")
+    marker = earlier_boot / leftovers.MARKER
+    marker.write_text(json.dumps({**json.loads(marker.read_text()), "boot": "another boot", "pid": os.getpid()}))
+
+    assert sorted(p.name for p in leftovers.remove_abandoned(tmp_path, "x-")) == [
+        "x-dead", "x-earlier-boot", "x-pid-reused"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "a-marker", "elsewhere", "outside", "x-alive", "x-link", "x-linked-marker", "x-other-namespace", "x-unmarked"]
+    assert (outside / "keep").read_text() == "keep" and (elsewhere / leftovers.MARKER).is_file()

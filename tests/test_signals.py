@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -99,3 +100,79 @@ def test_a_chapter_over_its_time_limit_is_named_and_stopped(export, tmp_path):
     assert not (tmp_path / "book").exists()
     assert not [p for p in psutil.Process().children(recursive=True) if is_chapter(p)]
     no_temporary_folders(tmp_path)
+
+
+# A build whose last step waits for a query that ends by itself in a few seconds (1e9 rows counted):
+# the signal lands during it, or, if it does not, once it has ended; the test ends either way.
+SLOW_BUILD = """
+import signal
+import sys
+from greenery import cli
+from greenery.warehouse import build
+
+store = build._store_build_info
+
+def slow_then_store(con, *args, **kwargs):
+    print("querying", flush=True)
+    con.execute("set threads = 1")  # the query runs on this thread, which looks for signals between its tasks
+    con.execute("select count(*) from range(1000000000) t(x) where x % 7 = 3").fetchall()
+    return store(con, *args, **kwargs)
+
+build._store_build_info = slow_then_store
+code = cli.main(sys.argv[1:])
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # the test's next signal, if one comes after the first landed
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+sys.exit(code)
+"""
+
+
+def signal_until_it_exits(process: subprocess.Popen, sig: int, deadline_s: float = 60) -> tuple[str, str]:
+    """Wait for the child's `querying` line, then send `sig` until it exits: again only after ten seconds (a
+    second signal would stop the first one's clean-up); past `deadline_s` in all it is killed and the test
+    fails. Whatever happens, the test ends."""
+    import select
+
+    deadline = time.monotonic() + deadline_s
+    try:
+        seen = ""
+        while "querying" not in seen:
+            assert process.poll() is None, process.communicate()
+            if select.select([process.stdout], [], [], max(0.0, deadline - time.monotonic()))[0]:
+                seen += process.stdout.readline()
+            assert time.monotonic() < deadline, "the build never reached its query"
+        while process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)  # into the query
+            process.send_signal(sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(max(0.0, min(10.0, deadline - time.monotonic())))
+        assert process.poll() is not None, "still running after the deadline"
+        stdout, stderr = process.communicate(timeout=5)
+        return seen + stdout, stderr
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_during_a_duckdb_query_exits_with_the_signal_s_code(sig, code, shop_dir, tmp_path, monkeypatch):
+    """The attacker's review: DuckDB turns a signal that arrives while it runs a query into its own
+    RuntimeError ("Query interrupted"), which exited 5 as an unexpected error instead of 130/143."""
+    from greenery import cli
+
+    def files() -> dict[str, bytes]:
+        return {p.name: p.read_bytes() for p in warehouse.parent.iterdir()}
+
+    warehouse, history = tmp_path / "out" / "w.duckdb", tmp_path / "history.duckdb"
+    monkeypatch.setenv("GREENERY_HISTORY", str(history))
+    command = ["build", "--data-dir", str(shop_dir), "--warehouse", str(warehouse)]
+    assert cli.main(command) == 0  # the last good warehouse (and its results and lock)
+    before = files()
+    process = subprocess.Popen([sys.executable, "-c", SLOW_BUILD, *command], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, preexec_fn=_as_in_a_terminal)
+    _, stderr = signal_until_it_exits(process, sig)
+    assert (process.returncode, stderr) == (code, f"stopped by {signal.Signals(sig).name}: child processes and "
+                                                  "temporary files removed; the last good outputs are kept\n")
+    after = files()
+    assert sorted(after) == sorted(before)  # nothing half built is left beside it
+    assert [name for name in after if after[name] != before[name]] == []

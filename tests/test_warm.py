@@ -169,3 +169,27 @@ def test_a_fork_imports_nothing_a_chapter_needs(tmp_path):
                           timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == []
+
+
+def test_the_folder_of_a_report_killed_with_sigkill_is_removed_by_the_next_server(tmp_path, monkeypatch):
+    """The attacker's review: `kill -9` of a report left its greenery-warm-* folder in the temporary folder
+    for ever (no clean-up runs then). Its marker names a process that is gone: the next server removes it."""
+    import os
+    import shutil
+    import tempfile
+
+    temporary = Path(tempfile.mkdtemp(prefix="g-", dir="/tmp"))  # short: socket paths
+    try:
+        killed = subprocess.run([sys.executable, "-c", "import os, signal\nfrom greenery.publisher.warm_server import "
+                                 "Server\nServer().start()\nos.kill(os.getpid(), signal.SIGKILL)"],
+                                env={**os.environ, "TMPDIR": str(temporary)}, timeout=60)
+        assert killed.returncode == -signal.SIGKILL
+        [left] = temporary.iterdir()
+        assert left.name.startswith("greenery-warm-")
+        monkeypatch.setattr(warm.tempfile, "tempdir", str(temporary))
+        folder = warm.Server._new_folder()
+        assert list(temporary.iterdir()) == [folder]  # the killed run's is gone
+        another = warm.Server._new_folder()  # while this process, which made `folder`, runs: `folder` is kept
+        assert sorted(temporary.iterdir()) == sorted([folder, another])
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)

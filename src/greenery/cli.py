@@ -15,7 +15,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from greenery import config
+from greenery import config, errors
 from greenery.errors import DataTestFailure, ExitCode, GreeneryError, Interrupted, UsageError, unexpected_reason
 from greenery.warehouse.engines import add_engine_arguments, add_watch_arguments
 
@@ -252,7 +252,11 @@ def _refuse_undecodable_paths(args: argparse.Namespace) -> None:
 
 def _on_signal(signum, frame):
     name = signal.Signals(signum).name
-    raise Interrupted(name, ExitCode.TERMINATED if signum == signal.SIGTERM else ExitCode.INTERRUPTED)
+    stop = Interrupted(name, ExitCode.TERMINATED if signum == signal.SIGTERM else ExitCode.INTERRUPTED)
+    errors.record_signal(stop)  # kept: DuckDB turns what this raises during a query into its own RuntimeError
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt  # as Python's own handler: libraries (and the chapters' runner) expect it
+    raise stop
 
 
 def _never_fail_on_encoding() -> None:
@@ -310,23 +314,36 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     args = parser().parse_args(argv)  # bad arguments: usage and exit 2 (argparse)
-    previous = signal.signal(signal.SIGTERM, _on_signal)
+    # SIGINT only where Python's own handler is (a shell that runs us in the background ignores it)
+    previous = {number: signal.signal(number, _on_signal) for number in (signal.SIGTERM, signal.SIGINT)
+                if number == signal.SIGTERM or signal.getsignal(number) is signal.default_int_handler}
+    errors.record_signal(None)
     try:
         _refuse_undecodable_paths(args)
         return int(args.run(args))
     except GreeneryError as error:
+        if errors.received_signal():  # a library made the signal its own error
+            return _stopped(errors.received_signal())
         print(f"error: {error}", file=sys.stderr)
         return int(error.exit_code)
     except (Interrupted, KeyboardInterrupt) as stop:
-        name, code = (stop.signal_name, stop.exit_code) if isinstance(stop, Interrupted) else (
-            "SIGINT", ExitCode.INTERRUPTED)
-        print(f"stopped by {name}: child processes and temporary files removed; the last good outputs are kept",
-              file=sys.stderr)
-        return int(code)
+        return _stopped(errors.received_signal() or stop)
     except Exception as error:  # a full disk, a bug: one line, and the traceback on request
+        if errors.received_signal():  # DuckDB turns a signal during a query into RuntimeError("Query interrupted")
+            return _stopped(errors.received_signal())
         if args.debug:
             traceback.print_exc()
         print(f"error: unexpected {unexpected_reason(error)} (run with --debug for the traceback)", file=sys.stderr)
         return int(ExitCode.UNEXPECTED)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        errors.record_signal(None)  # this command's, not the next one's (tests run several in one process)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _stopped(stop: BaseException) -> int:
+    name, code = (stop.signal_name, stop.exit_code) if isinstance(stop, Interrupted) else (
+        "SIGINT", ExitCode.INTERRUPTED)
+    print(f"stopped by {name}: child processes and temporary files removed; the last good outputs are kept",
+          file=sys.stderr)
+    return int(code)

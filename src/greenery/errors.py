@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import os
+import unicodedata
 from enum import IntEnum
 from pathlib import Path
 
@@ -22,8 +23,17 @@ class ExitCode(IntEnum):
     TERMINATED = 143  # SIGTERM: the same
 
 
+def one_line(text: str) -> str:
+    """A message on one line, whatever a path or a value in it holds: every control character (a line
+    break in a folder's name, say) shown as its `<U+XXXX>` escape, as the command shows the others."""
+    return "".join(f"<U+{ord(c):04X}>" if unicodedata.category(c) == "Cc" else c for c in text)
+
+
 class GreeneryError(Exception):
     exit_code: ExitCode = ExitCode.UNEXPECTED
+
+    def __str__(self) -> str:  # every message is one line (greenery.cli prints it after `error: `)
+        return one_line(super().__str__())
 
 
 class InputError(GreeneryError):
@@ -38,7 +48,7 @@ class InputError(GreeneryError):
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else f"{self.file}"
         column = f" column '{self.column}':" if self.column else ""
-        return f"{where}:{column} {self.reason}"
+        return one_line(f"{where}:{column} {self.reason}")
 
 
 class UsageError(GreeneryError):
@@ -92,6 +102,23 @@ class Interrupted(BaseException):  # noqa: N818 - a signal, like KeyboardInterru
         super().__init__(signal_name)
 
 
+_RECEIVED: list[Interrupted] = []  # the signals this command received (greenery.cli records them)
+
+
+def record_signal(stop: Interrupted | None) -> None:
+    """Remember a signal that arrived (None: forget them, a new command begins). DuckDB turns a signal that
+    arrives during a query into its own RuntimeError ('Query interrupted'): the run was still stopped."""
+    if stop is None:
+        _RECEIVED.clear()
+    else:
+        _RECEIVED.append(stop)
+
+
+def received_signal() -> Interrupted | None:
+    """The first signal this command received, if any: an error after it is its consequence, not a failure."""
+    return _RECEIVED[0] if _RECEIVED else None
+
+
 FULL_DISK = (errno.ENOSPC, errno.EDQUOT)
 FULL_DISK_WORDS = (os.strerror(errno.ENOSPC), os.strerror(errno.EDQUOT))  # "No space left on device", ...
 
@@ -111,4 +138,4 @@ def unexpected_reason(error: BaseException, with_file: bool = True) -> str:
         elif type(error).__name__ == "OutOfMemoryException":  # DuckDB's, at its memory limit
             reason = ("DuckDB ran out of the memory it may use ($GREENERY_DUCKDB_MEMORY, 1GB unless set): "
                       "raise it, or free memory, and run again")
-    return f"{type(error).__name__}{where}: {reason}" if reason else f"{type(error).__name__}{where}"
+    return one_line(f"{type(error).__name__}{where}: {reason}" if reason else f"{type(error).__name__}{where}")

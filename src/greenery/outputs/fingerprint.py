@@ -77,6 +77,8 @@ def _identity(stat: os.stat_result) -> list[int]:
 
 
 def _write_cache(path: Path, cache: dict) -> None:
+    if not cache:  # an empty cache would be nobody's (ownership.read_digest_cache): the old one stays
+        return
     if ownership.read_digest_cache(path) is None:  # someone put a file there since it was read: theirs now
         return
     try:

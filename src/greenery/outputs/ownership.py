@@ -90,10 +90,17 @@ def refuse_unless_ours(path: Path, ours: Callable[[Path], bool], role: str, wher
     raise UsageError(f"{where}: {path} exists and is not greenery's {role}{what}; move it aside or name another path")
 
 
-def _is_regular_file(path: Path) -> bool:
-    """A DuckDB log (`.wal`) can only be a regular file: DuckDB opens whatever is at its path, and a
-    FIFO there would hang the run, a link send its writes elsewhere (refuse_unless_ours refuses both)."""
-    return kind(path) == "file"
+# The first bytes of every log DuckDB writes: its version entry (field 100, the entry's type: 98, WAL_VERSION;
+# then field 101, the version).
+DUCKDB_LOG_HEAD = b"d\x00be\x00"
+
+
+def _is_duckdb_log(path: Path) -> bool:
+    """A DuckDB log (`.wal`) that DuckDB wrote (a run killed before its checkpoint leaves one, to be replayed):
+    DuckDB replays and then deletes whatever regular file is at its path, so a file of someone else's there
+    (an empty one included) would be lost; a FIFO would hang the run, a link send its writes elsewhere
+    (refuse_unless_ours refuses both)."""
+    return read_own(path, len(DUCKDB_LOG_HEAD), whole=False) == DUCKDB_LOG_HEAD
 
 
 def _is_duckdb_file(path: Path) -> bool:
@@ -339,20 +346,27 @@ def _is_our_building(path: Path) -> bool:
     return read_own(path, 0, whole=False) is not None and (path.stat().st_size == 0 or _is_duckdb_file(path))
 
 
+def _is_digest_entry(key: str, entry: object) -> bool:
+    """One entry as fingerprint.file_digests writes it: an absolute path -> exactly its three fields."""
+    return (key.startswith("/") and isinstance(entry, dict) and entry.keys() == {"identity", "hashed_ns", "sha256"}
+            and isinstance(entry["identity"], list) and len(entry["identity"]) == 5
+            and all(type(n) is int for n in entry["identity"]) and type(entry["hashed_ns"]) is int
+            and isinstance(entry["sha256"], str) and len(entry["sha256"]) == 64
+            and all(c in "0123456789abcdef" for c in entry["sha256"]))
+
+
 def read_digest_cache(path: Path) -> dict | None:
-    """fingerprint.file_digests' cache: {} when missing or empty, its entries when it is a JSON object of
-    {identity, hashed_ns, sha256} entries, and None when anything else is there (never ours to write)."""
+    """fingerprint.file_digests' cache: {} when missing, its entries when it is a JSON object of entries as
+    it writes them (at least one: it never writes an empty cache), and None when anything else is there,
+    an empty file or `{}` included (never ours to write)."""
     if kind(path) is None:
         return {}
     data = read_own(path)
-    if data == b"":
-        return {}
     try:
-        cache = json.loads(data) if data is not None else None
+        cache = json.loads(data) if data else None
     except ValueError:
         return None
-    ours = isinstance(cache, dict) and all(
-        isinstance(entry, dict) and {"identity", "hashed_ns", "sha256"} <= entry.keys() for entry in cache.values())
+    ours = isinstance(cache, dict) and cache and all(_is_digest_entry(key, entry) for key, entry in cache.items())
     return cache if ours else None
 
 
@@ -382,10 +396,10 @@ def check_warehouse_target(warehouse: Path) -> None:
         raise UsageError(f"{what} {warehouse} is a symbolic link; name the file itself")
     if found not in (None, "file"):
         raise UsageError(f"{what} {warehouse} is not a regular file (a {found}); name a .duckdb file")
-    logs = [(config.wal_path(warehouse), _is_regular_file, "warehouse's DuckDB log"),
-            (config.wal_path(config.building_path(warehouse)), _is_regular_file,
+    logs = [(config.wal_path(warehouse), _is_duckdb_log, "warehouse's DuckDB log"),
+            (config.wal_path(config.building_path(warehouse)), _is_duckdb_log,
              "DuckDB log of the warehouse being built"),
-            (config.wal_path(config.rejected_path(warehouse)), _is_regular_file, "rejected warehouse's DuckDB log")]
+            (config.wal_path(config.rejected_path(warehouse)), _is_duckdb_log, "rejected warehouse's DuckDB log")]
     for path, ours, role in logs:  # first: opening the warehouse to recognise it opens its log too
         refuse_unless_ours(path, ours, role, f"{what} {warehouse}")
     if found == "file" and not _is_our_warehouse(warehouse):
@@ -393,7 +407,7 @@ def check_warehouse_target(warehouse: Path) -> None:
                          "name a new file or move it aside")
     beside = [
         (config.run_results_path(warehouse), _is_our_results, "data-test results"),
-        (config.rejected_path(warehouse), _is_duckdb_file, "rejected warehouse"),
+        (config.rejected_path(warehouse), _is_our_warehouse, "rejected warehouse"),  # a build's: build_info too
         (config.chapter_cache_path(warehouse), _is_our_chapter_cache, "chapter cache"),
         (config.render_cache_path(warehouse), _is_our_render_cache, "render cache"),
         (config.lock_path(warehouse), _is_our_lock, "lock"),
@@ -426,7 +440,7 @@ def check_history_target(history: Path, warehouse: Path | None = None) -> None:
     if found not in (None, "file"):
         raise UsageError(f"{where} {history} is a {found}, not a history file; name the file itself")
     refuse_unless_ours(config.lock_path(history), _is_our_lock, "lock", f"{where} {history}")
-    refuse_unless_ours(config.wal_path(history), _is_regular_file, "history's DuckDB log", f"{where} {history}")
+    refuse_unless_ours(config.wal_path(history), _is_duckdb_log, "history's DuckDB log", f"{where} {history}")
     if found == "file" and not _is_duckdb_file(history):  # before any lock is made beside someone's file
         raise HistoryError(f"{history}: not a greenery history file (not a DuckDB database); {HISTORY_ADVICE}")
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from greenery import config
-from greenery.errors import ExitCode, GreeneryError, UsageError, unexpected_reason
+from greenery.errors import ExitCode, GreeneryError, UsageError, one_line, received_signal, unexpected_reason
 from greenery.publisher import status
 
 MAX_LISTED = 10  # failing tests named in one message; the rest are counted
@@ -185,7 +185,16 @@ def _spellings(path: Path) -> set[str]:
     forms = {str(config.absolute(path))} | ({str(path)} if path.is_absolute() else set())
     with contextlib.suppress(OSError, RuntimeError):  # a link loop: the other forms still stand
         forms.add(str(path.resolve()))
+    forms |= {one_line(form) for form in forms}  # as an error line shows a path with a line break in it
     return {form for form in forms if form not in ("", ".", "/")}
+
+
+def _raise_if_stopped(failure: Exception) -> None:
+    """A signal arrived (DuckDB makes one during a query its own RuntimeError, 'Query interrupted'): the
+    run was stopped, not failed; no status is written, as for any run a signal stops."""
+    stop = received_signal()
+    if stop is not None:
+        raise stop from failure
 
 
 def run_recorded(run, out=None, warehouse=None, data_dir=None, notify_url: str | None = None) -> int:
@@ -209,8 +218,10 @@ def run_recorded(run, out=None, warehouse=None, data_dir=None, notify_url: str |
     except UsageError:  # a refused argument: no attempt was made on any data, nothing to record
         raise
     except GreeneryError as failure:
+        _raise_if_stopped(failure)
         code, error, raised = int(failure.exit_code), status.redact(str(failure), hidden), failure
     except Exception as failure:  # the command line reports it as unexpected (exit 5)
+        _raise_if_stopped(failure)
         code, raised = int(ExitCode.UNEXPECTED), failure
         error = status.redact(unexpected_reason(failure, with_file=False))
     if code != ExitCode.BUSY:  # another run holds the book: it will write the status

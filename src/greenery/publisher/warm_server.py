@@ -75,13 +75,16 @@ class Server:
         """A new private folder (0700) for the socket, in $TMPDIR, else in /tmp when $TMPDIR's path is too
         long for a socket's path; a ReportError (one line) when neither is usable."""
         from greenery.errors import ReportError
+        from greenery.outputs.leftovers import mark, remove_abandoned
 
         for parent in (None, "/tmp"):
+            remove_abandoned(Path(parent or tempfile.gettempdir()), "greenery-warm-")  # of runs killed by SIGKILL
             try:
                 folder = Path(tempfile.mkdtemp(prefix="greenery-warm-", dir=parent))
             except OSError:
                 continue
             if len(os.fsencode(folder / "s")) <= cls.SOCKET_BYTES:
+                mark(folder)  # whose it is, for the next run's remove_abandoned should this one be killed
                 return folder
             folder.rmdir()
         raise ReportError(f"no temporary folder with a path short enough for the chapters' warm server's "

@@ -37,11 +37,13 @@ import duckdb
 from greenery import config, db
 from greenery.contract import RAW_TABLES, TIMESTAMP_FORMAT, RawTable, number_problem, plain_number, wanted
 from greenery.errors import InputError
-from greenery.warehouse.records import Records, count_records, physical_line
+from greenery.warehouse.records import Records, count_records, file_identity, mixed_line_ending, physical_line
 
 UTF8_BOM = b"\xef\xbb\xbf"
 OFFSET_TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
-OFFSET_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{2}:?\d{2}")
+# An offset a time zone can have: hours 00-23, minutes 00-59 (DuckDB and Python read +02:99 as +03:39)
+OFFSET_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]([01]\d|2[0-3]):?[0-5]\d")
+ANY_OFFSET_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{2}:?\d{2}")
 ZONELESS_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?")
 
 
@@ -160,6 +162,9 @@ def _describe(reject: Reject, types: dict[str, str], header: list[str],
         if ZONELESS_TIMESTAMP.fullmatch(reject.value):
             return reject.column, (f"timestamp {shown} has no time zone: expected Z (UTC) or an offset "
                                    "such as +02:00, so the instant it means is unknown")
+        if ANY_OFFSET_TIMESTAMP.fullmatch(reject.value) and not OFFSET_TIMESTAMP.fullmatch(reject.value):
+            return reject.column, (f"timestamp {shown} has an offset no time zone has (hours 00-23, minutes "
+                                   "00-59): refused, never normalised")
         return reject.column, f"cannot read {shown} as a timestamp like 2021-02-11T23:30:33Z"
     if reject.error_type == "CAST":
         return reject.column, f"cannot read {shown} as {wanted(column_type)}"
@@ -224,6 +229,9 @@ def _read(con: duckdb.DuckDBPyConnection, table: RawTable, path: Path, columns: 
     except duckdb.Error as error:  # what the rejects table cannot hold: the file as a whole is unreadable
         if fast:
             raise _Recheck from None
+        mixed = mixed_line_ending(path)  # what DuckDB cannot read, and does not say where
+        if mixed:
+            raise InputError(path, mixed[0], None, mixed[1]) from None
         detail = "" if table.personal else f": {str(error).splitlines()[0]}"  # the message may quote a row
         raise InputError(path, None, None, f"cannot be read as CSV{detail}") from None
 
@@ -252,6 +260,14 @@ def count_file_records(path: Path) -> Records:
                          f"a record of {records.too_long_bytes:,} bytes is longer than the loader reads "
                          f"({limit:,} bytes; GREENERY_MAX_RECORD_BYTES)")
     return records
+
+
+def _check_unchanged(path: Path, records: Records, before: tuple[int, ...]) -> None:
+    """The file was not written to since it was counted, nor since its read began (`before`): else the
+    count and the rows read may be of two versions of it, and the fault no record's."""
+    if not file_identity(path) == records.identity == before:
+        raise InputError(path, None, None, "the file changed while it was read (is the export still being "
+                                           "written?): run again once it is complete")
 
 
 def _check_count(con: duckdb.DuckDBPyConnection, table: RawTable, path: Path, records: Records,
@@ -325,6 +341,7 @@ def load_table(con: duckdb.DuckDBPyConnection, table: RawTable, data_dir: Path, 
     path would give the same way (a record too long, then a row count that differs when the reader
     refused nothing), which raise their InputError here, in the same order."""
     path = data_dir / table.file_name
+    before = file_identity(path)  # before the read begins: _check_unchanged
     header = read_header(path)
     _check_header(table, path, header, report)
     fast = counted is not None
@@ -338,6 +355,7 @@ def load_table(con: duckdb.DuckDBPyConnection, table: RawTable, data_dir: Path, 
         rows, rejected = db.rows(con, f"select (select count(*) from raw.{table.name}), "
                                       f"(select count(*) from {rejects})")[0]
         if not rejected:  # the numbers were checked and cast by the read
+            _check_unchanged(path, records, before)
             report.rows[table.name] = _check_count(con, table, path, records, rows)
             return rows
         raise _Recheck  # offset timestamps to convert or a value refused: the checking path, step by step
@@ -352,6 +370,7 @@ def load_table(con: duckdb.DuckDBPyConnection, table: RawTable, data_dir: Path, 
         report.warnings.append(
             f"{path}:{physical_line(path, first.line_start)}: column '{first.column}': {len(found):,} timestamp(s) "
             "carry a UTC offset instead of Z; converted to UTC")
+    _check_unchanged(path, records, before)
     rows = _check_count(con, table, path, records)
     _check_numbers(con, table, path, header)
     report.rows[table.name] = rows

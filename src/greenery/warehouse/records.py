@@ -19,7 +19,7 @@ loading such an export, and the build never needs numpy otherwise.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 CHUNK_BYTES = 16 << 20
@@ -34,14 +34,22 @@ class Records:
     longest_at: int  # byte offset where the longest record starts
     too_long_at: int | None  # byte offset of the first record longer than the limit, if any
     too_long_bytes: int  # its length
+    identity: tuple[int, ...] = ()  # the file's identity (file_identity) before it was counted
+
+
+def file_identity(path: Path) -> tuple[int, ...]:
+    """What the file system records of a file's content: any write changes its size or its times."""
+    stat = path.stat()
+    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns
 
 
 def count_records(path: Path, limit: int) -> Records:
     """The records of the CSV file at `path`, and the first one longer than `limit` bytes."""
-    if path.stat().st_size <= SMALL_FILE_BYTES:
+    identity = file_identity(path)
+    if identity[2] <= SMALL_FILE_BYTES:
         with path.open("rb") as handle:  # read once, whole: it is small
-            return _count_lines(handle.read(SMALL_FILE_BYTES + 1), limit)
-    return _count_chunks(path, limit)
+            return replace(_count_lines(handle.read(SMALL_FILE_BYTES + 1), limit), identity=identity)
+    return replace(_count_chunks(path, limit), identity=identity)
 
 
 def _count_lines(data: bytes, limit: int) -> Records:
@@ -128,3 +136,25 @@ def physical_line(path: Path, byte_offset: int) -> int:
             lines += chunk.count(b"\n")
             left -= len(chunk)
     return lines
+
+
+def mixed_line_ending(path: Path) -> tuple[int, str] | None:
+    """The first line (as an editor numbers them) whose record ends otherwise than the header's, and
+    why, or None. DuckDB's reader cannot read a CSV file whose records end both with CRLF and with a
+    line feed alone ("invalid state", no line): only on the way to that error. A line break inside
+    quotes is part of a value, never an ending."""
+    with path.open("rb") as handle:
+        crlf, in_quotes = None, False
+        for number, line in enumerate(handle, start=1):
+            if line.count(b'"') & 1:
+                in_quotes = not in_quotes
+            if in_quotes or not line.endswith(b"\n"):
+                continue
+            ends_crlf = line.endswith(b"\r\n")
+            if crlf is None:
+                crlf = ends_crlf
+            elif ends_crlf != crlf:
+                alone, other = ("CR LF", "a line feed alone") if ends_crlf else ("a line feed alone", "CR LF")
+                return number, (f"this line ends with {alone}, the lines before it with {other}: save the file "
+                                "with one kind of line ending")
+    return None
