@@ -169,3 +169,62 @@ def test_a_fork_imports_nothing_a_chapter_needs(tmp_path):
                           timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == []
+
+
+def test_a_server_hosted_by_another_is_its_fork_and_stops_with_it(tmp_path):
+    """The render's server forked from the chapters' server (Server(role, host=...)): a child of the host's
+    process, ready only once the host is, and gone when stopped (its client killed) or when the host stops."""
+    with warm.Server() as host:
+        host.start()
+        hosted = warm.Server("render", host=host)
+        hosted.start()
+        assert host.ready  # the host was waited for first
+        hosted.environment()  # the hosted server accepts forks
+        [served] = forks(host)
+        assert served.ppid() == host.process.pid and served.pid != hosted.process.pid
+        folder = hosted.folder
+        hosted.stop()
+        assert gone(served) and not folder.exists()
+        again = warm.Server("render", host=host)
+        again.environment()
+        [served] = forks(host)
+    assert gone(served)  # the host stopped: so did the server it hosted
+    again.stop()
+
+
+def test_a_server_whose_host_never_started_is_a_process_of_its_own():
+    host = warm.Server()
+    with warm.Server("render", host=host) as alone:
+        alone.environment()
+        assert host.process is None
+        assert psutil.Process(alone.process.pid).cmdline()[-2:] == [str(alone.socket), "render"]
+
+
+def test_the_render_server_starts_once_the_first_chapters_are_forked(tmp_path):
+    """`run_all` calls `first_forked` once, right after it started the first chapters (both workers' worth,
+    still running then), and never when every chapter was reused."""
+    from greenery.publisher import chapter_runs
+
+    source = tmp_path / "notebooks" / "waits.md"
+    source.parent.mkdir()
+    source.write_text("---\njupytext:\n  text_representation:\n    extension: .md\n    format_name: myst\n"
+                      "kernelspec:\n  display_name: Python 3\n  language: python\n  name: python3\n---\n\n"
+                      "```{code-cell} ipython3\nimport time\n\ntime.sleep(2)\n```\n")
+    entries = ["notebooks/a", "notebooks/b", "notebooks/c"]
+    seen = []
+    with warm.Server() as server:
+        def first_forked():  # the chapters' clients, started: each asks the server for its fork
+            seen.append([p for p in psutil.Process().children() if "chapter" in p.cmdline()[4:5]])
+
+        cache = chapter_runs.ChapterCache(tmp_path / "cache")
+        stage = tmp_path / "stage"
+        import unittest.mock as mock
+
+        with mock.patch.object(chapter_runs, "notebook_path", lambda entry: source):
+            chapter_runs.run_all(entries, stage, {e: {} for e in entries}, {e: "k" + e[-1] for e in entries}, cache,
+                                 lambda *a: None, 300, workers=2, server=server, first_forked=first_forked)
+            assert len(seen) == 1 and len(seen[0]) == 2  # once, with two chapters started (not yet ended)
+            chapter_runs.run_all(entries, tmp_path / "again", {e: {} for e in entries},
+                                 {e: "k" + e[-1] for e in entries}, cache, lambda *a: None, 300, workers=2,
+                                 server=server, first_forked=first_forked)
+    assert len(seen) == 1  # every chapter reused: not called
