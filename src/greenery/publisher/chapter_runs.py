@@ -224,8 +224,7 @@ def _wait_for_one(running: dict[str, tuple[subprocess.Popen, float, Path]], time
 def run_all(entries: list[str], stage: Path, parameters: dict[str, dict], keys: dict[str, str],
             cache: ChapterCache, log: Callable[..., None], timeout: float = config.CHAPTER_TIMEOUT,
             workers: int | None = None, server: warm.Server | None = None,
-            last_seconds: dict[str, float] | None = None,
-            first_forked: Callable[[], None] | None = None) -> dict[str, float]:
+            last_seconds: dict[str, float] | None = None) -> dict[str, float]:
     """Execute the chapters that changed, `workers` at a time (default: one per core); reuse the rest.
 
     Chapters only read the warehouse, so they are independent. The longest start first (by
@@ -233,9 +232,7 @@ def run_all(entries: list[str], stage: Path, parameters: dict[str, dict], keys: 
     chapter starts last while the other workers idle. The first failure or timeout stops the run; on
     any exit (failure, timeout, signal) every chapter process is stopped.
     Chapters are forked from `server` (greenery.publisher.warm_server; the caller stops it), else from a
-    server of this call's own. `first_forked` is called once, as soon as the first chapters are forked (and never
-    when no chapter runs): `greenery report` then forks the render's server from the chapters' server, whose
-    imports it shares, without delaying the first chapters."""
+    server of this call's own."""
     timings: dict[str, float] = {}
     todo = []
     for entry in entries:
@@ -272,9 +269,6 @@ def run_all(entries: list[str], stage: Path, parameters: dict[str, dict], keys: 
                     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=handle, env=env,
                                              stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
                     running[entry] = (child, time.monotonic(), err)
-            if first_forked is not None:
-                first_forked, then = None, first_forked
-                then()
             _wait_for_one(running, timeout)
             for entry, (process, started, err) in list(running.items()):
                 seconds = time.monotonic() - started

@@ -169,7 +169,7 @@ def publish(data_dir=None, out=None, warehouse=None, analysis: Sequence[str] = (
     source = choose_source_for(engine, data_dir, log)  # before the locks: a refused export leaves nothing
     log(f"Data: {source.path} ({source.label}; chosen by {source.chosen_by})")
     with (exclusive(published, "the book"), exclusive(warehouse_path, "the warehouse"), warm_server.Server() as server,
-          warm_server.Server("render", host=server) as render_server):
+          warm_server.Server("render") as render_server):
         ownership.check_book_target(published)  # again, now that no other run can change it
         # A new warehouse means every chapter runs: the server imports their libraries during the build.
         warehouse_key, built = _warehouse(source, warehouse_path, built_at, log, engine, spark, server.start,
@@ -190,19 +190,15 @@ def publish(data_dir=None, out=None, warehouse=None, analysis: Sequence[str] = (
 
         from greenery.publisher import book_stage  # here: a reused book needs none of the book's libraries
 
+        render_server.start()  # Sphinx imported on the core the build leaves idle, while the chapters' server imports
         ownership.remove_leftover_staging(published, "staging")  # we hold the book's lock: none is in use
         stage = ownership.new_staging(published, "staging")
         cache = chapters.ChapterCache(config.chapter_cache_path(warehouse_path))
         try:
             _stage_sources(stage)
             last = stamp.get("seconds")  # what each chapter took last time: the longest start first
-            # The render's server is forked from the chapters' server once the first chapters are forked: it shares
-            # their imports (matplotlib, docutils, myst-nb) and imports Sphinx while they run. With no chapter to
-            # run, it is a process of its own, started here.
             timings = chapters.run_all(entries, stage, parameters, keys, cache, log, timeout, server=server,
-                                       last_seconds=last if isinstance(last, dict) else None,
-                                       first_forked=render_server.start)
-            render_server.start()
+                                       last_seconds=last if isinstance(last, dict) else None)
             provenance = book_stage.prepare_stage(stage, entries, parameters, source, warehouse_path)
             checkpoint("render")
             log("Rendering the book with jupyter-book ...")

@@ -14,9 +14,7 @@ and the server kills a fork whose client is gone (even killed with SIGKILL): sto
 server's process tree (`Server.stop`, on any exit of `greenery report`) stops every fork.
 
 `python -m greenery.publisher.warm_server SOCKET [ROLE]` is the server (ROLE: chapters, the default, or render): it
-prints `ready` once it accepts forks. A server may also be forked from another one (`Server(role, host=...)`,
-the `server` role of a fork): the render's server is a fork of the chapters' server, which has imported
-matplotlib, docutils, nbformat and myst-nb already, so it imports only what Sphinx adds.
+prints `ready` once it accepts forks.
 """
 
 from __future__ import annotations
@@ -51,32 +49,24 @@ class Server:
 
     ROLES = ("chapters", "render")
 
-    def __init__(self, role: str = "chapters", host: Server | None = None) -> None:
+    def __init__(self, role: str = "chapters") -> None:
         if role not in self.ROLES:
             raise ValueError(f"no such warm server role: {role}")
         self.role = role
-        self.host = host
         self.process: subprocess.Popen | None = None
         self.folder: Path | None = None
         self.ready = False
 
     def start(self) -> None:
-        """Start the server's process. With a `host` that was started, this server is a fork of the host (whose
-        imports it shares: the render's Sphinx needs matplotlib, docutils and myst-nb, which the chapters'
-        server has imported), and its process is the client that stands for that fork: this waits until the host
-        accepts forks. Else it is a Python process of its own, importing everything itself."""
         from greenery.publisher.processes import die_with_parent
-        from greenery.publisher.warm_client import client_command
 
         if self.process is None:
-            hosted = self.host is not None and self.host.process is not None
-            env = self.host.environment() if hosted else None  # before the folder: a host that fails leaves none
             self.folder = self._new_folder()
-            command = (client_command("server", str(self.socket), self.role) if hosted else
-                       [sys.executable, "-m", "greenery.publisher.warm_server", str(self.socket), self.role])
             with (self.folder / "server.err").open("w") as handle:
-                self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=handle, env=env,
-                                                stdin=subprocess.DEVNULL, text=True, preexec_fn=die_with_parent)
+                self.process = subprocess.Popen([sys.executable, "-m", "greenery.publisher.warm_server",
+                                                 str(self.socket), self.role],
+                                                stdout=subprocess.PIPE, stderr=handle, stdin=subprocess.DEVNULL,
+                                                text=True, preexec_fn=die_with_parent)
 
     SOCKET_BYTES = 107  # the longest path of a Unix socket (sun_path holds 108 bytes with the final NUL)
 
@@ -210,9 +200,6 @@ def _run_role(role: str, args: list[str]) -> int:
         from greenery.publisher import book_render
 
         return book_render.main(args)
-    if role == "server" and len(args) == 2 and args[1] in Server.ROLES:  # a server forked from this one (Server.host)
-        serve(args[0], args[1])
-        return 0
     print(f"greenery.publisher.warm_server: unknown role {role!r}", file=sys.stderr)
     return 2
 
