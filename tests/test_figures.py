@@ -578,6 +578,7 @@ def test_text_sizes_shared_between_renderers_draw_the_same_chart(monkeypatch, ba
     figure = charts()[chart]
     alone = figures.picture_html(figure, "alt")
     once = len(measured)
+    plt.close("all")
     monkeypatch.setattr(mtext, "_get_text_metrics_with_cache", mtext._get_text_metrics_with_cache)  # undone after
     monkeypatch.setattr(figures, "_TEXT_METRICS", {})
     figures.share_text_metrics()
