@@ -548,3 +548,41 @@ def test_the_copies_drawn_for_phones_and_paper_are_not_left_open_in_pyplot():
     figures.picture_html(fig, "bars")
     assert plt.get_fignums() == before
     plt.close(fig)
+
+
+@pytest.mark.parametrize("backend", ["svg", "agg"])
+@pytest.mark.parametrize("chart", range(12))
+def test_text_sizes_shared_between_renderers_draw_the_same_chart(monkeypatch, backend, chart):
+    """`share_text_metrics` (book.setup) keeps a text's size for every renderer of its kind: every version
+    of every kind of chart (laptop, phone and paper SVGs, diagrams) is the same, to the byte, as with
+    matplotlib's own cache per renderer, whether the figures' canvas is SVG or Agg (the chapters' inline
+    backend); and the shared sizes are used: texts are measured fewer times."""
+    import matplotlib.text as mtext
+    from matplotlib.backends.backend_agg import RendererAgg
+    from matplotlib.backends.backend_svg import RendererSVG
+
+    def charts():
+        plt.switch_backend(backend)
+        diagram, ax = plt.subplots(figsize=(8, 3))  # no axes to read: drawn once (`diagram_html`)
+        ax.axis("off")
+        for x, name in enumerate(["raw.orders", "stg_orders", "fct_orders"]):
+            ax.text(x / 3 + 0.05, 0.5, name, fontsize=7, bbox={"boxstyle": "round"})
+        return [*many_kinds_of_chart(), *crowded_charts(), rate_bars(30), diagram]
+
+    measured = []
+    for cls in (RendererAgg, RendererSVG):
+        real = cls.get_text_width_height_descent
+        monkeypatch.setattr(cls, "get_text_width_height_descent",
+                            lambda self, *args, real=real: measured.append(args) or real(self, *args))
+    monkeypatch.setitem(matplotlib.rcParams, "svg.hashsalt", "test")
+    figure = charts()[chart]
+    alone = figures.picture_html(figure, "alt")
+    once = len(measured)
+    plt.close("all")
+    monkeypatch.setattr(mtext, "_get_text_metrics_with_cache", mtext._get_text_metrics_with_cache)  # undone after
+    monkeypatch.setattr(figures, "_TEXT_METRICS", {})
+    figures.share_text_metrics()
+    figures.share_text_metrics()  # twice is once
+    shared = figures.picture_html(charts()[chart], "alt")
+    assert shared == alone
+    assert len(measured) - once < once

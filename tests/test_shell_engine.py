@@ -176,3 +176,83 @@ def test_a_result_two_chapters_need_is_computed_once_per_report(tmp_path, monkey
         shown = nbformat.read(stage / f"{entry}.ipynb", as_version=4).cells[1].outputs
         assert [o.get("text") for o in shown] == ["7\n"]
     assert len(list((stage / ".shared").iterdir())) == 1
+
+
+def test_each_chapter_is_handed_on_once_it_is_staged_and_cached_while_others_run(tmp_path, monkeypatch):
+    """`staged(entry)` (greenery report cleans the chapter for the render there): a reused chapter at once,
+    before any chapter runs; a run one as soon as it ended, with its executed notebook in the stage and,
+    as executed, in the cache; here while the slow chapter still runs."""
+    import psutil
+
+    from greenery.publisher import chapter_runs
+
+    (tmp_path / "q").mkdir()
+    (tmp_path / "s").mkdir()
+    sources = {"notebooks/quick": chapter(tmp_path / "q", "print(1)"),
+               "notebooks/slow": chapter(tmp_path / "s", "import time\ntime.sleep(3)")}
+    monkeypatch.setattr(chapter_runs, "notebook_path", lambda entry: sources[entry])
+    cache = chapter_runs.ChapterCache(tmp_path / "cache")
+    entries = ["notebooks/quick", "notebooks/slow"]
+    keys = {e: e[-1] * 24 for e in entries}
+    seen = []
+
+    def staged(entry):
+        staged_bytes = (stage / f"{entry}.ipynb").read_bytes()
+        assert cache.path(entry, keys[entry]).read_bytes() == staged_bytes  # cached before anything changes it
+        running = [p for p in psutil.Process().children() if "chapter" in p.cmdline()[4:5]]
+        seen.append((entry, len(running)))
+        (stage / f"{entry}.ipynb").write_text(staged_bytes.decode().replace('"1\\n"', '"cleaned\\n"'))
+
+    stage = tmp_path / "stage"
+    stage.mkdir()
+    chapter_runs.run_all(entries, stage, {e: {} for e in entries}, keys, cache, lambda *a: None, workers=2,
+                         staged=staged)
+    assert seen == [("notebooks/quick", 1), ("notebooks/slow", 0)]  # quick: handed on while slow still ran
+    kept = nbformat.read(cache.path("notebooks/quick", keys["notebooks/quick"]), as_version=4)
+    assert [o.text for c in kept.cells for o in c.get("outputs", [])] == ["1\n"]  # the cache keeps it as executed
+    seen.clear()
+    again = tmp_path / "again"
+    again.mkdir()
+    stage = again
+    chapter_runs.run_all(entries, again, {e: {} for e in entries}, keys, cache, lambda *a: None, workers=2,
+                         staged=staged)
+    assert seen == [("notebooks/quick", 0), ("notebooks/slow", 0)]  # both reused: handed on at once
+
+
+def test_chapters_cleaned_one_by_one_stage_the_same_book_as_all_at_once(tmp_path, monkeypatch):
+    """`prepare_chapter` as each chapter finishes, then `prepare_stage` for the rest, stages the same files as
+    `prepare_stage` alone; the stamp's provenance is built when `prepare_stage` runs, as before."""
+    import shutil
+
+    from greenery import config
+    from greenery.publisher import book_stage
+
+    prov = book_stage.Provenance("a Greenery export", "0123456789ab", "2021-02-10T14:00:00+00:00", "code",
+                                 "2000-01-01T00:00:00+00:00")
+    monkeypatch.setattr(book_stage, "provenance", lambda source, warehouse: prov)
+    monkeypatch.setattr(book_stage, "build_time", lambda: __import__("datetime").datetime(2026, 12, 1, 21, 0,
+                                                                                         tzinfo=__import__("datetime").UTC))
+    original = tmp_path / "original"
+    (original / "notebooks").mkdir(parents=True)
+    shutil.copy(config.BOOK_CONFIG_PATH, original / config.BOOK_CONFIG_PATH.name)
+    entries = ["notebooks/a", "notebooks/b", "notebooks/c"]
+    parameters = {e: {"warehouse": "w", "alpha": 0.1 * (i + 1)} for i, e in enumerate(entries)}
+    for entry in entries:
+        nb = nbformat.v4.new_notebook()
+        nb.metadata["papermill"] = {"x": 1}
+        nb.cells = [nbformat.v4.new_code_cell("alpha = 0.1", metadata={"tags": ["injected-parameters"]}),
+                    nbformat.v4.new_markdown_cell("# " + entry, metadata={"papermill": {}, "execution": {}})]
+        nbformat.write(nb, original / f"{entry}.ipynb")
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    shutil.copytree(original, whole)
+    shutil.copytree(original, split)
+    at_once = book_stage.prepare_stage(whole, entries, parameters, None, None)
+    for entry in entries[:2]:
+        book_stage.prepare_chapter(split, entry, parameters[entry], prov)
+    one_by_one = book_stage.prepare_stage(split, entries, parameters, None, None, prov, entries[:2])
+    assert one_by_one == at_once and at_once["built_at"] == "2026-12-01T21:00:00+00:00"
+    files = sorted(p.relative_to(whole) for p in whole.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(split) for p in split.rglob("*") if p.is_file())
+    for name in files:
+        assert (whole / name).read_bytes() == (split / name).read_bytes(), name
+    assert "Computed with" in (split / "notebooks/a.ipynb").read_text()

@@ -41,6 +41,49 @@ PRINT_TALL_HEIGHT_MM = 240  # greenery.css: `img.greenery-print-chart { max-heig
 MIN_PRINT_TEXT_PT = 7  # the smallest text on paper a reader holding the sheet reads without effort
 
 
+_TEXT_METRICS: dict = {}  # (renderer class, its pixels per 72 pt, hinting settings, text, font, dpi) -> size
+_TEXT_METRICS_MOST = 50_000  # distinct texts a chapter measures: a few thousand; emptied beyond this
+
+
+def share_text_metrics() -> None:
+    """Measure each text once per kind of renderer, not once per renderer object (book.setup installs it).
+
+    matplotlib keeps the size of every text it measured in a cache of the renderer that measured it, and each
+    version of a chart makes new renderers (the laptop SVG's tight box and its drawing, the phone version's
+    layouts at each width, each a renderer of its own): the same tick labels and titles were measured again and
+    again, about a tenth of a chart's time. A text's size depends only on what the renderer's
+    `get_text_width_height_descent` reads: the text, its font, the renderer's class and resolution (its
+    pixels per 72 points) and the hinting settings; so sizes are kept under exactly that key, for every renderer
+    of the process. Mathematical text (its size also reads mathtext's settings) and TeX are measured as
+    matplotlib does. The sizes are the very numbers the renderer returns: no chart changes
+    (tests/test_figures.py draws charts both ways and compares the SVGs)."""
+    import matplotlib.text as mtext
+
+    if getattr(mtext._get_text_metrics_with_cache, "greenery_shared", False):
+        return
+    measured = mtext._get_text_metrics_with_cache
+
+    def shared(renderer, text, fontprop, ismath, dpi):
+        import matplotlib
+        from matplotlib.backends.backend_mixed import MixedModeRenderer
+
+        if ismath is not False:
+            return measured(renderer, text, fontprop, ismath, dpi)
+        # what measures: a mixed-mode renderer (savefig's, for SVG) hands the question to the renderer it holds
+        actual = renderer._renderer if isinstance(renderer, MixedModeRenderer) else renderer
+        key = (type(actual), actual.points_to_pixels(72.0), matplotlib.rcParams["text.hinting"],
+               matplotlib.rcParams["text.hinting_factor"], text, fontprop.copy(), dpi)
+        found = _TEXT_METRICS.get(key)
+        if found is None:
+            if len(_TEXT_METRICS) >= _TEXT_METRICS_MOST:
+                _TEXT_METRICS.clear()
+            found = _TEXT_METRICS[key] = actual.get_text_width_height_descent(text, fontprop, ismath)
+        return found
+
+    shared.greenery_shared = True
+    mtext._get_text_metrics_with_cache = shared
+
+
 class _Unwanted(Exception):
     """Stops a savefig at the draw that would write an SVG whose caller wants only its size."""
 

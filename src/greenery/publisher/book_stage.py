@@ -19,7 +19,8 @@ import html
 import re
 import subprocess
 import zlib
-from dataclasses import asdict, dataclass
+from collections.abc import Collection
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -241,14 +242,23 @@ def landing_page(built: Path, title: str) -> None:
         f'<p><a href="{target}">Open the report</a></p>\n</body>\n</html>\n', encoding="utf-8")
 
 
-def prepare_stage(stage: Path, entries: list[str], parameters: dict, source, warehouse: Path) -> dict:
-    """Clean every staged chapter and add the provenance; returns the provenance for the book's stamp.
+def prepare_chapter(stage: Path, entry: str, parameters: dict, prov: Provenance) -> None:
+    """Clean one staged chapter and add its "computed with" note (which does not show the book's build time)."""
+    path = stage / f"{entry}.ipynb"
+    nbformat.write(clean(nbformat.read(path, as_version=4), computed_with(parameters, prov)), path)
+
+
+def prepare_stage(stage: Path, entries: list[str], parameters: dict, source, warehouse: Path,
+                  prov: Provenance | None = None, prepared: Collection[str] = ()) -> dict:
+    """Clean every staged chapter but those `prepared` already (`prepare_chapter` with `prov`, as each chapter
+    finished: `greenery report` cleans a chapter while the others run) and add the provenance; returns the
+    provenance for the book's stamp, built now (`build_time`).
 
     `parameters` is the run's parameters, or a dict of them per entry."""
-    prov = provenance(source, warehouse)
+    prov = prov or provenance(source, warehouse)
     for entry in entries:
-        own = parameters[entry] if isinstance(parameters.get(entry), dict) else parameters
-        path = stage / f"{entry}.ipynb"
-        nbformat.write(clean(nbformat.read(path, as_version=4), computed_with(own, prov)), path)
+        if entry not in prepared:
+            prepare_chapter(stage, entry, parameters[entry] if isinstance(parameters.get(entry), dict) else parameters,
+                            prov)
     _footer_config(stage)
-    return prov.as_dict()
+    return replace(prov, built_at=build_time().isoformat()).as_dict()

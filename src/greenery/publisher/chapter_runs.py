@@ -224,7 +224,8 @@ def _wait_for_one(running: dict[str, tuple[subprocess.Popen, float, Path]], time
 def run_all(entries: list[str], stage: Path, parameters: dict[str, dict], keys: dict[str, str],
             cache: ChapterCache, log: Callable[..., None], timeout: float = config.CHAPTER_TIMEOUT,
             workers: int | None = None, server: warm.Server | None = None,
-            last_seconds: dict[str, float] | None = None) -> dict[str, float]:
+            last_seconds: dict[str, float] | None = None,
+            staged: Callable[[str], None] | None = None) -> dict[str, float]:
     """Execute the chapters that changed, `workers` at a time (default: one per core); reuse the rest.
 
     Chapters only read the warehouse, so they are independent. The longest start first (by
@@ -232,7 +233,9 @@ def run_all(entries: list[str], stage: Path, parameters: dict[str, dict], keys: 
     chapter starts last while the other workers idle. The first failure or timeout stops the run; on
     any exit (failure, timeout, signal) every chapter process is stopped.
     Chapters are forked from `server` (greenery.publisher.warm_server; the caller stops it), else from a
-    server of this call's own."""
+    server of this call's own. `staged(entry)` is called for each chapter once its executed notebook is in the
+    stage (and in the cache), a reused one at once, a run one as soon as it ended, while others still run:
+    `greenery report` cleans it for the render there (greenery.publisher.book_stage.prepare_chapter)."""
     timings: dict[str, float] = {}
     todo = []
     for entry in entries:
@@ -241,6 +244,8 @@ def run_all(entries: list[str], stage: Path, parameters: dict[str, dict], keys: 
         cached = cache.get(entry, keys[entry])
         if cached:
             atomic.copy_file(cached, target)
+            if staged is not None:
+                staged(entry)
         else:
             todo.append(entry)
     if len(todo) < len(entries):
@@ -296,6 +301,8 @@ def run_all(entries: list[str], stage: Path, parameters: dict[str, dict], keys: 
                     raise ReportError(f"{shown(notebook_path(entry))}: the chapter's process ended before the "
                                       "chapter did (a cell ended it); nothing of it was kept")
                 cache.put(entry, keys[entry], stage / f"{entry}.ipynb")
+                if staged is not None:
+                    staged(entry)
                 checkpoint("chapters")
                 timings[entry] = round(seconds, 2)
                 log(f"[{len(timings)}/{len(todo)}] {name_of(entry)}.md executed in {seconds:.1f} s")

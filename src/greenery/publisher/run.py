@@ -197,9 +197,19 @@ def publish(data_dir=None, out=None, warehouse=None, analysis: Sequence[str] = (
         try:
             _stage_sources(stage)
             last = stamp.get("seconds")  # what each chapter took last time: the longest start first
+            # Each chapter is cleaned for the render as soon as it is staged, while the others run, not all
+            # after the last one: the render starts that much sooner.
+            made_from = book_stage.provenance(source, warehouse_path)
+            prepared: list[str] = []
+
+            def staged(entry: str) -> None:
+                book_stage.prepare_chapter(stage, entry, parameters[entry], made_from)
+                prepared.append(entry)
+
             timings = chapters.run_all(entries, stage, parameters, keys, cache, log, timeout, server=server,
-                                       last_seconds=last if isinstance(last, dict) else None)
-            provenance = book_stage.prepare_stage(stage, entries, parameters, source, warehouse_path)
+                                       last_seconds=last if isinstance(last, dict) else None, staged=staged)
+            provenance = book_stage.prepare_stage(stage, entries, parameters, source, warehouse_path, made_from,
+                                                  prepared)
             checkpoint("render")
             log("Rendering the book with jupyter-book ...")
             started = time.perf_counter()
