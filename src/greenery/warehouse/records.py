@@ -15,7 +15,7 @@ or start inside one (events.csv, most of the export, has no quotes at all). A fi
 SMALL_FILE_BYTES (the real export's largest is under 1 MB) is counted by a loop over its lines
 instead, with the same rules: importing numpy costs about 0.1 s, more than `greenery build` spends
 loading such an export, and the build never needs numpy otherwise. The chunks are read into one
-buffer, reused (a fresh 16 MB object per chunk cost as much in page faults as the count itself).
+buffer, reused (a fresh 16 MB object per chunk, each page faulted in, doubled the count's CPU).
 
 `greenery build` reads each export file once for both of its readers: the fingerprint's sha256
 (greenery.outputs.fingerprint) is fed the very bytes counted here (ExportScan), instead of a
