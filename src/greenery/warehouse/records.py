@@ -29,11 +29,11 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from greenery.outputs import fingerprint
+from greenery.outputs.fingerprint import Hasher
 
-CHUNK_BYTES = 4 << 20  # read into one buffer, reused: small enough to stay in the cache for both passes over it
+CHUNK_BYTES = 4 << 20  # one buffer, reused; of 1, 4 and 16 MB the fastest with a sha256 fed the same bytes
 SMALL_FILE_BYTES = 4 << 20  # up to this size: counted in Python (a few ms), numpy not imported
 LF, CR, QUOTE = 0x0A, 0x0D, 0x22
 
@@ -45,10 +45,6 @@ class Records:
     longest_at: int  # byte offset where the longest record starts
     too_long_at: int | None  # byte offset of the first record longer than the limit, if any
     too_long_bytes: int  # its length
-
-
-class Hasher(Protocol):
-    def update(self, data: bytes | memoryview, /) -> None: ...
 
 
 def count_records(path: Path, limit: int, hasher: Hasher | None = None) -> Records:
