@@ -200,6 +200,124 @@ def test_both_counters_agree_on_any_bytes(tmp_path, monkeypatch):
 
 
 @COUNTERS
+@pytest.mark.parametrize("chunk", [1, 3, 1 << 20])
+@pytest.mark.parametrize(("content", "count", "longest"), RECORD_FILES)
+def test_the_count_feeds_a_hasher_every_byte_it_reads(tmp_path, monkeypatch, content, count, longest, chunk, small):
+    """The fingerprint's sha256 taken in the count's own read is the file's sha256, and the count the same."""
+    import hashlib
+
+    from greenery.warehouse import records
+
+    monkeypatch.setattr(records, "CHUNK_BYTES", chunk)
+    monkeypatch.setattr(records, "SMALL_FILE_BYTES", small)
+    path = tmp_path / "f.csv"
+    path.write_bytes(content)
+    hasher = hashlib.sha256()
+    assert records.count_records(path, 100, hasher) == records.count_records(path, 100)
+    assert hasher.hexdigest() == hashlib.sha256(content).hexdigest()
+
+
+def _counting_reads(monkeypatch) -> tuple[list[str], list[str]]:
+    """The files count_records and fingerprint.hash_file read from now on, by name."""
+    from greenery.outputs import fingerprint
+    from greenery.warehouse import records
+
+    counted, hashed = [], []
+    count, hash_file = records.count_records, getattr(fingerprint, "hash_file", None)
+    monkeypatch.setattr(records, "count_records", lambda path, *a: counted.append(path.name) or count(path, *a))
+    monkeypatch.setattr(fingerprint, "hash_file", lambda path, h: hashed.append(path.name) or hash_file(path, h),
+                        raising=False)
+    return counted, hashed
+
+
+def test_the_fingerprint_and_the_load_share_one_read_of_each_file(shop_dir, tmp_path, monkeypatch):
+    """ExportScan: the fingerprint's read counts each file's records, and the load takes that count
+    without reading the file again; the fingerprint is the one fingerprint.export computes alone."""
+    from greenery import config
+    from greenery.outputs import fingerprint
+    from greenery.warehouse.records import ExportScan, count_records
+
+    monkeypatch.setenv("GREENERY_DIGEST_CACHE", str(tmp_path / "alone.json"))
+    alone = fingerprint.export(shop_dir)
+    monkeypatch.setenv("GREENERY_DIGEST_CACHE", str(tmp_path / "shared.json"))  # no digest to reuse
+    files = [shop_dir / t.file_name for t in RAW_TABLES]
+    expected = {path.name: count_records(path, config.max_record_bytes()) for path in files}
+    counted, hashed = _counting_reads(monkeypatch)
+    scan = ExportScan(config.max_record_bytes, fingerprinted=True)
+    assert scan.export(shop_dir) == alone
+    assert sorted(counted) == sorted(expected) and hashed == []  # one read each, counted as it was hashed
+    assert {path.name: scan.records(path) for path in files} == expected
+    assert len(counted) == len(files)  # the load read nothing again
+    assert scan.export(shop_dir) == alone and len(counted) == len(files)  # nor does the history's question
+
+
+def test_a_file_the_load_counted_first_is_only_hashed_by_the_fingerprint(shop_dir, tmp_path, monkeypatch):
+    from greenery import config
+    from greenery.outputs import fingerprint
+    from greenery.warehouse.records import ExportScan
+
+    monkeypatch.setenv("GREENERY_DIGEST_CACHE", str(tmp_path / "alone.json"))
+    alone = fingerprint.export(shop_dir)
+    monkeypatch.setenv("GREENERY_DIGEST_CACHE", str(tmp_path / "shared.json"))
+    counted, hashed = _counting_reads(monkeypatch)
+    scan = ExportScan(config.max_record_bytes)  # no fingerprint begun: the load does not wait for one
+    events = shop_dir / "events.csv"
+    assert scan.records(events).count == 22  # the shop: 21 events and the header
+    assert scan.export(shop_dir) == alone
+    assert counted.count("events.csv") == 1 and hashed == ["events.csv"]  # hashed alone, not counted twice
+
+
+def test_a_file_the_fingerprint_names_but_never_reads_is_counted_by_the_load(shop_dir, tmp_path, monkeypatch):
+    """A fingerprint that fails half way (a file gone) leaves the load to count what it did not read."""
+    from greenery import config
+    from greenery.warehouse.records import ExportScan
+
+    monkeypatch.setenv("GREENERY_DIGEST_CACHE", str(tmp_path / "shared.json"))
+    counted, _ = _counting_reads(monkeypatch)
+    scan = ExportScan(config.max_record_bytes, fingerprinted=True)
+    orders = shop_dir / "orders.csv"
+    real_read = scan.read
+
+    def read(path, hasher):
+        if path.name == "orders.csv":
+            raise OSError("gone")
+        real_read(path, hasher)
+
+    scan.read = read
+    with pytest.raises(OSError, match="gone"):
+        scan.export(shop_dir)
+    assert "orders.csv" not in counted
+    assert scan.records(orders).count == 7  # 6 orders and the header, counted now
+    assert counted.count("orders.csv") == 1
+
+
+def test_a_build_reads_each_export_file_once_for_its_fingerprint_and_its_records(shop_dir, tmp_path, monkeypatch):
+    """`greenery build` with no digest to reuse: each file's bytes are read once by Python (the
+    headers aside), and the history records the export's fingerprint as fingerprint.export finds it."""
+    import hashlib
+
+    from greenery.outputs import fingerprint
+    from greenery.warehouse import records
+    from greenery.warehouse.build import DataSource, build
+
+    monkeypatch.setenv("GREENERY_DIGEST_CACHE", str(tmp_path / "alone.json"))
+    alone = fingerprint.export(shop_dir)
+    monkeypatch.setenv("GREENERY_DIGEST_CACHE", str(tmp_path / "build.json"))
+    counted, _ = _counting_reads(monkeypatch)
+    digested = []
+    file_digest = hashlib.file_digest
+    monkeypatch.setattr(hashlib, "file_digest", lambda f, d: digested.append(Path(f.name).name) or file_digest(f, d))
+    if hasattr(records, "ExportScan"):  # a slow machine still waits for the fingerprint to name its files
+        monkeypatch.setattr(records.ExportScan, "DECLARE_DEADLINE_S", 600.0)
+    build(DataSource(shop_dir, "test", None), tmp_path / "w.duckdb", history=tmp_path / "h.duckdb")
+    for table in RAW_TABLES:
+        assert counted.count(table.file_name) + digested.count(table.file_name) == 1, (counted, digested)
+    con = db.connect(tmp_path / "h.duckdb", read_only=True)
+    assert {e for (e,) in db.rows(con, "select distinct export from export_tables")} == {alone}
+    con.close()
+
+
+@COUNTERS
 @pytest.mark.parametrize("chunk", [1, 4, 1 << 20])
 def test_the_first_record_longer_than_the_limit_is_found_with_its_line(tmp_path, monkeypatch, chunk, small):
     from greenery.warehouse import records

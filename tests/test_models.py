@@ -75,6 +75,15 @@ def test_fct_orders(shop_db):
     assert [orders[o]["user_order_number"] for o in ("o1", "o2", "o3")] == [1, 2, 1]
 
 
+def test_fct_orders_reads_the_orders_without_copying_them(shop_db):
+    """Each common table expression of fct_orders is read once, so DuckDB inlines it: one read twice is
+    materialized first, a copy of every column of every order (0.2 CPU s of the build at scale 1000)."""
+    from greenery.warehouse.manifest import load_manifest
+
+    plan = db.rows(shop_db, "explain " + load_manifest().models["fct_orders"].sql)[0][1]
+    assert "CTE" not in plan
+
+
 def test_int_order_lines_is_quantity_times_list_price(shop_db):
     lines = name_rows(shop_db, "select order_id, product_id, quantity, price_usd, line_amount_usd from int_order_lines "
                              "where order_id in ($o2, $o3) order by 1, 2", {"o2": uid("o2"), "o3": uid("o3")})

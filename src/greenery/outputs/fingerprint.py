@@ -12,10 +12,11 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from functools import cache
 from pathlib import Path
+from typing import Protocol
 
 from greenery import config
 from greenery.contract import RAW_TABLES
@@ -32,6 +33,21 @@ def _digest(parts: Iterable[bytes]) -> str:
         hasher.update(len(part).to_bytes(8, "little"))  # length-prefixed: no two part lists collide
         hasher.update(part)
     return hasher.hexdigest()
+
+
+class Hasher(Protocol):
+    def update(self, data: bytes | memoryview, /) -> None: ...
+
+
+# A file's reader: feeds the hasher every byte of the file (hash_file; `greenery build` gives one that
+# counts the file's records in the same read, greenery.warehouse.records.ExportScan).
+Reader = Callable[[Path, Hasher], None]
+
+
+def hash_file(path: Path, hasher: Hasher) -> None:
+    """The plain reader: `path`'s bytes into `hasher`, streamed."""
+    with path.open("rb") as handle:
+        hashlib.file_digest(handle, lambda: hasher)  # type: ignore[arg-type]
 
 
 def _file_parts(files: Iterable[Path], root: Path) -> Iterable[bytes]:
@@ -89,13 +105,16 @@ def _write_cache(path: Path, cache: dict) -> None:
         pass  # a read-only data folder: the digests are computed each time, nothing else changes
 
 
-def file_digests(files: Iterable[Path]) -> dict[Path, bytes]:
-    """The sha256 of each file, streamed; a digest taken earlier is reused while the file's identity
+def file_digests(files: Iterable[Path], read: Reader = hash_file,
+                 reading: Callable[[list[Path]], None] | None = None) -> dict[Path, bytes]:
+    """The sha256 of each file, streamed (`read`); a digest taken earlier is reused while the file's identity
     (device, inode, size, modification and change times) is the one it had, so an unchanged export of
-    a gigabyte is recognised without reading it again."""
+    a gigabyte is recognised without reading it again. `reading` is told the files that will be read,
+    before the first is."""
     cache_path = config.digest_cache_path()
     found = ownership.read_digest_cache(cache_path)  # the command refused a foreign one (ownership.check_digest_cache)
     cache, changed, digests = found or {}, False, {}
+    unread = []
     for path in files:
         key = str(path.resolve())
         try:
@@ -106,11 +125,16 @@ def file_digests(files: Iterable[Path]) -> dict[Path, bytes]:
         if (entry and entry["identity"] == _identity(stat)
                 and entry["hashed_ns"] - max(stat.st_mtime_ns, stat.st_ctime_ns) > SETTLED_NS):
             digests[path] = bytes.fromhex(entry["sha256"])
-            continue
+        else:
+            unread.append((path, key, stat))
+    if reading is not None:
+        reading([path for path, _, _ in unread])
+    for path, key, stat in unread:
         hashed_ns = time.time_ns()
-        with path.open("rb") as handle:
-            digests[path] = hashlib.file_digest(handle, "sha256").digest()
-        if path.stat().st_ctime_ns == stat.st_ctime_ns:  # not written while it was read
+        hasher = hashlib.sha256()
+        read(path, hasher)
+        digests[path] = hasher.digest()
+        if path.stat().st_ctime_ns == stat.st_ctime_ns:  # not written since its identity was taken
             cache[key] = {"identity": _identity(stat), "hashed_ns": hashed_ns, "sha256": digests[path].hex()}
             changed = True
     # entries of files that are gone (an export replaced, a test's folder) are dropped
@@ -119,22 +143,25 @@ def file_digests(files: Iterable[Path]) -> dict[Path, bytes]:
     return digests
 
 
-def export(data_dir: Path) -> str:
-    """The seven files of an export, by content (each read once, streaming, and only when it changed)."""
+def export(data_dir: Path, read: Reader = hash_file, reading: Callable[[list[Path]], None] | None = None) -> str:
+    """The seven files of an export, by content (each read once, streaming, by `read`, and only when it
+    changed; `reading` told which will be read: file_digests)."""
     files = [data_dir / t.file_name for t in RAW_TABLES]
     if (data_dir / config.SAMPLE_MARKER).is_file():  # a sample's label is part of what the book shows
         files.append(data_dir / config.SAMPLE_MARKER)
-    digests = file_digests(files)
+    digests = file_digests(files, read, reading)
     parts = []
     for path in files:
         parts += [path.relative_to(data_dir).as_posix().encode(), digests.get(path, b"missing")]
     return _digest(parts)
 
 
-def warehouse(data_dir: Path, pinned_build_time: datetime | None = None) -> str:
-    """What a build's result depends on: the export, the code, and a pinned build time if any."""
+def warehouse(data_dir: Path, pinned_build_time: datetime | None = None,
+              export_of: Callable[[Path], str] = export) -> str:
+    """What a build's result depends on: the export (as `export_of` fingerprints it), the code, and a
+    pinned build time if any."""
     pinned = pinned_build_time.isoformat() if pinned_build_time else ""
-    return combine("warehouse", export(data_dir), code(), pinned)
+    return combine("warehouse", export_of(data_dir), code(), pinned)
 
 
 def chapter(warehouse_fingerprint: str, notebook: Path, parameters: dict) -> str:

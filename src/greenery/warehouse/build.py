@@ -37,6 +37,7 @@ from greenery.warehouse.history import check as check_history
 from greenery.warehouse.history import comparison_ids, forget, mark_published, record_build
 from greenery.warehouse.load import LoadReport, check_export_files, load_export, read_header
 from greenery.warehouse.manifest import DataTest, Manifest, Model, load_manifest
+from greenery.warehouse.records import ExportScan
 from greenery.warehouse.watch import ExportFacts, Finding, WatchSettings
 
 
@@ -258,7 +259,8 @@ def export_facts(source: DataSource, loaded: LoadReport) -> ExportFacts:
     for table in RAW_TABLES:
         with contextlib.suppress(OSError, InputError):  # read before: a file gone since is the loader's concern
             columns[table.name] = read_header(path / table.file_name)
-    return ExportFacts(fingerprint.export(path), dict(loaded.rows), columns)
+    # the fingerprint the build's own read took, when it shared one (a file is not read again)
+    return ExportFacts((loaded.scan.export if loaded.scan else fingerprint.export)(path), dict(loaded.rows), columns)
 
 
 def headline_measures(con: duckdb.DuckDBPyConnection, tests: list[TestResult]) -> dict[str, metrics.Measure]:
@@ -336,8 +338,8 @@ def _beside(con: duckdb.DuckDBPyConnection) -> Iterator[Callable[..., Future]]:
 
 
 def _load_and_model(con: duckdb.DuckDBPyConnection, source: DataSource, read: Future, hashed: Future,
-                    timings: dict[str, float],
-                    beside: Callable[..., Future]) -> tuple[LoadReport, dict[str, int | None], str, Manifest, Future]:
+                    timings: dict[str, float], beside: Callable[..., Future],
+                    scan: ExportScan) -> tuple[LoadReport, dict[str, int | None], str, Manifest, Future]:
     """Load the export and create the models that read raw tables only (first_models) in one transaction,
     committed; then build the other models and commit, while the data tests that read nothing else
     (first_tests) run on a cursor `beside`. Meanwhile (futures begun before the connection was opened:
@@ -356,7 +358,7 @@ def _load_and_model(con: duckdb.DuckDBPyConnection, source: DataSource, read: Fu
         first.update(make_models(con, first_models(read.result())))
 
     with _timed(timings, "load"):
-        loaded = load_export(con, source.path, before_commit=make_first)
+        loaded = load_export(con, source.path, before_commit=make_first, scan=scan)
     manifest = read.result()
     enough = threading.Event()
     tested = beside(lambda cursor: _timed_call(timings, "data tests beside the models", _tests_until, cursor,
@@ -482,8 +484,11 @@ def build(source: DataSource, warehouse: Path, manifest: Manifest | None = None,
         check_history(history)  # a foreign file is refused before any work, not after the models
         # Begun before the connection, which leaves Python's lock while DuckDB opens the file (~20 ms):
         # the fingerprint (unless the caller computed it) and the manifest (unless given), both in Python.
+        # The fingerprint's read of each file counts its records for the load too (records.ExportScan).
+        scan = ExportScan(config.max_record_bytes, fingerprinted=not inputs)
         hashed = background.submit(
-            lambda: inputs or _timed_call(timings, "fingerprint", fingerprint.warehouse, source.path, pinned))
+            lambda: inputs or _timed_call(timings, "fingerprint", fingerprint.warehouse, source.path, pinned,
+                                          scan.export))
         read = background.submit(lambda: manifest or load_manifest())
         con = db.connect(building)
         # Commits only log; the one checkpoint runs beside the data tests (_test_and_record).
@@ -496,7 +501,7 @@ def build(source: DataSource, warehouse: Path, manifest: Manifest | None = None,
             with _beside(con) as beside:
                 with _cpu(cpu, "fingerprint, load, models, commit"):
                     loaded, model_rows, inputs, manifest, first = _load_and_model(con, source, read, hashed,
-                                                                                  timings, beside)
+                                                                                  timings, beside, scan)
                 checkpoint("tests")
                 with _cpu(cpu, "data tests and history"):
                     tests, build_id = _test_and_record(con, manifest, history, warehouse, source, loaded, built_at,

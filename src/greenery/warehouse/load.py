@@ -37,7 +37,14 @@ import duckdb
 from greenery import config, db
 from greenery.contract import RAW_TABLES, TIMESTAMP_FORMAT, RawTable, number_problem, plain_number, wanted
 from greenery.errors import InputError
-from greenery.warehouse.records import Records, count_records, file_identity, mixed_line_ending, physical_line
+from greenery.warehouse.records import (
+    ExportScan,
+    Records,
+    count_records,
+    file_identity,
+    mixed_line_ending,
+    physical_line,
+)
 
 UTF8_BOM = b"\xef\xbb\xbf"
 OFFSET_TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
@@ -52,6 +59,7 @@ class LoadReport:
     data_dir: Path
     rows: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    scan: ExportScan | None = field(default=None, repr=False, compare=False)  # how the files were read, if shared
 
     @property
     def total_rows(self) -> int:
@@ -250,11 +258,12 @@ def _convert_offset_timestamps(con: duckdb.DuckDBPyConnection, table: RawTable, 
            {"utc": TIMESTAMP_FORMAT, "offset": OFFSET_TIMESTAMP_FORMAT})
 
 
-def count_file_records(path: Path) -> Records:
-    """The file's records, counted by our own pass; InputError naming the first record longer than
-    the reader's limit (DuckDB would drop it without a word). Both engines' loaders use it."""
+def count_file_records(path: Path, scan: ExportScan | None = None) -> Records:
+    """The file's records, counted by our own pass (`scan`'s when given: the fingerprint may have counted
+    them as it read the file); InputError naming the first record longer than the reader's limit (DuckDB
+    would drop it without a word). Both engines' loaders use it."""
     limit = config.max_record_bytes()
-    records = count_records(path, limit)
+    records = scan.records(path) if scan is not None else count_records(path, limit)
     if records.too_long_at is not None:
         raise InputError(path, physical_line(path, records.too_long_at), None,
                          f"a record of {records.too_long_bytes:,} bytes is longer than the loader reads "
@@ -377,8 +386,8 @@ def load_table(con: duckdb.DuckDBPyConnection, table: RawTable, data_dir: Path, 
     return rows
 
 
-def _load_all(con: duckdb.DuckDBPyConnection, data_dir: Path, fast: bool) -> LoadReport:
-    report = LoadReport(data_dir=data_dir)
+def _load_all(con: duckdb.DuckDBPyConnection, data_dir: Path, fast: bool, scan: ExportScan | None = None) -> LoadReport:
+    report = LoadReport(data_dir=data_dir, scan=scan)
     db.run(con, "create schema if not exists raw")
     if not fast:
         for table in RAW_TABLES:
@@ -386,9 +395,11 @@ def _load_all(con: duckdb.DuckDBPyConnection, data_dir: Path, fast: bool) -> Loa
         return report
     # The files' own record counts, one after the other on a thread of their own, ahead of DuckDB's
     # reads (numpy and DuckDB leave Python's lock while they work): the count no longer adds to the load.
+    # With a `scan`, a count the fingerprint's read made is waited for instead of read again.
     counting = ThreadPoolExecutor(max_workers=1)
     try:
-        counts = {table.name: counting.submit(count_file_records, data_dir / table.file_name) for table in RAW_TABLES}
+        counts = {table.name: counting.submit(count_file_records, data_dir / table.file_name, scan)
+                  for table in RAW_TABLES}
         for table in RAW_TABLES:
             load_table(con, table, data_dir, report, counts[table.name])
     finally:
@@ -397,10 +408,11 @@ def _load_all(con: duckdb.DuckDBPyConnection, data_dir: Path, fast: bool) -> Loa
 
 
 def load_export(con: duckdb.DuckDBPyConnection, data_dir: Path,
-                before_commit: Callable[[], None] | None = None) -> LoadReport:
+                before_commit: Callable[[], None] | None = None, scan: ExportScan | None = None) -> LoadReport:
     """Load all seven tables into schema `raw`, in one transaction of its own (committed); raise
     InputError at the first unusable value. `before_commit` runs in that transaction once every
     table is loaded (the build creates the views that read only raw tables there, in the same commit).
+    `scan`: the build's reads of the export, whose record counts the fast path takes (records.ExportScan).
 
     The fast path first; if anything there fails, the transaction is rolled back and the checking
     path loads the export again and names the first problem, as it always has (module doc)."""
@@ -408,7 +420,7 @@ def load_export(con: duckdb.DuckDBPyConnection, data_dir: Path,
     for fast in (True, False):
         db.run(con, "begin transaction")
         try:
-            report = _load_all(con, data_dir, fast)
+            report = _load_all(con, data_dir, fast, scan)
             if before_commit is not None:
                 before_commit()
         except _Recheck:

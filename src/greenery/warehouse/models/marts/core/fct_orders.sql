@@ -4,6 +4,16 @@ orders as (
     select * from stg_orders
 ),
 
+order_sequence as (
+    -- The orders read a second time, for their numbering, rather than `orders` twice: a common
+    -- table expression read twice is materialized, a copy of every column of every order.
+    select
+        order_id,
+        user_id,
+        created_at
+    from stg_orders
+),
+
 promos as (
     select * from stg_promos
 ),
@@ -25,7 +35,7 @@ numbered as (
     select
         order_id,
         row_number() over (partition by user_id order by created_at, order_id) as user_order_number
-    from orders
+    from order_sequence
 ),
 
 final as (
