@@ -22,10 +22,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import duckdb
-
 from greenery import __version__, config, db
 from greenery.contract import RAW_TABLES
+from greenery.db import duckdb
 from greenery.errors import DataTestFailure, InputError
 from greenery.faults import checkpoint
 from greenery.outputs import fingerprint

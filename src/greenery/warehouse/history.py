@@ -29,11 +29,11 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 
-import duckdb
 import yaml
 
 from greenery import db
 from greenery.config import SNAPSHOTS_FILE
+from greenery.db import duckdb
 from greenery.errors import HistoryError
 from greenery.outputs.ownership import HISTORY_ADVICE, check_history
 from greenery.warehouse import watch

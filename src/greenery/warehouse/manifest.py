@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-import duckdb
 import yaml
 
 from greenery.config import MODELS_DIR
 from greenery.contract import TABLES_BY_NAME
+from greenery.db import duckdb
 
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser where built in: 5x faster
 LAYERS = ("staging", "intermediate", "marts")
