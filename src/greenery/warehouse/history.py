@@ -29,15 +29,13 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 
-import yaml
-
 from greenery import db
 from greenery.config import SNAPSHOTS_FILE
 from greenery.db import duckdb
 from greenery.errors import HistoryError
 from greenery.outputs.ownership import HISTORY_ADVICE, check_history
 from greenery.warehouse import watch
-from greenery.warehouse.manifest import YAML_LOADER
+from greenery.warehouse.manifest import parse_yaml, parsed
 from greenery.warehouse.metrics import Measure
 
 BUILDS_COLUMNS = [("build_id", "INTEGER"), ("built_at", "TIMESTAMP WITH TIME ZONE"), ("data_kind", "VARCHAR"),
@@ -84,7 +82,8 @@ class Snapshot:
 
 @cache
 def snapshots() -> tuple[Snapshot, ...]:
-    entries = yaml.load(SNAPSHOTS_FILE.read_text(), Loader=YAML_LOADER)["snapshots"]
+    entries = parse_yaml(SNAPSHOTS_FILE.read_text())["snapshots"]
+    parsed().save()
     return tuple(Snapshot(e["name"], e["source"], e["key"], tuple(e["check_columns"]), e["description"].strip(),
                           bool(e.get("hash_key", False)))
                  for e in entries)
