@@ -142,9 +142,9 @@ def make_models(con: duckdb.DuckDBPyConnection, models: list[Model]) -> dict[str
 def _record_model_runs(con: duckdb.DuckDBPyConnection, manifest: Manifest, rows: dict[str, int | None]) -> None:
     db.run(con, "create or replace table model_runs (model varchar, folder varchar, materialized varchar, "
                 "row_count bigint)")
-    con.executemany("insert into model_runs values (?, ?, ?, ?)",
-                    [(name, manifest.models[name].folder, manifest.models[name].materialized, n)
-                     for name, n in rows.items()])
+    db.insert_rows(con, "model_runs", ("varchar", "varchar", "varchar", "bigint"),
+                   [(name, manifest.models[name].folder, manifest.models[name].materialized, n)
+                    for name, n in rows.items()])
 
 
 def build_models(con: duckdb.DuckDBPyConnection, manifest: Manifest) -> dict[str, int | None]:
@@ -299,7 +299,7 @@ def _store_build_info(con: duckdb.DuckDBPyConnection, source: DataSource, loaded
         info,
     )
     db.run(con, "create or replace table raw_row_counts (table_name varchar, row_count bigint)")
-    con.executemany("insert into raw_row_counts values (?, ?)", list(loaded.rows.items()))
+    db.insert_rows(con, "raw_row_counts", ("varchar", "bigint"), list(loaded.rows.items()))
     return info
 
 

@@ -256,8 +256,8 @@ def _write_watch(con: duckdb.DuckDBPyConnection, findings: list[watch.Finding]) 
     """The export watch's findings, into the warehouse (`export_watch`) for the book and the alerts."""
     db.run(con, "create or replace table export_watch (check_name varchar, subject varchar, status varchar, "
                 "message varchar, value double, previous double, threshold double)")
-    con.executemany("insert into export_watch values (?, ?, ?, ?, ?, ?, ?)",
-                    [(f.check, f.subject, f.status, f.message, f.value, f.previous, f.threshold) for f in findings])
+    db.insert_rows(con, "export_watch", ("varchar",) * 4 + ("double",) * 3,
+                   [(f.check, f.subject, f.status, f.message, f.value, f.previous, f.threshold) for f in findings])
 
 
 def _json(snap: Snapshot, alias: str) -> str:
@@ -464,16 +464,16 @@ def _record_export(con: duckdb.DuckDBPyConnection, build_id: int, kind: str, exp
     if export.fingerprint is None or not db.scalar(con, "select count(*) from history.export_tables as e inner join "
                                                         f"history.builds as b on e.build_id = b.build_id where {known}",
                                                    params):
-        con.executemany("insert into history.export_tables values (?, ?, ?, ?, ?, ?)",
-                        [(build_id, kind, export.fingerprint, table, rows, export.columns.get(table))
-                         for table, rows in export.rows.items()])
+        db.insert_rows(con, "history.export_tables", [type_ for _, type_ in EXPORT_TABLES_COLUMNS],
+                       [(build_id, kind, export.fingerprint, table, rows, export.columns.get(table))
+                        for table, rows in export.rows.items()])
     recorded = set() if export.fingerprint is None else set(db.rows(
         con, f"select e.metric, e.version from history.metrics as e inner join history.builds as b "
              f"on e.build_id = b.build_id where {known}", params))
     rows = [(build_id, kind, export.fingerprint, m.metric, m.version, m.kind, m.value, m.numerator, m.denominator,
              m.sd, m.low, m.high) for m in measures().values() if (m.metric, m.version) not in recorded]
     if rows:
-        con.executemany("insert into history.metrics values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        db.insert_rows(con, "history.metrics", [type_ for _, type_ in METRICS_COLUMNS], rows)
 
 
 def _settle(history_path: Path, build_id: int, undo: bool, checked: bool = False,
