@@ -401,10 +401,11 @@ def test_build_imports_nothing_it_does_not_need(shop_dir, tmp_path):
     Spark engine or the book's libraries (each costs a tenth of a second to a second before any work starts):
     the intervals of the export's headline metrics are computed in the standard library
     (greenery.warehouse.distributions). Nor the `duckdb` package: its engine `_duckdb` is all a build uses
-    (greenery.db)."""
+    (greenery.db); nor importlib.metadata (fingerprint.installed_version)."""
     script = ("import sys\nfrom greenery import cli\n"
               "code = cli.main(['build', '--data-dir', sys.argv[1], '--warehouse', sys.argv[2]])\n"
               "heavy = {'pandas', 'numpy', 'scipy', 'matplotlib', 'sqlglot', 'pyspark', 'nbformat', 'duckdb',\n"
+              "         'importlib.metadata',\n"
               "         'greenery.warehouse.engines.spark', 'greenery.publisher.run'}\n"
               "print('imported:', sorted(heavy & set(sys.modules)), 'exit', code)\n")
     env = {**os.environ, "GREENERY_HISTORY": str(tmp_path / "h.duckdb")}
