@@ -302,6 +302,12 @@ def _attach(con: duckdb.DuckDBPyConnection, history_path: Path, checked: bool = 
                            f"{HISTORY_ADVICE}") from None
 
 
+def attach(con: duckdb.DuckDBPyConnection, history_path: Path, checked: bool = False) -> None:
+    """Attach the history to `con` for record_build(attached=True); `checked`: the caller checked it under
+    the lock it still holds (another check opens the file once more: a DuckDB instance)."""
+    _attach(con, history_path, checked)
+
+
 def _published_build_id(warehouse: str) -> int | None:
     """The build id stored in a published warehouse, or None if it cannot be read."""
     path = Path(warehouse)
@@ -352,10 +358,11 @@ def record_build(con: duckdb.DuckDBPyConnection, history_path: Path, warehouse: 
                  log: Callable[[str], None] = print, since: int | None = None,
                  export: watch.ExportFacts | None = None, measures: Callable[[], dict[str, Measure]] = dict,
                  settings: watch.WatchSettings | None = None,
-                 findings: list[watch.Finding] | None = None) -> int | None:
+                 findings: list[watch.Finding] | None = None, attached: bool = False) -> int | None:
     """Update the history from the warehouse being built (`con`) and store this build's changes in it.
 
-    The caller holds the history's lock. Builds left pending by a stopped run are settled first.
+    The caller holds the history's lock; `attached`: the caller attached it (`attach`), else it is attached
+    here; it is detached on the way out. Builds left pending by a stopped run are settled first.
     The new versions are written in one transaction as a `pending` build, committed only if
     `keep()` says so once they are ready (the build passed its error-level tests). Returns the
     build's id, or None when it was not kept; `mark_published` completes it once its warehouse
@@ -370,13 +377,14 @@ def record_build(con: duckdb.DuckDBPyConnection, history_path: Path, warehouse: 
     observed = (export, measures, settings or watch.WatchSettings(), findings if findings is not None else [])
     with _damage_is_a_history_error(history_path):
         return _record(con, history_path, warehouse, built_at, data_kind, data_label, rows_read, keep, log,
-                       since, observed)
+                       since, observed, attached)
 
 
 def _record(con, history_path, warehouse, built_at, data_kind, data_label, rows_read, keep, log,
-            since, observed) -> int | None:
+            since, observed, attached) -> int | None:
     export, measures, settings, findings = observed
-    _attach(con, history_path)
+    if not attached:
+        _attach(con, history_path)
     try:
         compare = _kind_recorded(con, data_kind)  # else every row is new: staged as views, inserted once
         current = {snap.name: _stage_current(con, snap, table=compare) for snap in snapshots()}
