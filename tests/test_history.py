@@ -355,3 +355,25 @@ def test_the_history_is_attached_before_the_checkpoint_and_checked_once_a_build(
     build_shop("second").close()
     assert attached_then == [[("history",)]]
     assert len(checks) == 1
+
+
+@pytest.mark.parametrize("count", [0, 2])
+def test_the_watch_findings_table_keeps_its_columns_and_rows(count):
+    """export_watch, made with its rows in one statement: the same columns and types with no finding
+    (a first build's fresh export finds none but freshness) as with some, every value kept."""
+    from greenery.warehouse import history as history_module
+    from greenery.warehouse.watch import Finding
+
+    findings = [Finding("volume", "orders", "warn", "orders: 3 rows, 90 % fewer", 3, 30.0, 0.5),
+                Finding("freshness", None, "ok", "fresh", None, None, None)][:count]
+    con = db.connect()
+    try:
+        history_module._write_watch(con, findings)
+        assert [(r[0], r[1]) for r in db.rows(con, "describe export_watch")] == [
+            ("check_name", "VARCHAR"), ("subject", "VARCHAR"), ("status", "VARCHAR"), ("message", "VARCHAR"),
+            ("value", "DOUBLE"), ("previous", "DOUBLE"), ("threshold", "DOUBLE")]
+        assert db.rows(con, "select * from export_watch") == [
+            ("volume", "orders", "warn", "orders: 3 rows, 90 % fewer", 3.0, 30.0, 0.5),
+            ("freshness", None, "ok", "fresh", None, None, None)][:count]
+    finally:
+        con.close()

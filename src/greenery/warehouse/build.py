@@ -269,8 +269,9 @@ def headline_measures(con: duckdb.DuckDBPyConnection, tests: list[TestResult]) -
 
 def _store_build_info(con: duckdb.DuckDBPyConnection, source: DataSource, loaded: LoadReport,
                       inputs: str, built_at: datetime, build_id: int | None) -> dict:
-    span = db.rows(con, "select min(created_at), max(created_at) from stg_events")[0]
-    orders = db.rows(con, "select min(created_at), max(created_at) from stg_orders")[0]
+    found = db.rows(con, "select min(created_at), max(created_at), (select min(created_at) from stg_orders), "
+                         "(select max(created_at) from stg_orders) from stg_events")[0]  # one statement, not two
+    span, orders = found[:2], found[2:]
     info = {
         "data_kind": source.kind,
         "data_label": source.label,
