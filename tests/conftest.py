@@ -33,6 +33,8 @@ def _session_folder(prefix: str) -> Path:
 os.environ["GREENERY_HISTORY"] = str(_session_folder("greenery-history-") / "h.duckdb")
 # Nor its cache of export digests (fingerprint.export).
 os.environ["GREENERY_DIGEST_CACHE"] = str(_session_folder("greenery-digests-") / "digests.json")
+# Nor its cache of parsed models (greenery.warehouse.manifest.Parsed): the tests that read it pass their own.
+os.environ["GREENERY_PARSE_CACHE"] = str(_session_folder("greenery-parsed-") / "parsed.json")
 
 
 real_export_dir = config.real_export_dir

@@ -400,16 +400,39 @@ def test_build_imports_nothing_it_does_not_need(shop_dir, tmp_path):
     """`greenery build` on a small export never imports pandas, numpy, scipy, matplotlib, sqlglot, the
     Spark engine or the book's libraries (each costs a tenth of a second to a second before any work starts):
     the intervals of the export's headline metrics are computed in the standard library
-    (greenery.warehouse.distributions)."""
+    (greenery.warehouse.distributions). Nor the `duckdb` package: its engine `_duckdb` is all a build uses
+    (greenery.db); nor importlib.metadata (fingerprint.installed_version)."""
     script = ("import sys\nfrom greenery import cli\n"
               "code = cli.main(['build', '--data-dir', sys.argv[1], '--warehouse', sys.argv[2]])\n"
-              "heavy = {'pandas', 'numpy', 'scipy', 'matplotlib', 'sqlglot', 'pyspark', 'nbformat',\n"
+              "heavy = {'pandas', 'numpy', 'scipy', 'matplotlib', 'sqlglot', 'pyspark', 'nbformat', 'duckdb',\n"
+              "         'importlib.metadata',\n"
               "         'greenery.warehouse.engines.spark', 'greenery.publisher.run'}\n"
               "print('imported:', sorted(heavy & set(sys.modules)), 'exit', code)\n")
     env = {**os.environ, "GREENERY_HISTORY": str(tmp_path / "h.duckdb")}
     done = subprocess.run([sys.executable, "-c", script, str(shop_dir), str(tmp_path / "w.duckdb")],
                           capture_output=True, text=True, env=env, timeout=300)
     assert done.stdout.strip().splitlines()[-1] == "imported: [] exit 0", done.stdout + done.stderr
+
+
+def test_the_engine_the_build_uses_is_the_duckdb_packages_own():
+    """greenery.db's `duckdb` is the C extension the `duckdb` package re-exports: the very connect, connection
+    class and errors, so an error raised by one is caught by code written against the other. A DuckDB
+    release that moved them fails here, not in a build."""
+    import duckdb
+
+    from greenery import db
+
+    assert db.duckdb is not duckdb and db.duckdb.__name__ == "_duckdb"
+    for name in ("connect", "DuckDBPyConnection", "Error", "TransactionException", "CatalogException",
+                 "get_table_names"):
+        assert getattr(db.duckdb, name) is getattr(duckdb, name), name
+    con = db.connect()
+    try:
+        assert isinstance(con, duckdb.DuckDBPyConnection)
+        with pytest.raises(duckdb.CatalogException):
+            db.run(con, "select * from no_such_table")
+    finally:
+        con.close()
 
 
 @pytest.mark.parametrize("marker", [

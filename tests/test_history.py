@@ -328,3 +328,52 @@ def escape_html(text: str) -> str:
     from greenery.chapter_kit import escape
 
     return escape.html(text)
+
+
+def test_the_history_is_attached_before_the_checkpoint_and_checked_once_a_build(builder, monkeypatch):
+    """Attaching the history while the checkpoint wrote the models waited for the checkpoint: it is attached
+    first. And a history found ours when the build began, under the lock held since, is not opened again
+    to check it (each check opens it in a DuckDB instance of its own)."""
+    from greenery.outputs import ownership
+    from greenery.warehouse import build as build_module
+
+    build_shop, _ = builder
+    build_shop("first").close()  # the history file exists from here on
+    attached_then, checks = [], []
+    checkpoint = build_module._checkpoint
+    check = ownership.check_history
+
+    def checkpoint_seeing(con):
+        attached_then.append(db.rows(con, "select database_name from duckdb_databases() where database_name = 'history'"))
+        checkpoint(con)
+
+    monkeypatch.setattr(build_module, "_checkpoint", checkpoint_seeing)
+    monkeypatch.setattr(ownership, "check_history", lambda *args: checks.append(args) or check(*args))
+    from greenery.warehouse import history as history_module
+
+    monkeypatch.setattr(history_module, "check_history", ownership.check_history)
+    build_shop("second").close()
+    assert attached_then == [[("history",)]]
+    assert len(checks) == 1
+
+
+@pytest.mark.parametrize("count", [0, 2])
+def test_the_watch_findings_table_keeps_its_columns_and_rows(count):
+    """export_watch, made with its rows in one statement: the same columns and types with no finding
+    (a first build's fresh export finds none but freshness) as with some, every value kept."""
+    from greenery.warehouse import history as history_module
+    from greenery.warehouse.watch import Finding
+
+    findings = [Finding("volume", "orders", "warn", "orders: 3 rows, 90 % fewer", 3, 30.0, 0.5),
+                Finding("freshness", None, "ok", "fresh", None, None, None)][:count]
+    con = db.connect()
+    try:
+        history_module._write_watch(con, findings)
+        assert [(r[0], r[1]) for r in db.rows(con, "describe export_watch")] == [
+            ("check_name", "VARCHAR"), ("subject", "VARCHAR"), ("status", "VARCHAR"), ("message", "VARCHAR"),
+            ("value", "DOUBLE"), ("previous", "DOUBLE"), ("threshold", "DOUBLE")]
+        assert db.rows(con, "select * from export_watch") == [
+            ("volume", "orders", "warn", "orders: 3 rows, 90 % fewer", 3.0, 30.0, 0.5),
+            ("freshness", None, "ok", "fresh", None, None, None)][:count]
+    finally:
+        con.close()

@@ -121,3 +121,107 @@ def test_marketing_may_not_read_product(tmp_path):
     path.write_text(path.read_text().replace("select * from fct_orders", "select * from fct_orders, fct_sessions"))
     with pytest.raises(ManifestError, match="marts/marketing may not read marts/product/fct_sessions"):
         load_manifest(models)
+
+
+def _fresh_process(monkeypatch, cache_path):
+    """What a new process sees: the parse cache at `cache_path`, nothing parsed or read yet."""
+    from greenery.warehouse import manifest as module
+
+    monkeypatch.setenv("GREENERY_PARSE_CACHE", str(cache_path))
+    monkeypatch.setattr(module, "_CACHES", {})
+    load_manifest.cache_clear()
+    return module
+
+
+def _parsers_refuse(monkeypatch, module):
+    def refuse(text):
+        raise AssertionError(f"parsed again: {text[:40]!r}")
+
+    monkeypatch.setattr(module, "_parse_tables", refuse)
+    monkeypatch.setattr(module, "_parse_yaml", refuse)
+
+
+def test_a_manifest_read_back_from_the_parse_cache_is_the_one_its_files_make(tmp_path, monkeypatch):
+    """The second build of unchanged models parses nothing (no YAML, no DuckDB parser) and gets the same
+    manifest: every model, every test with its parameters, arguments and the tables it reads."""
+    models = _copy_models(tmp_path)
+    module = _fresh_process(monkeypatch, tmp_path / "cache" / "parsed.json")
+    fresh = load_manifest(models)
+    assert (tmp_path / "cache" / "parsed.json").is_file()
+    module = _fresh_process(monkeypatch, tmp_path / "cache" / "parsed.json")
+    _parsers_refuse(monkeypatch, module)
+    again = load_manifest(models)
+    assert again == fresh and list(again.models) == list(fresh.models)
+    assert [(t.params, t.arguments, t.reads) for t in again.tests] == [(t.params, t.arguments, t.reads) for t in fresh.tests]
+    assert again.models["fct_orders"].depends_on == {"stg_orders", "stg_promos", "int_order_item_totals"}
+    load_manifest.cache_clear()
+
+
+def test_a_text_is_found_in_the_parse_cache_by_its_content_only(tmp_path, monkeypatch):
+    """Kept by the text's digest: the same SQL is not parsed again, an edited one is (and its answer kept)."""
+    path = tmp_path / "parsed.json"
+    first = _fresh_process(monkeypatch, path).parsed()
+    assert first.tables("select * from stg_orders as o join raw.users as u on o.user_id = u.user_id") == {"stg_orders", "raw.users"}
+    first.save()
+    module = _fresh_process(monkeypatch, path)
+    calls = []
+    real = module._parse_tables
+    monkeypatch.setattr(module, "_parse_tables", lambda sql: calls.append(sql) or real(sql))
+    again = module.parsed()
+    assert again.tables("select * from stg_orders as o join raw.users as u on o.user_id = u.user_id") == {"stg_orders", "raw.users"}
+    assert calls == []
+    assert again.tables("with a as (select 1) select * from a, dim_x") == {"dim_x"}  # edited: parsed
+    assert calls == ["with a as (select 1) select * from a, dim_x"]
+    load_manifest.cache_clear()
+
+
+def test_a_yaml_document_json_cannot_hold_is_parsed_each_time(tmp_path, monkeypatch):
+    """A date (or a key that is not text) would come back from JSON as something else: never kept."""
+    import datetime
+
+    path = tmp_path / "parsed.json"
+    module = _fresh_process(monkeypatch, path)
+    text = "when: 2024-01-02\n"
+    assert module.parsed().yaml(text) == {"when": datetime.date(2024, 1, 2)}
+    assert module.parsed().yaml("a: [1, 2.5, true, null, x]\n") == {"a": [1, 2.5, True, None, "x"]}
+    module.parsed().save()
+    module = _fresh_process(monkeypatch, path)
+    assert module.parsed().yaml(text) == {"when": datetime.date(2024, 1, 2)}  # parsed again, still a date
+    _parsers_refuse(monkeypatch, module)
+    assert module.parsed().yaml("a: [1, 2.5, true, null, x]\n") == {"a": [1, 2.5, True, None, "x"]}
+    load_manifest.cache_clear()
+
+
+@pytest.mark.parametrize("foreign", ["not json", '{"format": 1, "parsers": "x", "yaml": [], "tables": {}}', "link"])
+def test_a_file_at_the_parse_cache_path_that_is_not_ours_is_never_read_or_written(tmp_path, monkeypatch, foreign):
+    path = tmp_path / "parsed.json"
+    if foreign == "link":
+        (tmp_path / "elsewhere.json").write_text("{}")
+        path.symlink_to(tmp_path / "elsewhere.json")
+    else:
+        path.write_text(foreign)
+    module = _fresh_process(monkeypatch, path)
+    assert module.parsed().tables("select * from stg_orders") == {"stg_orders"}
+    module.parsed().save()
+    if foreign == "link":
+        assert path.is_symlink() and (tmp_path / "elsewhere.json").read_text() == "{}"
+    else:
+        assert path.read_text() == foreign
+    load_manifest.cache_clear()
+
+
+def test_a_parse_cache_of_other_parsers_is_not_used(tmp_path, monkeypatch):
+    """Another DuckDB or PyYAML may read a text otherwise: their answers are dropped, ours written instead."""
+    import hashlib
+    import json
+
+    path = tmp_path / "parsed.json"
+    sql = "select * from stg_orders"
+    key = hashlib.sha256(sql.encode()).hexdigest()
+    path.write_text(json.dumps({"format": 1, "parsers": "duckdb 0.0.1, pyyaml 0", "yaml": {}, "tables": {key: ["wrong"]}}))
+    module = _fresh_process(monkeypatch, path)
+    assert module.parsed().tables(sql) == {"stg_orders"}
+    module.parsed().save()
+    written = json.loads(path.read_text())
+    assert written["parsers"] == module._parsers() and written["tables"] == {key: ["stg_orders"]}
+    load_manifest.cache_clear()

@@ -230,7 +230,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 PATH_OPTIONS = ("data_dir", "warehouse", "out", "marts_dir", "dir")  # `dir`: export-dbt's DIR
-PATH_VARIABLES = ("GREENERY_HISTORY", "GREENERY_DIGEST_CACHE")  # files written beside every build
+PATH_VARIABLES = ("GREENERY_HISTORY", "GREENERY_DIGEST_CACHE", "GREENERY_PARSE_CACHE")  # written by builds
 
 
 def _refuse_undecodable_paths(args: argparse.Namespace) -> None:

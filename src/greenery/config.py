@@ -51,6 +51,8 @@ DBT_OWN_FILES = ("target", "logs", "dbt_packages", "package-lock.yml", ".user.ym
 
 # Digests of export files, keyed by what the file system says of each file (see fingerprint.export).
 DIGEST_CACHE_PATH = DATA_DIR / "cache" / "export-digests.json"
+# What PyYAML and DuckDB's parser made of the models' YAML and SQL, keyed by their text (see manifest.Parsed).
+PARSE_CACHE_PATH = DATA_DIR / "cache" / "parsed.json"
 SAMPLE_MARKER = "sample.json"  # written beside a generated sample's CSVs: its seed, scale and version
 SAMPLE_SEED = 42
 SAMPLE_SCALE = 1.0
@@ -128,6 +130,11 @@ def warehouse_path(explicit: str | os.PathLike | None = None) -> Path:
 def digest_cache_path() -> Path:
     """$GREENERY_DIGEST_CACHE, else data/cache/export-digests.json."""
     return env_path("GREENERY_DIGEST_CACHE") or DIGEST_CACHE_PATH
+
+
+def parse_cache_path() -> Path:
+    """$GREENERY_PARSE_CACHE, else data/cache/parsed.json."""
+    return env_path("GREENERY_PARSE_CACHE") or PARSE_CACHE_PATH
 
 
 def run_results_path(warehouse: Path) -> Path:

@@ -11,10 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import sys
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from functools import cache
+from importlib.machinery import PathFinder
 from pathlib import Path
 from typing import Protocol
 
@@ -64,19 +67,74 @@ def combine(*values: str) -> str:
     return _digest(value.encode() for value in values)
 
 
+def _asked(name: str) -> str | None:
+    from importlib import metadata  # 40 ms of imports (the email parser among them)
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+# A header line as the email parser reads METADATA (email.feedparser.headerRE): a field, or a folded line.
+_HEADER = re.compile(r"^(From |[\041-\071\073-\176]*:|[\t ])")
+
+
+def installed_version(name: str) -> str | None:
+    """importlib.metadata.version(name), None when not installed, read as importlib.metadata reads it (the
+    first `<name>-<version>.dist-info` folder along sys.path, the Version field of its METADATA) without
+    importing it and the email parser it reads METADATA with: ~40 ms of CPU of every build. What this does
+    not read exactly as importlib.metadata would (another finder, an egg, a zip, two candidates in one
+    folder, a folded or odd header) is asked of importlib.metadata itself (tests/test_outputs.py compares
+    both on every installed distribution)."""
+    if any(hasattr(finder, "find_distributions") and finder is not PathFinder for finder in sys.meta_path):
+        return _asked(name)
+    wanted = _normalized(name)
+    for entry in sys.path:
+        root = entry or "."
+        if os.path.basename(root).lower().endswith(".egg"):
+            return _asked(name)
+        try:
+            children = os.listdir(root)
+        except NotADirectoryError:  # a zip file
+            return _asked(name)
+        except OSError:
+            continue
+        found = [child for child in children if child.lower().endswith((".dist-info", ".egg-info"))
+                 and _normalized(child.lower().rpartition(".")[0].partition("-")[0]) == wanted]
+        if not found:
+            continue
+        if len(found) > 1 or not found[0].lower().endswith(".dist-info"):
+            return _asked(name)
+        try:
+            text = Path(root, found[0], "METADATA").read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return _asked(name)
+        lines = text.split("\n\n", 1)[0].split("\n")
+        for at, line in enumerate(lines):
+            if "\r" in line or line.startswith("From ") or not _HEADER.match(line):
+                return _asked(name)
+            field, _, value = line.partition(":")
+            if field.lower() == "version" and not line[:1].isspace():
+                folded = at + 1 < len(lines) and lines[at + 1][:1] in (" ", "\t")
+                return _asked(name) if folded else value.lstrip(" \t")
+        return _asked(name)
+    return _asked(name)
+
+
+def _normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower().replace("-", "_")  # importlib.metadata's Prepared.normalize
+
+
 @cache
 def code() -> str:
     """The package's own code, models and queries, and the versions of the libraries that draw the book."""
-    from importlib import metadata  # 20 ms of imports: `greenery build` computes this beside the load
-
     files = sorted(p for p in config.PACKAGE_DIR.rglob("*")
                    if p.suffix in {".py", ".sql", ".yml"} and "__pycache__" not in p.parts)
     versions = []
     for name in RENDERING_LIBRARIES:
-        try:
-            versions.append(f"{name}=={metadata.version(name)}".encode())
-        except metadata.PackageNotFoundError:
-            versions.append(f"{name} missing".encode())
+        version = installed_version(name)
+        versions.append(f"{name}=={version}".encode() if version is not None else f"{name} missing".encode())
     return _digest([*_file_parts(files, config.PACKAGE_DIR), *versions])
 
 

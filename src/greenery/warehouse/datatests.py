@@ -15,9 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import duckdb
-
 from greenery import db
+from greenery.db import duckdb
 from greenery.outputs import atomic
 from greenery.warehouse.manifest import DataTest
 

@@ -32,10 +32,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-import duckdb
-
 from greenery import config, db
 from greenery.contract import RAW_TABLES, TIMESTAMP_FORMAT, RawTable, number_problem, plain_number, wanted
+from greenery.db import duckdb
 from greenery.errors import InputError
 from greenery.warehouse.records import (
     ExportScan,

@@ -2,24 +2,28 @@
 
 Each layer folder under models/ holds one SQL file per model (named after the table it makes),
 the SQL assertions that guard it, and one YAML file documenting both. Dependencies are read from
-the SQL with DuckDB's own parser, so the build order can never drift from the code.
+the SQL with DuckDB's own parser, so the build order can never drift from the code. What the
+parsers make of each text is kept by the text's digest (Parsed), so that a build whose models did
+not change does not parse them again.
 """
 
 from __future__ import annotations
 
 import graphlib
+import hashlib
+import json
 import re
+import threading
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-import duckdb
-import yaml
-
+from greenery import config
 from greenery.config import MODELS_DIR
 from greenery.contract import TABLES_BY_NAME
+from greenery.db import duckdb
+from greenery.outputs import atomic, ownership
 
-YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser where built in: 5x faster
 LAYERS = ("staging", "intermediate", "marts")
 SEVERITIES = ("error", "warn")
 MATERIALIZATIONS = ("table", "view")
@@ -126,10 +130,145 @@ class Manifest:
         return pairs
 
 
-def table_references(sql: str) -> set[str]:
-    """Tables a query reads, as `name` or `schema.name` (CTE names excluded), by DuckDB's parser."""
+def _parse_tables(sql: str) -> set[str]:
     names = duckdb.get_table_names(sql, qualified=True)
     return {name.split(" AS ")[0].strip().strip('"') for name in names}
+
+
+def _parse_yaml(text: str):
+    import yaml  # 10 ms of imports: only when a text is not in the parse cache
+
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml's parser: 5x faster
+
+
+def _plain(value) -> bool:
+    """Whether JSON holds `value` exactly: text keys; text, whole and real numbers, booleans, null, lists."""
+    if value is None or type(value) in (str, int, float, bool):
+        return True
+    if type(value) is list:
+        return all(_plain(item) for item in value)
+    return type(value) is dict and all(type(key) is str and _plain(item) for key, item in value.items())
+
+
+def _parsers() -> str:
+    """The parsers whose output the cache holds: DuckDB's version, and PyYAML's (its package's first file,
+    which names the version, found without importing it)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("yaml")
+    try:
+        pyyaml = hashlib.sha256(Path(spec.origin).read_bytes()).hexdigest()[:16] if spec and spec.origin else "none"
+    except OSError:
+        pyyaml = "unknown"
+    return f"duckdb {duckdb.__version__}, pyyaml {pyyaml}"
+
+
+class Parsed:
+    """What PyYAML's safe loader and DuckDB's parser made of a text, by the text's sha256, kept in a JSON
+    file (config.parse_cache_path(): $GREENERY_PARSE_CACHE, else data/cache/parsed.json).
+
+    Reading the models' YAML and finding the tables of each SQL file (with an in-memory DuckDB instance
+    for the parser) cost ~50 ms of CPU on every build; reading their results back costs ~3 ms. Only the
+    parsers' outputs are kept: every check of load_manifest still runs on them, so a manifest read from
+    the cache is the manifest the files make. A YAML document JSON cannot hold exactly (a date, a key
+    that is not text) is parsed each time. The parsers' versions are part of the file: other parsers,
+    an empty cache. The file is written only where nothing is, or over a cache of ours (this shape),
+    through a new file and one rename; a lost update between two runs is only a parse the next time."""
+
+    FORMAT = 1
+    KEEP = 2_000  # entries per kind; the oldest go first (a test's altered models, a file edited often)
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()  # the manifest is read on a thread, the snapshots on another
+        self._kinds: dict[str, dict[str, object]] | None = None
+        self._writable = False
+        self._changed = False
+
+    def _entries(self, kind: str) -> dict[str, object]:
+        if self._kinds is None:  # read once, on first use
+            self._kinds = {"yaml": {}, "tables": {}}
+            found = ownership.read_own_json(self.path)
+            self._writable = ownership.kind(self.path) is None or self._ours(found)
+            if self._ours(found) and found["parsers"] == _parsers():
+                self._kinds = {name: dict(found[name]) for name in self._kinds}
+        return self._kinds[kind]
+
+    @classmethod
+    def _ours(cls, found: object) -> bool:
+        return (isinstance(found, dict) and found.get("format") == cls.FORMAT and isinstance(found.get("parsers"), str)
+                and isinstance(found.get("yaml"), dict) and all(isinstance(v, str) for v in found["yaml"].values())
+                and isinstance(found.get("tables"), dict)
+                and all(isinstance(v, list) and all(isinstance(n, str) for n in v) for v in found["tables"].values()))
+
+    def _get(self, kind: str, text: str) -> tuple[str, object | None]:
+        key = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+        with self._lock:
+            return key, self._entries(kind).get(key)
+
+    def _put(self, kind: str, key: str, value: object) -> None:
+        with self._lock:
+            entries = self._entries(kind)
+            entries[key] = value
+            for old in list(entries)[:max(0, len(entries) - self.KEEP)]:
+                del entries[old]
+            self._changed = True
+
+    def yaml(self, text: str):
+        """yaml.safe_load(text) (libyaml's loader where built in); a new object each call."""
+        key, found = self._get("yaml", text)
+        if found is not None:
+            return json.loads(found)
+        document = _parse_yaml(text)
+        if _plain(document):
+            self._put("yaml", key, json.dumps(document))
+        return document
+
+    def tables(self, sql: str) -> set[str]:
+        """The tables DuckDB's parser finds in `sql` (table_references)."""
+        key, found = self._get("tables", sql)
+        if found is not None:
+            return set(found)
+        names = _parse_tables(sql)
+        self._put("tables", key, sorted(names))
+        return names
+
+    def save(self) -> None:
+        """Write what was parsed since the file was read, if anything was and the file is ours to write."""
+        with self._lock:
+            if not (self._changed and self._writable):
+                return
+            document = {"format": self.FORMAT, "parsers": _parsers(), **self._kinds}
+            self._changed = False
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                atomic.write_text(self.path, json.dumps(document, separators=(",", ":")))
+            except OSError:
+                pass  # a read-only data folder: the texts are parsed each time, nothing else changes
+
+
+_CACHES: dict[Path, Parsed] = {}
+_CACHES_LOCK = threading.Lock()
+
+
+def parsed() -> Parsed:
+    """This process's parse cache at config.parse_cache_path() (one per path: the tests change it)."""
+    path = config.absolute(config.parse_cache_path())
+    with _CACHES_LOCK:
+        if path not in _CACHES:
+            _CACHES[path] = Parsed(path)
+        return _CACHES[path]
+
+
+def parse_yaml(text: str):
+    """A YAML text as PyYAML's safe loader reads it, from the parse cache when it was read before."""
+    return parsed().yaml(text)
+
+
+def table_references(sql: str) -> set[str]:
+    """Tables a query reads, as `name` or `schema.name` (CTE names excluded), by DuckDB's parser
+    (from the parse cache when this very text was parsed before)."""
+    return parsed().tables(sql)
 
 
 def _severity(config: dict, where: str) -> tuple[str, str]:
@@ -180,7 +319,7 @@ def _read_folder(folder: Path, models_dir: Path) -> tuple[list[Model], list[Data
     yml_files = sorted(folder.glob("_*.yml"))
     if len(yml_files) != 1:
         raise ManifestError(f"{folder}: expected one _<folder>.yml documenting its models, found {len(yml_files)}")
-    doc = yaml.load(yml_files[0].read_text(), Loader=YAML_LOADER) or {}
+    doc = parse_yaml(yml_files[0].read_text()) or {}
     relative = folder.relative_to(models_dir).parts
     layer, area = relative[0], (relative[1] if len(relative) > 1 else None)
     folder_materialized = doc.get("materialized", "table")
@@ -297,6 +436,7 @@ def load_manifest(models_dir: Path = MODELS_DIR) -> Manifest:
         raise ManifestError(f"{data_tests_dir(models_dir)}: {orphans[0]} is declared under no folder's data_tests")
     manifest = Manifest(models, tests)
     _check(manifest)
+    parsed().save()
     return manifest
 
 

@@ -17,9 +17,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import duckdb
-
 from greenery import config, db
+from greenery.db import duckdb
 from greenery.warehouse.distributions import gamma_quantile, normal_quantile, t_quantile_upper
 
 DATES_TEST = "assert_delivery_dates_not_whole_days"  # passes when delivery dates look recorded

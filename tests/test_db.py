@@ -1,0 +1,34 @@
+"""greenery.db's helpers: rows inserted in one statement are the rows `executemany` inserts."""
+
+from __future__ import annotations
+
+import math
+
+from greenery import db
+
+COLUMNS = "(name varchar, n bigint, x double, tags varchar[], id integer)"
+TYPES = ("varchar", "bigint", "double", "varchar[]", "integer")
+ROWS = [
+    ("stg_orders", 361, 0.1, ["a", None], 1),
+    (None, None, None, None, None),  # every column null
+    ("fct_é \"quoted\"; drop table t", -2**62, -1e-300, [], 2_147_483_647),
+    ("views have no rows", None, math.inf, ["x"], -2_147_483_648),
+]
+
+
+def test_insert_rows_inserts_what_executemany_inserts_in_order():
+    con = db.connect()
+    try:
+        db.run(con, f"create table by_row {COLUMNS}")
+        db.run(con, f"create table at_once {COLUMNS}")
+        con.executemany("insert into by_row values (?, ?, ?, ?, ?)", ROWS)
+        db.insert_rows(con, "at_once", TYPES, ROWS)
+        db.insert_rows(con, "at_once", TYPES, [])  # nothing to insert: no statement
+        expected = [tuple(row) for row in ROWS]
+        assert db.rows(con, "select * from by_row order by rowid") == expected
+        assert db.rows(con, "select * from at_once order by rowid") == expected
+        assert db.rows(con, "select * from at_once") == expected  # in the order given
+        assert db.rows(con, "select typeof(n), typeof(x), typeof(tags), typeof(id) from at_once limit 1") == [
+            ("BIGINT", "DOUBLE", "VARCHAR[]", "INTEGER")]
+    finally:
+        con.close()
