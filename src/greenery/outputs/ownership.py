@@ -59,21 +59,26 @@ def open_regular(path: Path, flags: int = os.O_RDONLY, mode: int = 0o644) -> int
     return fd
 
 
-def read_own(path: Path, limit: int = MAX_OWN_FILE, whole: bool = True) -> bytes | None:
+def read_own(path: Path, limit: int = MAX_OWN_FILE, whole: bool = True, mine: bool = False) -> bytes | None:
     """The bytes of the regular file at `path` (at most `limit`), or None if there is no such file,
-    it is something else, or (when `whole`) it is larger than `limit`."""
+    it is something else, (when `whole`) it is larger than `limit`, or (when `mine`) another user owns it
+    (a file another user put at a path in a shared folder such as /tmp is never this user's cache)."""
     try:
         fd = open_regular(path)
     except OSError:
+        return None
+    if mine and os.fstat(fd).st_uid != os.getuid():  # the file opened, not whatever the path names later
+        os.close(fd)
         return None
     with os.fdopen(fd, "rb") as handle:
         data = handle.read(limit + whole)
     return None if whole and len(data) > limit else data
 
 
-def read_own_json(path: Path) -> object | None:
-    """A JSON document of ours at `path`, or None (missing, unreadable, not a regular file, too large)."""
-    data = read_own(path)
+def read_own_json(path: Path, mine: bool = False) -> object | None:
+    """A JSON document of ours at `path`, or None (missing, unreadable, not a regular file, too large,
+    or when `mine` another user's: read_own)."""
+    data = read_own(path, mine=mine)
     try:
         return json.loads(data) if data is not None else None
     except ValueError:
