@@ -590,3 +590,13 @@ def test_installed_versions_are_read_as_importlib_metadata_reads_them(tmp_path, 
             expected = None
         assert fingerprint.installed_version(name) == expected, name
     assert fingerprint.installed_version("no-such-distribution") is None
+
+
+def test_a_parse_cache_inside_the_book_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    """$GREENERY_PARSE_CACHE=<book>/parsed.json: the build wrote the cache into the published book, whose swap
+    then found a file it did not write (exit 2), and every later report refused the book: refused up front."""
+    book = tmp_path / "book"
+    monkeypatch.setenv("GREENERY_PARSE_CACHE", str(book / "parsed.json"))
+    with pytest.raises(UsageError, match=r"\$GREENERY_PARSE_CACHE .* is inside the book folder"):
+        ownership.check_outputs(tmp_path / "w.duckdb", tmp_path / "h.duckdb", tmp_path / "d.json", book)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

@@ -460,7 +460,9 @@ def check_outputs(warehouse: Path, history: Path, digest_cache: Path, book: Path
     if book is not None:
         beside = {f"a file beside --warehouse ({path.name})": path for path in warehouse_family(warehouse)[1:]}
         check_outside(book, {"--warehouse": warehouse, "$GREENERY_HISTORY": history,
-                             "$GREENERY_DIGEST_CACHE": digest_cache, **beside})
+                             "$GREENERY_DIGEST_CACHE": digest_cache,
+                             # the build writes it too (manifest.Parsed): in the book, the swap would refuse it
+                             "$GREENERY_PARSE_CACHE": config.absolute(config.parse_cache_path()), **beside})
 
 
 # What every refusal of an unusable history file says (exit 4), whichever check found it.
