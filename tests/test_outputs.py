@@ -282,26 +282,34 @@ def test_a_fifo_beside_the_warehouse_is_refused_without_waiting(beside, built, s
 
 
 @pytest.mark.parametrize("content", [b"my notes\n", b""])
-@pytest.mark.parametrize("beside", ["history wal", "wal", "building wal", "rejected wal"])
+@pytest.mark.parametrize("beside", ["history wal", "wal", "building wal", "rejected wal",
+                                    "history checkpoint log", "building checkpoint log"])
 def test_a_file_of_someone_else_s_at_a_duckdb_log_is_refused_and_kept(beside, content, built, shop_dir, capsys):
     """The attacker's review: DuckDB replays, then deletes, whatever regular file is at a database's `.wal`
-    (a user's notes at `<history>.wal` were gone after a build). Only a log DuckDB wrote is ours."""
+    (a user's notes at `<history>.wal` were gone after a build), and at its `.wal.checkpoint` (the log of
+    commits made during a checkpoint: notes at `<history>.wal.checkpoint` were gone too). Only a log DuckDB
+    wrote is ours."""
     warehouse, history = built
     path = {"history wal": config.wal_path(history), "wal": config.wal_path(warehouse),
             "building wal": config.wal_path(config.building_path(warehouse)),
-            "rejected wal": config.wal_path(config.rejected_path(warehouse))}[beside]
+            "rejected wal": config.wal_path(config.rejected_path(warehouse)),
+            "history checkpoint log": history.with_name(f"{history.name}.wal.checkpoint"),
+            "building checkpoint log": config.building_path(warehouse).with_name(
+                f"{config.building_path(warehouse).name}.wal.checkpoint")}[beside]
     path.write_bytes(content)
     before = outputs(warehouse, history)
     capsys.readouterr()
     assert rebuild(shop_dir, warehouse) == ExitCode.BAD_INPUT
-    where = f"$GREENERY_HISTORY {history}" if beside == "history wal" else f"--warehouse {warehouse}"
+    where = f"$GREENERY_HISTORY {history}" if beside.startswith("history") else f"--warehouse {warehouse}"
     assert only_line(capsys) == (f"error: {where}: {path} exists and is not greenery's {ROLES[beside]}; "
                                  "move it aside or name another path")
     assert outputs(warehouse, history) == before and path.read_bytes() == content
 
 
 ROLES = {"history wal": "history's DuckDB log", "wal": "warehouse's DuckDB log",
-         "building wal": "DuckDB log of the warehouse being built", "rejected wal": "rejected warehouse's DuckDB log"}
+         "building wal": "DuckDB log of the warehouse being built", "rejected wal": "rejected warehouse's DuckDB log",
+         "history checkpoint log": "history's DuckDB log",
+         "building checkpoint log": "DuckDB log of the warehouse being built"}
 
 
 def test_someone_else_s_duckdb_file_at_the_rejected_warehouse_is_refused_and_kept(built, shop_dir, capsys):
@@ -600,3 +608,11 @@ def test_a_parse_cache_inside_the_book_is_refused_before_anything_is_written(tmp
     with pytest.raises(UsageError, match=r"\$GREENERY_PARSE_CACHE .* is inside the book folder"):
         ownership.check_outputs(tmp_path / "w.duckdb", tmp_path / "h.duckdb", tmp_path / "d.json", book)
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_checkpoint_log_duckdb_wrote_is_ours():
+    """A run killed while a checkpoint ran leaves `<database>.wal.checkpoint`, which DuckDB replays on the next
+    open: it begins with DuckDB's log version entry, as `.wal` does (the head of one DuckDB 2.0.1 left when
+    killed mid-checkpoint, its first 12 bytes), so the next run is not refused."""
+    assert config.log_paths(Path("/x/h.duckdb")) == (Path("/x/h.duckdb.wal"), Path("/x/h.duckdb.wal.checkpoint"))
+    assert b"d\x00be\x00\x02f\x00\x10\xe2\x01\x82".startswith(ownership.DUCKDB_LOG_HEAD)

@@ -401,10 +401,11 @@ def check_warehouse_target(warehouse: Path) -> None:
         raise UsageError(f"{what} {warehouse} is a symbolic link; name the file itself")
     if found not in (None, "file"):
         raise UsageError(f"{what} {warehouse} is not a regular file (a {found}); name a .duckdb file")
-    logs = [(config.wal_path(warehouse), _is_duckdb_log, "warehouse's DuckDB log"),
-            (config.wal_path(config.building_path(warehouse)), _is_duckdb_log,
-             "DuckDB log of the warehouse being built"),
-            (config.wal_path(config.rejected_path(warehouse)), _is_duckdb_log, "rejected warehouse's DuckDB log")]
+    logs = [(log, _is_duckdb_log, role) for database, role in (
+                (warehouse, "warehouse's DuckDB log"),
+                (config.building_path(warehouse), "DuckDB log of the warehouse being built"),
+                (config.rejected_path(warehouse), "rejected warehouse's DuckDB log"))
+            for log in config.log_paths(database)]
     for path, ours, role in logs:  # first: opening the warehouse to recognise it opens its log too
         refuse_unless_ours(path, ours, role, f"{what} {warehouse}")
     if found == "file" and not _is_our_warehouse(warehouse):
@@ -445,7 +446,8 @@ def check_history_target(history: Path, warehouse: Path | None = None) -> None:
     if found not in (None, "file"):
         raise UsageError(f"{where} {history} is a {found}, not a history file; name the file itself")
     refuse_unless_ours(config.lock_path(history), _is_our_lock, "lock", f"{where} {history}")
-    refuse_unless_ours(config.wal_path(history), _is_duckdb_log, "history's DuckDB log", f"{where} {history}")
+    for log in config.log_paths(history):
+        refuse_unless_ours(log, _is_duckdb_log, "history's DuckDB log", f"{where} {history}")
     if found == "file" and not _is_duckdb_file(history):  # before any lock is made beside someone's file
         raise HistoryError(f"{history}: not a greenery history file (not a DuckDB database); {HISTORY_ADVICE}")
 

@@ -482,9 +482,10 @@ def build(source: DataSource, warehouse: Path, manifest: Manifest | None = None,
     timings: dict[str, float] = {}
     cpu: dict[str, float] = {}  # CPU seconds per phase, for `make bench`
     building = config.building_path(warehouse)
-    building_log = config.wal_path(building)
+    building_logs = config.log_paths(building)
     building.unlink(missing_ok=True)  # we hold the warehouse's lock: a leftover is from a killed run,
-    building_log.unlink(missing_ok=True)  # and so is its log (check_outputs refused any other kind of file)
+    for log in building_logs:  # and so are its logs (check_outputs refused any other kind of file)
+        log.unlink(missing_ok=True)
     with exclusive(history, "the history"), ThreadPoolExecutor(max_workers=2) as background:
         check_history(history)  # a foreign file is refused before any work, not after the models
         # Begun before the connection, which leaves Python's lock while DuckDB opens the file (~20 ms):
@@ -536,7 +537,8 @@ def build(source: DataSource, warehouse: Path, manifest: Manifest | None = None,
                 con.close()
             _close_when_open(marker)
             building.unlink(missing_ok=True)
-            building_log.unlink(missing_ok=True)  # left when DuckDB could not close it
+            for log in building_logs:  # left when DuckDB could not close it
+                log.unlink(missing_ok=True)
             if build_id is not None:
                 with contextlib.suppress(Exception):
                     forget(history, build_id)
