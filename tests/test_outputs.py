@@ -616,3 +616,41 @@ def test_a_checkpoint_log_duckdb_wrote_is_ours():
     killed mid-checkpoint, its first 12 bytes), so the next run is not refused."""
     assert config.log_paths(Path("/x/h.duckdb")) == (Path("/x/h.duckdb.wal"), Path("/x/h.duckdb.wal.checkpoint"))
     assert b"d\x00be\x00\x02f\x00\x10\xe2\x01\x82".startswith(ownership.DUCKDB_LOG_HEAD)
+
+
+@pytest.mark.parametrize("at", ["warehouse", "rejected"])
+def test_someone_else_s_duckdb_file_put_at_an_output_during_the_build_is_kept(at, shop_dir, tmp_path, monkeypatch,
+                                                                             capsys):
+    """The attacker's review: the paths a build renames onto were checked only when it began; a database of
+    someone's made there while the build ran (seconds at scale 1, minutes at 1000) was replaced by the
+    rename. Each is checked again just before it: refused with one line (exit 2), kept, nothing published."""
+    import duckdb
+
+    from greenery.warehouse import build as build_module
+
+    monkeypatch.setenv("GREENERY_HISTORY", str(tmp_path / "h.duckdb"))
+    warehouse = tmp_path / "w.duckdb"
+    if at == "rejected":
+        orders = shop_dir / "orders.csv"
+        lines = orders.read_text().splitlines(keepends=True)
+        orders.write_text("".join(lines + lines[1:2]))  # an order twice: unique_stg_orders_order_id fails
+    target = warehouse if at == "warehouse" else config.rejected_path(warehouse)
+    real = build_module.checkpoint
+
+    def someone_writes(name):
+        if name == "history":
+            con = duckdb.connect(str(target))
+            con.execute("create table my_data as select 42 as answer")
+            con.close()
+        real(name)
+
+    monkeypatch.setattr(build_module, "checkpoint", someone_writes)
+    capsys.readouterr()
+    assert rebuild(shop_dir, warehouse) == ExitCode.BAD_INPUT
+    role = "warehouse" if at == "warehouse" else "rejected warehouse"
+    assert only_line(capsys) == (f"error: --warehouse {warehouse}: {target} exists and is not greenery's {role}; "
+                                 "move it aside or name another path")
+    con = duckdb.connect(str(target), read_only=True)
+    assert con.execute("select answer from my_data").fetchall() == [(42,)]
+    con.close()
+    assert not config.building_path(warehouse).exists()

@@ -424,6 +424,13 @@ def check_warehouse_target(warehouse: Path) -> None:
     _writable_parent(warehouse, what)
 
 
+def check_rename_target(target: Path, warehouse: Path, role: str) -> None:
+    """Just before a build renames its new warehouse onto `target` (the warehouse, or the rejected one): it was
+    checked when the build began, but a build takes seconds to minutes, and a database someone made there
+    since would be replaced. A file found ours before is not opened again (_is_our_warehouse)."""
+    refuse_unless_ours(target, _is_our_warehouse, role, f"--warehouse {warehouse}")
+
+
 def warehouse_family(warehouse: Path) -> list[Path]:
     """The warehouse and every path written beside it."""
     return [warehouse, config.run_results_path(warehouse), config.rejected_path(warehouse),

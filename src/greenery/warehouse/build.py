@@ -29,7 +29,12 @@ from greenery.errors import DataTestFailure, InputError
 from greenery.faults import checkpoint
 from greenery.outputs import fingerprint
 from greenery.outputs.locking import exclusive
-from greenery.outputs.ownership import check_digest_cache, check_history_target, check_warehouse_target
+from greenery.outputs.ownership import (
+    check_digest_cache,
+    check_history_target,
+    check_rename_target,
+    check_warehouse_target,
+)
 from greenery.warehouse import metrics
 from greenery.warehouse.datatests import TestResult, run_batch, run_tests, store_results, summarize, write_json
 from greenery.warehouse.history import attach as attach_history
@@ -527,9 +532,11 @@ def build(source: DataSource, warehouse: Path, manifest: Manifest | None = None,
                                  manifest)
             write_json(config.run_results_path(warehouse), tests, {**info, "timings": timings, "cpu_seconds": cpu})
             if result.summary["fail"]:
+                check_rename_target(config.rejected_path(warehouse), warehouse, "rejected warehouse")
                 building.replace(config.rejected_path(warehouse))
                 raise DataTestFailure(result)
             checkpoint("publish warehouse")
+            check_rename_target(warehouse, warehouse, "warehouse")  # nobody's database made there meanwhile
             building.replace(warehouse)  # the commit point: the history follows it
             build_id, published = None, build_id
         except BaseException:
