@@ -489,8 +489,8 @@ def build(source: DataSource, warehouse: Path, manifest: Manifest | None = None,
     building = config.building_path(warehouse)
     building_logs = config.log_paths(building)
     building.unlink(missing_ok=True)  # we hold the warehouse's lock: a leftover is from a killed run,
-    for log in building_logs:  # and so are its logs (check_outputs refused any other kind of file)
-        log.unlink(missing_ok=True)
+    for stale in building_logs:  # and so are its logs (check_outputs refused any other kind of file)
+        stale.unlink(missing_ok=True)
     with exclusive(history, "the history"), ThreadPoolExecutor(max_workers=2) as background:
         check_history(history)  # a foreign file is refused before any work, not after the models
         # Begun before the connection, which leaves Python's lock while DuckDB opens the file (~20 ms):
@@ -544,8 +544,8 @@ def build(source: DataSource, warehouse: Path, manifest: Manifest | None = None,
                 con.close()
             _close_when_open(marker)
             building.unlink(missing_ok=True)
-            for log in building_logs:  # left when DuckDB could not close it
-                log.unlink(missing_ok=True)
+            for stale in building_logs:  # left when DuckDB could not close it
+                stale.unlink(missing_ok=True)
             if build_id is not None:
                 with contextlib.suppress(Exception):
                     forget(history, build_id)
