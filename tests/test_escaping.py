@@ -81,6 +81,16 @@ def test_a_line_break_in_a_path_never_splits_the_error_line(made, tmp_path, caps
                     f"error: {shown}: no such folder: expected the export's seven CSV files here")
 
 
+def test_a_unicode_line_separator_in_a_path_never_splits_the_error_line(tmp_path, capsys):
+    """The attacker's review: U+2028 and U+2029 are line breaks to str.splitlines (and to log readers built
+    on it): a --data-dir holding one printed an error of two lines."""
+    folder = tmp_path / "export\u2028folder\u2029named"
+    assert cli.main(["build", "--data-dir", str(folder), "--warehouse", str(tmp_path / "w.duckdb")]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line == (f"error: {tmp_path / 'export<U+2028>folder<U+2029>named'}: no such folder: expected the "
+                    "export's seven CSV files here")
+
+
 def test_an_unexpected_error_naming_a_path_is_one_line():
     from greenery.errors import unexpected_reason
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 
@@ -224,4 +225,57 @@ def test_a_parse_cache_of_other_parsers_is_not_used(tmp_path, monkeypatch):
     module.parsed().save()
     written = json.loads(path.read_text())
     assert written["parsers"] == module._parsers() and written["tables"] == {key: ["stg_orders"]}
+    load_manifest.cache_clear()
+
+
+def _planted(path, parsers, yaml=None, tables=None):
+    import json
+
+    path.write_text(json.dumps({"format": 1, "parsers": parsers, "yaml": yaml or {}, "tables": tables or {}}))
+
+
+def test_a_damaged_entry_of_the_parse_cache_is_parsed_again_not_a_failed_build(tmp_path, monkeypatch):
+    """An entry of ours that is no longer JSON (a disk's error, an edit) failed every build with exit 5
+    (`unexpected JSONDecodeError`) until the cache was found and deleted by hand: it is parsed again, and
+    the entry written anew."""
+    import hashlib
+    import json
+
+    path = tmp_path / "parsed.json"
+    module = _fresh_process(monkeypatch, path)
+    text = "models:\n  - name: a\n"
+    key = hashlib.sha256(text.encode()).hexdigest()
+    _planted(path, module._parsers(), yaml={key: "{not json"})
+    assert module.parsed().yaml(text) == {"models": [{"name": "a"}]}
+    module.parsed().save()
+    assert json.loads(json.loads(path.read_text())["yaml"][key]) == {"models": [{"name": "a"}]}
+    load_manifest.cache_clear()
+
+
+def test_another_users_parse_cache_is_neither_read_nor_written(tmp_path, monkeypatch):
+    """At a path in a shared folder ($GREENERY_PARSE_CACHE=/tmp/...), a file another user put there in our
+    shape would have given its answers for our models (a data test's severity, a model's dependencies)."""
+    import hashlib
+
+    path = tmp_path / "parsed.json"
+    module = _fresh_process(monkeypatch, path)
+    sql = "select * from stg_orders"
+    _planted(path, module._parsers(), tables={hashlib.sha256(sql.encode()).hexdigest(): ["wrong"]})
+    planted = path.read_text()
+    real_uid = os.getuid()
+    monkeypatch.setattr(os, "getuid", lambda: real_uid + 1)  # the file is now another user's
+    assert module.parsed().tables(sql) == {"stg_orders"}
+    module.parsed().save()
+    assert path.read_text() == planted
+    load_manifest.cache_clear()
+
+
+def test_a_file_put_at_the_parse_cache_path_while_the_models_were_read_is_kept(tmp_path, monkeypatch):
+    """Nothing was there when the cache was first looked for; someone's file is there when it is saved."""
+    path = tmp_path / "parsed.json"
+    module = _fresh_process(monkeypatch, path)
+    assert module.parsed().tables("select * from stg_orders") == {"stg_orders"}
+    path.write_text("my notes\n")
+    module.parsed().save()
+    assert path.read_text() == "my notes\n"
     load_manifest.cache_clear()

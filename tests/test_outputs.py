@@ -282,26 +282,34 @@ def test_a_fifo_beside_the_warehouse_is_refused_without_waiting(beside, built, s
 
 
 @pytest.mark.parametrize("content", [b"my notes\n", b""])
-@pytest.mark.parametrize("beside", ["history wal", "wal", "building wal", "rejected wal"])
+@pytest.mark.parametrize("beside", ["history wal", "wal", "building wal", "rejected wal",
+                                    "history checkpoint log", "building checkpoint log"])
 def test_a_file_of_someone_else_s_at_a_duckdb_log_is_refused_and_kept(beside, content, built, shop_dir, capsys):
     """The attacker's review: DuckDB replays, then deletes, whatever regular file is at a database's `.wal`
-    (a user's notes at `<history>.wal` were gone after a build). Only a log DuckDB wrote is ours."""
+    (a user's notes at `<history>.wal` were gone after a build), and at its `.wal.checkpoint` (the log of
+    commits made during a checkpoint: notes at `<history>.wal.checkpoint` were gone too). Only a log DuckDB
+    wrote is ours."""
     warehouse, history = built
     path = {"history wal": config.wal_path(history), "wal": config.wal_path(warehouse),
             "building wal": config.wal_path(config.building_path(warehouse)),
-            "rejected wal": config.wal_path(config.rejected_path(warehouse))}[beside]
+            "rejected wal": config.wal_path(config.rejected_path(warehouse)),
+            "history checkpoint log": history.with_name(f"{history.name}.wal.checkpoint"),
+            "building checkpoint log": config.building_path(warehouse).with_name(
+                f"{config.building_path(warehouse).name}.wal.checkpoint")}[beside]
     path.write_bytes(content)
     before = outputs(warehouse, history)
     capsys.readouterr()
     assert rebuild(shop_dir, warehouse) == ExitCode.BAD_INPUT
-    where = f"$GREENERY_HISTORY {history}" if beside == "history wal" else f"--warehouse {warehouse}"
+    where = f"$GREENERY_HISTORY {history}" if beside.startswith("history") else f"--warehouse {warehouse}"
     assert only_line(capsys) == (f"error: {where}: {path} exists and is not greenery's {ROLES[beside]}; "
                                  "move it aside or name another path")
     assert outputs(warehouse, history) == before and path.read_bytes() == content
 
 
 ROLES = {"history wal": "history's DuckDB log", "wal": "warehouse's DuckDB log",
-         "building wal": "DuckDB log of the warehouse being built", "rejected wal": "rejected warehouse's DuckDB log"}
+         "building wal": "DuckDB log of the warehouse being built", "rejected wal": "rejected warehouse's DuckDB log",
+         "history checkpoint log": "history's DuckDB log",
+         "building checkpoint log": "DuckDB log of the warehouse being built"}
 
 
 def test_someone_else_s_duckdb_file_at_the_rejected_warehouse_is_refused_and_kept(built, shop_dir, capsys):
@@ -590,3 +598,59 @@ def test_installed_versions_are_read_as_importlib_metadata_reads_them(tmp_path, 
             expected = None
         assert fingerprint.installed_version(name) == expected, name
     assert fingerprint.installed_version("no-such-distribution") is None
+
+
+def test_a_parse_cache_inside_the_book_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    """$GREENERY_PARSE_CACHE=<book>/parsed.json: the build wrote the cache into the published book, whose swap
+    then found a file it did not write (exit 2), and every later report refused the book: refused up front."""
+    book = tmp_path / "book"
+    monkeypatch.setenv("GREENERY_PARSE_CACHE", str(book / "parsed.json"))
+    with pytest.raises(UsageError, match=r"\$GREENERY_PARSE_CACHE .* is inside the book folder"):
+        ownership.check_outputs(tmp_path / "w.duckdb", tmp_path / "h.duckdb", tmp_path / "d.json", book)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_checkpoint_log_duckdb_wrote_is_ours():
+    """A run killed while a checkpoint ran leaves `<database>.wal.checkpoint`, which DuckDB replays on the next
+    open: it begins with DuckDB's log version entry, as `.wal` does (the head of one DuckDB 2.0.1 left when
+    killed mid-checkpoint, its first 12 bytes), so the next run is not refused."""
+    assert config.log_paths(Path("/x/h.duckdb")) == (Path("/x/h.duckdb.wal"), Path("/x/h.duckdb.wal.checkpoint"))
+    assert b"d\x00be\x00\x02f\x00\x10\xe2\x01\x82".startswith(ownership.DUCKDB_LOG_HEAD)
+
+
+@pytest.mark.parametrize("at", ["warehouse", "rejected"])
+def test_someone_else_s_duckdb_file_put_at_an_output_during_the_build_is_kept(at, shop_dir, tmp_path, monkeypatch,
+                                                                             capsys):
+    """The attacker's review: the paths a build renames onto were checked only when it began; a database of
+    someone's made there while the build ran (seconds at scale 1, minutes at 1000) was replaced by the
+    rename. Each is checked again just before it: refused with one line (exit 2), kept, nothing published."""
+    import duckdb
+
+    from greenery.warehouse import build as build_module
+
+    monkeypatch.setenv("GREENERY_HISTORY", str(tmp_path / "h.duckdb"))
+    warehouse = tmp_path / "w.duckdb"
+    if at == "rejected":
+        orders = shop_dir / "orders.csv"
+        lines = orders.read_text().splitlines(keepends=True)
+        orders.write_text("".join(lines + lines[1:2]))  # an order twice: unique_stg_orders_order_id fails
+    target = warehouse if at == "warehouse" else config.rejected_path(warehouse)
+    real = build_module.checkpoint
+
+    def someone_writes(name):
+        if name == "history":
+            con = duckdb.connect(str(target))
+            con.execute("create table my_data as select 42 as answer")
+            con.close()
+        real(name)
+
+    monkeypatch.setattr(build_module, "checkpoint", someone_writes)
+    capsys.readouterr()
+    assert rebuild(shop_dir, warehouse) == ExitCode.BAD_INPUT
+    role = "warehouse" if at == "warehouse" else "rejected warehouse"
+    assert only_line(capsys) == (f"error: --warehouse {warehouse}: {target} exists and is not greenery's {role}; "
+                                 "move it aside or name another path")
+    con = duckdb.connect(str(target), read_only=True)
+    assert con.execute("select answer from my_data").fetchall() == [(42,)]
+    con.close()
+    assert not config.building_path(warehouse).exists()

@@ -158,6 +158,13 @@ def wal_path(database: Path) -> Path:
     return database.with_name(f"{database.name}.wal")
 
 
+def log_paths(database: Path) -> tuple[Path, Path]:
+    """Every log DuckDB keeps beside a database file it writes, each replayed and then deleted whatever it
+    holds when DuckDB opens (or closes) the database: its write-ahead log, and the log of the commits made
+    while a checkpoint ran (`.wal.checkpoint`, DuckDB 1.4 on: a user's file there was gone after a build)."""
+    return wal_path(database), database.with_name(f"{database.name}.wal.checkpoint")
+
+
 def lock_path(target: Path) -> Path:
     """The lock file beside an output (greenery.outputs.locking)."""
     return target.with_name(target.name + ".lock")

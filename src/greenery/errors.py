@@ -25,8 +25,12 @@ class ExitCode(IntEnum):
 
 def one_line(text: str) -> str:
     """A message on one line, whatever a path or a value in it holds: every control character (a line
-    break in a folder's name, say) shown as its `<U+XXXX>` escape, as the command shows the others."""
-    return "".join(f"<U+{ord(c):04X}>" if unicodedata.category(c) == "Cc" else c for c in text)
+    break in a folder's name, say) and the line and paragraph separators U+2028 and U+2029 (a line break to
+    str.splitlines and many log readers) shown as its `<U+XXXX>` escape, as the command shows the others."""
+    return "".join(f"<U+{ord(c):04X}>" if unicodedata.category(c) in _BREAKING else c for c in text)
+
+
+_BREAKING = ("Cc", "Zl", "Zp")  # control characters, U+2028 LINE SEPARATOR, U+2029 PARAGRAPH SEPARATOR
 
 
 class GreeneryError(Exception):

@@ -59,21 +59,26 @@ def open_regular(path: Path, flags: int = os.O_RDONLY, mode: int = 0o644) -> int
     return fd
 
 
-def read_own(path: Path, limit: int = MAX_OWN_FILE, whole: bool = True) -> bytes | None:
+def read_own(path: Path, limit: int = MAX_OWN_FILE, whole: bool = True, mine: bool = False) -> bytes | None:
     """The bytes of the regular file at `path` (at most `limit`), or None if there is no such file,
-    it is something else, or (when `whole`) it is larger than `limit`."""
+    it is something else, (when `whole`) it is larger than `limit`, or (when `mine`) another user owns it
+    (a file another user put at a path in a shared folder such as /tmp is never this user's cache)."""
     try:
         fd = open_regular(path)
     except OSError:
+        return None
+    if mine and os.fstat(fd).st_uid != os.getuid():  # the file opened, not whatever the path names later
+        os.close(fd)
         return None
     with os.fdopen(fd, "rb") as handle:
         data = handle.read(limit + whole)
     return None if whole and len(data) > limit else data
 
 
-def read_own_json(path: Path) -> object | None:
-    """A JSON document of ours at `path`, or None (missing, unreadable, not a regular file, too large)."""
-    data = read_own(path)
+def read_own_json(path: Path, mine: bool = False) -> object | None:
+    """A JSON document of ours at `path`, or None (missing, unreadable, not a regular file, too large,
+    or when `mine` another user's: read_own)."""
+    data = read_own(path, mine=mine)
     try:
         return json.loads(data) if data is not None else None
     except ValueError:
@@ -396,10 +401,11 @@ def check_warehouse_target(warehouse: Path) -> None:
         raise UsageError(f"{what} {warehouse} is a symbolic link; name the file itself")
     if found not in (None, "file"):
         raise UsageError(f"{what} {warehouse} is not a regular file (a {found}); name a .duckdb file")
-    logs = [(config.wal_path(warehouse), _is_duckdb_log, "warehouse's DuckDB log"),
-            (config.wal_path(config.building_path(warehouse)), _is_duckdb_log,
-             "DuckDB log of the warehouse being built"),
-            (config.wal_path(config.rejected_path(warehouse)), _is_duckdb_log, "rejected warehouse's DuckDB log")]
+    logs = [(log, _is_duckdb_log, role) for database, role in (
+                (warehouse, "warehouse's DuckDB log"),
+                (config.building_path(warehouse), "DuckDB log of the warehouse being built"),
+                (config.rejected_path(warehouse), "rejected warehouse's DuckDB log"))
+            for log in config.log_paths(database)]
     for path, ours, role in logs:  # first: opening the warehouse to recognise it opens its log too
         refuse_unless_ours(path, ours, role, f"{what} {warehouse}")
     if found == "file" and not _is_our_warehouse(warehouse):
@@ -416,6 +422,13 @@ def check_warehouse_target(warehouse: Path) -> None:
     for path, ours, role in beside:
         refuse_unless_ours(path, ours, role, f"{what} {warehouse}")
     _writable_parent(warehouse, what)
+
+
+def check_rename_target(target: Path, warehouse: Path, role: str) -> None:
+    """Just before a build renames its new warehouse onto `target` (the warehouse, or the rejected one): it was
+    checked when the build began, but a build takes seconds to minutes, and a database someone made there
+    since would be replaced. A file found ours before is not opened again (_is_our_warehouse)."""
+    refuse_unless_ours(target, _is_our_warehouse, role, f"--warehouse {warehouse}")
 
 
 def warehouse_family(warehouse: Path) -> list[Path]:
@@ -440,7 +453,8 @@ def check_history_target(history: Path, warehouse: Path | None = None) -> None:
     if found not in (None, "file"):
         raise UsageError(f"{where} {history} is a {found}, not a history file; name the file itself")
     refuse_unless_ours(config.lock_path(history), _is_our_lock, "lock", f"{where} {history}")
-    refuse_unless_ours(config.wal_path(history), _is_duckdb_log, "history's DuckDB log", f"{where} {history}")
+    for log in config.log_paths(history):
+        refuse_unless_ours(log, _is_duckdb_log, "history's DuckDB log", f"{where} {history}")
     if found == "file" and not _is_duckdb_file(history):  # before any lock is made beside someone's file
         raise HistoryError(f"{history}: not a greenery history file (not a DuckDB database); {HISTORY_ADVICE}")
 
@@ -455,7 +469,9 @@ def check_outputs(warehouse: Path, history: Path, digest_cache: Path, book: Path
     if book is not None:
         beside = {f"a file beside --warehouse ({path.name})": path for path in warehouse_family(warehouse)[1:]}
         check_outside(book, {"--warehouse": warehouse, "$GREENERY_HISTORY": history,
-                             "$GREENERY_DIGEST_CACHE": digest_cache, **beside})
+                             "$GREENERY_DIGEST_CACHE": digest_cache,
+                             # the build writes it too (manifest.Parsed): in the book, the swap would refuse it
+                             "$GREENERY_PARSE_CACHE": config.absolute(config.parse_cache_path()), **beside})
 
 
 # What every refusal of an unusable history file says (exit 4), whichever check found it.

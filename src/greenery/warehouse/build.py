@@ -29,7 +29,12 @@ from greenery.errors import DataTestFailure, InputError
 from greenery.faults import checkpoint
 from greenery.outputs import fingerprint
 from greenery.outputs.locking import exclusive
-from greenery.outputs.ownership import check_digest_cache, check_history_target, check_warehouse_target
+from greenery.outputs.ownership import (
+    check_digest_cache,
+    check_history_target,
+    check_rename_target,
+    check_warehouse_target,
+)
 from greenery.warehouse import metrics
 from greenery.warehouse.datatests import TestResult, run_batch, run_tests, store_results, summarize, write_json
 from greenery.warehouse.history import attach as attach_history
@@ -482,9 +487,10 @@ def build(source: DataSource, warehouse: Path, manifest: Manifest | None = None,
     timings: dict[str, float] = {}
     cpu: dict[str, float] = {}  # CPU seconds per phase, for `make bench`
     building = config.building_path(warehouse)
-    building_log = config.wal_path(building)
+    building_logs = config.log_paths(building)
     building.unlink(missing_ok=True)  # we hold the warehouse's lock: a leftover is from a killed run,
-    building_log.unlink(missing_ok=True)  # and so is its log (check_outputs refused any other kind of file)
+    for stale in building_logs:  # and so are its logs (check_outputs refused any other kind of file)
+        stale.unlink(missing_ok=True)
     with exclusive(history, "the history"), ThreadPoolExecutor(max_workers=2) as background:
         check_history(history)  # a foreign file is refused before any work, not after the models
         # Begun before the connection, which leaves Python's lock while DuckDB opens the file (~20 ms):
@@ -526,9 +532,11 @@ def build(source: DataSource, warehouse: Path, manifest: Manifest | None = None,
                                  manifest)
             write_json(config.run_results_path(warehouse), tests, {**info, "timings": timings, "cpu_seconds": cpu})
             if result.summary["fail"]:
+                check_rename_target(config.rejected_path(warehouse), warehouse, "rejected warehouse")
                 building.replace(config.rejected_path(warehouse))
                 raise DataTestFailure(result)
             checkpoint("publish warehouse")
+            check_rename_target(warehouse, warehouse, "warehouse")  # nobody's database made there meanwhile
             building.replace(warehouse)  # the commit point: the history follows it
             build_id, published = None, build_id
         except BaseException:
@@ -536,7 +544,8 @@ def build(source: DataSource, warehouse: Path, manifest: Manifest | None = None,
                 con.close()
             _close_when_open(marker)
             building.unlink(missing_ok=True)
-            building_log.unlink(missing_ok=True)  # left when DuckDB could not close it
+            for stale in building_logs:  # left when DuckDB could not close it
+                stale.unlink(missing_ok=True)
             if build_id is not None:
                 with contextlib.suppress(Exception):
                     forget(history, build_id)

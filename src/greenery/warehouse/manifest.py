@@ -9,6 +9,7 @@ not change does not parse them again.
 
 from __future__ import annotations
 
+import contextlib
 import graphlib
 import hashlib
 import json
@@ -172,8 +173,10 @@ class Parsed:
     parsers' outputs are kept: every check of load_manifest still runs on them, so a manifest read from
     the cache is the manifest the files make. A YAML document JSON cannot hold exactly (a date, a key
     that is not text) is parsed each time. The parsers' versions are part of the file: other parsers,
-    an empty cache. The file is written only where nothing is, or over a cache of ours (this shape),
-    through a new file and one rename; a lost update between two runs is only a parse the next time."""
+    an empty cache. The file is read only when this user owns it, and written only where nothing is, or
+    over a cache of ours (this shape, this user's: checked again just before), through a new file and one
+    rename; a lost update between two runs is only a parse the next time. An entry damaged since it was
+    written (not JSON) is parsed again, never a failed build."""
 
     FORMAT = 1
     KEEP = 2_000  # entries per kind; the oldest go first (a test's altered models, a file edited often)
@@ -188,7 +191,7 @@ class Parsed:
     def _entries(self, kind: str) -> dict[str, object]:
         if self._kinds is None:  # read once, on first use
             self._kinds = {"yaml": {}, "tables": {}}
-            found = ownership.read_own_json(self.path)
+            found = ownership.read_own_json(self.path, mine=True)  # another user's file: never adopted
             self._writable = ownership.kind(self.path) is None or self._ours(found)
             if self._ours(found) and found["parsers"] == _parsers():
                 self._kinds = {name: dict(found[name]) for name in self._kinds}
@@ -218,7 +221,8 @@ class Parsed:
         """yaml.safe_load(text) (libyaml's loader where built in); a new object each call."""
         key, found = self._get("yaml", text)
         if found is not None:
-            return json.loads(found)
+            with contextlib.suppress(ValueError):  # an entry damaged since it was written: parsed again
+                return json.loads(found)
         document = _parse_yaml(text)
         if _plain(document):
             self._put("yaml", key, json.dumps(document))
@@ -238,6 +242,8 @@ class Parsed:
         with self._lock:
             if not (self._changed and self._writable):
                 return
+            if ownership.kind(self.path) is not None and not self._ours(ownership.read_own_json(self.path, mine=True)):
+                return  # someone put a file there since it was read: theirs, never written over
             document = {"format": self.FORMAT, "parsers": _parsers(), **self._kinds}
             self._changed = False
             try:

@@ -845,8 +845,10 @@ def build(source: DataSource, warehouse: Path, options: SparkOptions | None = No
             result = BuildResult(source, warehouse, loaded, model_rows, tests, 0.0, info, timings, findings)
             write_json(config.run_results_path(warehouse), tests, {**info, "timings": timings})
             if result.summary["fail"]:
+                ownership.check_rename_target(config.rejected_path(warehouse), warehouse, "rejected warehouse")
                 building.replace(config.rejected_path(warehouse))
                 raise DataTestFailure(result)
+            ownership.check_rename_target(warehouse, warehouse, "warehouse")  # nobody's database made there since
             _publish_marts(stage, marts)
             building.replace(warehouse)  # the commit point: the history follows it
             build_id, published = None, build_id
