@@ -222,7 +222,7 @@ def test_a_duckdb_file_that_is_not_a_history_is_refused_and_kept(foreign, built,
 
 
 @pytest.mark.parametrize("what", ["a file of mine", "an empty file", "{}", "another JSON object", "a FIFO",
-                                  "/dev/zero"])
+                                  "/dev/zero", "another user's cache"])
 def test_a_digest_cache_that_is_not_ours_is_refused_never_read_or_written(what, built, shop_dir, tmp_path,
                                                                           monkeypatch):
     import os
@@ -238,6 +238,14 @@ def test_a_digest_cache_that_is_not_ours_is_refused_never_read_or_written(what, 
         target.write_text(mine)
     elif what == "a FIFO":
         os.mkfifo(target)
+    elif what == "another user's cache":  # the attacker's review: at a shared path, planted digests were trusted
+        if os.getuid() != 0:
+            pytest.skip("giving a file to another user needs root")
+        monkeypatch.setenv("GREENERY_DIGEST_CACHE", str(target))
+        assert rebuild(shop_dir, tmp_path / "other.duckdb") == 0  # a cache as greenery writes it
+        assert ownership.read_digest_cache(target)
+        os.chown(target, 65534, 65534)
+        mine = target.read_text()
     else:
         target = config.Path("/dev/zero")
     monkeypatch.setenv("GREENERY_DIGEST_CACHE", str(target))

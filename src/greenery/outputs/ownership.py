@@ -363,10 +363,11 @@ def _is_digest_entry(key: str, entry: object) -> bool:
 def read_digest_cache(path: Path) -> dict | None:
     """fingerprint.file_digests' cache: {} when missing, its entries when it is a JSON object of entries as
     it writes them (at least one: it never writes an empty cache), and None when anything else is there,
-    an empty file or `{}` included (never ours to write)."""
+    an empty file or `{}` included, or another user's file (never ours to write, nor to trust: its digests
+    decide whether an export changed, so a planted one would have a new export taken for an old one)."""
     if kind(path) is None:
         return {}
-    data = read_own(path)
+    data = read_own(path, mine=True)
     try:
         cache = json.loads(data) if data else None
     except ValueError:
