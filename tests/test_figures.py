@@ -569,6 +569,9 @@ def test_text_sizes_shared_between_renderers_draw_the_same_chart(monkeypatch, ba
             ax.text(x / 3 + 0.05, 0.5, name, fontsize=7, bbox={"boxstyle": "round"})
         return [*many_kinds_of_chart(), *crowded_charts(), rate_bars(30), diagram]
 
+    # matplotlib's own cache per renderer first, even where an earlier test's book.setup shared the sizes
+    own = getattr(mtext._get_text_metrics_with_cache, "greenery_original", mtext._get_text_metrics_with_cache)
+    monkeypatch.setattr(mtext, "_get_text_metrics_with_cache", own)
     measured = []
     for cls in (RendererAgg, RendererSVG):
         real = cls.get_text_width_height_descent

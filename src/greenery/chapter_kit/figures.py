@@ -81,6 +81,7 @@ def share_text_metrics() -> None:
         return found
 
     shared.greenery_shared = True
+    shared.greenery_original = measured  # matplotlib's own (the tests compare both)
     mtext._get_text_metrics_with_cache = shared
 
 
