@@ -526,19 +526,3 @@ def test_a_file_that_changes_while_it_is_read_is_named_as_such(shop_dir, monkeyp
     assert (raised.value.file.name, raised.value.line, raised.value.column) == ("orders.csv", None, None)
     assert raised.value.reason == ("the file changed while it was read (is the export still being written?): "
                                    "run again once it is complete")
-
-
-def test_the_wait_for_the_fingerprints_count_has_a_deadline(shop_dir, monkeypatch):
-    """The load waits for the count the fingerprint's read gives: a read that never ends (a stalled disk
-    or share) stops the build with one line naming the file when the wait's deadline passes."""
-    from greenery import config
-    from greenery.errors import InputError
-    from greenery.warehouse.records import ExportScan
-
-    scan = ExportScan(config.max_record_bytes, fingerprinted=True)
-    monkeypatch.setattr(ExportScan, "READ_DEADLINE_S", 0.2)
-    events = shop_dir / "events.csv"
-    scan._declare([events])  # the fingerprint names the file, and its read never comes
-    with pytest.raises(InputError, match=r"events\.csv: not read within 0 s") as raised:
-        scan.records(events)
-    assert "\n" not in str(raised.value)

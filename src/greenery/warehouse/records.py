@@ -30,7 +30,6 @@ from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from greenery.errors import InputError
 from greenery.outputs import fingerprint
 from greenery.outputs.fingerprint import Hasher
 
@@ -195,7 +194,6 @@ class ExportScan:
     generated sample)."""
 
     DECLARE_DEADLINE_S = 10.0  # the fingerprint names its files after a stat of each: milliseconds
-    READ_DEADLINE_S = 1800.0  # its read of one file: about a second a gigabyte here; a stalled disk or share
 
     def __init__(self, limit: Callable[[], int], fingerprinted: bool = False):
         self._limit = limit  # config.max_record_bytes, asked when a count is first needed (it may refuse)
@@ -244,12 +242,7 @@ class ExportScan:
             if mine:
                 counted = self._counts[resolved] = Future()
         if not mine:
-            try:
-                failed = counted.exception(timeout=self.READ_DEADLINE_S)
-            except TimeoutError:
-                raise InputError(path, None, None, f"not read within {self.READ_DEADLINE_S:.0f} s (a stalled disk "
-                                                   "or network share?): the build stops") from None
-            if failed is None:
+            if counted.exception() is None:
                 return counted.result()
             return count_records(path, self._limit())  # the other read failed: this one meets why
         try:
