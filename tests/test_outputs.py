@@ -685,3 +685,4 @@ def test_someone_else_s_duckdb_file_put_at_an_output_during_the_build_is_kept(at
     assert con.execute("select answer from my_data").fetchall() == [(42,)]
     con.close()
     assert not config.building_path(warehouse).exists()
+    assert not config.run_results_path(warehouse).exists()  # no results of a build that was not published

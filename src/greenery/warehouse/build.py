@@ -530,13 +530,16 @@ def build(source: DataSource, warehouse: Path, manifest: Manifest | None = None,
                 con.close()
             result = BuildResult(source, warehouse, loaded, model_rows, tests, 0.0, info, timings, findings, measured,
                                  manifest)
+            # Nobody's database made where the build renames to meanwhile: checked before the results are
+            # written, so that a refusal leaves the last build's results with the last build's warehouse.
+            failed = bool(result.summary["fail"])
+            check_rename_target(*((config.rejected_path(warehouse), warehouse, "rejected warehouse") if failed
+                                  else (warehouse, warehouse, "warehouse")))
             write_json(config.run_results_path(warehouse), tests, {**info, "timings": timings, "cpu_seconds": cpu})
-            if result.summary["fail"]:
-                check_rename_target(config.rejected_path(warehouse), warehouse, "rejected warehouse")
+            if failed:
                 building.replace(config.rejected_path(warehouse))
                 raise DataTestFailure(result)
             checkpoint("publish warehouse")
-            check_rename_target(warehouse, warehouse, "warehouse")  # nobody's database made there meanwhile
             building.replace(warehouse)  # the commit point: the history follows it
             build_id, published = None, build_id
         except BaseException:

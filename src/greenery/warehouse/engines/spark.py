@@ -843,12 +843,13 @@ def build(source: DataSource, warehouse: Path, options: SparkOptions | None = No
                 con.close()
             info = {**info, "engine": "spark", "spark_master": options.master, "marts_dir": marts}
             result = BuildResult(source, warehouse, loaded, model_rows, tests, 0.0, info, timings, findings)
+            failed = bool(result.summary["fail"])  # nobody's database made there since: before the results
+            ownership.check_rename_target(*((config.rejected_path(warehouse), warehouse, "rejected warehouse")
+                                            if failed else (warehouse, warehouse, "warehouse")))
             write_json(config.run_results_path(warehouse), tests, {**info, "timings": timings})
-            if result.summary["fail"]:
-                ownership.check_rename_target(config.rejected_path(warehouse), warehouse, "rejected warehouse")
+            if failed:
                 building.replace(config.rejected_path(warehouse))
                 raise DataTestFailure(result)
-            ownership.check_rename_target(warehouse, warehouse, "warehouse")  # nobody's database made there since
             _publish_marts(stage, marts)
             building.replace(warehouse)  # the commit point: the history follows it
             build_id, published = None, build_id
