@@ -166,6 +166,16 @@ def outputs(warehouse, history) -> dict[str, bytes]:
     return {**files_of(warehouse.parent), **{f"history/{k}": v for k, v in files_of(history.parent).items()}}
 
 
+def refused_in_one_line(built, shop_dir, capsys) -> str:
+    """A rebuild refused (exit 2) with the warehouse's and the history's folders unchanged: its one line."""
+    warehouse, history = built
+    before = outputs(warehouse, history)
+    capsys.readouterr()
+    assert rebuild(shop_dir, warehouse) == ExitCode.BAD_INPUT
+    assert outputs(warehouse, history) == before
+    return only_line(capsys)
+
+
 @pytest.mark.parametrize("link", [False, True])
 def test_a_foreign_file_at_the_history_lock_is_refused_and_kept(link, built, shop_dir, tmp_path, capsys):
     warehouse, history = built
@@ -177,23 +187,16 @@ def test_a_foreign_file_at_the_history_lock_is_refused_and_kept(link, built, sho
         lock.symlink_to(mine)
     else:
         lock.write_text("my notes")
-    before = outputs(warehouse, history)
-    capsys.readouterr()
-    assert rebuild(shop_dir, warehouse) == ExitCode.BAD_INPUT
-    assert mine.read_text() == "my notes" and outputs(warehouse, history) == before
-    line = only_line(capsys)
+    line = refused_in_one_line(built, shop_dir, capsys)
+    assert mine.read_text() == "my notes"
     assert str(lock) in line and "not greenery's lock" in line
 
 
 def test_a_history_that_is_the_warehouse_is_refused_in_one_line(built, shop_dir, monkeypatch, capsys):
     warehouse, history = built
     monkeypatch.setenv("GREENERY_HISTORY", str(warehouse))
-    before = outputs(warehouse, history)
-    capsys.readouterr()
-    assert rebuild(shop_dir, warehouse) == ExitCode.BAD_INPUT
-    assert only_line(capsys) == (f"error: $GREENERY_HISTORY {warehouse} is the warehouse ({warehouse}); "
-                                 "the history must be a file of its own")
-    assert outputs(warehouse, history) == before
+    assert refused_in_one_line(built, shop_dir, capsys) == (
+        f"error: $GREENERY_HISTORY {warehouse} is the warehouse ({warehouse}); the history must be a file of its own")
 
 
 @pytest.mark.parametrize("foreign", ["someone's database", "another warehouse"])
@@ -305,13 +308,10 @@ def test_a_file_of_someone_else_s_at_a_duckdb_log_is_refused_and_kept(beside, co
             "building checkpoint log": config.building_path(warehouse).with_name(
                 f"{config.building_path(warehouse).name}.wal.checkpoint")}[beside]
     path.write_bytes(content)
-    before = outputs(warehouse, history)
-    capsys.readouterr()
-    assert rebuild(shop_dir, warehouse) == ExitCode.BAD_INPUT
     where = f"$GREENERY_HISTORY {history}" if beside.startswith("history") else f"--warehouse {warehouse}"
-    assert only_line(capsys) == (f"error: {where}: {path} exists and is not greenery's {ROLES[beside]}; "
-                                 "move it aside or name another path")
-    assert outputs(warehouse, history) == before and path.read_bytes() == content
+    assert refused_in_one_line(built, shop_dir, capsys) == (
+        f"error: {where}: {path} exists and is not greenery's {ROLES[beside]}; move it aside or name another path")
+    assert path.read_bytes() == content
 
 
 ROLES = {"history wal": "history's DuckDB log", "wal": "warehouse's DuckDB log",
@@ -331,12 +331,9 @@ def test_someone_else_s_duckdb_file_at_the_rejected_warehouse_is_refused_and_kep
     con = duckdb.connect(str(rejected))
     con.execute("create table my_data as select 42 as answer")
     con.close()
-    before = outputs(warehouse, history)
-    capsys.readouterr()
-    assert rebuild(shop_dir, warehouse) == ExitCode.BAD_INPUT
-    assert only_line(capsys) == (f"error: --warehouse {warehouse}: {rejected} exists and is not greenery's "
-                                 "rejected warehouse; move it aside or name another path")
-    assert outputs(warehouse, history) == before
+    assert refused_in_one_line(built, shop_dir, capsys) == (
+        f"error: --warehouse {warehouse}: {rejected} exists and is not greenery's rejected warehouse; "
+        "move it aside or name another path")
 
 
 def test_a_rejected_warehouse_greenery_built_is_replaced_by_the_next_one(shop_dir, tmp_path, monkeypatch, capsys):
