@@ -144,7 +144,7 @@ def code() -> str:
 SETTLED_NS = 2_000_000_000
 
 
-def _identity(stat: os.stat_result) -> list[int]:
+def file_identity(stat: os.stat_result) -> list[int]:
     """What the file system records of a file's content: any write changes the size or the times, and
     ctime cannot be set back by any program (a copy with preserved mtime still gets a new ctime and inode)."""
     return [stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns]
@@ -180,7 +180,7 @@ def file_digests(files: Iterable[Path], read: Reader = hash_file,
         except FileNotFoundError:  # the loader reports a missing file properly; here it is just different
             continue
         entry = cache.get(key)
-        if (entry and entry["identity"] == _identity(stat)
+        if (entry and entry["identity"] == file_identity(stat)
                 and entry["hashed_ns"] - max(stat.st_mtime_ns, stat.st_ctime_ns) > SETTLED_NS):
             digests[path] = bytes.fromhex(entry["sha256"])
         else:
@@ -193,7 +193,7 @@ def file_digests(files: Iterable[Path], read: Reader = hash_file,
         read(path, hasher)
         digests[path] = hasher.digest()
         if path.stat().st_ctime_ns == stat.st_ctime_ns:  # not written since its identity was taken
-            cache[key] = {"identity": _identity(stat), "hashed_ns": hashed_ns, "sha256": digests[path].hex()}
+            cache[key] = {"identity": file_identity(stat), "hashed_ns": hashed_ns, "sha256": digests[path].hex()}
             changed = True
     # entries of files that are gone (an export replaced, a test's folder) are dropped
     if changed and found is not None:

@@ -151,14 +151,12 @@ def _uuid_columns(con: duckdb.DuckDBPyConnection, sources: list[str]) -> list[se
     return found
 
 
-def _stage_current(con: duckdb.DuckDBPyConnection, snap: Snapshot, table: bool = True,
-                   uuids: set[str] | None = None) -> str:
+def _stage_current(con: duckdb.DuckDBPyConnection, snap: Snapshot, table: bool, uuids: set[str]) -> str:
     """The export's rows of a snapshot with their hashes: a temporary table, computed once, when they are
     compared with the history (read twice: _apply); a temporary view when they are only inserted (the first
     build of a kind of data), which spares writing and reading every row once more (353,000 events at
-    sample scale 100). `uuids`: its source's UUID columns, when the caller described them (_uuid_columns)."""
+    sample scale 100). `uuids`: its source's UUID columns (_uuid_columns)."""
     current = f"current_{snap.name}"
-    uuids = _uuid_columns(con, [snap.source])[0] if uuids is None else uuids
     checked = (f"{c}::varchar as {c}" if c in uuids else c for c in snap.check_columns)
     columns = ", ".join((f"{snap.key_expression} as {snap.key}", *checked))
     db.run(con, f"create or replace temp {'table' if table else 'view'} {current} as select {columns}, "
@@ -268,12 +266,11 @@ WATCH_COLUMNS = [("check_name", "varchar"), ("subject", "varchar"), ("status", "
 
 
 def _write_watch(con: duckdb.DuckDBPyConnection, findings: list[watch.Finding]) -> None:
-    """The export watch's findings, into the warehouse (`export_watch`) for the book and the alerts: made
-    with its rows in one statement, each column a list parameter (db.insert_rows)."""
-    rows = [(f.check, f.subject, f.status, f.message, f.value, f.previous, f.threshold) for f in findings]
-    selected = ", ".join(f"unnest($c{i}::{kind}[]) as {name}" for i, (name, kind) in enumerate(WATCH_COLUMNS))
-    db.run(con, f"create or replace table export_watch as select {selected}",
-           {f"c{i}": [row[i] for row in rows] for i in range(len(WATCH_COLUMNS))})
+    """The export watch's findings, into the warehouse (`export_watch`) for the book and the alerts (their
+    rows in one statement: db.insert_rows)."""
+    db.run(con, "create or replace table export_watch (" + ", ".join(f"{n} {t}" for n, t in WATCH_COLUMNS) + ")")
+    db.insert_rows(con, "export_watch", [kind for _, kind in WATCH_COLUMNS],
+                   [(f.check, f.subject, f.status, f.message, f.value, f.previous, f.threshold) for f in findings])
 
 
 def _json(snap: Snapshot, alias: str) -> str:
@@ -305,7 +302,7 @@ def check(history_path: Path) -> None:
     check_history(history_path, {"builds", *RECORDS, *(snap.name for snap in snapshots())})
 
 
-def _attach(con: duckdb.DuckDBPyConnection, history_path: Path, checked: bool = False) -> None:
+def attach(con: duckdb.DuckDBPyConnection, history_path: Path, checked: bool = False) -> None:
     """Attach the history for writing, once `check` found it ours (unless the caller says it did, under
     the lock it still holds: another read-only open of the file costs a DuckDB instance)."""
     if not checked:
@@ -316,12 +313,6 @@ def _attach(con: duckdb.DuckDBPyConnection, history_path: Path, checked: bool = 
     except duckdb.Error as error:
         raise HistoryError(f"{history_path}: cannot be opened as a history file ({str(error).splitlines()[0]}); "
                            f"{HISTORY_ADVICE}") from None
-
-
-def attach(con: duckdb.DuckDBPyConnection, history_path: Path, checked: bool = False) -> None:
-    """Attach the history to `con` for record_build(attached=True); `checked`: the caller checked it under
-    the lock it still holds (another check opens the file once more: a DuckDB instance)."""
-    _attach(con, history_path, checked)
 
 
 def _published_build_id(warehouse: str) -> int | None:
@@ -400,7 +391,7 @@ def _record(con, history_path, warehouse, built_at, data_kind, data_label, rows_
             since, observed, attached) -> int | None:
     export, measures, settings, findings = observed
     if not attached:
-        _attach(con, history_path)
+        attach(con, history_path)
     try:
         compare = _kind_recorded(con, data_kind)  # else every row is new: staged as views, inserted once
         uuids = _uuid_columns(con, [snap.source for snap in snapshots()])
@@ -507,7 +498,7 @@ def _settle(history_path: Path, build_id: int, undo: bool, checked: bool = False
     con = con or db.connect()
     try:
         with _damage_is_a_history_error(history_path):
-            _attach(con, history_path, checked)
+            attach(con, history_path, checked)
             db.run(con, "begin transaction")
             if undo:
                 row = db.rows(con, "select built_at::timestamp, data_kind from history.builds where build_id = $id "

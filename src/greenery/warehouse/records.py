@@ -49,9 +49,9 @@ class Records:
 
 
 def file_identity(path: Path) -> tuple[int, ...]:
-    """What the file system records of a file's content: any write changes its size or its times."""
-    stat = path.stat()
-    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns
+    """What the file system records of a file's content (the digest cache's identity): any write changes
+    its size or its times."""
+    return tuple(fingerprint.file_identity(path.stat()))
 
 
 def count_records(path: Path, limit: int, hasher: Hasher | None = None) -> Records:
