@@ -646,6 +646,25 @@ def test_a_checkpoint_log_duckdb_wrote_is_ours():
     assert b"d\x00be\x00\x02f\x00\x10\xe2\x01\x82".startswith(ownership.DUCKDB_LOG_HEAD)
 
 
+def test_the_log_the_installed_duckdb_writes_is_ours(tmp_path):
+    """DUCKDB_LOG_HEAD is read from DuckDB's own log format: the log the installed DuckDB writes (commits not
+    yet checkpointed) must pass the check, so an upgrade that changes its first bytes fails here, not by
+    refusing a killed run's log."""
+    import duckdb
+
+    database = tmp_path / "x.duckdb"
+    con = duckdb.connect(str(database))
+    try:
+        con.execute("set checkpoint_threshold = '1GB'")  # the commits stay in the log
+        con.execute("create table t as select 1 as a")
+        con.execute("insert into t values (2)")
+        log = config.wal_path(database)
+        assert log.stat().st_size > len(ownership.DUCKDB_LOG_HEAD)
+        assert ownership._is_duckdb_log(log)
+    finally:
+        con.close()
+
+
 @pytest.mark.parametrize("at", ["warehouse", "rejected"])
 def test_someone_else_s_duckdb_file_put_at_an_output_during_the_build_is_kept(at, shop_dir, tmp_path, monkeypatch,
                                                                              capsys):
