@@ -149,10 +149,14 @@ def test_a_second_export_is_byte_identical_and_leaves_what_dbt_wrote_alone(tmp_p
     (project / "logs").mkdir()
     (project / "logs" / "dbt.log").write_text("log")
     (project / DBT_DATABASE).write_text("dbt's")
+    logs = [p.name for p in config.log_paths(project / DBT_DATABASE)]  # DuckDB's logs beside dbt's database
+    for name in logs:
+        (project / name).write_text("dbt's log")
     assert _run("export-dbt", str(project), "--warehouse", str(tmp_path / "w.duckdb")) == ExitCode.OK
     assert (project / "target" / "run_results.json").read_text() == "{}"
     assert (project / "logs" / "dbt.log").read_text() == "log" and (project / DBT_DATABASE).read_text() == "dbt's"
-    for name in ("target", "logs", DBT_DATABASE):
+    assert all((project / name).read_text() == "dbt's log" for name in logs)
+    for name in ("target", "logs", DBT_DATABASE, *logs):
         (project / name).unlink() if (project / name).is_file() else __import__("shutil").rmtree(project / name)
     assert tree_digest(project) == first
 

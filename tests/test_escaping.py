@@ -209,3 +209,32 @@ def test_no_chart_holds_a_control_character(hostile_book):
             charts += 1
             assert not CONTROLS.search(svg), name
     assert charts > 10
+
+
+def test_a_line_break_in_a_path_never_splits_a_line_the_command_prints(tmp_path, capsys):
+    """Not only errors: `Data: <path>`, `Results: <path>`, `Warehouse: <path>` and the sample's line name
+    folders too, and a line break in one printed each of them over two lines (the attacker's review)."""
+    folder = tmp_path / "export\nfolder\u2028named"
+    assert cli.main(["sample", "--out", str(folder), "--scale", "1", "--seed", "7"]) == 0
+    warehouse = tmp_path / "w\nh.duckdb"
+    assert cli.main(["build", "--data-dir", str(folder), "--warehouse", str(warehouse)]) == 0
+    out = capsys.readouterr().out
+    shown = str(tmp_path / "export<U+000A>folder<U+2028>named")
+    lines = out.splitlines()
+    assert f"Wrote a sample export (seed 7, scale 1) to {shown}" in lines[0]
+    assert lines[1].startswith(f"Data: {shown} (")
+    assert any(line == f"Results: {tmp_path / 'w<U+000A>h.run_results.json'}" for line in lines)
+    assert lines[-1].startswith(f"Warehouse: {tmp_path / 'w<U+000A>h.duckdb'} (built in ")
+    assert all(not line.startswith(("folder", "named", "h.duckdb")) for line in lines)
+
+
+def test_the_terminal_is_never_sent_a_line_or_paragraph_separator():
+    assert escape.terminal("a\u2028b\u2029c\nd") == "a<U+2028>b<U+2029>c\nd"
+
+
+def test_every_line_the_report_logs_is_one_line():
+    from greenery.publisher.run import _one_line_each
+
+    said = []
+    _one_line_each(said.append)("Published: /tmp/a\nb/index.html")
+    assert said == ["Published: /tmp/a<U+000A>b/index.html"]

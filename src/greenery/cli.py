@@ -42,7 +42,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     warehouse = config.absolute(config.warehouse_path(args.warehouse))
     check_outputs(warehouse, config.absolute(config.history_path()), config.absolute(config.digest_cache_path()))
     source = choose_source(args)  # before the lock: a refused export leaves nothing behind; Spark may read a URI
-    print(f"Data: {source.path} ({source.label}; chosen by {source.chosen_by})")
+    print(errors.one_line(f"Data: {source.path} ({source.label}; chosen by {source.chosen_by})"))
     existed = warehouse.exists()
     with exclusive(warehouse, "the warehouse"):
         try:
@@ -59,7 +59,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         moved = moved_lines(warehouse)
     for line in summary_lines(result) + moved:
         print(line)
-    print(f"Warehouse: {warehouse} (built in {result.seconds:.2f} s)")
+    print(errors.one_line(f"Warehouse: {warehouse} (built in {result.seconds:.2f} s)"))
     return ExitCode.OK
 
 
@@ -73,13 +73,13 @@ def cmd_sample(args: argparse.Namespace) -> int:
         plant = parse_plant(args.plant, args.series) if args.plant else None
         folders = generate_series(Path(args.out), args.series, scale=args.scale, seed=args.seed, plant=plant)
         orders = ", ".join(f"{rows['orders']:,}" for rows in folders.values())
-        print(f"Wrote a series of {len(folders)} daily exports (seed {args.seed}, scale {args.scale:g}"
-              + (f", planted {plant}" if plant else "") + f") to {args.out}/day-01 ... {next(reversed(folders))}; "
-              f"orders per day: {orders}")
+        print(errors.one_line(f"Wrote a series of {len(folders)} daily exports (seed {args.seed}, scale {args.scale:g}"
+                              + (f", planted {plant}" if plant else "") + f") to {args.out}/day-01 ... "
+                              f"{next(reversed(folders))}; orders per day: {orders}"))
         return ExitCode.OK
     rows = generate(Path(args.out), scale=args.scale, seed=args.seed)
     counts = ", ".join(f"{name} {n:,}" for name, n in rows.items())
-    print(f"Wrote a sample export (seed {args.seed}, scale {args.scale:g}) to {args.out}: {counts}")
+    print(errors.one_line(f"Wrote a sample export (seed {args.seed}, scale {args.scale:g}) to {args.out}: {counts}"))
     return ExitCode.OK
 
 
@@ -95,12 +95,14 @@ def cmd_export_dbt(args: argparse.Namespace) -> int:
     project = Path(args.dir).absolute()
     files = export(project, warehouse, manifest)
     singular = sum(t.kind == "assertion" for t in manifest.tests)
-    print(f"Wrote a dbt project to {project}: {len(manifest.models)} models, {len(manifest.tests) - singular} "
-          f"generic and {singular} singular data tests ({len(files)} files)")
-    print(f"Sources: the raw schema of {warehouse}, attached read-only; dbt builds into {project / DBT_DATABASE}")
+    lines = [f"Wrote a dbt project to {project}: {len(manifest.models)} models, {len(manifest.tests) - singular} "
+             f"generic and {singular} singular data tests ({len(files)} files)",
+             f"Sources: the raw schema of {warehouse}, attached read-only; dbt builds into {project / DBT_DATABASE}"]
     if not warehouse.is_file():
-        print(f"Note: {warehouse} does not exist yet: run `greenery build --warehouse {warehouse}` before dbt")
-    print(f"Run it: cd {project} && dbt build --profiles-dir .")
+        lines.append(f"Note: {warehouse} does not exist yet: run `greenery build --warehouse {warehouse}` before dbt")
+    lines.append(f"Run it: cd {project} && dbt build --profiles-dir .")
+    for line in lines:
+        print(errors.one_line(line))
     return ExitCode.OK
 
 
@@ -123,7 +125,7 @@ def cmd_report(args: argparse.Namespace) -> int:
                             notify_url=args.notify)
     except DataTestFailure as failure:
         _print_failure(failure, "the warehouse and the book are unchanged.")
-        print(f"Not published: the book at {Path(args.out or config.HTML_DIR)} is unchanged.")
+        print(errors.one_line(f"Not published: the book at {Path(args.out or config.HTML_DIR)} is unchanged."))
         return ExitCode.DATA_TEST_FAILED
 
 

@@ -47,7 +47,8 @@ BOOK_STAMP = ".greenery-book.json"  # inside a published book: its fingerprints 
 DBT_STAMP = ".greenery-dbt.json"  # inside a dbt project `greenery export-dbt` wrote: the files it wrote
 # What dbt itself writes into a project it runs (`target/`, `logs/`, its database...): left alone by
 # a new export into the same folder, never listed as ours, never written or removed by greenery.
-DBT_OWN_FILES = ("target", "logs", "dbt_packages", "package-lock.yml", ".user.yml", "dbt.duckdb", "dbt.duckdb.wal")
+DBT_OWN_FILES = ("target", "logs", "dbt_packages", "package-lock.yml", ".user.yml", "dbt.duckdb", "dbt.duckdb.wal",
+                 "dbt.duckdb.wal.checkpoint")  # the database's logs: log_paths
 
 # Digests of export files, keyed by what the file system says of each file (see fingerprint.export).
 DIGEST_CACHE_PATH = DATA_DIR / "cache" / "export-digests.json"

@@ -92,10 +92,11 @@ def chart(value: object) -> str:
     return "".join(c if ord(c) in drawable or c == " " else _escaped(c) for c in text)
 
 
-_TERMINAL_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+_TERMINAL_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
 
 
 def terminal(text: str) -> str:
     """Text for the command's own output: every control character but line break and tab (ESC, CR,
-    BEL, C1, bidirectional controls) shown as its `<U+XXXX>` escape, so no value can drive the terminal."""
+    BEL, C1, bidirectional controls, the line and paragraph separators U+2028 and U+2029) shown as its
+    `<U+XXXX>` escape, so no value can drive the terminal."""
     return _TERMINAL_CONTROL.sub(lambda m: _escaped(m.group()), text)

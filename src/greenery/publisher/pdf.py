@@ -25,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 
 from greenery import config
-from greenery.errors import ExitCode, GreeneryError, ReportError
+from greenery.errors import ExitCode, GreeneryError, ReportError, one_line
 from greenery.outputs import ownership
 
 PDF_PATH = config.BUILD_DIR / "pdf" / "greenery-report.pdf"
@@ -164,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     except GreeneryError as error:
         print(f"error: {error}", file=sys.stderr)
         return int(error.exit_code)
-    print(f"PDF: {pdf} ({pdf.stat().st_size / 1e6:.1f} MB) of the book published {published['provenance']['built_at']}")
+    print(one_line(f"PDF: {pdf} ({pdf.stat().st_size / 1e6:.1f} MB) of the book published "
+                   f"{published['provenance']['built_at']}"))
     return ExitCode.OK
 
 

@@ -28,7 +28,7 @@ import yaml
 
 from greenery import config
 from greenery.chapter_kit import contents
-from greenery.errors import ReportError, UsageError
+from greenery.errors import ReportError, UsageError, one_line
 from greenery.faults import checkpoint
 from greenery.outputs import atomic, fingerprint, ownership
 from greenery.outputs.locking import exclusive
@@ -147,6 +147,11 @@ def _nothing_added(old: Path, published: Path) -> None:
                          "the book was kept as it is: move them out and run again")
 
 
+def _one_line_each(log: Callable[..., None]) -> Callable[[str], None]:
+    """Every line logged is one line, whatever a path in it holds (errors.one_line)."""
+    return lambda text: log(one_line(text))
+
+
 def publish(data_dir=None, out=None, warehouse=None, analysis: Sequence[str] = (),
             timeout: float = config.CHAPTER_TIMEOUT, built_at: datetime | None = None,
             log: Callable[..., None] = print, builder: str = "html", engine: str = "duckdb",
@@ -158,6 +163,7 @@ def publish(data_dir=None, out=None, warehouse=None, analysis: Sequence[str] = (
     warehouse keeps the findings of its build)."""
     from greenery.warehouse.engines import choose_source_for
 
+    log = _one_line_each(log)
     published = config.absolute(out) if out else config.HTML_DIR
     warehouse_path = config.absolute(config.warehouse_path(warehouse))
     entries = contents.notebook_entries()

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from greenery import config
-from greenery.errors import ExitCode
+from greenery.errors import ExitCode, one_line
 from greenery.outputs import atomic
 from greenery.outputs.ownership import kind, read_own, read_own_json
 
@@ -244,7 +244,7 @@ def write(published: Path, status: dict) -> tuple[Path, Path] | None:
     json_path, html_path = paths(published)
     foreign = [p for p in (json_path, html_path) if kind(p) and (kind(p) != "file" or not _ours(p))]
     if foreign:
-        print(f"warning: {foreign[0]} is not a greenery status file: the status files were not written",
+        print(one_line(f"warning: {foreign[0]} is not a greenery status file: the status files were not written"),
               file=sys.stderr)
         return None
     json_path.parent.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,7 @@ from pathlib import Path
 from greenery import __version__, config, db
 from greenery.contract import RAW_TABLES
 from greenery.db import duckdb
-from greenery.errors import DataTestFailure, InputError
+from greenery.errors import DataTestFailure, InputError, one_line
 from greenery.faults import checkpoint
 from greenery.outputs import fingerprint
 from greenery.outputs.locking import exclusive
@@ -75,7 +75,7 @@ def choose_data(data_dir: str | os.PathLike | None = None, log=print) -> DataSou
 
         path, chosen_by = config.SAMPLE_DIR, "default: no export in --data-dir, $GREENERY_DATA_DIR or data/raw/"
         if ensure_sample(path):
-            log(f"No export found: generated a sample into {path}")
+            log(one_line(f"No export found: generated a sample into {path}"))
     check_export_files(path)
     return DataSource(path.resolve(), chosen_by, sample_marker(path))
 
@@ -252,7 +252,7 @@ def summary_lines(result: BuildResult) -> list[str]:
     summary = result.summary
     lines.append(f"Data tests: {summary['pass']} passed, {summary['warn']} warned, {summary['fail']} failed")
     lines.append(f"Results: {config.run_results_path(result.warehouse)}")
-    return lines
+    return [one_line(line) for line in lines]  # a path or a name from the data never breaks a line
 
 
 def export_facts(source: DataSource, loaded: LoadReport) -> ExportFacts:
