@@ -702,3 +702,14 @@ def test_someone_else_s_duckdb_file_put_at_an_output_during_the_build_is_kept(at
     con.close()
     assert not config.building_path(warehouse).exists()
     assert not config.run_results_path(warehouse).exists()  # no results of a build that was not published
+
+
+def test_discard_building_removes_the_building_file_and_both_its_logs(tmp_path):
+    warehouse = tmp_path / "w.duckdb"
+    building = config.building_path(warehouse)
+    made = [building, *config.log_paths(building)]
+    for path in made:
+        path.write_bytes(b"x")
+    ownership.discard_building(warehouse)
+    assert not any(p.exists() for p in made)
+    ownership.discard_building(warehouse)  # nothing there: nothing to do

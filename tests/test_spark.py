@@ -318,6 +318,18 @@ def test_a_missing_column_is_named_as_on_duckdb(tmp_path, capsys):
     assert "orders.csv:1: column 'order_total': expected column is missing from the header" in capsys.readouterr().err
 
 
+def test_an_offset_no_time_zone_has_is_refused_as_on_duckdb(tmp_path, capsys):
+    """DuckDB refuses `+02:99` at its line (it would read +03:39); Spark must not convert it either."""
+    export = write_shop(tmp_path / "export",
+                        edit=lambda rows: rows["orders"][0].update(created_at="2021-02-10T11:00:00+02:99"))
+    code = cli.main(["build", "--engine", "spark", "--data-dir", str(export),
+                     "--warehouse", str(tmp_path / "w.duckdb"), "--marts-dir", str(tmp_path / "marts")])
+    assert code == ExitCode.BAD_INPUT
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"error: {export / 'orders.csv'}: column 'created_at': cannot read '2021-02-10T11:00:00+02:99'")
+    assert not (tmp_path / "w.duckdb").exists() and not (tmp_path / "marts").exists()
+
+
 def test_offset_timestamps_are_converted_to_utc_as_on_duckdb(tmp_path):
     def offset(rows):
         rows["orders"][0]["created_at"] = "2021-02-10T11:00:00+02:00"  # 09:00 UTC, as in the shop

@@ -425,6 +425,15 @@ def check_warehouse_target(warehouse: Path) -> None:
     _writable_parent(warehouse, what)
 
 
+def discard_building(warehouse: Path) -> None:
+    """Remove the warehouse being built and its DuckDB logs: a killed run's before a build begins, this run's
+    when it fails. Called under the warehouse's lock, after check_warehouse_target refused any file there
+    this tool did not make. One home for both engines (the Spark build left a killed run's logs behind)."""
+    building = config.building_path(warehouse)
+    for path in (building, *config.log_paths(building)):
+        path.unlink(missing_ok=True)
+
+
 def check_rename_target(target: Path, warehouse: Path, role: str) -> None:
     """Just before a build renames its new warehouse onto `target` (the warehouse, or the rejected one): it was
     checked when the build began, but a build takes seconds to minutes, and a database someone made there

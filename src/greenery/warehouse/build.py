@@ -34,6 +34,7 @@ from greenery.outputs.ownership import (
     check_history_target,
     check_rename_target,
     check_warehouse_target,
+    discard_building,
 )
 from greenery.warehouse import metrics
 from greenery.warehouse.datatests import TestResult, run_batch, run_tests, store_results, summarize, write_json
@@ -487,10 +488,7 @@ def build(source: DataSource, warehouse: Path, manifest: Manifest | None = None,
     timings: dict[str, float] = {}
     cpu: dict[str, float] = {}  # CPU seconds per phase, for `make bench`
     building = config.building_path(warehouse)
-    building_logs = config.log_paths(building)
-    building.unlink(missing_ok=True)  # we hold the warehouse's lock: a leftover is from a killed run,
-    for stale in building_logs:  # and so are its logs (check_outputs refused any other kind of file)
-        stale.unlink(missing_ok=True)
+    discard_building(warehouse)  # we hold the warehouse's lock: a leftover is from a killed run
     with exclusive(history, "the history"), ThreadPoolExecutor(max_workers=2) as background:
         check_history(history)  # a foreign file is refused before any work, not after the models
         # Begun before the connection, which leaves Python's lock while DuckDB opens the file (~20 ms):
@@ -546,9 +544,7 @@ def build(source: DataSource, warehouse: Path, manifest: Manifest | None = None,
             with contextlib.suppress(duckdb.Error):  # a database DuckDB invalidated (a full disk) closes with an error
                 con.close()
             _close_when_open(marker)
-            building.unlink(missing_ok=True)
-            for stale in building_logs:  # left when DuckDB could not close it
-                stale.unlink(missing_ok=True)
+            discard_building(warehouse)  # with its logs, left when DuckDB could not close it
             if build_id is not None:
                 with contextlib.suppress(Exception):
                     forget(history, build_id)

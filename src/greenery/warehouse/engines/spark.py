@@ -801,7 +801,7 @@ def build(source: DataSource, warehouse: Path, options: SparkOptions | None = No
             ownership.remove_leftover_staging(Path(marts), "building")
         stage = _stage_for(marts)
         building = config.building_path(warehouse)
-        building.unlink(missing_ok=True)  # we hold the warehouse's lock: a leftover is from a killed run
+        ownership.discard_building(warehouse)  # we hold the warehouse's lock: a leftover is from a killed run
         con = db.connect(building)
         build_id = None
         findings = []
@@ -854,8 +854,9 @@ def build(source: DataSource, warehouse: Path, options: SparkOptions | None = No
             building.replace(warehouse)  # the commit point: the history follows it
             build_id, published = None, build_id
         except BaseException:
-            con.close()
-            building.unlink(missing_ok=True)
+            with contextlib.suppress(duckdb.Error):  # a database DuckDB invalidated (a full disk) closes with an error
+                con.close()
+            ownership.discard_building(warehouse)  # with its logs, left when DuckDB could not close it
             _discard(stage, marts)
             if build_id is not None:
                 with contextlib.suppress(Exception):
