@@ -68,8 +68,8 @@ baselines: $(STAMP)  ## re-execute the notebooks on the sample into tests/baseli
 
 SCALES ?= 1 10 100
 BUILD_SCALES ?= 1000
-bench: $(STAMP) $(if $(DBT),$(DBT_STAMP)) $(if $(SPARK),$(SPARK_STAMP) java)  ## speed and memory at $(SCALES) and the real export against DuckDB's floor, the build alone at $(BUILD_SCALES) (SCALES="1 10 100 1000" adds the report at 1000, BUILD_SCALES= none); DBT=1 adds dbt-duckdb, SPARK=1 Spark on a standalone cluster; rewrites docs/engines-and-scale.md's tables and README's
-	$(BIN)/python -m greenery.tools.bench --scales $(SCALES) --build-scales $(BUILD_SCALES) --docs $(if $(DBT),--dbt) $(if $(SPARK),--spark)
+bench: $(STAMP) $(if $(DBT),$(DBT_STAMP)) $(if $(SPARK),$(SPARK_STAMP) java)  ## speed and memory at $(SCALES) and the real export against DuckDB's floor, the build alone at $(BUILD_SCALES) (SCALES="1 10 100 1000" adds the report at 1000, BUILD_SCALES= none); DBT=1 adds dbt-duckdb, SPARK=1 Spark on a standalone cluster, REPEATS=N runs of each timed target (3); rewrites docs/engines-and-scale.md's tables and README's
+	$(BIN)/python -m greenery.tools.bench --scales $(SCALES) --build-scales $(BUILD_SCALES) --docs $(if $(DBT),--dbt) $(if $(SPARK),--spark) $(if $(REPEATS),--repeats $(REPEATS))
 
 bench-trends: $(STAMP)  ## false alarms and power of the trends' tests over 1,000 generated series each (about a minute)
 	$(BIN)/python -m greenery.tools.bench_trends --seeds 1000

@@ -1,5 +1,7 @@
 """`make bench`'s verdicts: each target judged against its own bound, the README's table its headlines."""
 
+from pathlib import Path
+
 from greenery.tools import bench
 
 
@@ -48,6 +50,54 @@ def test_a_build_scale_measures_the_sample_the_floor_and_the_build_only(tmp_path
     bench.run_scale("100", None, tmp_path / "again", {}, previous=previous)
     assert steps == ["sample", "floor: DuckDB loads the CSVs", "greenery build", bench.GROWN,
                      "greenery report, cold", "greenery report, unchanged"]
+
+
+def test_the_steps_with_targets_are_repeated_and_their_median_run_kept(tmp_path, monkeypatch):
+    """The floor and the build alternate, each run into files of its own, the last into the files later steps
+    read; the real export's cold report and rerun are repeated too, each run from the history as the build
+    left it. The median run is kept (the lower middle of an even count), with every run's wall time."""
+    walls = iter([2.0, 3.3, 1.0, 3.0, 3.0, 2.9,  # floor, build alternating: medians 2.0 and 3.0
+                  9.0, 0.5, 8.0, 0.4, 10.0, 0.6])  # cold report, unchanged, three times: 9.0 and 0.5
+    calls = []
+
+    def measured(scale, step, command, env):
+        calls.append((step, command[-1], env.get("GREENERY_HISTORY")))
+        if step.startswith("greenery build"):
+            Path(env["GREENERY_HISTORY"]).write_bytes(b"history")
+        return bench.Measure(scale, step, next(walls), 1.0, 0, 0)
+
+    monkeypatch.setattr(bench, "measure", measured)
+    folder = tmp_path / "scale-real"
+    results = bench.run_scale("real", tmp_path / "export", folder, {"GREENERY_HISTORY": "unused"}, repeats=3)
+    floors = [c for c in calls if c[0].startswith("floor")]
+    builds = [c for c in calls if c[0] == "greenery build"]
+    assert [c[0].split(":")[0] for c in calls[:6]] == ["floor", "greenery build"] * 3
+    assert [Path(c[1]).name for c in floors] == ["floor-run1.duckdb", "floor-run2.duckdb", "floor.duckdb"]
+    assert [Path(c[2]).name for c in builds] == ["history-run1.duckdb", "history-run2.duckdb", "history.duckdb"]
+    reports = [c for c in calls if c[0].startswith("greenery report")]
+    assert [(c[0].split(", ")[1], Path(c[1]).name, Path(c[2]).name) for c in reports] == [
+        ("cold", "html-run1", "history-report-run1.duckdb"), ("unchanged", "html-run1", "history-report-run1.duckdb"),
+        ("cold", "html-run2", "history-report-run2.duckdb"), ("unchanged", "html-run2", "history-report-run2.duckdb"),
+        ("cold", "html", "history.duckdb"), ("unchanged", "html", "history.duckdb")]
+    assert (folder / "history-report-run1.duckdb").read_bytes() == b"history"  # the build's, copied
+    kept = {r.step: r for r in results}
+    assert kept["floor: DuckDB loads the CSVs"].wall_s == 2.0 and kept["greenery build"].wall_s == 3.0
+    assert kept["greenery build"].walls == (3.3, 3.0, 2.9) and kept["greenery build"].floor_ratio == 1.5
+    assert kept["greenery report, cold"].wall_s == 9.0 and kept["greenery report, unchanged"].wall_s == 0.5
+    assert bench._spread(kept["greenery report, cold"]) == " (8.00–10.00, 3 runs)"
+
+
+def test_a_sample_scale_s_report_runs_once(tmp_path, monkeypatch):
+    steps = []
+
+    def measured(scale, step, command, env):
+        steps.append(step)
+        return bench.Measure(scale, step, 1.0, 1.0, 0, 0)
+
+    monkeypatch.setattr(bench, "measure", measured)
+    bench.run_scale("10", None, tmp_path / "scale-10", {}, repeats=2)
+    assert steps == ["sample", "floor: DuckDB loads the CSVs", "greenery build", "floor: DuckDB loads the CSVs",
+                     "greenery build", "greenery report, cold", "greenery report, unchanged"]
 
 
 def _measures(scale: str, floor: float, build: float, report: bool) -> list:

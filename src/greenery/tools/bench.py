@@ -11,6 +11,11 @@ For each scale the same generated export is used by every step, each step a sepa
 At a build scale (--build-scales, `make bench BUILD_SCALES=...`) only the sample, the floor and the
 build are measured: the build ÷ floor target at scale 1000 without the minutes of a cold report there.
 
+The steps a target is set on are run `--repeats` times (3 by default; alternating the floor and the
+build, each run into files of its own) and their median run is kept, with the range of the others:
+the floor and the build at every scale, the real export's cold report and unchanged rerun. On this
+machine one quiet run differs from the next by up to 20 %.
+
 Each step's wall time, CPU time (its own and its children's) and peak memory are measured: the
 largest single process (the kernel's own count, exact) and all of its processes together
 (sampled every 20 ms). Results are printed, written to data/bench/bench.csv, checked against the
@@ -58,6 +63,15 @@ class Measure:
     rss_largest_mb: float
     rss_all_mb: float
     floor_ratio: float | None = None
+    walls: tuple[float, ...] = ()  # every run's wall time, when the step was repeated (its median is kept)
+
+
+def median_run(runs: list[Measure]) -> Measure:
+    """The run of median wall time (the lower middle of an even count), with every run's wall time."""
+    ordered = sorted(runs, key=lambda r: r.wall_s)
+    kept = ordered[(len(ordered) - 1) // 2]
+    kept.walls = tuple(r.wall_s for r in runs) if len(runs) > 1 else ()
+    return kept
 
 
 def _tree_rss(pid: int) -> int:
@@ -107,10 +121,12 @@ GROWN = "greenery build, grown export"
 
 
 def run_scale(scale: str, export: Path | None, folder: Path, env: dict[str, str], seed: int = 7,
-              previous: Path | None = None, report: bool = True) -> list[Measure]:
+              previous: Path | None = None, report: bool = True, repeats: int = 1) -> list[Measure]:
     """Every step on one export; `export` None means: generate the sample at this scale. `previous`
     is the folder of the scale below, whose history this scale's grown-export build compares with.
-    `report` False (a build scale): the sample, the floor and the build only."""
+    `report` False (a build scale): the sample, the floor and the build only. The floor and the build are
+    run `repeats` times, alternating, and so is the cold report of the real export (`median_run`): the
+    last run of each writes the files later steps read, the others write files of their own."""
     greenery = [sys.executable, "-m", "greenery"]
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
@@ -120,11 +136,17 @@ def run_scale(scale: str, export: Path | None, folder: Path, env: dict[str, str]
         export = folder / "export"
         results.append(measure(scale, "sample", [*greenery, "sample", "--out", str(export), "--scale", scale,
                                                          "--seed", str(seed)], env))
-    floor = measure(scale, "floor: DuckDB loads the CSVs",
-                    [sys.executable, "-c", FLOOR, str(export), str(folder / "floor.duckdb")], env)
-    results.append(floor)
-    build = [*greenery, "build", "--data-dir", str(export), "--warehouse", str(folder / "build.duckdb")]
-    results.append(measure(scale, "greenery build", build, env))
+    floors, builds = [], []
+    for run in range(repeats):
+        last = run == repeats - 1
+        name = "" if last else f"-run{run + 1}"
+        floors.append(measure(scale, "floor: DuckDB loads the CSVs",
+                              [sys.executable, "-c", FLOOR, str(export), str(folder / f"floor{name}.duckdb")], env))
+        build = [*greenery, "build", "--data-dir", str(export), "--warehouse", str(folder / f"build{name}.duckdb")]
+        builds.append(measure(scale, "greenery build", build,
+                              {**env, "GREENERY_HISTORY": str(folder / f"history{name}.duckdb")}))
+    floor = median_run(floors)
+    results += [floor, median_run(builds)]
     if report and previous is not None and (previous / "history.duckdb").is_file():
         # The export grew since the last build: the history records every new row and the "what
         # changed" tables list them (the path an unchanged or first build never takes).
@@ -132,10 +154,21 @@ def run_scale(scale: str, export: Path | None, folder: Path, env: dict[str, str]
         grown = [*greenery, "build", "--data-dir", str(export), "--warehouse", str(folder / "grown.duckdb")]
         results.append(measure(scale, GROWN, grown, {**env, "GREENERY_HISTORY": str(folder / "grown-history.duckdb")}))
     if report:
-        command = [*greenery, "report", "--data-dir", str(export), "--warehouse", str(folder / "report.duckdb"),
-                   "--out", str(folder / "html")]
-        results.append(measure(scale, "greenery report, cold", command, env))
-        results.append(measure(scale, "greenery report, unchanged", command, env))
+        def report_command(name: str) -> list[str]:
+            return [*greenery, "report", "--data-dir", str(export), "--warehouse", str(folder / f"report{name}.duckdb"),
+                    "--out", str(folder / f"html{name}")]
+
+        colds, unchanged = [], []
+        for run in range(repeats if scale == "real" else 1):
+            last = run == (repeats if scale == "real" else 1) - 1
+            name = "" if last else f"-run{run + 1}"
+            run_env = env
+            if not last:  # the history as the build left it, as the last run finds it
+                shutil.copyfile(folder / "history.duckdb", folder / f"history-report{name}.duckdb")
+                run_env = {**env, "GREENERY_HISTORY": str(folder / f"history-report{name}.duckdb")}
+            colds.append(measure(scale, "greenery report, cold", report_command(name), run_env))
+            unchanged.append(measure(scale, "greenery report, unchanged", report_command(name), run_env))
+        results += [median_run(colds), median_run(unchanged)]
     for result in results:
         if result.step.startswith(("floor", "greenery build")):
             result.floor_ratio = round(result.wall_s / floor.wall_s, 2)
@@ -294,10 +327,15 @@ def headline_table(checks: list[tuple]) -> str:
     return "\n".join(["| what | measured | target | |", "|---|---:|---:|---|", *target_rows(rows)])
 
 
+def _spread(r: Measure) -> str:
+    """A repeated step's range, beside its median: `(0.41–0.47, 3 runs)`."""
+    return f" ({min(r.walls):.2f}–{max(r.walls):.2f}, {len(r.walls)} runs)" if r.walls else ""
+
+
 def markdown(results: list[Measure], targets: list[tuple], notes: list[str], growth_lines: list[str]) -> str:
     lines = ["| scale | step | wall (s) | CPU (s) | peak RSS, largest process (MB) | peak RSS, all processes (MB) "
              "| × floor |", "|---|---|---:|---:|---:|---:|---:|"]
-    lines += [f"| {r.scale} | {r.step} | {r.wall_s:.2f} | {r.cpu_s:.2f} | {r.rss_largest_mb:,.0f} | "
+    lines += [f"| {r.scale} | {r.step} | {r.wall_s:.2f}{_spread(r)} | {r.cpu_s:.2f} | {r.rss_largest_mb:,.0f} | "
               f"{r.rss_all_mb:,.0f} | {'' if r.floor_ratio is None else f'{r.floor_ratio:.2f}'} |" for r in results]
     lines += growth_lines
     lines += ["", "| target | measured | wanted | |", "|---|---:|---:|---|", *target_rows(targets), ""]
@@ -362,24 +400,33 @@ def dbt_comparison(export: Path, folder: Path, env: dict[str, str], repeats: int
             f"{first.wall_s:.2f} s): dbt ÷ greenery {ratio:.1f} (target ≥ {DBT_OVER_BUILD:g}: {verdict})"], ratio
 
 
-def spark_on_a_cluster(export: Path, folder: Path, env: dict[str, str]) -> tuple[Measure, int, list[str]]:
+def spark_on_a_cluster(export: Path, folder: Path, env: dict[str, str],
+                       repeats: int = 1) -> tuple[Measure, int, list[str]]:
     """`--spark` (make bench SPARK=1): `greenery build --engine spark` of `export` against a standalone
     master and worker on 127.0.0.1 (greenery.tools.spark_cluster, started for this and stopped after
-    it), as `make bench-spark` runs it; returns the build's measure, its Spark jobs and its steps."""
+    it), as `make bench-spark` runs it, `repeats` times (each build an application of its own, with new
+    executors: a run is not warmer than the first); returns the median build's measure, its Spark jobs
+    and its steps."""
     from greenery.tools import spark_cluster
 
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    warehouse = folder / "w.duckdb"
+    builds, folders = [], {}
     with spark_cluster.running(folder / "cluster") as cluster:
-        build = measure("real export", "greenery build --engine spark, standalone cluster",
-                        [sys.executable, "-m", "greenery", "build", "--engine", "spark", "--data-dir", str(export),
-                         "--warehouse", str(warehouse), "--spark-master", cluster.url,
-                         "--marts-dir", str(folder / "marts")],
-                        {**env, "GREENERY_HISTORY": str(folder / "history.duckdb")})
-    timings = json.loads(config.run_results_path(warehouse).read_text())["build"]["timings"]
+        for run in range(repeats):
+            into = folder / f"run{run + 1}"
+            into.mkdir()
+            build = measure("real export", "greenery build --engine spark, standalone cluster",
+                            [sys.executable, "-m", "greenery", "build", "--engine", "spark", "--data-dir", str(export),
+                             "--warehouse", str(into / "w.duckdb"), "--spark-master", cluster.url,
+                             "--marts-dir", str(into / "marts")],
+                            {**env, "GREENERY_HISTORY": str(into / "history.duckdb")})
+            builds.append(build)
+            folders[id(build)] = into
+    kept = median_run(builds)
+    timings = json.loads(config.run_results_path(folders[id(kept)] / "w.duckdb").read_text())["build"]["timings"]
     steps = ", ".join(f"{step} {value:.1f} s" for step, value in timings.items() if step != "spark jobs")
-    return build, int(timings["spark jobs"]), [f"standalone cluster: {steps}"]
+    return kept, int(timings["spark jobs"]), [f"standalone cluster: {steps}"]
 
 
 def compile_package() -> None:
@@ -412,6 +459,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=BENCH_DIR, help=f"work folder (default {BENCH_DIR})")
     parser.add_argument("--docs", action="store_true",
                         help="write the tables into docs/engines-and-scale.md's Performance section")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="runs of each step a target is set on, the median kept (default 3)")
     parser.add_argument("--dbt", action="store_true", help="also time dbt-duckdb's `dbt build` of the exported "
                         "project against `greenery build`, on the real export (else the first scale's sample)")
     parser.add_argument("--spark", action="store_true", help="also time `greenery build --engine spark` of the real "
@@ -436,7 +485,8 @@ def main(argv: list[str] | None = None) -> None:
     for scale, export, report in runs:
         print(f"bench: scale {scale}{'' if report else ' (sample, floor and build)'} ...", flush=True)
         folder = args.out / f"scale-{scale}"
-        results += run_scale(scale, export, folder, env, args.seed, previous if export is None else None, report)
+        results += run_scale(scale, export, folder, env, args.seed, previous if export is None else None, report,
+                             max(args.repeats, 1))
         previous = folder
         notes += [f"scale {scale}, {line}" for line in where_the_time_goes(folder)]
         steps[scale] = build_timings(folder)
@@ -448,9 +498,9 @@ def main(argv: list[str] | None = None) -> None:
         notes += said
     if args.spark and real:
         print("bench: Spark on a standalone cluster, real export ...", flush=True)
-        build, jobs, said = spark_on_a_cluster(real.resolve(), args.out / "spark-cluster", env)
+        build, jobs, said = spark_on_a_cluster(real.resolve(), args.out / "spark-cluster", env, max(args.repeats, 1))
         spark = (build, jobs)  # beside the scales' table, not in it: its CPU column counts no JVM
-        notes += [f"Spark, {line} (wall {build.wall_s:.1f} s, {jobs} Spark jobs)" for line in said]
+        notes += [f"Spark, {line} (wall {build.wall_s:.1f} s{_spread(build)}, {jobs} Spark jobs)" for line in said]
     elif args.spark:
         notes.append("Spark on a standalone cluster: not measured (no real export: GREENERY_DATA_DIR or ../shared)")
     targets = check_targets(results, steps) + extra_targets(dbt_ratio, spark)
