@@ -129,8 +129,17 @@ class Server:
         self.stop()
 
 
+# Imported by a library, used by no chapter, so never imported in a chapter's process: statsmodels (for its
+# Cox model, greenery.chapter_kit.survival) imports formulaic, and with it narwhals, for formulas, a tenth of
+# the server's imports (0.2 CPU s before the first chapter can start). Its import is optional (a None in
+# sys.modules makes it fail as if it were not installed): statsmodels then offers patsy's formulas.
+UNUSED = ("formulaic",)
+
+
 def _preload() -> None:
     """What a chapter imports, imported once here (never used: no thread, no state)."""
+    for name in UNUSED:
+        sys.modules.setdefault(name, None)
     # As a kernel would set it before matplotlib is imported; chapters draw with the inline backend.
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     import bdb  # noqa: F401  (IPython's debugger, on a new shell's first cell)
