@@ -211,3 +211,19 @@ def test_the_server_imports_no_formula_library_and_the_cox_model_still_fits():
     done = subprocess.run([sys.executable, "-c", UNUSED_IMPORTS], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["[]", "True"]
+
+
+FROZEN = """
+import gc
+from greenery.publisher import warm_server
+warm_server._preload_frozen()
+print(gc.isenabled(), gc.get_freeze_count() > 100_000, sum(gc.get_count()) < 1_000)
+"""
+
+
+def test_what_the_server_imported_is_frozen_for_the_collector():
+    """The server's imports (hundreds of thousands of objects) are frozen: a chapter's collections never walk
+    them; the collector is on again for what a chapter makes."""
+    done = subprocess.run([sys.executable, "-c", FROZEN], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["True", "True", "True"]
