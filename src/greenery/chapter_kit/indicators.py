@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from greenery.chapter_kit import analyses, shared, stats, survival
 from greenery.chapter_kit import formats as fmt
-from greenery.chapter_kit import stats, survival
 from greenery.chapter_kit.shared import once_per_report
 from greenery.errors import ParameterError
 
@@ -273,6 +273,26 @@ def sweep(frames: dict[int, pd.DataFrame], alpha: float = 0.05, adjustment: str 
                          "difference": lead["difference"], "difference_low": lead["difference_low"],
                          "difference_high": lead["difference_high"]})
     return pd.DataFrame(rows)
+
+
+def sweep_windows(con, traffic: dict, low: int, high: int, alpha: float = 0.05,
+                  adjustment: str = "holm") -> pd.DataFrame:
+    """`sweep` of every whole-hour window from `low` to `high`, each window's frame the `repeat_by_indicator`
+    analysis with the unusual-traffic rules `traffic` (max_sessions_per_hour, max_sessions_per_account).
+
+    The promos and indicators chapters both ask for it: computed once per report (greenery.chapter_kit.shared),
+    keyed by what the frames are computed from rather than by the frames themselves (the warehouse's build,
+    named by its export's and code's fingerprint and its build id, the analysis's SQL and the parameters), so
+    that the chapter that reads it runs none of the windows' queries (a query a window, 0.2 CPU s)."""
+    build = analyses.record(con, "build_info")
+
+    def compute(*_) -> pd.DataFrame:
+        return sweep.compute({h: analyses.frame(con, "repeat_by_indicator", {**traffic, "follow_up_hours": h})
+                              for h in range(low, high + 1)}, alpha, adjustment)
+
+    return shared.computed("indicators.sweep_windows", compute, build.fingerprint, build.build_id,
+                           analyses.sql("repeat_by_indicator"), *(analyses.sql(m) for m in analyses.MACROS),
+                           dict(sorted(traffic.items())), int(low), int(high), alpha, adjustment)
 
 
 def hours_text(hours: list[int]) -> str:
