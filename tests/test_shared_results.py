@@ -246,3 +246,32 @@ def test_a_result_nested_past_the_parser_is_computed(tmp_path, monkeypatch):
     (tmp_path / f"t-{shared.key('t', (_frame(),), {})[:32]}.json").write_text("[" * 200_000)
     shared.computed("t", compute, _frame())
     assert compute.calls == 1
+
+
+def test_the_window_sweep_is_shared_by_the_warehouses_build_and_runs_no_query_twice(shop_warehouse, tmp_path,
+                                                                                      monkeypatch):
+    """The chapter that reads the sweep of every window runs none of its windows' queries: it is keyed by the
+    warehouse's build, the analysis's SQL and the parameters, and it is the sweep of the windows' frames."""
+    from greenery import db
+    from greenery.chapter_kit import analyses
+
+    traffic = {"max_sessions_per_hour": 10, "max_sessions_per_account": 50}
+    con = db.connect(shop_warehouse, read_only=True)
+    try:
+        expected = indicators.sweep.compute({h: analyses.frame(con, "repeat_by_indicator",
+                                                               {**traffic, "follow_up_hours": h}) for h in (1, 2, 3)})
+        assert len(expected)
+        _share(monkeypatch, tmp_path)
+        _same(indicators.sweep_windows(con, traffic, 1, 3), expected)
+        assert len(list(tmp_path.glob("indicators.sweep_windows-*.json"))) == 1
+        queries = []
+        frame = analyses.frame
+        monkeypatch.setattr(analyses, "frame", lambda con, name, *a: queries.append(name) or frame(con, name, *a))
+        _same(indicators.sweep_windows(con, {"max_sessions_per_account": 50, "max_sessions_per_hour": 10}, 1, 3),
+              expected)  # read back: the same rules in another order are the same rules
+        assert queries == ["build_info"]  # which build it is: the one query of the chapter that reads it
+        indicators.sweep_windows(con, traffic, 1, 4)  # another window: computed, and stored apart
+        assert queries.count("repeat_by_indicator") == 4
+        assert len(list(tmp_path.glob("indicators.sweep_windows-*.json"))) == 2
+    finally:
+        con.close()

@@ -136,3 +136,48 @@ def test_the_sweep_reports_each_window_as_its_own_tests_and_segments():
             got = swept.loc[(hours, name)]
             assert (got.p_value, got.p_adjusted, got.segment, got.buyers, got.difference_low) == (
                 row.p_value, row.p_adjusted, lead.segment, lead.buyers, lead.difference_low)
+
+
+def _sweep_window_by_window(frames: dict, alpha: float, adjustment: str) -> pd.DataFrame:
+    """The sweep as it was first written: each window's indicator_tests frame and each indicator's segments
+    frame, row by row (the reference its plain-values version must give exactly)."""
+    rows = []
+    for hours, frame in sorted(frames.items()):
+        if not len(frame):
+            continue
+        tests = indicators.indicator_tests(frame, alpha, adjustment)
+        for row in tests.itertuples():
+            lead = indicators.segments(frame[frame["indicator"] == row.indicator]).iloc[0]
+            rows.append({"hours": hours, "indicator": row.indicator, "testable": bool(row.testable),
+                         "p_value": row.p_value, "p_adjusted": row.p_adjusted, "is_signal": bool(row.is_signal),
+                         "segment": lead.segment, "buyers": int(lead.buyers), "repeat_buyers": int(lead.repeat_buyers),
+                         "rate": lead.rate, "rest_buyers": int(lead.rest_buyers), "rest_rate": lead.rest_rate,
+                         "difference": lead.difference, "difference_low": lead.difference_low,
+                         "difference_high": lead.difference_high})
+    return pd.DataFrame(rows)
+
+
+# At 5 h nothing is testable (one segment of 5 or more per indicator): its p-values are None, a column of
+# None alone, NaN among other windows' numbers. At 7 h products has
+# the very counts of cart adds (tested once), and the four hour-of-day segments need a permutation test.
+SWEEP_CASES = {
+    5: segments_frame({"promo": [("promo", 1, 4), ("no promo", 2, 6)], "sessions": [("1 session", 3, 3)]}),
+    7: segments_frame({"hour_of_day": [("00–05 h", 1, 3), ("06–11 h", 4, 6), ("12–17 h", 0, 5), ("18–23 h", 5, 7)],
+                       "cart_adds": [("0–1 adds", 2, 9), ("2 adds", 6, 8)],
+                       "products": [("1 product", 2, 9), ("2 products", 6, 8)],
+                       "promo": [("promo", 5, 5), ("no promo", 4, 12)]}),
+    9: segments_frame({"promo": [("promo", 5, 5), ("no promo", 0, 5)]}).iloc[0:0],  # an empty window: skipped
+}
+
+
+@pytest.mark.parametrize("adjustment", ["holm", "bh"])
+def test_the_sweep_is_exactly_the_window_by_window_frames(adjustment):
+    for frames in (SWEEP_CASES, {5: SWEEP_CASES[5]}, FLIP):
+        swept = indicators.sweep.compute(frames, 0.05, adjustment)
+        expected = _sweep_window_by_window(frames, 0.05, adjustment)
+        pd.testing.assert_frame_equal(swept, expected, check_exact=True)
+        assert [type(v) for v in swept["p_value"]] == [type(v) for v in expected["p_value"]]
+    swept = indicators.sweep.compute(SWEEP_CASES)
+    assert str(swept["p_value"].dtype) == "float64" and swept["p_value"].isna().tolist() == [True, True, False, False, False, True]
+    assert swept.loc[swept["indicator"] == "products", "testable"].tolist() == [False]  # same counts as cart adds
+    assert str(indicators.sweep.compute({5: SWEEP_CASES[5]})["p_value"].dtype) == "object"  # None: nothing tested

@@ -193,3 +193,37 @@ def test_the_folder_of_a_report_killed_with_sigkill_is_removed_by_the_next_serve
         assert sorted(temporary.iterdir()) == sorted([folder, another])
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
+
+
+UNUSED_IMPORTS = """
+import sys
+from greenery.publisher import warm_server
+warm_server._preload()
+from greenery.chapter_kit import survival
+ratio = survival.hazard_ratio([1, 2, 3, 4, 5, 6, 7, 8], [1, 1, 0, 1, 1, 0, 1, 1], [1, 0, 1, 0, 1, 0, 1, 0])
+print(sorted(name for name in ("formulaic", "narwhals") if sys.modules.get(name) is not None), ratio[0] > 0)
+"""
+
+
+def test_the_server_imports_no_formula_library_and_the_cox_model_still_fits():
+    """statsmodels imports formulaic (and narwhals) for formulas no chapter writes: the server never
+    imports them (a tenth of its imports), and the Cox model the chapters fit works without them."""
+    done = subprocess.run([sys.executable, "-c", UNUSED_IMPORTS], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["[]", "True"]
+
+
+FROZEN = """
+import gc
+from greenery.publisher import warm_server
+warm_server._preload_frozen()
+print(gc.isenabled(), gc.get_freeze_count() > 100_000, sum(gc.get_count()) < 1_000)
+"""
+
+
+def test_what_the_server_imported_is_frozen_for_the_collector():
+    """The server's imports (hundreds of thousands of objects) are frozen: a chapter's collections never walk
+    them; the collector is on again for what a chapter makes."""
+    done = subprocess.run([sys.executable, "-c", FROZEN], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["True", "True", "True"]

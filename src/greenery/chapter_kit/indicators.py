@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from greenery.chapter_kit import analyses, shared, stats, survival
 from greenery.chapter_kit import formats as fmt
-from greenery.chapter_kit import stats, survival
 from greenery.chapter_kit.shared import once_per_report
 from greenery.errors import ParameterError
 
@@ -75,18 +75,59 @@ def segments(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.sort_values("segment_order")
     counts = list(zip(frame["segment"].tolist(), frame["repeat_buyers"].astype(int).tolist(),
                       frame["buyers"].astype(int).tolist(), strict=True))
+    return pd.DataFrame(_segment_rows(counts), columns=SEGMENT_COLUMNS)
+
+
+def _segment_rows(counts: list[tuple[str, int, int]]) -> list[dict]:
+    """`segments`' rows from one indicator's (segment, repeat buyers, buyers), in segment order."""
     total, repeat = sum(n for _, _, n in counts), sum(k for _, k, _ in counts)
-    rows = []
-    for segment, k, n in counts:  # plain ints: a segment's figures are a few scalar formulas
-        rest_k, rest_n = repeat - k, total - n
-        low, high = stats.wilson(k, n)
-        d_low, d_high = stats.newcombe(k, n, rest_k, rest_n)
-        rows.append({"segment": segment, "buyers": n, "repeat_buyers": k, "rate": k / n if n else float("nan"),
-                     "rate_low": low, "rate_high": high, "rest_buyers": rest_n,
-                     "rest_rate": rest_k / rest_n if rest_n else float("nan"),
-                     "difference": (k / n - rest_k / rest_n) if n and rest_n else float("nan"),
-                     "difference_low": d_low, "difference_high": d_high})
-    return pd.DataFrame(rows, columns=SEGMENT_COLUMNS)
+    return [_segment_row(segment, k, n, total, repeat) for segment, k, n in counts]
+
+
+def _segment_row(segment: str, k: int, n: int, total: int, repeat: int) -> dict:
+    """One segment's row of `segments`: plain ints, a few scalar formulas."""
+    rest_k, rest_n = repeat - k, total - n
+    low, high = stats.wilson(k, n)
+    d_low, d_high = stats.newcombe(k, n, rest_k, rest_n)
+    return {"segment": segment, "buyers": n, "repeat_buyers": k, "rate": k / n if n else float("nan"),
+            "rate_low": low, "rate_high": high, "rest_buyers": rest_n,
+            "rest_rate": rest_k / rest_n if rest_n else float("nan"),
+            "difference": (k / n - rest_k / rest_n) if n and rest_n else float("nan"),
+            "difference_low": d_low, "difference_high": d_high}
+
+
+def _counts(indicators: pd.DataFrame) -> dict[str, list[tuple[str, int, int]]]:
+    """Each indicator's (segment, repeat buyers, buyers) in segment order, from a `repeat_by_indicator` frame."""
+    found: dict[str, list[tuple[int, str, int, int]]] = {}
+    for name, segment, order, k, n in zip(indicators["indicator"].tolist(), indicators["segment"].tolist(),
+                                          indicators["segment_order"].tolist(),
+                                          indicators["repeat_buyers"].astype(int).tolist(),
+                                          indicators["buyers"].astype(int).tolist(), strict=True):
+        found.setdefault(name, []).append((order, segment, k, n))
+    return {name: [(segment, k, n) for _, segment, k, n in sorted(rows, key=lambda row: row[0])]
+            for name, rows in found.items()}
+
+
+def _family(counts: dict[str, list[tuple[str, int, int]]]) -> list[tuple[str, stats.Test, bool, str | None]]:
+    """One window's family of tests, in TITLES order: each indicator's name, its test over all its segments,
+    whether it counts as tested (two segments of MIN_SEGMENT_BUYERS, an outcome that varies, not a
+    duplicate), and the earlier indicator with the very same counts (`same_as`, see indicator_tests)."""
+    family, seen = [], {}  # the segment counts of each indicator tested so far -> its name
+    for name in [n for n in TITLES if n in counts]:
+        segments_ = counts[name]
+        testable = sum(n >= MIN_SEGMENT_BUYERS for _, _, n in segments_) >= 2
+        test = stats.independence([k for _, k, _ in segments_], [n for _, _, n in segments_])
+        testable = testable and test.method != "not testable"
+        key = tuple((n, k) for _, k, n in segments_)
+        same_as = seen.get(key) if testable else None
+        if testable and same_as is None:
+            seen[key] = name
+        family.append((name, test, testable and same_as is None, same_as))
+    return family
+
+
+def _adjusted(p_values: list[float], adjustment: str) -> list[float]:
+    return (stats.holm if adjustment == "holm" else stats.benjamini_hochberg)(p_values)
 
 
 SEGMENT_COLUMNS = ["segment", "buyers", "repeat_buyers", "rate", "rate_low", "rate_high", "rest_buyers",
@@ -104,30 +145,13 @@ def indicator_tests(indicators: pd.DataFrame, alpha: float = 0.05, adjustment: s
     Columns: indicator, segments, buyers, testable, same_as, method, statistic, dof, p_value,
     p_adjusted, cramers_v, the segment furthest from the rest of the cohort and that difference
     with its interval, and is_signal (adjusted p below alpha)."""
-    return _tests_and_segments(indicators, alpha, adjustment)[0]
-
-
-def _tests_and_segments(indicators: pd.DataFrame, alpha: float,
-                        adjustment: str) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
-    """`indicator_tests`, and each indicator's `segments` table it was computed from (for `sweep`)."""
     if adjustment not in ADJUSTMENTS:
         raise ValueError(f"adjustment must be one of {sorted(ADJUSTMENTS)}, not {adjustment!r}")
-    rows, tables = [], {}
-    seen = {}  # the segment counts of each indicator tested so far -> its name
-    for name, group in indicators.groupby("indicator", sort=False):
-        tables[name] = segments(group)
-    for name in [n for n in TITLES if n in tables]:
-        table = tables[name]
-        testable = int((table["buyers"] >= MIN_SEGMENT_BUYERS).sum()) >= 2
-        test = stats.independence(list(table["repeat_buyers"]), list(table["buyers"]))
-        testable = testable and test.method != "not testable"
-        counts = tuple(zip(table["buyers"].astype(int), table["repeat_buyers"].astype(int), strict=True))
-        same_as = seen.get(counts) if testable else None
-        if testable and same_as is None:
-            seen[counts] = name
-        method = test.method if testable else "not testable"
-        method = "same counts as " + TITLES[same_as] if same_as else method
-        testable = testable and same_as is None
+    counts = _counts(indicators)
+    rows = []
+    for name, test, testable, same_as in _family(counts):
+        table = pd.DataFrame(_segment_rows(counts[name]), columns=SEGMENT_COLUMNS)
+        method = "same counts as " + TITLES[same_as] if same_as else test.method if testable else "not testable"
         furthest = table.loc[table["difference"].abs().fillna(-1).idxmax()]
         rows.append({"indicator": name, "segments": len(table), "buyers": int(table["buyers"].sum()),
                      "testable": testable, "same_as": same_as, "method": method,
@@ -137,13 +161,12 @@ def _tests_and_segments(indicators: pd.DataFrame, alpha: float,
                      "difference_high": furthest.difference_high})
     result = pd.DataFrame(rows)
     if result.empty:
-        return result.assign(p_adjusted=[], is_signal=[]), tables
+        return result.assign(p_adjusted=[], is_signal=[])
     tested = result["testable"]
-    adjust = stats.holm if adjustment == "holm" else stats.benjamini_hochberg
     result["p_adjusted"] = None
-    result.loc[tested, "p_adjusted"] = adjust(result.loc[tested, "p_value"].astype(float).tolist())
+    result.loc[tested, "p_adjusted"] = _adjusted(result.loc[tested, "p_value"].astype(float).tolist(), adjustment)
     result["is_signal"] = tested & (result["p_adjusted"].astype(float) < alpha)
-    return result, tables
+    return result
 
 
 def detectable(cohort: FollowUp, alpha: float, tests: int) -> dict:
@@ -231,16 +254,45 @@ def sweep(frames: dict[int, pd.DataFrame], alpha: float = 0.05, adjustment: str 
     for hours, frame in sorted(frames.items()):
         if not len(frame):
             continue
-        tests, tables = _tests_and_segments(frame, alpha, adjustment)
-        for row in tests.itertuples():
-            name, lead = row.indicator, tables[row.indicator].iloc[0]  # the segments the test was computed from
-            rows.append({"hours": hours, "indicator": name, "testable": bool(row.testable),
-                         "p_value": row.p_value, "p_adjusted": row.p_adjusted, "is_signal": bool(row.is_signal),
-                         "segment": lead.segment, "buyers": int(lead.buyers), "repeat_buyers": int(lead.repeat_buyers),
-                         "rate": lead.rate, "rest_buyers": int(lead.rest_buyers), "rest_rate": lead.rest_rate,
-                         "difference": lead.difference, "difference_low": lead.difference_low,
-                         "difference_high": lead.difference_high})
+        if adjustment not in ADJUSTMENTS:
+            raise ValueError(f"adjustment must be one of {sorted(ADJUSTMENTS)}, not {adjustment!r}")
+        # What indicator_tests gives for this window, and its first segment (`segments`), from plain values
+        # rather than a frame per indicator and window (which cost more than the tests): the same figures.
+        counts = _counts(frame)
+        family = _family(counts)
+        adjusted = iter(_adjusted([test.p_value for _, test, testable, _ in family if testable], adjustment))
+        for name, test, testable, _ in family:
+            segments_ = counts[name]  # the segments the test was computed from; the first one against the rest
+            lead = _segment_row(*segments_[0], sum(n for _, _, n in segments_), sum(k for _, k, _ in segments_))
+            p_adjusted = next(adjusted) if testable else None
+            rows.append({"hours": hours, "indicator": name, "testable": testable,
+                         "p_value": test.p_value if testable else None, "p_adjusted": p_adjusted,
+                         "is_signal": bool(testable and p_adjusted < alpha),
+                         "segment": lead["segment"], "buyers": lead["buyers"], "repeat_buyers": lead["repeat_buyers"],
+                         "rate": lead["rate"], "rest_buyers": lead["rest_buyers"], "rest_rate": lead["rest_rate"],
+                         "difference": lead["difference"], "difference_low": lead["difference_low"],
+                         "difference_high": lead["difference_high"]})
     return pd.DataFrame(rows)
+
+
+def sweep_windows(con, traffic: dict, low: int, high: int, alpha: float = 0.05,
+                  adjustment: str = "holm") -> pd.DataFrame:
+    """`sweep` of every whole-hour window from `low` to `high`, each window's frame the `repeat_by_indicator`
+    analysis with the unusual-traffic rules `traffic` (max_sessions_per_hour, max_sessions_per_account).
+
+    The promos and indicators chapters both ask for it: computed once per report (greenery.chapter_kit.shared),
+    keyed by what the frames are computed from rather than by the frames themselves (the warehouse's build,
+    named by its export's and code's fingerprint and its build id, the analysis's SQL and the parameters), so
+    that the chapter that reads it runs none of the windows' queries (a query a window, 0.2 CPU s)."""
+    build = analyses.record(con, "build_info")
+
+    def compute(*_) -> pd.DataFrame:
+        return sweep.compute({h: analyses.frame(con, "repeat_by_indicator", {**traffic, "follow_up_hours": h})
+                              for h in range(low, high + 1)}, alpha, adjustment)
+
+    return shared.computed("indicators.sweep_windows", compute, build.fingerprint, build.build_id,
+                           analyses.sql("repeat_by_indicator"), *(analyses.sql(m) for m in analyses.MACROS),
+                           dict(sorted(traffic.items())), int(low), int(high), alpha, adjustment)
 
 
 def hours_text(hours: list[int]) -> str:

@@ -11,7 +11,9 @@ keep their results as JSON:
 
 - keyed by everything a result depends on: the function, its arguments (the data frames' every value,
   byte for byte, the parameters) and the code (the chapter kit's source, the numerical libraries'
-  versions), so a result is never reused for other data, other parameters or other code;
+  versions), so a result is never reused for other data, other parameters or other code (a result
+  computed from queries can be keyed by what they read instead: the warehouse's build, the SQL and its
+  parameters, so that the chapter reading it runs none of them: indicators.sweep_windows);
 - written through a temporary file and one rename (a reader sees the whole result or none), under a lock
   on the folder, so a second chapter asking while the first computes waits for it (at most WAIT_SECONDS,
   then computes it itself: the same result) rather than computing it twice;

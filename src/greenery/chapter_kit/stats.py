@@ -131,12 +131,12 @@ def _permutation_p(table: np.ndarray, observed: float, seed: int) -> float:
     assert abs(statistic_observed - observed) < 1e-6 * max(1.0, observed)
     # The successes per segment of each resample, counted as whole numbers (exact, as the float product
     # above), from one byte per buyer rather than a float: then the same formula, on the same values.
+    # Every resample at once (9,999 x buyers bytes): the same values as batch by batch (each resample's
+    # statistic is summed over its own segments alone). `take` reads the int32 indices as they are (indexing
+    # would first copy them to 64 bits), and a segment's count fits in 32 bits (at most 1,600 buyers here).
     ones, starts = outcomes.astype(np.int8), np.r_[0, np.cumsum(sizes)[:-1]]
-
-    def successes(batch):
-        return np.add.reduceat(ones[batch], starts, axis=1, dtype=np.int64).astype(float)
-
-    null = np.concatenate([chi_square(successes(batch)) for batch in _permutations(n, seed)])
+    shuffled = ones.take(_permutations(n, seed), mode="clip")  # every index is in range: no check needed
+    null = chi_square(np.add.reduceat(shuffled, starts, axis=1, dtype=np.int32).astype(float))
     gamma = abs(np.finfo(statistic_observed.dtype).eps * 100 * statistic_observed)
     count = np.count_nonzero(null >= statistic_observed - gamma) + 1
     return float(min(max(np.float64(count) / (PERMUTATIONS + 1), 0.0), 1.0))
@@ -144,27 +144,28 @@ def _permutation_p(table: np.ndarray, observed: float, seed: int) -> float:
 
 _BATCH = 1_000
 _PERMUTATIONS_BYTES = 64 * 1024 * 1024  # the permutations kept, all sizes together (int32): 1,600 buyers' at most
-_DRAWN: OrderedDict[tuple[int, int], tuple[np.ndarray, ...]] = OrderedDict()  # least recently used first
+_DRAWN: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()  # least recently used first
 
 
-def _permutations(n: int, seed: int) -> tuple[np.ndarray, ...]:
+def _permutations(n: int, seed: int) -> np.ndarray:
     """The permutations scipy.stats.permutation_test draws for one sample of `n` (pairings, batches of
-    _BATCH) from `default_rng(seed)`, batch by batch, as it draws them; kept (read-only) for the next table
-    of the same size while they fit in _PERMUTATIONS_BYTES with the others kept."""
+    _BATCH) from `default_rng(seed)`, batch by batch as it draws them, in one array (a resample a row);
+    kept (read-only) for the next table of the same size while they fit in _PERMUTATIONS_BYTES with the
+    others kept."""
     if (n, seed) in _DRAWN:
         _DRAWN.move_to_end((n, seed))
         return _DRAWN[(n, seed)]
     rng = np.random.default_rng(seed)
     indices = np.tile(np.arange(n), (_BATCH, 1, 1))
-    batches = []
+    drawn = np.empty((PERMUTATIONS, n), dtype=np.int32)
     for start in range(0, PERMUTATIONS, _BATCH):
-        drawn = rng.permuted(indices, axis=-1)[: min(_BATCH, PERMUTATIONS - start), 0, :].astype(np.int32)
-        drawn.flags.writeable = False
-        batches.append(drawn)
-    _DRAWN[(n, seed)] = drawn_all = tuple(batches)
-    while sum(b.nbytes for kept in _DRAWN.values() for b in kept) > _PERMUTATIONS_BYTES:
+        size = min(_BATCH, PERMUTATIONS - start)
+        drawn[start:start + size] = rng.permuted(indices, axis=-1)[:size, 0, :]
+    drawn.flags.writeable = False
+    _DRAWN[(n, seed)] = drawn
+    while sum(kept.nbytes for kept in _DRAWN.values()) > _PERMUTATIONS_BYTES:
         _DRAWN.popitem(last=False)
-    return drawn_all
+    return drawn
 
 
 def holm(p_values):

@@ -20,6 +20,7 @@ prints `ready` once it accepts forks.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import select
@@ -129,8 +130,17 @@ class Server:
         self.stop()
 
 
+# Imported by a library, used by no chapter, so never imported in a chapter's process: statsmodels (for its
+# Cox model, greenery.chapter_kit.survival) imports formulaic, and with it narwhals, for formulas, a tenth of
+# the server's imports (0.2 CPU s before the first chapter can start). Its import is optional (a None in
+# sys.modules makes it fail as if it were not installed): statsmodels then offers patsy's formulas.
+UNUSED = ("formulaic",)
+
+
 def _preload() -> None:
     """What a chapter imports, imported once here (never used: no thread, no state)."""
+    for name in UNUSED:
+        sys.modules.setdefault(name, None)
     # As a kernel would set it before matplotlib is imported; chapters draw with the inline backend.
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     import bdb  # noqa: F401  (IPython's debugger, on a new shell's first cell)
@@ -172,6 +182,19 @@ def _preload() -> None:
     import greenery.publisher.shell_engine  # noqa: F401
 
     _first_use()
+
+
+def _preload_frozen() -> None:
+    """`_preload` with the cycle collector off (it would walk the modules again and again while they load: a
+    tenth of the imports' CPU), then everything frozen: no collection, in the server or in a fork, walks
+    it again, as each chapter's first full collection did, copying every page that holds one of its objects
+    (0.1-0.2 CPU s a chapter). What little garbage the imports left is kept with it."""
+    gc.disable()
+    try:
+        _preload()
+    finally:
+        gc.freeze()
+        gc.enable()
 
 
 def _first_use() -> None:
@@ -268,7 +291,7 @@ def serve(path: str, role: str = "chapters") -> None:
         with contextlib.suppress(Exception):  # the render then imports what it needs itself, and says so
             _preload_render()
     else:
-        _preload()
+        _preload_frozen()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen(16)
