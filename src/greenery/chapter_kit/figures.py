@@ -41,48 +41,87 @@ PRINT_TALL_HEIGHT_MM = 240  # greenery.css: `img.greenery-print-chart { max-heig
 MIN_PRINT_TEXT_PT = 7  # the smallest text on paper a reader holding the sheet reads without effort
 
 
-_TEXT_METRICS: dict = {}  # (renderer class, its pixels per 72 pt, hinting settings, text, font, dpi) -> size
-_TEXT_METRICS_MOST = 50_000  # distinct texts a chapter measures: a few thousand; emptied beyond this
+_TEXT_METRICS: dict = {}  # (what the renderer measures with, text, font, dpi) -> size: `_measuring`
+_TEXT_LAYOUTS: dict = {}  # (what the renderer measures with, text, font, dpi, spacing, alignment, rotation) -> layout
+_TEXT_MOST = 50_000  # distinct texts a chapter measures, or lays out: a few thousand; each emptied beyond this
+# The font lists a generic family (sans-serif) is looked up in: matplotlib's own key for the font file of a text
+_FONT_LISTS = ("font.serif", "font.sans-serif", "font.cursive", "font.fantasy", "font.monospace")
+
+
+def _measuring(renderer):
+    """The renderer that measures text for `renderer` (a mixed-mode renderer, savefig's for SVG, hands the
+    question to the one it holds) and what its measures depend on besides the text, its font properties and
+    the dpi: its class and resolution (pixels per 72 points), the hinting settings and the font lists a
+    generic family is looked up in."""
+    import matplotlib
+    from matplotlib.backends.backend_mixed import MixedModeRenderer
+
+    actual = renderer._renderer if isinstance(renderer, MixedModeRenderer) else renderer
+    settings = matplotlib.rcParams
+    return actual, (type(actual), actual.points_to_pixels(72.0), settings["text.hinting"],
+                    settings["text.hinting_factor"], tuple(tuple(settings[name]) for name in _FONT_LISTS))
+
+
+def _kept(cache: dict, key: tuple, font, work):
+    """`cache[key]`, worked out by `work()` the first time: the key holds the live font properties to look
+    up, a copy of them to keep (a chart changes its texts' fonts afterwards, the phone version's sizes)."""
+    found = cache.get(key)
+    if found is None:
+        if len(cache) >= _TEXT_MOST:
+            cache.clear()
+        found = cache[tuple(font.copy() if part is font else part for part in key)] = work()
+    return found
 
 
 def share_text_metrics() -> None:
-    """Measure each text once per kind of renderer, not once per renderer object (book.setup installs it).
+    """Measure and lay out each text once per kind of renderer, not once per renderer object (book.setup
+    installs it).
 
     matplotlib keeps the size of every text it measured in a cache of the renderer that measured it, and each
     version of a chart makes new renderers (the laptop SVG's tight box and its drawing, the phone version's
     layouts at each width, each a renderer of its own): the same tick labels and titles were measured again and
     again, about a tenth of a chart's time. A text's size depends only on what the renderer's
     `get_text_width_height_descent` reads: the text, its font, the renderer's class and resolution (its
-    pixels per 72 points) and the hinting settings; so sizes are kept under exactly that key, for every renderer
-    of the process. Mathematical text (its size also reads mathtext's settings) and TeX are measured as
-    matplotlib does. The sizes are the very numbers the renderer returns: no chart changes
-    (tests/test_figures.py draws charts both ways and compares the SVGs)."""
+    pixels per 72 points), the hinting settings and the font lists (`_measuring`); so sizes are kept under
+    exactly that key, for every renderer of the process.
+
+    A text's layout (`Text._get_layout`: its lines' sizes and offsets and its box around the point it is
+    placed at) was worked out again each time the text was measured or drawn, with no cache at all: tick
+    labels are measured a dozen times in a chart's versions (the tight layouts, the tight boxes, every title
+    and y label placed beside them), about a quarter of a chart's time, most of it finding the font file and
+    reading its line heights. The layout reads, besides the sizes above, the text's line spacing, alignments,
+    rotation and rotation mode and the figure's dpi, never where the text is; so layouts are kept under that
+    key. Mathematical text (its size also reads mathtext's settings), TeX and text wrapped to the figure's
+    width (its lines depend on where it is) are measured and laid out as matplotlib does. The sizes and
+    layouts are the very numbers matplotlib works out: no chart changes (tests/test_figures.py draws charts
+    both ways and compares the SVGs)."""
     import matplotlib.text as mtext
 
     if getattr(mtext._get_text_metrics_with_cache, "greenery_shared", False):
         return
-    measured = mtext._get_text_metrics_with_cache
+    measured, laid_out = mtext._get_text_metrics_with_cache, mtext.Text._get_layout
 
     def shared(renderer, text, fontprop, ismath, dpi):
-        import matplotlib
-        from matplotlib.backends.backend_mixed import MixedModeRenderer
-
         if ismath is not False:
             return measured(renderer, text, fontprop, ismath, dpi)
-        # what measures: a mixed-mode renderer (savefig's, for SVG) hands the question to the renderer it holds
-        actual = renderer._renderer if isinstance(renderer, MixedModeRenderer) else renderer
-        key = (type(actual), actual.points_to_pixels(72.0), matplotlib.rcParams["text.hinting"],
-               matplotlib.rcParams["text.hinting_factor"], text, fontprop.copy(), dpi)
-        found = _TEXT_METRICS.get(key)
-        if found is None:
-            if len(_TEXT_METRICS) >= _TEXT_METRICS_MOST:
-                _TEXT_METRICS.clear()
-            found = _TEXT_METRICS[key] = actual.get_text_width_height_descent(text, fontprop, ismath)
-        return found
+        actual, measuring = _measuring(renderer)
+        return _kept(_TEXT_METRICS, (measuring, text, fontprop, dpi), fontprop,
+                     lambda: actual.get_text_width_height_descent(text, fontprop, ismath))
 
-    shared.greenery_shared = True
-    shared.greenery_original = measured  # matplotlib's own (the tests compare both)
-    mtext._get_text_metrics_with_cache = shared
+    def shared_layout(self, renderer):
+        text = self.get_text()
+        if renderer is None or self.get_usetex() or self.get_wrap() or (self.get_parse_math() and "$" in text):
+            return laid_out(self, renderer)
+        font = self._fontproperties
+        key = (_measuring(renderer)[1], text, font, self.get_figure(root=True).dpi, self._linespacing,
+               self._get_multialignment(), self._horizontalalignment, self._verticalalignment,
+               self.get_rotation(), self.get_rotation_mode())
+        box, lines, corner = _kept(_TEXT_LAYOUTS, key, font, lambda: laid_out(self, renderer))
+        return box.frozen(), list(lines), corner  # the box and the list are the caller's to change
+
+    shared.greenery_shared = shared_layout.greenery_shared = True
+    shared.greenery_original, shared_layout.greenery_original = measured, laid_out  # matplotlib's own (the tests)
+    mtext._get_text_metrics_with_cache, mtext.Text._get_layout = shared, shared_layout
 
 
 class _Unwanted(Exception):
