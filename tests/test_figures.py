@@ -134,6 +134,33 @@ def test_a_title_is_lifted_off_a_bar_label_under_it():
     assert not clash()
 
 
+def test_a_title_set_where_it_is_is_left_there_as_every_round_would(monkeypatch):
+    """A two-line title over a text just under it is set to the same pad round after round (the lift is
+    measured from its lowest line, its pad from its baseline); untangle stops at the first round that
+    repeats the last: the chart is the same, to the byte, as after all twelve rounds."""
+    from matplotlib.axes import Axes
+
+    def stuck():
+        fig, ax = plt.subplots(figsize=(5, 3))
+        ax.plot([0, 1], [0, 1])
+        ax.set_title("Orders and sessions started,\nhour by hour", loc="left")
+        ax.text(0, 1.0, "Count per hour (axis cut)", transform=ax.transAxes, va="bottom")
+        return fig
+
+    monkeypatch.setitem(matplotlib.rcParams, "svg.hashsalt", "test")
+    quick, every_round = stuck(), stuck()
+    pads, set_title = [], Axes.set_title
+    monkeypatch.setattr(Axes, "set_title", lambda self, *args, **kw: pads.append(kw["pad"]) or set_title(self, *args, **kw))
+    figures.untangle(quick)
+    assert len(pads) == 1
+    laid_out_in_draw = figures._laid_out_in_draw
+    monkeypatch.setattr(figures, "_laid_out_in_draw", lambda fig: True)  # each round drawn in full, none skipped
+    figures.untangle(every_round)
+    assert len(pads) == 1 + 12 and len(set(pads)) == 1
+    monkeypatch.setattr(figures, "_laid_out_in_draw", laid_out_in_draw)
+    assert figures.svg(quick) == figures.svg(every_round)
+
+
 def test_a_diagram_scrolls_on_a_phone_wide_enough_for_its_text():
     fig, ax = plt.subplots(figsize=(9, 3))
     ax.text(0.5, 0.5, "stg_orders", fontsize=6)

@@ -139,11 +139,8 @@ def svg(fig, wanted=None) -> str:
     `wanted`, when given, is asked with the SVG's opening tag, which holds its size: savefig writes it once
     it has measured the tight box, before its last draw puts the figure into it. When it answers no, that
     draw is not made and only the opening tag is returned (enough for `natural_width_px`)."""
-    from matplotlib.layout_engine import PlaceHolderLayoutEngine
-
     buffer = io.StringIO()
-    engine = fig.get_layout_engine()
-    measured_alone = engine is None or isinstance(engine, PlaceHolderLayoutEngine)
+    measured_alone = not _laid_out_in_draw(fig)
 
     def draw(renderer):
         if not buffer.tell():  # nothing written yet: the draw before the tight box is measured
@@ -224,15 +221,21 @@ def _visible_ticks(axis, renderer) -> list:
     return [t.get_window_extent(renderer) for t in axis.get_ticklabels() if t.get_visible() and t.get_text()]
 
 
+def _laid_out_in_draw(fig) -> bool:
+    """Whether a layout engine (constrained layout) runs in each draw, moving the plots: after
+    `set_layout_engine("none")` or tight_layout() the figure has none, or a placeholder."""
+    from matplotlib.layout_engine import PlaceHolderLayoutEngine
+
+    engine = fig.get_layout_engine()
+    return engine is not None and not isinstance(engine, PlaceHolderLayoutEngine)
+
+
 def _moved(fig, ax, renderer, title: bool):
     """A renderer after `ax`'s y label or (`title`) its title moved (its labelpad, its pad): with no layout
     engine nothing else moves, so the one that moved is placed again as a draw places it (the label from
     the tick labels' boxes, the title over the axes, neither of which changed, nor depends on the other)
     instead of drawing every bar and line of the figure again; with a layout engine the figure is drawn."""
-    from matplotlib.layout_engine import PlaceHolderLayoutEngine
-
-    engine = fig.get_layout_engine()  # after `set_layout_engine("none")` or tight_layout(): a placeholder
-    if engine is not None and not isinstance(engine, PlaceHolderLayoutEngine):
+    if _laid_out_in_draw(fig):
         return _renderer(fig)
     if title:
         ax._update_title_position(renderer)
@@ -245,10 +248,7 @@ def _placed(fig):
     """A renderer after every y label and title is placed as a draw places them, without drawing the
     figure: a y label beside its tick labels' boxes, a title over the axes and its x tick labels (all
     placed when read: `_reader`). A figure whose layout engine runs in a draw is drawn."""
-    from matplotlib.layout_engine import PlaceHolderLayoutEngine
-
-    engine = fig.get_layout_engine()  # after `set_layout_engine("none")` or tight_layout(): a placeholder
-    if engine is not None and not isinstance(engine, PlaceHolderLayoutEngine):
+    if _laid_out_in_draw(fig):
         return _renderer(fig)
     renderer = _reader(fig)
     for ax in fig.axes:  # in a draw's order: the title, then the axes' labels
@@ -274,6 +274,7 @@ def untangle(fig, drawn=None):
             renderer, moved = _moved(fig, ax, renderer, title=False), True
         inside = [t for t in ax.texts if t.get_visible() and t.get_text()]
         for loc, title in _titles(ax):
+            last = None
             for _ in range(12):
                 box = title.get_window_extent(renderer)
                 low = [t.get_window_extent(renderer) for t in inside]
@@ -282,9 +283,15 @@ def untangle(fig, drawn=None):
                     break
                 lift = max(b.y1 for b in clash) - box.y0 + 3
                 pad = (box.y0 - ax.get_window_extent(renderer).y1) + lift
-                ax.set_title(title.get_text(), loc=loc, pad=pad * 72 / fig.dpi, fontsize=title.get_fontsize(),
-                             x=title.get_position()[0])
-                renderer, moved = _moved(fig, ax, renderer, title=True), True
+                # A title can be set to the same pad round after round (the pad is worked out from its lowest
+                # line, not its baseline, and the clash looked for beyond it: a two-line title over the y label
+                # on top). Set again with what it was just set with, where nothing else moves (no layout
+                # engine), it is placed where it is: every round left would do just that, so none is made.
+                lifting = (pad * 72 / fig.dpi, title.get_fontsize(), title.get_position()[0])
+                if lifting == last and not _laid_out_in_draw(fig):
+                    break
+                ax.set_title(title.get_text(), loc=loc, pad=lifting[0], fontsize=lifting[1], x=lifting[2])
+                renderer, moved, last = _moved(fig, ax, renderer, title=True), True, lifting
     return None if moved else renderer
 
 
