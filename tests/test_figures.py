@@ -579,15 +579,16 @@ def test_the_copies_drawn_for_phones_and_paper_are_not_left_open_in_pyplot():
 
 def texts_laid_out_every_way():
     """The same words laid out every way a text's layout depends on (alignments, rotation and its mode, a rotation
-    that follows the data's transform, line spacing, lines aligned among themselves, size), and texts laid out
+    that follows the data's transform, line spacing, lines aligned among themselves, size, font), and texts laid out
     as matplotlib does: a formula (mathtext), a `$` sign, text wrapped to the figure's width."""
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot([0, 10], [0, 5])
     ways = [{}, {"ha": "right"}, {"ha": "center", "va": "top"}, {"va": "baseline"}, {"va": "center_baseline"},
             {"rotation": 30}, {"rotation": 30, "rotation_mode": "anchor"}, {"linespacing": 2.5},
-            {"multialignment": "right"}, {"fontsize": 14}, {"rotation": 90, "ha": "right"}]
+            {"multialignment": "right"}, {"fontsize": 14}, {"rotation": 90, "ha": "right"}, {"fontweight": "bold"},
+            {"family": "monospace"}]
     for i, way in enumerate(ways):
-        ax.text(0.05 + i * 0.085, 0.5, "Orders per day\nthe last 30", transform=ax.transAxes, **{"fontsize": 7, **way})
+        ax.text(0.05 + i * 0.07, 0.5, "Orders per day\nthe last 30", transform=ax.transAxes, **{"fontsize": 7, **way})
     ax.text(2, 1, "Orders per day", rotation=20, transform_rotates_text=True)
     ax.set_xlabel(r"$x^2$ orders per day")
     ax.set_ylabel("Revenue ($) per day")
@@ -598,13 +599,14 @@ def texts_laid_out_every_way():
 
 @pytest.mark.parametrize("backend", ["svg", "agg"])
 @pytest.mark.parametrize("chart", range(13))
-def test_text_sizes_and_layouts_shared_between_renderers_draw_the_same_chart(monkeypatch, backend, chart):
-    """`share_text_metrics` (book.setup) keeps a text's size and its layout for every renderer of its kind:
-    every version of every kind of chart (laptop, phone and paper SVGs, diagrams, texts laid out every way)
-    is the same, to the byte, as with matplotlib's own cache of sizes per renderer and its layout worked out
-    at each use, whether the figures' canvas is SVG or Agg (the chapters' inline backend); and the shared
-    sizes and layouts are used: texts are measured and laid out fewer times."""
+def test_text_sizes_layouts_and_glyphs_shared_between_renderers_draw_the_same_chart(monkeypatch, backend, chart):
+    """`share_text_metrics` (book.setup) keeps a text's size and its layout for every renderer of its kind, and
+    its glyphs for every SVG: every version of every kind of chart (laptop, phone and paper SVGs, diagrams,
+    texts laid out every way) is the same, to the byte, as with matplotlib's own cache of sizes per renderer,
+    and its layout and glyphs worked out at each use, whether the figures' canvas is SVG or Agg (the chapters'
+    inline backend); and what is shared is used: texts are measured, laid out and looked up fewer times."""
     import matplotlib.text as mtext
+    import matplotlib.textpath as mtextpath
     from matplotlib.backends.backend_agg import RendererAgg
     from matplotlib.backends.backend_svg import RendererSVG
 
@@ -619,9 +621,13 @@ def test_text_sizes_and_layouts_shared_between_renderers_draw_the_same_chart(mon
     # matplotlib's own first, even where an earlier test's book.setup shared the sizes and layouts
     own = getattr(mtext._get_text_metrics_with_cache, "greenery_original", mtext._get_text_metrics_with_cache)
     own_layout = getattr(mtext.Text._get_layout, "greenery_original", mtext.Text._get_layout)
-    measured, laid_out = [], []
+    own_glyphs = mtextpath.TextToPath.get_glyphs_with_font
+    own_glyphs = getattr(own_glyphs, "greenery_original", own_glyphs)
+    measured, laid_out, looked_up = [], [], []
     monkeypatch.setattr(mtext, "_get_text_metrics_with_cache", own)
     monkeypatch.setattr(mtext.Text, "_get_layout", lambda self, renderer: laid_out.append(self) or own_layout(self, renderer))
+    monkeypatch.setattr(mtextpath.TextToPath, "get_glyphs_with_font",
+                        lambda *args, **kw: looked_up.append(args) or own_glyphs(*args, **kw))
     for cls in (RendererAgg, RendererSVG):
         real = cls.get_text_width_height_descent
         monkeypatch.setattr(cls, "get_text_width_height_descent",
@@ -629,20 +635,23 @@ def test_text_sizes_and_layouts_shared_between_renderers_draw_the_same_chart(mon
     monkeypatch.setitem(matplotlib.rcParams, "svg.hashsalt", "test")
     figure = charts()[chart]
     alone = figures.picture_html(figure, "alt")
-    sizes, layouts = len(measured), len(laid_out)
+    sizes, layouts, lookups = len(measured), len(laid_out), len(looked_up)
     plt.close("all")
     # undone after the test
     monkeypatch.setattr(mtext, "_get_text_metrics_with_cache", mtext._get_text_metrics_with_cache)
     monkeypatch.setattr(mtext.Text, "_get_layout", mtext.Text._get_layout)
-    monkeypatch.setattr(figures, "_TEXT_METRICS", {})
-    monkeypatch.setattr(figures, "_TEXT_LAYOUTS", {})
+    monkeypatch.setattr(mtextpath.TextToPath, "get_glyphs_with_font", mtextpath.TextToPath.get_glyphs_with_font)
+    for cache in ("_TEXT_METRICS", "_TEXT_LAYOUTS", "_GLYPHS"):
+        monkeypatch.setattr(figures, cache, {})
     figures.share_text_metrics()
     figures.share_text_metrics()  # twice is once
     assert mtext.Text._get_layout.greenery_original.__name__ == "<lambda>"  # matplotlib's own, counted
+    assert mtextpath.TextToPath.get_glyphs_with_font.greenery_original.__name__ == "<lambda>"
     shared = figures.picture_html(charts()[chart], "alt")
     assert shared == alone
     assert len(measured) - sizes < sizes
     assert len(laid_out) - layouts < layouts / 2
+    assert len(looked_up) - lookups < lookups or figures.is_diagram(figure)  # a diagram is drawn once: its texts too
 
 
 def test_a_text_is_measured_again_in_the_font_its_family_now_names(monkeypatch):

@@ -43,7 +43,8 @@ MIN_PRINT_TEXT_PT = 7  # the smallest text on paper a reader holding the sheet r
 
 _TEXT_METRICS: dict = {}  # (what the renderer measures with, text, font, dpi) -> size: `_measuring`
 _TEXT_LAYOUTS: dict = {}  # (what the renderer measures with, text, font, dpi, spacing, alignment, rotation) -> layout
-_TEXT_MOST = 50_000  # distinct texts a chapter measures, or lays out: a few thousand; each emptied beyond this
+_GLYPHS: dict = {}  # (font, text, its font features, its language) -> its glyphs' ids and places, their outlines
+_TEXT_MOST = 50_000  # distinct texts a chapter measures, lays out or writes: a few thousand; each emptied beyond this
 # The font lists a generic family (sans-serif) is looked up in: matplotlib's own key for the font file of a text
 _FONT_LISTS = ("font.serif", "font.sans-serif", "font.cursive", "font.fantasy", "font.monospace")
 
@@ -63,13 +64,14 @@ def _measuring(renderer):
 
 
 def _kept(cache: dict, key: tuple, font, work):
-    """`cache[key]`, worked out by `work()` the first time: the key holds the live font properties to look
-    up, a copy of them to keep (a chart changes its texts' fonts afterwards, the phone version's sizes)."""
+    """`cache[key]`, worked out by `work()` the first time. A key holding `font`, live font properties, is
+    looked up with them and kept with a copy (a chart changes its texts' fonts afterwards: the phone's sizes)."""
     found = cache.get(key)
     if found is None:
         if len(cache) >= _TEXT_MOST:
             cache.clear()
-        found = cache[tuple(font.copy() if part is font else part for part in key)] = work()
+        kept = key if font is None else tuple(font.copy() if part is font else part for part in key)
+        found = cache[kept] = work()
     return found
 
 
@@ -92,10 +94,17 @@ def share_text_metrics() -> None:
     reading its line heights. The layout reads, besides the sizes above, the text's line spacing, alignments,
     rotation and rotation mode and the figure's dpi, never where the text is; so layouts are kept under that
     key. Mathematical text (its size also reads mathtext's settings), TeX and text wrapped to the figure's
-    width (its lines depend on where it is) are measured and laid out as matplotlib does. The sizes and
-    layouts are the very numbers matplotlib works out: no chart changes (tests/test_figures.py draws charts
-    both ways and compares the SVGs)."""
+    width (its lines depend on where it is) are measured and laid out as matplotlib does.
+
+    An SVG writes each text as glyphs (`TextToPath.get_glyphs_with_font`: which glyph goes where, and the
+    outline of each glyph the SVG does not hold yet), which were looked up and placed (kerning) again at every
+    draw of every version: they depend only on the font (matplotlib passes fonts sized to `TextToPath.FONT_SCALE`
+    at 72 dpi: both its callers take them from `TextToPath._get_font`), the text, its font features and its
+    language; so they are kept under that key (`_shared_glyphs`). The sizes, layouts and glyphs are the very
+    numbers matplotlib works out: no chart changes (tests/test_figures.py draws charts both ways and compares
+    the SVGs)."""
     import matplotlib.text as mtext
+    import matplotlib.textpath as mtextpath
 
     if getattr(mtext._get_text_metrics_with_cache, "greenery_shared", False):
         return
@@ -122,6 +131,39 @@ def share_text_metrics() -> None:
     shared.greenery_shared = shared_layout.greenery_shared = True
     shared.greenery_original, shared_layout.greenery_original = measured, laid_out  # matplotlib's own (the tests)
     mtext._get_text_metrics_with_cache, mtext.Text._get_layout = shared, shared_layout
+    mtextpath.TextToPath.get_glyphs_with_font = _shared_glyphs(mtextpath.TextToPath.get_glyphs_with_font)
+
+
+def _shared_glyphs(own):
+    """`TextToPath.get_glyphs_with_font` looking each text's glyphs up once (`share_text_metrics`).
+
+    It returns where each glyph of the text goes and the outline of each glyph not in `glyph_map` (the glyphs
+    an SVG holds already), in a new map, or in `glyph_map` itself when `return_new_glyphs_only` is false. A
+    text's glyphs and all their outlines are worked out once and kept read-only (every caller copies them)."""
+    from collections import OrderedDict
+
+    def glyphs(self, font, s, glyph_map=None, return_new_glyphs_only=False, *, features=None, language=None):
+        def work():
+            placed, outlines, rects = own(self, font, s, features=features, language=language)
+            for vertices, codes in outlines.values():
+                vertices.flags.writeable = codes.flags.writeable = False
+            return tuple(placed), outlines, tuple(rects)
+
+        key = (font, s, features, language)  # the font object: one per font file, kept alive by the key
+        try:
+            hash(key)
+        except TypeError:  # features given as a list: as matplotlib does
+            return own(self, font, s, glyph_map, return_new_glyphs_only, features=features, language=language)
+        placed, outlines, rects = _kept(_GLYPHS, key, None, work)
+        glyph_map = OrderedDict() if glyph_map is None else glyph_map
+        new = OrderedDict() if return_new_glyphs_only else glyph_map
+        for glyph, *_ in placed:
+            if glyph not in glyph_map:
+                new[glyph] = outlines[glyph]
+        return list(placed), new, list(rects)
+
+    glyphs.greenery_original = own
+    return glyphs
 
 
 class _Unwanted(Exception):
