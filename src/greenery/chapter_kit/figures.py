@@ -44,6 +44,7 @@ MIN_PRINT_TEXT_PT = 7  # the smallest text on paper a reader holding the sheet r
 _TEXT_METRICS: dict = {}  # (what the renderer measures with, text, font, dpi) -> size: `_measuring`
 _TEXT_LAYOUTS: dict = {}  # (what the renderer measures with, text, font, dpi, spacing, alignment, rotation) -> layout
 _GLYPHS: dict = {}  # (font, text, its font features, its language) -> its glyphs' ids and places, their outlines
+_MEASURINGS: dict = {}  # what a renderer measures with (`_measuring`) -> itself: one tuple shared by every key
 _TEXT_MOST = 50_000  # distinct texts a chapter measures, lays out or writes: a few thousand; each emptied beyond this
 # The font lists a generic family (sans-serif) is looked up in: matplotlib's own key for the font file of a text
 _FONT_LISTS = ("font.serif", "font.sans-serif", "font.cursive", "font.fantasy", "font.monospace")
@@ -59,8 +60,10 @@ def _measuring(renderer):
 
     actual = renderer._renderer if isinstance(renderer, MixedModeRenderer) else renderer
     settings = matplotlib.rcParams
-    return actual, (type(actual), actual.points_to_pixels(72.0), settings["text.hinting"],
-                    settings["text.hinting_factor"], tuple(tuple(settings[name]) for name in _FONT_LISTS))
+    measuring = (type(actual), actual.points_to_pixels(72.0), settings["text.hinting"],
+                 settings["text.hinting_factor"], tuple(tuple(settings[name]) for name in _FONT_LISTS))
+    # the keys of a few thousand texts hold one copy, not one each: fewer objects for the garbage collector
+    return actual, _kept(_MEASURINGS, measuring, None, lambda: measuring)
 
 
 def _kept(cache: dict, key: tuple, font, work):
@@ -105,6 +108,7 @@ def share_text_metrics() -> None:
     the SVGs)."""
     import matplotlib.text as mtext
     import matplotlib.textpath as mtextpath
+    from matplotlib.transforms import Bbox
 
     if getattr(mtext._get_text_metrics_with_cache, "greenery_shared", False):
         return
@@ -125,8 +129,14 @@ def share_text_metrics() -> None:
         key = (_measuring(renderer)[1], text, font, self.get_figure(root=True).dpi, self._linespacing,
                self._get_multialignment(), self._horizontalalignment, self._verticalalignment,
                self.get_rotation(), self.get_rotation_mode())
-        box, lines, corner = _kept(_TEXT_LAYOUTS, key, font, lambda: laid_out(self, renderer))
-        return box.frozen(), list(lines), corner  # the box and the list are the caller's to change
+        def work():
+            box, lines, corner = laid_out(self, renderer)
+            points = box.get_points().copy()  # kept as numbers: fewer objects for the garbage collector
+            points.flags.writeable = False
+            return points, tuple(lines), corner
+
+        points, lines, corner = _kept(_TEXT_LAYOUTS, key, font, work)
+        return Bbox(points.copy()), list(lines), corner  # the box and the list are the caller's to change
 
     shared.greenery_shared = shared_layout.greenery_shared = True
     shared.greenery_original, shared_layout.greenery_original = measured, laid_out  # matplotlib's own (the tests)
