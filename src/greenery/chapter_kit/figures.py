@@ -129,6 +129,7 @@ def share_text_metrics() -> None:
         key = (_measuring(renderer)[1], text, font, self.get_figure(root=True).dpi, self._linespacing,
                self._get_multialignment(), self._horizontalalignment, self._verticalalignment,
                self.get_rotation(), self.get_rotation_mode())
+
         def work():
             box, lines, corner = laid_out(self, renderer)
             points = box.get_points().copy()  # kept as numbers: fewer objects for the garbage collector
