@@ -134,6 +134,33 @@ def test_a_title_is_lifted_off_a_bar_label_under_it():
     assert not clash()
 
 
+def test_a_title_set_where_it_is_is_left_there_as_every_round_would(monkeypatch):
+    """A two-line title over a text just under it is set to the same pad round after round (the lift is
+    measured from its lowest line, its pad from its baseline); untangle stops at the first round that
+    repeats the last: the chart is the same, to the byte, as after all twelve rounds."""
+    from matplotlib.axes import Axes
+
+    def stuck():
+        fig, ax = plt.subplots(figsize=(5, 3))
+        ax.plot([0, 1], [0, 1])
+        ax.set_title("Orders and sessions started,\nhour by hour", loc="left")
+        ax.text(0, 1.0, "Count per hour (axis cut)", transform=ax.transAxes, va="bottom")
+        return fig
+
+    monkeypatch.setitem(matplotlib.rcParams, "svg.hashsalt", "test")
+    quick, every_round = stuck(), stuck()
+    pads, set_title = [], Axes.set_title
+    monkeypatch.setattr(Axes, "set_title", lambda self, *args, **kw: pads.append(kw["pad"]) or set_title(self, *args, **kw))
+    figures.untangle(quick)
+    assert len(pads) == 1
+    laid_out_in_draw = figures._laid_out_in_draw
+    monkeypatch.setattr(figures, "_laid_out_in_draw", lambda fig: True)  # each round drawn in full, none skipped
+    figures.untangle(every_round)
+    assert len(pads) == 1 + 12 and len(set(pads)) == 1
+    monkeypatch.setattr(figures, "_laid_out_in_draw", laid_out_in_draw)
+    assert figures.svg(quick) == figures.svg(every_round)
+
+
 def test_a_diagram_scrolls_on_a_phone_wide_enough_for_its_text():
     fig, ax = plt.subplots(figsize=(9, 3))
     ax.text(0.5, 0.5, "stg_orders", fontsize=6)
@@ -550,14 +577,36 @@ def test_the_copies_drawn_for_phones_and_paper_are_not_left_open_in_pyplot():
     plt.close(fig)
 
 
+def texts_laid_out_every_way():
+    """The same words laid out every way a text's layout depends on (alignments, rotation and its mode, a rotation
+    that follows the data's transform, line spacing, lines aligned among themselves, size, font), and texts laid out
+    as matplotlib does: a formula (mathtext), a `$` sign, text wrapped to the figure's width."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot([0, 10], [0, 5])
+    ways = [{}, {"ha": "right"}, {"ha": "center", "va": "top"}, {"va": "baseline"}, {"va": "center_baseline"},
+            {"rotation": 30}, {"rotation": 30, "rotation_mode": "anchor"}, {"linespacing": 2.5},
+            {"multialignment": "right"}, {"fontsize": 14}, {"rotation": 90, "ha": "right"}, {"fontweight": "bold"},
+            {"family": "monospace"}]
+    for i, way in enumerate(ways):
+        ax.text(0.05 + i * 0.07, 0.5, "Orders per day\nthe last 30", transform=ax.transAxes, **{"fontsize": 7, **way})
+    ax.text(2, 1, "Orders per day", rotation=20, transform_rotates_text=True)
+    ax.set_xlabel(r"$x^2$ orders per day")
+    ax.set_ylabel("Revenue ($) per day")
+    ax.text(0.5, 0.1, "a note wrapped to the figure's width " * 4, wrap=True, transform=ax.transAxes)
+    ax.set_title("Orders per day", loc="left")
+    return fig
+
+
 @pytest.mark.parametrize("backend", ["svg", "agg"])
-@pytest.mark.parametrize("chart", range(12))
-def test_text_sizes_shared_between_renderers_draw_the_same_chart(monkeypatch, backend, chart):
-    """`share_text_metrics` (book.setup) keeps a text's size for every renderer of its kind: every version
-    of every kind of chart (laptop, phone and paper SVGs, diagrams) is the same, to the byte, as with
-    matplotlib's own cache per renderer, whether the figures' canvas is SVG or Agg (the chapters' inline
-    backend); and the shared sizes are used: texts are measured fewer times."""
+@pytest.mark.parametrize("chart", range(13))
+def test_text_sizes_layouts_and_glyphs_shared_between_renderers_draw_the_same_chart(monkeypatch, backend, chart):
+    """`share_text_metrics` (book.setup) keeps a text's size and its layout for every renderer of its kind, and
+    its glyphs for every SVG: every version of every kind of chart (laptop, phone and paper SVGs, diagrams,
+    texts laid out every way) is the same, to the byte, as with matplotlib's own cache of sizes per renderer,
+    and its layout and glyphs worked out at each use, whether the figures' canvas is SVG or Agg (the chapters'
+    inline backend); and what is shared is used: texts are measured, laid out and looked up fewer times."""
     import matplotlib.text as mtext
+    import matplotlib.textpath as mtextpath
     from matplotlib.backends.backend_agg import RendererAgg
     from matplotlib.backends.backend_svg import RendererSVG
 
@@ -567,12 +616,18 @@ def test_text_sizes_shared_between_renderers_draw_the_same_chart(monkeypatch, ba
         ax.axis("off")
         for x, name in enumerate(["raw.orders", "stg_orders", "fct_orders"]):
             ax.text(x / 3 + 0.05, 0.5, name, fontsize=7, bbox={"boxstyle": "round"})
-        return [*many_kinds_of_chart(), *crowded_charts(), rate_bars(30), diagram]
+        return [*many_kinds_of_chart(), *crowded_charts(), rate_bars(30), diagram, texts_laid_out_every_way()]
 
-    # matplotlib's own cache per renderer first, even where an earlier test's book.setup shared the sizes
+    # matplotlib's own first, even where an earlier test's book.setup shared the sizes and layouts
     own = getattr(mtext._get_text_metrics_with_cache, "greenery_original", mtext._get_text_metrics_with_cache)
+    own_layout = getattr(mtext.Text._get_layout, "greenery_original", mtext.Text._get_layout)
+    own_glyphs = mtextpath.TextToPath.get_glyphs_with_font
+    own_glyphs = getattr(own_glyphs, "greenery_original", own_glyphs)
+    measured, laid_out, looked_up = [], [], []
     monkeypatch.setattr(mtext, "_get_text_metrics_with_cache", own)
-    measured = []
+    monkeypatch.setattr(mtext.Text, "_get_layout", lambda self, renderer: laid_out.append(self) or own_layout(self, renderer))
+    monkeypatch.setattr(mtextpath.TextToPath, "get_glyphs_with_font",
+                        lambda *args, **kw: looked_up.append(args) or own_glyphs(*args, **kw))
     for cls in (RendererAgg, RendererSVG):
         real = cls.get_text_width_height_descent
         monkeypatch.setattr(cls, "get_text_width_height_descent",
@@ -580,12 +635,45 @@ def test_text_sizes_shared_between_renderers_draw_the_same_chart(monkeypatch, ba
     monkeypatch.setitem(matplotlib.rcParams, "svg.hashsalt", "test")
     figure = charts()[chart]
     alone = figures.picture_html(figure, "alt")
-    once = len(measured)
+    sizes, layouts, lookups = len(measured), len(laid_out), len(looked_up)
     plt.close("all")
-    monkeypatch.setattr(mtext, "_get_text_metrics_with_cache", mtext._get_text_metrics_with_cache)  # undone after
-    monkeypatch.setattr(figures, "_TEXT_METRICS", {})
+    # undone after the test
+    monkeypatch.setattr(mtext, "_get_text_metrics_with_cache", mtext._get_text_metrics_with_cache)
+    monkeypatch.setattr(mtext.Text, "_get_layout", mtext.Text._get_layout)
+    monkeypatch.setattr(mtextpath.TextToPath, "get_glyphs_with_font", mtextpath.TextToPath.get_glyphs_with_font)
+    for cache in ("_TEXT_METRICS", "_TEXT_LAYOUTS", "_GLYPHS"):
+        monkeypatch.setattr(figures, cache, {})
     figures.share_text_metrics()
     figures.share_text_metrics()  # twice is once
+    assert mtext.Text._get_layout.greenery_original.__name__ == "<lambda>"  # matplotlib's own, counted
+    assert mtextpath.TextToPath.get_glyphs_with_font.greenery_original.__name__ == "<lambda>"
     shared = figures.picture_html(charts()[chart], "alt")
     assert shared == alone
-    assert len(measured) - once < once
+    assert len(measured) - sizes < sizes
+    assert len(laid_out) - layouts < layouts / 2
+    assert len(looked_up) - lookups < lookups or figures.is_diagram(figure)  # a diagram is drawn once: its texts too
+
+
+def test_a_text_is_measured_again_in_the_font_its_family_now_names(monkeypatch):
+    """A generic family (sans-serif) is looked up in the font lists when a text is measured: a size or a layout
+    kept from before the lists changed is not used."""
+    import matplotlib.text as mtext
+
+    def boxes():
+        found = []
+        for fonts in (["DejaVu Sans"], ["DejaVu Sans Mono"]):
+            with matplotlib.rc_context({"font.sans-serif": fonts}):
+                fig, ax = plt.subplots()
+                found.append(tuple(ax.text(0, 0, "Orders per day").get_window_extent(fig._get_renderer()).bounds))
+        return found
+
+    own = getattr(mtext._get_text_metrics_with_cache, "greenery_original", mtext._get_text_metrics_with_cache)
+    own_layout = getattr(mtext.Text._get_layout, "greenery_original", mtext.Text._get_layout)
+    monkeypatch.setattr(mtext, "_get_text_metrics_with_cache", own)  # undone after the test
+    monkeypatch.setattr(mtext.Text, "_get_layout", own_layout)
+    alone = boxes()
+    monkeypatch.setattr(figures, "_TEXT_METRICS", {})
+    monkeypatch.setattr(figures, "_TEXT_LAYOUTS", {})
+    figures.share_text_metrics()
+    assert boxes() == alone
+    assert alone[0] != alone[1]

@@ -41,48 +41,140 @@ PRINT_TALL_HEIGHT_MM = 240  # greenery.css: `img.greenery-print-chart { max-heig
 MIN_PRINT_TEXT_PT = 7  # the smallest text on paper a reader holding the sheet reads without effort
 
 
-_TEXT_METRICS: dict = {}  # (renderer class, its pixels per 72 pt, hinting settings, text, font, dpi) -> size
-_TEXT_METRICS_MOST = 50_000  # distinct texts a chapter measures: a few thousand; emptied beyond this
+_TEXT_METRICS: dict = {}  # (what the renderer measures with, text, font, dpi) -> size: `_measuring`
+_TEXT_LAYOUTS: dict = {}  # (what the renderer measures with, text, font, dpi, spacing, alignment, rotation) -> layout
+_GLYPHS: dict = {}  # (font, text, its font features, its language) -> its glyphs' ids and places, their outlines
+_MEASURINGS: dict = {}  # what a renderer measures with (`_measuring`) -> itself: one tuple shared by every key
+_TEXT_MOST = 50_000  # distinct texts a chapter measures, lays out or writes: a few thousand; each emptied beyond this
+# The font lists a generic family (sans-serif) is looked up in: matplotlib's own key for the font file of a text
+_FONT_LISTS = ("font.serif", "font.sans-serif", "font.cursive", "font.fantasy", "font.monospace")
+
+
+def _measuring(renderer):
+    """The renderer that measures text for `renderer` (a mixed-mode renderer, savefig's for SVG, hands the
+    question to the one it holds) and what its measures depend on besides the text, its font properties and
+    the dpi: its class and resolution (pixels per 72 points), the hinting settings and the font lists a
+    generic family is looked up in."""
+    import matplotlib
+    from matplotlib.backends.backend_mixed import MixedModeRenderer
+
+    actual = renderer._renderer if isinstance(renderer, MixedModeRenderer) else renderer
+    settings = matplotlib.rcParams
+    measuring = (type(actual), actual.points_to_pixels(72.0), settings["text.hinting"],
+                 settings["text.hinting_factor"], tuple(tuple(settings[name]) for name in _FONT_LISTS))
+    # the keys of a few thousand texts hold one copy, not one each: fewer objects for the garbage collector
+    return actual, _kept(_MEASURINGS, measuring, None, lambda: measuring)
+
+
+def _kept(cache: dict, key: tuple, font, work):
+    """`cache[key]`, worked out by `work()` the first time. A key holding `font`, live font properties, is
+    looked up with them and kept with a copy (a chart changes its texts' fonts afterwards: the phone's sizes)."""
+    found = cache.get(key)
+    if found is None:
+        if len(cache) >= _TEXT_MOST:
+            cache.clear()
+        kept = key if font is None else tuple(font.copy() if part is font else part for part in key)
+        found = cache[kept] = work()
+    return found
 
 
 def share_text_metrics() -> None:
-    """Measure each text once per kind of renderer, not once per renderer object (book.setup installs it).
+    """Measure and lay out each text once per kind of renderer, not once per renderer object (book.setup
+    installs it).
 
     matplotlib keeps the size of every text it measured in a cache of the renderer that measured it, and each
     version of a chart makes new renderers (the laptop SVG's tight box and its drawing, the phone version's
     layouts at each width, each a renderer of its own): the same tick labels and titles were measured again and
     again, about a tenth of a chart's time. A text's size depends only on what the renderer's
     `get_text_width_height_descent` reads: the text, its font, the renderer's class and resolution (its
-    pixels per 72 points) and the hinting settings; so sizes are kept under exactly that key, for every renderer
-    of the process. Mathematical text (its size also reads mathtext's settings) and TeX are measured as
-    matplotlib does. The sizes are the very numbers the renderer returns: no chart changes
-    (tests/test_figures.py draws charts both ways and compares the SVGs)."""
+    pixels per 72 points), the hinting settings and the font lists (`_measuring`); so sizes are kept under
+    exactly that key, for every renderer of the process.
+
+    A text's layout (`Text._get_layout`: its lines' sizes and offsets and its box around the point it is
+    placed at) was worked out again each time the text was measured or drawn, with no cache at all: tick
+    labels are measured a dozen times in a chart's versions (the tight layouts, the tight boxes, every title
+    and y label placed beside them), about a quarter of a chart's time, most of it finding the font file and
+    reading its line heights. The layout reads, besides the sizes above, the text's line spacing, alignments,
+    rotation and rotation mode and the figure's dpi, never where the text is; so layouts are kept under that
+    key. Mathematical text (its size also reads mathtext's settings), TeX and text wrapped to the figure's
+    width (its lines depend on where it is) are measured and laid out as matplotlib does.
+
+    An SVG writes each text as glyphs (`TextToPath.get_glyphs_with_font`: which glyph goes where, and the
+    outline of each glyph the SVG does not hold yet), which were looked up and placed (kerning) again at every
+    draw of every version: they depend only on the font (matplotlib passes fonts sized to `TextToPath.FONT_SCALE`
+    at 72 dpi: both its callers take them from `TextToPath._get_font`), the text, its font features and its
+    language; so they are kept under that key (`_shared_glyphs`). The sizes, layouts and glyphs are the very
+    numbers matplotlib works out: no chart changes (tests/test_figures.py draws charts both ways and compares
+    the SVGs)."""
     import matplotlib.text as mtext
+    import matplotlib.textpath as mtextpath
+    from matplotlib.transforms import Bbox
 
     if getattr(mtext._get_text_metrics_with_cache, "greenery_shared", False):
         return
-    measured = mtext._get_text_metrics_with_cache
+    measured, laid_out = mtext._get_text_metrics_with_cache, mtext.Text._get_layout
 
     def shared(renderer, text, fontprop, ismath, dpi):
-        import matplotlib
-        from matplotlib.backends.backend_mixed import MixedModeRenderer
-
         if ismath is not False:
             return measured(renderer, text, fontprop, ismath, dpi)
-        # what measures: a mixed-mode renderer (savefig's, for SVG) hands the question to the renderer it holds
-        actual = renderer._renderer if isinstance(renderer, MixedModeRenderer) else renderer
-        key = (type(actual), actual.points_to_pixels(72.0), matplotlib.rcParams["text.hinting"],
-               matplotlib.rcParams["text.hinting_factor"], text, fontprop.copy(), dpi)
-        found = _TEXT_METRICS.get(key)
-        if found is None:
-            if len(_TEXT_METRICS) >= _TEXT_METRICS_MOST:
-                _TEXT_METRICS.clear()
-            found = _TEXT_METRICS[key] = actual.get_text_width_height_descent(text, fontprop, ismath)
-        return found
+        actual, measuring = _measuring(renderer)
+        return _kept(_TEXT_METRICS, (measuring, text, fontprop, dpi), fontprop,
+                     lambda: actual.get_text_width_height_descent(text, fontprop, ismath))
 
-    shared.greenery_shared = True
-    shared.greenery_original = measured  # matplotlib's own (the tests compare both)
-    mtext._get_text_metrics_with_cache = shared
+    def shared_layout(self, renderer):
+        text = self.get_text()
+        if renderer is None or self.get_usetex() or self.get_wrap() or (self.get_parse_math() and "$" in text):
+            return laid_out(self, renderer)
+        font = self._fontproperties
+        key = (_measuring(renderer)[1], text, font, self.get_figure(root=True).dpi, self._linespacing,
+               self._get_multialignment(), self._horizontalalignment, self._verticalalignment,
+               self.get_rotation(), self.get_rotation_mode())
+
+        def work():
+            box, lines, corner = laid_out(self, renderer)
+            points = box.get_points().copy()  # kept as numbers: fewer objects for the garbage collector
+            points.flags.writeable = False
+            return points, tuple(lines), corner
+
+        points, lines, corner = _kept(_TEXT_LAYOUTS, key, font, work)
+        return Bbox(points.copy()), list(lines), corner  # the box and the list are the caller's to change
+
+    shared.greenery_shared = shared_layout.greenery_shared = True
+    shared.greenery_original, shared_layout.greenery_original = measured, laid_out  # matplotlib's own (the tests)
+    mtext._get_text_metrics_with_cache, mtext.Text._get_layout = shared, shared_layout
+    mtextpath.TextToPath.get_glyphs_with_font = _shared_glyphs(mtextpath.TextToPath.get_glyphs_with_font)
+
+
+def _shared_glyphs(own):
+    """`TextToPath.get_glyphs_with_font` looking each text's glyphs up once (`share_text_metrics`).
+
+    It returns where each glyph of the text goes and the outline of each glyph not in `glyph_map` (the glyphs
+    an SVG holds already), in a new map, or in `glyph_map` itself when `return_new_glyphs_only` is false. A
+    text's glyphs and all their outlines are worked out once and kept read-only (every caller copies them)."""
+    from collections import OrderedDict
+
+    def glyphs(self, font, s, glyph_map=None, return_new_glyphs_only=False, *, features=None, language=None):
+        def work():
+            placed, outlines, rects = own(self, font, s, features=features, language=language)
+            for vertices, codes in outlines.values():
+                vertices.flags.writeable = codes.flags.writeable = False
+            return tuple(placed), outlines, tuple(rects)
+
+        key = (font, s, features, language)  # the font object: one per font file, kept alive by the key
+        try:
+            hash(key)
+        except TypeError:  # features given as a list: as matplotlib does
+            return own(self, font, s, glyph_map, return_new_glyphs_only, features=features, language=language)
+        placed, outlines, rects = _kept(_GLYPHS, key, None, work)
+        glyph_map = OrderedDict() if glyph_map is None else glyph_map
+        new = OrderedDict() if return_new_glyphs_only else glyph_map
+        for glyph, *_ in placed:
+            if glyph not in glyph_map:
+                new[glyph] = outlines[glyph]
+        return list(placed), new, list(rects)
+
+    glyphs.greenery_original = own
+    return glyphs
 
 
 class _Unwanted(Exception):
@@ -100,11 +192,8 @@ def svg(fig, wanted=None) -> str:
     `wanted`, when given, is asked with the SVG's opening tag, which holds its size: savefig writes it once
     it has measured the tight box, before its last draw puts the figure into it. When it answers no, that
     draw is not made and only the opening tag is returned (enough for `natural_width_px`)."""
-    from matplotlib.layout_engine import PlaceHolderLayoutEngine
-
     buffer = io.StringIO()
-    engine = fig.get_layout_engine()
-    measured_alone = engine is None or isinstance(engine, PlaceHolderLayoutEngine)
+    measured_alone = not _laid_out_in_draw(fig)
 
     def draw(renderer):
         if not buffer.tell():  # nothing written yet: the draw before the tight box is measured
@@ -185,15 +274,21 @@ def _visible_ticks(axis, renderer) -> list:
     return [t.get_window_extent(renderer) for t in axis.get_ticklabels() if t.get_visible() and t.get_text()]
 
 
+def _laid_out_in_draw(fig) -> bool:
+    """Whether a layout engine (constrained layout) runs in each draw, moving the plots: after
+    `set_layout_engine("none")` or tight_layout() the figure has none, or a placeholder."""
+    from matplotlib.layout_engine import PlaceHolderLayoutEngine
+
+    engine = fig.get_layout_engine()
+    return engine is not None and not isinstance(engine, PlaceHolderLayoutEngine)
+
+
 def _moved(fig, ax, renderer, title: bool):
     """A renderer after `ax`'s y label or (`title`) its title moved (its labelpad, its pad): with no layout
     engine nothing else moves, so the one that moved is placed again as a draw places it (the label from
     the tick labels' boxes, the title over the axes, neither of which changed, nor depends on the other)
     instead of drawing every bar and line of the figure again; with a layout engine the figure is drawn."""
-    from matplotlib.layout_engine import PlaceHolderLayoutEngine
-
-    engine = fig.get_layout_engine()  # after `set_layout_engine("none")` or tight_layout(): a placeholder
-    if engine is not None and not isinstance(engine, PlaceHolderLayoutEngine):
+    if _laid_out_in_draw(fig):
         return _renderer(fig)
     if title:
         ax._update_title_position(renderer)
@@ -206,10 +301,7 @@ def _placed(fig):
     """A renderer after every y label and title is placed as a draw places them, without drawing the
     figure: a y label beside its tick labels' boxes, a title over the axes and its x tick labels (all
     placed when read: `_reader`). A figure whose layout engine runs in a draw is drawn."""
-    from matplotlib.layout_engine import PlaceHolderLayoutEngine
-
-    engine = fig.get_layout_engine()  # after `set_layout_engine("none")` or tight_layout(): a placeholder
-    if engine is not None and not isinstance(engine, PlaceHolderLayoutEngine):
+    if _laid_out_in_draw(fig):
         return _renderer(fig)
     renderer = _reader(fig)
     for ax in fig.axes:  # in a draw's order: the title, then the axes' labels
@@ -235,6 +327,7 @@ def untangle(fig, drawn=None):
             renderer, moved = _moved(fig, ax, renderer, title=False), True
         inside = [t for t in ax.texts if t.get_visible() and t.get_text()]
         for loc, title in _titles(ax):
+            last = None
             for _ in range(12):
                 box = title.get_window_extent(renderer)
                 low = [t.get_window_extent(renderer) for t in inside]
@@ -243,9 +336,15 @@ def untangle(fig, drawn=None):
                     break
                 lift = max(b.y1 for b in clash) - box.y0 + 3
                 pad = (box.y0 - ax.get_window_extent(renderer).y1) + lift
-                ax.set_title(title.get_text(), loc=loc, pad=pad * 72 / fig.dpi, fontsize=title.get_fontsize(),
-                             x=title.get_position()[0])
-                renderer, moved = _moved(fig, ax, renderer, title=True), True
+                # A title can be set to the same pad round after round (the pad is worked out from its lowest
+                # line, not its baseline, and the clash looked for beyond it: a two-line title over the y label
+                # on top). Set again with what it was just set with, where nothing else moves (no layout
+                # engine), it is placed where it is: every round left would do just that, so none is made.
+                lifting = (pad * 72 / fig.dpi, title.get_fontsize(), title.get_position()[0])
+                if lifting == last and not _laid_out_in_draw(fig):
+                    break
+                ax.set_title(title.get_text(), loc=loc, pad=lifting[0], fontsize=lifting[1], x=lifting[2])
+                renderer, moved, last = _moved(fig, ax, renderer, title=True), True, lifting
     return None if moved else renderer
 
 
