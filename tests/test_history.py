@@ -433,3 +433,24 @@ def test_the_instance_opened_beside_is_the_one_the_build_runs_in(builder, tmp_pa
         instance.result().execute("select 1")  # closed by the build
     db.close_when_open(instance)
     assert db.scalar(db.connect(tmp_path / "beside.duckdb", read_only=True), "select count(*) from fct_orders") > 0
+
+
+def test_a_build_failing_while_syncs_are_off_turns_them_on_before_closing(builder, monkeypatch):
+    """From the history's commit to the warehouse's last checkpoint DuckDB's syncs are off (only the file being
+    built is written then); a failure there closes the connection, which writes the history attached to it:
+    syncs on first, so that the history's checkpoint is synced as always."""
+    from greenery.warehouse import build as build_module
+
+    build_shop, _ = builder
+    statements = []
+    run = db.run
+    monkeypatch.setattr(db, "run", lambda con, sql, params=None: statements.append(sql) or run(con, sql, params))
+
+    def fail(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(build_module, "store_results", fail)
+    with pytest.raises(OSError):
+        build_shop("first")
+    syncs = [sql for sql in statements if "fsync_mode" in sql]
+    assert syncs[-2:] == ["set fsync_mode = 'none'", "set fsync_mode = 'standard'"]

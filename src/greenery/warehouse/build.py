@@ -614,6 +614,8 @@ def build(source: DataSource, warehouse: Path, manifest: Manifest | None = None,
             building.replace(warehouse)  # the commit point: the history follows it
             build_id, published = None, build_id
         except BaseException:
+            with contextlib.suppress(duckdb.Error):
+                db.run(con, "set fsync_mode = 'standard'")  # closing writes the history, if attached: synced
             with contextlib.suppress(duckdb.Error):  # a database DuckDB invalidated (a full disk) closes with an error
                 con.close()
             building.unlink(missing_ok=True)
