@@ -32,3 +32,29 @@ def test_insert_rows_inserts_what_executemany_inserts_in_order():
             ("BIGINT", "DOUBLE", "VARCHAR[]", "INTEGER")]
     finally:
         con.close()
+
+
+def test_a_connection_opened_beside_is_an_in_memory_one_and_closed_when_open():
+    opening = db.connect_beside()
+    con = opening.result(timeout=db.OPEN_DEADLINE_S)
+    assert db.rows(con, "select current_database(), current_setting('TimeZone')") == [("memory", "UTC")]
+    db.close_when_open(opening)
+    try:
+        con.execute("select 1")
+    except db.duckdb.ConnectionException:
+        pass
+    else:
+        raise AssertionError("close_when_open left the connection open")
+    db.close_when_open(None)  # nothing opened: nothing to do
+
+
+def test_a_setting_duckdb_refuses_is_raised_where_the_connection_is_taken(monkeypatch):
+    import pytest
+
+    from greenery.errors import UsageError
+
+    monkeypatch.setenv("GREENERY_DUCKDB_THREADS", "0")
+    opening = db.connect_beside()
+    with pytest.raises(UsageError):
+        opening.result(timeout=db.OPEN_DEADLINE_S)
+    db.close_when_open(opening)  # the failure is not raised again

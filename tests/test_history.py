@@ -377,3 +377,80 @@ def test_the_watch_findings_table_keeps_its_columns_and_rows(count):
             ("freshness", None, "ok", "fresh", None, None, None)][:count]
     finally:
         con.close()
+
+
+def test_a_build_runs_in_one_duckdb_instance_and_leaves_no_log(builder, monkeypatch):
+    """The file being built is attached to the build's in-memory instance, and the same connection marks the
+    build published: one DuckDB instance a build (each costs ~20 ms of CPU). Both files are whole when the
+    build returns: no log beside the warehouse or the history, the build published in the history."""
+    from greenery.warehouse import build as build_module
+
+    opened = []
+    connect = db.connect
+    monkeypatch.setattr(db, "connect", lambda *args, **kwargs: opened.append(args) or connect(*args, **kwargs))
+    build_shop, history = builder
+    build_shop("first").close()
+    warehouse = history.parent / "w.duckdb"
+    assert opened == [(), (warehouse,)]  # the build's, in memory; then the test's own, read-only
+    monkeypatch.setattr(db, "connect", connect)
+    for path in (warehouse, history, build_module.config.building_path(warehouse)):
+        assert not any(log.exists() for log in build_module.config.log_paths(path)), path
+    kept = db.connect(history, read_only=True)
+    assert db.rows(kept, "select build_id, state from builds") == [(1, "published")]
+    kept.close()
+
+
+def test_a_file_left_unwritten_by_its_detach_is_never_renamed(tmp_path):
+    """DuckDB does not write a database it detaches while another connection reads it: its log stays beside
+    it, and the file alone does not hold what was committed. _write says so rather than let it be renamed."""
+    from greenery.warehouse.build import _cursor, _open, _write
+
+    building = tmp_path / "x.duckdb"
+    con = _open(building, None)
+    try:
+        db.run(con, "create table t as select 1 as a")
+        reader = _cursor(con)  # reads the file being built by default, as `con` does
+        db.run(reader, "begin transaction")
+        assert db.rows(reader, "select a from t") == [(1,)]
+        with pytest.raises(RuntimeError, match="left its log"):
+            _write(con, building)
+        reader.close()
+    finally:
+        con.close()
+    assert db.rows(db.connect(building, read_only=True), "select a from t") == [(1,)]  # the log replayed
+
+
+def test_the_instance_opened_beside_is_the_one_the_build_runs_in(builder, tmp_path):
+    """greenery build opens its in-memory connection on a thread before its imports (db.connect_beside); the
+    build takes it, attaches the file it builds to it and closes it; close_when_open after that is harmless."""
+    from greenery.warehouse.build import build as build_warehouse
+
+    instance = db.connect_beside()
+    source = DataSource(write_shop(tmp_path / "export"), "test", None)
+    result = build_warehouse(source, tmp_path / "beside.duckdb", history=tmp_path / "h.duckdb", instance=instance)
+    assert result.summary["fail"] == 0
+    with pytest.raises(db.duckdb.ConnectionException):
+        instance.result().execute("select 1")  # closed by the build
+    db.close_when_open(instance)
+    assert db.scalar(db.connect(tmp_path / "beside.duckdb", read_only=True), "select count(*) from fct_orders") > 0
+
+
+def test_a_build_failing_while_syncs_are_off_turns_them_on_before_closing(builder, monkeypatch):
+    """From the history's commit to the warehouse's last checkpoint DuckDB's syncs are off (only the file being
+    built is written then); a failure there closes the connection, which writes the history attached to it:
+    syncs on first, so that the history's checkpoint is synced as always."""
+    from greenery.warehouse import build as build_module
+
+    build_shop, _ = builder
+    statements = []
+    run = db.run
+    monkeypatch.setattr(db, "run", lambda con, sql, params=None: statements.append(sql) or run(con, sql, params))
+
+    def fail(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(build_module, "store_results", fail)
+    with pytest.raises(OSError):
+        build_shop("first")
+    syncs = [sql for sql in statements if "fsync_mode" in sql]
+    assert syncs[-2:] == ["set fsync_mode = 'none'", "set fsync_mode = 'standard'"]

@@ -526,3 +526,45 @@ def test_a_file_that_changes_while_it_is_read_is_named_as_such(shop_dir, monkeyp
     assert (raised.value.file.name, raised.value.line, raised.value.column) == ("orders.csv", None, None)
     assert raised.value.reason == ("the file changed while it was read (is the export still being written?): "
                                    "run again once it is complete")
+
+
+def test_the_fast_path_asks_for_the_readers_refusals_once_for_every_table(shop_dir, monkeypatch):
+    """The rows read are what each `create table ... as` returns, and whether the reader refused any row is
+    asked of the seven rejects tables in one statement, not in one statement a table."""
+    asked = []
+    rows = db.rows
+    monkeypatch.setattr(db, "rows", lambda con, sql, params=None: asked.append(sql) or rows(con, sql, params))
+    _, report = load(shop_dir)
+    assert report.rows["events"] == 21
+    assert len([sql for sql in asked if "rejects_" in sql and "read_csv" not in sql]) == 1
+    assert not [sql for sql in asked if "count(*) from raw." in sql]
+
+
+def test_an_earlier_file_that_changed_while_read_is_named_before_a_later_files_error(tmp_path, monkeypatch):
+    """The fast path settles a table's checks after the later tables are read; a later table's error still
+    comes after an earlier table's, as when each table was checked before the next was read: products.csv
+    changed while it was read (its identity after the read differs) and events.csv holds a record too long."""
+    from shop import write_shop
+
+    from greenery.warehouse import load as loader
+
+    export = write_shop(tmp_path / "x", edit=lambda rows: rows["events"][3].update(page_url="x" * 300))
+    monkeypatch.setenv("GREENERY_MAX_RECORD_BYTES", "250")  # the shop's longest other record: 218 bytes
+    seen = []
+    identity = loader.file_identity
+
+    def changed_after_read(path):
+        seen.append(path.name)
+        found = identity(path)
+        return (*found[:-1], found[-1] + 1) if seen.count("products.csv") == 2 and path.name == "products.csv" \
+            else found
+
+    monkeypatch.setattr(loader, "file_identity", changed_after_read)
+    with pytest.raises(InputError) as raised:
+        load(export)
+    assert raised.value.file.name == "products.csv"
+    assert "the file changed while it was read" in str(raised.value)
+    monkeypatch.setattr(loader, "file_identity", identity)  # unchanged: the events' record is named
+    with pytest.raises(InputError) as raised:
+        load(export)
+    assert (raised.value.file.name, raised.value.line) == ("events.csv", 5)

@@ -186,3 +186,62 @@ def test_dim_promos(shop_db):
         "Spring sale": {"promo_id": "Spring sale", "discount_usd": Decimal("5"), "promo_status": "active", "is_active": True},
         "gone": {"promo_id": "gone", "discount_usd": Decimal("2"), "promo_status": "inactive", "is_active": False},
     }
+
+
+def _model(name: str, sql: str, materialized: str, depends_on=()):
+    from pathlib import Path
+
+    from greenery.warehouse.manifest import Model
+
+    return Model(name, "intermediate", None, Path(f"{name}.sql"), sql, "d", "one row per n", "", ("n",), {},
+                 frozenset(depends_on), frozenset(), materialized)
+
+
+def test_a_view_computed_once_is_read_by_every_later_model_and_left_a_view():
+    """v draws three numbers from a sequence each time it is computed; t1 reads v, t2 reads v through the
+    view w. Computed once (once={"v"}), the temporary table holds 1, 2, 3 and both tables see their
+    maximum, 3; the warehouse keeps v a view (computed again when read: 4, 5, 6) and no temporary table.
+    Computed at each read, t1 sees 1..3 and t2 4..6."""
+    from greenery.warehouse.build import make_models
+
+    def build(once):
+        con = db.connect()
+        db.run(con, "create sequence s")
+        models = [_model("v", "select nextval('s') as n from range(3)", "view"),
+                  _model("w", "select n from v", "view", ["v"]),
+                  _model("t1", "select max(n) as n from v", "table", ["v"]),
+                  _model("t2", "select max(n) as n from w", "table", ["w"])]
+        rows = make_models(con, models, once)
+        return con, rows
+
+    con, rows = build(frozenset({"v"}))
+    assert rows == {"v": None, "w": None, "t1": 1, "t2": 1}
+    assert db.rows(con, "select (select n from t1), (select n from t2)") == [(3, 3)]
+    assert db.rows(con, "select count(*) from duckdb_tables() where temporary") == [(0,)]
+    assert db.rows(con, "select table_name, table_type from information_schema.tables order by 1") == [
+        ("t1", "BASE TABLE"), ("t2", "BASE TABLE"), ("v", "VIEW"), ("w", "VIEW")]
+    assert db.rows(con, "select n from v order by n") == [(4,), (5,), (6,)]
+
+    con, _ = build(frozenset())
+    assert db.rows(con, "select (select n from t1), (select n from t2)") == [(3, 6)]
+
+
+def test_the_views_computed_once_are_views_two_tables_read():
+    """COMPUTED_ONCE names views of the project that two or more tables read, directly or through views:
+    a name gone stale, or a view only one table reads, would be work for nothing."""
+    from greenery.warehouse.build import COMPUTED_ONCE
+    from greenery.warehouse.manifest import load_manifest
+
+    models = load_manifest().models
+
+    def reads(name: str, target: str) -> bool:
+        return any(up == target or (models[up].materialized == "view" and reads(up, target))
+                   for up in models[name].depends_on)
+
+    assert COMPUTED_ONCE
+    for view in COMPUTED_ONCE:
+        assert models[view].materialized == "view"
+        readers = {m.name for m in models.values() if m.materialized == "table" and reads(m.name, view)}
+        assert len(readers) >= 2, (view, readers)
+    assert {m for m in models if reads(m, "int_session_product_events")
+            and models[m].materialized == "table"} == {"fct_sessions", "fct_product_conversion"}

@@ -33,12 +33,24 @@ def _print_failure(failure: DataTestFailure, what_is_kept: str) -> None:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    from greenery import db
+
+    config.check_duckdb_settings()
+    # The DuckDB instance the build runs in, opened on a thread while the imports and checks below run:
+    # it costs ~25 ms of wall time, Python's lock left meanwhile. Closed here if the build never takes it.
+    instance = db.connect_beside() if args.engine == "duckdb" else None
+    try:
+        return _build(args, instance)
+    finally:
+        db.close_when_open(instance)
+
+
+def _build(args: argparse.Namespace, instance) -> int:
     from greenery.outputs.locking import exclusive
     from greenery.outputs.ownership import check_outputs
     from greenery.warehouse.build import summary_lines
     from greenery.warehouse.engines import choose_source, engine_build
 
-    config.check_duckdb_settings()
     warehouse = config.absolute(config.warehouse_path(args.warehouse))
     check_outputs(warehouse, config.absolute(config.history_path()), config.absolute(config.digest_cache_path()))
     source = choose_source(args)  # before the lock: a refused export leaves nothing behind; Spark may read a URI
@@ -46,7 +58,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     existed = warehouse.exists()
     with exclusive(warehouse, "the warehouse"):
         try:
-            result = engine_build(args)(source, warehouse, built_at=config.pinned_build_time())
+            result = engine_build(args, instance)(source, warehouse, built_at=config.pinned_build_time())
         except DataTestFailure as failure:
             _print_failure(failure, f"the previous warehouse at {warehouse} is kept." if existed
                            else "no warehouse was written.")

@@ -12,7 +12,10 @@ warehouse modules take `duckdb` from here; the chapters, which use that API, imp
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +35,35 @@ def connect(path: Path | str = ":memory:", read_only: bool = False) -> duckdb.Du
     # Timestamps are stored as UTC; pin the session zone so date parts never shift.
     con.execute("set timezone = 'UTC'").fetchall()
     return con
+
+
+def connect_beside() -> Future[duckdb.DuckDBPyConnection]:
+    """An in-memory connection (connect()) being opened on a thread of its own. A DuckDB instance costs
+    ~20 ms of CPU (its catalog of built-in functions), with Python's lock left meanwhile: `greenery build`
+    begins one before its imports and checks, and attaches the file it builds to it (greenery.warehouse.build).
+    The caller takes the connection (`result`) and closes it, or closes it through close_when_open."""
+    opened: Future[duckdb.DuckDBPyConnection] = Future()
+
+    def open_it() -> None:
+        try:
+            opened.set_result(connect())
+        except BaseException as error:  # a setting DuckDB refuses: raised where the connection is taken
+            opened.set_exception(error)
+
+    threading.Thread(target=open_it, name="greenery-connect", daemon=True).start()
+    return opened
+
+
+# The longest a connection being opened (connect_beside) is waited for: an instance takes milliseconds.
+OPEN_DEADLINE_S = 60.0
+
+
+def close_when_open(opening: Future[duckdb.DuckDBPyConnection] | None) -> None:
+    """Close the connection `opening` opens (waited for OPEN_DEADLINE_S at most), if it opened one."""
+    if opening is None:
+        return
+    with contextlib.suppress(Exception):
+        opening.result(timeout=OPEN_DEADLINE_S).close()
 
 
 def _used(sql: str, params: Params) -> dict:

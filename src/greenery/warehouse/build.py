@@ -135,15 +135,34 @@ class BuildResult:
         return summarize(self.tests)
 
 
-def make_models(con: duckdb.DuckDBPyConnection, models: list[Model]) -> dict[str, int | None]:
+# Views that two tables of one build read (directly or through other views), whose result is worth
+# computing once per build: int_session_product_events groups every product event by session and product,
+# and both fct_sessions and fct_product_conversion (through fct_session_products) computed it (1.2 s of
+# operator time each at scale 1000). The view is made as always, and its result is kept in a temporary
+# table of the same name, which DuckDB finds before the view (the temporary catalog comes first in its
+# search path), on the build's connection only, through the reading views too; it is dropped once the
+# models are made. The warehouse holds the view and nothing more; the readers' rows are the same.
+COMPUTED_ONCE = frozenset({"int_session_product_events"})
+
+
+def make_models(con: duckdb.DuckDBPyConnection, models: list[Model],
+                once: frozenset[str] = frozenset()) -> dict[str, int | None]:
     """Create `models` in the order given; the rows of each table (None for a view).
 
     A view is not counted: counting it would compute it, which is what making it a view avoids. A
-    table's count is the one its `create table ... as` returns (the rows it inserted): no query of its own."""
+    table's count is the one its `create table ... as` returns (the rows it inserted): no query of its own.
+    A view named in `once` is also computed into a temporary table of its name, which the models after it
+    read in its place, dropped before returning (COMPUTED_ONCE)."""
     rows: dict[str, int | None] = {}
+    kept: list[str] = []
     for model in models:
         made = db.rows(con, f"create or replace {model.materialized} {model.name} as {model.sql}")
         rows[model.name] = made[0][0] if model.materialized == "table" else None
+        if model.name in once and model.materialized == "view":
+            db.run(con, f"create temporary table {model.name} as {model.sql}")
+            kept.append(model.name)
+    for name in kept:
+        db.run(con, f"drop table temp.main.{name}")
     return rows
 
 
@@ -157,7 +176,7 @@ def _record_model_runs(con: duckdb.DuckDBPyConnection, manifest: Manifest, rows:
 
 def build_models(con: duckdb.DuckDBPyConnection, manifest: Manifest) -> dict[str, int | None]:
     """Create every model in dependency order; record them with the row counts of tables in `model_runs`."""
-    rows = make_models(con, manifest.build_order())
+    rows = make_models(con, manifest.build_order(), COMPUTED_ONCE)
     _record_model_runs(con, manifest, rows)
     return rows
 
@@ -313,6 +332,65 @@ def _store_build_info(con: duckdb.DuckDBPyConnection, source: DataSource, loaded
     return info
 
 
+# The catalog the file being built is attached as (_open): every connection of the build reads it by
+# default (`use`), so that the models' and the tests' SQL names its tables unqualified.
+BUILDING = "building"
+
+
+def _open(building: Path, instance: Future | None) -> duckdb.DuckDBPyConnection:
+    """The connection a build writes `building` through: the in-memory connection `instance` opens
+    (db.connect_beside, begun by `greenery build` before its imports and checks), else a new one, with
+    `building` attached and made its default catalog. One DuckDB instance serves the whole build: once
+    the file is written (_write), the same connection marks the build published in the history, where a
+    second instance cost ~20 ms of CPU.
+
+    Until the history is attached (_test_and_record), DuckDB does not sync what it writes (`fsync_mode`):
+    the file is ours, read by nobody before it is renamed, and its checkpoint, with syncing on again,
+    syncs it whole before that. The syncs of its creation and of the load's and the models' commits were
+    10 to 25 ms of a build's wall time on a busy disk."""
+    con = instance.result(timeout=db.OPEN_DEADLINE_S) if instance is not None else db.connect()
+    try:
+        db.run(con, "set fsync_mode = 'none'")
+        db.run(con, f"attach $path as {BUILDING}", {"path": str(building)})
+        db.run(con, f"use {BUILDING}")
+        # Commits only log; the one checkpoint runs beside the data tests (_test_and_record).
+        db.run(con, "set checkpoint_threshold = '1TB'")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def _cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """A cursor of `con` (a connection of its own, in the same instance) whose default catalog is `con`'s."""
+    catalog = db.scalar(con, "select current_database()")
+    cursor = con.cursor()
+    db.run(cursor, "use " + '"' + catalog.replace('"', '""') + '"')
+    return cursor
+
+
+def _write(con: duckdb.DuckDBPyConnection, building: Path) -> None:
+    """Write the file being built whole and close it, `con` left open on its in-memory catalog, and sync
+    it. DuckDB checkpoints a database it detaches, unless a connection still reads it: a log left beside
+    the file means the file does not hold everything, and the build stops there, before any rename.
+
+    The caller turned DuckDB's own syncs off (`fsync_mode`) for the last commit and this checkpoint, which
+    synced the log, the blocks and the header one after the other (three syncs, 10 to 20 ms on a busy
+    disk): the file is ours and nobody reads it before the rename, so one sync of the whole file before
+    the rename is as safe. They are on again when this returns (the history, attached, is written next)."""
+    db.run(con, "use memory")
+    db.run(con, f"detach {BUILDING}")
+    db.run(con, "set fsync_mode = 'standard'")
+    left = [log for log in config.log_paths(building) if log.exists()]
+    if left:
+        raise RuntimeError(f"{left[0]}: DuckDB left its log beside the warehouse it wrote")
+    written = os.open(building, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        os.fsync(written)
+    finally:
+        os.close(written)
+
+
 # The longest a query run beside the main thread is waited for once the build has failed (it was
 # interrupted first: DuckDB stops it at its next vector, well within this).
 BESIDE_DEADLINE_S = 60.0
@@ -324,7 +402,7 @@ def _beside(con: duckdb.DuckDBPyConnection) -> Iterator[Callable[..., Future]]:
     submit(function), which runs function(cursor) there. On the way out, after an error,
     the cursor's query is interrupted; what was submitted is waited for (BESIDE_DEADLINE_S at most)
     before the cursor is closed, so no query outlives the build's connection."""
-    cursor = con.cursor()  # opened here: `con` stays on one thread
+    cursor = _cursor(con)  # opened here: `con` stays on one thread
     pool = ThreadPoolExecutor(max_workers=1)
     submitted: list[Future] = []
 
@@ -374,7 +452,8 @@ def _load_and_model(con: duckdb.DuckDBPyConnection, source: DataSource, read: Fu
         checkpoint("models")
         db.run(con, "begin transaction")
         with _timed(timings, "models"):
-            model_rows = {**first, **make_models(con, [m for m in manifest.build_order() if m.name not in first])}
+            model_rows = {**first, **make_models(con, [m for m in manifest.build_order() if m.name not in first],
+                                                      COMPUTED_ONCE)}
             _record_model_runs(con, manifest, model_rows)
         with _timed(timings, "commit"):
             db.run(con, "commit")
@@ -422,9 +501,10 @@ def _test_and_record(con: duckdb.DuckDBPyConnection, manifest: Manifest, history
     attached before the checkpoint begins: attaching its file while the checkpoint wrote the models waited
     for the checkpoint (50 ms on the real export, of which 1.5 ms of CPU). It was checked when the build
     began (build), under the lock held since."""
+    db.run(con, "set fsync_mode = 'standard'")  # the history's every commit is synced, as is the checkpoint
     attach_history(con, history, checked=True)
-    cursors = [con.cursor() for _ in range(os.cpu_count() or 1)]  # opened here: `con` stays on one thread
-    writer = con.cursor()
+    cursors = [_cursor(con) for _ in range(os.cpu_count() or 1)]  # opened here: `con` stays on one thread
+    writer = _cursor(con)
     try:
         with ThreadPoolExecutor(max_workers=2) as background:
             written = background.submit(_timed_call, timings, "checkpoint", _checkpoint_after, writer, first)
@@ -444,14 +524,6 @@ def _test_and_record(con: duckdb.DuckDBPyConnection, manifest: Manifest, history
             cursor.close()
 
 
-def _close_when_open(opening: Future | None) -> None:
-    """Close the connection `opening` opens (waited for BESIDE_DEADLINE_S at most), if it opened one."""
-    if opening is None:
-        return
-    with contextlib.suppress(Exception):
-        opening.result(timeout=BESIDE_DEADLINE_S).close()
-
-
 def _checkpoint_after(con: duckdb.DuckDBPyConnection, first: Future) -> None:
     """_checkpoint once the data tests beside the models are done (BESIDE_DEADLINE_S at most): begun while
     their transaction, older than the models' commit, was open, it left part of its writing to the close
@@ -469,7 +541,8 @@ def _checkpoint(con: duckdb.DuckDBPyConnection) -> None:
 
 def build(source: DataSource, warehouse: Path, manifest: Manifest | None = None,
           history: Path | None = None, inputs: str | None = None, built_at: datetime | None = None,
-          log=print, since: int | None = None, watch: WatchSettings | None = None) -> BuildResult:
+          log=print, since: int | None = None, watch: WatchSettings | None = None,
+          instance: Future | None = None) -> BuildResult:
     """Build the warehouse at `warehouse` from `source`; raise InputError, UsageError or DataTestFailure.
 
     The caller holds the warehouse's lock (greenery.cli, greenery.publisher.run). `inputs` is the export's
@@ -477,7 +550,8 @@ def build(source: DataSource, warehouse: Path, manifest: Manifest | None = None,
     else now. The build is recorded in the history (`history`, default $GREENERY_HISTORY or
     data/history/history.duckdb) as pending, and marked published once the new warehouse is in place;
     its "what changed" tables compare with build `since` (greenery.warehouse.history.record_build).
-    The export is watched with `watch` (default thresholds: greenery.warehouse.watch).
+    The export is watched with `watch` (default thresholds: greenery.warehouse.watch). `instance`: an
+    in-memory connection being opened (db.connect_beside), which the build takes and closes (_open).
     """
     history = config.absolute(history or config.history_path())
     pinned, built_at = built_at, (built_at or datetime.now(UTC)).replace(microsecond=0)
@@ -499,11 +573,8 @@ def build(source: DataSource, warehouse: Path, manifest: Manifest | None = None,
             lambda: inputs or _timed_call(timings, "fingerprint", fingerprint.warehouse, source.path, pinned,
                                           scan.export))
         read = background.submit(lambda: manifest or load_manifest())
-        con = db.connect(building)
-        # Commits only log; the one checkpoint runs beside the data tests (_test_and_record).
-        db.run(con, "set checkpoint_threshold = '1TB'")
+        con = _open(building, instance)
         build_id = None
-        marker: Future | None = None  # the connection mark_published uses, being opened
         findings: list[Finding] = []
         try:
             checkpoint("load")
@@ -516,16 +587,16 @@ def build(source: DataSource, warehouse: Path, manifest: Manifest | None = None,
                     tests, build_id = _test_and_record(con, manifest, history, warehouse, source, loaded, built_at,
                                                        timings, log, first, since, watch, findings)
             checkpoint("history")
-            # An instance of its own for mark_published, opened while this one stores, writes and closes
-            # (DuckDB leaves Python's lock in both): ~15 ms less after the rename.
-            marker = background.submit(db.connect) if build_id is not None else None
+            # The history's part is committed (and synced): until the file is written and synced whole
+            # (_write), only the file being built is written.
+            db.run(con, "set fsync_mode = 'none'")
             db.run(con, "begin transaction")
             store_results(con, tests)
             info = _store_build_info(con, source, loaded, inputs, built_at, build_id)
             db.run(con, "commit")
             measured = db.scalar(con, "select count(distinct build_id) from history_metrics") if build_id else None
             with _timed(timings, "write"), _cpu(cpu, "write"):
-                con.close()
+                _write(con, building)
             result = BuildResult(source, warehouse, loaded, model_rows, tests, 0.0, info, timings, findings, measured,
                                  manifest)
             # Nobody's database made where the build renames to meanwhile: checked before the results are
@@ -541,16 +612,19 @@ def build(source: DataSource, warehouse: Path, manifest: Manifest | None = None,
             building.replace(warehouse)  # the commit point: the history follows it
             build_id, published = None, build_id
         except BaseException:
+            with contextlib.suppress(duckdb.Error):
+                db.run(con, "set fsync_mode = 'standard'")  # closing writes the history, if attached: synced
             with contextlib.suppress(duckdb.Error):  # a database DuckDB invalidated (a full disk) closes with an error
                 con.close()
-            _close_when_open(marker)
             discard_building(warehouse)  # with its logs, left when DuckDB could not close it
             if build_id is not None:
                 with contextlib.suppress(Exception):
                     forget(history, build_id)
             raise
         checkpoint("mark published")
-        opened = marker.result(timeout=BESIDE_DEADLINE_S) if marker else None
-        mark_published(history, published, checked=True, con=opened)  # recorded above, under the same lock
+        if published is None:
+            con.close()
+        else:  # recorded above, under the same lock; the build's connection, the history still attached
+            mark_published(history, published, checked=True, con=con, attached=True)
     result.seconds = time.perf_counter() - started
     return result

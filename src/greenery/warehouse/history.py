@@ -368,8 +368,9 @@ def record_build(con: duckdb.DuckDBPyConnection, history_path: Path, warehouse: 
                  findings: list[watch.Finding] | None = None, attached: bool = False) -> int | None:
     """Update the history from the warehouse being built (`con`) and store this build's changes in it.
 
-    The caller holds the history's lock; `attached`: the caller attached it (`attach`), else it is attached
-    here; it is detached on the way out. Builds left pending by a stopped run are settled first.
+    The caller holds the history's lock; `attached`: the caller attached it (`attach`) and detaches it (the
+    build keeps it attached until it marks the build published: mark_published(attached=True)), else it is
+    attached here and detached on the way out. Builds left pending by a stopped run are settled first.
     The new versions are written in one transaction as a `pending` build, committed only if
     `keep()` says so once they are ready (the build passed its error-level tests). Returns the
     build's id, or None when it was not kept; `mark_published` completes it once its warehouse
@@ -422,19 +423,22 @@ def _record(con, history_path, warehouse, built_at, data_kind, data_label, rows_
             _record_export(con, build_id, data_kind, export, measures)
         db.run(con, "commit")
         # DuckDB lets one transaction write to one database: the history commits first, whole, then
-        # the warehouse (not yet published) receives this build's changes.
+        # the warehouse (not yet published) receives this build's changes, in one commit of its own.
+        db.run(con, "begin transaction")
         _write_changes(con, {**params, "build_id": build_id, "requested_id": since,
                              "compared_id": compared[0] if compared else None,
                              "compared_at": compared[1] if compared else now})
         _write_watch(con, findings)
+        db.run(con, "commit")
         return build_id
     except BaseException:
         with contextlib.suppress(duckdb.Error):
             db.run(con, "rollback")
         raise
     finally:
-        with contextlib.suppress(duckdb.Error):
-            db.run(con, "detach history")
+        if not attached:
+            with contextlib.suppress(duckdb.Error):
+                db.run(con, "detach history")
 
 
 def _exports(con: duckdb.DuckDBPyConnection, kind: str) -> list[tuple[str, dict[str, int], dict[str, list[str]]]]:
@@ -494,11 +498,12 @@ def _record_export(con: duckdb.DuckDBPyConnection, build_id: int, kind: str, exp
 
 
 def _settle(history_path: Path, build_id: int, undo: bool, checked: bool = False,
-            con: duckdb.DuckDBPyConnection | None = None) -> None:
+            con: duckdb.DuckDBPyConnection | None = None, attached: bool = False) -> None:
     con = con or db.connect()
     try:
         with _damage_is_a_history_error(history_path):
-            attach(con, history_path, checked)
+            if not attached:
+                attach(con, history_path, checked)
             db.run(con, "begin transaction")
             if undo:
                 row = db.rows(con, "select built_at::timestamp, data_kind from history.builds where build_id = $id "
@@ -513,12 +518,13 @@ def _settle(history_path: Path, build_id: int, undo: bool, checked: bool = False
 
 
 def mark_published(history_path: Path, build_id: int, checked: bool = False,
-                   con: duckdb.DuckDBPyConnection | None = None) -> None:
+                   con: duckdb.DuckDBPyConnection | None = None, attached: bool = False) -> None:
     """The build's warehouse is in place: the build becomes the one the next build compares with.
     `checked`: the caller recorded the build in this file under the lock it still holds (nothing but
     this run wrote it since it was checked). `con`: an in-memory connection (db.connect()) the caller
-    opened beforehand, used and closed here; else one is opened."""
-    _settle(history_path, build_id, undo=False, checked=checked, con=con)
+    opened beforehand, used and closed here (closing it writes the history into its file); else one is
+    opened. `attached`: the history is attached to `con` still, as record_build(attached=True) left it."""
+    _settle(history_path, build_id, undo=False, checked=checked, con=con, attached=attached)
 
 
 def compared_builds(warehouse: Path) -> set[int]:

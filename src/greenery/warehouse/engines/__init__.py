@@ -71,9 +71,10 @@ def choose_source(args: argparse.Namespace):
     return choose_source_for(args.engine, args.data_dir)
 
 
-def builder(engine: str, spark=None, log: Callable[..., None] = print, watch=None) -> Callable:
+def builder(engine: str, spark=None, log: Callable[..., None] = print, watch=None, instance=None) -> Callable:
     """A function (source, warehouse, inputs=None, built_at=None, since=None) -> BuildResult building on
-    `engine` (`since`: the build "what changed" compares with; `watch`: the export watch's thresholds).
+    `engine` (`since`: the build "what changed" compares with; `watch`: the export watch's thresholds;
+    `instance`: on DuckDB, the in-memory connection being opened for the build, db.connect_beside).
     The caller holds the warehouse's lock."""
     if engine == "spark":
         from greenery.warehouse.engines import spark as spark_engine
@@ -83,11 +84,11 @@ def builder(engine: str, spark=None, log: Callable[..., None] = print, watch=Non
     from greenery.warehouse.build import build
 
     return lambda source, warehouse, inputs=None, built_at=None, since=None: build(
-        source, warehouse, inputs=inputs, built_at=built_at, log=log, since=since, watch=watch)
+        source, warehouse, inputs=inputs, built_at=built_at, log=log, since=since, watch=watch, instance=instance)
 
 
-def engine_build(args: argparse.Namespace) -> Callable:
-    return builder(args.engine, engine_options(args)["spark"], watch=watch_settings(args))
+def engine_build(args: argparse.Namespace, instance=None) -> Callable:
+    return builder(args.engine, engine_options(args)["spark"], watch=watch_settings(args), instance=instance)
 
 
 def add_watch_arguments(command: argparse.ArgumentParser) -> None:
