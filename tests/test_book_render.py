@@ -356,3 +356,40 @@ def test_what_the_render_server_imports_before_forking_is_there_and_is_what_a_re
     again = [m for m in done.stdout.split() if m.split(".")[0].startswith(("sphinx_", "sphinxcontrib", "jinja2",
                                                                           "alabaster", "pydata_sphinx_theme"))]
     assert again == []
+
+
+def test_after_the_render_server_s_preload_a_render_compiles_no_pattern_and_collects_no_import(tmp_path):
+    """The render server fills the caches a render would fill on first use (soupsieve's CSS patterns for the
+    sidebar, the Pygments lexers of the book's code and outputs, Jinja's lexer) and freezes what it made
+    (gc.freeze): a render forked from it compiles none of those patterns on its critical path, and its
+    garbage collections never walk the imported libraries."""
+    import subprocess
+    import sys
+
+    from greenery.publisher import book_render
+
+    pages = _pages()
+    run_cell = nbformat.v4.new_code_cell("print(...)")
+    run_cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="\x1b[1m12\x1b[0m orders\n")]
+    sql = nbformat.v4.new_markdown_cell("```sql\nselect count(*) from orders\n```")
+    pages["notebooks/b.ipynb"].cells += [run_cell, sql]
+    for number, cell in enumerate(pages["notebooks/b.ipynb"].cells):
+        cell.id = f"cell-{number}"
+    source, _ = book_render.sync_sources(_stage(tmp_path / "stage", pages), tmp_path / "cache", "html")
+    code = ("import gc, re._compiler as compiler, traceback\nfrom pathlib import Path\n"
+            "from greenery.publisher import book_render, warm_server\nwarm_server._preload_render()\n"
+            "frozen = gc.get_freeze_count()\ncompiled = []\noriginal = compiler.compile\n"
+            "def compile(pattern, flags=0):\n"
+            "    stack = [f'{f.filename}:{f.lineno}' for f in traceback.extract_stack()[:-1]]\n"
+            "    compiled.extend((s, str(pattern)[:40]) for s in stack[-6:] if 'pygments' in s or 'soupsieve' in s)\n"
+            "    return original(pattern, flags)\n"
+            "compiler.compile = compile\n"
+            f"assert book_render.build(Path({str(source)!r}), Path({str(tmp_path / 'build')!r}), 'html', []) == 0\n"
+            "print(frozen, sorted(set(compiled)))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    frozen, compiled = done.stdout.split(" ", 1)
+    assert int(frozen) > 100_000  # Sphinx, docutils, the theme, matplotlib: hundreds of thousands of objects
+    assert compiled.strip() == "[]"
+    page = (tmp_path / "build" / "html" / "notebooks" / "b.html").read_text()
+    assert 'class="highlight-sql' in page and 'highlight-myst-ansi' in page  # both were highlighted
