@@ -116,20 +116,56 @@ def _listing(cache: Path) -> dict[str, str]:
     return digest_files(cache, names)
 
 
+def _usable(cache: Path, frame: str, builder: str) -> bool:
+    """The cache holds a finished render of this frame, as that render left it."""
+    marker = read_own_json(cache / CACHE_MARKER) if kind(cache) == "folder" else None
+    # Pages with image or download files (none today: charts and tables are inside the pages) would leave
+    # a changed page's old files behind, where a full render has none: such a book is always rendered in full.
+    copied = any(kind(cache / "build" / builder / name) is not None for name in ("_images", "_downloads"))
+    return (isinstance(marker, dict) and marker.get("frame") == frame and kind(cache / "source") == "folder"
+            and not copied and _plain(cache) and marker.get("files") == _listing(cache))
+
+
+def sync_frame(stage: Path, cache: Path, builder: str, pages: list[str]) -> tuple[Path, str] | None:
+    """For a render that reads each page as soon as it is staged (`build`'s `follow`): when the stage, once
+    `pages` are in it, will need a full render (a fresh cache), start the cache afresh (marked in use until
+    `finished`) with the staged files there are so far, and return the mirror and the frame key; else None
+    (the cache serves an incremental render, once every page is staged: `sync_sources`)."""
+    files = _staged_files(stage)
+    frame = frame_key(dict(sorted({**files, **{name: stage / name for name in pages}}.items())), builder)
+    if _usable(cache, frame, builder):
+        return None
+    _fresh(cache)
+    _mark(cache, None)
+    for name, path in files.items():
+        add_page(path, cache / "source" / name)
+    return cache / "source", frame
+
+
+def add_page(staged: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic.copy_file(staged, target)
+
+
+def mirrored(stage: Path, cache: Path, builder: str, frame: str) -> bool:
+    """The mirror `sync_frame` started holds the staged files, every one, byte for byte, and nothing else,
+    and they are the frame it was started for: what the render that followed it read is the book."""
+    files = _staged_files(stage)
+    source = cache / "source"
+    there = sorted(p.relative_to(source).as_posix() for p in source.rglob("*") if not p.is_dir())
+    return (frame_key(files, builder) == frame and there == sorted(files)
+            and all(kind(source / name) == "file" and filecmp.cmp(path, source / name, shallow=False)
+                    for name, path in files.items()))
+
+
 def sync_sources(stage: Path, cache: Path, builder: str) -> tuple[Path, list[str] | None]:
     """Mirror the staged sources into the cache; returns the mirror and the pages whose bytes changed
     (None: a full render, in a fresh cache). The cache is marked in use until `finished`."""
     files = _staged_files(stage)
     frame = frame_key(files, builder)
     source = cache / "source"
-    marker = read_own_json(cache / CACHE_MARKER) if kind(cache) == "folder" else None
     changed: list[str] | None = []
-    # Pages with image or download files (none today: charts and tables are inside the pages) would leave
-    # a changed page's old files behind, where a full render has none: such a book is always rendered in full.
-    copied = any(kind(cache / "build" / builder / name) is not None for name in ("_images", "_downloads"))
-    usable = (isinstance(marker, dict) and marker.get("frame") == frame and kind(source) == "folder"
-              and not copied and _plain(cache) and marker.get("files") == _listing(cache))
-    if not usable:
+    if not _usable(cache, frame, builder):
         _fresh(cache)
         changed = None
     _mark(cache, None)
@@ -247,9 +283,181 @@ class Incremental:
         return []
 
 
-def build(source: Path, build_folder: Path, builder: str, changed: list[str]) -> int:
+class EarlyReads:
+    """A full render that reads each page as soon as it is in the mirror, while the chapters still run, then
+    writes the book once they all are: `build`'s `follow`.
+
+    Its standard input names the pages (their paths in the mirror) as they become final, then `end`. Each
+    page is read in a process forked for it (at most READERS at a time), as Sphinx's own parallel read does
+    (`-j`: sphinx.builders.Builder._read_parallel; every extension of the book declares it safe): that
+    process reads the page into the environment as it was before any page was read, and hands it back pickled.
+    Sphinx's read then takes the pages in its own order (by name) and merges each read page's environment
+    (BuildEnvironment.merge_info_from) where it would have read it, reading any other itself: the
+    environment, and every page written from it, are a serial read's. Reading a page early needs the set of
+    pages (Sphinx finds the files, and these are not all there yet): the pages named when the render started
+    stand in for them, and a read page is used only when Sphinx's own search finds exactly that set."""
+
+    READERS = 2  # two cores: the chapters use them too, a page's read is short
+
+    def __init__(self, app, pages: list[str], seconds: float):
+        import time
+
+        self.app = app
+        self.deadline = time.monotonic() + seconds
+        self.folder = Path(app.doctreedir) / "early"  # in the cache, emptied with it: a fresh render
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.running: dict[str, int] = {}  # page name -> the pid reading it
+        self.queued: list[str] = []
+        self.read: set[str] = set()  # docnames whose reading ended (their pickle may say it failed)
+        env = app.env
+        env.find_files(app.config, app.builder)
+        project = env.project
+        for path in pages:  # the pages still to come (Sphinx 7.4's Project: docnames and both mappings)
+            docname = project.path2doc(path)
+            if docname is not None and docname not in project.docnames:
+                project.docnames.add(docname)
+                project._path_to_docname[path] = docname
+                project._docname_to_path[docname] = path
+        self.found = set(env.found_docs)
+        self.docnames = {project.path2doc(path) for path in pages}
+        app.builder._read_serial = self.read_serial
+
+    def follow(self, stream) -> None:
+        """Read the pages named on `stream` until `end`; raises TimeoutError past the deadline, EOFError when
+        the stream ends before `end` (whoever started the render is gone)."""
+        import select
+        import time
+
+        received = ""
+        while True:
+            self._start_queued()
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no end of the pages before the render's deadline")
+            if "\n" not in received:
+                if not select.select([stream], [], [], min(left, 0.05 if self.running else left))[0]:
+                    continue
+                chunk = os.read(stream.fileno(), 1 << 16)  # not readline: lines it buffered, select would not see
+                if not chunk:
+                    raise EOFError("the pages' stream ended before its end")
+                received += chunk.decode()
+                continue
+            line, received = received.split("\n", 1)
+            if line.strip() == "end":
+                return
+            if self.app.env.project.path2doc(line.strip()) in self.docnames:
+                self.queued.append(line.strip())
+
+    def _start_queued(self) -> None:
+        self._reap(block=False)
+        while self.queued and len(self.running) < self.READERS:
+            name = self.queued.pop(0)
+            docname = self.app.env.project.path2doc(name)
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    code = self._read_one(docname)
+                finally:
+                    os._exit(code)
+            self.running[docname] = pid
+
+    def _read_one(self, docname: str) -> int:
+        """In the reader's process: read the page, pickle the environment and the page's log records."""
+        import pickle
+
+        from sphinx.environment import CONFIG_OK
+        from sphinx.util import logging as sphinx_logging
+        from sphinx.util.build_phase import BuildPhase
+
+        from greenery.publisher.processes import die_with_parent
+
+        die_with_parent()
+        collector = sphinx_logging.LogCollector()
+        failed = None
+        try:
+            with collector.collect():
+                # what Sphinx's read does before it reads a page (Builder.read), the environment then as in a
+                # process of Sphinx's parallel read (sphinx_external_toc moves its site map there, say)
+                app, env = self.app, self.app.env
+                app.phase = BuildPhase.READING
+                env.app = app
+                added, changed, removed = env.get_outdated_files(env.config_status != CONFIG_OK)
+                for docs in app.events.emit("env-get-outdated", env, added, changed, removed):
+                    changed.update(set(docs) & env.found_docs)
+                app.events.emit("env-before-read-docs", env, sorted(added | changed))
+                app.events.emit("env-purge-doc", env, docname)
+                env.clear_doc(docname)
+                app.builder.read_doc(docname, _cache=False)
+        except BaseException as exc:  # noqa: BLE001 - the page is read again by Sphinx, which says why
+            failed = repr(exc)
+        sphinx_logging.convert_serializable(collector.logs)
+        result = {"failed": failed, "logs": collector.logs, "env": None if failed else self.app.env}
+        atomic.write_bytes(self._result(docname), pickle.dumps(result, pickle.HIGHEST_PROTOCOL))
+        return 0
+
+    def _result(self, docname: str) -> Path:
+        return self.folder / f"{hashlib.sha256(docname.encode()).hexdigest()}.pickle"
+
+    def _reap(self, block: bool, docname: str | None = None) -> None:
+        import time
+
+        while self.running:
+            for name, pid in list(self.running.items()):
+                done, _ = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    del self.running[name]
+                    self.read.add(name)
+            if not block or docname not in self.running:
+                return
+            if time.monotonic() > self.deadline:
+                raise TimeoutError(f"the early read of {docname} did not end before the render's deadline")
+            time.sleep(0.005)
+
+    def read_serial(self, docnames: list[str]) -> None:
+        """Sphinx's serial read (Builder._read_serial), taking what a reader read where it can."""
+        import pickle
+
+        from sphinx.util import logging as sphinx_logging
+        from sphinx.util.display import status_iterator
+
+        builder, env = self.app.builder, self.app.env
+        same = set(env.found_docs) == self.found
+        logger = sphinx_logging.getLogger(__name__)
+        for docname in status_iterator(docnames, "reading sources... ", "purple", len(docnames),
+                                       self.app.verbosity):
+            builder.events.emit("env-purge-doc", env, docname)
+            env.clear_doc(docname)
+            if same and docname in self.docnames:  # a page named but not yet started is read here
+                self._reap(block=True, docname=docname)
+                path = self._result(docname)
+                result = pickle.loads(path.read_bytes()) if docname in self.read and path.is_file() else None
+                if result is not None and result["failed"] is None:
+                    for record in result["logs"]:
+                        logger.handle(record)
+                    env.merge_info_from([docname], result["env"], self.app)
+                    continue
+            builder.read_doc(docname)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def stop(self) -> None:
+        import signal
+
+        for pid in self.running.values():
+            with suppress(ProcessLookupError, ChildProcessError):
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+        self.running.clear()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def build(source: Path, build_folder: Path, builder: str, changed: list[str],
+          follow: tuple[list[str], float] | None = None) -> int:
     """What `jupyter-book build SOURCE --builder BUILDER --warningiserror --nitpick --keep-going --quiet`
-    does (jupyter_book.cli.main.build, jupyter_book.sphinx.build_sphinx), into `build_folder`, with the hooks."""
+    does (jupyter_book.cli.main.build, jupyter_book.sphinx.build_sphinx), into `build_folder`, with the hooks.
+
+    `follow` (the book's pages, the seconds they may take): a full render that reads the pages named on
+    standard input as they come (EarlyReads), and writes the book after `end`."""
     import yaml
     from jupyter_book.config import get_final_config
     from sphinx.application import Sphinx
@@ -271,7 +479,15 @@ def build(source: Path, build_folder: Path, builder: str, changed: list[str]) ->
                     app.config.external_site_map.as_json()):  # as jupyter-book does
                 app.setup_extension("sphinx_multitoc_numbering")
             Incremental(app, changed)
-            app.build(False, [])
+            if follow is not None:
+                early = EarlyReads(app, *follow)
+                try:
+                    early.follow(sys.stdin)
+                    app.build(False, [])
+                finally:
+                    early.stop()
+            else:
+                app.build(False, [])
             return app.statuscode
     except (Exception, KeyboardInterrupt) as exc:
         class Args:
@@ -281,8 +497,14 @@ def build(source: Path, build_folder: Path, builder: str, changed: list[str]) ->
         return 1
 
 
+FOLLOW = "--follow"
+
+
 def main(args: list[str]) -> int:
-    """`SOURCE BUILD BUILDER [CHANGED...]`: the render's process, alone or forked from the warm server."""
+    """`SOURCE BUILD BUILDER [CHANGED...]`, or `SOURCE BUILD BUILDER --follow SECONDS PAGE...` (a full render
+    reading the pages as standard input names them): the render's process, alone or forked from the warm server."""
+    if args[3:4] == [FOLLOW]:
+        return build(Path(args[0]), Path(args[1]), args[2], [], (args[5:], float(args[4])))
     return build(Path(args[0]), Path(args[1]), args[2], args[3:])
 
 

@@ -111,6 +111,12 @@ class Server:
             self.ready = True
         return {**os.environ, SOCKET_ENV: str(self.socket)}
 
+    def accepting(self) -> bool:
+        """Whether `environment` would return at once (the server said it is ready, or ended): never waits."""
+        if self.ready or self.process is None:
+            return self.ready
+        return bool(select.select([self.process.stdout], [], [], 0)[0])
+
     def stop(self) -> None:
         from greenery.publisher.processes import kill_tree
 
