@@ -17,6 +17,10 @@ render. So does a cache a render left half done (its marker says so until the re
 cache holding anything but folders and regular files, and a book whose pages have image or download
 files (Sphinx would keep a changed page's old ones).
 
+A render whose cache is fresh (every page is read: a cold report) is started while the chapters still run
+and reads each chapter's page as soon as it is staged (`EarlyReads`, `sync_frame`, `mirrored`); after the
+last chapter it only writes. Its book is the same full render's, byte for byte.
+
 Sphinx's output never holds a per-build value: the provenance (greenery.publisher.book_stage) is a
 placeholder there, filled in the published copy. Sphinx runs in a process of its own, warnings as
 errors: forked from the render's warm server (greenery.publisher.warm_server started as `render`: `greenery

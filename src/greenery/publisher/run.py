@@ -5,7 +5,8 @@ The story of one run, each step in a module of its own:
 2. build the warehouse, or reuse it when the export and the code are unchanged (greenery.warehouse);
 3. execute the chapters that changed into a staging folder, reusing the rest (greenery.publisher.chapter_runs);
 4. render the staged book with jupyter-book, Sphinx warnings as errors, re-rendering only the pages that
-   changed since the last render (greenery.publisher.book_render);
+   changed since the last render (greenery.publisher.book_render); a full render starts with the first
+   chapter staged and reads each chapter's page while the others run (EarlyRender);
 5. stamp it with what it was made from and the files it holds, and exchange it with the published
    book in one atomic rename (greenery.outputs.atomic).
 Any failure, timeout or signal leaves the previous book exactly as it was.
