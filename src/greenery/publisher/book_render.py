@@ -31,6 +31,7 @@ CPU second less), else `python -m greenery.publisher.book_render SOURCE BUILD BU
 from __future__ import annotations
 
 import filecmp
+import gc
 import hashlib
 import json
 import os
@@ -357,8 +358,12 @@ class EarlyReads:
         while self.queued and len(self.running) < self.READERS:
             name = self.queued.pop(0)
             docname = self.app.env.project.path2doc(name)
+            # What the render made so far lives as long as the render: frozen, a reader's collections (none: it
+            # reads one page and ends, with the collector off) never copy its pages of memory
+            gc.freeze()
             pid = os.fork()
             if pid == 0:
+                gc.disable()
                 code = 1
                 try:
                     code = self._read_one(docname)
