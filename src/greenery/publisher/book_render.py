@@ -292,17 +292,15 @@ class EarlyReads:
     """A full render that reads each page as soon as it is in the mirror, while the chapters still run, then
     writes the book once they all are: `build`'s `follow`.
 
-    Its standard input names the pages (their paths in the mirror) as they become final, then `end`. Each
-    page is read in a process forked for it (at most READERS at a time), as Sphinx's own parallel read does
-    (`-j`: sphinx.builders.Builder._read_parallel; every extension of the book declares it safe): that
-    process reads the page into the environment as it was before any page was read, and hands it back pickled.
-    Sphinx's read then takes the pages in its own order (by name) and merges each read page's environment
-    (BuildEnvironment.merge_info_from) where it would have read it, reading any other itself: the
-    environment, and every page written from it, are a serial read's. Reading a page early needs the set of
-    pages (Sphinx finds the files, and these are not all there yet): the pages named when the render started
-    stand in for them, and a read page is used only when Sphinx's own search finds exactly that set."""
-
-    READERS = 2  # two cores: the chapters use them too, a page's read is short
+    Its standard input names the pages (their paths in the mirror) as they become final, then `end`. The pages
+    are read, in the order they come, by one process forked for it (as a process of Sphinx's own parallel read,
+    `-j`, reads its share of the pages: sphinx.builders.Builder._read_parallel; every extension of the book
+    declares it safe), which hands back each page's environment pickled. Sphinx's read then takes the pages
+    in its own order (by name) and merges each read page's environment (BuildEnvironment.merge_info_from)
+    where it would have read it, reading any other itself: the environment, and every page written from it,
+    are those of Sphinx's reads. Reading a page early needs the set of pages (Sphinx finds the files, and
+    these are not all there yet): the pages named when the render started stand in for them, and what was
+    read early is used only when Sphinx's own search finds exactly that set."""
 
     def __init__(self, app, pages: list[str], seconds: float):
         import time
@@ -311,9 +309,9 @@ class EarlyReads:
         self.deadline = time.monotonic() + seconds
         self.folder = Path(app.doctreedir) / "early"  # in the cache, emptied with it: a fresh render
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.running: dict[str, int] = {}  # page name -> the pid reading it
-        self.queued: list[str] = []
-        self.read: set[str] = set()  # docnames whose reading ended (their pickle may say it failed)
+        self.reader: int | None = None  # the reading process
+        self.pipe = None  # the page names, to it
+        self.sent: set[str] = set()
         env = app.env
         env.find_files(app.config, app.builder)
         project = env.project
@@ -328,19 +326,18 @@ class EarlyReads:
         app.builder._read_serial = self.read_serial
 
     def follow(self, stream) -> None:
-        """Read the pages named on `stream` until `end`; raises TimeoutError past the deadline, EOFError when
-        the stream ends before `end` (whoever started the render is gone)."""
+        """Have the pages named on `stream` read until `end`; raises TimeoutError past the deadline, EOFError
+        when the stream ends before `end` (whoever started the render is gone)."""
         import select
         import time
 
         received = ""
         while True:
-            self._start_queued()
             left = self.deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError("no end of the pages before the render's deadline")
             if "\n" not in received:
-                if not select.select([stream], [], [], min(left, 0.05 if self.running else left))[0]:
+                if not select.select([stream], [], [], left)[0]:
                     continue
                 chunk = os.read(stream.fileno(), 1 << 16)  # not readline: lines it buffered, select would not see
                 if not chunk:
@@ -349,30 +346,42 @@ class EarlyReads:
                 continue
             line, received = received.split("\n", 1)
             if line.strip() == "end":
+                if self.pipe is not None:
+                    with suppress(BrokenPipeError):
+                        self.pipe.close()  # the reader ends once it read what it was sent
+                    self.pipe = None
                 return
-            if self.app.env.project.path2doc(line.strip()) in self.docnames:
-                self.queued.append(line.strip())
+            docname = self.app.env.project.path2doc(line.strip())
+            if docname in self.docnames and docname not in self.sent:
+                self._send(docname)
 
-    def _start_queued(self) -> None:
-        self._reap(block=False)
-        while self.queued and len(self.running) < self.READERS:
-            name = self.queued.pop(0)
-            docname = self.app.env.project.path2doc(name)
-            # What the render made so far lives as long as the render: frozen, a reader's collections (none: it
-            # reads one page and ends, with the collector off) never copy its pages of memory
+    def _send(self, docname: str) -> None:
+        if self.reader is None:
+            receive, send = os.pipe()
+            # What the render made so far lives as long as it: frozen, the reader (collector off: it only reads
+            # the book's pages and ends) never copies its pages of memory
             gc.freeze()
             pid = os.fork()
             if pid == 0:
                 gc.disable()
                 code = 1
                 try:
-                    code = self._read_one(docname)
+                    os.close(send)
+                    code = self._read_all(os.fdopen(receive))
                 finally:
                     os._exit(code)
-            self.running[docname] = pid
+            os.close(receive)
+            self.reader, self.pipe = pid, os.fdopen(send, "w")
+        try:
+            self.pipe.write(docname + "\n")
+            self.pipe.flush()
+            self.sent.add(docname)
+        except BrokenPipeError:  # the reader ended (a page it could not read): Sphinx reads the rest
+            pass
 
-    def _read_one(self, docname: str) -> int:
-        """In the reader's process: read the page, pickle the environment and the page's log records."""
+    def _read_all(self, stream) -> int:
+        """In the reader's process: read each page named on `stream` until it ends (or a page fails), then
+        pickle the environment, the pages read and each one's log records, for `read_serial`."""
         import pickle
 
         from sphinx.environment import CONFIG_OK
@@ -382,81 +391,84 @@ class EarlyReads:
         from greenery.publisher.processes import die_with_parent
 
         die_with_parent()
-        collector = sphinx_logging.LogCollector()
-        failed = None
-        try:
-            with collector.collect():
-                # what Sphinx's read does before it reads a page (Builder.read), the environment then as in a
-                # process of Sphinx's parallel read (sphinx_external_toc moves its site map there, say)
-                app, env = self.app, self.app.env
-                app.phase = BuildPhase.READING
-                env.app = app
-                added, changed, removed = env.get_outdated_files(env.config_status != CONFIG_OK)
-                for docs in app.events.emit("env-get-outdated", env, added, changed, removed):
-                    changed.update(set(docs) & env.found_docs)
-                app.events.emit("env-before-read-docs", env, sorted(added | changed))
-                app.events.emit("env-purge-doc", env, docname)
-                env.clear_doc(docname)
-                app.builder.read_doc(docname, _cache=False)
-        except BaseException as exc:  # noqa: BLE001 - the page is read again by Sphinx, which says why
-            failed = repr(exc)
-        sphinx_logging.convert_serializable(collector.logs)
-        result = {"failed": failed, "logs": collector.logs, "env": None if failed else self.app.env}
-        atomic.write_bytes(self._result(docname), pickle.dumps(result, pickle.HIGHEST_PROTOCOL))
+        app, env = self.app, self.app.env
+        # what Sphinx's read does before it reads the pages (Builder.read): the environment then as in a process
+        # of Sphinx's parallel read (sphinx_external_toc moves its site map there, say)
+        app.phase = BuildPhase.READING
+        env.app = app
+        added, changed, removed = env.get_outdated_files(env.config_status != CONFIG_OK)
+        for docs in app.events.emit("env-get-outdated", env, added, changed, removed):
+            changed.update(set(docs) & env.found_docs)
+        app.events.emit("env-before-read-docs", env, sorted(added | changed))
+        logs: dict[str, list] = {}
+        for line in stream:
+            docname = line.strip()
+            collector = sphinx_logging.LogCollector()
+            try:
+                with collector.collect():
+                    app.events.emit("env-purge-doc", env, docname)
+                    env.clear_doc(docname)
+                    app.builder.read_doc(docname, _cache=False)
+            except BaseException:  # noqa: BLE001 - the page is read again by Sphinx, which says why
+                break  # the environment may be half changed for it: it and the pages after it are Sphinx's
+            sphinx_logging.convert_serializable(collector.logs)
+            logs[docname] = collector.logs
+        atomic.write_bytes(self.folder / "read.pickle", pickle.dumps({"logs": logs, "env": env},
+                                                                      pickle.HIGHEST_PROTOCOL))
         return 0
 
-    def _result(self, docname: str) -> Path:
-        return self.folder / f"{hashlib.sha256(docname.encode()).hexdigest()}.pickle"
-
-    def _reap(self, block: bool, docname: str | None = None) -> None:
+    def _read(self) -> dict:
+        """What the reader read, once it ended (the names of the pages to read were all sent): {"logs": the log
+        records of each page it read, "env": its environment}; nothing when it ended without saying."""
+        import pickle
         import time
 
-        while self.running:
-            for name, pid in list(self.running.items()):
-                done, _ = os.waitpid(pid, os.WNOHANG)
-                if done:
-                    del self.running[name]
-                    self.read.add(name)
-            if not block or docname not in self.running:
-                return
-            if time.monotonic() > self.deadline:
-                raise TimeoutError(f"the early read of {docname} did not end before the render's deadline")
-            time.sleep(0.005)
+        if self.pipe is not None:
+            with suppress(BrokenPipeError):
+                self.pipe.close()
+            self.pipe = None
+        while self.reader is not None:
+            if os.waitpid(self.reader, os.WNOHANG)[0]:
+                self.reader = None
+            elif time.monotonic() > self.deadline:
+                raise TimeoutError("the early reads did not end before the render's deadline")
+            else:
+                time.sleep(0.002)
+        path = self.folder / "read.pickle"
+        return pickle.loads(path.read_bytes()) if path.is_file() else {"logs": {}, "env": None}
 
     def read_serial(self, docnames: list[str]) -> None:
-        """Sphinx's serial read (Builder._read_serial), taking what a reader read where it can."""
-        import pickle
-
+        """Sphinx's serial read (Builder._read_serial), taking what the reader read where it can."""
         from sphinx.util import logging as sphinx_logging
         from sphinx.util.display import status_iterator
 
         builder, env = self.app.builder, self.app.env
-        same = set(env.found_docs) == self.found
+        read = self._read() if self.sent and set(env.found_docs) == self.found else {"logs": {}, "env": None}
         logger = sphinx_logging.getLogger(__name__)
         for docname in status_iterator(docnames, "reading sources... ", "purple", len(docnames),
                                        self.app.verbosity):
             builder.events.emit("env-purge-doc", env, docname)
             env.clear_doc(docname)
-            if same and docname in self.docnames:  # a page named but not yet started is read here
-                self._reap(block=True, docname=docname)
-                path = self._result(docname)
-                result = pickle.loads(path.read_bytes()) if docname in self.read and path.is_file() else None
-                if result is not None and result["failed"] is None:
-                    for record in result["logs"]:
-                        logger.handle(record)
-                    env.merge_info_from([docname], result["env"], self.app)
-                    continue
+            if docname in read["logs"]:
+                for record in read["logs"][docname]:
+                    logger.handle(record)
+                env.merge_info_from([docname], read["env"], self.app)
+                continue
             builder.read_doc(docname)
-        shutil.rmtree(self.folder, ignore_errors=True)
+        self.stop()
 
     def stop(self) -> None:
         import signal
 
-        for pid in self.running.values():
+        if self.pipe is not None:
+            with suppress(BrokenPipeError):
+                self.pipe.close()
+            self.pipe = None
+        if self.reader is not None:
             with suppress(ProcessLookupError, ChildProcessError):
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-        self.running.clear()
+                os.kill(self.reader, signal.SIGKILL)
+                os.waitpid(self.reader, 0)
+            self.reader = None
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
