@@ -294,8 +294,11 @@ class EarlyReads:
 
     Its standard input names the pages (their paths in the mirror) as they become final, then `end`. The pages
     are read, in the order they come, by one process forked for it (as a process of Sphinx's own parallel read,
-    `-j`, reads its share of the pages: sphinx.builders.Builder._read_parallel; every extension of the book
-    declares it safe), which hands back each page's environment pickled. Sphinx's read then takes the pages
+    `-j`, reads its share of the pages: sphinx.builders.Builder._read_parallel), which hands back its
+    environment pickled. Sphinx would refuse `-j` for this book because two of jupyter-book's extensions do not
+    declare themselves safe for it, but neither keeps anything of a page read: sphinx_multitoc_numbering
+    numbers sections after reading (env-updated, here in the render's process), sphinx_jupyterbook_latex sets
+    two flags when the builder starts (before the fork); the others declare it. Sphinx's read then takes the pages
     in its own order (by name) and merges each read page's environment (BuildEnvironment.merge_info_from)
     where it would have read it, reading any other itself: the environment, and every page written from it,
     are those of Sphinx's reads. Reading a page early needs the set of pages (Sphinx finds the files, and
