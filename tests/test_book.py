@@ -67,7 +67,7 @@ def test_a_failed_render_exits_4_and_keeps_the_last_good_book(sample_book, monke
     from greenery import cli
     from greenery.outputs import fingerprint
 
-    def fail(stage, builder="html", cache=None, server=None):
+    def fail(stage, builder="html", cache=None, server=None, early=None):
         raise ReportError("jupyter-book could not render the book:\nWARNING: a broken cross-reference")
 
     monkeypatch.setattr(fingerprint, "book", lambda *args: "a book never published")

@@ -81,7 +81,7 @@ def _stage(folder: Path, pages: dict[str, object]) -> Path:
     shutil.copy2(config.BOOK_CONFIG_PATH, folder / "_config.yml")
     (folder / "_toc.yml").write_text(TOC)
     shutil.copytree(config.BOOK_DIR / "_static", folder / "book" / "_static")
-    book_stage._footer_config(folder)
+    book_stage.prepare_frame(folder)
     for name, page in pages.items():
         path = folder / name
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -356,3 +356,148 @@ def test_what_the_render_server_imports_before_forking_is_there_and_is_what_a_re
     again = [m for m in done.stdout.split() if m.split(".")[0].startswith(("sphinx_", "sphinxcontrib", "jinja2",
                                                                           "alabaster", "pydata_sphinx_theme"))]
     assert again == []
+
+
+def test_after_the_render_server_s_preload_a_render_compiles_no_pattern_and_collects_no_import(tmp_path):
+    """The render server fills the caches a render would fill on first use (soupsieve's CSS patterns for the
+    sidebar, the Pygments lexers of the book's code and outputs, Jinja's lexer) and freezes what it made
+    (gc.freeze): a render forked from it compiles none of those patterns on its critical path, and its
+    garbage collections never walk the imported libraries."""
+    import subprocess
+    import sys
+
+    from greenery.publisher import book_render
+
+    pages = _pages()
+    run_cell = nbformat.v4.new_code_cell("print(...)")
+    run_cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="\x1b[1m12\x1b[0m orders\n")]
+    sql = nbformat.v4.new_markdown_cell("```sql\nselect count(*) from orders\n```")
+    pages["notebooks/b.ipynb"].cells += [run_cell, sql]
+    for number, cell in enumerate(pages["notebooks/b.ipynb"].cells):
+        cell.id = f"cell-{number}"
+    source, _ = book_render.sync_sources(_stage(tmp_path / "stage", pages), tmp_path / "cache", "html")
+    code = ("import gc, re._compiler as compiler, traceback\nfrom pathlib import Path\n"
+            "from greenery.publisher import book_render, warm_server\nwarm_server._preload_render()\n"
+            "frozen = gc.get_freeze_count()\ncompiled = []\noriginal = compiler.compile\n"
+            "def compile(pattern, flags=0):\n"
+            "    stack = [f'{f.filename}:{f.lineno}' for f in traceback.extract_stack()[:-1]]\n"
+            "    compiled.extend((s, str(pattern)[:40]) for s in stack[-6:] if 'pygments' in s or 'soupsieve' in s)\n"
+            "    return original(pattern, flags)\n"
+            "compiler.compile = compile\n"
+            f"assert book_render.build(Path({str(source)!r}), Path({str(tmp_path / 'build')!r}), 'html', []) == 0\n"
+            "print(frozen, sorted(set(compiled)))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    frozen, compiled = done.stdout.split(" ", 1)
+    assert int(frozen) > 100_000  # Sphinx, docutils, the theme, matplotlib: hundreds of thousands of objects
+    assert compiled.strip() == "[]"
+    page = (tmp_path / "build" / "html" / "notebooks" / "b.html").read_text()
+    assert 'class="highlight-sql' in page and 'highlight-myst-ansi' in page  # both were highlighted
+
+
+CHAPTERS = ["notebooks/summary.ipynb", "notebooks/b.ipynb", "notebooks/intro.ipynb", "notebooks/a.ipynb"]
+
+
+def _frame(folder: Path, pages: dict[str, object]) -> Path:
+    """A stage before any chapter ran: settings, table of contents, static files (with the provenance's
+    placeholders: book_stage.prepare_frame) and the glossary."""
+    return _stage(folder, {name: page for name, page in pages.items() if name not in CHAPTERS})
+
+
+def _stage_page(stage: Path, name: str, page) -> None:
+    path = stage / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(page, path)
+
+
+def _until(condition, seconds: float = 120) -> None:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "still waiting after the test's deadline"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("role", [None, "render"])
+def test_a_cold_render_reads_each_page_as_it_is_staged_and_is_the_full_render(rendered, tmp_path, role):
+    """`greenery report` with a fresh render cache starts Sphinx with the first chapter staged; Sphinx reads
+    each chapter's page as it comes, in the order the chapters end (here not the pages' order), and after the
+    last writes the book: byte for byte the full render's, every page read once, before the last page came."""
+    from greenery.publisher import warm_server
+
+    pages = _pages()
+    stage = _frame(tmp_path / "stage", pages)
+    cache = tmp_path / "wh.render" / "html"
+    with warm_server.Server(role or "render") as server:
+        if role:
+            server.start()
+            server.environment()  # ready: the render is forked from it with the first page
+        early = run.EarlyRender(stage, "html", cache, server if role else None, CHAPTERS, 60)
+        assert early.mirror is not None  # a fresh cache: every page will be read
+        for name in CHAPTERS:
+            _stage_page(stage, name, pages[name])
+            early.staged(name)
+        doctrees = [cache / "build" / ".doctrees" / name.replace(".ipynb", ".doctree") for name in CHAPTERS]
+        _until(lambda: all(path.is_file() for path in doctrees))  # each read by a reader of its own
+        read = [path.stat().st_mtime_ns for path in doctrees]
+        output = _tree(run.render(stage, "html", cache, server if role else None, early))
+    _same(output, rendered[1])
+    assert [path.stat().st_mtime_ns for path in doctrees] == read  # never read again after the last page
+    assert not (cache / "build" / ".doctrees" / "early").exists()
+    # the cache it leaves serves an incremental render as a full render's does
+    changed = _pages(rate="'43 %'")
+    incremental = _tree(run.render(_stage(tmp_path / "next", changed), "html", cache))
+    _same(incremental, _tree(run.render(_stage(tmp_path / "full-stage", changed), "html", tmp_path / "full" / "html")))
+
+
+def test_a_cold_render_whose_stage_got_a_file_it_did_not_foresee_is_rendered_again_in_full(rendered, tmp_path):
+    """The early render read pages of a frame that turned out different (a file appeared in the stage): it is
+    stopped, and the book rendered from the stage as it is, as a full render renders it."""
+    pages = _pages()
+    stage = _frame(tmp_path / "stage", pages)
+    cache = tmp_path / "wh.render" / "html"
+    early = run.EarlyRender(stage, "html", cache, None, CHAPTERS, 60)
+    for name in CHAPTERS:
+        _stage_page(stage, name, pages[name])
+        early.staged(name)
+    (stage / "book" / "_static" / "extra.css").write_text("p { color: black; }\n")
+    output = _tree(run.render(stage, "html", cache, None, early))
+    assert early.process is None
+    _same(output, _full_with_extra(tmp_path, pages))
+
+
+def _full_with_extra(tmp_path: Path, pages) -> dict:
+    stage = _stage(tmp_path / "full-stage", pages)
+    (stage / "book" / "_static" / "extra.css").write_text("p { color: black; }\n")
+    return _tree(run.render(stage, "html", tmp_path / "full" / "html"))
+
+
+def test_a_cold_render_stopped_midway_leaves_no_process_and_a_cache_never_reused(rendered, tmp_path):
+    """A chapter failed while the early render read the others: `stop` ends Sphinx and its readers, and the
+    cache, still marked in use, is started afresh by the next render, which is the full render."""
+    import psutil
+
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    pages = _pages()
+    stage = _frame(tmp_path / "stage", pages)
+    cache = tmp_path / "wh.render" / "html"
+    early = run.EarlyRender(stage, "html", cache, None, CHAPTERS, 60)
+    for name in CHAPTERS[:2]:
+        _stage_page(stage, name, pages[name])
+        early.staged(name)
+    early.stop()
+    assert {p.pid for p in psutil.Process().children(recursive=True)} <= before
+    assert json.loads((cache / ownership.RENDER_CACHE_MARKER).read_text()) == {"frame": None}
+    _same(_tree(run.render(_stage(tmp_path / "again", pages), "html", cache)), rendered[1])
+
+
+def test_an_incremental_render_does_not_start_early(rendered, tmp_path):
+    """A cache that serves this book's frame: which pages changed is known only once every chapter ran, so the
+    render starts then (and reads only those)."""
+    cache = tmp_path / "wh.render" / "html"
+    run.render(_stage(tmp_path / "first", _pages()), "html", cache)
+    early = run.EarlyRender(_frame(tmp_path / "stage", _pages()), "html", cache, None, CHAPTERS, 60)
+    assert early.mirror is None
+    early.staged(CHAPTERS[0])
+    assert early.process is None

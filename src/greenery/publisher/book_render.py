@@ -17,6 +17,10 @@ render. So does a cache a render left half done (its marker says so until the re
 cache holding anything but folders and regular files, and a book whose pages have image or download
 files (Sphinx would keep a changed page's old ones).
 
+A render whose cache is fresh (every page is read: a cold report) is started while the chapters still run
+and reads each chapter's page as soon as it is staged (`EarlyReads`, `sync_frame`, `mirrored`); after the
+last chapter it only writes. Its book is the same full render's, byte for byte.
+
 Sphinx's output never holds a per-build value: the provenance (greenery.publisher.book_stage) is a
 placeholder there, filled in the published copy. Sphinx runs in a process of its own, warnings as
 errors: forked from the render's warm server (greenery.publisher.warm_server started as `render`: `greenery
@@ -27,6 +31,7 @@ CPU second less), else `python -m greenery.publisher.book_render SOURCE BUILD BU
 from __future__ import annotations
 
 import filecmp
+import gc
 import hashlib
 import json
 import os
@@ -116,20 +121,56 @@ def _listing(cache: Path) -> dict[str, str]:
     return digest_files(cache, names)
 
 
+def _usable(cache: Path, frame: str, builder: str) -> bool:
+    """The cache holds a finished render of this frame, as that render left it."""
+    marker = read_own_json(cache / CACHE_MARKER) if kind(cache) == "folder" else None
+    # Pages with image or download files (none today: charts and tables are inside the pages) would leave
+    # a changed page's old files behind, where a full render has none: such a book is always rendered in full.
+    copied = any(kind(cache / "build" / builder / name) is not None for name in ("_images", "_downloads"))
+    return (isinstance(marker, dict) and marker.get("frame") == frame and kind(cache / "source") == "folder"
+            and not copied and _plain(cache) and marker.get("files") == _listing(cache))
+
+
+def sync_frame(stage: Path, cache: Path, builder: str, pages: list[str]) -> tuple[Path, str] | None:
+    """For a render that reads each page as soon as it is staged (`build`'s `follow`): when the stage, once
+    `pages` are in it, will need a full render (a fresh cache), start the cache afresh (marked in use until
+    `finished`) with the staged files there are so far, and return the mirror and the frame key; else None
+    (the cache serves an incremental render, once every page is staged: `sync_sources`)."""
+    files = _staged_files(stage)
+    frame = frame_key(dict(sorted({**files, **{name: stage / name for name in pages}}.items())), builder)
+    if _usable(cache, frame, builder):
+        return None
+    _fresh(cache)
+    _mark(cache, None)
+    for name, path in files.items():
+        add_page(path, cache / "source" / name)
+    return cache / "source", frame
+
+
+def add_page(staged: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic.copy_file(staged, target)
+
+
+def mirrored(stage: Path, cache: Path, builder: str, frame: str) -> bool:
+    """The mirror `sync_frame` started holds the staged files, every one, byte for byte, and nothing else,
+    and they are the frame it was started for: what the render that followed it read is the book."""
+    files = _staged_files(stage)
+    source = cache / "source"
+    there = sorted(p.relative_to(source).as_posix() for p in source.rglob("*") if not p.is_dir())
+    return (frame_key(files, builder) == frame and there == sorted(files)
+            and all(kind(source / name) == "file" and filecmp.cmp(path, source / name, shallow=False)
+                    for name, path in files.items()))
+
+
 def sync_sources(stage: Path, cache: Path, builder: str) -> tuple[Path, list[str] | None]:
     """Mirror the staged sources into the cache; returns the mirror and the pages whose bytes changed
     (None: a full render, in a fresh cache). The cache is marked in use until `finished`."""
     files = _staged_files(stage)
     frame = frame_key(files, builder)
     source = cache / "source"
-    marker = read_own_json(cache / CACHE_MARKER) if kind(cache) == "folder" else None
     changed: list[str] | None = []
-    # Pages with image or download files (none today: charts and tables are inside the pages) would leave
-    # a changed page's old files behind, where a full render has none: such a book is always rendered in full.
-    copied = any(kind(cache / "build" / builder / name) is not None for name in ("_images", "_downloads"))
-    usable = (isinstance(marker, dict) and marker.get("frame") == frame and kind(source) == "folder"
-              and not copied and _plain(cache) and marker.get("files") == _listing(cache))
-    if not usable:
+    if not _usable(cache, frame, builder):
         _fresh(cache)
         changed = None
     _mark(cache, None)
@@ -247,9 +288,200 @@ class Incremental:
         return []
 
 
-def build(source: Path, build_folder: Path, builder: str, changed: list[str]) -> int:
+class EarlyReads:
+    """A full render that reads each page as soon as it is in the mirror, while the chapters still run, then
+    writes the book once they all are: `build`'s `follow`.
+
+    Its standard input names the pages (their paths in the mirror) as they become final, then `end`. The pages
+    are read, in the order they come, by one process forked for it (as a process of Sphinx's own parallel read,
+    `-j`, reads its share of the pages: sphinx.builders.Builder._read_parallel), which hands back its
+    environment pickled. Sphinx would refuse `-j` for this book because two of jupyter-book's extensions do not
+    declare themselves safe for it, but neither keeps anything of a page read: sphinx_multitoc_numbering
+    numbers sections after reading (env-updated, here in the render's process), sphinx_jupyterbook_latex sets
+    two flags when the builder starts (before the fork); the others declare it. Sphinx's read then takes the pages
+    in its own order (by name) and merges each read page's environment (BuildEnvironment.merge_info_from)
+    where it would have read it, reading any other itself: the environment, and every page written from it,
+    are those of Sphinx's reads. Reading a page early needs the set of pages (Sphinx finds the files, and
+    these are not all there yet): the pages named when the render started stand in for them, and what was
+    read early is used only when Sphinx's own search finds exactly that set."""
+
+    def __init__(self, app, pages: list[str], seconds: float):
+        import time
+
+        self.app = app
+        self.deadline = time.monotonic() + seconds
+        self.folder = Path(app.doctreedir) / "early"  # in the cache, emptied with it: a fresh render
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.reader: int | None = None  # the reading process
+        self.pipe = None  # the page names, to it
+        self.sent: set[str] = set()
+        env = app.env
+        env.find_files(app.config, app.builder)
+        project = env.project
+        for path in pages:  # the pages still to come (Sphinx 7.4's Project: docnames and both mappings)
+            docname = project.path2doc(path)
+            if docname is not None and docname not in project.docnames:
+                project.docnames.add(docname)
+                project._path_to_docname[path] = docname
+                project._docname_to_path[docname] = path
+        self.found = set(env.found_docs)
+        self.docnames = {project.path2doc(path) for path in pages}
+        app.builder._read_serial = self.read_serial
+
+    def follow(self, stream) -> None:
+        """Have the pages named on `stream` read until `end`; raises TimeoutError past the deadline, EOFError
+        when the stream ends before `end` (whoever started the render is gone)."""
+        import select
+        import time
+
+        received = ""
+        while True:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no end of the pages before the render's deadline")
+            if "\n" not in received:
+                if not select.select([stream], [], [], left)[0]:
+                    continue
+                chunk = os.read(stream.fileno(), 1 << 16)  # not readline: lines it buffered, select would not see
+                if not chunk:
+                    raise EOFError("the pages' stream ended before its end")
+                received += chunk.decode()
+                continue
+            line, received = received.split("\n", 1)
+            if line.strip() == "end":
+                if self.pipe is not None:
+                    with suppress(BrokenPipeError):
+                        self.pipe.close()  # the reader ends once it read what it was sent
+                    self.pipe = None
+                return
+            docname = self.app.env.project.path2doc(line.strip())
+            if docname in self.docnames and docname not in self.sent:
+                self._send(docname)
+
+    def _send(self, docname: str) -> None:
+        if self.reader is None:
+            receive, send = os.pipe()
+            # What the render made so far lives as long as it: frozen, the reader (collector off: it only reads
+            # the book's pages and ends) never copies its pages of memory
+            gc.freeze()
+            pid = os.fork()
+            if pid == 0:
+                gc.disable()
+                code = 1
+                try:
+                    os.close(send)
+                    code = self._read_all(os.fdopen(receive))
+                finally:
+                    os._exit(code)
+            os.close(receive)
+            self.reader, self.pipe = pid, os.fdopen(send, "w")
+        try:
+            self.pipe.write(docname + "\n")
+            self.pipe.flush()
+            self.sent.add(docname)
+        except BrokenPipeError:  # the reader ended (a page it could not read): Sphinx reads the rest
+            pass
+
+    def _read_all(self, stream) -> int:
+        """In the reader's process: read each page named on `stream` until it ends (or a page fails), then
+        pickle the environment, the pages read and each one's log records, for `read_serial`."""
+        import pickle
+
+        from sphinx.environment import CONFIG_OK
+        from sphinx.util import logging as sphinx_logging
+        from sphinx.util.build_phase import BuildPhase
+
+        from greenery.publisher.processes import die_with_parent
+
+        die_with_parent()
+        app, env = self.app, self.app.env
+        # what Sphinx's read does before it reads the pages (Builder.read): the environment then as in a process
+        # of Sphinx's parallel read (sphinx_external_toc moves its site map there, say)
+        app.phase = BuildPhase.READING
+        env.app = app
+        added, changed, removed = env.get_outdated_files(env.config_status != CONFIG_OK)
+        for docs in app.events.emit("env-get-outdated", env, added, changed, removed):
+            changed.update(set(docs) & env.found_docs)
+        app.events.emit("env-before-read-docs", env, sorted(added | changed))
+        logs: dict[str, list] = {}
+        for line in stream:
+            docname = line.strip()
+            collector = sphinx_logging.LogCollector()
+            try:
+                with collector.collect():
+                    app.events.emit("env-purge-doc", env, docname)
+                    env.clear_doc(docname)
+                    app.builder.read_doc(docname, _cache=False)
+            except BaseException:  # noqa: BLE001 - the page is read again by Sphinx, which says why
+                break  # the environment may be half changed for it: it and the pages after it are Sphinx's
+            sphinx_logging.convert_serializable(collector.logs)
+            logs[docname] = collector.logs
+        atomic.write_bytes(self.folder / "read.pickle", pickle.dumps({"logs": logs, "env": env},
+                                                                      pickle.HIGHEST_PROTOCOL))
+        return 0
+
+    def _read(self) -> dict:
+        """What the reader read, once it ended (the names of the pages to read were all sent): {"logs": the log
+        records of each page it read, "env": its environment}; nothing when it ended without saying."""
+        import pickle
+        import time
+
+        if self.pipe is not None:
+            with suppress(BrokenPipeError):
+                self.pipe.close()
+            self.pipe = None
+        while self.reader is not None:
+            if os.waitpid(self.reader, os.WNOHANG)[0]:
+                self.reader = None
+            elif time.monotonic() > self.deadline:
+                raise TimeoutError("the early reads did not end before the render's deadline")
+            else:
+                time.sleep(0.002)
+        path = self.folder / "read.pickle"
+        return pickle.loads(path.read_bytes()) if path.is_file() else {"logs": {}, "env": None}
+
+    def read_serial(self, docnames: list[str]) -> None:
+        """Sphinx's serial read (Builder._read_serial), taking what the reader read where it can."""
+        from sphinx.util import logging as sphinx_logging
+        from sphinx.util.display import status_iterator
+
+        builder, env = self.app.builder, self.app.env
+        read = self._read() if self.sent and set(env.found_docs) == self.found else {"logs": {}, "env": None}
+        logger = sphinx_logging.getLogger(__name__)
+        for docname in status_iterator(docnames, "reading sources... ", "purple", len(docnames),
+                                       self.app.verbosity):
+            builder.events.emit("env-purge-doc", env, docname)
+            env.clear_doc(docname)
+            if docname in read["logs"]:
+                for record in read["logs"][docname]:
+                    logger.handle(record)
+                env.merge_info_from([docname], read["env"], self.app)
+                continue
+            builder.read_doc(docname)
+        self.stop()
+
+    def stop(self) -> None:
+        import signal
+
+        if self.pipe is not None:
+            with suppress(BrokenPipeError):
+                self.pipe.close()
+            self.pipe = None
+        if self.reader is not None:
+            with suppress(ProcessLookupError, ChildProcessError):
+                os.kill(self.reader, signal.SIGKILL)
+                os.waitpid(self.reader, 0)
+            self.reader = None
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def build(source: Path, build_folder: Path, builder: str, changed: list[str],
+          follow: tuple[list[str], float] | None = None) -> int:
     """What `jupyter-book build SOURCE --builder BUILDER --warningiserror --nitpick --keep-going --quiet`
-    does (jupyter_book.cli.main.build, jupyter_book.sphinx.build_sphinx), into `build_folder`, with the hooks."""
+    does (jupyter_book.cli.main.build, jupyter_book.sphinx.build_sphinx), into `build_folder`, with the hooks.
+
+    `follow` (the book's pages, the seconds they may take): a full render that reads the pages named on
+    standard input as they come (EarlyReads), and writes the book after `end`."""
     import yaml
     from jupyter_book.config import get_final_config
     from sphinx.application import Sphinx
@@ -271,7 +503,15 @@ def build(source: Path, build_folder: Path, builder: str, changed: list[str]) ->
                     app.config.external_site_map.as_json()):  # as jupyter-book does
                 app.setup_extension("sphinx_multitoc_numbering")
             Incremental(app, changed)
-            app.build(False, [])
+            if follow is not None:
+                early = EarlyReads(app, *follow)
+                try:
+                    early.follow(sys.stdin)
+                    app.build(False, [])
+                finally:
+                    early.stop()
+            else:
+                app.build(False, [])
             return app.statuscode
     except (Exception, KeyboardInterrupt) as exc:
         class Args:
@@ -281,8 +521,14 @@ def build(source: Path, build_folder: Path, builder: str, changed: list[str]) ->
         return 1
 
 
+FOLLOW = "--follow"
+
+
 def main(args: list[str]) -> int:
-    """`SOURCE BUILD BUILDER [CHANGED...]`: the render's process, alone or forked from the warm server."""
+    """`SOURCE BUILD BUILDER [CHANGED...]`, or `SOURCE BUILD BUILDER --follow SECONDS PAGE...` (a full render
+    reading the pages as standard input names them): the render's process, alone or forked from the warm server."""
+    if args[3:4] == [FOLLOW]:
+        return build(Path(args[0]), Path(args[1]), args[2], [], (args[5:], float(args[4])))
     return build(Path(args[0]), Path(args[1]), args[2], args[3:])
 
 
@@ -296,6 +542,9 @@ BOOK_IMPORTS = ("a11y_pygments", "alabaster", "email.policy", "encodings.unicode
                 "sphinx_design.extension", "sphinx_external_toc.collectors", "sphinx_external_toc.events",
                 "sphinx_jupyterbook_latex.events", "sphinx_jupyterbook_latex.theme",
                 "sphinx_jupyterbook_latex.transforms", "sphinx_multitoc_numbering", "sphinx_togglebutton")
+
+
+HIGHLIGHTED = ("python", "ipython3", "sql", "mysql")  # the languages of the book's code blocks
 
 
 def preload() -> None:
@@ -321,6 +570,30 @@ def preload() -> None:
     # for the process (caches; what a formula looks like depends only on its text). Not through `svg`'s own
     # cache, which keeps only the book's formulas.
     mathsvg.svg.__wrapped__("x", mathsvg.INLINE_SIZE)
+    _first_use()
+
+
+def _first_use() -> None:
+    """What a render pays on the first use of a library and keeps for the process: module-level caches
+    that no page depends on, filled here once instead of on the render's critical path (0.15 CPU s)."""
+    from bs4 import BeautifulSoup
+    from jinja2.sandbox import SandboxedEnvironment
+    from myst_nb.core.lexers import AnsiColorLexer
+    from pygments.lexers import get_lexer_by_name
+
+    # the sidebar's and the page's contents (pydata_sphinx_theme.toctree): soupsieve compiles its CSS parser's
+    # patterns on first use, then each selector once (an lru_cache)
+    soup = BeautifulSoup('<ul><li class="toctree-l0"><details><a class="reference">a</a><p class="caption">b</p>'
+                         '</details></li></ul>', "html.parser")
+    for selector in ("li", "li.toctree-l0 > details", "li.toctree-l1 > details", ".toc-h1", ".toc-h2",
+                     "details > a.reference", "details > p.caption"):
+        soup.select(selector)
+    # code cells' and outputs' highlighting: a Pygments lexer compiles its token patterns once per class, the
+    # outputs' (ANSI colours) one more when it first meets a colour
+    list(AnsiColorLexer().get_tokens("\x1b[1m1\x1b[0m\n"))
+    for name in HIGHLIGHTED:
+        list(get_lexer_by_name(name).get_tokens("x\n"))
+    SandboxedEnvironment().lexer  # noqa: B018  (Jinja's lexer for the default syntax: cached by its settings)
 
 
 if __name__ == "__main__":

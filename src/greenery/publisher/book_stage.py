@@ -248,11 +248,17 @@ def prepare_chapter(stage: Path, entry: str, parameters: dict, prov: Provenance)
     nbformat.write(clean(nbformat.read(path, as_version=4), computed_with(parameters, prov)), path)
 
 
+def prepare_frame(stage: Path) -> None:
+    """The provenance's placeholders in the staged settings and static files: what every page is rendered
+    with, done before the chapters run (`greenery report` starts reading pages while they run)."""
+    _footer_config(stage)
+
+
 def prepare_stage(stage: Path, entries: list[str], parameters: dict, source, warehouse: Path,
-                  prov: Provenance | None = None, prepared: Collection[str] = ()) -> dict:
+                  prov: Provenance | None = None, prepared: Collection[str] = (), framed: bool = False) -> dict:
     """Clean every staged chapter but those `prepared` already (`prepare_chapter` with `prov`, as each chapter
-    finished: `greenery report` cleans a chapter while the others run) and add the provenance; returns the
-    provenance for the book's stamp, built now (`build_time`).
+    finished: `greenery report` cleans a chapter while the others run) and add the provenance (unless `framed`:
+    `prepare_frame` did); returns the provenance for the book's stamp, built now (`build_time`).
 
     `parameters` is the run's parameters, or a dict of them per entry."""
     prov = prov or provenance(source, warehouse)
@@ -260,5 +266,6 @@ def prepare_stage(stage: Path, entries: list[str], parameters: dict, source, war
         if entry not in prepared:
             prepare_chapter(stage, entry, parameters[entry] if isinstance(parameters.get(entry), dict) else parameters,
                             prov)
-    _footer_config(stage)
+    if not framed:
+        _footer_config(stage)
     return replace(prov, built_at=build_time().isoformat()).as_dict()

@@ -5,7 +5,8 @@ The story of one run, each step in a module of its own:
 2. build the warehouse, or reuse it when the export and the code are unchanged (greenery.warehouse);
 3. execute the chapters that changed into a staging folder, reusing the rest (greenery.publisher.chapter_runs);
 4. render the staged book with jupyter-book, Sphinx warnings as errors, re-rendering only the pages that
-   changed since the last render (greenery.publisher.book_render);
+   changed since the last render (greenery.publisher.book_render); a full render starts with the first
+   chapter staged and reads each chapter's page while the others run (EarlyRender);
 5. stamp it with what it was made from and the files it holds, and exchange it with the published
    book in one atomic rename (greenery.outputs.atomic).
 Any failure, timeout or signal leaves the previous book exactly as it was.
@@ -18,8 +19,10 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -59,30 +62,133 @@ def _stage_sources(stage: Path) -> None:
         shutil.copytree(config.BOOK_DIR, stage / config.BOOK_DIR.name)
 
 
+def _sphinx_command(args: list[str], server: warm_server.Server | None) -> tuple[list[str], dict | None]:
+    """Sphinx in a fork of `server` when it is running (it imported Sphinx for this), else in a process of its own."""
+    if server is not None and server.process is not None:
+        return client_command("render", *args), server.environment()
+    return [sys.executable, "-m", "greenery.publisher.book_render", *args], None
+
+
+def _late() -> ReportError:
+    return ReportError(f"jupyter-book did not finish rendering the book within {config.RENDER_TIMEOUT:g} s "
+                       "and was stopped; the last published book is kept as it was")
+
+
+class EarlyRender:
+    """A full render started while the chapters run, which reads each chapter's page as soon as it is staged
+    (greenery.publisher.book_render.EarlyReads): after the last chapter, what is left is Sphinx writing the
+    pages. Only where the render reads every page anyway (its cache is fresh: a cold report); an incremental
+    render needs to know which pages changed, and starts after the last chapter.
+
+    Sphinx starts with the first page staged once the render's server is ready (never waiting for it, which
+    would hold up the chapters), else with the last. Every wait has a deadline: the pages' (the chapters'
+    time limits, then the render's), and the render's after the last page; `stop` ends it on any failure."""
+
+    def __init__(self, stage: Path, builder: str, cache: Path, server: warm_server.Server | None,
+                 pages: list[str], seconds: float):
+        from greenery.publisher import book_render
+
+        self.stage, self.builder, self.cache, self.server = stage, builder, cache, server
+        self.pages, self.seconds = pages, seconds + config.RENDER_TIMEOUT
+        self.process: subprocess.Popen | None = None
+        self.queued: list[str] = []
+        synced = book_render.sync_frame(stage, cache, builder, pages) if builder in book_render.BUILDERS else None
+        self.mirror, self.frame = synced if synced else (None, None)
+
+    def staged(self, page: str) -> None:
+        """`page` (its path in the stage) is final: into the mirror, and named to Sphinx."""
+        from greenery.publisher import book_render
+
+        if self.mirror is None:
+            return
+        book_render.add_page(self.stage / page, self.mirror / page)
+        self.queued.append(page)
+        if self.process is None and (self.server is None or self.server.process is None or self.server.accepting()):
+            self._start()
+        self._send()
+
+    def _start(self) -> None:
+        from greenery.publisher import book_render
+
+        args = [str(self.mirror), str(self.cache / "build"), self.builder, book_render.FOLLOW, f"{self.seconds:g}",
+                *self.pages]
+        command, env = _sphinx_command(args, self.server)
+        # files, not pipes: a pipe nobody reads while the chapters run could fill and hold Sphinx up (closed by
+        # `finish` or `stop`)
+        self.output, self.errors = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")  # noqa: SIM115
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=self.output, stderr=self.errors,
+                                        text=True, env=env, preexec_fn=processes.die_with_parent)
+
+    def _send(self, *more: str) -> None:
+        if self.process is None:
+            return
+        with suppress(BrokenPipeError):  # Sphinx ended already: how, its exit status says when it is waited for
+            self.process.stdin.write("".join(f"{line}\n" for line in (*self.queued, *more)))
+            self.process.stdin.flush()
+        self.queued.clear()
+
+    def finish(self) -> subprocess.CompletedProcess | None:
+        """Once every page is staged: the render's end, or None when the mirror is not the staged book (a file
+        the frame did not foresee): that render is stopped, and the book rendered as without it."""
+        from greenery.publisher import book_render
+
+        if self.mirror is None or not book_render.mirrored(self.stage, self.cache, self.builder, self.frame):
+            self.stop()
+            return None
+        if self.process is None:
+            self._start()
+        self._send("end")
+        with suppress(BrokenPipeError):
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=config.RENDER_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            raise _late() from None
+        streams = []
+        for stream in (self.output, self.errors):
+            stream.seek(0)
+            streams.append(stream.read())
+            stream.close()
+        done = subprocess.CompletedProcess(self.process.args, self.process.returncode, *streams)
+        self.process = None
+        return done
+
+    def stop(self) -> None:
+        if self.process is not None:
+            processes.kill_tree(self.process.pid)
+            self.process.wait()
+            with suppress(OSError):
+                self.process.stdin.close()
+            self.output.close()
+            self.errors.close()
+            self.process = None
+
+
 def render(stage: Path, builder: str = "html", cache: Path | None = None,
-           server: warm_server.Server | None = None) -> Path:
+           server: warm_server.Server | None = None, early: EarlyRender | None = None) -> Path:
     """Sphinx (jupyter-book) render of the staged book, warnings as errors, nitpicky; returns the output
     folder (in the stage). With `cache` (a folder greenery owns, config.render_cache_path) Sphinx reads
     and writes only the pages that changed since the render that left it (greenery.publisher.book_render);
     without it, or when more than pages changed, every page. Sphinx runs in a fork of `server` when it is
-    running (it imported Sphinx for this), else in a process of its own."""
+    running (it imported Sphinx for this), else in a process of its own. `early`: the render started while
+    the chapters ran, in `cache`, finished here."""
     from greenery.publisher import book_render
 
     if builder not in book_render.BUILDERS:
         raise UsageError(f"no such book builder: {builder} (one of {', '.join(book_render.BUILDERS)})")
     folder = cache if cache is not None else stage / "_render"
-    source, changed = book_render.sync_sources(stage, folder, builder)
-    if changed == []:  # the very sources of the cached render: its pages are what Sphinx would write
-        book_render.finished(folder, stage, builder)
-        return _copy_rendered(folder, stage, builder)
-    args = [str(source), str(folder / "build"), builder, *(changed or [])]
-    command, env = ((client_command("render", *args), server.environment()) if server is not None and server.process
-                    is not None else ([sys.executable, "-m", "greenery.publisher.book_render", *args], None))
-    try:  # a stuck Sphinx (an extension waiting on the network, say) is stopped, its whole tree with it
-        done = processes.run(command, timeout=config.RENDER_TIMEOUT, env=env)
-    except subprocess.TimeoutExpired:
-        raise ReportError(f"jupyter-book did not finish rendering the book within {config.RENDER_TIMEOUT:g} s "
-                          "and was stopped; the last published book is kept as it was") from None
+    done = early.finish() if early is not None else None
+    if done is None:
+        source, changed = book_render.sync_sources(stage, folder, builder)
+        if changed == []:  # the very sources of the cached render: its pages are what Sphinx would write
+            book_render.finished(folder, stage, builder)
+            return _copy_rendered(folder, stage, builder)
+        command, env = _sphinx_command([str(source), str(folder / "build"), builder, *(changed or [])], server)
+        try:  # a stuck Sphinx (an extension waiting on the network, say) is stopped, its whole tree with it
+            done = processes.run(command, timeout=config.RENDER_TIMEOUT, env=env)
+        except subprocess.TimeoutExpired:
+            raise _late() from None
     if done.returncode != 0:
         output = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", done.stdout + done.stderr)  # Sphinx colours its lines
         if "No space left on device" in output or "Disk quota exceeded" in output:  # not the book's fault
@@ -200,8 +306,13 @@ def publish(data_dir=None, out=None, warehouse=None, analysis: Sequence[str] = (
         ownership.remove_leftover_staging(published, "staging")  # we hold the book's lock: none is in use
         stage = ownership.new_staging(published, "staging")
         cache = chapters.ChapterCache(config.chapter_cache_path(warehouse_path))
+        early = None
         try:
             _stage_sources(stage)
+            book_stage.prepare_frame(stage)
+            # A cold render reads each chapter's page while the others run (EarlyRender)
+            early = EarlyRender(stage, builder, config.render_cache_path(warehouse_path) / builder, render_server,
+                                [f"{entry}.ipynb" for entry in entries], timeout * len(entries))
             last = stamp.get("seconds")  # what each chapter took last time: the longest start first
             # Each chapter is cleaned for the render as soon as it is staged, while the others run, not all
             # after the last one: the render starts that much sooner.
@@ -211,15 +322,16 @@ def publish(data_dir=None, out=None, warehouse=None, analysis: Sequence[str] = (
             def staged(entry: str) -> None:
                 book_stage.prepare_chapter(stage, entry, parameters[entry], made_from)
                 prepared.append(entry)
+                early.staged(f"{entry}.ipynb")
 
             timings = chapters.run_all(entries, stage, parameters, keys, cache, log, timeout, server=server,
                                        last_seconds=last if isinstance(last, dict) else None, staged=staged)
             provenance = book_stage.prepare_stage(stage, entries, parameters, source, warehouse_path, made_from,
-                                                  prepared)
+                                                  prepared, framed=True)
             checkpoint("render")
             log("Rendering the book with jupyter-book ...")
             started = time.perf_counter()
-            html = render(stage, builder, config.render_cache_path(warehouse_path) / builder, render_server)
+            html = render(stage, builder, config.render_cache_path(warehouse_path) / builder, render_server, early)
             book_stage.stamp_provenance(html, provenance)
             book_stage.landing_page(html, yaml.safe_load(config.BOOK_CONFIG_PATH.read_text()).get("title", "The book"))
             timings["render"] = round(time.perf_counter() - started, 2)
@@ -230,6 +342,8 @@ def publish(data_dir=None, out=None, warehouse=None, analysis: Sequence[str] = (
             checkpoint("publish book")
             atomic.swap_folder(html, published, check_old=lambda old: _nothing_added(old, published))
         finally:
+            if early is not None:
+                early.stop()  # a failed run's (its cache stays marked in use: the next render is a full one)
             ownership.remove_staging(stage)
         log(f"Published: {published / 'index.html'}")
         return ReportResult(published, reused=False, build=built, timings=timings)
