@@ -135,13 +135,15 @@ class BuildResult:
         return summarize(self.tests)
 
 
-# Views that two tables of one build read (directly or through other views), whose result is worth
-# computing once per build: int_session_product_events groups every product event by session and product,
-# and both fct_sessions and fct_product_conversion (through fct_session_products) computed it (1.2 s of
-# operator time each at scale 1000). The view is made as always, and its result is kept in a temporary
-# table of the same name, which DuckDB finds before the view (the temporary catalog comes first in its
-# search path), on the build's connection only, through the reading views too; it is dropped once the
-# models are made. The warehouse holds the view and nothing more; the readers' rows are the same.
+# Views that two tables of one build read (directly or through other views), whose result is computed
+# once per build: int_session_product_events groups every product event by session and product, and both
+# fct_sessions and fct_product_conversion (through fct_session_products) computed it (its grouping is
+# 0.3-0.45 CPU s at scale 1000; the two tables 1.99 -> 1.77 CPU s, about 1 % of the build, measured in
+# docs/engines-and-scale.md: the 1.2 s its operator timings show is summed over threads). The view is
+# made as always, and its result is kept in a temporary table of the same name, which DuckDB finds before
+# the view (the temporary catalog comes first in its search path), on the build's connection only, through
+# the reading views too; it is dropped once the models are made. The warehouse holds the view and nothing
+# more; the readers' rows are the same.
 COMPUTED_ONCE = frozenset({"int_session_product_events"})
 
 
@@ -345,9 +347,10 @@ def _open(building: Path, instance: Future | None) -> duckdb.DuckDBPyConnection:
     second instance cost ~20 ms of CPU.
 
     Until the history is attached (_test_and_record), DuckDB does not sync what it writes (`fsync_mode`):
-    the file is ours, read by nobody before it is renamed, and its checkpoint, with syncing on again,
-    syncs it whole before that. The syncs of its creation and of the load's and the models' commits were
-    10 to 25 ms of a build's wall time on a busy disk."""
+    the file is ours, read by nobody before it is renamed, and _write syncs it whole before that (the syncs
+    are on while the history is written, and off again for the file's last commit and checkpoint). The
+    syncs of its creation and of the load's and the models' commits were 10 to 25 ms of a build's wall time
+    on a busy disk."""
     con = instance.result(timeout=db.OPEN_DEADLINE_S) if instance is not None else db.connect()
     try:
         db.run(con, "set fsync_mode = 'none'")
