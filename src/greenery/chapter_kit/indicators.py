@@ -126,6 +126,11 @@ def _family(counts: dict[str, list[tuple[str, int, int]]]) -> list[tuple[str, st
     return family
 
 
+def _check_adjustment(adjustment: str) -> None:
+    if adjustment not in ADJUSTMENTS:
+        raise ValueError(f"adjustment must be one of {sorted(ADJUSTMENTS)}, not {adjustment!r}")
+
+
 def _adjusted(p_values: list[float], adjustment: str) -> list[float]:
     return (stats.holm if adjustment == "holm" else stats.benjamini_hochberg)(p_values)
 
@@ -145,8 +150,7 @@ def indicator_tests(indicators: pd.DataFrame, alpha: float = 0.05, adjustment: s
     Columns: indicator, segments, buyers, testable, same_as, method, statistic, dof, p_value,
     p_adjusted, cramers_v, the segment furthest from the rest of the cohort and that difference
     with its interval, and is_signal (adjusted p below alpha)."""
-    if adjustment not in ADJUSTMENTS:
-        raise ValueError(f"adjustment must be one of {sorted(ADJUSTMENTS)}, not {adjustment!r}")
+    _check_adjustment(adjustment)
     counts = _counts(indicators)
     rows = []
     for name, test, testable, same_as in _family(counts):
@@ -245,7 +249,9 @@ def window_range(windows: pd.DataFrame, hours, reordered) -> tuple[int, int]:
     return (min(low, high), high)
 
 
-@once_per_report  # the promos and indicators chapters both sweep every window: computed once per report
+# Shared for the frames a chapter sweeps itself (promos' own window, when the swept windows lack it); the
+# sweep of every window, which the promos and indicators chapters both read, is shared by sweep_windows.
+@once_per_report
 def sweep(frames: dict[int, pd.DataFrame], alpha: float = 0.05, adjustment: str = "holm") -> pd.DataFrame:
     """The equal-follow-up tests at every window: `frames` maps each window H (hours) to its
     `repeat_by_indicator` frame. One row per window and indicator: its test (adjusted across that
@@ -254,8 +260,7 @@ def sweep(frames: dict[int, pd.DataFrame], alpha: float = 0.05, adjustment: str 
     for hours, frame in sorted(frames.items()):
         if not len(frame):
             continue
-        if adjustment not in ADJUSTMENTS:
-            raise ValueError(f"adjustment must be one of {sorted(ADJUSTMENTS)}, not {adjustment!r}")
+        _check_adjustment(adjustment)
         # What indicator_tests gives for this window, and its first segment (`segments`), from plain values
         # rather than a frame per indicator and window (which cost more than the tests): the same figures.
         counts = _counts(frame)
