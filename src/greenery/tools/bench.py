@@ -120,6 +120,11 @@ def measure(scale: str, step: str, command: list[str], env: dict[str, str]) -> M
 GROWN = "greenery build, grown export"
 
 
+def _run_names(repeats: int) -> list[str]:
+    """What each of `repeats` runs adds to its files' names: the last run's files are the ones later steps read."""
+    return [f"-run{run + 1}" for run in range(repeats - 1)] + [""]
+
+
 def run_scale(scale: str, export: Path | None, folder: Path, env: dict[str, str], seed: int = 7,
               previous: Path | None = None, report: bool = True, repeats: int = 1) -> list[Measure]:
     """Every step on one export; `export` None means: generate the sample at this scale. `previous`
@@ -137,9 +142,7 @@ def run_scale(scale: str, export: Path | None, folder: Path, env: dict[str, str]
         results.append(measure(scale, "sample", [*greenery, "sample", "--out", str(export), "--scale", scale,
                                                          "--seed", str(seed)], env))
     floors, builds = [], []
-    for run in range(repeats):
-        last = run == repeats - 1
-        name = "" if last else f"-run{run + 1}"
+    for name in _run_names(repeats):
         floors.append(measure(scale, "floor: DuckDB loads the CSVs",
                               [sys.executable, "-c", FLOOR, str(export), str(folder / f"floor{name}.duckdb")], env))
         build = [*greenery, "build", "--data-dir", str(export), "--warehouse", str(folder / f"build{name}.duckdb")]
@@ -159,11 +162,9 @@ def run_scale(scale: str, export: Path | None, folder: Path, env: dict[str, str]
                     "--out", str(folder / f"html{name}")]
 
         colds, unchanged = [], []
-        for run in range(repeats if scale == "real" else 1):
-            last = run == (repeats if scale == "real" else 1) - 1
-            name = "" if last else f"-run{run + 1}"
+        for name in _run_names(repeats if scale == "real" else 1):
             run_env = env
-            if not last:  # the history as the build left it, as the last run finds it
+            if name:  # not the last run: the history as the build left it, as the last run finds it
                 shutil.copyfile(folder / "history.duckdb", folder / f"history-report{name}.duckdb")
                 run_env = {**env, "GREENERY_HISTORY": str(folder / f"history-report{name}.duckdb")}
             colds.append(measure(scale, "greenery report, cold", report_command(name), run_env))
