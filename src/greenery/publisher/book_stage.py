@@ -2,10 +2,11 @@
 
 papermill leaves three things in an executed notebook that are for the machine that ran it, not
 for readers: the injected-parameters cell (local paths of the export and the warehouse), its own
-metadata (`input_path`, `output_path`, timings) and per-cell execution metadata. `prepare_stage`
-removes them from every staged chapter, puts a readable "computed with" note in their place, and
-leaves a placeholder in the footer of every page for the book's provenance (data, code version, build
-time), which `stamp_provenance` fills in once Sphinx wrote the pages.
+metadata (`input_path`, `output_path`, timings) and per-cell execution metadata. `prepare_chapter`
+(each chapter as it is staged, `prepare_stage` the rest) removes them, puts a readable "computed with"
+note in their place; `prepare_frame`, before the chapters run, leaves a placeholder in the footer of every
+page for the book's provenance (data, code version, build time), which `stamp_provenance` fills in once
+Sphinx wrote the pages.
 Nothing here holds a path: the data is named by its label and fingerprint.
 
 The published HTML carries no notebook sources (`html_copy_source: false` in _config.yml, no
@@ -255,10 +256,11 @@ def prepare_frame(stage: Path) -> None:
 
 
 def prepare_stage(stage: Path, entries: list[str], parameters: dict, source, warehouse: Path,
-                  prov: Provenance | None = None, prepared: Collection[str] = (), framed: bool = False) -> dict:
+                  prov: Provenance | None = None, prepared: Collection[str] = ()) -> dict:
     """Clean every staged chapter but those `prepared` already (`prepare_chapter` with `prov`, as each chapter
-    finished: `greenery report` cleans a chapter while the others run) and add the provenance (unless `framed`:
-    `prepare_frame` did); returns the provenance for the book's stamp, built now (`build_time`).
+    finished: `greenery report` cleans a chapter while the others run); returns the provenance for the book's
+    stamp, built now (`build_time`). The provenance's placeholders were put in before the chapters ran
+    (`prepare_frame`).
 
     `parameters` is the run's parameters, or a dict of them per entry."""
     prov = prov or provenance(source, warehouse)
@@ -266,6 +268,4 @@ def prepare_stage(stage: Path, entries: list[str], parameters: dict, source, war
         if entry not in prepared:
             prepare_chapter(stage, entry, parameters[entry] if isinstance(parameters.get(entry), dict) else parameters,
                             prov)
-    if not framed:
-        _footer_config(stage)
     return replace(prov, built_at=build_time().isoformat()).as_dict()

@@ -327,7 +327,7 @@ def publish(data_dir=None, out=None, warehouse=None, analysis: Sequence[str] = (
             timings = chapters.run_all(entries, stage, parameters, keys, cache, log, timeout, server=server,
                                        last_seconds=last if isinstance(last, dict) else None, staged=staged)
             provenance = book_stage.prepare_stage(stage, entries, parameters, source, warehouse_path, made_from,
-                                                  prepared, framed=True)
+                                                  prepared)
             checkpoint("render")
             log("Rendering the book with jupyter-book ...")
             started = time.perf_counter()
