@@ -148,6 +148,7 @@ def sync_frame(stage: Path, cache: Path, builder: str, pages: list[str]) -> tupl
 
 
 def add_page(staged: Path, target: Path) -> None:
+    """A staged file into the cache's mirror of the sources (its folders made as needed)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     atomic.copy_file(staged, target)
 
@@ -182,8 +183,7 @@ def sync_sources(stage: Path, cache: Path, builder: str) -> tuple[Path, list[str
         if found not in (None, "file"):  # not what a render leaves: start again
             _mark(cache, "")
             return sync_sources(stage, cache, builder)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        atomic.copy_file(path, target)
+        add_page(path, target)
         if changed is not None and name.endswith(PAGE_SUFFIXES):
             changed.append(name)
     if changed and kind(cache / "build" / builder / "_static") == "folder":
