@@ -568,3 +568,36 @@ def test_an_earlier_file_that_changed_while_read_is_named_before_a_later_files_e
     with pytest.raises(InputError) as raised:
         load(export)
     assert (raised.value.file.name, raised.value.line) == ("events.csv", 5)
+
+
+def test_a_table_read_alone_on_the_fast_path_is_checked_at_once(shop_dir, monkeypatch):
+    """load_table on the fast path with no list to settle it later (no caller to do so) makes its checks
+    before returning: the file changed while it was read is named, and a file that did not has its rows."""
+    from concurrent.futures import Future
+
+    from greenery.warehouse import load as loader
+
+    users = next(t for t in RAW_TABLES if t.name == "users")
+
+    def read_alone(identity=loader.file_identity):
+        monkeypatch.setattr(loader, "file_identity", identity)
+        con = db.connect()
+        db.run(con, "create schema raw")
+        counted: Future = Future()
+        counted.set_result(loader.count_file_records(shop_dir / users.file_name))
+        report = loader.LoadReport(shop_dir)
+        try:
+            return loader.load_table(con, users, shop_dir, report, counted), report.rows
+        finally:
+            con.close()
+
+    assert read_alone() == (4, {"users": 4})
+    calls = []
+
+    def changed_after_read(path, identity=loader.file_identity):
+        calls.append(path)
+        found = identity(path)
+        return (*found[:-1], found[-1] + 1) if len(calls) == 2 else found
+
+    with pytest.raises(InputError, match="the file changed while it was read"):
+        read_alone(changed_after_read)

@@ -383,7 +383,7 @@ def load_table(con: duckdb.DuckDBPyConnection, table: RawTable, data_dir: Path, 
     path would give the same way (a record too long, then a row count that differs when the reader
     refused nothing), which raise their InputError in the same order. On the fast path a table whose
     rows are its file's records is added to `unsettled`, its other checks made by _settle (before any
-    later table's error, or once every table is read: _load_all)."""
+    later table's error, or once every table is read: _load_all); without `unsettled`, at once."""
     path = data_dir / table.file_name
     before = file_identity(path)  # before the read begins: _check_unchanged
     header = read_header(path)
@@ -396,8 +396,11 @@ def load_table(con: duckdb.DuckDBPyConnection, table: RawTable, data_dir: Path, 
     rows = _read(con, table, path, {name: _read_type(types.get(name)) for name in header}, rejects, fast)
     if fast:
         records = counted.result()  # a record too long: refused before the reader's rejects are looked at
-        unsettled = [] if unsettled is None else unsettled
-        unsettled.append(_Read(table, path, records, before, file_identity(path), rows))
+        read = _Read(table, path, records, before, file_identity(path), rows)
+        if unsettled is None:  # no caller to settle it after the later tables: its checks are made now
+            _settle(con, [read], report)
+            return rows
+        unsettled.append(read)
         if rows != records.count - 1:  # refused rows, or an InputError: settled now
             _settle(con, unsettled, report)
         return rows
