@@ -16,7 +16,6 @@ import pandas as pd
 
 from greenery.chapter_kit import analyses, shared, stats, survival
 from greenery.chapter_kit import formats as fmt
-from greenery.chapter_kit.shared import once_per_report
 from greenery.errors import ParameterError
 
 # What each indicator is, in words, in the order the chapter presents them.
@@ -251,7 +250,7 @@ def window_range(windows: pd.DataFrame, hours, reordered) -> tuple[int, int]:
 
 # Shared for the frames a chapter sweeps itself (promos' own window, when the swept windows lack it); the
 # sweep of every window, which the promos and indicators chapters both read, is shared by sweep_windows.
-@once_per_report
+@shared.once_per_report
 def sweep(frames: dict[int, pd.DataFrame], alpha: float = 0.05, adjustment: str = "holm") -> pd.DataFrame:
     """The equal-follow-up tests at every window: `frames` maps each window H (hours) to its
     `repeat_by_indicator` frame. One row per window and indicator: its test (adjusted across that
