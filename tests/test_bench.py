@@ -58,10 +58,12 @@ def test_the_steps_with_targets_are_repeated_and_their_median_run_kept(tmp_path,
     left it. The median run is kept (the lower middle of an even count), with every run's wall time."""
     walls = iter([2.0, 3.3, 1.0, 3.0, 3.0, 2.9,  # floor, build alternating: medians 2.0 and 3.0
                   9.0, 0.5, 8.0, 0.4, 10.0, 0.6])  # cold report, unchanged, three times: 9.0 and 0.5
-    calls = []
+    calls, copied = [], []
 
     def measured(scale, step, command, env):
         calls.append((step, command[-1], env.get("GREENERY_HISTORY")))
+        if step.startswith("greenery report, cold"):
+            copied.append(Path(env["GREENERY_HISTORY"]).read_bytes())
         if step.startswith("greenery build"):
             Path(env["GREENERY_HISTORY"]).write_bytes(b"history")
         return bench.Measure(scale, step, next(walls), 1.0, 0, 0)
@@ -79,7 +81,8 @@ def test_the_steps_with_targets_are_repeated_and_their_median_run_kept(tmp_path,
         ("cold", "html-run1", "history-report-run1.duckdb"), ("unchanged", "html-run1", "history-report-run1.duckdb"),
         ("cold", "html-run2", "history-report-run2.duckdb"), ("unchanged", "html-run2", "history-report-run2.duckdb"),
         ("cold", "html", "history.duckdb"), ("unchanged", "html", "history.duckdb")]
-    assert (folder / "history-report-run1.duckdb").read_bytes() == b"history"  # the build's, copied
+    assert copied == [b"history"] * 3  # each cold report from the history as the build left it
+    assert sorted(p.name for p in folder.iterdir()) == ["history.duckdb"]  # the earlier runs' files removed
     kept = {r.step: r for r in results}
     assert kept["floor: DuckDB loads the CSVs"].wall_s == 2.0 and kept["greenery build"].wall_s == 3.0
     assert kept["greenery build"].walls == (3.3, 3.0, 2.9) and kept["greenery build"].floor_ratio == 1.5

@@ -29,6 +29,7 @@ import contextlib
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -173,7 +174,16 @@ def run_scale(scale: str, export: Path | None, folder: Path, env: dict[str, str]
     for result in results:
         if result.step.startswith(("floor", "greenery build")):
             result.floor_ratio = round(result.wall_s / floor.wall_s, 2)
+    _remove_earlier_runs(folder)
     return results
+
+
+def _remove_earlier_runs(folder: Path) -> None:
+    """What the runs before the last wrote (`_run_names`), once measured: at scale 1000, a gigabyte a run.
+    The folder is the benchmark's own (emptied when the scale began)."""
+    for path in folder.iterdir():
+        if re.search(r"-run[0-9]+\b", path.name):
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
 
 
 def build_timings(folder: Path) -> dict[str, float]:
