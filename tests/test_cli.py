@@ -375,7 +375,7 @@ def test_a_full_disk_while_rendering_exits_5_in_one_line_and_the_status_says_so(
     from conftest import tree_digest
 
     from greenery.outputs import fingerprint
-    from greenery.publisher import processes, status
+    from greenery.publisher import processes, run, status
 
     def full(command, timeout=None, env=None):
         lines = "\n".join(f"\x1b[91mWARNING: could not write page {n}: [Errno 28] No space left on device\x1b[39;49;00m"
@@ -384,6 +384,8 @@ def test_a_full_disk_while_rendering_exits_5_in_one_line_and_the_status_says_so(
 
     monkeypatch.setattr(fingerprint, "book", lambda *args: "a book never published")
     monkeypatch.setattr(processes, "run", full)
+    # No render cache: the render is a full one, started while the chapters run (run.EarlyRender); it ends so
+    monkeypatch.setattr(run.EarlyRender, "finish", lambda self: full(["sphinx"]))
     shutil.rmtree(config.render_cache_path(sample_book.warehouse), ignore_errors=True)  # else nothing to render
     before = tree_digest(sample_book.out)
     code = cli.main(["report", "--data-dir", str(sample_book.export), "--out", str(sample_book.out),

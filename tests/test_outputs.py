@@ -433,7 +433,7 @@ def test_a_file_added_to_the_book_during_a_run_is_kept_and_the_run_refused(sampl
 
     before = files_of(sample_book.out)
 
-    def render_while_someone_adds_a_file(stage, builder="html", cache=None, server=None):
+    def render_while_someone_adds_a_file(stage, builder="html", cache=None, server=None, early=None):
         html = stage / "_build" / builder
         html.mkdir(parents=True)
         (html / "index.html").write_text("<p>a new book</p>")

@@ -349,7 +349,7 @@ def test_a_failed_render_is_announced(sample_book, webhook, monkeypatch, capsys)
 
     url, received = webhook
 
-    def fail(stage, builder="html", cache=None, server=None):
+    def fail(stage, builder="html", cache=None, server=None, early=None):
         raise ReportError("jupyter-book could not render the book:\nWARNING: a broken cross-reference")
 
     monkeypatch.setattr(fingerprint, "book", lambda *args: "a book never published")
@@ -366,7 +366,7 @@ def test_a_book_published_with_warnings_is_announced(sample_book, webhook, monke
 
     url, received = webhook
 
-    def quick_render(stage, builder="html", cache=None, server=None):  # the chapters are reused; Sphinx itself is tested elsewhere
+    def quick_render(stage, builder="html", cache=None, server=None, early=None):  # the chapters are reused; Sphinx itself is tested elsewhere
         html = stage / "_build" / builder
         html.mkdir(parents=True)
         (html / "index.html").write_text("<p>book</p>")
