@@ -677,3 +677,35 @@ def test_a_text_is_measured_again_in_the_font_its_family_now_names(monkeypatch):
     figures.share_text_metrics()
     assert boxes() == alone
     assert alone[0] != alone[1]
+
+
+def test_a_text_is_measured_again_when_the_fonts_it_falls_back_to_change(monkeypatch):
+    """matplotlib's font for a text (matplotlib.font_manager.get_font) also reads `font.enable_last_resort` (a
+    character no font holds drawn as the Last Resort font's box, or as the font's own empty glyph: another
+    width): a size or a layout kept from before it changed is not used."""
+    import warnings
+
+    import matplotlib.text as mtext
+
+    def boxes():
+        found = []
+        for settings in ({}, {"font.enable_last_resort": False}):
+            with matplotlib.rc_context(settings):
+                fig, ax = plt.subplots()
+                text = ax.text(0, 0, "AVATAR x\N{CJK UNIFIED IDEOGRAPH-4E2D}y")  # in no font matplotlib ships
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # "Glyph ... missing from font(s)"
+                    found.append(tuple(text.get_window_extent(fig._get_renderer()).bounds))
+                plt.close(fig)
+        return found
+
+    own = getattr(mtext._get_text_metrics_with_cache, "greenery_original", mtext._get_text_metrics_with_cache)
+    own_layout = getattr(mtext.Text._get_layout, "greenery_original", mtext.Text._get_layout)
+    monkeypatch.setattr(mtext, "_get_text_metrics_with_cache", own)  # undone after the test
+    monkeypatch.setattr(mtext.Text, "_get_layout", own_layout)
+    alone = boxes()
+    monkeypatch.setattr(figures, "_TEXT_METRICS", {})
+    monkeypatch.setattr(figures, "_TEXT_LAYOUTS", {})
+    figures.share_text_metrics()
+    assert boxes() == alone
+    assert alone[0] != alone[1]

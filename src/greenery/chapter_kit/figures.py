@@ -54,14 +54,17 @@ def _measuring(renderer):
     """The renderer that measures text for `renderer` (a mixed-mode renderer, savefig's for SVG, hands the
     question to the one it holds) and what its measures depend on besides the text, its font properties and
     the dpi: its class and resolution (pixels per 72 points), the hinting settings and the font lists a
-    generic family is looked up in."""
+    generic family is looked up in, and whether the Last Resort font stands in for a character none holds."""
     import matplotlib
     from matplotlib.backends.backend_mixed import MixedModeRenderer
 
     actual = renderer._renderer if isinstance(renderer, MixedModeRenderer) else renderer
     settings = matplotlib.rcParams
+    # font.enable_last_resort: a character no font of the text holds is the Last Resort font's box, or the
+    # font's own empty glyph, of another width (matplotlib.font_manager.get_font reads it)
     measuring = (type(actual), actual.points_to_pixels(72.0), settings["text.hinting"],
-                 settings["text.hinting_factor"], tuple(tuple(settings[name]) for name in _FONT_LISTS))
+                 settings["text.hinting_factor"], tuple(tuple(settings[name]) for name in _FONT_LISTS),
+                 settings["font.enable_last_resort"])
     # the keys of a few thousand texts hold one copy, not one each: fewer objects for the garbage collector
     return actual, _kept(_MEASURINGS, measuring, None, lambda: measuring)
 
