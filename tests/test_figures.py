@@ -709,3 +709,37 @@ def test_a_text_is_measured_again_when_the_fonts_it_falls_back_to_change(monkeyp
     figures.share_text_metrics()
     assert boxes() == alone
     assert alone[0] != alone[1]
+
+
+def test_a_pdf_s_texts_are_measured_as_matplotlib_measures_them(monkeypatch):
+    """Only Agg's and SVG's measures are shared (what their key holds is all they read): a PDF reads settings
+    of its own (pdf.use14corefonts: Helvetica's metrics, not DejaVu's), and is drawn as with matplotlib's own
+    caches, here its tight box."""
+    import io
+    import warnings
+
+    import matplotlib.text as mtext
+
+    def pdfs():
+        found = []
+        for settings in ({}, {"pdf.use14corefonts": True}):
+            with matplotlib.rc_context(settings), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                fig, ax = plt.subplots(figsize=(3, 2))
+                ax.set_title("Orders per day")
+                buffer = io.BytesIO()
+                fig.savefig(buffer, format="pdf", bbox_inches="tight", metadata={"CreationDate": None})
+                found.append(buffer.getvalue())
+                plt.close(fig)
+        return found
+
+    own = getattr(mtext._get_text_metrics_with_cache, "greenery_original", mtext._get_text_metrics_with_cache)
+    own_layout = getattr(mtext.Text._get_layout, "greenery_original", mtext.Text._get_layout)
+    monkeypatch.setattr(mtext, "_get_text_metrics_with_cache", own)  # undone after the test
+    monkeypatch.setattr(mtext.Text, "_get_layout", own_layout)
+    alone = pdfs()
+    monkeypatch.setattr(figures, "_TEXT_METRICS", {})
+    monkeypatch.setattr(figures, "_TEXT_LAYOUTS", {})
+    figures.share_text_metrics()
+    assert pdfs() == alone
+    assert alone[0] != alone[1]
