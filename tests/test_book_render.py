@@ -501,3 +501,26 @@ def test_an_incremental_render_does_not_start_early(rendered, tmp_path):
     assert early.mirror is None
     early.staged(CHAPTERS[0])
     assert early.process is None
+
+
+def test_a_cold_render_s_page_warning_read_early_fails_the_render_as_a_full_render_does(tmp_path):
+    """A page whose reading warns (here a directive nobody defines), read while the other chapters ran: its
+    warning is Sphinx's as in a full render, and the render fails, with the same first line."""
+    from greenery.errors import ReportError
+
+    pages = _pages()
+    pages["notebooks/b.ipynb"].cells.append(nbformat.v4.new_markdown_cell("```{nosuchdirective}\nx\n```"))
+    pages["notebooks/b.ipynb"].cells[-1].id = "bad"
+    with pytest.raises(ReportError) as full:
+        run.render(_stage(tmp_path / "full-stage", pages), "html", tmp_path / "full" / "html")
+    stage = _frame(tmp_path / "stage", pages)
+    cache = tmp_path / "wh.render" / "html"
+    early = run.EarlyRender(stage, "html", cache, None, CHAPTERS, 60)
+    for name in ["notebooks/b.ipynb", *[n for n in CHAPTERS if n != "notebooks/b.ipynb"]]:
+        _stage_page(stage, name, pages[name])
+        early.staged(name)
+    _until(lambda: (cache / "build" / ".doctrees" / "notebooks" / "b.doctree").is_file())
+    with pytest.raises(ReportError) as failed:
+        run.render(stage, "html", cache, None, early)
+    assert str(failed.value).split("/source/")[1] == str(full.value).split("/source/")[1]  # past the cache's path
+    assert "nosuchdirective" in str(failed.value)
