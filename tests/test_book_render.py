@@ -524,3 +524,23 @@ def test_a_cold_render_s_page_warning_read_early_fails_the_render_as_a_full_rend
         run.render(stage, "html", cache, None, early)
     assert str(failed.value).split("/source/")[1] == str(full.value).split("/source/")[1]  # past the cache's path
     assert "nosuchdirective" in str(failed.value)
+
+
+def test_a_cold_single_page_render_read_early_is_the_full_render(tmp_path):
+    """`make pdf` renders the single page (singlehtml), which gathers every page's tree from the doctrees the
+    early reads pickled: the same book, byte for byte, as a full render's."""
+    builder = "singlehtml"
+    pages = _pages()
+    full = _tree(run.render(_stage(tmp_path / "full-stage", pages), builder, tmp_path / "full" / builder))
+    stage = _frame(tmp_path / "stage", pages)
+    cache = tmp_path / "wh.render" / builder
+    early = run.EarlyRender(stage, builder, cache, None, CHAPTERS, 60)
+    assert early.mirror is not None
+    for name in CHAPTERS:
+        _stage_page(stage, name, pages[name])
+        early.staged(name)
+    doctrees = [cache / "build" / ".doctrees" / name.replace(".ipynb", ".doctree") for name in CHAPTERS]
+    _until(lambda: all(path.is_file() for path in doctrees))
+    read = [path.stat().st_mtime_ns for path in doctrees]
+    _same(_tree(run.render(stage, builder, cache, None, early)), full)
+    assert [path.stat().st_mtime_ns for path in doctrees] == read  # the early reads were used
