@@ -544,3 +544,30 @@ def test_a_cold_single_page_render_read_early_is_the_full_render(tmp_path):
     read = [path.stat().st_mtime_ns for path in doctrees]
     _same(_tree(run.render(stage, builder, cache, None, early)), full)
     assert [path.stat().st_mtime_ns for path in doctrees] == read  # the early reads were used
+
+
+def test_a_cold_render_whose_reader_was_killed_reads_the_pages_itself(rendered, tmp_path):
+    """The process reading the pages early dies (killed here, with what it read): Sphinx reads every page
+    itself, and the book is the full render's; nothing of the reader is left."""
+    import os
+    import signal
+
+    import psutil
+
+    pages = _pages()
+    stage = _frame(tmp_path / "stage", pages)
+    cache = tmp_path / "wh.render" / "html"
+    early = run.EarlyRender(stage, "html", cache, None, CHAPTERS, 60)
+    for name in CHAPTERS[:2]:
+        _stage_page(stage, name, pages[name])
+        early.staged(name)
+    sphinx = psutil.Process(early.process.pid)
+    _until(lambda: sphinx.children())  # the reader, forked with the first page
+    reader = sphinx.children()[0]
+    os.kill(reader.pid, signal.SIGKILL)
+    for name in CHAPTERS[2:]:
+        _stage_page(stage, name, pages[name])
+        early.staged(name)
+    _same(_tree(run.render(stage, "html", cache, None, early)), rendered[1])
+    assert not psutil.pid_exists(reader.pid) or reader.status() == psutil.STATUS_ZOMBIE
+    assert not (cache / "build" / ".doctrees" / "early").exists()
