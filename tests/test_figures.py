@@ -743,3 +743,49 @@ def test_a_pdf_s_texts_are_measured_as_matplotlib_measures_them(monkeypatch):
     figures.share_text_metrics()
     assert pdfs() == alone
     assert alone[0] != alone[1]
+
+
+def test_a_text_is_measured_again_in_a_font_added_since(monkeypatch):
+    """A family no font had yet is drawn in the default font; once a chapter adds a font of that family
+    (matplotlib.font_manager.fontManager.addfont, which empties matplotlib's own lookups), the text is measured
+    in it, not with the size kept from before."""
+    import warnings
+
+    import matplotlib.text as mtext
+    from matplotlib import font_manager
+
+    manager = font_manager.fontManager
+    cmr10 = next(f.fname for f in manager.ttflist if f.name == "cmr10")
+
+    def boxes():
+        found = []
+        monkeypatch.setattr(manager, "ttflist", [f for f in manager.ttflist if f.name != "cmr10"])
+        manager._findfont_cached.cache_clear()
+        for add in (False, True):
+            if add:
+                manager.addfont(cmr10)
+            fig, ax = plt.subplots()
+            text = ax.text(0, 0, "Orders per day", family="cmr10")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "findfont: Font family 'cmr10' not found"
+                found.append(tuple(text.get_window_extent(fig._get_renderer()).bounds))
+            plt.close(fig)
+        monkeypatch.undo()  # matplotlib's own fonts again
+        manager._findfont_cached.cache_clear()
+        return found
+
+    own = getattr(mtext._get_text_metrics_with_cache, "greenery_original", mtext._get_text_metrics_with_cache)
+    own_layout = getattr(mtext.Text._get_layout, "greenery_original", mtext.Text._get_layout)
+    with monkeypatch.context() as patched:
+        patched.setattr(mtext, "_get_text_metrics_with_cache", own)
+        patched.setattr(mtext.Text, "_get_layout", own_layout)
+        alone = boxes()
+    with monkeypatch.context() as patched:
+        patched.setattr(figures, "_TEXT_METRICS", {})
+        patched.setattr(figures, "_TEXT_LAYOUTS", {})
+        patched.setattr(mtext, "_get_text_metrics_with_cache", mtext._get_text_metrics_with_cache)  # undone after
+        patched.setattr(mtext.Text, "_get_layout", mtext.Text._get_layout)
+        figures.share_text_metrics()
+        shared = boxes()
+    assert shared == alone
+    assert alone[0] != alone[1]

@@ -54,9 +54,10 @@ def _measuring(renderer):
     """The renderer that measures text for `renderer` (a mixed-mode renderer, savefig's for SVG, hands the
     question to the one it holds) and what its measures depend on besides the text, its font properties and
     the dpi (None for a renderer neither Agg nor SVG: not shared): its class and resolution (pixels per 72
-    points), the hinting settings, the font lists a generic family is looked up in, and whether the Last
-    Resort font stands in for a character none holds."""
+    points), the hinting settings, the font lists a generic family is looked up in, whether the Last
+    Resort font stands in for a character none holds, and the fonts matplotlib knows."""
     import matplotlib
+    from matplotlib import font_manager
     from matplotlib.backends.backend_agg import RendererAgg
     from matplotlib.backends.backend_mixed import MixedModeRenderer
     from matplotlib.backends.backend_svg import RendererSVG
@@ -66,12 +67,13 @@ def _measuring(renderer):
         # the renderers this key was worked out for (the chapters' inline Agg, the book's SVG): another reads
         # settings of its own (a PDF's pdf.use14corefonts: Helvetica's metrics), and measures as matplotlib does
         return actual, None
-    settings = matplotlib.rcParams
+    settings, fonts = matplotlib.rcParams, font_manager.fontManager
     # font.enable_last_resort: a character no font of the text holds is the Last Resort font's box, or the
-    # font's own empty glyph, of another width (matplotlib.font_manager.get_font reads it)
+    # font's own empty glyph, of another width (matplotlib.font_manager.get_font reads it). The fonts known:
+    # a font added since (fontManager.addfont, which only appends) may be the one a family now names.
     measuring = (type(actual), actual.points_to_pixels(72.0), settings["text.hinting"],
                  settings["text.hinting_factor"], tuple(tuple(settings[name]) for name in _FONT_LISTS),
-                 settings["font.enable_last_resort"])
+                 settings["font.enable_last_resort"], id(fonts), len(fonts.ttflist), len(fonts.afmlist))
     # the keys of a few thousand texts hold one copy, not one each: fewer objects for the garbage collector
     return actual, _kept(_MEASURINGS, measuring, None, lambda: measuring)
 
