@@ -571,3 +571,28 @@ def test_a_cold_render_whose_reader_was_killed_reads_the_pages_itself(rendered, 
     _same(_tree(run.render(stage, "html", cache, None, early)), rendered[1])
     assert not psutil.pid_exists(reader.pid) or reader.status() == psutil.STATUS_ZOMBIE
     assert not (cache / "build" / ".doctrees" / "early").exists()
+
+
+def test_a_cold_render_forked_from_the_render_server_stopped_midway_leaves_no_process(tmp_path):
+    """Stopped while it reads (a chapter failed): the render forked from the render server, and its reader,
+    end with the process that stands for it; the server, still running, is left with no fork."""
+    import psutil
+
+    from greenery.publisher import warm_server
+
+    pages = _pages()
+    stage = _frame(tmp_path / "stage", pages)
+    cache = tmp_path / "wh.render" / "html"
+    with warm_server.Server("render") as server:
+        server.start()
+        server.environment()
+        early = run.EarlyRender(stage, "html", cache, server, CHAPTERS, 60)
+        for name in CHAPTERS[:2]:
+            _stage_page(stage, name, pages[name])
+            early.staged(name)
+        served = psutil.Process(server.process.pid)
+        _until(lambda: any(child.children() for child in served.children()))  # the fork, and its reader
+        forked = served.children(recursive=True)
+        early.stop()
+        _until(lambda: not served.children(), 10)
+        assert not [p for p in forked if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
