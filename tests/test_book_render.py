@@ -596,3 +596,30 @@ def test_a_cold_render_forked_from_the_render_server_stopped_midway_leaves_no_pr
         early.stop()
         _until(lambda: not served.children(), 10)
         assert not [p for p in forked if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+def test_a_render_cache_whose_emptying_was_stopped_is_still_ours_and_rendered_afresh(rendered, tmp_path, monkeypatch):
+    """A run stopped (Ctrl-C, SIGKILL) while it empties the render cache for a full render (a cold report does
+    that as its chapters begin) leaves a cache greenery still knows as its own, marked in use: the next
+    render starts it afresh and is the full render, where it was refused as a foreign folder when the marker
+    went first."""
+    import os
+
+    from greenery.publisher import book_render
+
+    cache = tmp_path / "wh.render" / "html"
+    run.render(_stage(tmp_path / "first", _pages()), "html", cache)
+    real = shutil.rmtree
+
+    def stopped(path, *args, **kwargs):  # removes the folder's entries in name order; stopped after the first
+        first = sorted(os.scandir(path), key=lambda entry: entry.name)[0]
+        real(first.path) if first.is_dir(follow_symlinks=False) else os.unlink(first.path)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(book_render.shutil, "rmtree", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        book_render.sync_frame(_frame(tmp_path / "stage", _pages()), cache, "html", [*CHAPTERS, "notebooks/c.ipynb"])
+    monkeypatch.undo()
+    assert ownership.is_render_cache(cache)
+    assert json.loads((cache / ownership.RENDER_CACHE_MARKER).read_text()) == {"frame": None}
+    _same(_tree(run.render(_stage(tmp_path / "again", _pages()), "html", cache)), rendered[1])
