@@ -501,3 +501,125 @@ def test_an_incremental_render_does_not_start_early(rendered, tmp_path):
     assert early.mirror is None
     early.staged(CHAPTERS[0])
     assert early.process is None
+
+
+def test_a_cold_render_s_page_warning_read_early_fails_the_render_as_a_full_render_does(tmp_path):
+    """A page whose reading warns (here a directive nobody defines), read while the other chapters ran: its
+    warning is Sphinx's as in a full render, and the render fails, with the same first line."""
+    from greenery.errors import ReportError
+
+    pages = _pages()
+    pages["notebooks/b.ipynb"].cells.append(nbformat.v4.new_markdown_cell("```{nosuchdirective}\nx\n```"))
+    pages["notebooks/b.ipynb"].cells[-1].id = "bad"
+    with pytest.raises(ReportError) as full:
+        run.render(_stage(tmp_path / "full-stage", pages), "html", tmp_path / "full" / "html")
+    stage = _frame(tmp_path / "stage", pages)
+    cache = tmp_path / "wh.render" / "html"
+    early = run.EarlyRender(stage, "html", cache, None, CHAPTERS, 60)
+    for name in ["notebooks/b.ipynb", *[n for n in CHAPTERS if n != "notebooks/b.ipynb"]]:
+        _stage_page(stage, name, pages[name])
+        early.staged(name)
+    _until(lambda: (cache / "build" / ".doctrees" / "notebooks" / "b.doctree").is_file())
+    with pytest.raises(ReportError) as failed:
+        run.render(stage, "html", cache, None, early)
+    assert str(failed.value).split("/source/")[1] == str(full.value).split("/source/")[1]  # past the cache's path
+    assert "nosuchdirective" in str(failed.value)
+
+
+def test_a_cold_single_page_render_read_early_is_the_full_render(tmp_path):
+    """`make pdf` renders the single page (singlehtml), which gathers every page's tree from the doctrees the
+    early reads pickled: the same book, byte for byte, as a full render's."""
+    builder = "singlehtml"
+    pages = _pages()
+    full = _tree(run.render(_stage(tmp_path / "full-stage", pages), builder, tmp_path / "full" / builder))
+    stage = _frame(tmp_path / "stage", pages)
+    cache = tmp_path / "wh.render" / builder
+    early = run.EarlyRender(stage, builder, cache, None, CHAPTERS, 60)
+    assert early.mirror is not None
+    for name in CHAPTERS:
+        _stage_page(stage, name, pages[name])
+        early.staged(name)
+    doctrees = [cache / "build" / ".doctrees" / name.replace(".ipynb", ".doctree") for name in CHAPTERS]
+    _until(lambda: all(path.is_file() for path in doctrees))
+    read = [path.stat().st_mtime_ns for path in doctrees]
+    _same(_tree(run.render(stage, builder, cache, None, early)), full)
+    assert [path.stat().st_mtime_ns for path in doctrees] == read  # the early reads were used
+
+
+def test_a_cold_render_whose_reader_was_killed_reads_the_pages_itself(rendered, tmp_path):
+    """The process reading the pages early dies (killed here, with what it read): Sphinx reads every page
+    itself, and the book is the full render's; nothing of the reader is left."""
+    import os
+    import signal
+
+    import psutil
+
+    pages = _pages()
+    stage = _frame(tmp_path / "stage", pages)
+    cache = tmp_path / "wh.render" / "html"
+    early = run.EarlyRender(stage, "html", cache, None, CHAPTERS, 60)
+    for name in CHAPTERS[:2]:
+        _stage_page(stage, name, pages[name])
+        early.staged(name)
+    sphinx = psutil.Process(early.process.pid)
+    _until(lambda: sphinx.children())  # the reader, forked with the first page
+    reader = sphinx.children()[0]
+    os.kill(reader.pid, signal.SIGKILL)
+    for name in CHAPTERS[2:]:
+        _stage_page(stage, name, pages[name])
+        early.staged(name)
+    _same(_tree(run.render(stage, "html", cache, None, early)), rendered[1])
+    assert not psutil.pid_exists(reader.pid) or reader.status() == psutil.STATUS_ZOMBIE
+    assert not (cache / "build" / ".doctrees" / "early").exists()
+
+
+def test_a_cold_render_forked_from_the_render_server_stopped_midway_leaves_no_process(tmp_path):
+    """Stopped while it reads (a chapter failed): the render forked from the render server, and its reader,
+    end with the process that stands for it; the server, still running, is left with no fork."""
+    import psutil
+
+    from greenery.publisher import warm_server
+
+    pages = _pages()
+    stage = _frame(tmp_path / "stage", pages)
+    cache = tmp_path / "wh.render" / "html"
+    with warm_server.Server("render") as server:
+        server.start()
+        server.environment()
+        early = run.EarlyRender(stage, "html", cache, server, CHAPTERS, 60)
+        for name in CHAPTERS[:2]:
+            _stage_page(stage, name, pages[name])
+            early.staged(name)
+        served = psutil.Process(server.process.pid)
+        _until(lambda: any(child.children() for child in served.children()))  # the fork, and its reader
+        forked = served.children(recursive=True)
+        early.stop()
+        _until(lambda: not served.children(), 10)
+        assert not [p for p in forked if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+def test_a_render_cache_whose_emptying_was_stopped_is_still_ours_and_rendered_afresh(rendered, tmp_path, monkeypatch):
+    """A run stopped (Ctrl-C, SIGKILL) while it empties the render cache for a full render (a cold report does
+    that as its chapters begin) leaves a cache greenery still knows as its own, marked in use: the next
+    render starts it afresh and is the full render, where it was refused as a foreign folder when the marker
+    went first."""
+    import os
+
+    from greenery.publisher import book_render
+
+    cache = tmp_path / "wh.render" / "html"
+    run.render(_stage(tmp_path / "first", _pages()), "html", cache)
+    real = shutil.rmtree
+
+    def stopped(path, *args, **kwargs):  # removes the folder's entries in name order; stopped after the first
+        first = sorted(os.scandir(path), key=lambda entry: entry.name)[0]
+        real(first.path) if first.is_dir(follow_symlinks=False) else os.unlink(first.path)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(book_render.shutil, "rmtree", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        book_render.sync_frame(_frame(tmp_path / "stage", _pages()), cache, "html", [*CHAPTERS, "notebooks/c.ipynb"])
+    monkeypatch.undo()
+    assert ownership.is_render_cache(cache)
+    assert json.loads((cache / ownership.RENDER_CACHE_MARKER).read_text()) == {"frame": None}
+    _same(_tree(run.render(_stage(tmp_path / "again", _pages()), "html", cache)), rendered[1])

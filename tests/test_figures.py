@@ -677,3 +677,115 @@ def test_a_text_is_measured_again_in_the_font_its_family_now_names(monkeypatch):
     figures.share_text_metrics()
     assert boxes() == alone
     assert alone[0] != alone[1]
+
+
+def test_a_text_is_measured_again_when_the_fonts_it_falls_back_to_change(monkeypatch):
+    """matplotlib's font for a text (matplotlib.font_manager.get_font) also reads `font.enable_last_resort` (a
+    character no font holds drawn as the Last Resort font's box, or as the font's own empty glyph: another
+    width): a size or a layout kept from before it changed is not used."""
+    import warnings
+
+    import matplotlib.text as mtext
+
+    def boxes():
+        found = []
+        for settings in ({}, {"font.enable_last_resort": False}):
+            with matplotlib.rc_context(settings):
+                fig, ax = plt.subplots()
+                text = ax.text(0, 0, "AVATAR x\N{CJK UNIFIED IDEOGRAPH-4E2D}y")  # in no font matplotlib ships
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # "Glyph ... missing from font(s)"
+                    found.append(tuple(text.get_window_extent(fig._get_renderer()).bounds))
+                plt.close(fig)
+        return found
+
+    own = getattr(mtext._get_text_metrics_with_cache, "greenery_original", mtext._get_text_metrics_with_cache)
+    own_layout = getattr(mtext.Text._get_layout, "greenery_original", mtext.Text._get_layout)
+    monkeypatch.setattr(mtext, "_get_text_metrics_with_cache", own)  # undone after the test
+    monkeypatch.setattr(mtext.Text, "_get_layout", own_layout)
+    alone = boxes()
+    monkeypatch.setattr(figures, "_TEXT_METRICS", {})
+    monkeypatch.setattr(figures, "_TEXT_LAYOUTS", {})
+    figures.share_text_metrics()
+    assert boxes() == alone
+    assert alone[0] != alone[1]
+
+
+def test_a_pdf_s_texts_are_measured_as_matplotlib_measures_them(monkeypatch):
+    """Only Agg's and SVG's measures are shared (what their key holds is all they read): a PDF reads settings
+    of its own (pdf.use14corefonts: Helvetica's metrics, not DejaVu's), and is drawn as with matplotlib's own
+    caches, here its tight box."""
+    import io
+    import warnings
+
+    import matplotlib.text as mtext
+
+    def pdfs():
+        found = []
+        for settings in ({}, {"pdf.use14corefonts": True}):
+            with matplotlib.rc_context(settings), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                fig, ax = plt.subplots(figsize=(3, 2))
+                ax.set_title("Orders per day")
+                buffer = io.BytesIO()
+                fig.savefig(buffer, format="pdf", bbox_inches="tight", metadata={"CreationDate": None})
+                found.append(buffer.getvalue())
+                plt.close(fig)
+        return found
+
+    own = getattr(mtext._get_text_metrics_with_cache, "greenery_original", mtext._get_text_metrics_with_cache)
+    own_layout = getattr(mtext.Text._get_layout, "greenery_original", mtext.Text._get_layout)
+    monkeypatch.setattr(mtext, "_get_text_metrics_with_cache", own)  # undone after the test
+    monkeypatch.setattr(mtext.Text, "_get_layout", own_layout)
+    alone = pdfs()
+    monkeypatch.setattr(figures, "_TEXT_METRICS", {})
+    monkeypatch.setattr(figures, "_TEXT_LAYOUTS", {})
+    figures.share_text_metrics()
+    assert pdfs() == alone
+    assert alone[0] != alone[1]
+
+
+def test_a_text_is_measured_again_in_a_font_added_since(monkeypatch):
+    """A family no font had yet is drawn in the default font; once a chapter adds a font of that family
+    (matplotlib.font_manager.fontManager.addfont, which empties matplotlib's own lookups), the text is measured
+    in it, not with the size kept from before."""
+    import warnings
+
+    import matplotlib.text as mtext
+    from matplotlib import font_manager
+
+    manager = font_manager.fontManager
+    cmr10 = next(f.fname for f in manager.ttflist if f.name == "cmr10")
+
+    def boxes():
+        found = []
+        monkeypatch.setattr(manager, "ttflist", [f for f in manager.ttflist if f.name != "cmr10"])
+        manager._findfont_cached.cache_clear()
+        for add in (False, True):
+            if add:
+                manager.addfont(cmr10)
+            fig, ax = plt.subplots()
+            text = ax.text(0, 0, "Orders per day", family="cmr10")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "findfont: Font family 'cmr10' not found"
+                found.append(tuple(text.get_window_extent(fig._get_renderer()).bounds))
+            plt.close(fig)
+        monkeypatch.undo()  # matplotlib's own fonts again
+        manager._findfont_cached.cache_clear()
+        return found
+
+    own = getattr(mtext._get_text_metrics_with_cache, "greenery_original", mtext._get_text_metrics_with_cache)
+    own_layout = getattr(mtext.Text._get_layout, "greenery_original", mtext.Text._get_layout)
+    with monkeypatch.context() as patched:
+        patched.setattr(mtext, "_get_text_metrics_with_cache", own)
+        patched.setattr(mtext.Text, "_get_layout", own_layout)
+        alone = boxes()
+    with monkeypatch.context() as patched:
+        patched.setattr(figures, "_TEXT_METRICS", {})
+        patched.setattr(figures, "_TEXT_LAYOUTS", {})
+        patched.setattr(mtext, "_get_text_metrics_with_cache", mtext._get_text_metrics_with_cache)  # undone after
+        patched.setattr(mtext.Text, "_get_layout", mtext.Text._get_layout)
+        figures.share_text_metrics()
+        shared = boxes()
+    assert shared == alone
+    assert alone[0] != alone[1]

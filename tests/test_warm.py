@@ -227,3 +227,14 @@ def test_what_the_server_imported_is_frozen_for_the_collector():
     done = subprocess.run([sys.executable, "-c", FROZEN], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["True", "True", "True"]
+
+
+def test_a_server_told_to_give_statsmodels_formulaic_s_formulas_imports_it():
+    """$SM_FORMULA_ENGINE=formulaic: statsmodels refuses to load without formulaic (a RuntimeError on import),
+    so the server, which imports statsmodels for the Cox model, leaves formulaic importable then."""
+    import os
+
+    done = subprocess.run([sys.executable, "-c", UNUSED_IMPORTS], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "SM_FORMULA_ENGINE": "formulaic"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["['formulaic',", "'narwhals']", "True"]

@@ -53,15 +53,27 @@ _FONT_LISTS = ("font.serif", "font.sans-serif", "font.cursive", "font.fantasy", 
 def _measuring(renderer):
     """The renderer that measures text for `renderer` (a mixed-mode renderer, savefig's for SVG, hands the
     question to the one it holds) and what its measures depend on besides the text, its font properties and
-    the dpi: its class and resolution (pixels per 72 points), the hinting settings and the font lists a
-    generic family is looked up in."""
+    the dpi (None for a renderer neither Agg nor SVG: not shared): its class and resolution (pixels per 72
+    points), the hinting settings, the font lists a generic family is looked up in, whether the Last
+    Resort font stands in for a character none holds, and the fonts matplotlib knows."""
     import matplotlib
+    from matplotlib import font_manager
+    from matplotlib.backends.backend_agg import RendererAgg
     from matplotlib.backends.backend_mixed import MixedModeRenderer
+    from matplotlib.backends.backend_svg import RendererSVG
 
     actual = renderer._renderer if isinstance(renderer, MixedModeRenderer) else renderer
-    settings = matplotlib.rcParams
+    if type(actual) not in (RendererAgg, RendererSVG):
+        # the renderers this key was worked out for (the chapters' inline Agg, the book's SVG): another reads
+        # settings of its own (a PDF's pdf.use14corefonts: Helvetica's metrics), and measures as matplotlib does
+        return actual, None
+    settings, fonts = matplotlib.rcParams, font_manager.fontManager
+    # font.enable_last_resort: a character no font of the text holds is the Last Resort font's box, or the
+    # font's own empty glyph, of another width (matplotlib.font_manager.get_font reads it). The fonts known:
+    # a font added since (fontManager.addfont, which only appends) may be the one a family now names.
     measuring = (type(actual), actual.points_to_pixels(72.0), settings["text.hinting"],
-                 settings["text.hinting_factor"], tuple(tuple(settings[name]) for name in _FONT_LISTS))
+                 settings["text.hinting_factor"], tuple(tuple(settings[name]) for name in _FONT_LISTS),
+                 settings["font.enable_last_resort"], id(fonts), len(fonts.ttflist), len(fonts.afmlist))
     # the keys of a few thousand texts hold one copy, not one each: fewer objects for the garbage collector
     return actual, _kept(_MEASURINGS, measuring, None, lambda: measuring)
 
@@ -118,6 +130,8 @@ def share_text_metrics() -> None:
         if ismath is not False:
             return measured(renderer, text, fontprop, ismath, dpi)
         actual, measuring = _measuring(renderer)
+        if measuring is None:
+            return measured(renderer, text, fontprop, ismath, dpi)
         return _kept(_TEXT_METRICS, (measuring, text, fontprop, dpi), fontprop,
                      lambda: actual.get_text_width_height_descent(text, fontprop, ismath))
 
@@ -125,8 +139,11 @@ def share_text_metrics() -> None:
         text = self.get_text()
         if renderer is None or self.get_usetex() or self.get_wrap() or (self.get_parse_math() and "$" in text):
             return laid_out(self, renderer)
+        measuring = _measuring(renderer)[1]
+        if measuring is None:
+            return laid_out(self, renderer)
         font = self._fontproperties
-        key = (_measuring(renderer)[1], text, font, self.get_figure(root=True).dpi, self._linespacing,
+        key = (measuring, text, font, self.get_figure(root=True).dpi, self._linespacing,
                self._get_multialignment(), self._horizontalalignment, self._verticalalignment,
                self.get_rotation(), self.get_rotation_mode())
 

@@ -87,14 +87,22 @@ def _version(package: str) -> str:
 
 
 def _fresh(cache: Path) -> None:
-    """Empty the cache for a full render: only a cache of ours is ever removed."""
-    if kind(cache) is not None:
-        if not is_render_cache(cache):
-            from greenery.errors import UsageError
+    """Empty the cache for a full render: only a cache of ours is ever emptied. Its marker, saying it is in
+    use, stays while the rest goes: a run stopped on the way (Ctrl-C, SIGKILL) leaves a cache still known as
+    ours, which the next render starts afresh (without the marker it would be refused as someone's folder)."""
+    if kind(cache) is None:
+        cache.mkdir(parents=True)
+        return
+    if not is_render_cache(cache):
+        from greenery.errors import UsageError
 
-            raise UsageError(f"{cache} exists and is not greenery's render cache; move it aside")
-        shutil.rmtree(cache)
-    cache.mkdir(parents=True)
+        raise UsageError(f"{cache} exists and is not greenery's render cache; move it aside")
+    _mark(cache, None)
+    for entry in [entry for entry in os.scandir(cache) if entry.name != CACHE_MARKER]:
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path)
+        else:  # a file, or a link someone put there (removed, never followed)
+            os.unlink(entry.path)
 
 
 def _plain(folder: Path) -> bool:

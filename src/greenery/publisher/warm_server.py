@@ -139,13 +139,18 @@ class Server:
 # Imported by a library, used by no chapter, so never imported in a chapter's process: statsmodels (for its
 # Cox model, greenery.chapter_kit.survival) imports formulaic, and with it narwhals, for formulas, a tenth of
 # the server's imports (0.2 CPU s before the first chapter can start). Its import is optional (a None in
-# sys.modules makes it fail as if it were not installed): statsmodels then offers patsy's formulas.
+# sys.modules makes it fail as if it were not installed): statsmodels then offers patsy's formulas. Unless
+# statsmodels is told to use it ($SM_FORMULA_ENGINE=formulaic): it then refuses to load without it.
 UNUSED = ("formulaic",)
+
+
+def _unused() -> tuple[str, ...]:
+    return () if os.environ.get("SM_FORMULA_ENGINE") == "formulaic" else UNUSED
 
 
 def _preload() -> None:
     """What a chapter imports, imported once here (never used: no thread, no state)."""
-    for name in UNUSED:
+    for name in _unused():
         sys.modules.setdefault(name, None)
     # As a kernel would set it before matplotlib is imported; chapters draw with the inline backend.
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
