@@ -256,3 +256,24 @@ def test_chapters_cleaned_one_by_one_stage_the_same_book_as_all_at_once(tmp_path
     for name in files:
         assert (whole / name).read_bytes() == (split / name).read_bytes(), name
     assert "Computed with" in (split / "notebooks/a.ipynb").read_text()
+
+
+def test_a_chapter_the_report_asked_for_never_makes_its_stage_again(tmp_path):
+    """The fresh-clone CI caught it under load: Ctrl-C during the chapters left `.book.staging-PID/notebooks`. The
+    report removes its stage when it stops; a chapter process it had just asked for started a moment later
+    and made the stage's folder again for its output. Run by the report (a shared folder given), a chapter
+    whose folder is gone fails at once and makes nothing; run alone, it still makes its output's folder."""
+    from greenery.publisher.chapter_process import ERROR_PREFIX, child
+
+    source = chapter(tmp_path, "x = 1")
+    gone = tmp_path / ".book.staging-1"
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    run = subprocess.run([sys.executable, "-m", "greenery.publisher.chapter_process", str(source),
+                          str(gone / "notebooks" / "x.ipynb"), "{}", "60", str(shared)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 4 and not gone.exists()
+    assert run.stderr.strip().splitlines()[-1] == (
+        f"{ERROR_PREFIX}{gone / 'notebooks'}: no such folder (the report that staged it has stopped)")
+    assert child([str(source), str(tmp_path / "alone" / "x.ipynb"), "{}", "60"]) == 0
+    assert (tmp_path / "alone" / "x.ipynb").is_file()

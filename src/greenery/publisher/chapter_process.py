@@ -25,15 +25,23 @@ def shown(path: Path) -> str:
     return str(path.relative_to(config.ROOT)) if path.is_relative_to(config.ROOT) else str(path)
 
 
-def execute(source: Path, output: Path, parameters: dict):
-    """Run one chapter (a jupytext file) with papermill in this process; a failure names the notebook and cell."""
+def execute(source: Path, output: Path, parameters: dict, make_folder: bool = True):
+    """Run one chapter (a jupytext file) with papermill in this process; a failure names the notebook and cell.
+
+    `make_folder` False (the report's runner, which made the output's folder in its stage): a folder that is
+    gone is never made again. The report removes its stage when it stops, and a chapter process it had just
+    asked for may start a moment later (the warm server ends it once it sees its client gone): that process
+    must not leave a folder behind where the stage was."""
     import jupytext
     import nbformat
     import papermill
 
     from greenery.publisher import shell_engine
 
-    output.parent.mkdir(parents=True, exist_ok=True)
+    if make_folder:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    elif not output.parent.is_dir():
+        raise ReportError(f"{shown(output.parent)}: no such folder (the report that staged it has stopped)")
     try:
         nb = papermill.execute_notebook(  # nothing written until it succeeded: no error banner to publish
             jupytext.read(source), None, parameters=parameters, engine_name=shell_engine.ENGINE,
@@ -92,7 +100,7 @@ def child(argv: list[str]) -> int:
 
         shared.share_through(Path(shared_folder[0]))
     try:
-        execute(Path(source), Path(output), json.loads(parameters))
+        execute(Path(source), Path(output), json.loads(parameters), make_folder=not shared_folder)
     except ParameterError as error:
         print(PARAMETER_PREFIX + str(error).replace("\n", " "), file=sys.stderr)
         return 2
