@@ -233,7 +233,7 @@ def test_only_the_folder_the_runner_names_is_shared_through(tmp_path, monkeypatc
         assert shared._folder is None, given
     # the runner's fifth argument: the report's folder, given before the chapter runs
     ran = {}
-    monkeypatch.setattr(chapter_process, "execute", lambda *a: ran.setdefault("folder", shared._folder))
+    monkeypatch.setattr(chapter_process, "execute", lambda *a, **k: ran.setdefault("folder", shared._folder))
     own = tmp_path / "stage" / ".shared"
     own.mkdir(parents=True)
     assert chapter_process.child(["a.md", "a.ipynb", "{}", "60", str(own)]) == 0
