@@ -239,6 +239,23 @@ def test_a_formula_reads_in_words(latex, words):
     assert spoken(latex) == words
 
 
+
+def _same_alone_and_shared(monkeypatch, draw) -> None:
+    """`draw()` (two drawings under two settings) gives the same with matplotlib's own text caches as with
+    the shared ones (figures.share_text_metrics, fresh), and the two settings do differ."""
+    import matplotlib.text as mtext
+
+    own = getattr(mtext._get_text_metrics_with_cache, "greenery_original", mtext._get_text_metrics_with_cache)
+    own_layout = getattr(mtext.Text._get_layout, "greenery_original", mtext.Text._get_layout)
+    monkeypatch.setattr(mtext, "_get_text_metrics_with_cache", own)  # undone after the test
+    monkeypatch.setattr(mtext.Text, "_get_layout", own_layout)
+    alone = draw()
+    monkeypatch.setattr(figures, "_TEXT_METRICS", {})
+    monkeypatch.setattr(figures, "_TEXT_LAYOUTS", {})
+    figures.share_text_metrics()
+    assert draw() == alone
+    assert alone[0] != alone[1]
+
 def _hourly_chart():
     """The book's hourly chart, as its chapter draws it: a y label longer than the plot is tall, a legend
     inside, a note to the right of the last bars, 8 pt rotated ticks."""
@@ -657,7 +674,6 @@ def test_text_sizes_layouts_and_glyphs_shared_between_renderers_draw_the_same_ch
 def test_a_text_is_measured_again_in_the_font_its_family_now_names(monkeypatch):
     """A generic family (sans-serif) is looked up in the font lists when a text is measured: a size or a layout
     kept from before the lists changed is not used."""
-    import matplotlib.text as mtext
 
     def boxes():
         found = []
@@ -667,16 +683,7 @@ def test_a_text_is_measured_again_in_the_font_its_family_now_names(monkeypatch):
                 found.append(tuple(ax.text(0, 0, "Orders per day").get_window_extent(fig._get_renderer()).bounds))
         return found
 
-    own = getattr(mtext._get_text_metrics_with_cache, "greenery_original", mtext._get_text_metrics_with_cache)
-    own_layout = getattr(mtext.Text._get_layout, "greenery_original", mtext.Text._get_layout)
-    monkeypatch.setattr(mtext, "_get_text_metrics_with_cache", own)  # undone after the test
-    monkeypatch.setattr(mtext.Text, "_get_layout", own_layout)
-    alone = boxes()
-    monkeypatch.setattr(figures, "_TEXT_METRICS", {})
-    monkeypatch.setattr(figures, "_TEXT_LAYOUTS", {})
-    figures.share_text_metrics()
-    assert boxes() == alone
-    assert alone[0] != alone[1]
+    _same_alone_and_shared(monkeypatch, boxes)
 
 
 def test_a_text_is_measured_again_when_the_fonts_it_falls_back_to_change(monkeypatch):
@@ -685,7 +692,6 @@ def test_a_text_is_measured_again_when_the_fonts_it_falls_back_to_change(monkeyp
     width): a size or a layout kept from before it changed is not used."""
     import warnings
 
-    import matplotlib.text as mtext
 
     def boxes():
         found = []
@@ -699,16 +705,7 @@ def test_a_text_is_measured_again_when_the_fonts_it_falls_back_to_change(monkeyp
                 plt.close(fig)
         return found
 
-    own = getattr(mtext._get_text_metrics_with_cache, "greenery_original", mtext._get_text_metrics_with_cache)
-    own_layout = getattr(mtext.Text._get_layout, "greenery_original", mtext.Text._get_layout)
-    monkeypatch.setattr(mtext, "_get_text_metrics_with_cache", own)  # undone after the test
-    monkeypatch.setattr(mtext.Text, "_get_layout", own_layout)
-    alone = boxes()
-    monkeypatch.setattr(figures, "_TEXT_METRICS", {})
-    monkeypatch.setattr(figures, "_TEXT_LAYOUTS", {})
-    figures.share_text_metrics()
-    assert boxes() == alone
-    assert alone[0] != alone[1]
+    _same_alone_and_shared(monkeypatch, boxes)
 
 
 def test_a_pdf_s_texts_are_measured_as_matplotlib_measures_them(monkeypatch):
@@ -718,7 +715,6 @@ def test_a_pdf_s_texts_are_measured_as_matplotlib_measures_them(monkeypatch):
     import io
     import warnings
 
-    import matplotlib.text as mtext
 
     def pdfs():
         found = []
@@ -733,16 +729,7 @@ def test_a_pdf_s_texts_are_measured_as_matplotlib_measures_them(monkeypatch):
                 plt.close(fig)
         return found
 
-    own = getattr(mtext._get_text_metrics_with_cache, "greenery_original", mtext._get_text_metrics_with_cache)
-    own_layout = getattr(mtext.Text._get_layout, "greenery_original", mtext.Text._get_layout)
-    monkeypatch.setattr(mtext, "_get_text_metrics_with_cache", own)  # undone after the test
-    monkeypatch.setattr(mtext.Text, "_get_layout", own_layout)
-    alone = pdfs()
-    monkeypatch.setattr(figures, "_TEXT_METRICS", {})
-    monkeypatch.setattr(figures, "_TEXT_LAYOUTS", {})
-    figures.share_text_metrics()
-    assert pdfs() == alone
-    assert alone[0] != alone[1]
+    _same_alone_and_shared(monkeypatch, pdfs)
 
 
 def test_a_text_is_measured_again_in_a_font_added_since(monkeypatch):
