@@ -87,6 +87,20 @@ def test_a_server_that_cannot_start_is_one_error_line(monkeypatch):
         server.environment()
 
 
+def test_a_server_that_dies_while_importing_says_so_not_that_it_timed_out(monkeypatch, tmp_path):
+    """A server that ends before it is ready (here: its role's imports fail at once) is not reported as
+    one that took too long: the error says it stopped, with its exit status and the last line it wrote."""
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))  # first on the server's path: a greenery that fails
+    (tmp_path / "greenery").mkdir()
+    (tmp_path / "greenery" / "__init__.py").write_text("raise SystemExit('greenery cannot be imported here')\n")
+    with warm.Server("render") as server, pytest.raises(ReportError) as failure:
+        server.environment()
+    message = str(failure.value)
+    assert "render's warm server" in message and "stopped before it was ready, exit status 1" in message
+    assert "did not start within" not in message and message.endswith(": greenery cannot be imported here")
+    assert "\n" not in message
+
+
 def test_a_long_temporary_folder_path_is_not_a_socket_path(tmp_path, monkeypatch):
     """A $TMPDIR whose path leaves no room for a socket's name (108 bytes at most): the server's folder
     goes to /tmp instead, and forks still run (the attacker's 104-character TMPDIR exited 4)."""

@@ -49,6 +49,7 @@ class Server:
     START_SECONDS = 300  # importing takes seconds; a server still importing after this is stuck
 
     ROLES = ("chapters", "render")
+    NAMES = {"chapters": "chapters'", "render": "render's"}  # as its errors name it
 
     def __init__(self, role: str = "chapters") -> None:
         if role not in self.ROLES:
@@ -102,14 +103,27 @@ class Server:
         self.start()
         if not self.ready:
             stream = self.process.stdout
-            answer = stream.readline().strip() if select.select([stream], [], [], self.START_SECONDS)[0] else ""
+            answered = bool(select.select([stream], [], [], self.START_SECONDS)[0])
+            answer = stream.readline().strip() if answered else ""
             if answer != READY:
                 details = (self.folder / "server.err").read_text(errors="replace").strip().splitlines()
+                # Readable with no READY line: the server ended (or said something else) before it was
+                # ready, which a deadline did not cause and should not be blamed for.
+                what = ("stopped before it was ready" + self._exit_status() if answered
+                        else f"did not start within {self.START_SECONDS:g} s")
                 self.stop()
-                raise ReportError(f"the chapters' warm server (greenery.publisher.warm_server) did not start within "
-                                  f"{self.START_SECONDS:g} s" + (f": {details[-1]}" if details else ""))
+                raise ReportError(f"the {self.NAMES[self.role]} warm server (greenery.publisher.warm_server) {what}"
+                                  + (f": {details[-1]}" if details else ""))
             self.ready = True
         return {**os.environ, SOCKET_ENV: str(self.socket)}
+
+    def _exit_status(self) -> str:
+        """", exit status N" once the server has ended (waited for a moment: its output closes as it ends)."""
+        try:
+            status = self.process.wait(1)
+        except subprocess.TimeoutExpired:
+            return ""
+        return f", exit status {status}"
 
     def accepting(self) -> bool:
         """Whether `environment` would return at once (the server said it is ready, or ended): never waits."""
