@@ -44,9 +44,18 @@ def _outcome(test: DataTest, count: int, keys: list) -> TestResult:
 
 
 def _summary_sql(sql: str) -> str:
-    """A test's failing rows summed up: their number and the first keys, in key order."""
+    """A test's failing rows summed up: their number and the first MAX_FAILING_KEYS keys as text, in text
+    order, a missing key (NULL) after every other: what `array_slice(list(k order by k), 1, 5)` gives.
+
+    Without sorting every failing key for the first five: `min(k, 5)` keeps the five smallest keys as it
+    goes (duplicates included, NULLs left out), and the NULLs that list would have sorted last are added
+    after them, as many as fit. A warning's failing rows can be most of a table (332,786 orders'
+    delivery dates at sample scale 1000): sorting them all cost 0.27 CPU s a build there."""
+    key, n = "#1::varchar", MAX_FAILING_KEYS
+    least = f"coalesce(min({key}, {n}), [])"
     return f"""
-        select count(*), coalesce(array_slice(list(#1::varchar order by #1::varchar), 1, {MAX_FAILING_KEYS}), [])
+        select count(*), list_concat({least},
+                                     list_resize([]::varchar[], least({n} - len({least}), count(*) - count({key}))))
         from ({sql}
         )"""
 
