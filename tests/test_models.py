@@ -249,12 +249,12 @@ def test_the_views_computed_once_are_views_two_tables_read():
 
 def test_the_file_being_built_is_written_in_row_groups_of_row_group_rows(tmp_path):
     """A table of 40,000 rows made in the file a build writes (build._open) is stored as one row group of
-    ROW_GROUP_ROWS (32,768) and one of the 7,232 left, both in the file once committed, its log left
+    db.ROW_GROUP_ROWS (32,768) and one of the 7,232 left, both in the file once committed, its log left
     empty of rows; DuckDB's default row group (122,880 rows) would hold it whole, copied into the log at
     the commit and compressed only by the checkpoint."""
-    from greenery.warehouse.build import ROW_GROUP_ROWS, _open
+    from greenery.warehouse.build import _open
 
-    assert ROW_GROUP_ROWS == 32_768
+    assert db.ROW_GROUP_ROWS == 32_768
     con = _open(tmp_path / "b.duckdb", None)
     try:
         db.run(con, "begin transaction")

@@ -338,15 +338,6 @@ def _store_build_info(con: duckdb.DuckDBPyConnection, source: DataSource, loaded
 # default (`use`), so that the models' and the tests' SQL names its tables unqualified.
 BUILDING = "building"
 
-# Rows per row group in the file being built (DuckDB's default: 122,880). DuckDB writes a table's full row
-# groups into the file as the statement making it runs, on every core, compressed; what is left (a table
-# smaller than a row group, a table's last part) is copied into the log at the commit and compressed by the
-# checkpoint, on one thread. At sample scale 100 most tables (orders 36,005 rows, sessions 59,237) were
-# smaller than a row group: the commits wrote every row into the log (the models' commit 0.07-0.09 s) and
-# the checkpoint beside the data tests took 0.38 CPU s, which the history's last statements waited for.
-# With 32,768 rows a row group: the commit 0.02 s, the checkpoint 0.06 (docs/engines-and-scale.md).
-ROW_GROUP_ROWS = 32_768
-
 
 def _open(building: Path, instance: Future | None) -> duckdb.DuckDBPyConnection:
     """The connection a build writes `building` through: the in-memory connection `instance` opens
@@ -363,7 +354,7 @@ def _open(building: Path, instance: Future | None) -> duckdb.DuckDBPyConnection:
     con = instance.result(timeout=db.OPEN_DEADLINE_S) if instance is not None else db.connect()
     try:
         db.run(con, "set fsync_mode = 'none'")
-        db.run(con, f"attach $path as {BUILDING} (row_group_size {ROW_GROUP_ROWS})", {"path": str(building)})
+        db.run(con, f"attach $path as {BUILDING} (row_group_size {db.ROW_GROUP_ROWS})", {"path": str(building)})
         db.run(con, f"use {BUILDING}")
         # Commits only log; the one checkpoint runs beside the data tests (_test_and_record).
         db.run(con, "set checkpoint_threshold = '1TB'")
