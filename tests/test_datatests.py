@@ -122,6 +122,44 @@ def test_at_most_five_failing_keys_are_listed(tmp_path):
         "fail", 6, ["o1", "o2", "o3", "o4", "o5"])
 
 
+@pytest.mark.parametrize(("rows", "expected"), [
+    ("select 1 where false", (0, [])),
+    # text order, duplicates kept, a missing key after every other: as list(k order by k)[1:5] gave
+    ("select * from (values (2), (1), (1), (null), (3), (null)) as t(k)", (6, ["1", "1", "2", "3", None])),
+    ("select * from (values (10), (9), (100)) as t(k)", (3, ["10", "100", "9"])),
+    ("select * from (values ('b'), ('B'), (''), ('a'), (null)) as t(k)", (5, ["", "B", "a", "b", None])),
+    ("select null::integer from range(3)", (3, [None, None, None])),
+    ("select * from (values (null), (4)) as t(k), range(4)", (8, ["4", "4", "4", "4", None])),
+    ("select 7 - k, 'second column' from range(8) as t(k)", (8, ["0", "1", "2", "3", "4"])),
+])
+def test_a_summary_counts_the_failing_rows_and_lists_the_first_five_keys(rows, expected):
+    from greenery.warehouse.datatests import _summary_sql
+
+    con = duckdb.connect()
+    try:
+        assert con.execute(_summary_sql(rows)).fetchall() == [expected]
+    finally:
+        con.close()
+
+
+def test_a_batch_sums_up_each_test_and_a_test_without_failing_rows_passes():
+    """Three tests in one statement (datatests.run_batch): a's keys 3, NULL, 1 (three failing rows, listed
+    1, 3, then the missing key); b returns nothing (no row in the batch's result: passed); c's parameter
+    keeps 5 and 6 of 0..6. Worked out by hand, in the order given."""
+    from greenery.warehouse.datatests import run_batch
+
+    tests = [DataTest("a", "assertion", "m", None, "error", "why", "select * from (values (3), (null), (1)) as t(k)"),
+             DataTest("b", "assertion", "m", None, "warn", "why", "select 1 where false -- a comment ends it"),
+             DataTest("c", "assertion", "m", None, "warn", "why", "select k from range(7) as t(k) where k > $above",
+                      params={"above": 4})]
+    con = duckdb.connect()
+    try:
+        found = [(r.name, r.status, r.failing_rows, r.failing_keys) for r in run_batch(con, tests)]
+    finally:
+        con.close()
+    assert found == [("a", "fail", 3, ["1", "3", "(null)"]), ("b", "pass", 0, []), ("c", "warn", 2, ["5", "6"])]
+
+
 def _more_dated_orders(shift_seconds: int):
     """The shop plus five copies of o1 (o7..o11: same buyer, item and dates), so the export carries 15
     delivery and promised dates: o1 2, o2 1, o3 2 and 2 per copy. The copies' dates are moved by

@@ -454,3 +454,31 @@ def test_a_build_failing_while_syncs_are_off_turns_them_on_before_closing(builde
         build_shop("first")
     syncs = [sql for sql in statements if "fsync_mode" in sql]
     assert syncs[-2:] == ["set fsync_mode = 'none'", "set fsync_mode = 'standard'"]
+
+
+def test_the_history_is_written_in_row_groups_of_row_group_rows_also_a_file_written_before(tmp_path):
+    """A history file whose table was written with DuckDB's default row groups (130,000 rows: 122,880 and
+    7,120) gains 40,000 rows through history.attach: they are stored as one row group of db.ROW_GROUP_ROWS
+    (32,768) and one of the 7,232 left, in the file once committed (the log holds under a kibibyte, not the
+    rows), and every row reads back."""
+    from greenery.warehouse import history
+
+    path = tmp_path / "history.duckdb"
+    con = db.connect()
+    db.run(con, "attach $path as before", {"path": str(path)})
+    db.run(con, "create table before.t as select range as i from range(130000)")
+    con.close()
+    con = db.connect()
+    try:
+        history.attach(con, path, checked=True)
+        db.run(con, "begin transaction")
+        db.run(con, "insert into history.t select range + 130000 from range(40000)")
+        db.run(con, "commit")
+        assert db.rows(con, "select row_group_id, sum(count), bool_and(persistent) from pragma_storage_info('history.t') "
+                            "where segment_type <> 'VALIDITY' group by all order by 1") == [
+            (0, 122880, True), (1, 7120, True), (2, 32768, True), (3, 7232, True)]
+        assert db.scalar(con, "select wal_size from pragma_database_size() where database_name = 'history'") \
+            .endswith(" bytes")
+        assert db.rows(con, "select count(*), sum(i) from history.t") == [(170000, 169999 * 170000 // 2)]
+    finally:
+        con.close()

@@ -245,3 +245,26 @@ def test_the_views_computed_once_are_views_two_tables_read():
         assert len(readers) >= 2, (view, readers)
     assert {m for m in models if reads(m, "int_session_product_events")
             and models[m].materialized == "table"} == {"fct_sessions", "fct_product_conversion"}
+
+
+def test_the_file_being_built_is_written_in_row_groups_of_row_group_rows(tmp_path):
+    """A table of 40,000 rows made in the file a build writes (build._open) is stored as one row group of
+    db.ROW_GROUP_ROWS (32,768) and one of the 7,232 left, both in the file once committed, its log left
+    empty of rows; DuckDB's default row group (122,880 rows) would hold it whole, copied into the log at
+    the commit and compressed only by the checkpoint."""
+    from greenery.warehouse.build import _open
+
+    assert db.ROW_GROUP_ROWS == 32_768
+    con = _open(tmp_path / "b.duckdb", None)
+    try:
+        db.run(con, "begin transaction")
+        db.run(con, "create table t as select range as i from range(40000)")
+        db.run(con, "commit")
+        assert db.rows(con, "select row_group_id, sum(count), bool_and(persistent) from pragma_storage_info('t') "
+                            "where segment_type <> 'VALIDITY' group by all order by 1") == [(0, 32768, True),
+                                                                                              (1, 7232, True)]
+        # the log holds the commit's record, not the rows: under a kibibyte (the rows: 312.5 KiB)
+        assert db.scalar(con, "select wal_size from pragma_database_size() where database_name = 'building'") \
+            .endswith(" bytes")
+    finally:
+        con.close()

@@ -28,6 +28,18 @@ if TYPE_CHECKING:  # pandas is imported by the chapters, not by `greenery build`
 
 Params = Mapping[str, Any] | None
 
+# Rows per row group in the files `greenery build` writes (the warehouse being built and the history, each
+# attached with it: `attach ... (row_group_size ...)`; DuckDB's default is 122,880). DuckDB writes a table's
+# full row groups into the file as the statement inserting them runs, on every core, compressed; what is
+# left (a table smaller than a row group, the last part of a larger one) is copied into the log at the commit
+# and compressed by the next checkpoint, on one thread. At sample scale 100 most tables are smaller than the
+# default (orders 36,005 rows, sessions 59,237): the models' commit wrote them all into the log (0.09 s), the
+# warehouse's checkpoint beside the data tests compressed them (0.38 CPU s, which the history's last statements
+# waited for) and closing the history checkpointed its orders and events (0.16 s, the build's last step).
+# With 32,768: 0.02, 0.06 and 0.03 s (docs/engines-and-scale.md). A file written with another size (an older
+# history) reads and grows as before.
+ROW_GROUP_ROWS = 32_768
+
 
 def connect(path: Path | str = ":memory:", read_only: bool = False) -> duckdb.DuckDBPyConnection:
     # Threads, memory limit and where to spill: chosen in config.py, not DuckDB's defaults.

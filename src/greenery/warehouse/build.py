@@ -354,7 +354,7 @@ def _open(building: Path, instance: Future | None) -> duckdb.DuckDBPyConnection:
     con = instance.result(timeout=db.OPEN_DEADLINE_S) if instance is not None else db.connect()
     try:
         db.run(con, "set fsync_mode = 'none'")
-        db.run(con, f"attach $path as {BUILDING}", {"path": str(building)})
+        db.run(con, f"attach $path as {BUILDING} (row_group_size {db.ROW_GROUP_ROWS})", {"path": str(building)})
         db.run(con, f"use {BUILDING}")
         # Commits only log; the one checkpoint runs beside the data tests (_test_and_record).
         db.run(con, "set checkpoint_threshold = '1TB'")

@@ -309,7 +309,7 @@ def attach(con: duckdb.DuckDBPyConnection, history_path: Path, checked: bool = F
         check(history_path)
     history_path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        db.run(con, "attach $path as history", {"path": str(history_path)})
+        db.run(con, f"attach $path as history (row_group_size {db.ROW_GROUP_ROWS})", {"path": str(history_path)})
     except duckdb.Error as error:
         raise HistoryError(f"{history_path}: cannot be opened as a history file ({str(error).splitlines()[0]}); "
                            f"{HISTORY_ADVICE}") from None
