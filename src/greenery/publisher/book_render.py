@@ -430,13 +430,14 @@ class EarlyReads:
                 with collector.collect():
                     app.events.emit("env-purge-doc", env, docname)
                     env.clear_doc(docname)
-                    app.builder.read_doc(docname, _cache=False)
+                    app.builder.read_doc(docname)  # its doctree is pickled, and kept for `write_ahead` below
             except BaseException:  # noqa: BLE001 - the page is read again by Sphinx, which says why
                 break  # the environment may be half changed for it: it and the pages after it are Sphinx's
             sphinx_logging.convert_serializable(collector.logs)
             logs[docname] = collector.logs
             with suppress(Exception):  # only ever a head start: what is not done here is done when writing
-                for part, done in write_ahead(app, env.get_doctree(docname)).items():
+                # (Sphinx 7.4 keeps the doctree it pickled in memory for its own writing: taken, not unpickled)
+                for part, done in write_ahead(app, env._write_doc_doctree_cache.pop(docname)).items():
                     ahead[part].update(done)
         atomic.write_bytes(self.folder / "read.pickle", pickle.dumps({"logs": logs, "env": env, **ahead},
                                                                       pickle.HIGHEST_PROTOCOL))
@@ -517,16 +518,18 @@ def write_ahead(app, doctree) -> dict[str, dict]:
     word's stem for the search index ({"stems": {word: stem}}, by the index's own language) and each formula
     drawn ({"formulas": greenery.publisher.mathsvg.DRAWN's entries}). Each is a function of the word or the
     formula alone, so a page written with them is the page written without."""
-    from docutils import nodes
     from sphinx.search import IndexBuilder
 
     from greenery.publisher import mathsvg
 
     config = app.config
-    language = IndexBuilder(app.env, config.html_search_language or config.language, config.html_search_options,
-                            config.html_search_scorer).lang
-    words = {word for node in doctree.findall(nodes.Text) for word in language.split(node.astext())}
-    return {"stems": {word: language.stem(word) for word in words}, "formulas": mathsvg.draw_ahead(doctree)}
+    indexer = IndexBuilder(app.env, config.html_search_language or config.language, config.html_search_options,
+                           config.html_search_scorer)  # as StandaloneHTMLBuilder.prepare_writing makes it
+    # the words the index takes (IndexBuilder.feed's own collector: Sphinx 7.4, pinned), not every text of the
+    # page: a chart's SVG or a table's HTML is text too, and would be 2 CPU s of stems nobody looks up
+    found = indexer._word_collector(doctree)
+    words = {*found.words, *found.title_words}
+    return {"stems": {word: indexer.lang.stem(word) for word in words}, "formulas": mathsvg.draw_ahead(doctree)}
 
 
 def page_templates(app) -> list[str]:
