@@ -563,18 +563,28 @@ def compile_templates(app) -> list[str]:
     from jinja2 import meta
 
     environment = app.builder.templates.environment
-    names, compiled = page_templates(app), []
-    while names:
-        name = names.pop(0)
-        if name in compiled:
-            continue
-        try:
-            environment.get_template(name)
-            source = environment.loader.get_source(environment, name)[0]
-            names += [found for found in meta.find_referenced_templates(environment.parse(source)) if found]
-        except Exception:  # noqa: BLE001, S112 - a name that is no template (an option's other text), or a broken one
-            continue
-        compiled.append(name)
+    names, compiled, parsed = page_templates(app), [], []
+    parse = environment._parse  # each template's syntax tree, kept as Jinja compiles it (not parsed twice)
+
+    def keep(*args):
+        parsed.append(parse(*args))
+        return parsed[-1]
+
+    environment._parse = keep
+    try:
+        while names:
+            name = names.pop(0)
+            if name in compiled:
+                continue
+            parsed.clear()
+            try:
+                environment.get_template(name)
+            except Exception:  # noqa: BLE001, S112 - a name that is no template (an option's other text), or a broken one
+                continue
+            compiled.append(name)
+            names += [found for tree in parsed for found in meta.find_referenced_templates(tree) if found]
+    finally:
+        del environment._parse
     return compiled
 
 
