@@ -437,7 +437,7 @@ class EarlyReads:
             logs[docname] = collector.logs
             with suppress(Exception):  # only ever a head start: what is not done here is done when writing
                 # (Sphinx 7.4 keeps the doctree it pickled in memory for its own writing: taken, not unpickled)
-                for part, done in write_ahead(app, env._write_doc_doctree_cache.pop(docname)).items():
+                for part, done in write_ahead(app, env._write_doc_doctree_cache.pop(docname), ahead["stems"]).items():
                     ahead[part].update(done)
         atomic.write_bytes(self.folder / "read.pickle", pickle.dumps({"logs": logs, "env": env, **ahead},
                                                                       pickle.HIGHEST_PROTOCOL))
@@ -512,12 +512,13 @@ class EarlyReads:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def write_ahead(app, doctree) -> dict[str, dict]:
+def write_ahead(app, doctree, stemmed=()) -> dict[str, dict]:
     """What writing a page computes from its words and formulas alone, computed from the page as read (the
     written page's doctree has the same words and formulas, plus the few its references resolve to): each
-    word's stem for the search index ({"stems": {word: stem}}, by the index's own language) and each formula
-    drawn ({"formulas": greenery.publisher.mathsvg.DRAWN's entries}). Each is a function of the word or the
-    formula alone, so a page written with them is the page written without."""
+    word's stem for the search index ({"stems": {word: stem}}, by the index's own language; but the words in
+    `stemmed`, done for another page) and each formula drawn ({"formulas": greenery.publisher.mathsvg.DRAWN's
+    entries}). Each is a function of the word or the formula alone, so a page written with them is the page
+    written without."""
     from sphinx.search import IndexBuilder
 
     from greenery.publisher import mathsvg
@@ -528,7 +529,7 @@ def write_ahead(app, doctree) -> dict[str, dict]:
     # the words the index takes (IndexBuilder.feed's own collector: Sphinx 7.4, pinned), not every text of the
     # page: a chart's SVG or a table's HTML is text too, and would be 2 CPU s of stems nobody looks up
     found = indexer._word_collector(doctree)
-    words = {*found.words, *found.title_words}
+    words = {*found.words, *found.title_words}.difference(stemmed)
     return {"stems": {word: indexer.lang.stem(word) for word in words}, "formulas": mathsvg.draw_ahead(doctree)}
 
 
