@@ -19,7 +19,9 @@ files (Sphinx would keep a changed page's old ones).
 
 A render whose cache is fresh (every page is read: a cold report) is started while the chapters still run
 and reads each chapter's page as soon as it is staged (`EarlyReads`, `sync_frame`, `mirrored`); after the
-last chapter it only writes. Its book is the same full render's, byte for byte.
+last chapter it only writes, with what writing needs that does not wait for every page made before: the
+templates compiled (`compile_templates`), each read page's search stems and formulas (`write_ahead`). Its book
+is the same full render's, byte for byte.
 
 Sphinx's output never holds a per-build value: the provenance (greenery.publisher.book_stage) is a
 placeholder there, filled in the published copy. Sphinx runs in a process of its own, warnings as
