@@ -595,7 +595,15 @@ def test_a_cold_render_forked_from_the_render_server_stopped_midway_leaves_no_pr
         forked = served.children(recursive=True)
         early.stop()
         _until(lambda: not served.children(), 10)
-        assert not [p for p in forked if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        # the reader is killed as its parent ends (PR_SET_PDEATHSIG), a moment after it; one that was still
+        # starting then ends of itself (its parent is not the render any more)
+        def running(process) -> bool:
+            try:
+                return process.status() != psutil.STATUS_ZOMBIE
+            except psutil.NoSuchProcess:
+                return False
+
+        _until(lambda: not [p for p in forked if running(p)], 10)
 
 
 def test_a_render_cache_whose_emptying_was_stopped_is_still_ours_and_rendered_afresh(rendered, tmp_path, monkeypatch):
@@ -623,3 +631,55 @@ def test_a_render_cache_whose_emptying_was_stopped_is_still_ours_and_rendered_af
     assert ownership.is_render_cache(cache)
     assert json.loads((cache / ownership.RENDER_CACHE_MARKER).read_text()) == {"frame": None}
     _same(_tree(run.render(_stage(tmp_path / "again", _pages()), "html", cache)), rendered[1])
+
+
+def test_a_cold_render_writes_with_the_templates_stems_and_formulas_made_before_the_last_page(tmp_path):
+    """While the chapters run, the render compiles the templates the pages will use and its reader computes
+    each read page's search stems and draws its formulas: writing the pages after the last one then compiles
+    no template, stems no word the chapters' pages held when read and draws no formula (and the book is the full
+    render's: test_a_cold_render_reads_each_page_as_it_is_staged_and_is_the_full_render)."""
+    import subprocess
+    import sys
+
+    from greenery.publisher import book_render
+
+    source, _ = book_render.sync_sources(_stage(tmp_path / "stage", _pages()), tmp_path / "cache", "html")
+    build = tmp_path / "build"
+    code = ("import json, os, pickle, sys, jinja2\nfrom pathlib import Path\nfrom docutils import nodes\n"
+            "from sphinx.builders import Builder\nfrom sphinx.search.en import SearchEnglish\n"
+            "from greenery.publisher import book_render, mathsvg\n"
+            "writing, seen = [False], {'templates': [], 'stems': [], 'formulas': []}\n"
+            "def during(kind, original, name):\n"
+            "    def hooked(*args, **kwargs):\n"
+            "        if writing[0]:\n"
+            "            seen[kind].append(name(args, kwargs))\n"
+            "        return original(*args, **kwargs)\n"
+            "    return hooked\n"
+            "jinja2.Environment.compile = during('templates', jinja2.Environment.compile,\n"
+            "                                    lambda a, k: a[2] if len(a) > 2 else k.get('name'))\n"
+            "SearchEnglish.stem = during('stems', SearchEnglish.stem, lambda a, k: a[1])\n"
+            "mathsvg.svg = during('formulas', mathsvg.svg, lambda a, k: a[0])\n"
+            "write = Builder.write\n"
+            "def writes(*args, **kwargs):\n"
+            "    writing[0] = True\n"
+            "    return write(*args, **kwargs)\n"
+            "Builder.write = writes\n"
+            f"pages = {CHAPTERS!r}\n"
+            "receive, send = os.pipe()\n"
+            "os.write(send, ''.join(f'{page}\\n' for page in pages).encode() + b'end\\n')\n"
+            "os.close(send)\n"
+            "sys.stdin = os.fdopen(receive)\n"
+            f"assert book_render.build(Path({str(source)!r}), Path({str(build)!r}), 'html', [], (pages, 120)) == 0\n"
+            "language, read = SearchEnglish({}), set()\n"
+            f"for path in Path({str(build)!r}, '.doctrees', 'notebooks').glob('*.doctree'):  # the pages read early\n"
+            "    read |= {w for n in pickle.loads(path.read_bytes()).findall(nodes.Text) for w in language.split(n.astext())}\n"
+            "print(json.dumps({**seen, 'read': sorted(read)}))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    seen = json.loads(done.stdout.splitlines()[-1])
+    # only the templates Sphinx and the theme make from strings of their own (no name) are compiled while writing
+    assert [name for name in seen["templates"] if name is not None] == []
+    assert "Summary" in seen["read"] and "marts" in seen["read"]  # what the chapters' pages held, as read
+    assert not set(seen["stems"]) & set(seen["read"])
+    assert seen["formulas"] == []
+    assert "greenery-math" in (build / "html" / "notebooks" / "summary.html").read_text()  # the formula was drawn

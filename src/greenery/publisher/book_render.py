@@ -19,7 +19,9 @@ files (Sphinx would keep a changed page's old ones).
 
 A render whose cache is fresh (every page is read: a cold report) is started while the chapters still run
 and reads each chapter's page as soon as it is staged (`EarlyReads`, `sync_frame`, `mirrored`); after the
-last chapter it only writes. Its book is the same full render's, byte for byte.
+last chapter it only writes, with what writing needs that does not wait for every page made before: the
+templates compiled (`compile_templates`), each read page's search stems and formulas (`write_ahead`). Its book
+is the same full render's, byte for byte.
 
 Sphinx's output never holds a per-build value: the provenance (greenery.publisher.book_stage) is a
 placeholder there, filled in the published copy. Sphinx runs in a process of its own, warnings as
@@ -335,6 +337,11 @@ class EarlyReads:
         self.found = set(env.found_docs)
         self.docnames = {project.path2doc(path) for path in pages}
         app.builder._read_serial = self.read_serial
+        # what writing the pages can have done before the last page comes (`ahead`)
+        self.compiled = False
+        self.stems: dict[str, str] = {}
+        self._prepare_writing = app.builder.prepare_writing
+        app.builder.prepare_writing = self.prepare_writing
 
     def follow(self, stream) -> None:
         """Have the pages named on `stream` read until `end`; raises TimeoutError past the deadline, EOFError
@@ -365,20 +372,29 @@ class EarlyReads:
             docname = self.app.env.project.path2doc(line.strip())
             if docname in self.docnames and docname not in self.sent:
                 self._send(docname)
+                if not self.compiled:  # once the reader has its first page: the two run side by side
+                    self.compiled = True
+                    with suppress(Exception):  # only ever a head start: writing compiles what is not compiled
+                        compile_templates(self.app)
 
     def _send(self, docname: str) -> None:
         if self.reader is None:
+            from greenery.publisher.processes import die_with_parent
+
             receive, send = os.pipe()
             # What the render made so far lives as long as it: frozen, the reader (collector off: it only reads
             # the book's pages and ends) never copies its pages of memory
             gc.freeze()
+            parent = os.getpid()
             pid = os.fork()
             if pid == 0:
                 gc.disable()
                 code = 1
                 try:
-                    os.close(send)
-                    code = self._read_all(os.fdopen(receive))
+                    die_with_parent()
+                    if os.getppid() == parent:  # else the render ended before the line above: so does its reader
+                        os.close(send)
+                        code = self._read_all(os.fdopen(receive))
                 finally:
                     os._exit(code)
             os.close(receive)
@@ -399,9 +415,6 @@ class EarlyReads:
         from sphinx.util import logging as sphinx_logging
         from sphinx.util.build_phase import BuildPhase
 
-        from greenery.publisher.processes import die_with_parent
-
-        die_with_parent()
         app, env = self.app, self.app.env
         # what Sphinx's read does before it reads the pages (Builder.read): the environment then as in a process
         # of Sphinx's parallel read (sphinx_external_toc moves its site map there, say)
@@ -412,6 +425,7 @@ class EarlyReads:
             changed.update(set(docs) & env.found_docs)
         app.events.emit("env-before-read-docs", env, sorted(added | changed))
         logs: dict[str, list] = {}
+        ahead = {"stems": {}, "formulas": {}}
         for line in stream:
             docname = line.strip()
             collector = sphinx_logging.LogCollector()
@@ -419,12 +433,16 @@ class EarlyReads:
                 with collector.collect():
                     app.events.emit("env-purge-doc", env, docname)
                     env.clear_doc(docname)
-                    app.builder.read_doc(docname, _cache=False)
+                    app.builder.read_doc(docname)  # its doctree is pickled, and kept for `write_ahead` below
             except BaseException:  # noqa: BLE001 - the page is read again by Sphinx, which says why
                 break  # the environment may be half changed for it: it and the pages after it are Sphinx's
             sphinx_logging.convert_serializable(collector.logs)
             logs[docname] = collector.logs
-        atomic.write_bytes(self.folder / "read.pickle", pickle.dumps({"logs": logs, "env": env},
+            with suppress(Exception):  # only ever a head start: what is not done here is done when writing
+                # (Sphinx 7.4 keeps the doctree it pickled in memory for its own writing: taken, not unpickled)
+                for part, done in write_ahead(app, env._write_doc_doctree_cache.pop(docname), ahead["stems"]).items():
+                    ahead[part].update(done)
+        atomic.write_bytes(self.folder / "read.pickle", pickle.dumps({"logs": logs, "env": env, **ahead},
                                                                       pickle.HIGHEST_PROTOCOL))
         return 0
 
@@ -453,8 +471,13 @@ class EarlyReads:
         from sphinx.util import logging as sphinx_logging
         from sphinx.util.display import status_iterator
 
+        from greenery.publisher import mathsvg
+
         builder, env = self.app.builder, self.app.env
         read = self._read() if self.sent and set(env.found_docs) == self.found else {"logs": {}, "env": None}
+        if read["env"] is not None:
+            self.stems = read["stems"]
+            mathsvg.DRAWN.update(read["formulas"])
         logger = sphinx_logging.getLogger(__name__)
         for docname in status_iterator(docnames, "reading sources... ", "purple", len(docnames),
                                        self.app.verbosity):
@@ -467,6 +490,15 @@ class EarlyReads:
                 continue
             builder.read_doc(docname)
         self.stop()
+
+    def prepare_writing(self, docnames) -> None:
+        """Sphinx's (StandaloneHTMLBuilder.prepare_writing), then the search index's language told the stems
+        the reader found: each the stemmer's own answer for that word, so the index is the same."""
+        self._prepare_writing(docnames)
+        indexer = getattr(self.app.builder, "indexer", None)
+        if indexer is not None and self.stems:
+            known, stem = self.stems, indexer.lang.stem
+            indexer.lang.stem = lambda word: known[word] if word in known else stem(word)
 
     def stop(self) -> None:
         import signal
@@ -481,6 +513,84 @@ class EarlyReads:
                 os.waitpid(self.reader, 0)
             self.reader = None
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def write_ahead(app, doctree, stemmed=()) -> dict[str, dict]:
+    """What writing a page computes from its words and formulas alone, computed from the page as read (the
+    written page's doctree has the same words and formulas, plus the few its references resolve to): each
+    word's stem for the search index ({"stems": {word: stem}}, by the index's own language; but the words in
+    `stemmed`, done for another page) and each formula drawn ({"formulas": greenery.publisher.mathsvg.DRAWN's
+    entries}). Each is a function of the word or the formula alone, so a page written with them is the page
+    written without."""
+    from sphinx.search import IndexBuilder
+
+    from greenery.publisher import mathsvg
+
+    config = app.config
+    indexer = IndexBuilder(app.env, config.html_search_language or config.language, config.html_search_options,
+                           config.html_search_scorer)  # as StandaloneHTMLBuilder.prepare_writing makes it
+    # the words the index takes (IndexBuilder.feed's own collector: Sphinx 7.4, pinned), not every text of the
+    # page: a chart's SVG or a table's HTML is text too, and would be 2 CPU s of stems nobody looks up
+    found = indexer._word_collector(doctree)
+    words = {*found.words, *found.title_words}.difference(stemmed)
+    return {"stems": {word: indexer.lang.stem(word) for word in words}, "formulas": mathsvg.draw_ahead(doctree)}
+
+
+def page_templates(app) -> list[str]:
+    """The templates writing the pages renders, as far as they can be named before: the page's, the index's
+    and the search page's, and every template the theme's options and the sidebars name (pydata-sphinx-theme
+    renders its sections' templates by name, ".html" added where it is missing)."""
+    builder = app.builder
+    options = builder.theme.get_options(builder.theme_options) if builder.theme else {}
+    named = [*options.values(), *(builder.theme.sidebar_templates if builder.theme else []),
+             *app.config.html_sidebars.values()]
+    names = ["page.html", "genindex.html", "search.html"]
+    while named:
+        value = named.pop(0)
+        if isinstance(value, dict):
+            named.extend(value.values())
+        elif isinstance(value, list | tuple):
+            named.extend(value)
+        elif isinstance(value, str):
+            names += [name if os.path.splitext(name)[1] else f"{name}.html"
+                      for name in (part.strip() for part in value.split(",")) if name]
+    return [name for name in dict.fromkeys(names) if name.endswith(".html")]
+
+
+def compile_templates(app) -> list[str]:
+    """Compile, into the Jinja environment that will write the pages, the templates they will render
+    (`page_templates`, and every template those name in their text: extends, include, import), while the
+    chapters still run: Jinja keeps each compiled template (its cache, checked against the file's time when
+    used), so writing the pages compiles none of them (the book's 35, 0.13 CPU s; 38 compiled here, 0.16 CPU s,
+    while the chapters run). Compiling is all it does: a
+    template that is not there or does not compile is left to the render, which says why if it uses it.
+    Returns the names compiled."""
+    from jinja2 import meta
+
+    environment = app.builder.templates.environment
+    names, compiled, parsed = page_templates(app), [], []
+    parse = environment._parse  # each template's syntax tree, kept as Jinja compiles it (not parsed twice)
+
+    def keep(*args):
+        parsed.append(parse(*args))
+        return parsed[-1]
+
+    environment._parse = keep
+    try:
+        while names:
+            name = names.pop(0)
+            if name in compiled:
+                continue
+            parsed.clear()
+            try:
+                environment.get_template(name)
+            except Exception:  # noqa: BLE001, S112 - a name that is no template (an option's other text), or a broken one
+                continue
+            compiled.append(name)
+            names += [found for tree in parsed for found in meta.find_referenced_templates(tree) if found]
+    finally:
+        del environment._parse
+    return compiled
 
 
 def build(source: Path, build_folder: Path, builder: str, changed: list[str],

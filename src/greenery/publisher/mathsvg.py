@@ -98,23 +98,41 @@ def spoken(latex: str) -> str:
     return " ".join("".join(out).split())
 
 
+# Formulas drawn before the page is written, by the process that read the page (book_render.EarlyReads, while
+# the chapters still run): the same `svg` of the same arguments, so the page is the same.
+DRAWN: dict[tuple[str, float], str] = {}
+
+
+def drawing(node) -> tuple[str, float]:
+    """What `svg` is asked for a formula node: a formula on its own line in display style (fractions at full
+    size, as LaTeX sets it), at the larger size."""
+    if isinstance(node, nodes.math_block):
+        return re.sub(r"\\frac\b", r"\\dfrac", node.astext()), BLOCK_SIZE
+    return node.astext(), INLINE_SIZE
+
+
+def draw_ahead(doctree) -> dict[tuple[str, float], str]:
+    """Every formula of a page, drawn: for DRAWN in the process that will write the page."""
+    found = [*doctree.findall(nodes.math), *doctree.findall(nodes.math_block)]
+    return {args: svg(*args) for args in map(drawing, found)}
+
+
 def image(latex: str, size: float, css_class: str, alt: str | None = None) -> str:
     from html import escape
 
-    data = base64.b64encode(svg(latex, size).encode()).decode()
+    drawn = DRAWN.get((latex, size))
+    data = base64.b64encode((svg(latex, size) if drawn is None else drawn).encode()).decode()
     return (f'<img class="{css_class}" role="math" alt="{escape((alt or spoken(latex)).strip())}" '
             f'src="data:image/svg+xml;base64,{data}"/>')
 
 
 def visit_math(self, node) -> None:
-    self.body.append(image(node.astext(), INLINE_SIZE, "greenery-math"))
+    self.body.append(image(*drawing(node), "greenery-math"))
     raise nodes.SkipNode
 
 
 def visit_displaymath(self, node) -> None:
-    # display style, as LaTeX sets a formula on its own line: fractions at full size
-    latex = node.astext()
-    formula = image(re.sub(r"\\frac\b", r"\\dfrac", latex), BLOCK_SIZE, "greenery-math", alt=spoken(latex))
+    formula = image(*drawing(node), "greenery-math", alt=spoken(node.astext()))
     self.body.append(f'<div class="math-wrapper greenery-displaymath">{formula}</div>')
     raise nodes.SkipNode
 
