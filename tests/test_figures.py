@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import matplotlib
 
 matplotlib.use("svg")
@@ -857,3 +859,33 @@ def test_ticks_kept_within_a_draw_are_worked_out_again_once_the_view_or_the_plot
     ax.plot(range(10), range(10))
     assert kept == ticks_and_boxes(fig, ax)  # no scope: matplotlib's own each time
     assert kept[0][0] != kept[1][0] and kept[1][1] != kept[2][1]
+
+
+def test_tick_label_boxes_are_kept_only_with_the_ticks_they_were_measured_with(monkeypatch):
+    """Labels measured after the view moved but before the ticks were worked out again (the old labels where
+    the new view puts them) are not kept for the ticks worked out next; and an axis whose view autoscales when
+    read (data added since) has its ticks worked out as matplotlib does."""
+    _own_tick_updates(monkeypatch, [])
+    figures.share_tick_updates()
+
+    def widths(fig, ax, scoped):
+        renderer = fig._get_renderer()
+        with figures._ticks_kept() if scoped else contextlib.nullcontext():
+            ticks = ax.xaxis._update_ticks()
+            ax.set_xlim(*(x + 100 for x in ax.get_xlim()))  # the same ticks, each with a longer label
+            before = ax.xaxis._get_ticklabel_bboxes(ticks, renderer)
+            ticks = ax.xaxis._update_ticks()
+            after = ax.xaxis._get_ticklabel_bboxes(ticks, renderer)
+            ax.plot([0, 500], [0, 1])  # the view autoscales when next read
+            ax.set_autoscalex_on(True)
+            grown = [t.label1.get_text() for t in ax.xaxis._update_ticks()]
+        return [[round(b.width, 3) for b in side[0]] for side in (before, after)], grown
+
+    def chart():
+        fig, ax = plt.subplots(figsize=(6, 3))
+        ax.plot(range(10), range(10))
+        return fig, ax
+
+    kept = widths(*chart(), scoped=True)
+    assert kept == widths(*chart(), scoped=False)
+    assert kept[0][0] != kept[0][1] and kept[1][-1] == "500"

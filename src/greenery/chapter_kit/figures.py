@@ -209,6 +209,13 @@ def _tick_state(axis) -> tuple:
             axis.get_figure(root=True).dpi, *map(id, ticker)), ticker
 
 
+def _autoscale_pending(axes) -> bool:
+    """Whether reading the plot's view limits would autoscale them first (`Axes._unstale_viewLim`: data added
+    since, to it or to a plot sharing an axis with it): the ticks are then worked out as matplotlib does."""
+    return any(other._stale_viewlims[name] for name in axes._axis_names
+               for other in axes._shared_axes[name].get_siblings(axes))
+
+
 @contextlib.contextmanager
 def _ticks_kept():
     """Within it, an axis' ticks and their labels' boxes are worked out once per state (`share_tick_updates`);
@@ -234,9 +241,10 @@ def share_tick_updates() -> None:
     and drawing it a few times more, each time to the same result. Within one of those calls (a plot's draw or
     tight box, an axis' draw or tight box, a title or a y label placed) nothing the ticks are worked out from
     changes but what `_tick_state` reads, so an axis' ticks are kept under that state, and its labels' boxes
-    under that state, the ticks and the renderer, until the call returns. Updating the ticks again would give
-    each tick the place and label it already has, so nothing else differs: no chart changes
-    (tests/test_figures.py draws charts both ways and compares the SVGs)."""
+    with them (under the ticks asked about and the renderer) until the ticks are worked out again or the call
+    returns. An axis whose view would be autoscaled when read is left to matplotlib (which autoscales, then
+    works its ticks out). Updating the ticks again would give each tick the place and label it already has, so
+    nothing else differs: no chart changes (tests/test_figures.py draws charts both ways and compares the SVGs)."""
     import functools
 
     from matplotlib.axes import Axes
@@ -248,27 +256,27 @@ def share_tick_updates() -> None:
 
     def kept_update(self):
         kept = getattr(_TICKS, "kept", None)
-        if kept is None:
+        if kept is None or _autoscale_pending(self.axes):  # matplotlib's own, in its order (it autoscales first)
             return update(self)
         state, ticker = _tick_state(self)
         found = kept.get(self)
         if found is not None and found[0] == state:
             return list(found[1])
+        kept.pop(self, None)  # the boxes kept were those of the ticks before
         drawn = update(self)
-        if _tick_state(self)[0] == state:  # reading the view did not autoscale it: kept
-            kept[self] = (state, tuple(drawn), ticker)  # the locators and formatters held: their ids stay theirs
+        if _tick_state(self)[0] == state:
+            kept[self] = (state, tuple(drawn), ticker, {})  # the locators and formatters held: their ids stay theirs
         return drawn
 
     def kept_boxes(self, ticks, renderer):
         kept = getattr(_TICKS, "kept", None)
-        if kept is None:
+        found = None if kept is None or _autoscale_pending(self.axes) else kept.get(self)
+        if found is None or found[0] != _tick_state(self)[0]:  # its ticks not updated in this state within this call
             return boxes(self, ticks, renderer)
-        state, ticker = _tick_state(self)
-        key = (self, renderer, tuple(ticks))
-        found = kept.get(key)
-        if found is None or found[0] != state:
-            found = kept[key] = (state, boxes(self, ticks, renderer), ticker)
-        return tuple([box.frozen() for box in side] for side in found[1])  # the caller's to change
+        key = (renderer, tuple(ticks))
+        if key not in found[3]:
+            found[3][key] = boxes(self, ticks, renderer)
+        return tuple([box.frozen() for box in side] for side in found[3][key])  # the caller's to change
 
     def within(method):
         @functools.wraps(method)
