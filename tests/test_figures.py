@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import matplotlib
 
 matplotlib.use("svg")
@@ -776,3 +778,114 @@ def test_a_text_is_measured_again_in_a_font_added_since(monkeypatch):
         shared = boxes()
     assert shared == alone
     assert alone[0] != alone[1]
+
+
+def _own_tick_updates(monkeypatch, counted: list) -> None:
+    """matplotlib's own tick updates and tick label boxes, at every step of a draw or a measure (undoing
+    `share_tick_updates` where an earlier test's book.setup installed it), each real update counted."""
+    from matplotlib.axes import Axes
+    from matplotlib.axis import Axis, XAxis, YAxis
+
+    for cls, name in ((Axes, "draw"), (Axes, "get_tightbbox"), (Axes, "_update_title_position"), (Axis, "draw"),
+                      (Axis, "get_tightbbox"), (XAxis, "_update_label_position"), (YAxis, "_update_label_position")):
+        method = getattr(cls, name)
+        monkeypatch.setattr(cls, name, getattr(method, "greenery_original", method))  # undone after the test
+    update = getattr(Axis._update_ticks, "greenery_original", Axis._update_ticks)
+    monkeypatch.setattr(Axis, "_update_ticks", lambda self: counted.append(self) or update(self))
+    monkeypatch.setattr(Axis, "_get_ticklabel_bboxes",
+                        getattr(Axis._get_ticklabel_bboxes, "greenery_original", Axis._get_ticklabel_bboxes))
+
+
+@pytest.mark.parametrize("backend", ["svg", "agg"])
+@pytest.mark.parametrize("chart", range(13))
+def test_ticks_worked_out_once_per_draw_or_measure_draw_the_same_chart(monkeypatch, backend, chart):
+    """`share_tick_updates` (book.setup) works each axis' ticks and their labels' boxes out once per draw or
+    measure of its plot: every version of every kind of chart (laptop, phone and paper SVGs; a layout engine, a
+    fixed aspect, an inset, a colorbar, a twin and shared axes, a log and a polar axis, dates, offset numbers) is
+    the same, to the byte, as with matplotlib updating them at every step, on the SVG and the Agg canvas; and the
+    ticks are updated fewer than half as many times."""
+    import matplotlib.text as mtext
+
+    def charts():
+        plt.switch_backend(backend)
+        diagram, ax = plt.subplots(figsize=(8, 3))
+        ax.axis("off")
+        ax.text(0.05, 0.5, "raw.orders", fontsize=7, bbox={"boxstyle": "round"})
+        return [*many_kinds_of_chart(), *crowded_charts(), rate_bars(30), diagram, texts_laid_out_every_way()]
+
+    monkeypatch.setitem(matplotlib.rcParams, "svg.hashsalt", "test")
+    # the text caches as the chapters have them (book.setup): only the ticks are drawn both ways
+    monkeypatch.setattr(mtext, "_get_text_metrics_with_cache", mtext._get_text_metrics_with_cache)
+    monkeypatch.setattr(mtext.Text, "_get_layout", mtext.Text._get_layout)
+    figures.share_text_metrics()
+    updated = []
+    _own_tick_updates(monkeypatch, updated)
+    own = figures.picture_html(charts()[chart], "alt")
+    own_updates = len(updated)
+    plt.close("all")
+    figures.share_tick_updates()
+    figures.share_tick_updates()  # twice is once
+    kept = figures.picture_html(charts()[chart], "alt")
+    assert kept == own
+    assert len(updated) - own_updates < own_updates / 2 or figures.is_diagram(charts()[chart])
+
+
+def test_ticks_kept_within_a_draw_are_worked_out_again_once_the_view_or_the_plot_moves(monkeypatch):
+    """Within one draw or measure, an axis' ticks and their labels' boxes are kept only while what they are
+    worked out from is unchanged: once the view is zoomed (autoscaled) or the plot moved (a fixed aspect, an
+    inset placed), they are what matplotlib works out afresh."""
+    updated = []
+    _own_tick_updates(monkeypatch, updated)
+    figures.share_tick_updates()
+
+    def ticks_and_boxes(fig, ax):
+        renderer = fig._get_renderer()
+        found = []
+        for change in (lambda: None, lambda: ax.set_xlim(0, 40), lambda: ax.set_position([0.3, 0.3, 0.2, 0.2])):
+            change()
+            ticks = ax.xaxis._update_ticks()
+            boxes = ax.xaxis._get_ticklabel_bboxes(ticks, renderer)
+            found.append(([t.label1.get_text() for t in ticks], [tuple(b.bounds) for b in boxes[0]]))
+        return found
+
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.plot(range(10), range(10))
+    with figures._ticks_kept():
+        kept = ticks_and_boxes(fig, ax)
+        again = len(updated)
+        ax.xaxis._update_ticks()
+        assert len(updated) == again  # unchanged since: kept
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.plot(range(10), range(10))
+    assert kept == ticks_and_boxes(fig, ax)  # no scope: matplotlib's own each time
+    assert kept[0][0] != kept[1][0] and kept[1][1] != kept[2][1]
+
+
+def test_tick_label_boxes_are_kept_only_with_the_ticks_they_were_measured_with(monkeypatch):
+    """Labels measured after the view moved but before the ticks were worked out again (the old labels where
+    the new view puts them) are not kept for the ticks worked out next; and an axis whose view autoscales when
+    read (data added since) has its ticks worked out as matplotlib does."""
+    _own_tick_updates(monkeypatch, [])
+    figures.share_tick_updates()
+
+    def widths(fig, ax, scoped):
+        renderer = fig._get_renderer()
+        with figures._ticks_kept() if scoped else contextlib.nullcontext():
+            ticks = ax.xaxis._update_ticks()
+            ax.set_xlim(*(x + 100 for x in ax.get_xlim()))  # the same ticks, each with a longer label
+            before = ax.xaxis._get_ticklabel_bboxes(ticks, renderer)
+            ticks = ax.xaxis._update_ticks()
+            after = ax.xaxis._get_ticklabel_bboxes(ticks, renderer)
+            ax.plot([0, 500], [0, 1])  # the view autoscales when next read
+            ax.set_autoscalex_on(True)
+            grown = [t.label1.get_text() for t in ax.xaxis._update_ticks()]
+        return [[round(b.width, 3) for b in side[0]] for side in (before, after)], grown
+
+    def chart():
+        fig, ax = plt.subplots(figsize=(6, 3))
+        ax.plot(range(10), range(10))
+        return fig, ax
+
+    kept = widths(*chart(), scoped=True)
+    assert kept == widths(*chart(), scoped=False)
+    assert kept[0][0] != kept[0][1] and kept[1][-1] == "500"

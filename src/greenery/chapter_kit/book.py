@@ -56,6 +56,7 @@ def setup() -> None:
     set_matplotlib_formats("svg", metadata={"Date": None}, bbox_inches="tight")
     _CSV_NAMES.clear()  # a page's CSV names are unique within the page
     figures.share_text_metrics()
+    figures.share_tick_updates()
     _charts_with_alt_text()
     pd.set_option("display.max_rows", 60)
 

@@ -13,11 +13,13 @@ Both are embedded as `data:` URIs, so the book works from `file://` and glyph id
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import io
 import pickle
 import re
 import textwrap
+import threading
 import warnings
 
 import pandas as pd
@@ -194,6 +196,104 @@ def _shared_glyphs(own):
     return glyphs
 
 
+_TICKS = threading.local()  # `share_tick_updates`: while one plot is drawn or measured, its axes' ticks and label boxes
+
+
+def _tick_state(axis) -> tuple:
+    """What an axis' ticks are worked out from that drawing or measuring its plot may change, and the objects
+    whose ids it holds: the view limits (autoscaled), where the plot is and the dpi (a fixed aspect applied, an
+    inset placed: how many ticks fit, where their labels go), the scale, the locators and formatters. What else
+    they read (the tick parameters, the tick labels' font) only a chapter sets, never a draw or a measure."""
+    ticker = (axis._scale, axis.major.locator, axis.major.formatter, axis.minor.locator, axis.minor.formatter)
+    return (tuple(axis.get_view_interval()), axis.axes.transAxes.get_matrix().tobytes(),
+            axis.get_figure(root=True).dpi, *map(id, ticker)), ticker
+
+
+def _autoscale_pending(axes) -> bool:
+    """Whether reading the plot's view limits would autoscale them first (`Axes._unstale_viewLim`: data added
+    since, to it or to a plot sharing an axis with it): the ticks are then worked out as matplotlib does."""
+    return any(other._stale_viewlims[name] for name in axes._axis_names
+               for other in axes._shared_axes[name].get_siblings(axes))
+
+
+@contextlib.contextmanager
+def _ticks_kept():
+    """Within it, an axis' ticks and their labels' boxes are worked out once per state (`share_tick_updates`);
+    nested, it is the outermost one's."""
+    if getattr(_TICKS, "kept", None) is not None:
+        yield
+        return
+    _TICKS.kept = {}
+    try:
+        yield
+    finally:
+        _TICKS.kept = None
+
+
+def share_tick_updates() -> None:
+    """Work an axis' ticks and their labels' boxes out once per draw or measure of its plot, not at each step
+    of it (book.setup installs it).
+
+    matplotlib updates an axis' ticks (its locator and formatter run, each tick is placed and labelled) and
+    measures their labels wherever it needs them: measuring one plot's tight box (savefig's tight box, each
+    plot in tight_layout) did it about ten times for its y axis (the axis' own box, the y label placed beside
+    the tick labels, the left spine's box, the title placed over the plot, which measures the y axis again)
+    and drawing it a few times more, each time to the same result. Within one of those calls (a plot's draw or
+    tight box, an axis' draw or tight box, a title or a y label placed) nothing the ticks are worked out from
+    changes but what `_tick_state` reads, so an axis' ticks are kept under that state, and its labels' boxes
+    with them (under the ticks asked about and the renderer) until the ticks are worked out again or the call
+    returns. An axis whose view would be autoscaled when read is left to matplotlib (which autoscales, then
+    works its ticks out). Updating the ticks again would give each tick the place and label it already has, so
+    nothing else differs: no chart changes (tests/test_figures.py draws charts both ways and compares the SVGs)."""
+    import functools
+
+    from matplotlib.axes import Axes
+    from matplotlib.axis import Axis, XAxis, YAxis
+
+    if getattr(Axis._update_ticks, "greenery_shared", False):
+        return
+    update, boxes = Axis._update_ticks, Axis._get_ticklabel_bboxes
+
+    def kept_update(self):
+        kept = getattr(_TICKS, "kept", None)
+        if kept is None or _autoscale_pending(self.axes):  # matplotlib's own, in its order (it autoscales first)
+            return update(self)
+        state, ticker = _tick_state(self)
+        found = kept.get(self)
+        if found is not None and found[0] == state:
+            return list(found[1])
+        kept.pop(self, None)  # the boxes kept were those of the ticks before
+        drawn = update(self)
+        if _tick_state(self)[0] == state:
+            kept[self] = (state, tuple(drawn), ticker, {})  # the locators and formatters held: their ids stay theirs
+        return drawn
+
+    def kept_boxes(self, ticks, renderer):
+        kept = getattr(_TICKS, "kept", None)
+        found = None if kept is None or _autoscale_pending(self.axes) else kept.get(self)
+        if found is None or found[0] != _tick_state(self)[0]:  # its ticks not updated in this state within this call
+            return boxes(self, ticks, renderer)
+        key = (renderer, tuple(ticks))
+        if key not in found[3]:
+            found[3][key] = boxes(self, ticks, renderer)
+        return tuple([box.frozen() for box in side] for side in found[3][key])  # the caller's to change
+
+    def within(method):
+        @functools.wraps(method)
+        def kept_within(*args, **kwargs):
+            with _ticks_kept():
+                return method(*args, **kwargs)
+        kept_within.greenery_original = method
+        return kept_within
+
+    for cls, name in ((Axes, "draw"), (Axes, "get_tightbbox"), (Axes, "_update_title_position"), (Axis, "draw"),
+                      (Axis, "get_tightbbox"), (XAxis, "_update_label_position"), (YAxis, "_update_label_position")):
+        setattr(cls, name, within(getattr(cls, name)))
+    kept_update.greenery_shared = True
+    kept_update.greenery_original, kept_boxes.greenery_original = update, boxes
+    Axis._update_ticks, Axis._get_ticklabel_bboxes = kept_update, kept_boxes
+
+
 class _Unwanted(Exception):
     """Stops a savefig at the draw that would write an SVG whose caller wants only its size."""
 
@@ -321,9 +421,10 @@ def _placed(fig):
     if _laid_out_in_draw(fig):
         return _renderer(fig)
     renderer = _reader(fig)
-    for ax in fig.axes:  # in a draw's order: the title, then the axes' labels
-        ax._update_title_position(renderer)
-        ax.yaxis._update_label_position(renderer)
+    with _ticks_kept():  # nothing between them changes the ticks: each axis' worked out once (`share_tick_updates`)
+        for ax in fig.axes:  # in a draw's order: the title, then the axes' labels
+            ax._update_title_position(renderer)
+            ax.yaxis._update_label_position(renderer)
     return renderer
 
 
