@@ -11,7 +11,7 @@ matplotlib.use("svg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from greenery.chapter_kit import figures, tables  # noqa: E402
+from greenery.chapter_kit import figures, matplotlib_reuse, tables  # noqa: E402
 from greenery.publisher.mathsvg import spoken  # noqa: E402
 
 
@@ -244,7 +244,7 @@ def test_a_formula_reads_in_words(latex, words):
 
 def _same_alone_and_shared(monkeypatch, draw) -> None:
     """`draw()` (two drawings under two settings) gives the same with matplotlib's own text caches as with
-    the shared ones (figures.share_text_metrics, fresh), and the two settings do differ."""
+    the shared ones (matplotlib_reuse.share_text_metrics, fresh), and the two settings do differ."""
     import matplotlib.text as mtext
 
     own = getattr(mtext._get_text_metrics_with_cache, "greenery_original", mtext._get_text_metrics_with_cache)
@@ -252,9 +252,9 @@ def _same_alone_and_shared(monkeypatch, draw) -> None:
     monkeypatch.setattr(mtext, "_get_text_metrics_with_cache", own)  # undone after the test
     monkeypatch.setattr(mtext.Text, "_get_layout", own_layout)
     alone = draw()
-    monkeypatch.setattr(figures, "_TEXT_METRICS", {})
-    monkeypatch.setattr(figures, "_TEXT_LAYOUTS", {})
-    figures.share_text_metrics()
+    monkeypatch.setattr(matplotlib_reuse, "_TEXT_METRICS", {})
+    monkeypatch.setattr(matplotlib_reuse, "_TEXT_LAYOUTS", {})
+    matplotlib_reuse.share_text_metrics()
     assert draw() == alone
     assert alone[0] != alone[1]
 
@@ -661,9 +661,9 @@ def test_text_sizes_layouts_and_glyphs_shared_between_renderers_draw_the_same_ch
     monkeypatch.setattr(mtext.Text, "_get_layout", mtext.Text._get_layout)
     monkeypatch.setattr(mtextpath.TextToPath, "get_glyphs_with_font", mtextpath.TextToPath.get_glyphs_with_font)
     for cache in ("_TEXT_METRICS", "_TEXT_LAYOUTS", "_GLYPHS"):
-        monkeypatch.setattr(figures, cache, {})
-    figures.share_text_metrics()
-    figures.share_text_metrics()  # twice is once
+        monkeypatch.setattr(matplotlib_reuse, cache, {})
+    matplotlib_reuse.share_text_metrics()
+    matplotlib_reuse.share_text_metrics()  # twice is once
     assert mtext.Text._get_layout.greenery_original.__name__ == "<lambda>"  # matplotlib's own, counted
     assert mtextpath.TextToPath.get_glyphs_with_font.greenery_original.__name__ == "<lambda>"
     shared = figures.picture_html(charts()[chart], "alt")
@@ -770,11 +770,11 @@ def test_a_text_is_measured_again_in_a_font_added_since(monkeypatch):
         patched.setattr(mtext.Text, "_get_layout", own_layout)
         alone = boxes()
     with monkeypatch.context() as patched:
-        patched.setattr(figures, "_TEXT_METRICS", {})
-        patched.setattr(figures, "_TEXT_LAYOUTS", {})
+        patched.setattr(matplotlib_reuse, "_TEXT_METRICS", {})
+        patched.setattr(matplotlib_reuse, "_TEXT_LAYOUTS", {})
         patched.setattr(mtext, "_get_text_metrics_with_cache", mtext._get_text_metrics_with_cache)  # undone after
         patched.setattr(mtext.Text, "_get_layout", mtext.Text._get_layout)
-        figures.share_text_metrics()
+        matplotlib_reuse.share_text_metrics()
         shared = boxes()
     assert shared == alone
     assert alone[0] != alone[1]
@@ -817,14 +817,14 @@ def test_ticks_worked_out_once_per_draw_or_measure_draw_the_same_chart(monkeypat
     # the text caches as the chapters have them (book.setup): only the ticks are drawn both ways
     monkeypatch.setattr(mtext, "_get_text_metrics_with_cache", mtext._get_text_metrics_with_cache)
     monkeypatch.setattr(mtext.Text, "_get_layout", mtext.Text._get_layout)
-    figures.share_text_metrics()
+    matplotlib_reuse.share_text_metrics()
     updated = []
     _own_tick_updates(monkeypatch, updated)
     own = figures.picture_html(charts()[chart], "alt")
     own_updates = len(updated)
     plt.close("all")
-    figures.share_tick_updates()
-    figures.share_tick_updates()  # twice is once
+    matplotlib_reuse.share_tick_updates()
+    matplotlib_reuse.share_tick_updates()  # twice is once
     kept = figures.picture_html(charts()[chart], "alt")
     assert kept == own
     assert len(updated) - own_updates < own_updates / 2 or figures.is_diagram(charts()[chart])
@@ -836,7 +836,7 @@ def test_ticks_kept_within_a_draw_are_worked_out_again_once_the_view_or_the_plot
     inset placed), they are what matplotlib works out afresh."""
     updated = []
     _own_tick_updates(monkeypatch, updated)
-    figures.share_tick_updates()
+    matplotlib_reuse.share_tick_updates()
 
     def ticks_and_boxes(fig, ax):
         renderer = fig._get_renderer()
@@ -850,7 +850,7 @@ def test_ticks_kept_within_a_draw_are_worked_out_again_once_the_view_or_the_plot
 
     fig, ax = plt.subplots(figsize=(6, 3))
     ax.plot(range(10), range(10))
-    with figures._ticks_kept():
+    with matplotlib_reuse.ticks_kept():
         kept = ticks_and_boxes(fig, ax)
         again = len(updated)
         ax.xaxis._update_ticks()
@@ -866,11 +866,11 @@ def test_tick_label_boxes_are_kept_only_with_the_ticks_they_were_measured_with(m
     the new view puts them) are not kept for the ticks worked out next; and an axis whose view autoscales when
     read (data added since) has its ticks worked out as matplotlib does."""
     _own_tick_updates(monkeypatch, [])
-    figures.share_tick_updates()
+    matplotlib_reuse.share_tick_updates()
 
     def widths(fig, ax, scoped):
         renderer = fig._get_renderer()
-        with figures._ticks_kept() if scoped else contextlib.nullcontext():
+        with matplotlib_reuse.ticks_kept() if scoped else contextlib.nullcontext():
             ticks = ax.xaxis._update_ticks()
             ax.set_xlim(*(x + 100 for x in ax.get_xlim()))  # the same ticks, each with a longer label
             before = ax.xaxis._get_ticklabel_bboxes(ticks, renderer)

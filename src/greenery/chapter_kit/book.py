@@ -19,7 +19,7 @@ import pandas as pd
 from IPython.display import HTML, Markdown, display
 
 from greenery import config
-from greenery.chapter_kit import analyses, escape, figures, stats, tables
+from greenery.chapter_kit import analyses, escape, figures, matplotlib_reuse, stats, tables
 from greenery.chapter_kit import formats as formats_
 
 GREEN, GREY, RED = "#2e7d32", "#9e9e9e", "#c62828"
@@ -55,8 +55,8 @@ def setup() -> None:
     })
     set_matplotlib_formats("svg", metadata={"Date": None}, bbox_inches="tight")
     _CSV_NAMES.clear()  # a page's CSV names are unique within the page
-    figures.share_text_metrics()
-    figures.share_tick_updates()
+    matplotlib_reuse.share_text_metrics()
+    matplotlib_reuse.share_tick_updates()
     _charts_with_alt_text()
     pd.set_option("display.max_rows", 60)
 
