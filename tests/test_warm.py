@@ -136,6 +136,19 @@ def test_a_server_that_writes_something_else_is_not_said_to_have_stopped(monkeyp
     assert server.process is None
 
 
+def test_a_server_that_writes_half_a_line_is_still_waited_for_only_until_the_deadline(monkeypatch, tmp_path):
+    """Output with no end of line (an import printing a progress mark, then carrying on) makes the server's
+    output readable without a line to read: waiting for the line is bounded by START_SECONDS all the same,
+    not by the server's next line or its end (here a minute away)."""
+    monkeypatch.setattr(warm.Server, "START_SECONDS", 2)
+    _failing_greenery(tmp_path, monkeypatch, "import sys, time\nsys.stdout.write('50 %'); sys.stdout.flush()\n"
+                                             "time.sleep(60)\n")
+    started = time.monotonic()
+    with warm.Server("render") as server, pytest.raises(ReportError, match="did not start within 2 s$"):
+        server.environment()
+    assert time.monotonic() - started < 30
+
+
 def test_a_long_temporary_folder_path_is_not_a_socket_path(tmp_path, monkeypatch):
     """A $TMPDIR whose path leaves no room for a socket's name (108 bytes at most): the server's folder
     goes to /tmp instead, and forks still run (the attacker's 104-character TMPDIR exited 4)."""

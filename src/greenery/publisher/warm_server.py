@@ -102,9 +102,8 @@ class Server:
 
         self.start()
         if not self.ready:
-            stream = self.process.stdout
-            answered = bool(select.select([stream], [], [], self.START_SECONDS)[0])
-            answer = stream.readline().strip() if answered else ""
+            answer = self._first_line()
+            answered = answer is not None
             if answer != READY:
                 details = (self.folder / "server.err").read_text(errors="replace").strip().splitlines()
                 # Readable with no READY line: the server ended, or wrote another line (an import printing)
@@ -116,6 +115,25 @@ class Server:
                                   + (f": {details[-1]}" if details else ""))
             self.ready = True
         return {**os.environ, SOCKET_ENV: str(self.socket)}
+
+    def _first_line(self) -> str | None:
+        """The server's first line of output ("" if it ended without one), None if it wrote none within
+        START_SECONDS. Read from the pipe itself, not with readline: output without an end of line makes the
+        pipe readable, and readline would then wait for the rest with no deadline. The server writes nothing
+        after READY, so nothing is left unread."""
+        import time
+
+        deadline = time.monotonic() + self.START_SECONDS
+        fd, received = self.process.stdout.fileno(), b""
+        while b"\n" not in received:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                return None
+            chunk = os.read(fd, 1 << 12)
+            if not chunk:
+                break
+            received += chunk
+        return received.split(b"\n", 1)[0].decode(errors="replace").strip()
 
     def _not_ready(self) -> str:
         """Why a server that answered did not say it was ready: it stopped (with its exit status, or the signal
