@@ -101,6 +101,54 @@ def test_a_server_that_dies_while_importing_says_so_not_that_it_timed_out(monkey
     assert "\n" not in message
 
 
+def _failing_greenery(tmp_path: Path, monkeypatch, code: str) -> None:
+    """A greenery first on the server's path whose import runs `code`."""
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    (tmp_path / "greenery").mkdir()
+    (tmp_path / "greenery" / "__init__.py").write_text(code)
+
+
+def test_a_server_killed_while_importing_names_the_signal_not_a_negative_exit_status(monkeypatch, tmp_path):
+    """A server killed by a signal before it is ready (the kernel's OOM killer, a crashing extension: here it
+    kills itself with SIGKILL) is reported with that signal, not as "exit status -9", which no process exits
+    with."""
+    _failing_greenery(tmp_path, monkeypatch, "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n")
+    with warm.Server("render") as server, pytest.raises(ReportError) as failure:
+        server.environment()
+    message = str(failure.value)
+    assert message.endswith("render's warm server (greenery.publisher.warm_server) stopped before it was ready, "
+                            "killed by SIGKILL"), message
+    assert "-9" not in message and "\n" not in message
+
+
+def test_a_server_that_writes_something_else_is_not_said_to_have_stopped(monkeypatch, tmp_path):
+    """A server whose output's first line is not `ready` (here an import prints a line, then the server would
+    carry on importing) has not stopped: the error says it wrote something else first, without repeating
+    what (text of unknown origin), and the server is stopped all the same."""
+    _failing_greenery(tmp_path, monkeypatch, "import time\nprint('hello from an import', flush=True)\n"
+                                             "time.sleep(60)\n")
+    with warm.Server("render") as server, pytest.raises(ReportError) as failure:
+        server.environment()
+    message = str(failure.value)
+    assert message.endswith("render's warm server (greenery.publisher.warm_server) wrote something other than "
+                            "that it was ready"), message
+    assert "stopped" not in message and "hello" not in message
+    assert server.process is None
+
+
+def test_a_server_that_writes_half_a_line_is_still_waited_for_only_until_the_deadline(monkeypatch, tmp_path):
+    """Output with no end of line (an import printing a progress mark, then carrying on) makes the server's
+    output readable without a line to read: waiting for the line is bounded by START_SECONDS all the same,
+    not by the server's next line or its end (here a minute away)."""
+    monkeypatch.setattr(warm.Server, "START_SECONDS", 2)
+    _failing_greenery(tmp_path, monkeypatch, "import sys, time\nsys.stdout.write('50 %'); sys.stdout.flush()\n"
+                                             "time.sleep(60)\n")
+    started = time.monotonic()
+    with warm.Server("render") as server, pytest.raises(ReportError, match="did not start within 2 s$"):
+        server.environment()
+    assert time.monotonic() - started < 30
+
+
 def test_a_long_temporary_folder_path_is_not_a_socket_path(tmp_path, monkeypatch):
     """A $TMPDIR whose path leaves no room for a socket's name (108 bytes at most): the server's folder
     goes to /tmp instead, and forks still run (the attacker's 104-character TMPDIR exited 4)."""

@@ -102,28 +102,52 @@ class Server:
 
         self.start()
         if not self.ready:
-            stream = self.process.stdout
-            answered = bool(select.select([stream], [], [], self.START_SECONDS)[0])
-            answer = stream.readline().strip() if answered else ""
+            answer = self._first_line()
+            answered = answer is not None
             if answer != READY:
                 details = (self.folder / "server.err").read_text(errors="replace").strip().splitlines()
-                # Readable with no READY line: the server ended (or said something else) before it was
-                # ready, which a deadline did not cause and should not be blamed for.
-                what = ("stopped before it was ready" + self._exit_status() if answered
-                        else f"did not start within {self.START_SECONDS:g} s")
+                # Readable with no READY line: the server ended, or wrote another line (an import printing)
+                # and runs on, before it was ready; a deadline did not cause either. What it wrote is not
+                # repeated: text of unknown origin.
+                what = self._not_ready() if answered else f"did not start within {self.START_SECONDS:g} s"
                 self.stop()
                 raise ReportError(f"the {self.NAMES[self.role]} warm server (greenery.publisher.warm_server) {what}"
                                   + (f": {details[-1]}" if details else ""))
             self.ready = True
         return {**os.environ, SOCKET_ENV: str(self.socket)}
 
-    def _exit_status(self) -> str:
-        """", exit status N" once the server has ended (waited for a moment: its output closes as it ends)."""
+    def _first_line(self) -> str | None:
+        """The server's first line of output ("" if it ended without one), None if it wrote none within
+        START_SECONDS. Read from the pipe itself, not with readline: output without an end of line makes the
+        pipe readable, and readline would then wait for the rest with no deadline. The server writes nothing
+        after READY, so nothing is left unread."""
+        import time
+
+        deadline = time.monotonic() + self.START_SECONDS
+        fd, received = self.process.stdout.fileno(), b""
+        while b"\n" not in received:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                return None
+            chunk = os.read(fd, 1 << 12)
+            if not chunk:
+                break
+            received += chunk
+        return received.split(b"\n", 1)[0].decode(errors="replace").strip()
+
+    def _not_ready(self) -> str:
+        """Why a server that answered did not say it was ready: it stopped (with its exit status, or the signal
+        that killed it: Popen's negative status is no exit status), or, still running a moment later, it wrote
+        something else first."""
         try:
-            status = self.process.wait(1)
+            status = self.process.wait(1)  # its output closes as it ends: a moment at most
         except subprocess.TimeoutExpired:
-            return ""
-        return f", exit status {status}"
+            return "wrote something other than that it was ready"
+        if status < 0:
+            with contextlib.suppress(ValueError):
+                return f"stopped before it was ready, killed by {signal.Signals(-status).name}"
+            return f"stopped before it was ready, killed by signal {-status}"
+        return f"stopped before it was ready, exit status {status}"
 
     def accepting(self) -> bool:
         """Whether `environment` would return at once (the server said it is ready, or ended): never waits."""
