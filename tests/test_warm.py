@@ -101,6 +101,22 @@ def test_a_server_that_dies_while_importing_says_so_not_that_it_timed_out(monkey
     assert "\n" not in message
 
 
+def test_a_server_that_writes_something_else_first_is_not_said_to_have_stopped(monkeypatch, tmp_path):
+    """A server whose first line is not "ready" (here: a greenery that prints as it is imported, then
+    waits) has not stopped: the error says what it did, and the server is stopped all the same."""
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    (tmp_path / "greenery").mkdir()
+    (tmp_path / "greenery" / "__init__.py").write_text("print('hello', flush=True)\nimport time\ntime.sleep(60)\n")
+    with warm.Server() as server, pytest.raises(ReportError) as failure:
+        server.start()
+        process = server.process
+        server.environment()
+    message = str(failure.value)
+    assert "chapters' warm server" in message and "wrote another line on its standard output" in message
+    assert "stopped" not in message and "did not start within" not in message
+    assert process.poll() is not None  # stopped by the client, as a server that did not start is
+
+
 def test_a_long_temporary_folder_path_is_not_a_socket_path(tmp_path, monkeypatch):
     """A $TMPDIR whose path leaves no room for a socket's name (108 bytes at most): the server's folder
     goes to /tmp instead, and forks still run (the attacker's 104-character TMPDIR exited 4)."""

@@ -103,14 +103,17 @@ class Server:
         self.start()
         if not self.ready:
             stream = self.process.stdout
-            answered = bool(select.select([stream], [], [], self.START_SECONDS)[0])
-            answer = stream.readline().strip() if answered else ""
-            if answer != READY:
+            line = stream.readline() if select.select([stream], [], [], self.START_SECONDS)[0] else None
+            if line is None or line.strip() != READY:
                 details = (self.folder / "server.err").read_text(errors="replace").strip().splitlines()
-                # Readable with no READY line: the server ended (or said something else) before it was
-                # ready, which a deadline did not cause and should not be blamed for.
-                what = ("stopped before it was ready" + self._exit_status() if answered
-                        else f"did not start within {self.START_SECONDS:g} s")
+                # Readable but no READY line: the server ended (its output closed: "") or wrote something
+                # else first (a library printing as it is imported); neither is a deadline's doing.
+                if line is None:
+                    what = f"did not start within {self.START_SECONDS:g} s"
+                elif line == "":
+                    what = "stopped before it was ready" + self._exit_status()
+                else:
+                    what = "wrote another line on its standard output before it was ready"
                 self.stop()
                 raise ReportError(f"the {self.NAMES[self.role]} warm server (greenery.publisher.warm_server) {what}"
                                   + (f": {details[-1]}" if details else ""))
