@@ -540,8 +540,11 @@ def page_templates(app) -> list[str]:
     """The templates writing the pages renders, as far as they can be named before: the page's, the index's
     and the search page's, and every template the theme's options and the sidebars name (pydata-sphinx-theme
     renders its sections' templates by name, ".html" added where it is missing)."""
+    from sphinx.util.logging import suppress_logging
+
     builder = app.builder
-    options = builder.theme.get_options(builder.theme_options) if builder.theme else {}
+    with suppress_logging():  # an option the theme does not have: prepare_writing warns of it, once
+        options = builder.theme.get_options(builder.theme_options) if builder.theme else {}
     named = [*options.values(), *(builder.theme.sidebar_templates if builder.theme else []),
              *app.config.html_sidebars.values()]
     names = ["page.html", "genindex.html", "search.html"]
