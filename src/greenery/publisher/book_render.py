@@ -565,9 +565,8 @@ def compile_templates(app) -> list[str]:
     (`page_templates`, and every template those name in their text: extends, include, import), while the
     chapters still run: Jinja keeps each compiled template (its cache, checked against the file's time when
     used), so writing the pages compiles none of them (the book's 35, 0.13 CPU s; 38 compiled here, 0.16 CPU s,
-    while the chapters run). Compiling is all it does: a
-    template that is not there or does not compile is left to the render, which says why if it uses it.
-    Returns the names compiled."""
+    while the chapters run). Compiling is all it does: a template that is not there or does not compile is
+    left to the render, which says why if it uses it. Returns the names compiled."""
     from jinja2 import meta
 
     environment = app.builder.templates.environment
