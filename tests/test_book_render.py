@@ -683,3 +683,22 @@ def test_a_cold_render_writes_with_the_templates_stems_and_formulas_made_before_
     assert not set(seen["stems"]) & set(seen["read"])
     assert seen["formulas"] == []
     assert "greenery-math" in (build / "html" / "notebooks" / "summary.html").read_text()  # the formula was drawn
+
+
+def test_naming_the_templates_ahead_warns_of_nothing_sphinx_warns_of_when_writing(tmp_path):
+    """The templates compiled while the chapters run are named from the theme's options; an option the theme
+    does not have is warned of by Sphinx once, as it prepares the writing, not a second time by the head start
+    (which only compiles)."""
+    import io
+
+    from sphinx.application import Sphinx
+
+    from greenery.publisher import book_render
+
+    (tmp_path / "conf.py").write_text("html_theme_options = {'no_such_option': 1}\n")
+    (tmp_path / "index.rst").write_text("Title\n=====\n")
+    warnings = io.StringIO()
+    app = Sphinx(str(tmp_path), str(tmp_path), str(tmp_path / "out"), str(tmp_path / "doctrees"), "html",
+                 status=None, warning=warnings)
+    assert "page.html" in book_render.compile_templates(app)
+    assert warnings.getvalue() == ""

@@ -637,7 +637,9 @@ def test_text_sizes_layouts_and_glyphs_shared_between_renderers_draw_the_same_ch
             ax.text(x / 3 + 0.05, 0.5, name, fontsize=7, bbox={"boxstyle": "round"})
         return [*many_kinds_of_chart(), *crowded_charts(), rate_bars(30), diagram, texts_laid_out_every_way()]
 
-    # matplotlib's own first, even where an earlier test's book.setup shared the sizes and layouts
+    # matplotlib's own first, even where an earlier test's book.setup shared the sizes and layouts; its ticks
+    # matplotlib's own both times (book.setup's `share_tick_updates` would spare the layouts measured here)
+    _own_tick_updates(monkeypatch, [])
     own = getattr(mtext._get_text_metrics_with_cache, "greenery_original", mtext._get_text_metrics_with_cache)
     own_layout = getattr(mtext.Text._get_layout, "greenery_original", mtext.Text._get_layout)
     own_glyphs = mtextpath.TextToPath.get_glyphs_with_font

@@ -149,6 +149,17 @@ def test_a_server_that_writes_half_a_line_is_still_waited_for_only_until_the_dea
     assert time.monotonic() - started < 30
 
 
+def test_no_folder_for_the_render_servers_socket_names_the_render_server(monkeypatch):
+    """Neither $TMPDIR nor /tmp gives a folder: the error names the server that needed one."""
+    def refused(*args, **kwargs):
+        raise PermissionError("no")
+
+    monkeypatch.setattr(warm.tempfile, "mkdtemp", refused)
+    with warm.Server("render") as server, pytest.raises(ReportError) as failure:
+        server.start()
+    assert str(failure.value).startswith("no temporary folder with a path short enough for the render's warm server's")
+
+
 def test_a_long_temporary_folder_path_is_not_a_socket_path(tmp_path, monkeypatch):
     """A $TMPDIR whose path leaves no room for a socket's name (108 bytes at most): the server's folder
     goes to /tmp instead, and forks still run (the attacker's 104-character TMPDIR exited 4)."""

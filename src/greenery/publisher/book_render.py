@@ -540,8 +540,11 @@ def page_templates(app) -> list[str]:
     """The templates writing the pages renders, as far as they can be named before: the page's, the index's
     and the search page's, and every template the theme's options and the sidebars name (pydata-sphinx-theme
     renders its sections' templates by name, ".html" added where it is missing)."""
+    from sphinx.util.logging import suppress_logging
+
     builder = app.builder
-    options = builder.theme.get_options(builder.theme_options) if builder.theme else {}
+    with suppress_logging():  # an option the theme does not have: prepare_writing warns of it, once
+        options = builder.theme.get_options(builder.theme_options) if builder.theme else {}
     named = [*options.values(), *(builder.theme.sidebar_templates if builder.theme else []),
              *app.config.html_sidebars.values()]
     names = ["page.html", "genindex.html", "search.html"]
@@ -562,9 +565,8 @@ def compile_templates(app) -> list[str]:
     (`page_templates`, and every template those name in their text: extends, include, import), while the
     chapters still run: Jinja keeps each compiled template (its cache, checked against the file's time when
     used), so writing the pages compiles none of them (the book's 35, 0.13 CPU s; 38 compiled here, 0.16 CPU s,
-    while the chapters run). Compiling is all it does: a
-    template that is not there or does not compile is left to the render, which says why if it uses it.
-    Returns the names compiled."""
+    while the chapters run). Compiling is all it does: a template that is not there or does not compile is
+    left to the render, which says why if it uses it. Returns the names compiled."""
     from jinja2 import meta
 
     environment = app.builder.templates.environment

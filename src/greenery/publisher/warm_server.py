@@ -63,7 +63,7 @@ class Server:
         from greenery.publisher.processes import die_with_parent
 
         if self.process is None:
-            self.folder = self._new_folder()
+            self.folder = self._new_folder(self.role)
             with (self.folder / "server.err").open("w") as handle:
                 self.process = subprocess.Popen([sys.executable, "-m", "greenery.publisher.warm_server",
                                                  str(self.socket), self.role],
@@ -73,9 +73,9 @@ class Server:
     SOCKET_BYTES = 107  # the longest path of a Unix socket (sun_path holds 108 bytes with the final NUL)
 
     @classmethod
-    def _new_folder(cls) -> Path:
-        """A new private folder (0700) for the socket, in $TMPDIR, else in /tmp when $TMPDIR's path is too
-        long for a socket's path; a ReportError (one line) when neither is usable."""
+    def _new_folder(cls, role: str = "chapters") -> Path:
+        """A new private folder (0700) for the socket of a server of `role`, in $TMPDIR, else in /tmp when
+        $TMPDIR's path is too long for a socket's path; a ReportError (one line) when neither is usable."""
         from greenery.errors import ReportError
         from greenery.outputs.leftovers import mark, remove_abandoned
 
@@ -89,7 +89,7 @@ class Server:
                 mark(folder)  # whose it is, for the next run's remove_abandoned should this one be killed
                 return folder
             folder.rmdir()
-        raise ReportError(f"no temporary folder with a path short enough for the chapters' warm server's "
+        raise ReportError(f"no temporary folder with a path short enough for the {cls.NAMES[role]} warm server's "
                           f"socket ({cls.SOCKET_BYTES} bytes at most): set TMPDIR to a shorter folder")
 
     @property
