@@ -87,20 +87,6 @@ def test_a_server_that_cannot_start_is_one_error_line(monkeypatch):
         server.environment()
 
 
-def test_a_server_that_dies_while_importing_says_so_not_that_it_timed_out(monkeypatch, tmp_path):
-    """A server that ends before it is ready (here: its role's imports fail at once) is not reported as
-    one that took too long: the error says it stopped, with its exit status and the last line it wrote."""
-    monkeypatch.setenv("PYTHONPATH", str(tmp_path))  # first on the server's path: a greenery that fails
-    (tmp_path / "greenery").mkdir()
-    (tmp_path / "greenery" / "__init__.py").write_text("raise SystemExit('greenery cannot be imported here')\n")
-    with warm.Server("render") as server, pytest.raises(ReportError) as failure:
-        server.environment()
-    message = str(failure.value)
-    assert "render's warm server" in message and "stopped before it was ready, exit status 1" in message
-    assert "did not start within" not in message and message.endswith(": greenery cannot be imported here")
-    assert "\n" not in message
-
-
 def _failing_greenery(tmp_path: Path, monkeypatch, code: str) -> None:
     """A greenery first on the server's path whose import runs `code`."""
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
@@ -108,14 +94,28 @@ def _failing_greenery(tmp_path: Path, monkeypatch, code: str) -> None:
     (tmp_path / "greenery" / "__init__.py").write_text(code)
 
 
+def _start_failure(tmp_path: Path, monkeypatch, code: str) -> tuple[str, warm.Server]:
+    """The one-line error of a render server started with `_failing_greenery(code)`, and the server after it."""
+    _failing_greenery(tmp_path, monkeypatch, code)
+    with warm.Server("render") as server, pytest.raises(ReportError) as failure:
+        server.environment()
+    return str(failure.value), server
+
+
+def test_a_server_that_dies_while_importing_says_so_not_that_it_timed_out(monkeypatch, tmp_path):
+    """A server that ends before it is ready (here: its role's imports fail at once) is not reported as
+    one that took too long: the error says it stopped, with its exit status and the last line it wrote."""
+    message, _ = _start_failure(tmp_path, monkeypatch, "raise SystemExit('greenery cannot be imported here')\n")
+    assert "render's warm server" in message and "stopped before it was ready, exit status 1" in message
+    assert "did not start within" not in message and message.endswith(": greenery cannot be imported here")
+    assert "\n" not in message
+
+
 def test_a_server_killed_while_importing_names_the_signal_not_a_negative_exit_status(monkeypatch, tmp_path):
     """A server killed by a signal before it is ready (the kernel's OOM killer, a crashing extension: here it
     kills itself with SIGKILL) is reported with that signal, not as "exit status -9", which no process exits
     with."""
-    _failing_greenery(tmp_path, monkeypatch, "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n")
-    with warm.Server("render") as server, pytest.raises(ReportError) as failure:
-        server.environment()
-    message = str(failure.value)
+    message, _ = _start_failure(tmp_path, monkeypatch, "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n")
     assert message.endswith("render's warm server (greenery.publisher.warm_server) stopped before it was ready, "
                             "killed by SIGKILL"), message
     assert "-9" not in message and "\n" not in message
@@ -125,11 +125,8 @@ def test_a_server_that_writes_something_else_is_not_said_to_have_stopped(monkeyp
     """A server whose output's first line is not `ready` (here an import prints a line, then the server would
     carry on importing) has not stopped: the error says it wrote something else first, without repeating
     what (text of unknown origin), and the server is stopped all the same."""
-    _failing_greenery(tmp_path, monkeypatch, "import time\nprint('hello from an import', flush=True)\n"
-                                             "time.sleep(60)\n")
-    with warm.Server("render") as server, pytest.raises(ReportError) as failure:
-        server.environment()
-    message = str(failure.value)
+    message, server = _start_failure(tmp_path, monkeypatch, "import time\nprint('hello from an import', flush=True)\n"
+                                                            "time.sleep(60)\n")
     assert message.endswith("render's warm server (greenery.publisher.warm_server) wrote something other than "
                             "that it was ready"), message
     assert "stopped" not in message and "hello" not in message
