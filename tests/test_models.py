@@ -254,7 +254,6 @@ def test_the_file_being_built_is_written_in_row_groups_of_row_group_rows(tmp_pat
     the commit and compressed only by the checkpoint."""
     from greenery.warehouse.build import _open
 
-    assert db.ROW_GROUP_ROWS == 32_768
     con = _open(tmp_path / "b.duckdb", None)
     try:
         db.run(con, "begin transaction")

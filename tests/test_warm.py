@@ -257,9 +257,9 @@ def test_the_folder_of_a_report_killed_with_sigkill_is_removed_by_the_next_serve
         [left] = temporary.iterdir()
         assert left.name.startswith("greenery-warm-")
         monkeypatch.setattr(warm.tempfile, "tempdir", str(temporary))
-        folder = warm.Server._new_folder()
+        folder = warm.Server()._new_folder()
         assert list(temporary.iterdir()) == [folder]  # the killed run's is gone
-        another = warm.Server._new_folder()  # while this process, which made `folder`, runs: `folder` is kept
+        another = warm.Server()._new_folder()  # while this process, which made `folder`, runs: `folder` is kept
         assert sorted(temporary.iterdir()) == sorted([folder, another])
     finally:
         shutil.rmtree(temporary, ignore_errors=True)

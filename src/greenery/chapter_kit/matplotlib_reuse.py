@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from typing import NamedTuple
 
 _TEXT_METRICS: dict = {}  # (what the renderer measures with, text, font, dpi) -> size: `_measuring`
 _TEXT_LAYOUTS: dict = {}  # (what the renderer measures with, text, font, dpi, spacing, alignment, rotation) -> layout
@@ -172,6 +173,14 @@ def _shared_glyphs(own):
 _TICKS = threading.local()  # `share_tick_updates`: while one plot is drawn or measured, its axes' ticks and label boxes
 
 
+class _KeptTicks(NamedTuple):
+    """An axis' ticks kept within one draw or measure (`share_tick_updates`)."""
+    state: tuple  # what they were worked out from (`_tick_state`)
+    ticks: tuple  # the ticks `Axis._update_ticks` returned
+    ticker: tuple  # its locators and formatters, held: the ids in `state` stay theirs
+    boxes: dict  # (renderer, the ticks asked about) -> their labels' boxes, as `_get_ticklabel_bboxes` gave them
+
+
 def _tick_state(axis) -> tuple:
     """What an axis' ticks are worked out from that drawing or measuring its plot may change, and the objects
     whose ids it holds: the view limits (autoscaled), where the plot is and the dpi (a fixed aspect applied, an
@@ -233,23 +242,23 @@ def share_tick_updates() -> None:
             return update(self)
         state, ticker = _tick_state(self)
         found = kept.get(self)
-        if found is not None and found[0] == state:
-            return list(found[1])
+        if found is not None and found.state == state:
+            return list(found.ticks)
         kept.pop(self, None)  # the boxes kept were those of the ticks before
         drawn = update(self)
         if _tick_state(self)[0] == state:
-            kept[self] = (state, tuple(drawn), ticker, {})  # the locators and formatters held: their ids stay theirs
+            kept[self] = _KeptTicks(state, tuple(drawn), ticker, {})
         return drawn
 
     def kept_boxes(self, ticks, renderer):
         kept = getattr(_TICKS, "kept", None)
         found = None if kept is None or _autoscale_pending(self.axes) else kept.get(self)
-        if found is None or found[0] != _tick_state(self)[0]:  # its ticks not updated in this state within this call
+        if found is None or found.state != _tick_state(self)[0]:  # its ticks not updated in this state within this call
             return boxes(self, ticks, renderer)
         key = (renderer, tuple(ticks))
-        if key not in found[3]:
-            found[3][key] = boxes(self, ticks, renderer)
-        return tuple([box.frozen() for box in side] for side in found[3][key])  # the caller's to change
+        if key not in found.boxes:
+            found.boxes[key] = boxes(self, ticks, renderer)
+        return tuple([box.frozen() for box in side] for side in found.boxes[key])  # the caller's to change
 
     def within(method):
         @functools.wraps(method)

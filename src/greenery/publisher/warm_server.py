@@ -63,7 +63,7 @@ class Server:
         from greenery.publisher.processes import die_with_parent
 
         if self.process is None:
-            self.folder = self._new_folder(self.role)
+            self.folder = self._new_folder()
             with (self.folder / "server.err").open("w") as handle:
                 self.process = subprocess.Popen([sys.executable, "-m", "greenery.publisher.warm_server",
                                                  str(self.socket), self.role],
@@ -72,9 +72,8 @@ class Server:
 
     SOCKET_BYTES = 107  # the longest path of a Unix socket (sun_path holds 108 bytes with the final NUL)
 
-    @classmethod
-    def _new_folder(cls, role: str = "chapters") -> Path:
-        """A new private folder (0700) for the socket of a server of `role`, in $TMPDIR, else in /tmp when
+    def _new_folder(self) -> Path:
+        """A new private folder (0700) for this server's socket, in $TMPDIR, else in /tmp when
         $TMPDIR's path is too long for a socket's path; a ReportError (one line) when neither is usable."""
         from greenery.errors import ReportError
         from greenery.outputs.leftovers import mark, remove_abandoned
@@ -85,12 +84,12 @@ class Server:
                 folder = Path(tempfile.mkdtemp(prefix="greenery-warm-", dir=parent))
             except OSError:
                 continue
-            if len(os.fsencode(folder / "s")) <= cls.SOCKET_BYTES:
+            if len(os.fsencode(folder / "s")) <= self.SOCKET_BYTES:
                 mark(folder)  # whose it is, for the next run's remove_abandoned should this one be killed
                 return folder
             folder.rmdir()
-        raise ReportError(f"no temporary folder with a path short enough for the {cls.NAMES[role]} warm server's "
-                          f"socket ({cls.SOCKET_BYTES} bytes at most): set TMPDIR to a shorter folder")
+        raise ReportError(f"no temporary folder with a path short enough for the {self.NAMES[self.role]} warm server's "
+                          f"socket ({self.SOCKET_BYTES} bytes at most): set TMPDIR to a shorter folder")
 
     @property
     def socket(self) -> Path:
