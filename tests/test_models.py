@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from shop import PERSONAL_VALUES, name, uid
 
-from greenery import db
+from greenery import config, db
 
 
 def name_rows(con, sql: str, params=None) -> list[tuple]:
@@ -267,3 +267,49 @@ def test_the_file_being_built_is_written_in_row_groups_of_row_group_rows(tmp_pat
             .endswith(" bytes")
     finally:
         con.close()
+
+
+def test_a_small_export_is_built_with_one_duckdb_thread_a_larger_one_with_the_settings(monkeypatch):
+    """config.build_threads: at most SMALL_EXPORT_BYTES, one thread; a byte more, the settings' (one per
+    core); $GREENERY_DUCKDB_THREADS, when set, wins even on a small export."""
+    monkeypatch.delenv("GREENERY_DUCKDB_THREADS", raising=False)
+    monkeypatch.setattr(config.os, "cpu_count", lambda: 8)
+    assert config.build_threads(0) == 1
+    assert config.build_threads(config.SMALL_EXPORT_BYTES) == 1
+    assert config.build_threads(config.SMALL_EXPORT_BYTES + 1) == 8
+    monkeypatch.setenv("GREENERY_DUCKDB_THREADS", "3")
+    assert config.build_threads(1) == 3
+
+
+def test_a_build_sets_the_threads_its_export_s_size_asks_for(shop_dir, tmp_path, monkeypatch):
+    """The shop's seven files (a few kilobytes, the size build.export_bytes sums) are built with DuckDB on one
+    thread; made to look larger than SMALL_EXPORT_BYTES, with the settings' (here 3). Both through `greenery
+    build`, whose instance is opened beside with one thread before the export is known, and through build()
+    alone, which opens its own."""
+    from greenery import cli
+    from greenery.warehouse import build as building
+
+    monkeypatch.setenv("GREENERY_HISTORY", str(tmp_path / "history.duckdb"))
+    monkeypatch.delenv("GREENERY_DUCKDB_THREADS", raising=False)
+    monkeypatch.setattr(config.os, "cpu_count", lambda: 3)
+    size = building.export_bytes(shop_dir)
+    assert size == sum(path.stat().st_size for path in shop_dir.glob("*.csv")) > 0
+    seen = []
+    opened = building._open
+
+    def watched(*args, **kwargs):
+        con = opened(*args, **kwargs)
+        seen.append(db.scalar(con, "select current_setting('threads')"))
+        return con
+
+    monkeypatch.setattr(building, "_open", watched)
+
+    def both(name: str) -> None:
+        assert cli.main(["build", "--data-dir", str(shop_dir), "--warehouse", str(tmp_path / f"{name}.duckdb")]) == 0
+        building.build(building.choose_data(shop_dir), tmp_path / f"{name}-alone.duckdb",
+                       history=tmp_path / f"{name}-history.duckdb")
+
+    both("small")
+    monkeypatch.setattr(config, "SMALL_EXPORT_BYTES", size - 1)
+    both("large")
+    assert seen == [1, 1, 3, 3]

@@ -38,7 +38,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     config.check_duckdb_settings()
     # The DuckDB instance the build runs in, opened on a thread while the imports and checks below run:
     # it costs ~25 ms of wall time, Python's lock left meanwhile. Closed here if the build never takes it.
-    instance = db.connect_beside() if args.engine == "duckdb" else None
+    # Opened with a small export's threads (config.build_threads): the build sets more for a larger one.
+    instance = db.connect_beside(config.build_threads(0)) if args.engine == "duckdb" else None
     try:
         return _build(args, instance)
     finally:

@@ -192,7 +192,7 @@ def history_path(explicit: str | os.PathLike | None = None) -> Path:
 # DuckDB's resources, set on purpose rather than left to its defaults (all of the machine's memory,
 # temporary files beside the database). Every connection applies them (db.connect):
 # - threads: one per core, so a query uses the whole machine; $GREENERY_DUCKDB_THREADS lowers it on
-#   a shared machine.
+#   a shared machine. A build of a small export asks for one (build_threads).
 # - memory_limit: what DuckDB's buffer manager may hold before it spills hash tables, sorts and
 #   pages to disk. 1 GB keeps `greenery report` at 1000x the real export under 2 GB for all its
 #   processes; a larger export spills instead of failing. $GREENERY_DUCKDB_MEMORY (e.g. "4GB")
@@ -242,6 +242,25 @@ def duckdb_settings() -> dict[str, object]:
         "temp_directory": str(env_path("GREENERY_DUCKDB_TEMP") or DUCKDB_TEMP_DIR),
         "preserve_insertion_order": False,
     }
+
+
+# An export whose CSVs together hold at most this many bytes is built with DuckDB running each query on the
+# thread that asks for it (threads 1): its tables fill a row group or two, too little for a query to share
+# out, and handing a query's few tasks to DuckDB's other thread cost more than it ran (the real export,
+# 1.1 MB: `greenery build` 0.36 s -> 0.32 s median wall, 0.455 -> 0.42 CPU s). The build still uses every
+# core: its data tests and checkpoint run on threads of their own beside the models and the history
+# (greenery.warehouse.build). Measured up to the sample at scale 30 (31 MB), where one thread was as fast;
+# above it a query's row groups are worth sharing out (docs/engines-and-scale.md, "DuckDB's resources").
+SMALL_EXPORT_BYTES = 16 * 10**6
+
+
+def build_threads(export_bytes: int) -> int:
+    """The DuckDB threads `greenery build` runs with on an export of `export_bytes` bytes: 1 for a small one
+    (SMALL_EXPORT_BYTES), else duckdb_settings()'s. $GREENERY_DUCKDB_THREADS, when set, always wins."""
+    settings = duckdb_settings()["threads"]
+    if os.environ.get("GREENERY_DUCKDB_THREADS") or export_bytes > SMALL_EXPORT_BYTES:
+        return settings
+    return 1
 
 
 def check_duckdb_settings() -> None:

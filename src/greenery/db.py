@@ -41,24 +41,29 @@ Params = Mapping[str, Any] | None
 ROW_GROUP_ROWS = 32_768
 
 
-def connect(path: Path | str = ":memory:", read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    # Threads, memory limit and where to spill: chosen in config.py, not DuckDB's defaults.
-    con = duckdb.connect(str(path), read_only=read_only, config=config.duckdb_settings())
+def connect(path: Path | str = ":memory:", read_only: bool = False,
+            threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    # Threads, memory limit and where to spill: chosen in config.py, not DuckDB's defaults. `threads`
+    # overrides the settings' (a build of a small export: config.build_threads).
+    settings = config.duckdb_settings()
+    con = duckdb.connect(str(path), read_only=read_only,
+                         config=settings if threads is None else {**settings, "threads": threads})
     # Timestamps are stored as UTC; pin the session zone so date parts never shift.
     con.execute("set timezone = 'UTC'").fetchall()
     return con
 
 
-def connect_beside() -> Future[duckdb.DuckDBPyConnection]:
-    """An in-memory connection (connect()) being opened on a thread of its own. A DuckDB instance costs
-    ~20 ms of CPU (its catalog of built-in functions), with Python's lock left meanwhile: `greenery build`
-    begins one before its imports and checks, and attaches the file it builds to it (greenery.warehouse.build).
-    The caller takes the connection (`result`) and closes it, or closes it through close_when_open."""
+def connect_beside(threads: int | None = None) -> Future[duckdb.DuckDBPyConnection]:
+    """An in-memory connection (connect(threads=threads)) being opened on a thread of its own. A DuckDB
+    instance costs ~20 ms of CPU (its catalog of built-in functions), with Python's lock left meanwhile:
+    `greenery build` begins one before its imports and checks, and attaches the file it builds to it
+    (greenery.warehouse.build). The caller takes the connection (`result`) and closes it, or closes it
+    through close_when_open."""
     opened: Future[duckdb.DuckDBPyConnection] = Future()
 
     def open_it() -> None:
         try:
-            opened.set_result(connect())
+            opened.set_result(connect(threads=threads))
         except BaseException as error:  # a setting DuckDB refuses: raised where the connection is taken
             opened.set_exception(error)
 

@@ -339,7 +339,7 @@ def _store_build_info(con: duckdb.DuckDBPyConnection, source: DataSource, loaded
 BUILDING = "building"
 
 
-def _open(building: Path, instance: Future | None) -> duckdb.DuckDBPyConnection:
+def _open(building: Path, instance: Future | None, threads: int | None = None) -> duckdb.DuckDBPyConnection:
     """The connection a build writes `building` through: the in-memory connection `instance` opens
     (db.connect_beside, begun by `greenery build` before its imports and checks), else a new one, with
     `building` attached and made its default catalog. One DuckDB instance serves the whole build: once
@@ -350,9 +350,14 @@ def _open(building: Path, instance: Future | None) -> duckdb.DuckDBPyConnection:
     the file is ours, read by nobody before it is renamed, and _write syncs it whole before that (the syncs
     are on while the history is written, and off again for the file's last commit and checkpoint). The
     syncs of its creation and of the load's and the models' commits were 10 to 25 ms of a build's wall time
-    on a busy disk."""
-    con = instance.result(timeout=db.OPEN_DEADLINE_S) if instance is not None else db.connect()
+    on a busy disk.
+
+    `threads`: DuckDB's threads for this build (config.build_threads), set unless `instance` was opened
+    with them (greenery.cli opens it with a small export's); None keeps the connection's."""
+    con = instance.result(timeout=db.OPEN_DEADLINE_S) if instance is not None else db.connect(threads=threads)
     try:
+        if threads is not None and threads != db.scalar(con, "select current_setting('threads')"):
+            db.run(con, f"set threads = {int(threads)}")
         db.run(con, "set fsync_mode = 'none'")
         db.run(con, f"attach $path as {BUILDING} (row_group_size {db.ROW_GROUP_ROWS})", {"path": str(building)})
         db.run(con, f"use {BUILDING}")
@@ -362,6 +367,11 @@ def _open(building: Path, instance: Future | None) -> duckdb.DuckDBPyConnection:
         con.close()
         raise
     return con
+
+
+def export_bytes(folder: Path) -> int:
+    """The bytes of the export's seven CSVs together (choose_data checked that each is a regular file)."""
+    return sum((folder / table.file_name).stat().st_size for table in RAW_TABLES)
 
 
 def _cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
@@ -576,7 +586,7 @@ def build(source: DataSource, warehouse: Path, manifest: Manifest | None = None,
             lambda: inputs or _timed_call(timings, "fingerprint", fingerprint.warehouse, source.path, pinned,
                                           scan.export))
         read = background.submit(lambda: manifest or load_manifest())
-        con = _open(building, instance)
+        con = _open(building, instance, config.build_threads(export_bytes(source.path)))
         build_id = None
         findings: list[Finding] = []
         try:
