@@ -249,8 +249,9 @@ def duckdb_settings() -> dict[str, object]:
 # out, and handing a query's few tasks to DuckDB's other thread cost more than it ran (the real export,
 # 1.1 MB: `greenery build` 0.36 s -> 0.32 s median wall, 0.455 -> 0.42 CPU s). The build still uses every
 # core: its data tests and checkpoint run on threads of their own beside the models and the history
-# (greenery.warehouse.build). Measured up to the sample at scale 30 (31 MB), where one thread was as fast;
-# above it a query's row groups are worth sharing out (docs/engines-and-scale.md, "DuckDB's resources").
+# (greenery.warehouse.build). The sample at scale 10 (11 MB): 0.55 -> 0.525 s; at scale 30 (31 MB) the
+# medians were equal and two threads' best run the faster (0.78 against 0.93 s): there a query's row groups
+# start to be worth sharing out (docs/engines-and-scale.md, "DuckDB's resources").
 SMALL_EXPORT_BYTES = 16 * 10**6
 
 

@@ -12,7 +12,6 @@ font cannot draw; `terminal` is for the command's own output, where line breaks 
 
 from __future__ import annotations
 
-import html as _html
 import re
 import string
 import unicodedata
@@ -66,6 +65,8 @@ def markdown(value: object) -> str:
 
 def html(value: object) -> str:
     """The value escaped for raw HTML."""
+    import html as _html  # here: `greenery build` escapes its messages with `terminal`, never loads html's entities
+
     return _html.escape(plain(value), quote=True)
 
 
