@@ -460,19 +460,24 @@ def serve(path: str, role: str = "chapters") -> None:
             _reap(stage[0])
         os._exit(128 + received)
 
-    # Before the fork, so that no signal finds the base server with a second stage and no handler; the
-    # second stage puts back its own at once.
+    # Held from before the fork until the base server knows its second stage's pid (and the second stage has
+    # put back its own handlers): no signal finds either half-way.
+    stopping = {signal.SIGTERM, signal.SIGINT}
     signal.signal(signal.SIGTERM, end)
     signal.signal(signal.SIGINT, end)
+    signal.pthread_sigmask(signal.SIG_BLOCK, stopping)
     pid = os.fork()
     if pid == 0:  # the second stage: the server of every chapter, the base server's imports and the statistics'
         code = 1
         try:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, stopping)
             from greenery.publisher.processes import die_with_parent
 
             die_with_parent()
+            if os.getppid() != server:  # the base server ended before the line above: nobody would stop this one
+                return
             base.close()
             _frozen(_preload_statistics)
             listener = _listen(path)
@@ -488,7 +493,8 @@ def serve(path: str, role: str = "chapters") -> None:
                 sys.stderr.flush()
             os._exit(code)
     stage[0] = pid
-    _loop(base, stage=pid)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, stopping)
+    _loop(base, stage=stage)
 
 
 def _reap(pid: int, seconds: float = 3.0) -> None:
@@ -500,10 +506,11 @@ def _reap(pid: int, seconds: float = 3.0) -> None:
             time.sleep(0.01)
 
 
-def _loop(listener: socket.socket, stage: int | None = None) -> None:
-    """Fork each request at `listener` for ever. `stage`: the base server's second stage; should it end, this
-    server says so (STAGE_ENDED, with its exit code) and closes its output, so that whoever waits for its
-    READY learns at once that it will never come (and reads why in the server's stderr)."""
+def _loop(listener: socket.socket, stage: list[int] | None = None) -> None:
+    """Fork each request at `listener` for ever. `stage`: the base server's second stage (its pid in a list,
+    set to 0 once it is reaped: its pid may then be another process's); should it end, this server says so
+    (STAGE_ENDED, with its exit code) and closes its output, so that whoever waits for its READY learns at
+    once that it will never come (and reads why in the server's stderr)."""
     forks: dict[socket.socket, int] = {}  # a client's connection -> the fork it stands for
     waiting: list[socket.socket] = []  # connected, request not read yet
     ended: dict[int, int] = {}  # a fork's pidfd (readable once it has ended) -> its pid
@@ -537,7 +544,8 @@ def _loop(listener: socket.socket, stage: int | None = None) -> None:
                 break
             if pid == 0:
                 break
-            if pid == stage:
+            if stage and pid == stage[0]:
+                stage[0] = 0
                 with contextlib.suppress(OSError):
                     os.write(1, f"{STAGE_ENDED} {os.waitstatus_to_exitcode(wait_status)}\n".encode())
                     os.close(1)
