@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,14 +25,23 @@ def server():
         yield running
 
 
-def forks(server: warm.Server) -> list[psutil.Process]:
-    def running(process: psutil.Process) -> bool:
-        try:
-            return process.status() != psutil.STATUS_ZOMBIE
-        except psutil.NoSuchProcess:  # ended between listing and asking
-            return False
+def full_server(server: warm.Server) -> psutil.Process:
+    """The process that forks every chapter: the chapters' server's first fork (it imports the statistics
+    while the server itself forks light chapters), or the render's server itself."""
+    process = psutil.Process(server.process.pid)
+    return process if server.role == "render" else min(process.children(), key=lambda p: p.create_time())
 
-    return [p for p in psutil.Process(server.process.pid).children() if running(p)]
+
+def running(process: psutil.Process) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:  # ended between listing and asking
+        return False
+
+
+def forks(server: warm.Server) -> list[psutil.Process]:
+    """The forks of chapters the server has running (once it is complete: the full server's)."""
+    return [p for p in full_server(server).children() if running(p)]
 
 
 def start_chapter(server: warm.Server, tmp_path) -> tuple[subprocess.Popen, psutil.Process]:
@@ -182,13 +194,14 @@ def test_the_server_watches_each_fork_for_its_end_and_lets_go_of_it(server, tmp_
     """A fork's end wakes the server at once (its pidfd is in the server's select), so the chapter runner
     learns of it without waiting for the loop's next round; the pidfd is closed once the fork is reaped."""
     client, chapter = start_chapter(server, tmp_path)
-    assert _pidfds(server.process.pid) == 1
+    full = full_server(server).pid
+    assert _pidfds(full) == 1
     chapter.kill()
     assert client.wait(30) == 128 + signal.SIGKILL
     deadline = time.monotonic() + 10
-    while _pidfds(server.process.pid) and time.monotonic() < deadline:
+    while _pidfds(full) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _pidfds(server.process.pid) == 0
+    assert _pidfds(full) == 0
 
 
 def test_the_runner_wakes_when_a_chapter_ends():
@@ -244,10 +257,6 @@ def test_a_fork_imports_nothing_a_chapter_needs(tmp_path):
 def test_the_folder_of_a_report_killed_with_sigkill_is_removed_by_the_next_server(tmp_path, monkeypatch):
     """The attacker's review: `kill -9` of a report left its greenery-warm-* folder in the temporary folder
     for ever (no clean-up runs then). Its marker names a process that is gone: the next server removes it."""
-    import os
-    import shutil
-    import tempfile
-
     temporary = Path(tempfile.mkdtemp(prefix="g-", dir="/tmp"))  # short: socket paths
     try:
         killed = subprocess.run([sys.executable, "-c", "import os, signal\nfrom greenery.publisher.warm_server import "
@@ -286,25 +295,232 @@ def test_the_server_imports_no_formula_library_and_the_cox_model_still_fits():
 FROZEN = """
 import gc
 from greenery.publisher import warm_server
-warm_server._preload_frozen()
-print(gc.isenabled(), gc.get_freeze_count() > 100_000, sum(gc.get_count()) < 1_000)
+warm_server._frozen(warm_server._preload_base)
+base = gc.get_freeze_count()
+warm_server._frozen(warm_server._preload_statistics)  # as the second stage does, after the fork
+print(gc.isenabled(), base > 100_000, gc.get_freeze_count() > base, sum(gc.get_count()) < 1_000)
 """
 
 
 def test_what_the_server_imported_is_frozen_for_the_collector():
-    """The server's imports (hundreds of thousands of objects) are frozen: a chapter's collections never walk
-    them; the collector is on again for what a chapter makes."""
+    """The server's imports (hundreds of thousands of objects), both stages', are frozen: a chapter's
+    collections never walk them; the collector is on again for what a chapter makes."""
     done = subprocess.run([sys.executable, "-c", FROZEN], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split() == ["True", "True", "True"]
+    assert done.stdout.split() == ["True", "True", "True", "True"]
 
 
 def test_a_server_told_to_give_statsmodels_formulaic_s_formulas_imports_it():
     """$SM_FORMULA_ENGINE=formulaic: statsmodels refuses to load without formulaic (a RuntimeError on import),
     so the server, which imports statsmodels for the Cox model, leaves formulaic importable then."""
-    import os
-
     done = subprocess.run([sys.executable, "-c", UNUSED_IMPORTS], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "SM_FORMULA_ENGINE": "formulaic"})
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["['formulaic',", "'narwhals']", "True"]
+
+
+def chapter_source(path: Path, *cells: str) -> Path:
+    """A chapter (jupytext MyST) of the given code cells."""
+    path.write_text("---\njupytext:\n  text_representation:\n    extension: .md\n    format_name: myst\n"
+                    "kernelspec:\n  display_name: Python 3\n  language: python\n  name: python3\n---\n\n# A chapter\n\n"
+                    + "".join(f"```{{code-cell}} ipython3\n{cell}\n```\n\n" for cell in cells))
+    return path
+
+
+# Whether the server had imported scipy.stats when it forked the chapter, then a test the kit's stats runs
+# (scipy.stats imported on first use in a fork that lacked it): the same p-value either way.
+TESTS = ("import sys\nprint('scipy.stats' in sys.modules, 'statsmodels' in sys.modules)",
+         "from greenery.chapter_kit import stats\nprint(stats.independence([3, 9, 1], [10, 12, 11]), "
+         "stats.wilson(3, 10), stats.detectable_difference(50, 60, 0.3))")
+
+
+def outputs(notebook: Path) -> list[str]:
+    import nbformat
+
+    return [output.get("text", "") for cell in nbformat.read(notebook, as_version=4).cells
+            for output in cell.get("outputs", [])]
+
+
+def test_a_light_chapter_is_forked_before_the_statistics_are_imported_and_shows_the_same(server, tmp_path):
+    """At the base socket (the server's first stage) a chapter starts without scipy.stats or statsmodels; one
+    that uses them after all imports them itself, and shows what a fork of the complete server shows."""
+    source = chapter_source(tmp_path / "tests.md", *TESTS)
+    shown = {}
+    for name, env in (("base", server.base_environment()), ("complete", server.environment())):
+        assert env[SOCKET_ENV].endswith("/b" if name == "base" else "/s")
+        done = subprocess.run(client_command("chapter", str(source), str(tmp_path / f"{name}.ipynb"), "{}", "600"),
+                              env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        shown[name] = outputs(tmp_path / f"{name}.ipynb")
+    assert shown["base"][0] == "False False\n"  # forked before the statistics' stage
+    assert shown["complete"][0] == "True True\n"
+    assert shown["base"][1] == shown["complete"][1]
+    assert "permutation" in shown["base"][1]  # the test that needs scipy.stats' permutation test did run
+    assert server.base_environment()[SOCKET_ENV].endswith("/s")  # once complete, every chapter forks there
+
+
+def test_the_server_s_first_stage_imports_no_statistics():
+    done = subprocess.run([sys.executable, "-c", "import sys\nfrom greenery.publisher import warm_server\n"
+                           "warm_server._preload_base()\nprint(sorted(m for m in sys.modules if m.startswith("
+                           "('scipy.stats', 'statsmodels', 'greenery.chapter_kit.indicators', "
+                           "'greenery.chapter_kit.survival', 'greenery.chapter_kit.trends'))))"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"
+
+
+def _failing_statsmodels(tmp_path: Path, monkeypatch, code: str) -> None:
+    """A statsmodels first on the servers' path whose import runs `code`: only the second stage imports it."""
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    (tmp_path / "statsmodels").mkdir(parents=True)
+    (tmp_path / "statsmodels" / "__init__.py").write_text(code)
+
+
+def _second_stage_failure(tmp_path: Path, monkeypatch, code: str) -> tuple[str, float, warm.Server]:
+    """The chapters' server with `_failing_statsmodels(code)`: light chapters can be forked (its base stage is
+    ready), then its one-line error once every chapter is waited for, how long that wait took, the server."""
+    _failing_statsmodels(tmp_path, monkeypatch, code)
+    with warm.Server() as server:
+        assert server.base_environment()[warm.SOCKET_ENV].endswith("/b")
+        started = time.monotonic()
+        with pytest.raises(ReportError) as failure:
+            server.environment()
+    return str(failure.value), time.monotonic() - started, server
+
+
+def test_a_second_stage_that_fails_is_one_error_line_at_once(tmp_path, monkeypatch):
+    """The statistics' import fails: the base server says its second stage ended (with the exit status) and
+    closes its output, so the wait for the complete server ends there, with the failure's last line, not
+    at START_SECONDS; both stages are stopped."""
+    monkeypatch.setattr(warm.Server, "START_SECONDS", 600)
+    message, waited, server = _second_stage_failure(tmp_path, monkeypatch, "raise ImportError('no statistics here')\n")
+    assert message == ("the chapters' warm server (greenery.publisher.warm_server) stopped before it was ready: its "
+                       "second stage (scipy.stats, statsmodels) ended, exit status 1: ImportError: no statistics here")
+    assert waited < 60 and server.process is None and server.folder is None
+
+
+def test_a_second_stage_killed_names_the_signal(tmp_path, monkeypatch):
+    message, _, _ = _second_stage_failure(tmp_path, monkeypatch, "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n")
+    assert message.endswith("its second stage (scipy.stats, statsmodels) ended, killed by SIGKILL"), message
+
+
+def test_the_runner_stops_at_a_failed_second_stage_with_its_error(tmp_path, monkeypatch):
+    """A light chapter runs from the base stage while the second stage fails: the runner reports the
+    server's error (not a chapter's), and the heavy chapter never starts."""
+    from greenery.publisher import chapter_runs
+
+    _failing_statsmodels(tmp_path / "path", monkeypatch, "raise ImportError('no statistics here')\n")
+    heavy = chapter_source(tmp_path / "heavy.md", "from greenery.chapter_kit import survival")
+    light = chapter_source(tmp_path / "light.md", "import time\ntime.sleep(2)")
+    stage = tmp_path / "stage"
+    stage.mkdir()
+    entries = [str(heavy.with_suffix("")), str(light.with_suffix(""))]
+    logged = []
+    with warm.Server() as server, pytest.raises(ReportError, match="second stage .* ended, exit status 1: "
+                                                                  "ImportError: no statistics here$"):
+        chapter_runs.run_all(entries, stage, {e: {} for e in entries}, {e: e[-5:] for e in entries},
+                             chapter_runs.ChapterCache(tmp_path / "cache"), logged.append, workers=2, server=server)
+    assert not (stage / f"{entries[0]}.ipynb").exists()
+    assert server.process is None
+
+
+def test_what_the_server_said_before_its_deadline_counts_when_read_after_it(monkeypatch):
+    """START_SECONDS bounds the server's start, not how late the runner reads what it said: a chapters'
+    server that said both its lines in time is ready when first asked after the deadline (the warehouse's
+    build took longer), and one that said only the first fails then, without waiting."""
+    for printed, complete in ((f"{warm.BASE_READY}\n{warm.READY}\n", True), (f"{warm.BASE_READY}\n", False)):
+        with warm.Server() as server:
+            server.start()
+            server.process.stdout.close()  # in its place, a server's output with these lines, still open
+            read, write = os.pipe()
+            os.write(write, printed.encode())
+            server.process.stdout = os.fdopen(read, "rb")
+            server._started -= warm.Server.START_SECONDS + 1
+            started = time.monotonic()
+            try:
+                if complete:
+                    assert server.complete() and server.environment()[SOCKET_ENV].endswith("/s")
+                else:
+                    with pytest.raises(ReportError, match="did not start within 300 s$"):
+                        server.base_environment()  # said, but READY is overdue: the whole server failed
+            finally:
+                os.close(write)
+            assert time.monotonic() - started < 5
+
+
+def test_stopping_the_server_reaps_its_second_stage(tmp_path):
+    """The statistics' server is the base server's child: on SIGTERM (Server.stop), the base server kills and
+    reaps it before it ends itself (else it is left a zombie of the system's init, which may reap it seconds
+    later: stopping the servers waited for it)."""
+    server = warm.Server()
+    try:
+        server.environment()
+        full = full_server(server)
+        server.process.terminate()  # the base server alone, as the first of Server.stop's signals
+        server.process.wait(60)
+        assert not psutil.pid_exists(full.pid)  # gone, not a zombie, by the time the base server has ended
+    finally:
+        server.stop()
+
+
+def test_an_interrupt_reaps_the_second_stage_too(tmp_path):
+    """^C reaches every process of the report (one process group): the base server reaps its second stage
+    then too, while it still imports."""
+    server = warm.Server()
+    try:
+        server.base_environment()
+        deadline = time.monotonic() + 60
+        while not psutil.Process(server.process.pid).children():  # forked just after it said BASE_READY
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        full = full_server(server)
+        assert not server.complete()  # still importing the statistics
+        server.process.send_signal(signal.SIGINT)
+        assert server.process.wait(60) == 128 + signal.SIGINT
+        assert not psutil.pid_exists(full.pid)
+    finally:
+        server.stop()
+
+
+def test_light_chapters_are_those_importing_no_statistics_module(tmp_path):
+    from greenery.publisher.chapter_runs import light
+
+    cases = {"plain": "from greenery.chapter_kit import analyses, book  # the tiles",
+             "stats": "from greenery.chapter_kit import book, stats",  # scipy only on first use: light
+             "listed": "from greenery.chapter_kit import (\n    book,\n    survival,\n)",
+             "dotted": "from greenery.chapter_kit.trends import fit",
+             "module": "import greenery.chapter_kit.indicators as ind"}
+    found = {name: light(str(chapter_source(tmp_path / f"{name}.md", cell)).removesuffix(".md"))
+             for name, cell in cases.items()}
+    assert found == {"plain": True, "stats": True, "listed": False, "dotted": False, "module": False}
+    assert light("notebooks/summary") and not light("notebooks/repeat_indicators")
+
+
+def test_the_runner_forks_a_light_chapter_while_the_statistics_import(tmp_path, monkeypatch):
+    """The server is held in its first stage until the light chapter has ended: the runner starts the light
+    chapter first (from the base server: no scipy.stats in it), though the heavy one is listed first and is
+    the longer, and the heavy one once the server is complete; both show what they would have."""
+    from greenery.publisher import chapter_runs
+
+    monkeypatch.setattr(chapter_runs, "expected_seconds", lambda entry, last: 10 if "heavy" in entry else 1)
+    heavy = chapter_source(tmp_path / "heavy.md", "from greenery.chapter_kit import survival", *TESTS)
+    light = chapter_source(tmp_path / "light.md", "from greenery.chapter_kit import book", *TESTS)
+    stage = tmp_path / "stage"
+    stage.mkdir()
+    entries = [str(heavy.with_suffix("")), str(light.with_suffix(""))]
+
+    class Held(warm.Server):
+        def complete(self) -> bool:  # held until the light chapter has been staged
+            return (stage / f"{entries[1]}.ipynb").is_file() and super().complete()
+
+        def waking(self) -> list:
+            return []
+
+    logged = []
+    with Held() as server:
+        chapter_runs.run_all(entries, stage, {e: {} for e in entries}, {e: e[-5:] for e in entries},
+                             chapter_runs.ChapterCache(tmp_path / "cache"), logged.append, workers=2, server=server)
+    assert [line.split("]")[1].split()[0] for line in logged] == ["light.md", "heavy.md"]
+    light_shows, heavy_shows = (outputs(stage / f"{e}.ipynb") for e in (entries[1], entries[0]))
+    assert light_shows[0] == "False False\n" and heavy_shows[0] == "True True\n"
+    assert light_shows[1] == heavy_shows[1]

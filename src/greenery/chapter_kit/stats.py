@@ -13,8 +13,18 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from scipy import stats as sps
-from scipy.special import ndtri
+
+# scipy is imported where it is used, not here: every chapter imports this module (through
+# greenery.chapter_kit.book), most never test anything, and scipy.stats is the largest import a chapter
+# has (0.3-0.7 CPU s). The chapters' warm server forks those chapters before it has imported scipy.stats
+# (greenery.publisher.warm_server).
+
+
+def _sps():
+    """scipy.stats, imported on first use."""
+    from scipy import stats
+
+    return stats
 
 # Below this expected count in any cell, the chi-square approximation is not trusted and an
 # exact (2 x 2) or Monte Carlo permutation (larger tables) p-value is used instead.
@@ -35,6 +45,8 @@ def wilson(successes: int, trials: int, confidence: float = 0.95) -> tuple[float
     if not 0 <= k <= n:
         raise ValueError(f"successes ({k}) must be between 0 and trials ({n})")
     p = k / n
+    from scipy.special import ndtri
+
     z = ndtri(0.5 + 0.5 * confidence)
     denom = 2 * (n + z**2)
     center = (2 * n * p + z**2) / denom
@@ -88,12 +100,12 @@ def _independence(pairs: tuple[tuple[int, int], ...], seed: int) -> Test:
     table = np.array([[k, n - k] for k, n in pairs])
     if len(pairs) < 2 or table[:, 0].sum() == 0 or table[:, 1].sum() == 0:
         return Test("not testable", math.nan, 0, 1.0, math.nan)
-    chi2, p, dof, expected = sps.chi2_contingency(table, correction=False)
-    v = float(sps.contingency.association(table, method="cramer"))
+    chi2, p, dof, expected = _sps().chi2_contingency(table, correction=False)
+    v = float(_sps().contingency.association(table, method="cramer"))
     if expected.min() >= MIN_EXPECTED:
         return Test("chi-square", float(chi2), int(dof), float(p), v)
     if len(pairs) == 2:
-        odds, p = sps.fisher_exact(table)
+        odds, p = _sps().fisher_exact(table)
         return Test("Fisher's exact", float(odds), 1, float(p), v)
     return Test("permutation (chi-square statistic)", float(chi2), int(dof),
                 _permutation_p(table, float(chi2), seed), v)
@@ -122,7 +134,7 @@ def _permutation_p(table: np.ndarray, observed: float, seed: int) -> float:
 
     n = len(outcomes)
     if math.factorial(min(n, 8)) <= PERMUTATIONS or n * PERMUTATIONS * 4 > _PERMUTATIONS_BYTES:  # 8! > 9,999
-        result = sps.permutation_test((outcomes,), statistic, permutation_type="pairings", vectorized=True,
+        result = _sps().permutation_test((outcomes,), statistic, permutation_type="pairings", vectorized=True,
                                       n_resamples=PERMUTATIONS, batch=_BATCH, alternative="greater",
                                       rng=np.random.default_rng(seed))
         assert abs(result.statistic - observed) < 1e-6 * max(1.0, observed)
@@ -184,13 +196,13 @@ def benjamini_hochberg(p_values: list[float]) -> list[float]:
     """Benjamini-Hochberg adjustment (controls the false discovery rate), via scipy."""
     if not len(p_values):
         return []
-    return sps.false_discovery_control(np.asarray(p_values, dtype=float), method="bh").tolist()
+    return _sps().false_discovery_control(np.asarray(p_values, dtype=float), method="bh").tolist()
 
 
 def _z(alpha: float) -> float:
     """The two-sided critical value at level alpha: `isf`, exact for a small alpha, where
     `ppf(1 - alpha / 2)` would round 1 - alpha / 2 to 1 and return infinity."""
-    return float(sps.norm.isf(alpha / 2))
+    return float(_sps().norm.isf(alpha / 2))
 
 
 def detectable_difference(n1: int, n2: int, rate: float, alpha: float = 0.05, power: float = 0.8) -> float:
@@ -198,11 +210,11 @@ def detectable_difference(n1: int, n2: int, rate: float, alpha: float = 0.05, po
     would detect with the given power in a two-sided test at level alpha (normal approximation)."""
     if not n1 or not n2 or not 0 < rate < 1:
         return math.nan
-    z = _z(alpha) + sps.norm.ppf(power)
+    z = _z(alpha) + _sps().norm.ppf(power)
     return float(z * math.sqrt(rate * (1 - rate) * (1 / n1 + 1 / n2)))
 
 
 def buyers_needed(difference: float, rate: float, alpha: float = 0.05, power: float = 0.8) -> int:
     """Buyers per group needed to detect `difference` around `rate` (the inverse of the above)."""
-    z = _z(alpha) + sps.norm.ppf(power)
+    z = _z(alpha) + _sps().norm.ppf(power)
     return math.ceil(2 * rate * (1 - rate) * (z / difference) ** 2)

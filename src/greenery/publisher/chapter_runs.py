@@ -3,7 +3,8 @@ them, `workers` at a time, each within a time limit, each cached as soon as it f
 
 Each chapter is a jupytext notebook executed by papermill in a process of its own, forked from the
 warm server that imported its libraries once (greenery.publisher.warm_server), at most `workers` at
-a time, the longest first, and each within a time limit. A chapter that fails or runs out of time
+a time, the longest first (while the server still imports the statistics, one fewer, light chapters
+only), and each within a time limit. A chapter that fails or runs out of time
 is reported by name and cell, and every process it started is stopped. A chapter that finished
 is cached at once by fingerprint, so a rerun after any failure or signal does not redo it.
 
@@ -196,6 +197,21 @@ def expected_seconds(entry: str, last_seconds: dict[str, float]) -> float:
     return notebook_path(entry).stat().st_size / 4000
 
 
+KIT_IMPORT = re.compile(r"^[ \t]*from[ \t]+greenery\.chapter_kit[ \t]+import[ \t]+(?:\(([^)]*)\)|([\w \t,]+))"
+                        r"|^[ \t]*(?:from|import)[ \t]+greenery\.chapter_kit\.(\w+)", re.MULTILINE)
+
+
+def light(entry: str) -> bool:
+    """Whether a chapter imports none of the kit's statistics modules (warm_server.STATISTICS), read from its
+    source's import lines: it can be forked before the chapters' server has imported scipy.stats and
+    statsmodels. Only the order of forks depends on it: a chapter that uses scipy after all (the kit's `stats`
+    imports it on first use) imports it itself, and its outputs are the same."""
+    names = set()
+    for *listed, module in KIT_IMPORT.findall(notebook_path(entry).read_text(encoding="utf-8")):
+        names.update(re.findall(r"\w+", "".join(listed)) if any(listed) else [module])
+    return not names & set(warm.STATISTICS)
+
+
 def _relay(stderr: str) -> None:
     """What a chapter's process printed, less our error line."""
     for line in stderr.splitlines():
@@ -203,17 +219,19 @@ def _relay(stderr: str) -> None:
             print(line, file=sys.stderr)
 
 
-def _wait_for_one(running: dict[str, tuple[subprocess.Popen, float, Path]], timeout: float) -> None:
-    """Return as soon as one of the running chapters' processes has ended (its pidfd is readable), or when
-    the first of their time limits is reached; at most a second (poll's cost is nothing). Without pidfds
-    (Linux < 5.3), a twentieth of a second."""
+def _wait_for_one(running: dict[str, tuple[subprocess.Popen, float, Path]], timeout: float,
+                  also: list = ()) -> None:
+    """Return as soon as one of the running chapters' processes has ended (its pidfd is readable), or one of
+    `also` is readable (the warm server saying it is complete), or when the first of their time limits is
+    reached; at most a second (poll's cost is nothing). Without pidfds (Linux < 5.3), a twentieth of a
+    second."""
     now = time.monotonic()
     limit = max(0.0, min([started + timeout - now for _, started, _ in running.values()] + [1.0]))
     descriptors: list[int] = []
     try:
         for process, _, _ in running.values():
             descriptors.append(os.pidfd_open(process.pid))  # a process that ended and is not reaped: readable
-        select.select(descriptors, [], [], limit)
+        select.select([*descriptors, *also], [], [], limit)
     except (AttributeError, OSError):  # no pidfd here
         time.sleep(min(limit, 0.05))
     finally:
@@ -260,13 +278,22 @@ def run_all(entries: list[str], stage: Path, parameters: dict[str, dict], keys: 
     shared.mkdir(exist_ok=True)
     running: dict[str, tuple[subprocess.Popen, float, Path]] = {}
     waiting = list(todo)
+    lights = {entry: light(entry) for entry in todo}  # read once: the source may change while the run goes on
     own_server = server is None
     server = server or warm.Server()
     try:
-        env = server.environment() if todo else {}
+        if todo:  # the chapters' server forks light chapters once their imports are in (warm_server.serve)
+            server.base_environment()
         while waiting or running:
-            while waiting and len(running) < workers:
-                entry = waiting.pop(0)
+            complete = server.complete()
+            # While the server imports the statistics, its import holds a core: one worker fewer, light
+            # chapters only.
+            while len(running) < (workers if complete else max(1, workers - 1)):
+                entry = next((e for e in waiting if complete or lights[e]), None)
+                if entry is None:
+                    break
+                waiting.remove(entry)
+                env = server.environment() if complete else server.base_environment()
                 err = logs / f"{name_of(entry)}.err"
                 with err.open("w") as handle:
                     command = client_command("chapter", str(notebook_path(entry)), str(stage / f"{entry}.ipynb"),
@@ -274,7 +301,10 @@ def run_all(entries: list[str], stage: Path, parameters: dict[str, dict], keys: 
                     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=handle, env=env,
                                              stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
                     running[entry] = (child, time.monotonic(), err)
-            _wait_for_one(running, timeout)
+            if not running:  # nothing can start before the server is complete: wait for it (its deadline)
+                server.environment()
+                continue
+            _wait_for_one(running, timeout, server.waking())
             for entry, (process, started, err) in list(running.items()):
                 seconds = time.monotonic() - started
                 if process.poll() is None:

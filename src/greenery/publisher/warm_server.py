@@ -13,8 +13,14 @@ whoever started it the client behaves as the process it stands for. A fork dies 
 and the server kills a fork whose client is gone (even killed with SIGKILL): stopping the
 server's process tree (`Server.stop`, on any exit of `greenery report`) stops every fork.
 
+The chapters' server imports in two stages, so that chapter work starts before its second of imports is
+over: the base every chapter needs (`_preload_base`), then a fork of it, the second stage, imports scipy.stats,
+statsmodels and the kit's statistics modules (`_preload_statistics`, STATISTICS). Meanwhile the base server
+forks the light chapters (those importing no STATISTICS module: chapter_runs.light) at a socket of its own.
+
 `python -m greenery.publisher.warm_server SOCKET [ROLE]` is the server (ROLE: chapters, the default, or render): it
-prints `ready` once it accepts forks.
+prints `ready` once it accepts forks of every chapter (at SOCKET); the chapters' server prints `ready: base`
+before it, once it accepts forks of light chapters (at `base_socket(SOCKET)`).
 """
 
 from __future__ import annotations
@@ -30,11 +36,30 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from greenery.publisher.warm_client import SOCKET_ENV
 
-READY = "ready"
+READY = "ready"  # every chapter can be forked (at Server.socket)
+BASE_READY = "ready: base"  # a light chapter can be forked (at base_socket), the statistics still import
+# What the base server says when its second stage ended (followed by its exit code, negative for a signal, as
+# Popen's), before it closes its output: whoever waits for READY learns at once that it will never come.
+STAGE_ENDED = "second stage ended:"
+BASE_SOCKET = "b"
+# The kit's modules that import scipy.stats or statsmodels when imported: the second stage imports them
+# (`_preload_statistics`); a chapter importing none of them is forked as soon as the first stage is done.
+STATISTICS = ("indicators", "survival", "trends")
+
+
+def _how(code: int) -> str:
+    """How a process ended, from its exit code as Popen has it (negative: the signal that killed it, which no
+    process exits with)."""
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-code).name}"
+        return f"killed by signal {-code}"
+    return f"exit status {code}"
 
 
 class Server:
@@ -57,18 +82,29 @@ class Server:
         self.role = role
         self.process: subprocess.Popen | None = None
         self.folder: Path | None = None
-        self.ready = False
+        self.said: list[str] = []  # the lines the server printed, each the one expected (EXPECTED)
+        self._unread = b""  # what it printed after its last end of line
+        self._started = 0.0
+
+    # What each server prints, in order: nothing else, and nothing after the last (but STAGE_ENDED).
+    EXPECTED = {"chapters": (BASE_READY, READY), "render": (READY,)}
+
+    @property
+    def ready(self) -> bool:
+        """Whether every chapter (or the render) can be forked: the server said READY."""
+        return READY in self.said
 
     def start(self) -> None:
         from greenery.publisher.processes import die_with_parent
 
         if self.process is None:
             self.folder = self._new_folder()
+            self._started, self.said, self._unread = time.monotonic(), [], b""
             with (self.folder / "server.err").open("w") as handle:
                 self.process = subprocess.Popen([sys.executable, "-m", "greenery.publisher.warm_server",
                                                  str(self.socket), self.role],
                                                 stdout=subprocess.PIPE, stderr=handle, stdin=subprocess.DEVNULL,
-                                                text=True, preexec_fn=die_with_parent)
+                                                preexec_fn=die_with_parent)
 
     SOCKET_BYTES = 107  # the longest path of a Unix socket (sun_path holds 108 bytes with the final NUL)
 
@@ -84,7 +120,7 @@ class Server:
                 folder = Path(tempfile.mkdtemp(prefix="greenery-warm-", dir=parent))
             except OSError:
                 continue
-            if len(os.fsencode(folder / "s")) <= self.SOCKET_BYTES:
+            if len(os.fsencode(folder / "s")) <= self.SOCKET_BYTES:  # the base socket's name is as long
                 mark(folder)  # whose it is, for the next run's remove_abandoned should this one be killed
                 return folder
             folder.rmdir()
@@ -96,43 +132,76 @@ class Server:
         return self.folder / "s"
 
     def environment(self) -> dict[str, str]:
-        """The environment of a client (`client_command`), once the server accepts forks."""
-        from greenery.errors import ReportError
-
-        self.start()
-        if not self.ready:
-            answer = self._first_line()
-            answered = answer is not None
-            if answer != READY:
-                details = (self.folder / "server.err").read_text(errors="replace").strip().splitlines()
-                # Readable with no READY line: the server ended, or wrote another line (an import printing)
-                # and runs on, before it was ready; a deadline did not cause either. What it wrote is not
-                # repeated: text of unknown origin.
-                what = self._not_ready() if answered else f"did not start within {self.START_SECONDS:g} s"
-                self.stop()
-                raise ReportError(f"the {self.NAMES[self.role]} warm server (greenery.publisher.warm_server) {what}"
-                                  + (f": {details[-1]}" if details else ""))
-            self.ready = True
+        """The environment of a client (`client_command`), once the server accepts forks of every chapter."""
+        self._wait_for(READY)
         return {**os.environ, SOCKET_ENV: str(self.socket)}
 
-    def _first_line(self) -> str | None:
-        """The server's first line of output ("" if it ended without one), None if it wrote none within
-        START_SECONDS. Read from the pipe itself, not with readline: output without an end of line makes the
-        pipe readable, and readline would then wait for the rest with no deadline. The server writes nothing
-        after READY, so nothing is left unread."""
-        import time
+    def base_environment(self) -> dict[str, str]:
+        """The environment of a client of a light chapter (one that imports none of the kit's statistics), once
+        the chapters' server accepts forks of one: at the base socket while the statistics still import, at
+        the socket of every chapter once they are in (its forks have everything)."""
+        if self.role != "chapters":
+            return self.environment()
+        self._wait_for(BASE_READY)
+        return self.environment() if self.complete() else {**os.environ, SOCKET_ENV: base_socket(self.socket)}
 
-        deadline = time.monotonic() + self.START_SECONDS
-        fd, received = self.process.stdout.fileno(), b""
-        while b"\n" not in received:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
-                return None
+    def complete(self) -> bool:
+        """Whether every chapter can be forked now (never waits: the runner asks between chapters); a
+        ReportError as `environment` would raise it once the server has failed or its deadline has passed."""
+        return self._wait_for(READY, block=False)
+
+    def waking(self) -> list:
+        """What to wait on beside the chapters until the server is complete: its output (empty once it is)."""
+        return [] if self.process is None or self.ready else [self.process.stdout]
+
+    def _wait_for(self, line: str, block: bool = True) -> bool:
+        """Whether the server has said `line`, reading what it printed since; with `block`, waiting for it
+        until START_SECONDS after the server's start (what it said before then counts, however late it is
+        read). Read from the pipe itself, not with readline: output without an end of line makes the pipe
+        readable, and readline would then wait for the rest with no deadline. A server that ended, said
+        something it should not have (an import printing: EXPECTED), lost its second stage, or did not say
+        `line` in time is a ReportError (one line), and is stopped."""
+        self.start()
+        fd = self.process.stdout.fileno()
+        while line not in self.said:
+            left = max(0.0, self._started + self.START_SECONDS - time.monotonic())
+            if not select.select([fd], [], [], left if block else 0)[0]:
+                if left > 0 and not block:
+                    return False  # not said yet, and not waited for
+                if left > 0:
+                    continue
+                self._fail(f"did not start within {self.START_SECONDS:g} s")
             chunk = os.read(fd, 1 << 12)
-            if not chunk:
-                break
-            received += chunk
-        return received.split(b"\n", 1)[0].decode(errors="replace").strip()
+            if not chunk:  # its output closed: it ended
+                self._fail(self._not_ready())
+            *lines, self._unread = (self._unread + chunk).split(b"\n")
+            for text in lines:
+                said = text.decode(errors="replace").strip()
+                if said.startswith(STAGE_ENDED):
+                    self._fail(self._stage_ended(said.removeprefix(STAGE_ENDED)))
+                expected = self.EXPECTED[self.role]
+                if len(self.said) >= len(expected) or said != expected[len(self.said)]:
+                    self._fail(self._not_ready())
+                self.said.append(said)
+        return True
+
+    def _fail(self, what: str) -> None:
+        """Stop the server and raise its one-line error: `what` happened, then the last line of its stderr.
+        What it wrote on its output is not repeated: text of unknown origin."""
+        from greenery.errors import ReportError
+
+        details = (self.folder / "server.err").read_text(errors="replace").strip().splitlines()
+        self.stop()
+        raise ReportError(f"the {self.NAMES[self.role]} warm server (greenery.publisher.warm_server) {what}"
+                          + (f": {details[-1]}" if details else ""))
+
+    def _stage_ended(self, code: str) -> str:
+        """Why a server whose second stage ended (the base server said so, with its exit code) is not ready."""
+        try:
+            how = _how(int(code))
+        except ValueError:  # not what the base server writes
+            return self._not_ready()
+        return f"stopped before it was ready: its second stage (scipy.stats, statsmodels) ended, {how}"
 
     def _not_ready(self) -> str:
         """Why a server that answered did not say it was ready: it stopped (with its exit status, or the signal
@@ -142,11 +211,7 @@ class Server:
             status = self.process.wait(1)  # its output closes as it ends: a moment at most
         except subprocess.TimeoutExpired:
             return "wrote something other than that it was ready"
-        if status < 0:
-            with contextlib.suppress(ValueError):
-                return f"stopped before it was ready, killed by {signal.Signals(-status).name}"
-            return f"stopped before it was ready, killed by signal {-status}"
-        return f"stopped before it was ready, exit status {status}"
+        return f"stopped before it was ready, {_how(status)}"
 
     def accepting(self) -> bool:
         """Whether `environment` would return at once (the server said it is ready, or ended): never waits."""
@@ -155,11 +220,12 @@ class Server:
         return bool(select.select([self.process.stdout], [], [], 0)[0])
 
     def stop(self) -> None:
-        from greenery.publisher.processes import kill_tree
+        from greenery.publisher.processes import GRACE_SECONDS, kill_tree
 
         if self.process is not None:
-            kill_tree(self.process.pid)
-            self.process.wait()
+            kill_tree(self.process.pid)  # its second stage and every fork with it
+            with contextlib.suppress(subprocess.TimeoutExpired):  # SIGKILLed by now: only a hung kernel waits
+                self.process.wait(GRACE_SECONDS)
             self.process.stdout.close()
             self.process = None
         if self.folder is not None:
@@ -186,7 +252,15 @@ def _unused() -> tuple[str, ...]:
 
 
 def _preload() -> None:
-    """What a chapter imports, imported once here (never used: no thread, no state)."""
+    """Everything a chapter imports (both stages), as a server that forks only when done would."""
+    _preload_base()
+    _preload_statistics()
+
+
+def _preload_base() -> None:
+    """What every chapter imports, imported once here (never used: no thread, no state): the first stage.
+    The chapters that need nothing more (none of the kit's STATISTICS) are forked as soon as it is done,
+    while the second stage imports the statistics' libraries (`_preload_statistics`)."""
     for name in _unused():
         sys.modules.setdefault(name, None)
     # As a kernel would set it before matplotlib is imported; chapters draw with the inline backend.
@@ -212,34 +286,42 @@ def _preload() -> None:
     import pandas.io.formats.csvs  # noqa: F401
     import pandas.io.formats.style  # noqa: F401  (tables are styled: jinja2 and its templates)
     import papermill  # noqa: F401
-    import scipy.stats  # noqa: F401
 
-    # The whole kit (book: pandas, DuckDB, the analyses; the rest is small, but each fork would import it again)
+    # The kit but its statistics (book: pandas, DuckDB, the analyses; the rest is small, but each fork
+    # would import it again)
     import greenery.chapter_kit.book  # noqa: F401
     import greenery.chapter_kit.contents  # noqa: F401
     import greenery.chapter_kit.delivery  # noqa: F401
     import greenery.chapter_kit.headlines  # noqa: F401
-    import greenery.chapter_kit.indicators  # noqa: F401
     import greenery.chapter_kit.lineage  # noqa: F401
     import greenery.chapter_kit.models  # noqa: F401
     import greenery.chapter_kit.shared  # noqa: F401
-    import greenery.chapter_kit.survival  # noqa: F401  (statsmodels: the first chapter forked needs it)
     import greenery.chapter_kit.traffic  # noqa: F401
-    import greenery.chapter_kit.trends  # noqa: F401
     import greenery.publisher.chapter_process  # noqa: F401
     import greenery.publisher.shell_engine  # noqa: F401
 
     _first_use()
 
 
-def _preload_frozen() -> None:
-    """`_preload` with the cycle collector off (it would walk the modules again and again while they load: a
+def _preload_statistics() -> None:
+    """The second stage: scipy (its special functions, stats) and statsmodels, with the kit's modules that
+    import them, for the chapters that test or fit something."""
+    import scipy.special  # noqa: F401  (stats.wilson: every rate's interval)
+    import scipy.stats  # noqa: F401
+
+    import greenery.chapter_kit.indicators  # noqa: F401
+    import greenery.chapter_kit.survival  # noqa: F401  (statsmodels)
+    import greenery.chapter_kit.trends  # noqa: F401
+
+
+def _frozen(preload) -> None:
+    """`preload` with the cycle collector off (it would walk the modules again and again while they load: a
     tenth of the imports' CPU), then everything frozen: no collection, in the server or in a fork, walks
     it again, as each chapter's first full collection did, copying every page that holds one of its objects
     (0.1-0.2 CPU s a chapter). What little garbage the imports left is kept with it."""
     gc.disable()
     try:
-        _preload()
+        preload()
     finally:
         gc.freeze()
         gc.enable()
@@ -340,16 +422,95 @@ def _status(wait_status: int) -> int:
     return os.WEXITSTATUS(wait_status)
 
 
-def serve(path: str, role: str = "chapters") -> None:
-    if role == "render":
-        with contextlib.suppress(Exception):  # the render then imports what it needs itself, and says so
-            _preload_render()
-    else:
-        _preload_frozen()
+def _listen(path: str) -> socket.socket:
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen(16)
-    print(READY, flush=True)
+    return listener
+
+
+def base_socket(path: str | os.PathLike) -> str:
+    """Where the chapters' server forks light chapters before it has imported the statistics: beside `path`."""
+    return str(Path(path).with_name(BASE_SOCKET))
+
+
+def serve(path: str, role: str = "chapters") -> None:
+    """The render's server imports, then forks at `path`. The chapters' server imports in two stages: once
+    every chapter's base is in (`_preload_base`) it forks light chapters at the base socket (`base_socket`)
+    and says BASE_READY, while a fork of it, the second stage, imports the statistics
+    (`_preload_statistics`), then forks any chapter at `path` and says READY. A chapter forked at the base
+    socket that uses a statistics module after all imports it itself: the same code, within the chapter's
+    own time limit."""
+    if role == "render":
+        with contextlib.suppress(Exception):  # the render then imports what it needs itself, and says so
+            _preload_render()
+        listener = _listen(path)
+        print(READY, flush=True)
+        _loop(listener)
+        return
+    _frozen(_preload_base)
+    base = _listen(base_socket(path))
+    print(BASE_READY, flush=True)
+    stage, server = [0], os.getpid()  # the second stage's pid, once forked; the base server's
+
+    def end(received, _frame):  # stopped (Server.stop's SIGTERM, or ^C): the second stage reaped here, not by init
+        if stage[0] and os.getpid() == server:  # not in a fork that has not put back its own handlers yet
+            with contextlib.suppress(OSError):
+                os.kill(stage[0], signal.SIGKILL)
+            _reap(stage[0])
+        os._exit(128 + received)
+
+    # Held from before the fork until the base server knows its second stage's pid (and the second stage has
+    # put back its own handlers): no signal finds either half-way.
+    stopping = {signal.SIGTERM, signal.SIGINT}
+    signal.signal(signal.SIGTERM, end)
+    signal.signal(signal.SIGINT, end)
+    signal.pthread_sigmask(signal.SIG_BLOCK, stopping)
+    pid = os.fork()
+    if pid == 0:  # the second stage: the server of every chapter, the base server's imports and the statistics'
+        code = 1
+        try:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, stopping)
+            from greenery.publisher.processes import die_with_parent
+
+            die_with_parent()
+            if os.getppid() != server:  # the base server ended before the line above: nobody would stop this one
+                return
+            base.close()
+            _frozen(_preload_statistics)
+            listener = _listen(path)
+            print(READY, flush=True)
+            _loop(listener)
+        except BaseException:  # noqa: BLE001 - never return into the base server's code
+            import traceback
+
+            traceback.print_exc()
+        finally:
+            with contextlib.suppress(Exception):
+                sys.stdout.flush()
+                sys.stderr.flush()
+            os._exit(code)
+    stage[0] = pid
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, stopping)
+    _loop(base, stage=stage)
+
+
+def _reap(pid: int, seconds: float = 3.0) -> None:
+    """Reap `pid`, a child sent SIGKILL: at once, unless a hung kernel call holds it (then no longer than
+    `seconds`, left to init)."""
+    deadline = time.monotonic() + seconds
+    with contextlib.suppress(ChildProcessError):
+        while not os.waitpid(pid, os.WNOHANG)[0] and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+
+def _loop(listener: socket.socket, stage: list[int] | None = None) -> None:
+    """Fork each request at `listener` for ever. `stage`: the base server's second stage (its pid in a list,
+    set to 0 once it is reaped: its pid may then be another process's); should it end, this server says so
+    (STAGE_ENDED, with its exit code) and closes its output, so that whoever waits for its READY learns at
+    once that it will never come (and reads why in the server's stderr)."""
     forks: dict[socket.socket, int] = {}  # a client's connection -> the fork it stands for
     waiting: list[socket.socket] = []  # connected, request not read yet
     ended: dict[int, int] = {}  # a fork's pidfd (readable once it has ended) -> its pid
@@ -383,6 +544,12 @@ def serve(path: str, role: str = "chapters") -> None:
                 break
             if pid == 0:
                 break
+            if stage and pid == stage[0]:
+                stage[0] = 0
+                with contextlib.suppress(OSError):
+                    os.write(1, f"{STAGE_ENDED} {os.waitstatus_to_exitcode(wait_status)}\n".encode())
+                    os.close(1)
+                continue
             for fd in [fd for fd, fork in ended.items() if fork == pid]:
                 os.close(fd)
                 del ended[fd]
