@@ -100,7 +100,7 @@ def hazard_ratio(hours, reordered, in_segment, confidence: float = 0.95) -> tupl
         return (math.nan, math.nan, math.nan)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        fit = PHReg(np.asarray(hours, dtype=float), x[:, None], status=events).fit(disp=False)
+        fit = _OneFlagPHReg(np.asarray(hours, dtype=float), x[:, None], status=events).fit(disp=False)
     beta, se = float(fit.params[0]), float(fit.bse[0])
     z = sps.norm.ppf(0.5 + confidence / 2)
     # When one group's reorders all come before the other's (separation), the estimate runs off to
@@ -108,6 +108,114 @@ def hazard_ratio(hours, reordered, in_segment, confidence: float = 0.95) -> tupl
     if any(issubclass(w.category, ConvergenceWarning) for w in caught) or not abs(beta) + z * se < 700:
         return (math.nan, math.nan, math.nan)
     return (math.exp(beta), math.exp(beta - z * se), math.exp(beta + z * se))
+
+
+class _Groups:
+    """statsmodels' groups of rows (one index array per distinct reorder time), read for their sums: each
+    group's first and second row, its size, and which groups hold three rows or more."""
+
+    def __init__(self, members: list[np.ndarray]):
+        self.members = members
+        self.sizes = np.array([len(m) for m in members])
+        self.first = np.array([m[0] if len(m) else 0 for m in members], dtype=np.intp)
+        self.second = np.array([m[1] if len(m) > 1 else 0 for m in members], dtype=np.intp)
+        self.large = np.flatnonzero(self.sizes >= 3)
+
+    def sums(self, values: np.ndarray, exact) -> np.ndarray:
+        """Each group's sum of `values` (one per row) as statsmodels works it out: one row's value itself, two
+        rows' one addition (numpy's sum and einsum add a pair in either order to the same bits), and for three
+        rows or more `exact(group)`, statsmodels' own expression (numpy's pairwise summation)."""
+        out = np.where(self.sizes >= 1, values[self.first], 0.0)
+        pair = self.sizes == 2
+        out[pair] = values[self.first[pair]] + values[self.second[pair]]
+        for g in self.large:
+            out[g] = exact(self.members[g], g)
+        return out
+
+
+def _running(enter: np.ndarray, leave: np.ndarray) -> np.ndarray:
+    """statsmodels' running sums over the distinct times from the last back (`x += enter`, used, `x -= leave`):
+    the values used, by the same additions in the same order (`np.add.accumulate` adds one term after
+    another; x - y is x + (-y) to the bit; an empty group adds 0.0, which changes no sum)."""
+    steps = np.empty(2 * len(enter))
+    steps[0::2], steps[1::2] = enter[::-1], -leave[::-1]
+    return np.add.accumulate(steps)[0::2][::-1]
+
+
+class _OneFlagPHReg(PHReg):
+    """statsmodels' Cox model, its Breslow gradient and Hessian worked out on whole arrays rather than in its
+    Python loop over the distinct reorder times (five gradients and five Hessians a fit, 1,200 times each at scale 10:
+    half of the repeat-indicators chapter's CPU time there, and more the larger the export), for what
+    `hazard_ratio` fits: one covariate of 0s and 1s, no strata or offset. The same floating-point operations
+    in the same order (each group's sum as `_Groups.sums`, the running sums as `_running`, the square of a
+    sum by `pow` as Python's `**` on a numpy scalar does), so the fit is statsmodels' to the last bit
+    (tests/test_survival.py compares both on ties, censoring and both signs); any other model is
+    statsmodels' own."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        surv = self.surv
+        exog = surv.exog_s[0] if surv.nstrat == 1 else None
+        self._plain = (surv.nstrat == 1 and surv.offset_s is None and exog.shape[1] == 1
+                       and bool(np.isin(exog, (0.0, 1.0)).all()))
+        if self._plain:
+            self._flag = exog[:, 0]
+            self._failing = _Groups(surv.ufailt_ix[0])
+            self._entering = _Groups(surv.risk_enter[0])
+            self._leaving = _Groups(surv.risk_exit[0])
+
+    def _risk_sums(self, params):
+        """The risk set's running sums at each distinct time, as statsmodels' loop holds them when it uses them:
+        sum of exp(linear predictor) (xp0), of it times the covariate (xp1) and times its square (xp2)."""
+        exog = self.surv.exog_s[0]
+        linpred = np.dot(exog, params)
+        linpred -= linpred.max()
+        e_linpred = np.exp(linpred)
+        weighted = e_linpred * self._flag  # e * x; e * x * x is the same number for x of 0 or 1
+
+        def xp0(ix, _):
+            return e_linpred[ix].sum()
+
+        def xp1(ix, _):
+            return (e_linpred[ix][:, None] * exog[ix, :]).sum(0)[0]
+
+        def xp2(ix, _):
+            v = exog[ix, :]
+            return np.einsum("ij,ik,i->jk", v, v, e_linpred[ix])[0, 0]
+
+        running = [_running(self._entering.sums(values, exact), self._leaving.sums(values, exact))
+                   for values, exact in ((e_linpred, xp0), (weighted, xp1), (weighted, xp2))]
+        return tuple(running)
+
+    def breslow_gradient(self, params):
+        if not self._plain:
+            return super().breslow_gradient(params)
+        xp0, xp1, _ = self._risk_sums(params)
+        share = xp1 / xp0
+        exog = self.surv.exog_s[0]
+
+        def term(ix, i):
+            return (exog[ix, :] - share[i:i + 1]).sum(0)[0]
+
+        return np.array([np.add.accumulate(self._failing_terms(share, term)[::-1])[-1]])
+
+    def _failing_terms(self, share, term):
+        """Each distinct time's sum over the buyers reordering then of (x - xp1 / xp0), as `_Groups.sums`."""
+        groups, x = self._failing, self._flag
+        out = x[groups.first] - share
+        pair = groups.sizes == 2
+        out[pair] = (x[groups.first[pair]] - share[pair]) + (x[groups.second[pair]] - share[pair])
+        for g in groups.large:
+            out[g] = term(groups.members[g], g)
+        return out
+
+    def breslow_hessian(self, params):
+        if not self._plain:
+            return super().breslow_hessian(params)
+        xp0, xp1, xp2 = self._risk_sums(params)
+        squared = np.array([v ** 2 for v in xp0.tolist()])  # C's pow, as `xp0**2` on a numpy scalar (not x * x)
+        terms = self._failing.sizes * (xp2 / xp0 - (xp1 * xp1) / squared)
+        return -np.array([[np.add.accumulate(terms[::-1])[-1]]])
 
 
 @once_per_report  # the promos and indicators chapters both need every test: computed once per report
