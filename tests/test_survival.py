@@ -81,8 +81,9 @@ TIED_FLAGS = [1, 0, 1, 0, 1, 1, 0, 1, 1, 0, 1, 0, 0, 1, 1, 1, 0, 0, 1, 0]
     (TIED_HOURS, TIED_EVENTS, TIED_FLAGS), (TIED_HOURS, TIED_EVENTS, [1 - f for f in TIED_FLAGS]),
 ])
 def test_cox_fit_is_statsmodels_to_the_bit(hours, events, flags):
-    """The gradient and Hessian on whole arrays are statsmodels' loop's to the last bit, at the start, on
-    both sides and far out (where the sums are most uneven), and so is the fit: estimate and standard error."""
+    """The likelihood, gradient and Hessian on whole arrays are statsmodels' loop's to the last bit, at the
+    start, on both sides and far out (where the sums are most uneven), and so is the fit: estimate and standard
+    error."""
     args = (np.array(hours, dtype=float), np.array(flags, dtype=float)[:, None])
     ours, theirs = survival._OneFlagPHReg(*args, status=np.array(events)), PHReg(*args, status=np.array(events))
     assert ours._plain
@@ -90,6 +91,7 @@ def test_cox_fit_is_statsmodels_to_the_bit(hours, events, flags):
         params = np.array([beta])
         assert ours.breslow_gradient(params).tolist() == theirs.breslow_gradient(params).tolist()
         assert ours.breslow_hessian(params).tolist() == theirs.breslow_hessian(params).tolist()
+        assert ours.breslow_loglike(params) == theirs.breslow_loglike(params)
     fitted, expected = ours.fit(disp=False), theirs.fit(disp=False)
     assert (fitted.params.tolist(), fitted.bse.tolist()) == (expected.params.tolist(), expected.bse.tolist())
 
@@ -123,6 +125,7 @@ def test_cox_fit_is_statsmodels_to_the_bit_on_generated_buyers():
             params = np.array([beta])
             assert ours.breslow_gradient(params).tolist() == theirs.breslow_gradient(params).tolist()
             assert ours.breslow_hessian(params).tolist() == theirs.breslow_hessian(params).tolist()
+            assert ours.breslow_loglike(params) == theirs.breslow_loglike(params)
         assert _fitted(ours) == _fitted(theirs)
         compared += 1
     assert compared == 38
@@ -137,6 +140,7 @@ def test_cox_other_models_are_statsmodels_own():
         theirs = PHReg(hours, exog.astype(float), status=np.array(EVENTS))
         params = np.full(exog.shape[1], 0.3)
         assert ours.breslow_hessian(params).tolist() == theirs.breslow_hessian(params).tolist()
+        assert ours.breslow_loglike(params) == theirs.breslow_loglike(params)
 
 
 def test_survival_tests_use_every_buyer_and_adjust():

@@ -143,14 +143,14 @@ def _running(enter: np.ndarray, leave: np.ndarray) -> np.ndarray:
 
 
 class _OneFlagPHReg(PHReg):
-    """statsmodels' Cox model, its Breslow gradient and Hessian worked out on whole arrays rather than in its
-    Python loop over the distinct reorder times (five gradients and five Hessians a fit, 1,200 times each at scale 10:
-    half of the repeat-indicators chapter's CPU time there, and more the larger the export), for what
-    `hazard_ratio` fits: one covariate of 0s and 1s, no strata or offset. The same floating-point operations
-    in the same order (each group's sum as `_Groups.sums`, the running sums as `_running`, the square of a
-    sum by `pow` as Python's `**` on a numpy scalar does), so the fit is statsmodels' to the last bit
-    (tests/test_survival.py compares both on ties, censoring and both signs); any other model is
-    statsmodels' own."""
+    """statsmodels' Cox model, its Breslow likelihood, gradient and Hessian worked out on whole arrays rather
+    than in its Python loop over the distinct reorder times (two likelihoods, five gradients and five Hessians a
+    fit, 1,200 times each at sample scale 10: half of the repeat-indicators chapter's CPU time there, and more
+    the larger the export), for what `hazard_ratio` fits: one covariate of 0s and 1s, no strata or offset. The
+    same floating-point operations in the same order (each group's sum as `_Groups.sums`, the running sums as
+    `_running`, the square of a sum by `pow` as Python's `**` on a numpy scalar does), so the fit is
+    statsmodels' to the last bit (tests/test_survival.py compares both on ties, censoring and both signs);
+    any other model is statsmodels' own."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -164,13 +164,16 @@ class _OneFlagPHReg(PHReg):
             self._entering = _Groups(surv.risk_enter[0])
             self._leaving = _Groups(surv.risk_exit[0])
 
-    def _risk_sums(self, params):
+    def _linear(self, params):
+        """The linear predictor less its largest value, and its exponential, as statsmodels works them out."""
+        linpred = np.dot(self.surv.exog_s[0], params)
+        linpred -= linpred.max()
+        return linpred, np.exp(linpred)
+
+    def _risk_sums(self, e_linpred, weighted_too: bool = True):
         """The risk set's running sums at each distinct time, as statsmodels' loop holds them when it uses them:
         sum of exp(linear predictor) (xp0), of it times the covariate (xp1) and times its square (xp2)."""
         exog = self.surv.exog_s[0]
-        linpred = np.dot(exog, params)
-        linpred -= linpred.max()
-        e_linpred = np.exp(linpred)
         weighted = e_linpred * self._flag  # e * x; e * x * x is the same number for x of 0 or 1
 
         def xp0(ix, _):
@@ -183,28 +186,38 @@ class _OneFlagPHReg(PHReg):
             v = exog[ix, :]
             return np.einsum("ij,ik,i->jk", v, v, e_linpred[ix])[0, 0]
 
-        running = [_running(self._entering.sums(values, exact), self._leaving.sums(values, exact))
-                   for values, exact in ((e_linpred, xp0), (weighted, xp1), (weighted, xp2))]
-        return tuple(running)
+        sums = ((e_linpred, xp0), (weighted, xp1), (weighted, xp2)) if weighted_too else ((e_linpred, xp0),)
+        return tuple(_running(self._entering.sums(values, exact), self._leaving.sums(values, exact))
+                     for values, exact in sums)
+
+    def breslow_loglike(self, params):
+        if not self._plain:
+            return super().breslow_loglike(params)
+        linpred, e_linpred = self._linear(params)
+        (xp0,) = self._risk_sums(e_linpred, weighted_too=False)
+        logs = np.log(xp0)  # numpy's log, element by element: the same as on each sum alone (tested)
+        terms = self._failing_terms(linpred, logs, lambda ix, i: (linpred[ix] - logs[i]).sum())
+        return np.add.accumulate(terms[::-1])[-1]
 
     def breslow_gradient(self, params):
         if not self._plain:
             return super().breslow_gradient(params)
-        xp0, xp1, _ = self._risk_sums(params)
+        xp0, xp1, _ = self._risk_sums(self._linear(params)[1])
         share = xp1 / xp0
         exog = self.surv.exog_s[0]
 
         def term(ix, i):
             return (exog[ix, :] - share[i:i + 1]).sum(0)[0]
 
-        return np.array([np.add.accumulate(self._failing_terms(share, term)[::-1])[-1]])
+        return np.array([np.add.accumulate(self._failing_terms(self._flag, share, term)[::-1])[-1]])
 
-    def _failing_terms(self, share, term):
-        """Each distinct time's sum over the buyers reordering then of (x - xp1 / xp0), as `_Groups.sums`."""
-        groups, x = self._failing, self._flag
-        out = x[groups.first] - share
+    def _failing_terms(self, values, less, term):
+        """Each distinct time's sum, over the buyers reordering then, of (their value - that time's `less`), as
+        `_Groups.sums`: (x - xp1 / xp0) for the gradient, (linear predictor - log xp0) for the likelihood."""
+        groups = self._failing
+        out = values[groups.first] - less
         pair = groups.sizes == 2
-        out[pair] = (x[groups.first[pair]] - share[pair]) + (x[groups.second[pair]] - share[pair])
+        out[pair] = (values[groups.first[pair]] - less[pair]) + (values[groups.second[pair]] - less[pair])
         for g in groups.large:
             out[g] = term(groups.members[g], g)
         return out
@@ -212,7 +225,7 @@ class _OneFlagPHReg(PHReg):
     def breslow_hessian(self, params):
         if not self._plain:
             return super().breslow_hessian(params)
-        xp0, xp1, xp2 = self._risk_sums(params)
+        xp0, xp1, xp2 = self._risk_sums(self._linear(params)[1])
         squared = np.array([v ** 2 for v in xp0.tolist()])  # C's pow, as `xp0**2` on a numpy scalar (not x * x)
         terms = self._failing.sizes * (xp2 / xp0 - (xp1 * xp1) / squared)
         return -np.array([[np.add.accumulate(terms[::-1])[-1]]])
