@@ -89,7 +89,9 @@ def _independence(pairs: tuple[tuple[int, int], ...], seed: int) -> Test:
     if len(pairs) < 2 or table[:, 0].sum() == 0 or table[:, 1].sum() == 0:
         return Test("not testable", math.nan, 0, 1.0, math.nan)
     chi2, p, dof, expected = sps.chi2_contingency(table, correction=False)
-    v = float(sps.contingency.association(table, method="cramer"))
+    # Cramér's V as scipy.stats.contingency.association(table, method="cramer") works it out, from the same
+    # chi-square it would compute again (the same call): the same operations, so the same float.
+    v = math.sqrt(chi2 / table.sum() / min(table.shape[1] - 1, table.shape[0] - 1))
     if expected.min() >= MIN_EXPECTED:
         return Test("chi-square", float(chi2), int(dof), float(p), v)
     if len(pairs) == 2:
