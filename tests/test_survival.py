@@ -131,6 +131,44 @@ def test_cox_fit_is_statsmodels_to_the_bit_on_generated_buyers():
     assert compared == 38
 
 
+def _same(ours, theirs) -> bool:
+    """Equal to the last bit and of the same types: arrays (dtype too), lists, numbers."""
+    if isinstance(theirs, np.ndarray):
+        return isinstance(ours, np.ndarray) and ours.dtype == theirs.dtype and np.array_equal(ours, theirs)
+    if isinstance(theirs, list):
+        return isinstance(ours, list) and len(ours) == len(theirs) and all(map(_same, ours, theirs))
+    return type(ours) is type(theirs) and ours == theirs
+
+
+def test_cox_model_is_built_as_statsmodels_builds_it():
+    """Every attribute of the model and of its survival times (the buyers kept, their order, each distinct
+    time's groups) is statsmodels' own: by hand first (the buyer censored at 0.2 h, before any reorder, is
+    left out; 2 h holds three reorders), then on generated cohorts."""
+    model = survival._OneFlagPHReg(np.array(TIED_HOURS, dtype=float), np.array(TIED_FLAGS, dtype=float)[:, None],
+                                   status=np.array(TIED_EVENTS))
+    assert model.surv.n_obs == 19 and 19 not in model.surv.stratum_rows[0]
+    assert model.surv.ufailt[0].tolist() == [0.5, 2, 3, 4, 5, 7, 8]
+    assert [len(g) for g in model.surv.ufailt_ix[0]] == [1, 3, 1, 3, 1, 1, 1]
+    rng = np.random.default_rng(1)
+    cases = [(TIED_HOURS, TIED_EVENTS, TIED_FLAGS), (HOURS, EVENTS, [g == "A" for g in GROUPS])]
+    for _ in range(30):
+        n = int(rng.integers(2, 300))
+        hours = np.round(rng.exponential(20, n)) if rng.random() < 0.7 else rng.exponential(20, n)
+        cases.append((hours, (rng.random(n) < rng.random()).astype(int), (rng.random(n) < 0.5)))
+    for hours, events, flags in cases:
+        args = (np.array(hours, dtype=float), np.array(flags, dtype=float)[:, None])
+        ours, theirs = survival._OneFlagPHReg(*args, status=np.array(events)), PHReg(*args, status=np.array(events))
+        mine = {k: v for k, v in vars(ours).items() if k not in ("_plain", "_flag", "_failing", "_entering", "_leaving")}
+        assert mine.keys() == vars(theirs).keys()
+        for name, value in vars(theirs).items():
+            if name == "surv":
+                assert vars(ours.surv).keys() == vars(value).keys()
+                assert all(_same(vars(ours.surv)[k], v) for k, v in vars(value).items()), name
+            elif name != "data":
+                assert _same(mine[name], value), name
+        assert _same(ours.data.exog, theirs.data.exog) and _same(ours.data.endog, theirs.data.endog)
+
+
 def test_cox_other_models_are_statsmodels_own():
     # a covariate not of 0s and 1s, two covariates: statsmodels' loop itself
     hours = np.array(HOURS, dtype=float)

@@ -19,7 +19,8 @@ import warnings
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
-from statsmodels.duration.hazard_regression import PHReg
+from statsmodels.base.model import LikelihoodModel
+from statsmodels.duration.hazard_regression import PHReg, PHSurvivalTime
 from statsmodels.duration.survfunc import SurvfuncRight, survdiff
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
@@ -142,6 +143,50 @@ def _running(enter: np.ndarray, leave: np.ndarray) -> np.ndarray:
     return np.add.accumulate(steps)[0::2][::-1]
 
 
+def _one_stratum(time, status, exog) -> PHSurvivalTime:
+    """statsmodels' PHSurvivalTime(time, status, exog) with no strata, entry times or offset, worked out on whole
+    arrays: the same buyers kept in the same order (sorted by time with numpy's same default sort), and each
+    distinct reorder time's groups of rows (reordering, entering the risk set, leaving it) with the same rows
+    in the same (ascending) order, as int32 arrays. Its checks and errors are statsmodels' own."""
+    surv = object.__new__(PHSurvivalTime)
+    strata, entry = np.zeros(len(time), dtype=np.int32), np.zeros(len(time))
+    surv._check(time, status, strata, entry)
+    rows = np.arange(len(time), dtype=np.int32)
+    surv.nstrat_orig = 1
+    kept = status.sum() > 0
+    surv.nstrat = int(kept)
+    surv.stratum_names = [np.unique(strata)[0]] if kept else []
+    surv.offset_s = None
+    surv.ufailt_ix, surv.risk_enter, surv.risk_exit, surv.ufailt = [], [], [], []
+    if not kept:
+        surv.stratum_rows, surv.n_obs = [], 0
+        surv.time_s, surv.exog_s, surv.status_s, surv.entry_s = [], [], [], []
+        return surv
+    failed = time[status == 1]
+    rows = rows[entry <= failed.max()]  # statsmodels: entry times up to the last reorder
+    rows = rows[time[rows] >= failed.min()]  # ... and times from the first one on
+    rows = rows[np.argsort(time[rows])]
+    surv.stratum_rows, surv.n_obs = [rows], len(rows)
+    surv.time_s, surv.exog_s, surv.status_s, surv.entry_s = [time[rows]], [exog[rows, :]], [status[rows]], [entry[rows]]
+    time_s, status_s = surv.time_s[0], surv.status_s[0]
+    failing = np.flatnonzero(status_s == 1)
+    distinct = np.unique(time_s[failing])
+
+    def grouped(members: np.ndarray, at: np.ndarray) -> list[np.ndarray]:
+        """`members` (ascending) by the distinct time each is at, every distinct time a group, in order."""
+        order = np.argsort(at, kind="stable")
+        members, at = members[order].astype(np.int32), at[order]
+        return np.split(members, np.searchsorted(at, np.arange(1, len(distinct))))
+
+    surv.ufailt.append(distinct)
+    surv.ufailt_ix.append(grouped(failing, np.searchsorted(distinct, time_s[failing])))
+    entering = np.searchsorted(distinct, time_s, "right") - 1
+    inside = np.flatnonzero(entering >= 0)
+    surv.risk_enter.append(grouped(inside, entering[inside]))
+    surv.risk_exit.append(grouped(np.arange(len(time_s)), np.searchsorted(distinct, surv.entry_s[0])))
+    return surv
+
+
 class _OneFlagPHReg(PHReg):
     """statsmodels' Cox model, its Breslow likelihood, gradient and Hessian worked out on whole arrays rather
     than in its Python loop over the distinct reorder times (two likelihoods, five gradients and five Hessians a
@@ -152,13 +197,27 @@ class _OneFlagPHReg(PHReg):
     statsmodels' to the last bit (tests/test_survival.py compares both on ties, censoring and both signs);
     any other model is statsmodels' own."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, endog, exog, status):
+        # PHReg.__init__ (statsmodels 0.14.x, pinned) for no strata, entry times or offset, its survival times
+        # (PHSurvivalTime: a Python step per buyer, half of a fit at sample scale 100) worked out on whole
+        # arrays by `_one_stratum` when there is one covariate of 0s and 1s (tests/test_survival.py compares
+        # every attribute with statsmodels' own)
+        LikelihoodModel.__init__(self, endog, exog, status=status, entry=None, strata=None, offset=None,
+                                 missing="drop")
+        self.status = np.asarray(self.status)
+        self._plain = self.exog.shape[1] == 1 and bool(np.isin(self.exog, (0.0, 1.0)).all())
+        self.surv = (_one_stratum(self.endog, self.status, self.exog) if self._plain else
+                     PHSurvivalTime(self.endog, self.status, self.exog, self.strata, self.entry, self.offset))
+        self.nobs = len(self.endog)
+        self.groups = None
+        self.missing = "drop"
+        self.df_resid = float(self.exog.shape[0] - np.linalg.matrix_rank(self.exog))
+        self.df_model = float(np.linalg.matrix_rank(self.exog))
+        self.ties = "breslow"
         surv = self.surv
-        exog = surv.exog_s[0] if surv.nstrat == 1 else None
-        self._plain = (surv.nstrat == 1 and surv.offset_s is None and exog.shape[1] == 1
-                       and bool(np.isin(exog, (0.0, 1.0)).all()))
+        self._plain = self._plain and surv.nstrat == 1
         if self._plain:
+            exog = surv.exog_s[0]
             self._flag = exog[:, 0]
             self._failing = _Groups(surv.ufailt_ix[0])
             self._entering = _Groups(surv.risk_enter[0])
