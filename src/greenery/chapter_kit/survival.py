@@ -112,14 +112,16 @@ def hazard_ratio(hours, reordered, in_segment, confidence: float = 0.95) -> tupl
 
 
 class _Groups:
-    """statsmodels' groups of rows (one index array per distinct reorder time), read for their sums: each
-    group's first and second row, its size, and which groups hold three rows or more."""
+    """Rows grouped by distinct reorder time: `rows` (int32) holds each group's rows one after the other, group g
+    from bounds[g] to bounds[g + 1]. As statsmodels holds them (`members`: an index array per group), and read
+    for their sums: each group's size, first and second row, and which groups hold three rows or more."""
 
-    def __init__(self, members: list[np.ndarray]):
-        self.members = members
-        self.sizes = np.array([len(m) for m in members])
-        self.first = np.array([m[0] if len(m) else 0 for m in members], dtype=np.intp)
-        self.second = np.array([m[1] if len(m) > 1 else 0 for m in members], dtype=np.intp)
+    def __init__(self, rows: np.ndarray, bounds: np.ndarray):
+        starts, ends = bounds[:-1], bounds[1:]
+        self.members = [rows[a:b] for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
+        self.sizes = ends - starts
+        padded = np.concatenate([rows, np.zeros(2, dtype=rows.dtype)])  # an empty group's first row: unread
+        self.first, self.second = padded[starts], padded[starts + 1]
         self.large = np.flatnonzero(self.sizes >= 3)
 
     def sums(self, values: np.ndarray, exact) -> np.ndarray:
@@ -143,11 +145,12 @@ def _running(enter: np.ndarray, leave: np.ndarray) -> np.ndarray:
     return np.add.accumulate(steps)[0::2][::-1]
 
 
-def _one_stratum(time, status, exog) -> PHSurvivalTime:
+def _one_stratum(time, status, exog) -> tuple[PHSurvivalTime, tuple[_Groups, _Groups, _Groups] | None]:
     """statsmodels' PHSurvivalTime(time, status, exog) with no strata, entry times or offset, worked out on whole
     arrays: the same buyers kept in the same order (sorted by time with numpy's same default sort), and each
     distinct reorder time's groups of rows (reordering, entering the risk set, leaving it) with the same rows
-    in the same (ascending) order, as int32 arrays. Its checks and errors are statsmodels' own."""
+    in the same (ascending) order, as int32 arrays; with those groups (reordering, entering, leaving) as
+    `_Groups`, None when nobody reordered. Its checks and errors are statsmodels' own."""
     surv = object.__new__(PHSurvivalTime)
     strata, entry = np.zeros(len(time), dtype=np.int32), np.zeros(len(time))
     surv._check(time, status, strata, entry)
@@ -161,7 +164,7 @@ def _one_stratum(time, status, exog) -> PHSurvivalTime:
     if not kept:
         surv.stratum_rows, surv.n_obs = [], 0
         surv.time_s, surv.exog_s, surv.status_s, surv.entry_s = [], [], [], []
-        return surv
+        return surv, None
     failed = time[status == 1]
     rows = rows[entry <= failed.max()]  # statsmodels: entry times up to the last reorder
     rows = rows[time[rows] >= failed.min()]  # ... and times from the first one on
@@ -172,19 +175,20 @@ def _one_stratum(time, status, exog) -> PHSurvivalTime:
     failing = np.flatnonzero(status_s == 1)
     distinct = np.unique(time_s[failing])
 
-    def grouped(members: np.ndarray, at: np.ndarray) -> list[np.ndarray]:
+    def grouped(members: np.ndarray, at: np.ndarray) -> _Groups:
         """`members` (ascending) by the distinct time each is at, every distinct time a group, in order."""
         order = np.argsort(at, kind="stable")
         members, at = members[order].astype(np.int32), at[order]
-        return np.split(members, np.searchsorted(at, np.arange(1, len(distinct))))
+        return _Groups(members, np.r_[0, np.searchsorted(at, np.arange(1, len(distinct))), len(members)])
 
-    surv.ufailt.append(distinct)
-    surv.ufailt_ix.append(grouped(failing, np.searchsorted(distinct, time_s[failing])))
     entering = np.searchsorted(distinct, time_s, "right") - 1
     inside = np.flatnonzero(entering >= 0)
-    surv.risk_enter.append(grouped(inside, entering[inside]))
-    surv.risk_exit.append(grouped(np.arange(len(time_s)), np.searchsorted(distinct, surv.entry_s[0])))
-    return surv
+    groups = (grouped(failing, np.searchsorted(distinct, time_s[failing])), grouped(inside, entering[inside]),
+              grouped(np.arange(len(time_s)), np.searchsorted(distinct, surv.entry_s[0])))
+    surv.ufailt.append(distinct)
+    for kept_in, group in zip((surv.ufailt_ix, surv.risk_enter, surv.risk_exit), groups, strict=True):
+        kept_in.append(group.members)
+    return surv, groups
 
 
 class _OneFlagPHReg(PHReg):
@@ -206,8 +210,10 @@ class _OneFlagPHReg(PHReg):
                                  missing="drop")
         self.status = np.asarray(self.status)
         self._plain = self.exog.shape[1] == 1 and bool(np.isin(self.exog, (0.0, 1.0)).all())
-        self.surv = (_one_stratum(self.endog, self.status, self.exog) if self._plain else
-                     PHSurvivalTime(self.endog, self.status, self.exog, self.strata, self.entry, self.offset))
+        if self._plain:
+            self.surv, groups = _one_stratum(self.endog, self.status, self.exog)
+        else:
+            self.surv = PHSurvivalTime(self.endog, self.status, self.exog, self.strata, self.entry, self.offset)
         self.nobs = len(self.endog)
         self.groups = None
         self.missing = "drop"
@@ -219,9 +225,7 @@ class _OneFlagPHReg(PHReg):
         if self._plain:
             exog = surv.exog_s[0]
             self._flag = exog[:, 0]
-            self._failing = _Groups(surv.ufailt_ix[0])
-            self._entering = _Groups(surv.risk_enter[0])
-            self._leaving = _Groups(surv.risk_exit[0])
+            self._failing, self._entering, self._leaving = groups
 
     def _linear(self, params):
         """The linear predictor less its largest value, and its exponential, as statsmodels works them out."""
