@@ -119,21 +119,28 @@ class _Groups:
     def __init__(self, rows: np.ndarray, bounds: np.ndarray):
         starts, ends = bounds[:-1], bounds[1:]
         self.members = [rows[a:b] for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
-        self.sizes = ends - starts
-        padded = np.concatenate([rows, np.zeros(2, dtype=rows.dtype)])  # an empty group's first row: unread
-        self.first, self.second = padded[starts], padded[starts + 1]
-        self.large = np.flatnonzero(self.sizes >= 3)
+        self.rows, self.starts, self.sizes = rows, starts, ends - starts
 
-    def sums(self, values: np.ndarray, exact) -> np.ndarray:
-        """Each group's sum of `values` (one per row) as statsmodels works it out: one row's value itself, two
-        rows' one addition (numpy's sum and einsum add a pair in either order to the same bits), and for three
-        rows or more `exact(group)`, statsmodels' own expression (numpy's pairwise summation)."""
-        out = np.where(self.sizes >= 1, values[self.first], 0.0)
-        pair = self.sizes == 2
-        out[pair] = values[self.first[pair]] + values[self.second[pair]]
-        for g in self.large:
+    def sums(self, values: np.ndarray, exact, one_by_one: int, less: np.ndarray | None = None) -> np.ndarray:
+        """Each group's sum of `values` (one per row; less the group's `less`, if given) as statsmodels' numpy
+        expression works it out: for a group of up to `one_by_one` rows, numpy adds one row after another from
+        the first (a sum of up to 7 values; einsum whatever their number, tested up to 1,000), done here a row
+        position at a time for every such group at once; for a larger group `exact(group's rows, group)`, the
+        expression itself (a sum of 8 or more: numpy's pairwise summation)."""
+        out = np.zeros(len(self.sizes))
+        small = np.flatnonzero(self.sizes <= one_by_one)
+        for at in range(int(self.sizes[small].max(initial=0))):
+            small = small[self.sizes[small] > at]
+            term = values[self.rows[self.starts[small] + at]]
+            out[small] = out[small] + (term if less is None else term - less[small])  # 0.0 + the first: the first
+        for g in np.flatnonzero(self.sizes > one_by_one):
             out[g] = exact(self.members[g], g)
         return out
+
+
+# A sum of up to this many values is numpy's one value after another (its pairwise summation starts at 8);
+# einsum adds one product after another whatever their number (tested up to 1,000; beyond it, einsum is called)
+SUM_ONE_BY_ONE, EINSUM_ONE_BY_ONE = 7, 1_000
 
 
 def _running(enter: np.ndarray, leave: np.ndarray) -> np.ndarray:
@@ -249,9 +256,9 @@ class _OneFlagPHReg(PHReg):
             v = exog[ix, :]
             return np.einsum("ij,ik,i->jk", v, v, e_linpred[ix])[0, 0]
 
-        sums = ((e_linpred, xp0), (weighted, xp1), (weighted, xp2)) if weighted_too else ((e_linpred, xp0),)
-        return tuple(_running(self._entering.sums(values, exact), self._leaving.sums(values, exact))
-                     for values, exact in sums)
+        sums = ((e_linpred, xp0, SUM_ONE_BY_ONE), (weighted, xp1, SUM_ONE_BY_ONE), (weighted, xp2, EINSUM_ONE_BY_ONE))
+        return tuple(_running(self._entering.sums(*sum_of), self._leaving.sums(*sum_of))
+                     for sum_of in (sums if weighted_too else sums[:1]))
 
     def breslow_loglike(self, params):
         if not self._plain:
@@ -277,13 +284,7 @@ class _OneFlagPHReg(PHReg):
     def _failing_terms(self, values, less, term):
         """Each distinct time's sum, over the buyers reordering then, of (their value - that time's `less`), as
         `_Groups.sums`: (x - xp1 / xp0) for the gradient, (linear predictor - log xp0) for the likelihood."""
-        groups = self._failing
-        out = values[groups.first] - less
-        pair = groups.sizes == 2
-        out[pair] = (values[groups.first[pair]] - less[pair]) + (values[groups.second[pair]] - less[pair])
-        for g in groups.large:
-            out[g] = term(groups.members[g], g)
-        return out
+        return self._failing.sums(values, term, SUM_ONE_BY_ONE, less)
 
     def breslow_hessian(self, params):
         if not self._plain:
