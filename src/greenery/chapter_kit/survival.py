@@ -113,8 +113,8 @@ def hazard_ratio(hours, reordered, in_segment, confidence: float = 0.95) -> tupl
 
 class _Groups:
     """Rows grouped by distinct reorder time: `rows` (int32) holds each group's rows one after the other, group g
-    from bounds[g] to bounds[g + 1]. As statsmodels holds them (`members`: an index array per group), and read
-    for their sums: each group's size, first and second row, and which groups hold three rows or more."""
+    from bounds[g] to bounds[g + 1]. As statsmodels holds them (`members`: an index array per group), and as
+    read for their sums (`rows`, each group's start and size)."""
 
     def __init__(self, rows: np.ndarray, bounds: np.ndarray):
         starts, ends = bounds[:-1], bounds[1:]
