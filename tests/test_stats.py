@@ -97,6 +97,19 @@ def test_wilson_is_scipys_interval_to_the_last_bit():
         stats.wilson(11, 10)
 
 
+def test_cramers_v_is_scipys_to_the_last_bit():
+    """Cramér's V from the chi-square already computed is scipy's association(), which computes it again."""
+    rng = np.random.default_rng(0)
+    tables = [[(10, 20), (20, 20)], [(3, 3), (0, 3)], [(2, 2), (0, 2), (0, 2)], [(1, 7), (5, 9), (2, 2), (0, 4)]]
+    tables += [[(int(k), int(k + f)) for k, f in rng.integers(1, 400, size=(segments, 2))]
+               for segments in (2, 3, 4, 5) for _ in range(50)]
+    for pairs in tables:
+        table = np.array([[k, n - k] for k, n in pairs])
+        expected = float(sps.contingency.association(table, method="cramer"))
+        test = stats.independence([k for k, _ in pairs], [n for _, n in pairs])
+        assert test.cramers_v == expected, pairs
+
+
 def test_a_table_met_again_is_not_tested_again():
     # The window sweep meets the same segment counts at many windows: the second call returns the
     # remembered result (the same object), whatever the inputs' types and empty segments dropped.

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
+import warnings
 
+import numpy as np
 import pandas as pd
 import pytest
+from statsmodels.duration.hazard_regression import PHReg
 from test_traffic import segments_frame
 
 from greenery.chapter_kit import analyses, indicators, survival
@@ -53,6 +56,129 @@ def test_hazard_ratio_direction_and_symmetry():
     assert ratio == pytest.approx(1 / back) and low == pytest.approx(1 / b_high)
     assert low < 1 < high  # six buyers cannot tell the groups apart
     assert math.isnan(survival.hazard_ratio(HOURS, EVENTS, [True] * 6)[0])
+
+
+def test_cox_gradient_and_hessian_by_hand():
+    # beta = 0: each reorder adds (its x - the share of A at risk) to the gradient and share * (1 - share) to
+    # minus the Hessian. 1 h: 3 A of 6 at risk, A reorders: +1/2, 1/4. 2 h: 2 A of 5, B: -2/5, 6/25.
+    # 4 h: 1 A of 3, A: +2/3, 2/9. 5 h: 0 A of 2, B: 0, 0. Sums: 23/30 and -(1/4 + 6/25 + 2/9) = -641/900.
+    x = np.array([[1.0] if g == "A" else [0.0] for g in GROUPS])
+    model = survival._OneFlagPHReg(np.array(HOURS, dtype=float), x, status=np.array(EVENTS))
+    assert model._plain
+    assert model.breslow_gradient(np.array([0.0]))[0] == pytest.approx(23 / 30)
+    assert model.breslow_hessian(np.array([0.0]))[0, 0] == pytest.approx(-641 / 900)
+
+
+# Ties of three and more (reorders at 2 h and 4 h, buyers entering the risk set at 4 h and 7 h), a buyer
+# reordering at 0 h and one censored before any reorder: every path of the group sums.
+TIED_HOURS = [0.5, 1, 2, 2, 2, 2, 3, 4, 4, 4, 4, 4, 5, 6, 7, 7, 7, 7, 8, 0.2]
+TIED_EVENTS = [1, 0, 1, 1, 1, 0, 1, 1, 1, 1, 0, 0, 1, 0, 1, 0, 0, 0, 1, 0]
+TIED_FLAGS = [1, 0, 1, 0, 1, 1, 0, 1, 1, 0, 1, 0, 0, 1, 1, 1, 0, 0, 1, 0]
+
+
+@pytest.mark.parametrize(("hours", "events", "flags"), [
+    (HOURS, EVENTS, [g == "A" for g in GROUPS]), (HOURS, EVENTS, [g == "B" for g in GROUPS]),
+    (TIED_HOURS, TIED_EVENTS, TIED_FLAGS), (TIED_HOURS, TIED_EVENTS, [1 - f for f in TIED_FLAGS]),
+])
+def test_cox_fit_is_statsmodels_to_the_bit(hours, events, flags):
+    """The likelihood, gradient and Hessian on whole arrays are statsmodels' loop's to the last bit, at the
+    start, on both sides and far out (where the sums are most uneven), and so is the fit: estimate and standard
+    error."""
+    args = (np.array(hours, dtype=float), np.array(flags, dtype=float)[:, None])
+    ours, theirs = survival._OneFlagPHReg(*args, status=np.array(events)), PHReg(*args, status=np.array(events))
+    assert ours._plain
+    for beta in (0.0, 0.8, -1.7, 6.0):
+        params = np.array([beta])
+        assert ours.breslow_gradient(params).tolist() == theirs.breslow_gradient(params).tolist()
+        assert ours.breslow_hessian(params).tolist() == theirs.breslow_hessian(params).tolist()
+        assert ours.breslow_loglike(params) == theirs.breslow_loglike(params)
+    fitted, expected = ours.fit(disp=False), theirs.fit(disp=False)
+    assert (fitted.params.tolist(), fitted.bse.tolist()) == (expected.params.tolist(), expected.bse.tolist())
+
+
+def _fitted(model):
+    """A Cox fit's estimate and standard error, or the error it raised (separation: a singular Hessian)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # separation: statsmodels warns that the fit did not converge
+        try:
+            fit = model.fit(disp=False)
+        except np.linalg.LinAlgError as error:
+            return str(error)
+    return fit.params.tolist(), fit.bse.tolist()
+
+
+def test_cox_fit_is_statsmodels_to_the_bit_on_generated_buyers():
+    """Forty generated cohorts (5 to 400 buyers, times rounded to make ties or not, any share reordering and
+    flagged): sums in another order or a square by x * x rather than pow differ in the last bits on some."""
+    rng = np.random.default_rng(0)
+    compared = 0
+    for _ in range(40):
+        n = int(rng.integers(5, 400))
+        ties = rng.integers(1, 6)
+        hours = np.round(rng.exponential(20, n) * ties) / ties if rng.random() < 0.7 else rng.exponential(20, n)
+        events = (rng.random(n) < rng.random()).astype(int)
+        flags = (rng.random(n) < rng.random()).astype(float)[:, None]
+        if flags.min() == flags.max() or not events.any():
+            continue
+        ours, theirs = survival._OneFlagPHReg(hours, flags, status=events), PHReg(hours, flags, status=events)
+        for beta in (0.0, 0.7, -1.3, 3.0):
+            params = np.array([beta])
+            assert ours.breslow_gradient(params).tolist() == theirs.breslow_gradient(params).tolist()
+            assert ours.breslow_hessian(params).tolist() == theirs.breslow_hessian(params).tolist()
+            assert ours.breslow_loglike(params) == theirs.breslow_loglike(params)
+        assert _fitted(ours) == _fitted(theirs)
+        compared += 1
+    assert compared == 38
+
+
+def _same(ours, theirs) -> bool:
+    """Equal to the last bit and of the same types: arrays (dtype too), lists, numbers."""
+    if isinstance(theirs, np.ndarray):
+        return isinstance(ours, np.ndarray) and ours.dtype == theirs.dtype and np.array_equal(ours, theirs)
+    if isinstance(theirs, list):
+        return isinstance(ours, list) and len(ours) == len(theirs) and all(map(_same, ours, theirs))
+    return type(ours) is type(theirs) and ours == theirs
+
+
+def test_cox_model_is_built_as_statsmodels_builds_it():
+    """Every attribute of the model and of its survival times (the buyers kept, their order, each distinct
+    time's groups) is statsmodels' own: by hand first (the buyer censored at 0.2 h, before any reorder, is
+    left out; 2 h holds three reorders), then on generated cohorts."""
+    model = survival._OneFlagPHReg(np.array(TIED_HOURS, dtype=float), np.array(TIED_FLAGS, dtype=float)[:, None],
+                                   status=np.array(TIED_EVENTS))
+    assert model.surv.n_obs == 19 and 19 not in model.surv.stratum_rows[0]
+    assert model.surv.ufailt[0].tolist() == [0.5, 2, 3, 4, 5, 7, 8]
+    assert [len(g) for g in model.surv.ufailt_ix[0]] == [1, 3, 1, 3, 1, 1, 1]
+    rng = np.random.default_rng(1)
+    cases = [(TIED_HOURS, TIED_EVENTS, TIED_FLAGS), (HOURS, EVENTS, [g == "A" for g in GROUPS])]
+    for _ in range(30):
+        n = int(rng.integers(2, 300))
+        hours = np.round(rng.exponential(20, n)) if rng.random() < 0.7 else rng.exponential(20, n)
+        cases.append((hours, (rng.random(n) < rng.random()).astype(int), (rng.random(n) < 0.5)))
+    for hours, events, flags in cases:
+        args = (np.array(hours, dtype=float), np.array(flags, dtype=float)[:, None])
+        ours, theirs = survival._OneFlagPHReg(*args, status=np.array(events)), PHReg(*args, status=np.array(events))
+        mine = {k: v for k, v in vars(ours).items() if k not in ("_plain", "_flag", "_failing", "_entering", "_leaving")}
+        assert mine.keys() == vars(theirs).keys()
+        for name, value in vars(theirs).items():
+            if name == "surv":
+                assert vars(ours.surv).keys() == vars(value).keys()
+                assert all(_same(vars(ours.surv)[k], v) for k, v in vars(value).items()), name
+            elif name != "data":
+                assert _same(mine[name], value), name
+        assert _same(ours.data.exog, theirs.data.exog) and _same(ours.data.endog, theirs.data.endog)
+
+
+def test_cox_other_models_are_statsmodels_own():
+    # a covariate not of 0s and 1s, two covariates: statsmodels' loop itself
+    hours = np.array(HOURS, dtype=float)
+    for exog in (np.array([[0.5], [1], [2], [0], [1], [3]]), np.array([[1, 0], [1, 1], [1, 0], [0, 1], [0, 0], [0, 1]])):
+        ours = survival._OneFlagPHReg(hours, exog.astype(float), status=np.array(EVENTS))
+        assert not ours._plain
+        theirs = PHReg(hours, exog.astype(float), status=np.array(EVENTS))
+        params = np.full(exog.shape[1], 0.3)
+        assert ours.breslow_hessian(params).tolist() == theirs.breslow_hessian(params).tolist()
+        assert ours.breslow_loglike(params) == theirs.breslow_loglike(params)
 
 
 def test_survival_tests_use_every_buyer_and_adjust():
