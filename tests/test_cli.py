@@ -293,6 +293,8 @@ def test_a_missing_key_is_reported_not_a_crash(shop_dir, tmp_path, capsys):
     ("GREENERY_DUCKDB_MEMORY", "abc"), ("GREENERY_DUCKDB_MEMORY", "100"), ("GREENERY_DUCKDB_MEMORY", "0GB"),
     ("GREENERY_DUCKDB_MEMORY", "1MB"), ("GREENERY_DUCKDB_MEMORY", "63.9 MB"),  # 1MB blamed the export, 10MB exit 5
     ("GREENERY_DUCKDB_THREADS", "0"), ("GREENERY_DUCKDB_THREADS", "two"),
+    # digits str.isdigit and re's \d take, but not int() or DuckDB: each was exit 5 "unexpected ValueError/ParserException"
+    ("GREENERY_DUCKDB_THREADS", "\u00b2"), ("GREENERY_DUCKDB_MEMORY", "\u0663\u0660\u0660MB"),
     ("GREENERY_DUCKDB_TEMP", "{tmp}/a-file/spill"),  # under a file: no folder can be made there
 ])
 def test_a_bad_duckdb_setting_exits_2_in_one_line_naming_the_variable(command, variable, value, shop_dir, tmp_path):

@@ -204,7 +204,8 @@ def history_path(explicit: str | os.PathLike | None = None) -> Path:
 DUCKDB_TEMP_DIR = DATA_DIR / "duckdb_tmp"
 
 
-MEMORY_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B|%)\s*", re.IGNORECASE)  # what DuckDB reads
+# what DuckDB reads: ASCII digits (re's \d alone would take any script's, which DuckDB refuses)
+MEMORY_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B|%)\s*", re.IGNORECASE | re.ASCII)
 
 
 def _setting_error(name: str, value: str, expected: str):
@@ -231,7 +232,8 @@ def duckdb_settings() -> dict[str, object]:
     A value DuckDB would refuse is a UsageError (exit 2) naming the variable."""
     threads = os.environ.get("GREENERY_DUCKDB_THREADS")
     memory = os.environ.get("GREENERY_DUCKDB_MEMORY")
-    if threads and not (threads.strip().isdigit() and 1 <= int(threads) <= 4096):
+    # ASCII digits: isdigit alone takes "²", which int() refuses
+    if threads and not (threads.strip().isascii() and threads.strip().isdigit() and 1 <= int(threads) <= 4096):
         raise _setting_error("GREENERY_DUCKDB_THREADS", threads, "a whole number of threads from 1 to 4096")
     size = MEMORY_SIZE.fullmatch(memory or "")
     if memory and not (size and _memory_bytes(size) >= MIN_DUCKDB_MEMORY):
