@@ -313,3 +313,23 @@ def test_a_build_sets_the_threads_its_export_s_size_asks_for(shop_dir, tmp_path,
     monkeypatch.setattr(config, "SMALL_EXPORT_BYTES", size - 1)
     both("large")
     assert seen == [1, 1, 3, 3]
+
+
+def test_the_build_s_threads_travel_as_a_query_parameter(tmp_path, monkeypatch):
+    """A value in SQL is a parameter, never formatted in (the house rule), the threads _open sets included:
+    here an instance opened with one thread (as `greenery build` opens it) set to two."""
+    from greenery.warehouse import build as building
+
+    ran, run = [], db.run
+
+    def watched(con, sql, params=None):
+        ran.append((sql, params))
+        return run(con, sql, params)
+
+    monkeypatch.setattr(db, "run", watched)
+    con = building._open(tmp_path / "building.duckdb", db.connect_beside(1), 2)
+    try:
+        assert db.scalar(con, "select current_setting('threads')") == 2
+        assert [(sql, params) for sql, params in ran if "threads" in sql] == [("set threads = $threads", {"threads": 2})]
+    finally:
+        con.close()

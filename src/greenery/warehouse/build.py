@@ -357,7 +357,7 @@ def _open(building: Path, instance: Future | None, threads: int | None = None) -
     con = instance.result(timeout=db.OPEN_DEADLINE_S) if instance is not None else db.connect(threads=threads)
     try:
         if threads is not None and threads != db.scalar(con, "select current_setting('threads')"):
-            db.run(con, f"set threads = {int(threads)}")
+            db.run(con, "set threads = $threads", {"threads": threads})
         db.run(con, "set fsync_mode = 'none'")
         db.run(con, f"attach $path as {BUILDING} (row_group_size {db.ROW_GROUP_ROWS})", {"path": str(building)})
         db.run(con, f"use {BUILDING}")
