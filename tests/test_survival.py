@@ -70,15 +70,18 @@ def test_cox_gradient_and_hessian_by_hand():
 
 
 # Ties of three and more (reorders at 2 h and 4 h, buyers entering the risk set at 4 h and 7 h), a buyer
-# reordering at 0 h and one censored before any reorder: every path of the group sums.
+# reordering at 0.5 h and one censored before any reorder: every path of the group sums.
 TIED_HOURS = [0.5, 1, 2, 2, 2, 2, 3, 4, 4, 4, 4, 4, 5, 6, 7, 7, 7, 7, 8, 0.2]
 TIED_EVENTS = [1, 0, 1, 1, 1, 0, 1, 1, 1, 1, 0, 0, 1, 0, 1, 0, 0, 0, 1, 0]
 TIED_FLAGS = [1, 0, 1, 0, 1, 1, 0, 1, 1, 0, 1, 0, 0, 1, 1, 1, 0, 0, 1, 0]
+# Reorders at 0 h (the first distinct time: every buyer enters the risk set there), four buyers at 0 h.
+ZERO_HOURS, ZERO_EVENTS, ZERO_FLAGS = [0, 0, 0, 1, 2, 0, 3], [1, 0, 1, 1, 0, 0, 1], [1, 0, 0, 1, 1, 0, 1]
 
 
 @pytest.mark.parametrize(("hours", "events", "flags"), [
     (HOURS, EVENTS, [g == "A" for g in GROUPS]), (HOURS, EVENTS, [g == "B" for g in GROUPS]),
     (TIED_HOURS, TIED_EVENTS, TIED_FLAGS), (TIED_HOURS, TIED_EVENTS, [1 - f for f in TIED_FLAGS]),
+    (ZERO_HOURS, ZERO_EVENTS, ZERO_FLAGS), (ZERO_HOURS, ZERO_EVENTS, [1 - f for f in ZERO_FLAGS]),
 ])
 def test_cox_fit_is_statsmodels_to_the_bit(hours, events, flags):
     """The likelihood, gradient and Hessian on whole arrays are statsmodels' loop's to the last bit, at the
@@ -129,6 +132,22 @@ def test_cox_fit_is_statsmodels_to_the_bit_on_generated_buyers():
         assert _fitted(ours) == _fitted(theirs)
         compared += 1
     assert compared == 38
+
+
+def test_cox_fit_is_statsmodels_to_the_bit_with_groups_larger_than_summed_one_by_one():
+    """Groups past EINSUM_ONE_BY_ONE (statsmodels' own expressions then): 6,000 buyers at three times."""
+    rng = np.random.default_rng(2)
+    hours = rng.integers(1, 4, 6_000).astype(float)
+    events, flags = (rng.random(6_000) < 0.6).astype(int), (rng.random(6_000) < 0.5).astype(float)[:, None]
+    ours, theirs = survival._OneFlagPHReg(hours, flags, status=events), PHReg(hours, flags, status=events)
+    assert ours._plain and ours._entering.sizes.max() > survival.EINSUM_ONE_BY_ONE
+    assert ours._failing.sizes.min() > survival.EINSUM_ONE_BY_ONE
+    for beta in (0.0, 0.4, -2.0):
+        params = np.array([beta])
+        assert ours.breslow_gradient(params).tolist() == theirs.breslow_gradient(params).tolist()
+        assert ours.breslow_hessian(params).tolist() == theirs.breslow_hessian(params).tolist()
+        assert ours.breslow_loglike(params) == theirs.breslow_loglike(params)
+    assert _fitted(ours) == _fitted(theirs)
 
 
 def _same(ours, theirs) -> bool:
