@@ -209,7 +209,7 @@ class _OneFlagPHReg(PHReg):
     any other model is statsmodels' own."""
 
     def __init__(self, endog, exog, status):
-        # PHReg.__init__ (statsmodels 0.14.x, pinned) for no strata, entry times or offset, its survival times
+        # PHReg.__init__ (statsmodels 0.15.0, pinned) for no strata, entry times or offset, its survival times
         # (PHSurvivalTime: a Python step per buyer, half of a fit at sample scale 100) worked out on whole
         # arrays by `_one_stratum` when there is one covariate of 0s and 1s (tests/test_survival.py compares
         # every attribute with statsmodels' own)
