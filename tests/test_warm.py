@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -524,3 +525,29 @@ def test_the_runner_forks_a_light_chapter_while_the_statistics_import(tmp_path, 
     light_shows, heavy_shows = (outputs(stage / f"{e}.ipynb") for e in (entries[1], entries[0]))
     assert light_shows[0] == "False False\n" and heavy_shows[0] == "True True\n"
     assert light_shows[1] == heavy_shows[1]
+
+
+def test_a_stop_signal_during_the_second_stage_s_reaping_finds_its_pid_forgotten(monkeypatch):
+    """warm_server._reap_one holds SIGTERM from the wait until the second stage's pid, reaped, is forgotten: a
+    SIGTERM arriving as the pid is reaped is handled after, and finds 0 (the base server's handler kills the
+    pid it finds: once reaped, the system may have given it to another process). Without the hold, the handler
+    ran at once and found the reaped pid. The signal mask is put back as it was."""
+    child = os.fork()
+    if child == 0:
+        os._exit(3)
+    os.waitpid(child, 0)  # reaped here: _reap_one's wait below is made to report it, and a SIGTERM with it
+    stage, seen = [child], []
+
+    def wait_and_signal(pid, options):  # to this thread: the base server has no other, pytest may
+        signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+        return child, 3 << 8
+
+    monkeypatch.setattr(warm.os, "waitpid", wait_and_signal)
+    previous = signal.signal(signal.SIGTERM, lambda *_: seen.append(stage[0]))
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, set())
+    try:
+        assert warm._reap_one(stage) == (child, 3 << 8, True)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert seen == [0] and stage == [0]
+    assert signal.pthread_sigmask(signal.SIG_BLOCK, set()) == mask

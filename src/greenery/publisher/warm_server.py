@@ -506,6 +506,28 @@ def _reap(pid: int, seconds: float = 3.0) -> None:
             time.sleep(0.01)
 
 
+def _reap_one(stage: list[int] | None) -> tuple[int | None, int, bool]:
+    """An ended fork reaped: its pid (None when none has ended), its wait status, and whether it was the second
+    stage (`stage`). With a second stage, SIGTERM and SIGINT are held from the wait until its pid, if reaped, is
+    forgotten (`stage[0] = 0`, done here): the base server's handler, which kills and reaps the second stage,
+    never signals a pid reaped already (the system may have given it to another process)."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT}) if stage else None
+    try:
+        try:
+            pid, wait_status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return None, 0, False
+        if pid == 0:
+            return None, 0, False
+        was_stage = bool(stage) and pid == stage[0]
+        if was_stage:
+            stage[0] = 0
+        return pid, wait_status, was_stage
+    finally:
+        if held is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
 def _loop(listener: socket.socket, stage: list[int] | None = None) -> None:
     """Fork each request at `listener` for ever. `stage`: the base server's second stage (its pid in a list,
     set to 0 once it is reaped: its pid may then be another process's); should it end, this server says so
@@ -538,14 +560,10 @@ def _loop(listener: socket.socket, stage: list[int] | None = None) -> None:
                     os.kill(pid, signal.SIGKILL)
                 sock.close()
         while True:  # reap ended forks and tell their clients how they ended
-            try:
-                pid, wait_status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
+            pid, wait_status, was_stage = _reap_one(stage)
+            if pid is None:
                 break
-            if pid == 0:
-                break
-            if stage and pid == stage[0]:
-                stage[0] = 0
+            if was_stage:
                 with contextlib.suppress(OSError):
                     os.write(1, f"{STAGE_ENDED} {os.waitstatus_to_exitcode(wait_status)}\n".encode())
                     os.close(1)
