@@ -214,7 +214,9 @@ class Server:
         return f"stopped before it was ready, {_how(status)}"
 
     def accepting(self) -> bool:
-        """Whether `environment` would return at once (the server said it is ready, or ended): never waits."""
+        """Whether the server has said something or ended (its output is readable): never waits. For a
+        one-stage server (the render's, the only caller) `environment` then returns at once; a chapters'
+        server's first line is only that its base stage is ready (`complete` says when the second is)."""
         if self.ready or self.process is None:
             return self.ready
         return bool(select.select([self.process.stdout], [], [], 0)[0])
