@@ -524,3 +524,49 @@ def test_the_runner_forks_a_light_chapter_while_the_statistics_import(tmp_path, 
     light_shows, heavy_shows = (outputs(stage / f"{e}.ipynb") for e in (entries[1], entries[0]))
     assert light_shows[0] == "False False\n" and heavy_shows[0] == "True True\n"
     assert light_shows[1] == heavy_shows[1]
+
+
+@pytest.mark.parametrize("killed,reason", [
+    ("os.getppid()", "lost its second stage (scipy.stats, statsmodels), killed by SIGKILL"),
+    ("psutil.Process(os.getppid()).ppid()", "stopped, killed by SIGKILL")])
+def test_a_chapter_whose_server_is_killed_is_reported_as_the_server_s_end_not_the_chapter_s(
+        tmp_path, killed, reason):
+    """A chapter of the complete server (a fork of its second stage) whose server is killed under it (the
+    second stage, or the base server and the second stage with it) dies with it, and its client exits 1 with
+    nothing on stderr: the runner names the server's end and how, not the chapter as if it had failed."""
+    from greenery.publisher import chapter_runs
+
+    heavy = chapter_source(tmp_path / "heavy.md", "from greenery.chapter_kit import survival",
+                           f"import os, signal, time\nimport psutil\nos.kill({killed}, signal.SIGKILL)\ntime.sleep(60)")
+    stage = tmp_path / "stage"
+    stage.mkdir()
+    entries = [str(heavy.with_suffix(""))]
+    with warm.Server() as server, pytest.raises(ReportError) as failure:
+        chapter_runs.run_all(entries, stage, {e: {} for e in entries}, {e: e[-5:] for e in entries},
+                             chapter_runs.ChapterCache(tmp_path / "cache"), lambda _: None, workers=1, server=server)
+    assert str(failure.value) == (f"{heavy}: stopped with the chapters' warm server "
+                                  f"(greenery.publisher.warm_server), which {reason}")
+    assert server.process is None
+
+
+def test_a_chapter_started_after_the_second_stage_died_is_one_line_naming_the_server(tmp_path, capsys):
+    """The second stage died between two chapters (before the base server said so): the next chapter's client
+    finds nobody at the socket. No traceback of the client's is relayed; the error names the server's end."""
+    from greenery.publisher import chapter_runs
+
+    heavy = chapter_source(tmp_path / "heavy.md", "from greenery.chapter_kit import survival")
+    stage = tmp_path / "stage"
+    stage.mkdir()
+    entries = [str(heavy.with_suffix(""))]
+    with warm.Server() as server:
+        server.environment()
+        full = full_server(server)
+        full.kill()
+        assert gone(full)
+        with pytest.raises(ReportError) as failure:
+            chapter_runs.run_all(entries, stage, {e: {} for e in entries}, {e: e[-5:] for e in entries},
+                                 chapter_runs.ChapterCache(tmp_path / "cache"), lambda _: None, workers=1,
+                                 server=server)
+    assert str(failure.value) == (f"{heavy}: stopped with the chapters' warm server (greenery.publisher.warm_server), "
+                                  "which lost its second stage (scipy.stats, statsmodels), killed by SIGKILL")
+    assert capsys.readouterr().err == ""

@@ -36,7 +36,7 @@ from greenery.outputs.ownership import kind, read_own
 from greenery.publisher import warm_server as warm
 from greenery.publisher.chapter_process import ERROR_PREFIX, PARAMETER_PREFIX, shown
 from greenery.publisher.processes import die_with_parent, kill_tree
-from greenery.publisher.warm_client import client_command
+from greenery.publisher.warm_client import NO_SERVER, client_command
 
 
 @cache
@@ -213,9 +213,9 @@ def light(entry: str) -> bool:
 
 
 def _relay(stderr: str) -> None:
-    """What a chapter's process printed, less our error line."""
+    """What a chapter's process printed, less our error line (or its client's, when no server forked it)."""
     for line in stderr.splitlines():
-        if line.strip() and not line.startswith((ERROR_PREFIX, PARAMETER_PREFIX)):
+        if line.strip() and not line.startswith((ERROR_PREFIX, PARAMETER_PREFIX, NO_SERVER)):
             print(line, file=sys.stderr)
 
 
@@ -324,6 +324,11 @@ def run_all(entries: list[str], stage: Path, parameters: dict[str, dict], keys: 
                 if process.returncode != 0:
                     reported = [line.removeprefix(ERROR_PREFIX) for line in stderr.splitlines()
                                 if line.startswith(ERROR_PREFIX)]
+                    lost = None if reported else server.lost()  # the chapter died with the server under it
+                    if lost:
+                        server.stop()
+                        raise ReportError(f"{shown(notebook_path(entry))}: stopped with the chapters' warm server "
+                                          f"(greenery.publisher.warm_server), which {lost}")
                     raise ReportError(reported[-1] if reported else
                                       f"{shown(notebook_path(entry))}: the chapter's process ended with "
                                       f"code {process.returncode}")

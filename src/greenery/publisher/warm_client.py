@@ -16,6 +16,7 @@ import socket
 import sys
 
 SOCKET_ENV = "GREENERY_WARM_SOCKET"
+NO_SERVER = "greenery-warm-client: no server: "  # its one line when nobody is at the socket (the server is gone)
 CLIENT = __file__  # run by path, with -I -S: no site-packages, nothing of ours imported
 
 
@@ -31,9 +32,13 @@ def main(role, args):
     with contextlib.suppress(AttributeError, OSError):
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the parent
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.connect(os.environ[SOCKET_ENV])
     request = {"role": role, "args": args, "cwd": os.getcwd(), "env": dict(os.environ)}
-    socket.send_fds(server, [json.dumps(request).encode()], [0, 1, 2])
+    try:
+        server.connect(os.environ[SOCKET_ENV])
+        socket.send_fds(server, [json.dumps(request).encode()], [0, 1, 2])
+    except OSError as error:  # nobody at the socket: the server is gone (who started us may know why)
+        print(f"{NO_SERVER}{type(error).__name__}: {error}", file=sys.stderr)
+        return 1
     replies = server.makefile("r")
     pid = int(replies.readline())
     def relay(received, _frame):

@@ -213,6 +213,45 @@ class Server:
             return "wrote something other than that it was ready"
         return f"stopped before it was ready, {_how(status)}"
 
+    LOST_SECONDS = 2.0  # the base server says its second stage ended within a tenth of a second of it
+
+    def lost(self) -> str | None:
+        """Why the server can no longer fork a chapter, or None: asked when a chapter's process ended with no
+        error of its own (its client exits 1, silent, when the fork it stands for died with the server). The
+        base server ended (with how), or, once it said READY, the second stage did: its socket refuses, and
+        the base server says how (STAGE_ENDED) within LOST_SECONDS. Never waits on a server that still forks.
+        The text follows "which": the caller names the chapter and the server."""
+        if self.process is None:
+            return None
+        if self.process.poll() is not None:  # its forks die with it (die_with_parent)
+            return f"stopped, {_how(self.process.returncode)}"
+        if not self.ready:  # a light chapter's server is the base server, running
+            return None
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        probe.settimeout(1.0)  # a full backlog: taken as a server that forks
+        try:
+            probe.connect(str(self.socket))
+            return None  # it accepts: the chapter's end is the chapter's own (the server reads an empty request)
+        except TimeoutError:
+            return None
+        except OSError:
+            pass  # nobody listens there any more
+        finally:
+            probe.close()
+        fd, deadline = self.process.stdout.fileno(), time.monotonic() + self.LOST_SECONDS
+        while select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
+            chunk = os.read(fd, 1 << 12)
+            if not chunk:
+                break
+            *lines, self._unread = (self._unread + chunk).split(b"\n")
+            for text in lines:
+                said = text.decode(errors="replace").strip()
+                with contextlib.suppress(ValueError):
+                    if said.startswith(STAGE_ENDED):
+                        return ("lost its second stage (scipy.stats, statsmodels), "
+                                f"{_how(int(said.removeprefix(STAGE_ENDED)))}")
+        return "lost its second stage (scipy.stats, statsmodels)"
+
     def accepting(self) -> bool:
         """Whether `environment` would return at once (the server said it is ready, or ended): never waits."""
         if self.ready or self.process is None:
