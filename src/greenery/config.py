@@ -231,7 +231,8 @@ def duckdb_settings() -> dict[str, object]:
     A value DuckDB would refuse is a UsageError (exit 2) naming the variable."""
     threads = os.environ.get("GREENERY_DUCKDB_THREADS")
     memory = os.environ.get("GREENERY_DUCKDB_MEMORY")
-    if threads and not (threads.strip().isdigit() and 1 <= int(threads) <= 4096):
+    # ASCII digits only: str.isdigit takes '²', which int() cannot read (an unexpected ValueError, exit 5)
+    if threads and not (re.fullmatch(r"\s*[0-9]+\s*", threads) and 1 <= int(threads) <= 4096):
         raise _setting_error("GREENERY_DUCKDB_THREADS", threads, "a whole number of threads from 1 to 4096")
     size = MEMORY_SIZE.fullmatch(memory or "")
     if memory and not (size and _memory_bytes(size) >= MIN_DUCKDB_MEMORY):
