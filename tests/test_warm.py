@@ -570,3 +570,23 @@ def test_a_chapter_started_after_the_second_stage_died_is_one_line_naming_the_se
     assert str(failure.value) == (f"{heavy}: stopped with the chapters' warm server (greenery.publisher.warm_server), "
                                   "which lost its second stage (scipy.stats, statsmodels), killed by SIGKILL")
     assert capsys.readouterr().err == ""
+
+
+def test_light_reads_import_statements_as_python_does(tmp_path):
+    """Import statements the line patterns misread: a comment with a parenthesis inside a parenthesised list,
+    a continued line, two statements on a line, each importing survival (heavy); an import only in a string
+    or a comment (light); a source that is not UTF-8 is no crash here (its run reports it)."""
+    from greenery.publisher.chapter_runs import light
+
+    cases = {"comment_paren": "from greenery.chapter_kit import (  # the tiles (and the curve)\n    survival,\n)",
+             "continued": "from greenery.chapter_kit import book, \\\n    survival",
+             "semicolon": "import os; from greenery.chapter_kit import survival",
+             "magic": "%time from greenery.chapter_kit import trends",  # not Python: every name counts
+             "string": "text = '''\nfrom greenery.chapter_kit import survival\n'''",
+             "commented": "# from greenery.chapter_kit import survival\nfrom greenery.chapter_kit import book"}
+    found = {name: light(str(chapter_source(tmp_path / f"{name}.md", cell)).removesuffix(".md"))
+             for name, cell in cases.items()}
+    assert found == {"comment_paren": False, "continued": False, "semicolon": False, "magic": False,
+                     "string": True, "commented": True}
+    (tmp_path / "latin.md").write_bytes(chapter_source(tmp_path / "latin.md", "x = 1").read_bytes() + b"caf\xe9\n")
+    assert light(str(tmp_path / "latin"))

@@ -197,18 +197,39 @@ def expected_seconds(entry: str, last_seconds: dict[str, float]) -> float:
     return notebook_path(entry).stat().st_size / 4000
 
 
-KIT_IMPORT = re.compile(r"^[ \t]*from[ \t]+greenery\.chapter_kit[ \t]+import[ \t]+(?:\(([^)]*)\)|([\w \t,]+))"
-                        r"|^[ \t]*(?:from|import)[ \t]+greenery\.chapter_kit\.(\w+)", re.MULTILINE)
+# A MyST notebook's code cell (jupytext): its fence, then its source up to the closing fence.
+CODE_CELL = re.compile(r"^```\{code-cell\}[^\n]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
+KIT = "greenery.chapter_kit"
+
+
+def _kit_modules(code: str) -> set[str]:
+    """The kit's modules a cell's code imports, read by Python's own parser (comments, strings, parentheses,
+    continued lines and `;` as Python reads them). A cell Python cannot parse (an IPython magic, say): every
+    name of it, as if each were imported (a STATISTICS name among them makes the chapter heavy: forked later,
+    never wrong)."""
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return set(re.findall(r"\w+", code))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == KIT and not node.level:
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(KIT + ".") and not node.level:
+            names.add(node.module.split(".")[2])
+        elif isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[2] for alias in node.names if alias.name.startswith(KIT + "."))
+    return names
 
 
 def light(entry: str) -> bool:
     """Whether a chapter imports none of the kit's statistics modules (warm_server.STATISTICS), read from its
-    source's import lines: it can be forked before the chapters' server has imported scipy.stats and
+    code cells' import statements: it can be forked before the chapters' server has imported scipy.stats and
     statsmodels. Only the order of forks depends on it: a chapter that uses scipy after all (the kit's `stats`
-    imports it on first use) imports it itself, and its outputs are the same."""
-    names = set()
-    for *listed, module in KIT_IMPORT.findall(notebook_path(entry).read_text(encoding="utf-8")):
-        names.update(re.findall(r"\w+", "".join(listed)) if any(listed) else [module])
+    imports it on first use) imports it itself, and its outputs are the same. Source that is not UTF-8 is
+    read with replacements here: the chapter's own run reports it."""
+    source = notebook_path(entry).read_text(encoding="utf-8", errors="replace")
+    names = set().union(*(_kit_modules(code) for code in CODE_CELL.findall(source)))
     return not names & set(warm.STATISTICS)
 
 
