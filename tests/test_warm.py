@@ -590,3 +590,35 @@ def test_light_reads_import_statements_as_python_does(tmp_path):
                      "string": True, "commented": True}
     (tmp_path / "latin.md").write_bytes(chapter_source(tmp_path / "latin.md", "x = 1").read_bytes() + b"caf\xe9\n")
     assert light(str(tmp_path / "latin"))
+
+
+@pytest.mark.parametrize("reads", [False, True])  # closed unread: the client's read is reset; read: it ends
+def test_a_client_whose_server_goes_before_it_forked_says_so_in_one_line(tmp_path, reads):
+    """The server dies between taking a client's request and answering with the fork's pid (its second stage
+    killed then): the client exits 1 with its one NO_SERVER line (the runner drops it and names the server's
+    end), not a traceback relayed to the terminal."""
+    import socket
+    import threading
+
+    from greenery.publisher.warm_client import NO_SERVER
+
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(tmp_path / "s"))
+    listener.listen(1)
+
+    def answer_nothing():
+        connection = listener.accept()[0]
+        if reads:
+            for fd in socket.recv_fds(connection, 1 << 20, 3)[1]:  # its streams: the client's output ends with it
+                os.close(fd)
+        connection.close()
+
+    thread = threading.Thread(target=answer_nothing)
+    thread.start()
+    done = subprocess.run(client_command("chapter", "x.md"), env={**os.environ, SOCKET_ENV: str(tmp_path / "s")},
+                          capture_output=True, text=True, timeout=60)
+    thread.join(10)
+    listener.close()
+    assert done.returncode == 1
+    [line] = done.stderr.splitlines()
+    assert line.startswith(NO_SERVER), line

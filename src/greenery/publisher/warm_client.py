@@ -36,20 +36,24 @@ def main(role, args):
     try:
         server.connect(os.environ[SOCKET_ENV])
         socket.send_fds(server, [json.dumps(request).encode()], [0, 1, 2])
-    except OSError as error:  # nobody at the socket: the server is gone (who started us may know why)
-        print(f"{NO_SERVER}{type(error).__name__}: {error}", file=sys.stderr)
+        replies = server.makefile("r")
+        pid = int(replies.readline())
+    except (OSError, ValueError) as error:  # nobody at the socket, or it closed before naming a fork: the server
+        # is gone (who started us may know why)
+        why = f"{type(error).__name__}: {error}" if isinstance(error, OSError) else "connection closed unanswered"
+        print(f"{NO_SERVER}{why}", file=sys.stderr)
         return 1
-    replies = server.makefile("r")
-    pid = int(replies.readline())
     def relay(received, _frame):
         with contextlib.suppress(ProcessLookupError):  # the fork has just ended: its status is on its way
             os.kill(pid, received)
 
     for number in RELAYED:
         signal.signal(number, relay)
-    status = replies.readline()
+    try:
+        status = replies.readline()
+    except OSError:  # reset: the server is gone
+        status = ""
     return int(status) if status.strip() else 1  # no status: the server is gone, and the fork with it
-
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1], sys.argv[2:]))
