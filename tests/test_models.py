@@ -313,3 +313,24 @@ def test_a_build_sets_the_threads_its_export_s_size_asks_for(shop_dir, tmp_path,
     monkeypatch.setattr(config, "SMALL_EXPORT_BYTES", size - 1)
     both("large")
     assert seen == [1, 1, 3, 3]
+
+
+def test_a_file_gone_before_the_size_is_summed_is_the_load_s_missing_file_not_a_crash(shop_dir, tmp_path):
+    """A CSV removed between choose_data's check and build.export_bytes (which picks the build's threads): the
+    build refuses it as the load does (an InputError naming the file, exit 2), not an unexpected
+    FileNotFoundError (exit 5); export_bytes counts what it can see."""
+    import shutil
+
+    from greenery.errors import InputError
+    from greenery.warehouse import build as building
+
+    export = tmp_path / "export"
+    shutil.copytree(shop_dir, export)
+    source = building.choose_data(export)
+    whole = building.export_bytes(export)
+    gone = (export / "users.csv").stat().st_size
+    (export / "users.csv").unlink()
+    assert building.export_bytes(export) == whole - gone
+    with pytest.raises(InputError, match="users.csv: the file is missing from the export$"):
+        building.build(source, tmp_path / "w.duckdb", history=tmp_path / "h.duckdb")
+    assert not (tmp_path / "w.duckdb").exists()
