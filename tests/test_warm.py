@@ -427,7 +427,8 @@ def test_the_runner_stops_at_a_failed_second_stage_with_its_error(tmp_path, monk
 def test_what_the_server_said_before_its_deadline_counts_when_read_after_it(monkeypatch):
     """START_SECONDS bounds the server's start, not how late the runner reads what it said: a chapters'
     server that said both its lines in time is ready when first asked after the deadline (the warehouse's
-    build took longer), and one that said only the first fails then, without waiting."""
+    build took longer), and one that said only the first fails then, without waiting, when a chapter needs it
+    (`complete`: a light chapter is still forked from the base server)."""
     for printed, complete in ((f"{warm.BASE_READY}\n{warm.READY}\n", True), (f"{warm.BASE_READY}\n", False)):
         with warm.Server() as server:
             server.start()
@@ -440,9 +441,10 @@ def test_what_the_server_said_before_its_deadline_counts_when_read_after_it(monk
             try:
                 if complete:
                     assert server.complete() and server.environment()[SOCKET_ENV].endswith("/s")
-                else:
+                else:  # a light chapter is still forked from the base server (no chapter of the run may need more)
+                    assert server.base_environment()[SOCKET_ENV].endswith("/b")
                     with pytest.raises(ReportError, match="did not start within 300 s$"):
-                        server.base_environment()  # said, but READY is overdue: the whole server failed
+                        server.complete()  # said, but READY is overdue: the whole server failed
             finally:
                 os.close(write)
             assert time.monotonic() - started < 5
@@ -622,3 +624,24 @@ def test_a_client_whose_server_goes_before_it_forked_says_so_in_one_line(tmp_pat
     assert done.returncode == 1
     [line] = done.stderr.splitlines()
     assert line.startswith(NO_SERVER), line
+
+
+@pytest.mark.parametrize("statsmodels", ["import time\ntime.sleep(120)\n", "raise ImportError('none here')\n"])
+def test_a_run_of_light_chapters_only_does_not_wait_for_or_fail_on_the_second_stage(tmp_path, monkeypatch,
+                                                                                     statsmodels):
+    """Every chapter to run is light (the heavy ones cached): none needs the second stage, so its import
+    hanging past START_SECONDS, or failing, is no failure of the run; the light chapters run from the base
+    server."""
+    from greenery.publisher import chapter_runs
+
+    monkeypatch.setattr(warm.Server, "START_SECONDS", 3)
+    _failing_statsmodels(tmp_path / "path", monkeypatch, statsmodels)
+    light = chapter_source(tmp_path / "light.md", "import time\ntime.sleep(5)")
+    stage = tmp_path / "stage"
+    stage.mkdir()
+    entries = [str(light.with_suffix(""))]
+    with warm.Server() as server:
+        chapter_runs.run_all(entries, stage, {e: {} for e in entries}, {e: e[-5:] for e in entries},
+                             chapter_runs.ChapterCache(tmp_path / "cache"), lambda _: None, workers=2, server=server)
+        assert not server.ready
+    assert (stage / f"{entries[0]}.ipynb").is_file()

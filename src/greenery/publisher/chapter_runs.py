@@ -300,13 +300,15 @@ def run_all(entries: list[str], stage: Path, parameters: dict[str, dict], keys: 
     running: dict[str, tuple[subprocess.Popen, float, Path]] = {}
     waiting = list(todo)
     lights = {entry: light(entry) for entry in todo}  # read once: the source may change while the run goes on
+    # Only a heavy chapter needs the second stage: without one its lateness or end is no failure of the run
+    heavy = not all(lights.values())
     own_server = server is None
     server = server or warm.Server()
     try:
         if todo:  # the chapters' server forks light chapters once their imports are in (warm_server.serve)
             server.base_environment()
         while waiting or running:
-            complete = server.complete()
+            complete = server.complete() if heavy else server.said_ready()
             # While the server imports the statistics, its import holds a core: one worker fewer, light
             # chapters only.
             while len(running) < (workers if complete else max(1, workers - 1)):
@@ -325,7 +327,7 @@ def run_all(entries: list[str], stage: Path, parameters: dict[str, dict], keys: 
             if not running:  # nothing can start before the server is complete: wait for it (its deadline)
                 server.environment()
                 continue
-            _wait_for_one(running, timeout, server.waking())
+            _wait_for_one(running, timeout, server.waking() if heavy else [])
             for entry, (process, started, err) in list(running.items()):
                 seconds = time.monotonic() - started
                 if process.poll() is None:
