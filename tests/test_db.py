@@ -58,3 +58,19 @@ def test_a_setting_duckdb_refuses_is_raised_where_the_connection_is_taken(monkey
     with pytest.raises(UsageError):
         opening.result(timeout=db.OPEN_DEADLINE_S)
     db.close_when_open(opening)  # the failure is not raised again
+
+
+def test_a_thread_count_of_digits_int_cannot_read_is_a_usage_error_not_a_crash(monkeypatch):
+    """'²' is a digit to str.isdigit but no number to int: refused like any other bad count (exit 2, naming
+    the variable), not an unexpected ValueError (exit 5). Surrounding blanks are still read."""
+    import pytest
+
+    from greenery import config
+    from greenery.errors import UsageError
+
+    for value in ("²", "1²", "٣"):
+        monkeypatch.setenv("GREENERY_DUCKDB_THREADS", value)
+        with pytest.raises(UsageError, match=r"^\$GREENERY_DUCKDB_THREADS="):
+            config.duckdb_settings()
+    monkeypatch.setenv("GREENERY_DUCKDB_THREADS", " 2 ")
+    assert config.duckdb_settings()["threads"] == 2

@@ -333,3 +333,24 @@ def test_the_build_s_threads_travel_as_a_query_parameter(tmp_path, monkeypatch):
         assert [(sql, params) for sql, params in ran if "threads" in sql] == [("set threads = $threads", {"threads": 2})]
     finally:
         con.close()
+
+
+def test_a_file_gone_before_the_size_is_summed_is_the_load_s_missing_file_not_a_crash(shop_dir, tmp_path):
+    """A CSV removed between choose_data's check and build.export_bytes (which picks the build's threads): the
+    build refuses it as the load does (an InputError naming the file, exit 2), not an unexpected
+    FileNotFoundError (exit 5); export_bytes counts what it can see."""
+    import shutil
+
+    from greenery.errors import InputError
+    from greenery.warehouse import build as building
+
+    export = tmp_path / "export"
+    shutil.copytree(shop_dir, export)
+    source = building.choose_data(export)
+    whole = building.export_bytes(export)
+    gone = (export / "users.csv").stat().st_size
+    (export / "users.csv").unlink()
+    assert building.export_bytes(export) == whole - gone
+    with pytest.raises(InputError, match="users.csv: the file is missing from the export$"):
+        building.build(source, tmp_path / "w.duckdb", history=tmp_path / "h.duckdb")
+    assert not (tmp_path / "w.duckdb").exists()

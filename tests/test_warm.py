@@ -428,7 +428,8 @@ def test_the_runner_stops_at_a_failed_second_stage_with_its_error(tmp_path, monk
 def test_what_the_server_said_before_its_deadline_counts_when_read_after_it(monkeypatch):
     """START_SECONDS bounds the server's start, not how late the runner reads what it said: a chapters'
     server that said both its lines in time is ready when first asked after the deadline (the warehouse's
-    build took longer), and one that said only the first fails then, without waiting."""
+    build took longer), and one that said only the first fails then, without waiting, when a chapter needs it
+    (`complete`: a light chapter is still forked from the base server)."""
     for printed, complete in ((f"{warm.BASE_READY}\n{warm.READY}\n", True), (f"{warm.BASE_READY}\n", False)):
         with warm.Server() as server:
             server.start()
@@ -441,9 +442,10 @@ def test_what_the_server_said_before_its_deadline_counts_when_read_after_it(monk
             try:
                 if complete:
                     assert server.complete() and server.environment()[SOCKET_ENV].endswith("/s")
-                else:
+                else:  # a light chapter is still forked from the base server (no chapter of the run may need more)
+                    assert server.base_environment()[SOCKET_ENV].endswith("/b")
                     with pytest.raises(ReportError, match="did not start within 300 s$"):
-                        server.base_environment()  # said, but READY is overdue: the whole server failed
+                        server.complete()  # said, but READY is overdue: the whole server failed
             finally:
                 os.close(write)
             assert time.monotonic() - started < 5
@@ -551,3 +553,122 @@ def test_a_stop_signal_during_the_second_stage_s_reaping_finds_its_pid_forgotten
         signal.signal(signal.SIGTERM, previous)
     assert seen == [0] and stage == [0]
     assert signal.pthread_sigmask(signal.SIG_BLOCK, set()) == mask
+
+
+@pytest.mark.parametrize("killed,reason", [
+    ("os.getppid()", "lost its second stage (scipy.stats, statsmodels), killed by SIGKILL"),
+    ("psutil.Process(os.getppid()).ppid()", "stopped, killed by SIGKILL")])
+def test_a_chapter_whose_server_is_killed_is_reported_as_the_server_s_end_not_the_chapter_s(
+        tmp_path, killed, reason):
+    """A chapter of the complete server (a fork of its second stage) whose server is killed under it (the
+    second stage, or the base server and the second stage with it) dies with it, and its client exits 1 with
+    nothing on stderr: the runner names the server's end and how, not the chapter as if it had failed."""
+    from greenery.publisher import chapter_runs
+
+    heavy = chapter_source(tmp_path / "heavy.md", "from greenery.chapter_kit import survival",
+                           f"import os, signal, time\nimport psutil\nos.kill({killed}, signal.SIGKILL)\ntime.sleep(60)")
+    stage = tmp_path / "stage"
+    stage.mkdir()
+    entries = [str(heavy.with_suffix(""))]
+    with warm.Server() as server, pytest.raises(ReportError) as failure:
+        chapter_runs.run_all(entries, stage, {e: {} for e in entries}, {e: e[-5:] for e in entries},
+                             chapter_runs.ChapterCache(tmp_path / "cache"), lambda _: None, workers=1, server=server)
+    assert str(failure.value) == (f"{heavy}: stopped with the chapters' warm server "
+                                  f"(greenery.publisher.warm_server), which {reason}")
+    assert server.process is None
+
+
+def test_a_chapter_started_after_the_second_stage_died_is_one_line_naming_the_server(tmp_path, capsys):
+    """The second stage died between two chapters (before the base server said so): the next chapter's client
+    finds nobody at the socket. No traceback of the client's is relayed; the error names the server's end."""
+    from greenery.publisher import chapter_runs
+
+    heavy = chapter_source(tmp_path / "heavy.md", "from greenery.chapter_kit import survival")
+    stage = tmp_path / "stage"
+    stage.mkdir()
+    entries = [str(heavy.with_suffix(""))]
+    with warm.Server() as server:
+        server.environment()
+        full = full_server(server)
+        full.kill()
+        assert gone(full)
+        with pytest.raises(ReportError) as failure:
+            chapter_runs.run_all(entries, stage, {e: {} for e in entries}, {e: e[-5:] for e in entries},
+                                 chapter_runs.ChapterCache(tmp_path / "cache"), lambda _: None, workers=1,
+                                 server=server)
+    assert str(failure.value) == (f"{heavy}: stopped with the chapters' warm server (greenery.publisher.warm_server), "
+                                  "which lost its second stage (scipy.stats, statsmodels), killed by SIGKILL")
+    assert capsys.readouterr().err == ""
+
+
+def test_light_reads_import_statements_as_python_does(tmp_path):
+    """Import statements the line patterns misread: a comment with a parenthesis inside a parenthesised list,
+    a continued line, two statements on a line, each importing survival (heavy); an import only in a string
+    or a comment (light); a source that is not UTF-8 is no crash here (its run reports it)."""
+    from greenery.publisher.chapter_runs import light
+
+    cases = {"comment_paren": "from greenery.chapter_kit import (  # the tiles (and the curve)\n    survival,\n)",
+             "continued": "from greenery.chapter_kit import book, \\\n    survival",
+             "semicolon": "import os; from greenery.chapter_kit import survival",
+             "magic": "%time from greenery.chapter_kit import trends",  # not Python: every name counts
+             "string": "text = '''\nfrom greenery.chapter_kit import survival\n'''",
+             "commented": "# from greenery.chapter_kit import survival\nfrom greenery.chapter_kit import book"}
+    found = {name: light(str(chapter_source(tmp_path / f"{name}.md", cell)).removesuffix(".md"))
+             for name, cell in cases.items()}
+    assert found == {"comment_paren": False, "continued": False, "semicolon": False, "magic": False,
+                     "string": True, "commented": True}
+    (tmp_path / "latin.md").write_bytes(chapter_source(tmp_path / "latin.md", "x = 1").read_bytes() + b"caf\xe9\n")
+    assert light(str(tmp_path / "latin"))
+
+
+@pytest.mark.parametrize("reads", [False, True])  # closed unread: the client's read is reset; read: it ends
+def test_a_client_whose_server_goes_before_it_forked_says_so_in_one_line(tmp_path, reads):
+    """The server dies between taking a client's request and answering with the fork's pid (its second stage
+    killed then): the client exits 1 with its one NO_SERVER line (the runner drops it and names the server's
+    end), not a traceback relayed to the terminal."""
+    import socket
+    import threading
+
+    from greenery.publisher.warm_client import NO_SERVER
+
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(tmp_path / "s"))
+    listener.listen(1)
+
+    def answer_nothing():
+        connection = listener.accept()[0]
+        if reads:
+            for fd in socket.recv_fds(connection, 1 << 20, 3)[1]:  # its streams: the client's output ends with it
+                os.close(fd)
+        connection.close()
+
+    thread = threading.Thread(target=answer_nothing)
+    thread.start()
+    done = subprocess.run(client_command("chapter", "x.md"), env={**os.environ, SOCKET_ENV: str(tmp_path / "s")},
+                          capture_output=True, text=True, timeout=60)
+    thread.join(10)
+    listener.close()
+    assert done.returncode == 1
+    [line] = done.stderr.splitlines()
+    assert line.startswith(NO_SERVER), line
+
+
+@pytest.mark.parametrize("statsmodels", ["import time\ntime.sleep(120)\n", "raise ImportError('none here')\n"])
+def test_a_run_of_light_chapters_only_does_not_wait_for_or_fail_on_the_second_stage(tmp_path, monkeypatch,
+                                                                                     statsmodels):
+    """Every chapter to run is light (the heavy ones cached): none needs the second stage, so its import
+    hanging past START_SECONDS, or failing, is no failure of the run; the light chapters run from the base
+    server."""
+    from greenery.publisher import chapter_runs
+
+    monkeypatch.setattr(warm.Server, "START_SECONDS", 3)
+    _failing_statsmodels(tmp_path / "path", monkeypatch, statsmodels)
+    light = chapter_source(tmp_path / "light.md", "import time\ntime.sleep(5)")
+    stage = tmp_path / "stage"
+    stage.mkdir()
+    entries = [str(light.with_suffix(""))]
+    with warm.Server() as server:
+        chapter_runs.run_all(entries, stage, {e: {} for e in entries}, {e: e[-5:] for e in entries},
+                             chapter_runs.ChapterCache(tmp_path / "cache"), lambda _: None, workers=2, server=server)
+        assert not server.ready
+    assert (stage / f"{entries[0]}.ipynb").is_file()

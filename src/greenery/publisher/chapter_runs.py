@@ -36,7 +36,7 @@ from greenery.outputs.ownership import kind, read_own
 from greenery.publisher import warm_server as warm
 from greenery.publisher.chapter_process import ERROR_PREFIX, PARAMETER_PREFIX, shown
 from greenery.publisher.processes import die_with_parent, kill_tree
-from greenery.publisher.warm_client import client_command
+from greenery.publisher.warm_client import NO_SERVER, client_command
 
 
 @cache
@@ -197,25 +197,46 @@ def expected_seconds(entry: str, last_seconds: dict[str, float]) -> float:
     return notebook_path(entry).stat().st_size / 4000
 
 
-KIT_IMPORT = re.compile(r"^[ \t]*from[ \t]+greenery\.chapter_kit[ \t]+import[ \t]+(?:\(([^)]*)\)|([\w \t,]+))"
-                        r"|^[ \t]*(?:from|import)[ \t]+greenery\.chapter_kit\.(\w+)", re.MULTILINE)
+# A MyST notebook's code cell (jupytext): its fence, then its source up to the closing fence.
+CODE_CELL = re.compile(r"^```\{code-cell\}[^\n]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
+KIT = "greenery.chapter_kit"
+
+
+def _kit_modules(code: str) -> set[str]:
+    """The kit's modules a cell's code imports, read by Python's own parser (comments, strings, parentheses,
+    continued lines and `;` as Python reads them). A cell Python cannot parse (an IPython magic, say): every
+    name of it, as if each were imported (a STATISTICS name among them makes the chapter heavy: forked later,
+    never wrong)."""
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return set(re.findall(r"\w+", code))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == KIT and not node.level:
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(KIT + ".") and not node.level:
+            names.add(node.module.split(".")[2])
+        elif isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[2] for alias in node.names if alias.name.startswith(KIT + "."))
+    return names
 
 
 def light(entry: str) -> bool:
     """Whether a chapter imports none of the kit's statistics modules (warm_server.STATISTICS), read from its
-    source's import lines: it can be forked before the chapters' server has imported scipy.stats and
+    code cells' import statements: it can be forked before the chapters' server has imported scipy.stats and
     statsmodels. Only the order of forks depends on it: a chapter that uses scipy after all (the kit's `stats`
-    imports it on first use) imports it itself, and its outputs are the same."""
-    names = set()
-    for *listed, module in KIT_IMPORT.findall(notebook_path(entry).read_text(encoding="utf-8")):
-        names.update(re.findall(r"\w+", "".join(listed)) if any(listed) else [module])
+    imports it on first use) imports it itself, and its outputs are the same. Source that is not UTF-8 is
+    read with replacements here: the chapter's own run reports it."""
+    source = notebook_path(entry).read_text(encoding="utf-8", errors="replace")
+    names = set().union(*(_kit_modules(code) for code in CODE_CELL.findall(source)))
     return not names & set(warm.STATISTICS)
 
 
 def _relay(stderr: str) -> None:
-    """What a chapter's process printed, less our error line."""
+    """What a chapter's process printed, less our error line (or its client's, when no server forked it)."""
     for line in stderr.splitlines():
-        if line.strip() and not line.startswith((ERROR_PREFIX, PARAMETER_PREFIX)):
+        if line.strip() and not line.startswith((ERROR_PREFIX, PARAMETER_PREFIX, NO_SERVER)):
             print(line, file=sys.stderr)
 
 
@@ -279,13 +300,15 @@ def run_all(entries: list[str], stage: Path, parameters: dict[str, dict], keys: 
     running: dict[str, tuple[subprocess.Popen, float, Path]] = {}
     waiting = list(todo)
     lights = {entry: light(entry) for entry in todo}  # read once: the source may change while the run goes on
+    # Only a heavy chapter needs the second stage: without one its lateness or end is no failure of the run
+    heavy = not all(lights.values())
     own_server = server is None
     server = server or warm.Server()
     try:
         if todo:  # the chapters' server forks light chapters once their imports are in (warm_server.serve)
             server.base_environment()
         while waiting or running:
-            complete = server.complete()
+            complete = server.complete() if heavy else server.said_ready()
             # While the server imports the statistics, its import holds a core: one worker fewer, light
             # chapters only.
             while len(running) < (workers if complete else max(1, workers - 1)):
@@ -304,7 +327,7 @@ def run_all(entries: list[str], stage: Path, parameters: dict[str, dict], keys: 
             if not running:  # nothing can start before the server is complete: wait for it (its deadline)
                 server.environment()
                 continue
-            _wait_for_one(running, timeout, server.waking())
+            _wait_for_one(running, timeout, server.waking() if heavy else [])
             for entry, (process, started, err) in list(running.items()):
                 seconds = time.monotonic() - started
                 if process.poll() is None:
@@ -324,6 +347,11 @@ def run_all(entries: list[str], stage: Path, parameters: dict[str, dict], keys: 
                 if process.returncode != 0:
                     reported = [line.removeprefix(ERROR_PREFIX) for line in stderr.splitlines()
                                 if line.startswith(ERROR_PREFIX)]
+                    lost = None if reported else server.lost()  # the chapter died with the server under it
+                    if lost:
+                        server.stop()
+                        raise ReportError(f"{shown(notebook_path(entry))}: stopped with the chapters' warm server "
+                                          f"(greenery.publisher.warm_server), which {lost}")
                     raise ReportError(reported[-1] if reported else
                                       f"{shown(notebook_path(entry))}: the chapter's process ended with "
                                       f"code {process.returncode}")

@@ -16,6 +16,7 @@ import socket
 import sys
 
 SOCKET_ENV = "GREENERY_WARM_SOCKET"
+NO_SERVER = "greenery-warm-client: no server: "  # its one line when nobody is at the socket (the server is gone)
 CLIENT = __file__  # run by path, with -I -S: no site-packages, nothing of ours imported
 
 
@@ -31,20 +32,28 @@ def main(role, args):
     with contextlib.suppress(AttributeError, OSError):
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the parent
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.connect(os.environ[SOCKET_ENV])
     request = {"role": role, "args": args, "cwd": os.getcwd(), "env": dict(os.environ)}
-    socket.send_fds(server, [json.dumps(request).encode()], [0, 1, 2])
-    replies = server.makefile("r")
-    pid = int(replies.readline())
+    try:
+        server.connect(os.environ[SOCKET_ENV])
+        socket.send_fds(server, [json.dumps(request).encode()], [0, 1, 2])
+        replies = server.makefile("r")
+        pid = int(replies.readline())
+    except (OSError, ValueError) as error:  # nobody at the socket, or it closed before naming a fork: the server
+        # is gone (who started us may know why)
+        why = f"{type(error).__name__}: {error}" if isinstance(error, OSError) else "connection closed unanswered"
+        print(f"{NO_SERVER}{why}", file=sys.stderr)
+        return 1
     def relay(received, _frame):
         with contextlib.suppress(ProcessLookupError):  # the fork has just ended: its status is on its way
             os.kill(pid, received)
 
     for number in RELAYED:
         signal.signal(number, relay)
-    status = replies.readline()
+    try:
+        status = replies.readline()
+    except OSError:  # reset: the server is gone
+        status = ""
     return int(status) if status.strip() else 1  # no status: the server is gone, and the fork with it
-
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1], sys.argv[2:]))

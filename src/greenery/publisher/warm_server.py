@@ -143,12 +143,36 @@ class Server:
         if self.role != "chapters":
             return self.environment()
         self._wait_for(BASE_READY)
-        return self.environment() if self.complete() else {**os.environ, SOCKET_ENV: base_socket(self.socket)}
+        # What was read of the server (the runner asks `complete` first when a chapter needs the second stage):
+        # never a wait for it, nor its failure, when no chapter needs it
+        return self.environment() if self.ready else {**os.environ, SOCKET_ENV: base_socket(self.socket)}
 
     def complete(self) -> bool:
         """Whether every chapter can be forked now (never waits: the runner asks between chapters); a
         ReportError as `environment` would raise it once the server has failed or its deadline has passed."""
         return self._wait_for(READY, block=False)
+
+    def said_ready(self) -> bool:
+        """Whether the server has said READY, reading what it printed since: never waits, never fails (for a run
+        whose chapters are all light: the second stage's lateness or end is no failure of theirs). What else it
+        said is left for `lost` to find: a STAGE_ENDED line is kept unread."""
+        if self.ready or self.process is None:
+            return self.ready
+        fd = self.process.stdout.fileno()
+        while not self.ready and b"\n" not in self._unread and select.select([fd], [], [], 0)[0]:
+            chunk = os.read(fd, 1 << 12)
+            if not chunk:
+                break
+            self._unread += chunk
+            while b"\n" in self._unread:
+                text, rest = self._unread.split(b"\n", 1)
+                said = text.decode(errors="replace").strip()
+                expected = self.EXPECTED[self.role]
+                if len(self.said) >= len(expected) or said != expected[len(self.said)]:
+                    return False  # STAGE_ENDED, or something else: kept for `lost`
+                self.said.append(said)
+                self._unread = rest
+        return self.ready
 
     def waking(self) -> list:
         """What to wait on beside the chapters until the server is complete: its output (empty once it is)."""
@@ -212,6 +236,45 @@ class Server:
         except subprocess.TimeoutExpired:
             return "wrote something other than that it was ready"
         return f"stopped before it was ready, {_how(status)}"
+
+    LOST_SECONDS = 2.0  # the base server says its second stage ended within a tenth of a second of it
+
+    def lost(self) -> str | None:
+        """Why the server can no longer fork a chapter, or None: asked when a chapter's process ended with no
+        error of its own (its client exits 1, silent, when the fork it stands for died with the server). The
+        base server ended (with how), or, once it said READY, the second stage did: its socket refuses, and
+        the base server says how (STAGE_ENDED) within LOST_SECONDS. Never waits on a server that still forks.
+        The text follows "which": the caller names the chapter and the server."""
+        if self.process is None:
+            return None
+        if self.process.poll() is not None:  # its forks die with it (die_with_parent)
+            return f"stopped, {_how(self.process.returncode)}"
+        if not self.ready:  # a light chapter's server is the base server, running
+            return None
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        probe.settimeout(1.0)  # a full backlog: taken as a server that forks
+        try:
+            probe.connect(str(self.socket))
+            return None  # it accepts: the chapter's end is the chapter's own (the server reads an empty request)
+        except TimeoutError:
+            return None
+        except OSError:
+            pass  # nobody listens there any more
+        finally:
+            probe.close()
+        fd, deadline = self.process.stdout.fileno(), time.monotonic() + self.LOST_SECONDS
+        chunk = b""  # what said_ready left unread is read first
+        while chunk is not None:
+            *lines, self._unread = (self._unread + chunk).split(b"\n")
+            for text in lines:
+                said = text.decode(errors="replace").strip()
+                with contextlib.suppress(ValueError):
+                    if said.startswith(STAGE_ENDED):
+                        return ("lost its second stage (scipy.stats, statsmodels), "
+                                f"{_how(int(said.removeprefix(STAGE_ENDED)))}")
+            chunk = (os.read(fd, 1 << 12) or None) if select.select(
+                [fd], [], [], max(0.0, deadline - time.monotonic()))[0] else None
+        return "lost its second stage (scipy.stats, statsmodels)"
 
     def accepting(self) -> bool:
         """Whether the server has said something or ended (its output is readable): never waits. For a
