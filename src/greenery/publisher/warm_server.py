@@ -38,6 +38,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NoReturn
 
 from greenery.publisher.warm_client import SOCKET_ENV
 
@@ -431,6 +432,22 @@ def _run_role(role: str, args: list[str]) -> int:
     return 2
 
 
+def _say_why() -> None:
+    """What ended a fork of the server unexpectedly, on its stderr (the server's log): the traceback."""
+    import traceback
+
+    traceback.print_exc()
+
+
+def _end_fork(code: int) -> NoReturn:
+    """End a fork of the server: its streams flushed, then gone at once (os._exit), never back into the code
+    it was forked from and never through the server's own clean-up."""
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(code)
+
+
 def _fork(connection: socket.socket, listener: socket.socket, others: list[socket.socket],
           descriptors: list[int] = ()) -> int | None:
     """Read one request (role, arguments, working folder, environment and three streams) and fork it."""
@@ -466,14 +483,9 @@ def _fork(connection: socket.socket, listener: socket.socket, others: list[socke
         except SystemExit as stop:
             code = stop.code if isinstance(stop.code, int) else 1
         except BaseException:  # noqa: BLE001 - a fork must never return into the server's loop
-            import traceback
-
-            traceback.print_exc()
+            _say_why()
         finally:
-            with contextlib.suppress(Exception):
-                sys.stdout.flush()
-                sys.stderr.flush()
-            os._exit(code)
+            _end_fork(code)
     for fd in fds:
         os.close(fd)
     connection.sendall(f"{pid}\n".encode())
@@ -549,14 +561,9 @@ def serve(path: str, role: str = "chapters") -> None:
             print(READY, flush=True)
             _loop(listener)
         except BaseException:  # noqa: BLE001 - never return into the base server's code
-            import traceback
-
-            traceback.print_exc()
+            _say_why()
         finally:
-            with contextlib.suppress(Exception):
-                sys.stdout.flush()
-                sys.stderr.flush()
-            os._exit(code)
+            _end_fork(code)
     stage[0] = pid
     signal.pthread_sigmask(signal.SIG_UNBLOCK, stopping)
     _loop(base, stage=stage)
