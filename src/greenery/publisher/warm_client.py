@@ -43,6 +43,7 @@ def main(role, args):
         why = f"{type(error).__name__}: {error}" if isinstance(error, OSError) else "connection closed unanswered"
         print(f"{NO_SERVER}{why}", file=sys.stderr)
         return 1
+
     def relay(received, _frame):
         with contextlib.suppress(ProcessLookupError):  # the fork has just ended: its status is on its way
             os.kill(pid, received)
@@ -54,6 +55,7 @@ def main(role, args):
     except OSError:  # reset: the server is gone
         status = ""
     return int(status) if status.strip() else 1  # no status: the server is gone, and the fork with it
+
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1], sys.argv[2:]))
