@@ -173,3 +173,15 @@ def test_a_table_for_the_method_fold_is_glued_not_shown(rates):
     assert html.startswith('<div class="cell_output">') and html.endswith("</div>")
     assert "<caption>Rates in the fold</caption>" in html
     assert download(html)[0] == "greenery-rates-in-the-fold.csv"
+
+
+def test_a_csv_is_the_same_whatever_the_last_digits_of_its_figures():
+    """A Kaplan–Meier share worked out with numpy's AVX-512 exp and log and with the C library's (the baselines'
+    machine and another): 0.39914195317407686 against 0.39914195317407697. The CSV is the same for both."""
+    def csv(value):
+        frame = pd.DataFrame({"Segment": ["promo"], "Share": [value], "Buyers": [7]})
+        return download(shown(frame, csv=frame)[-1])[1]
+
+    assert csv(0.39914195317407686) == csv(0.39914195317407697)
+    assert csv(0.39914195317407686).decode("utf-8-sig").splitlines() == ["Segment,Share,Buyers", "promo,0.3991419532,7"]
+    assert csv(1e-300).decode("utf-8-sig").splitlines()[1] == "promo,1e-300,7"  # a tiny p-value keeps its size

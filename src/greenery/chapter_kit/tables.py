@@ -163,9 +163,18 @@ def csv_values(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+# Floating-point figures carry this many significant digits in a CSV. Their last digits depend on the processor:
+# numpy works out float64 exp and log with AVX-512 code where the processor has it and with the C library's
+# elsewhere (a Kaplan–Meier share, a Cox hazard ratio differ in their 16th and 17th digits), and the book must
+# be the same on every machine. Ten are more than any figure here means.
+CSV_FLOAT_DIGITS = 10
+
+
 def csv_bytes(frame: pd.DataFrame) -> bytes:
-    """UTF-8 with a byte-order mark (Excel reads dashes and accents right only with one), no index."""
-    return csv_values(frame).to_csv(index=False, lineterminator="\n").encode("utf-8-sig")
+    """UTF-8 with a byte-order mark (Excel reads dashes and accents right only with one), no index; floating-point
+    figures to CSV_FLOAT_DIGITS significant digits (whole numbers, Decimals and words as they are)."""
+    return csv_values(frame).to_csv(index=False, lineterminator="\n",
+                                    float_format=f"%.{CSV_FLOAT_DIGITS}g").encode("utf-8-sig")
 
 
 def csv_download(frame: pd.DataFrame, caption: str | None = None, taken: set[str] | None = None) -> str:
