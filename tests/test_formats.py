@@ -183,5 +183,7 @@ def test_a_csv_is_the_same_whatever_the_last_digits_of_its_figures():
         return download(shown(frame, csv=frame)[-1])[1]
 
     assert csv(0.39914195317407686) == csv(0.39914195317407697)
-    assert csv(0.39914195317407686).decode("utf-8-sig").splitlines() == ["Segment,Share,Buyers", "promo,0.3991419532,7"]
+    assert csv(0.39914195317407686).decode("utf-8-sig").splitlines() == ["Segment,Share,Buyers", "promo,0.399141953174,7"]
     assert csv(1e-300).decode("utf-8-sig").splitlines()[1] == "promo,1e-300,7"  # a tiny p-value keeps its size
+    assert csv(1.0).decode("utf-8-sig").splitlines()[1] == "promo,1.0,7"  # an adjusted p of 1: a fraction, not a count
+    assert csv(1234567890.25).decode("utf-8-sig").splitlines()[1] == "promo,1234567890.25,7"  # an amount: its cents

@@ -166,15 +166,21 @@ def csv_values(frame: pd.DataFrame) -> pd.DataFrame:
 # Floating-point figures carry this many significant digits in a CSV. Their last digits depend on the processor:
 # numpy works out float64 exp and log with AVX-512 code where the processor has it and with the C library's
 # elsewhere (a Kaplan–Meier share, a Cox hazard ratio differ in their 16th and 17th digits), and the book must
-# be the same on every machine. Ten are more than any figure here means.
-CSV_FLOAT_DIGITS = 10
+# be the same on every machine. Twelve are more than any figure here means, and keep an amount's cents below
+# US$10 billion.
+CSV_FLOAT_DIGITS = 12
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:
     """UTF-8 with a byte-order mark (Excel reads dashes and accents right only with one), no index; floating-point
     figures to CSV_FLOAT_DIGITS significant digits (whole numbers, Decimals and words as they are)."""
-    return csv_values(frame).to_csv(index=False, lineterminator="\n",
-                                    float_format=f"%.{CSV_FLOAT_DIGITS}g").encode("utf-8-sig")
+    return csv_values(frame).to_csv(index=False, lineterminator="\n", float_format=_csv_float).encode("utf-8-sig")
+
+
+def _csv_float(value: float) -> str:
+    """A float to CSV_FLOAT_DIGITS significant digits, written as Python writes that number: a fraction that is
+    whole keeps its point ("1.0", read back as a number with a fraction, not a count)."""
+    return repr(float(f"{value:.{CSV_FLOAT_DIGITS}g}"))
 
 
 def csv_download(frame: pd.DataFrame, caption: str | None = None, taken: set[str] | None = None) -> str:
